@@ -1,0 +1,32 @@
+# The two commands of the README's Quick start are `make demo` and `make test`; each sets up what it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test run bench setup system-deps clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+system-deps:
+	./scripts/install-system-deps.sh
+
+demo: setup
+	$(PY) -m bridge demo
+
+run: setup
+	$(PY) -m bridge run
+
+test: setup system-deps
+	$(PY) -m pytest
+
+bench: setup system-deps
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
