@@ -1,12 +1,11 @@
 """A real daemon in its own process, and a small real client, for the tests and benchmarks.
 
 Nothing here fakes a part: `Daemon` runs `python -m bridge run` on free loopback ports with its own data
-directory and SQLite file, and `Client` speaks protocol v1 over a real ZeroMQ DEALER socket.
+directory and SQLite file; `Client` (from `bridge.client`) speaks protocol v1 over a real DEALER socket.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import socket
@@ -19,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-import zmq
+
+from bridge.client import Client
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,7 +77,7 @@ class Daemon:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                with Client(self.ingress, timeout_ms=300) as c:
+                with Client(self.ingress, timeout_ms=300, device_id="harness") as c:
                     c.hello()
                     return
             except TimeoutError:
@@ -123,50 +123,6 @@ class Daemon:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
-
-
-class Client:
-    """A protocol v1 client on a real DEALER socket: request() sends one map and returns its reply."""
-
-    def __init__(self, endpoint: str, timeout_ms: int = 5000, device_id: str = "test-device") -> None:
-        self.ctx = zmq.Context.instance()
-        self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.linger = 0
-        self.sock.connect(endpoint)
-        self.timeout_ms = timeout_ms
-        self.device_id = device_id
-        self.rids = itertools.count(1)
-
-    def send(self, msg: dict[str, Any]) -> int:
-        rid = msg.setdefault("rid", next(self.rids))
-        self.sock.send(msgpack.packb(msg))
-        return rid
-
-    def send_raw(self, frame: bytes) -> None:
-        self.sock.send(frame)
-
-    def recv(self) -> dict[str, Any]:
-        if not self.sock.poll(self.timeout_ms):
-            raise TimeoutError("no reply")
-        return msgpack.unpackb(self.sock.recv())
-
-    def request(self, msg: dict[str, Any]) -> dict[str, Any]:
-        rid = self.send(msg)
-        reply = self.recv()
-        assert reply.get("rid") == rid, reply
-        return reply
-
-    def hello(self, **overrides: Any) -> dict[str, Any]:
-        msg = {"type": "hello", "protocol": 1, "engine": "custom", "binding": "tests",
-               "binding_version": "0", "game_build": "1.0.0", "device_id": self.device_id}
-        msg.update(overrides)
-        return self.request(msg)
-
-    def __enter__(self) -> "Client":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close(0)
 
 
 def make_event(category: str = "design", **fields: Any) -> dict[str, Any]:

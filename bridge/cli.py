@@ -1,0 +1,199 @@
+"""The `engine-bridge` command: parses arguments, then calls one function per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .client import Client, NoReply, recv_publication, subscribe
+from .config import DEFAULT_INGRESS, DEFAULT_PUBLISH, ConfigError, load
+from .protocol import CATEGORIES, CONFIG_PREFIX
+
+DESCRIPTION = """\
+engine-bridge runs beside your game: engines send analytics events to it over ZeroMQ, it stores them
+durably and forwards them to GameAnalytics, GameRamp and staq; remote configs flow back to the game.
+
+Start the daemon with `engine-bridge run` (no configuration needed to try it), then look at it with
+`engine-bridge status`, send a test event with `engine-bridge send`, watch configs with
+`engine-bridge configs`, or see everything at work with `engine-bridge demo`."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="engine-bridge", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"engine-bridge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run the daemon (Ctrl-C stops it cleanly)",
+                         description="Run the daemon. With no --config it runs on the embedded default: "
+                                     "loopback endpoints, SQLite in the per-user data directory, the "
+                                     "GameAnalytics sandbox keys.")
+    run.add_argument("--config", type=Path, help="a TOML configuration file (see bridge.example.toml)")
+    run.add_argument("--data-dir", type=Path, help="where the SQLite store lives (default: per-user data dir)")
+    run.add_argument("--store", dest="store_url", help="a SQLAlchemy database URL, e.g. postgresql+psycopg://...")
+    run.add_argument("--ingress", help=f"endpoint for engine requests (default {DEFAULT_INGRESS})")
+    run.add_argument("--publish", help=f"endpoint for config publications (default {DEFAULT_PUBLISH})")
+    run.add_argument("--durability", choices=("normal", "full"),
+                     help="normal: an ack survives a daemon crash; full: also a power loss (slower)")
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="ask a running daemon for its queues, rates and last errors")
+    _endpoint_arg(status)
+    status.add_argument("--json", action="store_true", help="print the raw stats reply as JSON")
+    status.set_defaults(func=cmd_status)
+
+    send = sub.add_parser("send", help="send one event from the shell",
+                          description="Send one event and print the daemon's ack. Fields are KEY=VALUE; "
+                                      "a VALUE that reads as JSON (numbers, true, {...}) is sent as such, "
+                                      "else as a string. Example: engine-bridge send design event_id=ui:play "
+                                      "value=1.5")
+    send.add_argument("category", choices=CATEGORIES)
+    send.add_argument("fields", nargs="*", metavar="KEY=VALUE")
+    send.add_argument("--device-id", default="cli", help="the device the event is sent as (default: cli)")
+    send.add_argument("--user-id", help="the user the event belongs to (default: the device)")
+    _endpoint_arg(send)
+    send.set_defaults(func=cmd_send)
+
+    cfg = sub.add_parser("configs", help="print config updates as they are published",
+                         description="Subscribe to the configs socket and print each publication as one JSON "
+                                     "line: the current values at once, then every change.")
+    cfg.add_argument("--publish", default=DEFAULT_PUBLISH, help=f"configs endpoint (default {DEFAULT_PUBLISH})")
+    cfg.add_argument("--prefix", default=CONFIG_PREFIX, help=f"topic prefix (default {CONFIG_PREFIX})")
+    cfg.add_argument("--once", action="store_true", help="ask the daemon for the current values, print them, exit")
+    _endpoint_arg(cfg)
+    cfg.add_argument("--seconds", type=float, help="stop after this many seconds")
+    cfg.set_defaults(func=cmd_configs)
+
+    demo = sub.add_parser("demo", help="run the daemon with a scripted sample game and show it working")
+    demo.add_argument("--events", type=int, default=5000, help="how many events the sample game sends")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _endpoint_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ingress", default=DEFAULT_INGRESS, help=f"daemon endpoint (default {DEFAULT_INGRESS})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"engine-bridge: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except NoReply as exc:
+        print(f"engine-bridge: {exc}: is the daemon running? (engine-bridge run)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import Daemon, StartupError
+    from .store import StoreError
+
+    settings = load(args.config, data_dir=args.data_dir, store_url=args.store_url, ingress=args.ingress,
+                    publish=args.publish, durability=args.durability, log_level=args.log_level)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        daemon = Daemon(settings)
+    except (StartupError, StoreError) as exc:
+        print(f"engine-bridge: {exc}", file=sys.stderr)
+        return 2
+    return daemon.run()
+
+
+def _hello(endpoint: str, device_id: str = "cli") -> Client:
+    client = Client(endpoint, timeout_ms=3000, device_id=device_id)
+    client.hello(engine="cli")
+    return client
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _hello(args.ingress) as client:
+        stats = client.request({"type": "stats"})
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    print(format_status(stats))
+    return 0
+
+
+def format_status(stats: dict[str, Any]) -> str:
+    """The stats reply as a page a person reads at a glance."""
+    store = stats["store"]
+    lines = [
+        f"engine-bridge {stats['daemon_version']}, up {stats['uptime_s']:.0f} s, {stats['clients']} client(s)",
+        f"store      {store['url']}",
+        f"events     {store['events']} stored, {store['undelivered']} not yet delivered",
+        f"this run   {stats['received']} received, {stats['stored']} stored, {stats['duplicates']} duplicates, "
+        f"{stats['rejected']} rejected, {stats['errors']} error replies",
+        f"rate       {stats['rate_10s']:.1f} events/s (last 10 s)",
+    ]
+    for name, figures in stats["providers"].items():
+        lines.append(f"provider   {name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+    if not stats["providers"]:
+        lines.append("providers  none delivering yet")
+    for err in stats["last_errors"]:
+        at = time.strftime("%H:%M:%S", time.localtime(err["at"] / 1000))
+        lines.append(f"error      {at} {err['code']}: {err['message']}")
+    return "\n".join(lines)
+
+
+def parse_fields(pairs: list[str]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"engine-bridge send: {pair!r} is not KEY=VALUE")
+        try:
+            fields[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            fields[key] = raw
+    return fields
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    import uuid
+
+    event: dict[str, Any] = {"id": str(uuid.uuid4()), "category": args.category, "ts": int(time.time() * 1000),
+                             "fields": parse_fields(args.fields)}
+    if args.user_id:
+        event["user_id"] = args.user_id
+    with _hello(args.ingress, args.device_id) as client:
+        reply = client.request({"type": "event", "event": event})
+    print(json.dumps(reply))
+    return 0 if reply["type"] == "ack" and not reply["rejected"] else 1
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    if args.once:
+        with _hello(args.ingress) as client:
+            reply = client.request({"type": "configs", "prefix": args.prefix})
+        for publication in reply["topics"].values():
+            print(json.dumps(publication, default=str))
+        return 0
+    sock = subscribe(args.publish, args.prefix)
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            publication = recv_publication(sock, 200)
+            if publication is not None:
+                print(json.dumps(publication, default=str), flush=True)
+    finally:
+        sock.close(0)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.events)
+

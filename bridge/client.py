@@ -1,0 +1,88 @@
+"""A small blocking protocol v1 client for tools: the CLI, the demo, the tests and the benchmarks.
+
+Games use the engine bindings (non-blocking, queued); this client waits for each reply, which is what a
+shell command or a test wants.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import msgpack
+import zmq
+
+from . import __version__
+from .protocol import PROTOCOL_VERSION
+
+
+class NoReply(TimeoutError):
+    """The daemon did not answer in time (not running, or a different endpoint)."""
+
+
+class Client:
+    """One DEALER connection; `request()` sends a map and returns the reply with the same rid."""
+
+    def __init__(self, endpoint: str, timeout_ms: int = 5000, device_id: str = "cli") -> None:
+        self.endpoint = endpoint
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.linger = 0
+        self.sock.connect(endpoint)
+        self.timeout_ms = timeout_ms
+        self.device_id = device_id
+        self._rids = itertools.count(1)
+
+    def send(self, msg: dict[str, Any]) -> int:
+        """Send without waiting; returns the rid (one is assigned when msg has none)."""
+        rid = msg.setdefault("rid", next(self._rids) & 0xFFFFFFFF)
+        self.sock.send(msgpack.packb(msg, use_bin_type=True))
+        return rid
+
+    def send_raw(self, frame: bytes) -> None:
+        self.sock.send(frame)
+
+    def recv(self, timeout_ms: int | None = None) -> dict[str, Any]:
+        if not self.sock.poll(self.timeout_ms if timeout_ms is None else timeout_ms):
+            raise NoReply(f"no reply from {self.endpoint}")
+        return msgpack.unpackb(self.sock.recv(), raw=False)
+
+    def request(self, msg: dict[str, Any]) -> dict[str, Any]:
+        rid = self.send(msg)
+        while True:
+            reply = self.recv()
+            if reply.get("rid") == rid:
+                return reply
+
+    def hello(self, **fields: Any) -> dict[str, Any]:
+        msg: dict[str, Any] = {"type": "hello", "protocol": PROTOCOL_VERSION, "engine": "custom",
+                               "binding": "engine-bridge-python", "binding_version": __version__,
+                               "game_build": "dev", "device_id": self.device_id}
+        msg.update(fields)
+        return self.request(msg)
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def subscribe(endpoint: str, *prefixes: str) -> zmq.Socket:
+    """A SUB socket on the configs endpoint; receive with `recv_publication`."""
+    sock = zmq.Context.instance().socket(zmq.SUB)
+    sock.linger = 0
+    sock.connect(endpoint)
+    for prefix in prefixes or ("",):
+        sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+    return sock
+
+
+def recv_publication(sock: zmq.Socket, timeout_ms: int) -> dict[str, Any] | None:
+    """The next publication's map, or None after timeout_ms."""
+    if not sock.poll(timeout_ms):
+        return None
+    _topic, payload = sock.recv_multipart()
+    return msgpack.unpackb(payload, raw=False)

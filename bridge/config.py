@@ -1,0 +1,160 @@
+"""Settings: a TOML file plus environment variables, turned into one typed `Settings`.
+
+Every setting has its home here, and so does the embedded default the daemon runs on when there is no
+file at all: loopback endpoints, SQLite in the per-user data directory, the GameAnalytics sandbox keys
+published in its documentation. See `bridge.example.toml` for the annotated file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+DEFAULT_INGRESS = "tcp://127.0.0.1:5555"
+DEFAULT_PUBLISH = "tcp://127.0.0.1:5556"
+DB_FILENAME = "bridge.sqlite3"
+DURABILITY_LEVELS = ("normal", "full")
+
+# The GameAnalytics sandbox game: public keys from GameAnalytics' own documentation, refused in production.
+GA_SANDBOX = {
+    "endpoint": "https://sandbox-api.gameanalytics.com",
+    "game_key": "5c6bcb5402204249437fb5a7a80a4959",
+    "secret_key": "16813a12f718bc5c620f56944e1abc3ea13ccbac",
+}
+DEFAULT_PROVIDERS: dict[str, dict[str, Any]] = {"gameanalytics": dict(GA_SANDBOX)}
+
+ENV_PREFIX = "ENGINE_BRIDGE_"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the daemon needs to start; built by `load()`."""
+
+    data_dir: Path
+    ingress: str = DEFAULT_INGRESS
+    publish: str = DEFAULT_PUBLISH
+    store_url: str | None = None
+    durability: str = "normal"
+    session_timeout_s: float = 900.0
+    log_level: str = "info"
+    local_configs: dict[str, Any] = field(default_factory=dict)
+    providers: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in
+                                                                           DEFAULT_PROVIDERS.items()})
+    config_path: Path | None = None
+
+    @property
+    def resolved_store_url(self) -> str:
+        """The store URL in force: the configured one, else SQLite in the data directory."""
+        return self.store_url or f"sqlite:///{self.data_dir / DB_FILENAME}"
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory of this platform's conventions."""
+    env = os.environ.get(ENV_PREFIX + "DATA_DIR")
+    if env:
+        return Path(env)
+    home = Path.home()
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", home / "AppData" / "Local")) / "engine-bridge"
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "engine-bridge"
+    return Path(os.environ.get("XDG_DATA_HOME", home / ".local" / "share")) / "engine-bridge"
+
+
+def _table(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def _resolve_env_refs(table: dict[str, Any], where: str) -> dict[str, Any]:
+    """`secret_key_env = "GA_SECRET"` becomes `secret_key = <that variable>`: secrets stay out of files."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key.endswith("_env") and isinstance(value, str):
+            name = key[: -len("_env")]
+            if value not in os.environ:
+                raise ConfigError(f"{where}.{key}: environment variable {value} is not set")
+            out[name] = os.environ[value]
+        else:
+            out[key] = value
+    return out
+
+
+def _providers(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Provider tables; a file without `[providers]` keeps the embedded GameAnalytics sandbox."""
+    if "providers" not in doc:
+        return {k: dict(v) for k, v in DEFAULT_PROVIDERS.items()}
+    providers = {}
+    for name, table in _table(doc, "providers").items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"[providers.{name}] must be a table")
+        base = dict(DEFAULT_PROVIDERS.get(name, {}))
+        base.update(_resolve_env_refs(table, f"providers.{name}"))
+        if base.pop("enabled", True):
+            providers[name] = base
+    return providers
+
+
+def read_local_configs(path: Path) -> dict[str, Any]:
+    """Only the `[configs]` table: what a reload of a changed file republishes."""
+    return dict(_table(_parse(path), "configs"))
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def load(path: Path | None = None, **overrides: Any) -> Settings:
+    """File (if any), then environment, then command-line overrides (those that are not None)."""
+    doc = _parse(path) if path is not None else {}
+    daemon = _table(doc, "daemon")
+    store = _table(doc, "store")
+    env = os.environ
+    settings = Settings(
+        data_dir=Path(daemon["data_dir"]).expanduser() if "data_dir" in daemon else default_data_dir(),
+        ingress=env.get(ENV_PREFIX + "INGRESS", daemon.get("ingress", DEFAULT_INGRESS)),
+        publish=env.get(ENV_PREFIX + "PUBLISH", daemon.get("publish", DEFAULT_PUBLISH)),
+        store_url=env.get(ENV_PREFIX + "STORE_URL", store.get("url")),
+        durability=store.get("durability", "normal"),
+        session_timeout_s=float(daemon.get("session_timeout", 900)),
+        log_level=daemon.get("log_level", "info"),
+        local_configs=dict(_table(doc, "configs")),
+        providers=_providers(doc),
+        config_path=path,
+    )
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    for name in ("ingress", "publish"):
+        endpoint = getattr(settings, name)
+        if not endpoint.startswith(("tcp://", "ipc://")):
+            raise ConfigError(f"{name} endpoint {endpoint!r} must start with tcp:// or ipc://")
+    if settings.durability not in DURABILITY_LEVELS:
+        raise ConfigError(f"store.durability must be one of {DURABILITY_LEVELS}, not {settings.durability!r}")
+    if settings.session_timeout_s <= 0:
+        raise ConfigError("daemon.session_timeout must be a positive number of seconds")
+    try:
+        make_url(settings.resolved_store_url)
+    except Exception as exc:  # SQLAlchemy raises ArgumentError with the reason
+        raise ConfigError(f"store.url is not a database URL: {exc}") from None

@@ -1,0 +1,90 @@
+"""The daemon: wires store, publisher, config sources and ingress; owns start-up, signals and shutdown.
+
+Threads: the ingress (ROUTER loop), the publisher (XPUB loop); the main thread waits for a signal and
+watches the configuration file. SIGINT/SIGTERM stop it cleanly: the ingress finishes the burst it holds
+(commit, then replies), so everything acknowledged is in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import zmq
+
+from .config import Settings
+from .ingress import Ingress
+from .local_configs import LocalConfigs
+from .publisher import Publisher
+from .stats import Counters
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+WATCH_INTERVAL_S = 1.0
+JOIN_TIMEOUT_S = 1.5
+
+
+class StartupError(Exception):
+    """The daemon cannot start (endpoint in use, store unusable); the message says what to do."""
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stop_event = threading.Event()
+        self._reload = threading.Event()
+        self.counters = Counters()
+        self.ctx = zmq.Context()
+        self.store = Store(settings.resolved_store_url, settings.durability)
+        self.store.upgrade()
+        try:
+            self.publisher = Publisher(self.ctx, settings.publish, self.store)
+            self.ingress = Ingress(self.ctx, settings.ingress, self.store, self.publisher, self.counters,
+                                   settings.session_timeout_s)
+        except zmq.ZMQError as exc:
+            self.ctx.destroy(0)
+            raise StartupError(f"cannot bind {settings.ingress} / {settings.publish}: {exc.strerror}. Is another "
+                               "engine-bridge running? Choose other endpoints with --ingress/--publish.") from None
+        self.local = LocalConfigs(self.publisher, settings.config_path, settings.local_configs)
+        self._threads = [threading.Thread(target=self.ingress.run, args=(self.stop_event,), name="ingress"),
+                         threading.Thread(target=self.publisher.run, args=(self.stop_event,), name="publisher")]
+
+    def run(self) -> int:
+        """Serve until SIGINT/SIGTERM; returns the process exit code."""
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        for thread in self._threads:
+            thread.start()
+        log.info("engine-bridge ready: ingress %s, configs %s, store %s", self.settings.ingress,
+                 self.settings.publish, self.store.redacted_url)
+        while not self.stop_event.wait(WATCH_INTERVAL_S):
+            if self._reload.is_set():
+                self._reload.clear()
+                self.local.reload()
+            else:
+                self.local.poll()
+        return self.shutdown()
+
+    def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        self.stop_event.set()
+
+    def shutdown(self) -> int:
+        self.stop_event.set()
+        stuck = []
+        for thread in self._threads:
+            thread.join(JOIN_TIMEOUT_S)
+            if thread.is_alive():
+                stuck.append(thread.name)
+        self.store.dispose()
+        self.ctx.destroy(0)
+        if stuck:
+            log.error("threads did not stop in time: %s", ", ".join(stuck))
+            return 1
+        log.info("stopped: %d events stored this run", self.counters.stored)
+        return 0

@@ -1,0 +1,316 @@
+"""The ingress: a ROUTER socket that takes protocol v1 requests from the engines.
+
+One loop in its own thread: take every message waiting (a burst), check each, gather all their writes
+into one `Burst`, commit it in one transaction, and only then send the replies. Under load a burst holds
+hundreds of messages and one commit acknowledges them all; when idle a burst is one message and the reply
+goes out at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+import msgpack
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import __version__, protocol
+from .protocol import Code, Hello, ProtocolError, Rejection
+from .publisher import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, Publisher
+from .sessions import SessionBook
+from .stats import Counters
+from .store import Burst, Store, now_ms
+
+log = logging.getLogger(__name__)
+
+MAX_BURST_MESSAGES = 2048
+POLL_MS = 200
+EXPIRE_EVERY_S = 5.0
+FORGET_IDLE_CLIENT_S = 3600.0
+
+
+@dataclass(slots=True)
+class PendingAck:
+    """An `ack` that can only be written once the burst has committed."""
+
+    rid: int
+    keys: list[tuple[str, str]]
+    rejected: list[Rejection]
+
+
+AfterCommit = Callable[[Connection], dict[str, Any]]
+Reply = Union[dict[str, Any], PendingAck, AfterCommit]
+
+
+@dataclass(slots=True)
+class Outgoing:
+    envelope: list[bytes]
+    reply: Reply
+    durable: bool  # the reply promises that this burst committed
+
+
+@dataclass
+class BurstState:
+    burst: Burst = field(default_factory=Burst)
+    out: list[Outgoing] = field(default_factory=list)
+    now: int = field(default_factory=now_ms)
+
+
+class Ingress:
+    """Owns the ROUTER socket, the connections' `hello`s and the session book."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, store: Store, publisher: Publisher, counters: Counters,
+                 session_timeout_s: float) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.counters = counters
+        self.session_timeout_ms = int(session_timeout_s * 1000)
+        self.clients: dict[bytes, Hello] = {}
+        self.last_seen: dict[bytes, float] = {}
+        self.connections = 0
+        self.sock = ctx.socket(zmq.ROUTER)
+        self.sock.linger = 0
+        self.sock.setsockopt(zmq.MAXMSGSIZE, protocol.HARD_MAX_MESSAGE_BYTES)
+        self.sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
+        self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+        self.sock.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TIMEOUT_MS)
+        self.sock.rcvhwm = 100_000
+        self.sock.sndhwm = 100_000
+        self.sock.bind(endpoint)
+        self.monitor = self.sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self.book = SessionBook(store, now_ms())
+        self._handlers: dict[str, Callable[[BurstState, list[bytes], Hello, dict[str, Any], int], None]] = {
+            "event": self._on_events, "events": self._on_events, "session_start": self._on_session_start,
+            "session_end": self._on_session_end, "flush": self._on_flush, "ping": self._on_ping,
+            "stats": self._on_stats, "configs": self._on_configs, "purchase": self._on_purchase,
+        }
+
+    # --- the loop -----------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        conn = self.store.engine.connect()
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        poller.register(self.monitor, zmq.POLLIN)
+        last_expiry = time.monotonic()
+        try:
+            while not stop.is_set():
+                state = BurstState()
+                ready = dict(poller.poll(POLL_MS))
+                if self.monitor in ready:
+                    self._on_monitor()
+                if self.sock in ready:
+                    self._take_burst(state)
+                if time.monotonic() - last_expiry >= EXPIRE_EVERY_S:
+                    last_expiry = time.monotonic()
+                    self._expire(state)
+                if state.burst or state.out:
+                    self._commit_and_reply(conn, state)
+        finally:
+            conn.close()
+            self.sock.disable_monitor()
+            self.monitor.close(0)
+            self.sock.close(0)
+
+    def _on_monitor(self) -> None:
+        """Count open connections (a ROUTER cannot tell which identity left, only that one did)."""
+        while True:
+            try:
+                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.connections += 1 if event["event"] == zmq.EVENT_ACCEPTED else -1
+
+    def _expire(self, state: BurstState) -> None:
+        """End idle sessions; forget the hellos of identities silent for an hour (they will say it again)."""
+        builds = {h.device_id: h.game_build for h in self.clients.values()}
+        self.book.expire(state.burst, state.now, self.session_timeout_ms, builds)
+        horizon = time.monotonic() - FORGET_IDLE_CLIENT_S
+        for identity in [i for i, seen in self.last_seen.items() if seen < horizon]:
+            del self.last_seen[identity]
+            self.clients.pop(identity, None)
+
+    def _take_burst(self, state: BurstState) -> None:
+        for _ in range(MAX_BURST_MESSAGES):
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._on_frames(state, frames)
+
+    def _on_frames(self, state: BurstState, frames: list[bytes]) -> None:
+        identity = frames[0]
+        self.last_seen[identity] = time.monotonic()
+        if len(frames) == 3 and not frames[1]:
+            envelope, payload = frames[:2], frames[2]  # a REQ client: keep its delimiter
+        elif len(frames) == 2:
+            envelope, payload = frames[:1], frames[1]
+        else:
+            self._error(state, frames[:1], None, ProtocolError(
+                Code.MALFORMED, f"a message must be one frame; got {len(frames) - 1}"))
+            return
+        rid: int | None = None
+        try:
+            msg = protocol.decode(payload)
+            rid = protocol.read_rid(msg)
+            kind, rid = protocol.check_request(msg)
+            if kind == "hello":
+                self._on_hello(state, envelope, identity, msg, rid)
+                return
+            hello = self.clients.get(identity)
+            if hello is None:
+                raise ProtocolError(Code.HELLO_REQUIRED, f"{kind}: say hello first on this connection")
+            self._handlers[kind](state, envelope, hello, msg, rid)
+        except ProtocolError as exc:
+            self._error(state, envelope, rid, exc)
+        except Exception:  # a bug must cost one reply, never the daemon
+            log.exception("internal error handling a request")
+            self._error(state, envelope, rid, ProtocolError(Code.INTERNAL, "internal error; nothing was stored"))
+
+    def _commit_and_reply(self, conn: Connection, state: BurstState) -> None:
+        inserted: set[tuple[str, str]] = set()
+        committed = True
+        if state.burst:
+            try:
+                inserted = self.store.commit_burst(conn, state.burst)
+            except SQLAlchemyError as exc:
+                committed = False
+                reason = f"store commit failed: {type(exc).__name__}: {exc.orig if hasattr(exc, 'orig') else exc}"
+                log.error("%s", reason)
+                self.counters.note_error(Code.UNAVAILABLE, reason)
+                self.book = SessionBook(self.store, state.now)  # forget sessions that never reached the store
+        claimed: set[tuple[str, str]] = set()
+        for item in state.out:
+            if item.durable and not committed:
+                rid = _reply_rid(item.reply)
+                reply = ProtocolError(Code.UNAVAILABLE, "the store could not commit; nothing was stored, "
+                                      "send again later").reply(rid)
+                self.counters.errors += 1
+            elif isinstance(item.reply, PendingAck):
+                reply = self._ack(item.reply, inserted, claimed)
+            elif callable(item.reply):
+                reply = item.reply(conn)
+            else:
+                reply = item.reply
+            self.sock.send_multipart([*item.envelope, msgpack.packb(reply, use_bin_type=True)])
+        if conn.in_transaction():
+            conn.rollback()  # end the read transaction of stats/flush so the next burst can begin
+
+    def _ack(self, pending: PendingAck, inserted: set[tuple[str, str]], claimed: set[tuple[str, str]]) -> dict[str, Any]:
+        stored = 0
+        for key in pending.keys:
+            if key in inserted and key not in claimed:
+                claimed.add(key)
+                stored += 1
+        duplicates = len(pending.keys) - stored
+        self.counters.note_stored(stored, duplicates)
+        return {"type": "ack", "rid": pending.rid, "stored": stored, "duplicates": duplicates,
+                "rejected": [r.to_wire() for r in pending.rejected]}
+
+    def _error(self, state: BurstState, envelope: list[bytes], rid: int | None, exc: ProtocolError) -> None:
+        self.counters.note_error(exc.code, exc.message)
+        log.debug("error reply %s: %s", exc.code, exc.message)
+        state.out.append(Outgoing(envelope, exc.reply(rid), False))
+
+    # --- handlers -----------------------------------------------------------------------------------
+
+    def _on_hello(self, state: BurstState, envelope: list[bytes], identity: bytes, msg: dict[str, Any],
+                  rid: int) -> None:
+        hello = protocol.read_hello(msg)
+        self.clients[identity] = hello
+        state.burst.devices[hello.device_id] = {
+            "device_id": hello.device_id, "user_id": hello.user_id, "engine": hello.engine,
+            "engine_version": hello.engine_version, "binding": hello.binding,
+            "binding_version": hello.binding_version, "game_build": hello.game_build, "platform": hello.platform,
+            "os_version": hello.os_version, "device": hello.device, "manufacturer": hello.manufacturer,
+            "first_seen": state.now, "last_seen": state.now}
+        session = self.book.current(hello.user_id)
+        state.out.append(Outgoing(envelope, {
+            "type": "welcome", "rid": rid, "protocol": hello.protocol, "server_time": state.now,
+            "daemon_version": __version__, "session": session.to_wire() if session else None,
+            "limits": protocol.LIMITS,
+            "topics": [protocol.CONFIG_PREFIX, protocol.PURCHASE_PREFIX + hello.device_id]}, True))
+
+    def _on_events(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
+                   rid: int) -> None:
+        good, rejected = protocol.read_events(msg, msg["type"])
+        self.counters.received += len(good) + len(rejected)
+        self.counters.rejected += len(rejected)
+        keys = []
+        rows = state.burst.events
+        for _, ev in good:
+            user_id = ev.user_id or hello.user_id
+            session = self.book.ensure(state.burst, hello.device_id, user_id, hello.game_build, state.now)
+            rows.append((hello.device_id, ev.id, user_id, session.session_id, ev.category, ev.ts, state.now,
+                         hello.game_build, msgpack.packb(ev.fields, use_bin_type=True)))
+            keys.append((hello.device_id, ev.id))
+        state.out.append(Outgoing(envelope, PendingAck(rid, keys, rejected), bool(keys)))
+
+    def _session_args(self, hello: Hello, msg: dict[str, Any], now: int) -> tuple[str, int]:
+        user_id = protocol.text(msg, "user_id", "", required=False, max_len=128) or hello.user_id
+        at = protocol.integer(msg, "ts", "", required=False)
+        return user_id, now if at is None else at
+
+    def _on_session_start(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
+                          rid: int) -> None:
+        user_id, at = self._session_args(hello, msg, state.now)
+        user_ip = protocol.text(msg, "user_ip", "", required=False, max_len=45)
+        session = self.book.start(state.burst, hello.device_id, user_id, hello.game_build, at, user_ip)
+        session.last_seen = state.now
+        state.out.append(Outgoing(envelope, {"type": "session", "rid": rid, **session.to_wire()}, True))
+
+    def _on_session_end(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
+                        rid: int) -> None:
+        user_id, at = self._session_args(hello, msg, state.now)
+        ended = self.book.end(state.burst, user_id, hello.game_build, at)
+        if ended is None:
+            raise ProtocolError(Code.NO_SESSION, f"user {user_id!r} has no open session")
+        state.out.append(Outgoing(envelope, {"type": "session", "rid": rid, **ended}, True))
+
+    def _on_flush(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
+                  rid: int) -> None:
+        device_id = hello.device_id
+        state.out.append(Outgoing(envelope, lambda conn: {
+            "type": "flushed", "rid": rid, "queued": self.store.queued_for_device(conn, device_id)}, False))
+
+    def _on_ping(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
+                 rid: int) -> None:
+        state.out.append(Outgoing(envelope, {"type": "pong", "rid": rid, "server_time": now_ms()}, False))
+
+    def _on_stats(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
+                  rid: int) -> None:
+        state.out.append(Outgoing(envelope, lambda conn: self.stats_reply(conn, rid), False))
+
+    def stats_reply(self, conn: Connection, rid: int) -> dict[str, Any]:
+        c = self.counters
+        store = {"url": self.store.redacted_url, **self.store.counts(conn)}
+        return {"type": "stats", "rid": rid, "daemon_version": __version__, "uptime_s": round(c.uptime(), 3),
+                "clients": self.connections, "received": c.received, "stored": c.stored,
+                "duplicates": c.duplicates, "rejected": c.rejected, "errors": c.errors,
+                "rate_10s": round(c.rate(), 1), "store": store, "providers": {},
+                "last_errors": list(c.last_errors)}
+
+    def _on_configs(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
+                    rid: int) -> None:
+        prefix = protocol.text(msg, "prefix", "", required=False, min_len=0, max_len=200) or ""
+        state.out.append(Outgoing(envelope, {"type": "configs", "rid": rid,
+                                             "topics": self.publisher.snapshot(prefix)}, False))
+
+    def _on_purchase(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
+                     rid: int) -> None:
+        raise ProtocolError(Code.NOT_CONFIGURED, "purchase verification needs the staq provider, which is not "
+                            "configured in this daemon")
+
+
+def _reply_rid(reply: Reply) -> int | None:
+    if isinstance(reply, PendingAck):
+        return reply.rid
+    if isinstance(reply, dict):
+        return reply.get("rid")
+    return None

@@ -1,0 +1,442 @@
+"""Protocol v1: message types, limits, error codes and the checks that turn wire maps into typed values.
+
+This module is the code twin of `protocol.md`; every limit and every wire field name lives here once.
+Checks raise `ProtocolError` (a whole message refused) or return `Rejection`s (single events refused).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+MAX_MESSAGE_BYTES = 256 * 1024
+HARD_MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # libzmq drops the connection above this
+MAX_BATCH_EVENTS = 1000
+MAX_EVENT_ID_CHARS = 64
+MAX_FIELDS = 64
+MAX_STRING_CHARS = 8192
+MAX_DEPTH = 4
+MAX_RECEIPT_CHARS = 65536
+RID_MAX = 2**32 - 1
+
+LIMITS = {
+    "max_message_bytes": MAX_MESSAGE_BYTES,
+    "max_batch_events": MAX_BATCH_EVENTS,
+    "max_event_id_chars": MAX_EVENT_ID_CHARS,
+    "max_fields": MAX_FIELDS,
+    "max_string_chars": MAX_STRING_CHARS,
+    "max_depth": MAX_DEPTH,
+}
+
+REQUEST_TYPES = ("hello", "event", "events", "session_start", "session_end", "flush", "ping", "stats",
+                 "configs", "purchase")
+
+CATEGORIES = ("design", "business", "progression", "resource", "error", "ads", "custom")
+# Stored beside client events so that session boundaries travel the same ordered, acknowledged stream.
+SESSION_START = "session_start"
+SESSION_END = "session_end"
+
+CONFIG_PREFIX = "config/"
+LOCAL_CONFIG_TOPIC = "config/local"
+PURCHASE_PREFIX = "purchase/"
+
+
+class Code:
+    """Stable error codes: clients branch on these strings."""
+
+    MALFORMED = "malformed"
+    NOT_A_MAP = "not_a_map"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    INVALID_VALUE = "invalid_value"
+    UNKNOWN_TYPE = "unknown_type"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    HELLO_REQUIRED = "hello_required"
+    TOO_LARGE = "too_large"
+    BATCH_TOO_LARGE = "batch_too_large"
+    NO_SESSION = "no_session"
+    NOT_CONFIGURED = "not_configured"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+class ProtocolError(Exception):
+    """A request the daemon refuses whole; becomes an `error` reply."""
+
+    def __init__(self, code: str, message: str, field: str | None = None,
+                 detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.detail = detail
+
+    def reply(self, rid: int | None) -> dict[str, Any]:
+        msg: dict[str, Any] = {"type": "error", "rid": rid, "code": self.code, "message": self.message}
+        if self.field is not None:
+            msg["field"] = self.field
+        if self.detail is not None:
+            msg["detail"] = self.detail
+        return msg
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One event of a batch refused; listed in the ack's `rejected`."""
+
+    index: int
+    id: str | None
+    code: str
+    message: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"index": self.index, "id": self.id, "code": self.code, "message": self.message}
+
+
+@dataclass(slots=True)
+class Event:
+    """An event that passed the shape checks, ready for the store."""
+
+    id: str
+    category: str
+    ts: int
+    fields: dict[str, Any]
+    user_id: str | None
+
+
+@dataclass(slots=True)
+class Hello:
+    """Who a connection is: the fields of `hello` the daemon keeps."""
+
+    protocol: int
+    engine: str
+    binding: str
+    binding_version: str
+    game_build: str
+    device_id: str
+    user_id: str
+    engine_version: str | None = None
+    platform: str | None = None
+    os_version: str | None = None
+    device: str | None = None
+    manufacturer: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- decoding -------------------------------------------------------------------------------------------
+
+def decode(frame: bytes) -> dict[str, Any]:
+    """One frame → one map, or ProtocolError with the code that says what was wrong."""
+    if len(frame) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(Code.TOO_LARGE, f"message is {len(frame)} bytes; the limit is {MAX_MESSAGE_BYTES}")
+    try:
+        value = msgpack.unpackb(frame, raw=False, strict_map_key=False)
+    except msgpack.ExtraData:
+        raise ProtocolError(Code.MALFORMED, "frame holds more than one msgpack value") from None
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise ProtocolError(Code.MALFORMED, f"frame is not valid msgpack ({exc})") from None
+    if not isinstance(value, dict):
+        raise ProtocolError(Code.NOT_A_MAP, f"frame is a msgpack {type_name(value)}, not a map")
+    return value
+
+
+def encode(msg: dict[str, Any]) -> bytes:
+    return msgpack.packb(msg, use_bin_type=True)
+
+
+def read_rid(msg: dict[str, Any]) -> int | None:
+    """The request id if it is usable, else None (the error reply then carries nil)."""
+    rid = msg.get("rid")
+    if type(rid) is int and 0 <= rid <= RID_MAX:
+        return rid
+    return None
+
+
+def check_request(msg: dict[str, Any]) -> tuple[str, int]:
+    """The checks every request shares: `type` and `rid`."""
+    kind = msg.get("type")
+    if kind is None:
+        raise ProtocolError(Code.MISSING_FIELD, "type: missing", "type")
+    if not isinstance(kind, str):
+        raise ProtocolError(Code.WRONG_TYPE, f"type: expected str, got {type_name(kind)}", "type")
+    if "rid" not in msg:
+        raise ProtocolError(Code.MISSING_FIELD, "rid: missing", "rid")
+    rid = msg["rid"]
+    if type(rid) is not int:
+        raise ProtocolError(Code.WRONG_TYPE, f"rid: expected uint, got {type_name(rid)}", "rid")
+    if not 0 <= rid <= RID_MAX:
+        raise ProtocolError(Code.INVALID_VALUE, f"rid: {rid} is outside 0..{RID_MAX}", "rid")
+    if kind not in REQUEST_TYPES:
+        raise ProtocolError(Code.UNKNOWN_TYPE, f"type: unknown message type {kind!r}", "type")
+    return kind, rid
+
+
+# --- field readers --------------------------------------------------------------------------------------
+
+def type_name(value: Any) -> str:
+    """The msgpack name of a Python value, for messages people read."""
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, (bytes, bytearray)):
+        return "bin"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, dict):
+        return "map"
+    return type(value).__name__
+
+
+def text(msg: dict[str, Any], name: str, path: str, *, required: bool = True, min_len: int = 1,
+         max_len: int = 64) -> str | None:
+    """A str field within length limits (None when optional and absent)."""
+    value = msg.get(name)
+    where = f"{path}{name}"
+    if value is None:
+        if required:
+            raise ProtocolError(Code.MISSING_FIELD, f"{where}: missing", where)
+        return None
+    if not isinstance(value, str):
+        raise ProtocolError(Code.WRONG_TYPE, f"{where}: expected str, got {type_name(value)}", where)
+    if not min_len <= len(value) <= max_len:
+        raise ProtocolError(Code.INVALID_VALUE,
+                            f"{where}: length {len(value)} is outside {min_len}..{max_len}", where)
+    return value
+
+
+def integer(msg: dict[str, Any], name: str, path: str, *, required: bool = True, minimum: int = 0) -> int | None:
+    value = msg.get(name)
+    where = f"{path}{name}"
+    if value is None:
+        if required:
+            raise ProtocolError(Code.MISSING_FIELD, f"{where}: missing", where)
+        return None
+    if type(value) is not int:
+        raise ProtocolError(Code.WRONG_TYPE, f"{where}: expected int, got {type_name(value)}", where)
+    if value < minimum:
+        raise ProtocolError(Code.INVALID_VALUE, f"{where}: {value} is below {minimum}", where)
+    return value
+
+
+def mapping(msg: dict[str, Any], name: str, path: str, *, required: bool = True) -> dict[str, Any] | None:
+    value = msg.get(name)
+    where = f"{path}{name}"
+    if value is None:
+        if required:
+            raise ProtocolError(Code.MISSING_FIELD, f"{where}: missing", where)
+        return None
+    if not isinstance(value, dict):
+        raise ProtocolError(Code.WRONG_TYPE, f"{where}: expected map, got {type_name(value)}", where)
+    return value
+
+
+# --- hello ----------------------------------------------------------------------------------------------
+
+def read_hello(msg: dict[str, Any]) -> Hello:
+    """Check a `hello` and negotiate the version; ProtocolError if it cannot be served."""
+    top = integer(msg, "protocol", "")
+    low = integer(msg, "protocol_min", "", required=False)
+    low = top if low is None else low
+    chosen = max((v for v in SUPPORTED_VERSIONS if low <= v <= top), default=None)
+    if chosen is None:
+        raise ProtocolError(Code.UNSUPPORTED_VERSION,
+                            f"client speaks protocol {low}..{top}; this daemon speaks {list(SUPPORTED_VERSIONS)}",
+                            "protocol", {"supported": list(SUPPORTED_VERSIONS)})
+    device_id = text(msg, "device_id", "", max_len=128)
+    user_id = text(msg, "user_id", "", required=False, max_len=128) or device_id
+    assert device_id is not None
+    return Hello(
+        protocol=chosen,
+        engine=text(msg, "engine", ""),  # type: ignore[arg-type]
+        binding=text(msg, "binding", ""),  # type: ignore[arg-type]
+        binding_version=text(msg, "binding_version", "", max_len=32),  # type: ignore[arg-type]
+        game_build=text(msg, "game_build", "", max_len=32),  # type: ignore[arg-type]
+        device_id=device_id,
+        user_id=user_id,
+        engine_version=text(msg, "engine_version", "", required=False, min_len=0),
+        platform=text(msg, "platform", "", required=False, min_len=0, max_len=32),
+        os_version=text(msg, "os_version", "", required=False, min_len=0),
+        device=text(msg, "device", "", required=False, min_len=0),
+        manufacturer=text(msg, "manufacturer", "", required=False, min_len=0),
+    )
+
+
+# --- events ---------------------------------------------------------------------------------------------
+
+EVENT_ID_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+
+# Per category: required fields, then optional ones, each with the msgpack kind it must have.
+STR, INT, NUMBER, MAP = "str", "int", "number", "map"
+CATEGORY_FIELDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    "design": ({"event_id": STR}, {"value": NUMBER}),
+    "business": ({"event_id": STR, "amount": INT, "currency": STR},
+                 {"cart_type": STR, "transaction_num": INT, "receipt_info": MAP}),
+    "progression": ({"event_id": STR}, {"attempt_num": INT, "score": INT}),
+    "resource": ({"event_id": STR, "amount": NUMBER}, {}),
+    "error": ({"severity": STR, "message": STR}, {}),
+    "ads": ({"ad_action": STR, "ad_type": STR, "ad_sdk_name": STR, "ad_placement": STR},
+            {"ad_duration": INT, "ad_fb_error": STR}),
+    "custom": ({"name": STR}, {}),
+}
+COMMON_OPTIONAL = {"custom_01": STR, "custom_02": STR, "custom_03": STR, "custom_fields": MAP}
+
+
+def _kind_matches(value: Any, kind: str) -> bool:
+    if kind == STR:
+        return isinstance(value, str)
+    if kind == INT:
+        return type(value) is int
+    if kind == NUMBER:
+        return type(value) in (int, float)
+    return isinstance(value, dict)
+
+
+def _check_value(value: Any, where: str, depth: int) -> None:
+    """Limits on anything nested inside `fields`: depth, entry counts, string lengths, finite floats."""
+    kind = type(value)
+    if kind is str:
+        if len(value) > MAX_STRING_CHARS:
+            raise ProtocolError(Code.INVALID_VALUE, f"{where}: string of {len(value)} chars; the limit is "
+                                f"{MAX_STRING_CHARS}", where)
+    elif kind is float:
+        if not math.isfinite(value):
+            raise ProtocolError(Code.INVALID_VALUE, f"{where}: {value} is not a finite number", where)
+    elif kind is dict:
+        if depth >= MAX_DEPTH:
+            raise ProtocolError(Code.INVALID_VALUE, f"{where}: nested deeper than {MAX_DEPTH} levels", where)
+        if len(value) > MAX_FIELDS:
+            raise ProtocolError(Code.INVALID_VALUE, f"{where}: {len(value)} entries; the limit is {MAX_FIELDS}",
+                                where)
+        for key, item in value.items():
+            if not isinstance(key, str) or not 1 <= len(key) <= 64:
+                raise ProtocolError(Code.INVALID_VALUE, f"{where}: keys must be str of 1..64 chars, got {key!r}",
+                                    where)
+            _check_value(item, f"{where}.{key}", depth + 1)
+    elif kind is list:
+        if depth >= MAX_DEPTH:
+            raise ProtocolError(Code.INVALID_VALUE, f"{where}: nested deeper than {MAX_DEPTH} levels", where)
+        if len(value) > MAX_FIELDS:
+            raise ProtocolError(Code.INVALID_VALUE, f"{where}: {len(value)} items; the limit is {MAX_FIELDS}",
+                                where)
+        for i, item in enumerate(value):
+            _check_value(item, f"{where}[{i}]", depth + 1)
+
+
+def read_event(raw: Any, path: str) -> Event:
+    """Check one event's shape (protocol.md section 5); ProtocolError names the field at fault."""
+    if not isinstance(raw, dict):
+        raise ProtocolError(Code.WRONG_TYPE, f"{path}: expected map, got {type_name(raw)}", path)
+    prefix = path + "."
+    event_id = text(raw, "id", prefix, max_len=MAX_EVENT_ID_CHARS)
+    assert event_id is not None
+    if not EVENT_ID_RE.fullmatch(event_id):
+        raise ProtocolError(Code.INVALID_VALUE, f"{prefix}id: {event_id!r} has characters outside "
+                            "A-Z a-z 0-9 - _ . :", prefix + "id")
+    category = text(raw, "category", prefix, max_len=32)
+    if category not in CATEGORY_FIELDS:
+        raise ProtocolError(Code.INVALID_VALUE, f"{prefix}category: {category!r} is not one of "
+                            f"{', '.join(CATEGORIES)}", prefix + "category")
+    ts = integer(raw, "ts", prefix)
+    assert ts is not None
+    fields = mapping(raw, "fields", prefix)
+    assert fields is not None
+    user_id = text(raw, "user_id", prefix, required=False, max_len=128)
+    where = prefix + "fields"
+    _check_value(fields, where, 0)
+    required, optional = CATEGORY_FIELDS[category]
+    for name, kind in required.items():
+        if name not in fields:
+            raise ProtocolError(Code.MISSING_FIELD, f"{where}.{name}: missing (required for {category})",
+                                f"{where}.{name}")
+    for name, value in fields.items():
+        kind = required.get(name) or optional.get(name) or COMMON_OPTIONAL.get(name)
+        if kind is not None and not _kind_matches(value, kind):
+            raise ProtocolError(Code.WRONG_TYPE, f"{where}.{name}: expected {kind}, got {type_name(value)}",
+                                f"{where}.{name}")
+    if category == "custom" and not 1 <= len(fields["name"]) <= 64:
+        raise ProtocolError(Code.INVALID_VALUE, f"{where}.name: length must be 1..64", f"{where}.name")
+    return Event(event_id, category, ts, fields, user_id)
+
+
+def read_events(msg: dict[str, Any], kind: str) -> tuple[list[tuple[int, Event]], list[Rejection]]:
+    """The events of an `event` or `events` request: good ones with their index, and rejections."""
+    if kind == "event":
+        raws: list[Any] = [msg.get("event")]
+        if raws[0] is None:
+            raise ProtocolError(Code.MISSING_FIELD, "event: missing", "event")
+        if not isinstance(raws[0], dict):
+            raise ProtocolError(Code.WRONG_TYPE, f"event: expected map, got {type_name(raws[0])}", "event")
+        paths = ["event"]
+    else:
+        value = msg.get("events")
+        if value is None:
+            raise ProtocolError(Code.MISSING_FIELD, "events: missing", "events")
+        if not isinstance(value, list):
+            raise ProtocolError(Code.WRONG_TYPE, f"events: expected array, got {type_name(value)}", "events")
+        if not value:
+            raise ProtocolError(Code.INVALID_VALUE, "events: empty; send 1 to 1000 events", "events")
+        if len(value) > MAX_BATCH_EVENTS:
+            raise ProtocolError(Code.BATCH_TOO_LARGE, f"events: {len(value)} events; the limit is "
+                                f"{MAX_BATCH_EVENTS}", "events")
+        raws = value
+        paths = [f"events[{i}]" for i in range(len(value))]
+    good: list[tuple[int, Event]] = []
+    bad: list[Rejection] = []
+    for index, (raw, path) in enumerate(zip(raws, paths)):
+        try:
+            good.append((index, read_event(raw, path)))
+        except ProtocolError as exc:
+            raw_id = raw.get("id") if isinstance(raw, dict) else None
+            bad.append(Rejection(index, raw_id if isinstance(raw_id, str) else None, exc.code, exc.message))
+    return good, bad
+
+
+# --- examples for protocol.md ---------------------------------------------------------------------------
+
+EXAMPLES: list[tuple[str, dict[str, Any]]] = [
+    ("`hello`", {"type": "hello", "rid": 1, "protocol": 1, "engine": "unity", "binding": "engine-bridge-unity",
+                 "binding_version": "1.0.0", "game_build": "1.4.2", "device_id": "d-42"}),
+    ("its `welcome` (abridged: `limits` and `topics` left out)",
+     {"type": "welcome", "rid": 1, "protocol": 1, "server_time": 1795600000000, "daemon_version": "0.1.0",
+      "session": None}),
+    ("`event` (design)", {"type": "event", "rid": 2, "event": {
+        "id": "e-1", "category": "design", "ts": 1795600000123, "fields": {"event_id": "ui:play", "value": 1.5}}}),
+    ("its `ack`", {"type": "ack", "rid": 2, "stored": 1, "duplicates": 0, "rejected": []}),
+    ("an `error`", {"type": "error", "rid": 3, "code": "missing_field", "message": "events[0].ts: missing",
+                    "field": "events[0].ts"}),
+]
+
+
+def hexdump(data: bytes) -> str:
+    """Sixteen bytes a line, offset first: the form protocol.md shows."""
+    lines = []
+    for off in range(0, len(data), 16):
+        chunk = data[off:off + 16]
+        lines.append(f"{off:04x}  {' '.join(f'{b:02x}' for b in chunk)}")
+    return "\n".join(lines)
+
+
+def render_examples() -> str:
+    parts = []
+    for title, msg in EXAMPLES:
+        parts.append(f"{title}, `{json.dumps(msg)}`:\n\n```\n{hexdump(encode(msg))}\n```\n")
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    print(render_examples())

@@ -1,0 +1,92 @@
+"""Play sessions: one open session per user, numbered, stamped on events, ended on request or timeout.
+
+The book lives in the ingress thread's memory and writes every change into the current `Burst`, so that a
+session's start or end commits in the same transaction as the events around it. Session boundaries are also
+stored as events (`session_start`, `session_end`), so that providers receive them in order with the rest.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from .protocol import SESSION_END, SESSION_START
+from .store import Burst, Store
+
+
+@dataclass
+class Session:
+    session_id: str
+    device_id: str
+    user_id: str
+    session_num: int
+    started_at: int
+    user_ip: str | None
+    last_seen: int
+
+    def to_wire(self, ended_at: int | None = None, length: int | None = None) -> dict[str, Any]:
+        return {"session_id": self.session_id, "session_num": self.session_num, "user_id": self.user_id,
+                "started_at": self.started_at, "ended_at": ended_at, "length": length}
+
+
+class SessionBook:
+    """Open sessions by user id, and the last session number of every user."""
+
+    def __init__(self, store: Store, now: int) -> None:
+        self.open: dict[str, Session] = {}
+        self.last_num = store.last_session_nums()
+        for row in store.open_sessions():
+            self.open[row["user_id"]] = Session(row["session_id"], row["device_id"], row["user_id"],
+                                                row["session_num"], row["started_at"], row["user_ip"], now)
+
+    def current(self, user_id: str) -> Session | None:
+        return self.open.get(user_id)
+
+    def start(self, burst: Burst, device_id: str, user_id: str, game_build: str, at: int,
+              user_ip: str | None = None) -> Session:
+        """End the user's open session if any, then open a new one."""
+        if user_id in self.open:
+            self.end(burst, user_id, game_build, at)
+        num = self.last_num.get(user_id, 0) + 1
+        self.last_num[user_id] = num
+        session = Session(str(uuid.uuid4()), device_id, user_id, num, at, user_ip, at)
+        self.open[user_id] = session
+        burst.new_sessions.append({"session_id": session.session_id, "device_id": device_id, "user_id": user_id,
+                                   "session_num": num, "user_ip": user_ip, "started_at": at})
+        burst.events.append(_marker(session, SESSION_START, game_build, at, {"session_num": num}))
+        return session
+
+    def ensure(self, burst: Burst, device_id: str, user_id: str, game_build: str, at: int) -> Session:
+        """The user's open session, opened implicitly for an event sent outside one."""
+        session = self.open.get(user_id)
+        if session is None:
+            session = self.start(burst, device_id, user_id, game_build, at)
+        session.last_seen = at
+        return session
+
+    def end(self, burst: Burst, user_id: str, game_build: str, at: int) -> dict[str, Any] | None:
+        """Close the user's session; None if none is open."""
+        session = self.open.pop(user_id, None)
+        if session is None:
+            return None
+        length = max(0, (at - session.started_at) // 1000)
+        burst.ended_sessions.append({"session_id": session.session_id, "ended_at": at, "length": length})
+        burst.events.append(_marker(session, SESSION_END, game_build, at, {"length": length}))
+        return session.to_wire(at, length)
+
+    def expire(self, burst: Burst, now: int, timeout_ms: int, build_of: dict[str, str]) -> int:
+        """End sessions idle longer than the timeout, at their last activity; returns how many."""
+        idle = [s for s in self.open.values() if now - s.last_seen > timeout_ms]
+        for session in idle:
+            self.end(burst, session.user_id, build_of.get(session.device_id, ""), session.last_seen)
+        return len(idle)
+
+
+def _marker(session: Session, category: str, game_build: str, at: int, fields: dict[str, Any]) -> tuple[Any, ...]:
+    """A session boundary as an event row (EVENT_COLUMNS order); its uid makes it idempotent."""
+    uid = f"{category}:{session.session_id}"
+    return (session.device_id, uid, session.user_id, session.session_id, category, at, at, game_build,
+            msgpack.packb(fields))

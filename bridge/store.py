@@ -1,0 +1,275 @@
+"""The durable store: a versioned SQLAlchemy Core schema and the writes the daemon makes to it.
+
+SQLite (WAL) by default, any SQLAlchemy URL otherwise, PostgreSQL included. The ingress commits one
+`Burst` per transaction: every event, session change and device seen since the last commit, so that many
+acknowledgements share one commit. Events are deduplicated on (device_id, uid).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (BigInteger, Column, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint,
+                        Connection, Engine, Index, create_engine, event, func, insert, select, update)
+from sqlalchemy.engine import make_url
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+devices = Table(
+    "devices", metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("user_id", String(128), nullable=False),
+    Column("engine", String(64), nullable=False),
+    Column("engine_version", String(64)),
+    Column("binding", String(64), nullable=False),
+    Column("binding_version", String(32), nullable=False),
+    Column("game_build", String(32), nullable=False),
+    Column("platform", String(32)),
+    Column("os_version", String(64)),
+    Column("device", String(64)),
+    Column("manufacturer", String(64)),
+    Column("first_seen", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("session_id", String(36), primary_key=True),
+    Column("device_id", String(128), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("session_num", Integer, nullable=False),
+    Column("user_ip", String(45)),
+    Column("started_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),
+    Column("length", Integer),
+    Index("ix_sessions_user", "user_id", "session_num"),
+)
+
+events = Table(
+    "events", metadata,
+    Column("pk", Integer().with_variant(BigInteger, "postgresql"), primary_key=True, autoincrement=True),
+    Column("device_id", String(128), nullable=False),
+    Column("uid", String(80), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("session_id", String(36)),
+    Column("category", String(32), nullable=False),
+    Column("client_ts", BigInteger, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("game_build", String(32), nullable=False),
+    Column("fields", LargeBinary, nullable=False),  # msgpack map
+    UniqueConstraint("device_id", "uid", name="uq_events_device_uid"),
+    sqlite_autoincrement=True,  # pks never reused: delivery cursors rely on a growing pk
+)
+
+# Per provider, how far along the event stream it has delivered (events are claimed in pk order).
+delivery_cursors = Table(
+    "delivery_cursors", metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("last_pk", BigInteger, nullable=False, default=0),
+    Column("delivered", BigInteger, nullable=False, default=0),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Tokens, config hashes, clock offsets: whatever a provider must remember across restarts.
+provider_state = Table(
+    "provider_state", metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+configs = Table(
+    "configs", metadata,
+    Column("topic", String(200), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("payload", LargeBinary, nullable=False),  # the msgpack publication map
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+dead_letters = Table(
+    "dead_letters", metadata,
+    Column("pk", Integer().with_variant(BigInteger, "postgresql"), primary_key=True, autoincrement=True),
+    Column("provider", String(64), nullable=False),
+    Column("event_pk", BigInteger, nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("requeued_at", BigInteger),
+    sqlite_autoincrement=True,
+)
+
+EVENT_COLUMNS = ("device_id", "uid", "user_id", "session_id", "category", "client_ts", "received_at",
+                 "game_build", "fields")
+
+# Multi-row VALUES keeps per-row overhead low; 500 rows x 9 columns stays under every driver's parameter cap.
+INSERT_CHUNK_ROWS = 500
+INSERT_EVENTS_SQL = (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {{rows}} "
+                     "ON CONFLICT (device_id, uid) DO NOTHING RETURNING device_id, uid")
+
+# Upgrades in place: MIGRATIONS[n] takes a store from schema version n to n + 1.
+MIGRATIONS: dict[int, Any] = {}
+
+
+class StoreError(Exception):
+    """The store cannot be used as it is (a newer schema, an unreachable database)."""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Burst:
+    """What one transaction writes: all the events, sessions and devices since the last commit."""
+
+    events: list[tuple[Any, ...]] = field(default_factory=list)  # in EVENT_COLUMNS order
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    new_sessions: list[dict[str, Any]] = field(default_factory=list)
+    ended_sessions: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.devices or self.new_sessions or self.ended_sessions)
+
+
+class Store:
+    """One database: opened, upgraded, then written by the ingress and read by the rest."""
+
+    def __init__(self, url: str, durability: str = "normal") -> None:
+        parsed = make_url(url)
+        self.redacted_url = parsed.render_as_string(hide_password=True)  # the only form fit for logs
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url, future=True)
+        if self.dialect == "sqlite":
+            self._tune_sqlite(durability)
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise StoreError(f"store dialect {self.dialect!r} is not supported; use sqlite or postgresql")
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._row_marks = "(" + ",".join([mark] * len(EVENT_COLUMNS)) + ")"
+
+    def _tune_sqlite(self, durability: str) -> None:
+        """WAL lets readers run beside the writer; NORMAL survives a process crash, FULL a power loss."""
+        synchronous = "FULL" if durability == "full" else "NORMAL"
+
+        @event.listens_for(self.engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={synchronous}")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+    # --- schema -------------------------------------------------------------------------------------
+
+    def upgrade(self) -> int:
+        """Create or upgrade the schema in place; returns the version now in force."""
+        with self.engine.begin() as conn:
+            metadata.create_all(conn, tables=[meta])
+            row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
+            version = int(row[0]) if row else None
+            if version is None:
+                metadata.create_all(conn)
+                conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+                return SCHEMA_VERSION
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"the store has schema version {version}; this engine-bridge knows up to "
+                                 f"{SCHEMA_VERSION}: upgrade engine-bridge")
+            while version < SCHEMA_VERSION:
+                MIGRATIONS[version](conn)
+                version += 1
+            metadata.create_all(conn)
+            conn.execute(update(meta).where(meta.c.key == "schema_version").values(value=str(version)))
+            return version
+
+    # --- the ingress's writes -----------------------------------------------------------------------
+
+    def commit_burst(self, conn: Connection, burst: Burst) -> set[tuple[str, str]]:
+        """Write a burst in one transaction; returns the (device_id, uid) of the events that were new.
+
+        One multi-row INSERT per chunk, ON CONFLICT DO NOTHING, RETURNING what it inserted: the caller learns
+        which events were duplicates without a read before the write.
+        """
+        with conn.begin():
+            for device in burst.devices.values():
+                self._upsert_device(conn, device)
+            if burst.new_sessions:
+                conn.execute(insert(sessions), burst.new_sessions)
+            for ended in burst.ended_sessions:
+                conn.execute(update(sessions).where(sessions.c.session_id == ended["session_id"])
+                             .values(ended_at=ended["ended_at"], length=ended["length"]))
+            inserted: set[tuple[str, str]] = set()
+            for start in range(0, len(burst.events), INSERT_CHUNK_ROWS):
+                chunk = burst.events[start:start + INSERT_CHUNK_ROWS]
+                sql = INSERT_EVENTS_SQL.format(rows=",".join([self._row_marks] * len(chunk)))
+                params = tuple(value for row in chunk for value in row)
+                inserted.update(conn.exec_driver_sql(sql, params).tuples())
+            return inserted
+
+    def _upsert_device(self, conn: Connection, device: dict[str, Any]) -> None:
+        changed = conn.execute(update(devices).where(devices.c.device_id == device["device_id"])
+                               .values({k: v for k, v in device.items() if k != "first_seen"})).rowcount
+        if not changed:
+            conn.execute(insert(devices).values(device))
+
+    # --- sessions -----------------------------------------------------------------------------------
+
+    def open_sessions(self) -> list[dict[str, Any]]:
+        """Sessions not yet ended: the ingress resumes them after a restart."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(sessions).where(sessions.c.ended_at.is_(None))).mappings().all()
+        return [dict(r) for r in rows]
+
+    def last_session_nums(self) -> dict[str, int]:
+        """Per user, the highest session number so far, so numbering continues after a restart."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(sessions.c.user_id, func.max(sessions.c.session_num))
+                                .group_by(sessions.c.user_id)).all()
+        return {user: int(num) for user, num in rows}
+
+    # --- configs ------------------------------------------------------------------------------------
+
+    def load_configs(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(configs)).mappings().all()]
+
+    def save_config(self, topic: str, version: int, source: str, payload: bytes, updated_at: int) -> None:
+        with self.engine.begin() as conn:
+            changed = conn.execute(update(configs).where(configs.c.topic == topic).values(
+                version=version, source=source, payload=payload, updated_at=updated_at)).rowcount
+            if not changed:
+                conn.execute(insert(configs).values(topic=topic, version=version, source=source, payload=payload,
+                                                    updated_at=updated_at))
+
+    # --- figures ------------------------------------------------------------------------------------
+
+    def counts(self, conn: Connection) -> dict[str, int]:
+        """Rows in the store and rows not yet delivered to every provider that has a cursor."""
+        total = conn.execute(select(func.count()).select_from(events)).scalar_one()
+        low = conn.execute(select(func.min(delivery_cursors.c.last_pk))).scalar()
+        undelivered = 0 if low is None else conn.execute(
+            select(func.count()).select_from(events).where(events.c.pk > low)).scalar_one()
+        return {"events": int(total), "undelivered": int(undelivered)}
+
+    def queued_for_device(self, conn: Connection, device_id: str) -> int:
+        low = conn.execute(select(func.min(delivery_cursors.c.last_pk))).scalar()
+        if low is None:
+            return 0
+        return int(conn.execute(select(func.count()).select_from(events).where(
+            events.c.device_id == device_id, events.c.pk > low)).scalar_one())
+
+    def dispose(self) -> None:
+        self.engine.dispose()
