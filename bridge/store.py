@@ -151,13 +151,13 @@ class Store:
         parsed = make_url(url)
         self.redacted_url = parsed.render_as_string(hide_password=True)  # the only form fit for logs
         self.dialect = parsed.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise StoreError(f"store dialect {self.dialect!r} is not supported; use sqlite or postgresql")
         if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(url, future=True)
         if self.dialect == "sqlite":
             self._tune_sqlite(durability)
-        if self.dialect not in ("sqlite", "postgresql"):
-            raise StoreError(f"store dialect {self.dialect!r} is not supported; use sqlite or postgresql")
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._row_marks = "(" + ",".join([mark] * len(EVENT_COLUMNS)) + ")"
 

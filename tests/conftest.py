@@ -1,0 +1,26 @@
+"""Shared fixtures: a real daemon in its own process on free ports, and a client that has said hello."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.harness import Client, Daemon  # noqa: E402
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    with Daemon(tmp_path, config='[configs]\ndifficulty = "normal"\nmax_lives = 3\n') as d:
+        yield d
+
+
+@pytest.fixture
+def client(daemon: Daemon) -> Iterator[Client]:
+    with Client(daemon.ingress, device_id="dev-1") as c:
+        assert c.hello()["type"] == "welcome"
+        yield c

@@ -1,0 +1,260 @@
+"""The ingress over real sockets: every message type, every bad input, acks after commit, duplicates."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+
+import msgpack
+import pytest
+import zmq
+
+from bridge import protocol
+from tests.harness import Client, Daemon, make_event
+
+
+def stored_uids(daemon: Daemon) -> list[str]:
+    return [e["uid"] for e in daemon.events() if e["category"] in protocol.CATEGORIES]
+
+
+# --- round trips ----------------------------------------------------------------------------------------
+
+def test_hello_welcome_carries_version_time_limits_and_topics(daemon: Daemon) -> None:
+    with Client(daemon.ingress, device_id="dev-h") as c:
+        before = int(time.time() * 1000)
+        reply = c.hello(protocol=3, protocol_min=1, platform="windows", os_version="windows 10")
+    assert reply["type"] == "welcome"
+    assert reply["protocol"] == 1
+    assert before - 1000 <= reply["server_time"] <= int(time.time() * 1000) + 1000
+    assert reply["limits"]["max_batch_events"] == protocol.MAX_BATCH_EVENTS
+    assert reply["topics"] == ["config/", "purchase/dev-h"]
+    assert reply["session"] is None
+
+
+@pytest.mark.parametrize("category", protocol.CATEGORIES)
+def test_every_category_round_trips_into_the_store(daemon: Daemon, client: Client, category: str) -> None:
+    event = make_event(category)
+    reply = client.request({"type": "event", "event": event})
+    assert reply == {"type": "ack", "rid": reply["rid"], "stored": 1, "duplicates": 0, "rejected": []}
+    [row] = [e for e in daemon.events() if e["uid"] == event["id"]]
+    assert row["category"] == category
+    assert row["fields"] == event["fields"]
+    assert row["client_ts"] == event["ts"]
+    assert row["device_id"] == "dev-1" and row["user_id"] == "dev-1" and row["game_build"] == "dev"
+    assert row["session_id"] is not None
+
+
+def test_batch_is_stored_in_order(daemon: Daemon, client: Client) -> None:
+    batch = [make_event("design", event_id=f"level:{i}") for i in range(300)]
+    reply = client.request({"type": "events", "events": batch})
+    assert (reply["stored"], reply["duplicates"], reply["rejected"]) == (300, 0, [])
+    assert stored_uids(daemon) == [e["id"] for e in batch]
+
+
+def test_ack_only_after_commit(daemon: Daemon, client: Client) -> None:
+    """Every acknowledged event is already visible to another connection of the store."""
+    db = sqlite3.connect(daemon.db_path)
+    for i in range(50):
+        batch = [make_event("resource") for _ in range(20)]
+        assert client.request({"type": "events", "events": batch})["stored"] == 20
+        ids = [e["id"] for e in batch]
+        marks = ",".join("?" * len(ids))
+        found = db.execute(f"SELECT count(*) FROM events WHERE uid IN ({marks})", ids).fetchone()[0]
+        assert found == 20, f"batch {i}: acked but only {found} of 20 committed"
+    db.close()
+
+
+def test_duplicate_ids_are_stored_once_and_acked_again(daemon: Daemon, client: Client) -> None:
+    batch = [make_event("design") for _ in range(10)]
+    assert client.request({"type": "events", "events": batch})["stored"] == 10
+    again = client.request({"type": "events", "events": batch[:5] + [make_event("design")]})
+    assert (again["stored"], again["duplicates"]) == (1, 5)
+    # the same id twice inside one batch: one stored, one duplicate
+    twin = make_event("error")
+    reply = client.request({"type": "events", "events": [twin, dict(twin)]})
+    assert (reply["stored"], reply["duplicates"]) == (1, 1)
+    uids = stored_uids(daemon)
+    assert len(uids) == len(set(uids)) == 12
+
+
+def test_duplicates_inside_one_burst_from_two_requests(daemon: Daemon, client: Client) -> None:
+    """Two requests in flight with the same event: exactly one of them stores it."""
+    event = make_event("design")
+    rids = [client.send({"type": "event", "event": event}) for _ in range(2)]
+    replies = {r["rid"]: r for r in (client.recv(), client.recv())}
+    assert sorted(replies) == sorted(rids)
+    assert sorted((r["stored"], r["duplicates"]) for r in replies.values()) == [(0, 1), (1, 0)]
+
+
+def test_same_event_id_on_two_devices_is_two_events(daemon: Daemon) -> None:
+    event = make_event("design")
+    for device in ("a", "b"):
+        with Client(daemon.ingress, device_id=device) as c:
+            c.hello()
+            assert c.request({"type": "event", "event": event})["stored"] == 1
+    assert stored_uids(daemon).count(event["id"]) == 2
+
+
+def test_sessions_start_end_and_numbering(daemon: Daemon, client: Client) -> None:
+    first = client.request({"type": "session_start"})
+    assert first["type"] == "session" and first["session_num"] == 1 and first["ended_at"] is None
+    assert protocol.EVENT_ID_RE  # the id format below is a UUID v4
+    assert uuid.UUID(first["session_id"]).version == 4
+    ev = make_event("design")
+    client.request({"type": "event", "event": ev})
+    time.sleep(1.1)
+    ended = client.request({"type": "session_end"})
+    assert ended["session_id"] == first["session_id"] and ended["length"] >= 1
+    assert client.request({"type": "session_end"})["code"] == "no_session"
+    second = client.request({"type": "session_start"})
+    assert second["session_num"] == 2
+    rows = daemon.events()
+    assert [r["session_id"] for r in rows if r["uid"] == ev["id"]] == [first["session_id"]]
+    markers = [(r["category"], r["session_id"]) for r in rows if r["category"].startswith("session_")]
+    assert markers == [("session_start", first["session_id"]), ("session_end", first["session_id"]),
+                       ("session_start", second["session_id"])]
+    with Client(daemon.ingress, device_id="dev-1") as again:
+        assert again.hello()["session"]["session_id"] == second["session_id"]
+
+
+def test_server_mode_sessions_per_user(daemon: Daemon, client: Client) -> None:
+    a = client.request({"type": "session_start", "user_id": "player-a", "user_ip": "203.0.113.7"})
+    b = client.request({"type": "session_start", "user_id": "player-b"})
+    assert a["session_id"] != b["session_id"] and a["user_id"] == "player-a"
+    ev = make_event("design")
+    ev["user_id"] = "player-b"
+    client.request({"type": "event", "event": ev})
+    [row] = [r for r in daemon.events() if r["uid"] == ev["id"]]
+    assert (row["user_id"], row["session_id"]) == ("player-b", b["session_id"])
+    with sqlite3.connect(daemon.db_path) as db:
+        ip = db.execute("SELECT user_ip FROM sessions WHERE session_id = ?", (a["session_id"],)).fetchone()[0]
+    assert ip == "203.0.113.7"
+
+
+def test_ping_flush_stats_configs(daemon: Daemon, client: Client) -> None:
+    assert client.request({"type": "ping"})["type"] == "pong"
+    client.request({"type": "events", "events": [make_event("ads") for _ in range(3)]})
+    flushed = client.request({"type": "flush"})
+    assert flushed["type"] == "flushed" and flushed["queued"] >= 0
+    stats = client.request({"type": "stats"})
+    assert stats["type"] == "stats"
+    assert stats["stored"] == 3 and stats["received"] == 3 and stats["clients"] >= 1
+    assert stats["store"]["events"] >= 3
+    configs = client.request({"type": "configs"})
+    assert configs["topics"]["config/local"]["values"] == {"difficulty": "normal", "max_lives": 3}
+    assert client.request({"type": "configs", "prefix": "nothing/"})["topics"] == {}
+
+
+def test_purchase_is_not_configured_yet(client: Client) -> None:
+    reply = client.request({"type": "purchase", "id": "p1", "store": "apple", "receipt": "x"})
+    assert reply["code"] == "not_configured"
+
+
+def test_req_socket_clients_are_served(daemon: Daemon) -> None:
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.linger = 0
+    sock.connect(daemon.ingress)
+    try:
+        sock.send(msgpack.packb({"type": "hello", "rid": 9, "protocol": 1, "engine": "custom", "binding": "req",
+                                 "binding_version": "1", "game_build": "1", "device_id": "req-dev"}))
+        assert sock.poll(5000)
+        assert msgpack.unpackb(sock.recv())["type"] == "welcome"
+    finally:
+        sock.close(0)
+
+
+# --- bad input ------------------------------------------------------------------------------------------
+
+BAD_FRAMES = [
+    (b"\xc1", "malformed", None),
+    (msgpack.packb({"type": "ping", "rid": 1}) + b"\x01", "malformed", None),
+    (msgpack.packb([1, 2, 3]), "not_a_map", None),
+    (msgpack.packb({"rid": 4}), "missing_field", "type"),
+    (msgpack.packb({"type": 5, "rid": 5}), "wrong_type", "type"),
+    (msgpack.packb({"type": "ping"}), "missing_field", "rid"),
+    (msgpack.packb({"type": "ping", "rid": -1}), "invalid_value", "rid"),
+    (msgpack.packb({"type": "ping", "rid": "x"}), "wrong_type", "rid"),
+    (msgpack.packb({"type": "teleport", "rid": 6}), "unknown_type", "type"),
+    (msgpack.packb({"type": "events", "rid": 7}), "missing_field", "events"),
+    (msgpack.packb({"type": "events", "rid": 8, "events": {}}), "wrong_type", "events"),
+    (msgpack.packb({"type": "events", "rid": 9, "events": []}), "invalid_value", "events"),
+    (msgpack.packb({"type": "event", "rid": 10, "event": 3}), "wrong_type", "event"),
+    (msgpack.packb({"type": "events", "rid": 11, "events": [{}] * 1001}), "batch_too_large", "events"),
+    (msgpack.packb({"type": "session_start", "rid": 12, "user_id": 7}), "wrong_type", "user_id"),
+    (b"\x81\xa4type" + msgpack.packb("x" * (300 * 1024)), "too_large", None),
+]
+
+
+@pytest.mark.parametrize("frame,code,field", BAD_FRAMES, ids=[c + ":" + str(f) for _, c, f in BAD_FRAMES])
+def test_bad_frames_get_a_clear_error_and_the_daemon_keeps_serving(client: Client, frame: bytes, code: str,
+                                                                   field: str | None) -> None:
+    client.send_raw(frame)
+    reply = client.recv()
+    assert reply["type"] == "error" and reply["code"] == code, reply
+    assert reply["message"]
+    if field is not None:
+        assert reply["field"] == field
+    assert client.request({"type": "ping"})["type"] == "pong"
+
+
+def test_rid_is_echoed_in_errors_when_readable(client: Client) -> None:
+    reply = client.request({"type": "teleport"})
+    assert reply["rid"] is not None and reply["code"] == "unknown_type"
+
+
+def test_requests_before_hello_are_refused(daemon: Daemon) -> None:
+    with Client(daemon.ingress) as c:
+        reply = c.request({"type": "event", "event": make_event()})
+        assert reply["code"] == "hello_required"
+        assert c.hello()["type"] == "welcome"
+        assert c.request({"type": "event", "event": make_event()})["stored"] == 1
+
+
+@pytest.mark.parametrize("overrides,code,field", [
+    ({"protocol": 2, "protocol_min": 2}, "unsupported_version", "protocol"),
+    ({"protocol": "1"}, "wrong_type", "protocol"),
+    ({"device_id": ""}, "invalid_value", "device_id"),
+    ({"device_id": None}, "missing_field", "device_id"),
+    ({"game_build": "x" * 33}, "invalid_value", "game_build"),
+])
+def test_bad_hello(daemon: Daemon, overrides: dict, code: str, field: str) -> None:
+    with Client(daemon.ingress) as c:
+        reply = c.hello(**overrides)
+    assert reply["code"] == code and reply["field"] == field
+    if code == "unsupported_version":
+        assert reply["detail"] == {"supported": [1]}
+
+
+def test_mixed_batch_stores_the_good_and_lists_the_bad(daemon: Daemon, client: Client) -> None:
+    good = [make_event(c) for c in protocol.CATEGORIES]
+    bad = [
+        ({**make_event("design"), "category": "telepathy"}, "invalid_value"),
+        ({k: v for k, v in make_event("design").items() if k != "ts"}, "missing_field"),
+        ({**make_event("design"), "ts": "yesterday"}, "wrong_type"),
+        (make_event("business", amount=1.5), "wrong_type"),
+        (make_event("design", value=float("nan")), "invalid_value"),
+        ({**make_event("design"), "id": "x" * 65}, "invalid_value"),
+        ({**make_event("design"), "id": "has space"}, "invalid_value"),
+        (make_event("error", message="m" * (protocol.MAX_STRING_CHARS + 1)), "invalid_value"),
+        (make_event("custom", deep={"a": {"b": {"c": {"d": 1}}}}), "invalid_value"),
+        (make_event("resource", amount=None), "wrong_type"),
+        ({**make_event("resource"), "fields": {"event_id": "Source:gold:x:y"}}, "missing_field"),
+        ("not a map", "wrong_type"),
+    ]
+    batch = good[:3] + [b for b, _ in bad] + good[3:]
+    reply = client.request({"type": "events", "events": batch})
+    assert reply["stored"] == len(good)
+    assert [(r["index"], r["code"]) for r in reply["rejected"]] == [(3 + i, code) for i, (_, code) in enumerate(bad)]
+    assert all(r["message"] for r in reply["rejected"])
+    assert sorted(stored_uids(daemon)) == sorted(e["id"] for e in good)
+
+
+def test_one_bad_client_does_not_stop_another(daemon: Daemon, client: Client) -> None:
+    with Client(daemon.ingress, device_id="noisy") as noisy:
+        for _ in range(200):
+            noisy.send_raw(b"\xc1\xc1\xc1")
+        for _ in range(20):
+            assert client.request({"type": "event", "event": make_event()})["stored"] == 1
+        assert sum(1 for _ in range(200) if noisy.recv()["code"] == "malformed") == 200
+    assert daemon.proc is not None and daemon.proc.poll() is None

@@ -1,0 +1,103 @@
+"""The store: schema versions, SQLite settings, and the same daemon running on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from sqlalchemy import select, update
+
+from bridge.store import SCHEMA_VERSION, Store, StoreError, events, meta
+from tests.harness import Client, Daemon, make_event
+from tests.postgres import PostgresServer
+
+
+def test_new_store_records_its_schema_version(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    assert store.upgrade() == SCHEMA_VERSION
+    assert store.upgrade() == SCHEMA_VERSION  # opening again changes nothing
+    with store.engine.connect() as conn:
+        assert conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar() == "1"
+    store.dispose()
+
+
+def test_a_newer_schema_is_refused_not_damaged(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    store.upgrade()
+    with store.engine.begin() as conn:
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="99"))
+    with pytest.raises(StoreError, match="schema version 99"):
+        store.upgrade()
+    store.dispose()
+
+
+def test_older_schema_is_upgraded_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bridge.store as store_module
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    store.upgrade()
+    applied: list[int] = []
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(store_module.MIGRATIONS, SCHEMA_VERSION, lambda conn: applied.append(SCHEMA_VERSION))
+    assert store.upgrade() == SCHEMA_VERSION + 1
+    assert applied == [SCHEMA_VERSION]
+    store.dispose()
+
+
+@pytest.mark.parametrize("durability,expected", [("normal", 1), ("full", 2)])
+def test_sqlite_runs_in_wal_with_the_chosen_durability(tmp_path: Path, durability: str, expected: int) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}", durability)
+    store.upgrade()
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == expected
+    store.dispose()
+
+
+def test_unsupported_dialect_is_named(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="not supported"):
+        Store("mysql+pymysql://u:p@127.0.0.1/db")
+
+
+def test_event_pks_are_never_reused(tmp_path: Path) -> None:
+    """Delivery cursors rely on a growing pk, even after the newest rows were deleted."""
+    with Daemon(tmp_path) as daemon, Client(daemon.ingress) as c:
+        c.hello()
+        c.request({"type": "events", "events": [make_event() for _ in range(5)]})
+        top = daemon.events()[-1]["pk"]
+        with sqlite3.connect(daemon.db_path) as db:
+            db.execute("DELETE FROM events WHERE pk = ?", (top,))
+        c.request({"type": "event", "event": make_event()})
+        assert daemon.events()[-1]["pk"] > top
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+def test_daemon_on_postgresql(tmp_path: Path, postgres: PostgresServer) -> None:
+    batch = [make_event(c) for c in ("design", "business", "ads")]
+    with Daemon(tmp_path, store_url=postgres.url) as daemon:
+        with Client(daemon.ingress, device_id="pg-dev") as c:
+            assert c.hello()["type"] == "welcome"
+            assert c.request({"type": "events", "events": batch})["stored"] == 3
+            again = c.request({"type": "events", "events": batch})
+            assert (again["stored"], again["duplicates"]) == (0, 3)
+            stats = c.request({"type": "stats"})
+            assert stats["store"]["url"].startswith("postgresql+psycopg://bridge@")
+        assert not (daemon.data_dir / "bridge.sqlite3").exists()
+        daemon.restart()
+        with Client(daemon.ingress, device_id="pg-dev") as c:
+            c.hello()
+            assert c.request({"type": "events", "events": batch})["duplicates"] == 3
+    store = Store(postgres.url)
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(events.c.uid, events.c.category).where(events.c.device_id == "pg-dev")
+                            .order_by(events.c.pk)).all()
+    store.dispose()
+    assert [r.uid for r in rows if r.category != "session_start"] == [e["id"] for e in batch]
