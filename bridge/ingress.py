@@ -57,9 +57,12 @@ class Outgoing:
 
 @dataclass
 class BurstState:
-    burst: Burst = field(default_factory=Burst)
+    now: int  # ms since the epoch, unique per burst: the received_at of its events
+    burst: Burst
+    clock: float = field(default_factory=time.monotonic)
     out: list[Outgoing] = field(default_factory=list)
-    now: int = field(default_factory=now_ms)
+    stored: int = 0
+    duplicates: int = 0
 
 
 class Ingress:
@@ -83,8 +86,10 @@ class Ingress:
         self.sock.rcvhwm = 100_000
         self.sock.sndhwm = 100_000
         self.sock.bind(endpoint)
+        self._packer = msgpack.Packer(use_bin_type=True)
         self.monitor = self.sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         self.book = SessionBook(store, now_ms())
+        self._last_stamp = 0
         self._handlers: dict[str, Callable[[BurstState, list[bytes], Hello, dict[str, Any], int], None]] = {
             "event": self._on_events, "events": self._on_events, "session_start": self._on_session_start,
             "session_end": self._on_session_end, "flush": self._on_flush, "ping": self._on_ping,
@@ -95,20 +100,16 @@ class Ingress:
 
     def run(self, stop: threading.Event) -> None:
         conn = self.store.engine.connect()
-        poller = zmq.Poller()
-        poller.register(self.sock, zmq.POLLIN)
-        poller.register(self.monitor, zmq.POLLIN)
         last_expiry = time.monotonic()
         try:
             while not stop.is_set():
-                state = BurstState()
-                ready = dict(poller.poll(POLL_MS))
-                if self.monitor in ready:
-                    self._on_monitor()
-                if self.sock in ready:
+                readable = self.sock.poll(POLL_MS)
+                state = self._new_burst()
+                if readable:
                     self._take_burst(state)
-                if time.monotonic() - last_expiry >= EXPIRE_EVERY_S:
-                    last_expiry = time.monotonic()
+                if state.clock - last_expiry >= EXPIRE_EVERY_S:
+                    last_expiry = state.clock
+                    self._on_monitor()
                     self._expire(state)
                 if state.burst or state.out:
                     self._commit_and_reply(conn, state)
@@ -117,6 +118,11 @@ class Ingress:
             self.sock.disable_monitor()
             self.monitor.close(0)
             self.sock.close(0)
+
+    def _new_burst(self) -> BurstState:
+        stamp = max(now_ms(), self._last_stamp + 1)
+        self._last_stamp = stamp
+        return BurstState(stamp, Burst(stamp))
 
     def _on_monitor(self) -> None:
         """Count open connections (a ROUTER cannot tell which identity left, only that one did)."""
@@ -146,7 +152,7 @@ class Ingress:
 
     def _on_frames(self, state: BurstState, frames: list[bytes]) -> None:
         identity = frames[0]
-        self.last_seen[identity] = time.monotonic()
+        self.last_seen[identity] = state.clock
         if len(frames) == 3 and not frames[1]:
             envelope, payload = frames[:2], frames[2]  # a REQ client: keep its delimiter
         elif len(frames) == 2:
@@ -185,6 +191,7 @@ class Ingress:
                 log.error("%s", reason)
                 self.counters.note_error(Code.UNAVAILABLE, reason)
                 self.book = SessionBook(self.store, state.now)  # forget sessions that never reached the store
+                self._last_stamp = state.now
         claimed: set[tuple[str, str]] = set()
         for item in state.out:
             if item.durable and not committed:
@@ -193,23 +200,26 @@ class Ingress:
                                       "send again later").reply(rid)
                 self.counters.errors += 1
             elif isinstance(item.reply, PendingAck):
-                reply = self._ack(item.reply, inserted, claimed)
+                reply = self._ack(state, item.reply, inserted, claimed)
             elif callable(item.reply):
                 reply = item.reply(conn)
             else:
                 reply = item.reply
-            self.sock.send_multipart([*item.envelope, msgpack.packb(reply, use_bin_type=True)])
+            self.sock.send_multipart([*item.envelope, self._packer.pack(reply)])
+        self.counters.note_stored(state.stored, state.duplicates)
         if conn.in_transaction():
             conn.rollback()  # end the read transaction of stats/flush so the next burst can begin
 
-    def _ack(self, pending: PendingAck, inserted: set[tuple[str, str]], claimed: set[tuple[str, str]]) -> dict[str, Any]:
+    def _ack(self, state: BurstState, pending: PendingAck, inserted: set[tuple[str, str]],
+             claimed: set[tuple[str, str]]) -> dict[str, Any]:
         stored = 0
         for key in pending.keys:
             if key in inserted and key not in claimed:
                 claimed.add(key)
                 stored += 1
         duplicates = len(pending.keys) - stored
-        self.counters.note_stored(stored, duplicates)
+        state.stored += stored
+        state.duplicates += duplicates
         return {"type": "ack", "rid": pending.rid, "stored": stored, "duplicates": duplicates,
                 "rejected": [r.to_wire() for r in pending.rejected]}
 
@@ -288,6 +298,7 @@ class Ingress:
         state.out.append(Outgoing(envelope, lambda conn: self.stats_reply(conn, rid), False))
 
     def stats_reply(self, conn: Connection, rid: int) -> dict[str, Any]:
+        self._on_monitor()
         c = self.counters
         store = {"url": self.store.redacted_url, **self.store.counts(conn)}
         return {"type": "stats", "rid": rid, "daemon_version": __version__, "uptime_s": round(c.uptime(), 3),

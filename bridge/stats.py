@@ -26,6 +26,9 @@ class Counters:
     _stored_marks: deque[tuple[float, int]] = field(default_factory=deque)
 
     def note_stored(self, stored: int, duplicates: int) -> None:
+        """Once per burst: what its acks reported."""
+        if not stored and not duplicates:
+            return
         self.stored += stored
         self.duplicates += duplicates
         now = time.monotonic()

@@ -114,10 +114,9 @@ dead_letters = Table(
 EVENT_COLUMNS = ("device_id", "uid", "user_id", "session_id", "category", "client_ts", "received_at",
                  "game_build", "fields")
 
-# Multi-row VALUES keeps per-row overhead low; 500 rows x 9 columns stays under every driver's parameter cap.
-INSERT_CHUNK_ROWS = 500
-INSERT_EVENTS_SQL = (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {{rows}} "
-                     "ON CONFLICT (device_id, uid) DO NOTHING RETURNING device_id, uid")
+# Compiled once per dialect (placeholders differ); the hot path hands rows straight to executemany.
+INSERT_EVENTS_SQL = (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({{marks}}) "
+                     "ON CONFLICT (device_id, uid) DO NOTHING")
 
 # Upgrades in place: MIGRATIONS[n] takes a store from schema version n to n + 1.
 MIGRATIONS: dict[int, Any] = {}
@@ -133,8 +132,13 @@ def now_ms() -> int:
 
 @dataclass
 class Burst:
-    """What one transaction writes: all the events, sessions and devices since the last commit."""
+    """What one transaction writes: all the events, sessions and devices since the last commit.
 
+    `stamp` is the `received_at` of every event row in it: ms since the epoch, strictly greater than the
+    previous burst's, so a burst's rows can be told from older ones.
+    """
+
+    stamp: int
     events: list[tuple[Any, ...]] = field(default_factory=list)  # in EVENT_COLUMNS order
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     new_sessions: list[dict[str, Any]] = field(default_factory=list)
@@ -159,7 +163,7 @@ class Store:
         if self.dialect == "sqlite":
             self._tune_sqlite(durability)
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        self._row_marks = "(" + ",".join([mark] * len(EVENT_COLUMNS)) + ")"
+        self._insert_sql = INSERT_EVENTS_SQL.format(marks=",".join([mark] * len(EVENT_COLUMNS)))
 
     def _tune_sqlite(self, durability: str) -> None:
         """WAL lets readers run beside the writer; NORMAL survives a process crash, FULL a power loss."""
@@ -200,8 +204,9 @@ class Store:
     def commit_burst(self, conn: Connection, burst: Burst) -> set[tuple[str, str]]:
         """Write a burst in one transaction; returns the (device_id, uid) of the events that were new.
 
-        One multi-row INSERT per chunk, ON CONFLICT DO NOTHING, RETURNING what it inserted: the caller learns
-        which events were duplicates without a read before the write.
+        One executemany of INSERT ... ON CONFLICT DO NOTHING. When the driver's row count says every event
+        was new (the usual case) that is the answer. Only when some were duplicates are this burst's keys
+        read back: a row this burst wrote carries the burst's own `received_at` stamp, unique per burst.
         """
         with conn.begin():
             for device in burst.devices.values():
@@ -211,13 +216,27 @@ class Store:
             for ended in burst.ended_sessions:
                 conn.execute(update(sessions).where(sessions.c.session_id == ended["session_id"])
                              .values(ended_at=ended["ended_at"], length=ended["length"]))
-            inserted: set[tuple[str, str]] = set()
-            for start in range(0, len(burst.events), INSERT_CHUNK_ROWS):
-                chunk = burst.events[start:start + INSERT_CHUNK_ROWS]
-                sql = INSERT_EVENTS_SQL.format(rows=",".join([self._row_marks] * len(chunk)))
-                params = tuple(value for row in chunk for value in row)
-                inserted.update(conn.exec_driver_sql(sql, params).tuples())
-            return inserted
+            if not burst.events:
+                return set()
+            written = conn.exec_driver_sql(self._insert_sql, burst.events).rowcount
+            keys = {(row[0], row[1]) for row in burst.events}
+            if written == len(burst.events):
+                return keys
+            return self._written_by(conn, keys, burst.stamp)
+
+    def _written_by(self, conn: Connection, keys: set[tuple[str, str]], stamp: int) -> set[tuple[str, str]]:
+        """Which of these keys this burst inserted (the rest were already stored)."""
+        by_device: dict[str, list[str]] = {}
+        for device_id, uid in keys:
+            by_device.setdefault(device_id, []).append(uid)
+        new: set[tuple[str, str]] = set()
+        for device_id, uids in by_device.items():
+            for start in range(0, len(uids), 500):
+                rows = conn.execute(select(events.c.uid).where(
+                    events.c.device_id == device_id, events.c.uid.in_(uids[start:start + 500]),
+                    events.c.received_at == stamp))
+                new.update((device_id, uid) for (uid,) in rows)
+        return new
 
     def _upsert_device(self, conn: Connection, device: dict[str, Any]) -> None:
         changed = conn.execute(update(devices).where(devices.c.device_id == device["device_id"])

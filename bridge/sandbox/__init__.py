@@ -27,7 +27,8 @@ _EXPORTS = {
     "serve": "bridge.sandbox.gameanalytics",
     "SandboxServer": "bridge.sandbox.server",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = ["SANDBOX_GAME_KEY", "SANDBOX_SECRET_KEY", "Fault", "FaultPlan", "GameAnalyticsSandbox", "RemoteConfig",
+           "RemoteConfigSet", "SandboxServer", "serve"]
 
 
 def __getattr__(name: str) -> Any:

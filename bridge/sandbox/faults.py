@@ -68,12 +68,20 @@ class Fault:
         return asdict(self)
 
 
+class _Pending:
+    __slots__ = ("fault", "remaining")
+
+    def __init__(self, fault: Fault) -> None:
+        self.fault = fault
+        self.remaining = fault.count  # None: until cleared
+
+
 class FaultPlan:
     """The pending faults of one sandbox, consumed in the order they were added."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: list[list[Any]] = []  # [fault, remaining or None]
+        self._pending: list[_Pending] = []
         self._fired: dict[str, int] = {}
 
     def add(self, fault: Fault) -> Fault:
@@ -81,7 +89,7 @@ class FaultPlan:
         if not isinstance(fault, Fault):
             raise TypeError(f"expected a Fault, got {type(fault).__name__}")
         with self._lock:
-            self._pending.append([fault, fault.count])
+            self._pending.append(_Pending(fault))
         return fault
 
     def fail(self, route: str = ANY_ROUTE, status: int = 503, count: int | None = 1,
@@ -101,21 +109,19 @@ class FaultPlan:
         """The fault the next request on `route` suffers, if any; counts it as used."""
         with self._lock:
             for entry in self._pending:
-                fault, remaining = entry
-                if fault.route in (route, ANY_ROUTE):
-                    if remaining is not None:
-                        if remaining == 1:
-                            self._pending.remove(entry)
-                        else:
-                            entry[1] = remaining - 1
+                if entry.fault.route in (route, ANY_ROUTE):
+                    if entry.remaining == 1:
+                        self._pending.remove(entry)
+                    elif entry.remaining is not None:
+                        entry.remaining -= 1
                     self._fired[route] = self._fired.get(route, 0) + 1
-                    return fault
+                    return entry.fault
         return None
 
     def pending(self) -> list[dict[str, Any]]:
         """The faults still to come, each with `remaining` (None: until cleared)."""
         with self._lock:
-            return [{**fault.to_json(), "remaining": remaining} for fault, remaining in self._pending]
+            return [{**entry.fault.to_json(), "remaining": entry.remaining} for entry in self._pending]
 
     def fired(self) -> dict[str, int]:
         """How many requests each route had faulted since the last clear."""

@@ -17,7 +17,7 @@ A `Rule` is a dict with these keys (all optional except `kind`):
 
 | key | applies to | meaning |
 | --- | --- | --- |
-| `kind` | all | `string`, `integer` (a JSON integer, never a bool or `5.0`), `number` (integer or finite float), `boolean`, `object`, `event_id` (a string of `:`-separated parts) |
+| `kind` | all | `string`, `integer`, `number`, `boolean`, `object` or `event_id` (see below) |
 | `required` | all | the field must be present |
 | `one_of` | string, integer | the value must be one of these |
 | `pattern` | string | the whole value must match this regular expression |
@@ -28,6 +28,9 @@ A `Rule` is a dict with these keys (all optional except `kind`):
 | `fields` | object | the object's own fields (a nested table); other keys are refused |
 | `parts` | event_id | (fewest, most) parts, the first part included |
 | `first_part` | event_id | the first part must be one of these; every other part matches `EVENT_ID_PART` |
+
+`integer` is a JSON integer (never `true`, never `5.0`); `number` is an integer or a finite float; `event_id` is a
+string of `:`-separated parts, each matching `EVENT_ID_PART` (after `first_part`, when there is one).
 
 A `Condition` says: when part `event_id_part` of the event's `event_id` is one of `is_one_of`, the rule of
 `field` is the field's table rule updated with `rule` (for example `{"required": True}`).
@@ -45,7 +48,7 @@ routes). The error types, chosen to read like the collector's troubleshooting pa
 | `required` | a required field is absent |
 | `invalid_type` | the JSON type is wrong (a string where an integer belongs, `true` for an integer, ...) |
 | `not_in_range` | a value outside its bounds or not in its set (`one_of`), a non-finite number |
-| `regex_no_match` | a string that does not match its pattern; an `event_id` with a bad part, a wrong number of parts or a first part outside its set |
+| `regex_no_match` | a string not matching its pattern; an `event_id` with a bad part, count of parts or first part |
 | `invalid_length` | a string shorter than `min_len` or longer than `max_len` |
 | `too_many_entries` | an object with more than `max_entries` keys |
 | `unknown_field` | a field the event's category does not define (with `STRICT_EVENTS`) |
@@ -295,7 +298,10 @@ def _compile_string(rule: Rule, path: str, note: str) -> _Check:
     regex_detail = f"must match {rule.get('pattern')}{note}"
     low = rule.get("min_len", 0)
     high = rule.get("max_len", math.inf)
-    length_detail = f"length must be {low} to {high} characters{note}"
+    if high == math.inf:
+        length_detail = f"must have at least {low} characters{note}"
+    else:
+        length_detail = f"must have {low} to {high} characters{note}"
 
     def check(value: Any, errors: list[Error]) -> None:
         if type(value) is not str:
@@ -348,7 +354,7 @@ def _compile_event_id(rule: Rule, path: str, note: str) -> _Check:
 class _CompiledObject:
     """An object's field checks, its required fields and (for categories) its conditional rules."""
 
-    __slots__ = ("path", "checks", "required", "strict", "conditions", "max_entries")
+    __slots__ = ("checks", "conditions", "max_entries", "path", "required", "strict")
 
     def __init__(self, fields: Mapping[str, Rule], path: str, strict: bool,
                  conditions: tuple[Condition, ...] = (), max_entries: int | None = None) -> None:
@@ -360,8 +366,7 @@ class _CompiledObject:
         # (part index, values, field, check, required) for each condition, compiled over the base rule.
         self.conditions = tuple(
             (c["event_id_part"], frozenset(c["is_one_of"]), c["field"],
-             _compile({**fields[c["field"]], **c["rule"]}, _pointer(path, c["field"]),
-                      f" when event_id starts with {'/'.join(c['is_one_of'])}"),
+             _compile({**fields[c["field"]], **c["rule"]}, _pointer(path, c["field"]), _condition_note(c)),
              bool(c["rule"].get("required", fields[c["field"]].get("required"))))
             for c in conditions
         )
@@ -404,6 +409,13 @@ class _CompiledObject:
         return checks, required
 
 
+def _condition_note(condition: Condition) -> str:
+    """How a detail names the condition it comes from, e.g. " when event_id starts with Sink"."""
+    values = "/".join(condition["is_one_of"])
+    index = condition["event_id_part"]
+    return f" when event_id starts with {values}" if index == 0 else f" when event_id part {index + 1} is {values}"
+
+
 def _compile_object(rule: Rule, path: str, note: str) -> _Check:
     fields = rule.get("fields")
     return _CompiledObject(fields or {}, path, strict=fields is not None,
@@ -423,7 +435,7 @@ _COMPILERS: Mapping[str, Callable[[Rule, str, str], _Check]] = {
 def _compile(rule: Rule, path: str, note: str = "") -> _Check:
     """One field rule → a check that appends at most one error per broken field (nested objects: per key)."""
     kind = rule.get("kind")
-    if kind not in _COMPILERS:
+    if kind is None or kind not in _COMPILERS:
         raise ValueError(f"rule for {path or 'the event'} has unknown kind {kind!r}")
     return _COMPILERS[kind](rule, path, note)
 

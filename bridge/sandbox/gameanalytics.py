@@ -13,7 +13,7 @@ waiting minutes for the real dashboard: every accepted and rejected event is log
   `POST /remote_configs/v1/init` with 201 (configs, configs_hash, A/B ids) or 200 (`{server_ts}`) when the
   client's `configs_hash` is current.
 
-Admin routes (JSON, no signature, loopback only) under `/_sandbox/`:
+Admin routes under `/_sandbox/` (JSON; they need no signature, so keep the sandbox on loopback, its default):
 
 | method and path | does |
 | --- | --- |
@@ -171,7 +171,7 @@ class RemoteConfigSet:
     def from_json(cls, data: Any) -> RemoteConfigSet:
         """From the JSON body of `PUT /_sandbox/configs` (or a `--configs` file)."""
         if not isinstance(data, Mapping):
-            raise ValueError("remote configs must be a JSON object with configs, and ab_id and variants for an A/B test")
+            raise ValueError("remote configs must be a JSON object: configs, and ab_id and variants for A/B")
         unknown = set(data) - {"configs", "ab_id", "variants", "game_key"}
         if unknown:
             raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
@@ -231,7 +231,7 @@ class _Records:
                 continue
             if category is not None and _category_of(record["event"]) != category:
                 continue
-            out.append(record)
+            out.append(dict(record))
         return out, max(since, self._next)
 
     def clear(self) -> None:
@@ -387,21 +387,20 @@ class GameAnalyticsSandbox:
 
     def fault_route(self, method: str, path: str) -> str | None:
         """`init`, `events` or `remote_configs`; admin and unknown paths are never faulted."""
-        if path == _REMOTE_CONFIGS_PATH:
-            return "remote_configs"
-        match = _GAME_ROUTE.fullmatch(path)
-        return match[2] if match else None
+        route = _collector_route(path)
+        return route[0] if route else None
 
     def handle(self, request: Request) -> Response:
         if request.path.startswith(_ADMIN_PREFIX):
             return self._admin(request)
-        route = self.fault_route(request.method, request.path)
-        if route is None:
+        found = _collector_route(request.path)
+        if found is None:
             return Response.json(404, {"error": f"no route {request.path}"})
+        route, path_game_key = found
         if request.method != "POST":
             return Response.json(405, {"error": "use POST"}, (*COLLECTOR_HEADERS, ("Allow", "POST")))
         try:
-            response = self._collect(route, request)
+            response = self._collect(route, path_game_key or request.query.get("game_key", ""), request)
         except _BadRequest as refused:
             log.warning("%s %s answered %d: %s", request.method, request.path, refused.response.status, refused)
             response = refused.response
@@ -411,7 +410,7 @@ class GameAnalyticsSandbox:
             statuses[status] = statuses.get(status, 0) + 1
         return response
 
-    def _collect(self, route: str, request: Request) -> Response:
+    def _collect(self, route: str, game_key: str, request: Request) -> Response:
         """The collector's checks in the order a request meets them: size, keys, signature, body."""
         length = request.content_length
         if length > 2 * self.max_body_bytes:
@@ -421,12 +420,6 @@ class GameAnalyticsSandbox:
             request.read_body()
             raise _refuse(413, f"request body of {length} bytes is over the {self.max_body_bytes}-byte limit")
         body = request.read_body()
-        if route == "remote_configs":
-            game_key = request.query.get("game_key", "")
-        else:
-            match = _GAME_ROUTE.fullmatch(request.path)
-            assert match is not None  # fault_route matched it
-            game_key = match[1]
         with self._lock:
             game = self._games.get(game_key)
             secret = game.secret if game else b""
@@ -482,8 +475,7 @@ class GameAnalyticsSandbox:
             for event in accepted:
                 log.info("accepted %-11s %s", event["category"], _event_label(event))
             for event, errors in rejected:
-                log.info("rejected %-11s %s: %s", _category_of(event), _event_label(event),
-                         "; ".join(f"{path or '(event)'} {kind}: {detail}" for kind, path, detail in errors))
+                log.info("rejected %-11s %s: %s", _category_of(event), _event_label(event), _reasons(errors))
         if answer:
             return Response.json(400, answer, COLLECTOR_HEADERS)
         return Response.json(200, {}, COLLECTOR_HEADERS)
@@ -501,7 +493,7 @@ class GameAnalyticsSandbox:
     def _remote_configs_init(self, game_key: str, game: _Game, payload: Any,
                              query: Mapping[str, str]) -> Response:
         interval = query.get("interval_seconds", "0")
-        if not interval.isdigit():
+        if not (interval.isascii() and interval.isdigit()):
             raise _refuse(400, f"interval_seconds must be a non-negative integer, not {interval!r}")
         _check_body(validate_remote_configs_init(payload))
         with self._lock:
@@ -526,8 +518,7 @@ class GameAnalyticsSandbox:
     def _admin(self, request: Request) -> Response:
         action = (request.method, request.path[len(_ADMIN_PREFIX):].rstrip("/"))
         try:
-            if request.content_length > MAX_ADMIN_BODY_BYTES:
-                request.read_body()
+            if request.content_length > MAX_ADMIN_BODY_BYTES:  # left unread: the server closes the connection
                 return Response.json(413, {"error": "admin body too large"})
             raw = request.read_body()
             body = json.loads(raw) if raw else {}
@@ -563,13 +554,13 @@ class GameAnalyticsSandbox:
         if action == ("GET", "games"):
             return Response.json(200, {"games": self.games()})
         if action == ("PUT", "games"):
-            self.register_game(body.get("game_key"), body.get("secret_key"))
+            self.register_game(_field(body, "game_key"), _field(body, "secret_key"))
             return Response.json(201, {"games": self.games()})
         if action == ("PUT", "enabled"):
-            self.set_enabled(body.get("enabled"), body.get("game_key", SANDBOX_GAME_KEY))
+            self.set_enabled(_field(body, "enabled"), body.get("game_key", SANDBOX_GAME_KEY))
             return Response.json(200, {"games": self.games()})
         if action == ("PUT", "clock"):
-            self.set_clock_offset(body.get("offset_seconds"))
+            self.set_clock_offset(_field(body, "offset_seconds"))
             return Response.json(200, {"offset_seconds": self._clock_offset, "server_ts": self.server_ts()})
         if action == ("POST", "reset"):
             self.reset()
@@ -591,6 +582,15 @@ class GameAnalyticsSandbox:
             raise ValueError(f"limit must be an integer >= 1 or None, not {limit!r}")
         with self._lock:
             return records.select(game_key, category, since, limit)
+
+
+def _collector_route(path: str) -> tuple[str, str | None] | None:
+    """(route name, game key of the path) for a collector route; the remote configs route has its key in
+    the query string."""
+    if path == _REMOTE_CONFIGS_PATH:
+        return "remote_configs", None
+    match = _GAME_ROUTE.fullmatch(path)
+    return (match[2], match[1]) if match else None
 
 
 def _gunzip(body: bytes) -> bytes:
@@ -620,8 +620,17 @@ def _not_json(constant: str) -> Any:
 
 def _check_body(errors: list[Error]) -> None:
     if errors:
-        raise _refuse(400, "; ".join(f"{path or '(body)'} {kind}: {detail}" for kind, path, detail in errors),
+        raise _refuse(400, _reasons(errors),
                       {"errors": [{"error_type": kind, "path": path} for kind, path, _ in errors]})
+
+
+def _reasons(errors: list[Error]) -> str:
+    """The broken rules on one line: missing fields together, then each other error with its detail."""
+    missing = [path for kind, path, _ in errors if kind == "required"]
+    parts = [f"{path or '(event)'} {kind}: {detail}" for kind, path, detail in errors if kind != "required"]
+    if missing:
+        parts.append(f"missing {', '.join(missing)}")
+    return "; ".join(parts)
 
 
 def _event_label(event: Any) -> str:
@@ -632,11 +641,18 @@ def _event_label(event: Any) -> str:
     return str(label)[:200]
 
 
+def _field(body: Mapping[str, Any], name: str) -> Any:
+    """A required field of an admin body."""
+    if name not in body:
+        raise ValueError(f"the body needs {name!r}")
+    return body[name]
+
+
 def _query_int(query: Mapping[str, str], name: str, default: int, lowest: int) -> int:
     text = query.get(name)
     if text is None:
         return default
-    if not text.isdigit() or int(text) < lowest:
+    if not (text.isascii() and text.isdigit()) or int(text) < lowest:
         raise ValueError(f"{name} must be an integer >= {lowest}, not {text!r}")
     return int(text)
 

@@ -8,7 +8,7 @@ stopping cleanly, in-process (tests: `SandboxServer(...).start()`, `.url`, `.sto
 
 from __future__ import annotations
 
-import ipaddress
+import contextlib
 import json
 import logging
 import signal
@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, BinaryIO, Protocol
+from io import BufferedIOBase
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from bridge.sandbox.faults import FaultPlan
@@ -34,10 +35,10 @@ class Request:
     """One HTTP request as an emulator sees it; the body is read only when the emulator asks for it, so an
     emulator can refuse an oversized body (or drop the connection) without reading it."""
 
-    __slots__ = ("method", "path", "query", "headers", "content_length", "_rfile", "_body")
+    __slots__ = ("_body", "_rfile", "content_length", "headers", "method", "path", "query")
 
     def __init__(self, method: str, path: str, query: Mapping[str, str], headers: Message,
-                 content_length: int, rfile: BinaryIO) -> None:
+                 content_length: int, rfile: BufferedIOBase) -> None:
         self.method = method
         self.path = path
         self.query = query
@@ -187,10 +188,8 @@ class _HTTPServer(ThreadingHTTPServer):
         with self._connections_lock:
             connections = list(self._connections)
         for conn in connections:
-            try:
+            with contextlib.suppress(OSError):  # already closed by its client
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class SandboxServer:
@@ -199,10 +198,8 @@ class SandboxServer:
     def __init__(self, emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> None:
         if not hasattr(emulator, "handle") or not isinstance(getattr(emulator, "faults", None), FaultPlan):
             raise TypeError("emulator must have handle(request) and a FaultPlan in .faults")
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            raise ValueError(f"host must be an IP address such as 127.0.0.1, not {host!r}") from None
+        if not isinstance(host, str) or not host:
+            raise ValueError(f"host must be an address to bind such as 127.0.0.1, not {host!r}")
         if type(port) is not int or not 0 <= port <= 65535:
             raise ValueError(f"port must be an integer from 0 (any free port) to 65535, not {port!r}")
         self.emulator = emulator
@@ -257,7 +254,7 @@ def serve_until_signalled(server: SandboxServer,
     """Start `server`, call `on_started` (to print its URL, say), block until SIGINT or SIGTERM, then stop
     it: the main loop of the `engine-bridge sandbox` command."""
     stopping = threading.Event()
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, lambda *_: stopping.set())

@@ -113,6 +113,8 @@ class Value {
   /// Each accessor answers only for the matching type (AsDouble also takes integers); otherwise empty.
   std::optional<bool> AsBool() const noexcept;
   std::optional<std::int64_t> AsInt() const noexcept;
+  /// A UInt, or an Int that is not negative.
+  std::optional<std::uint64_t> AsUInt() const noexcept;
   std::optional<double> AsDouble() const noexcept;
   const std::string* AsString() const noexcept { return std::get_if<std::string>(&v_); }
   const Array* AsArray() const noexcept { return std::get_if<Array>(&v_); }

@@ -42,14 +42,20 @@ namespace EngineBridge.Internal
             position = length;
         }
 
+        /// <summary>A copy of the bytes written so far.</summary>
+        public byte[] ToArray()
+        {
+            var bytes = new byte[position];
+            System.Buffer.BlockCopy(buffer, 0, bytes, 0, position);
+            return bytes;
+        }
+
         /// <summary>The encoding of one string, for keys and names written many times.</summary>
         public static byte[] Encode(string value)
         {
             var writer = new MsgPackWriter(value.Length * 3 + 5);
             writer.WriteString(value);
-            var bytes = new byte[writer.Length];
-            System.Buffer.BlockCopy(writer.Buffer, 0, bytes, 0, writer.Length);
-            return bytes;
+            return writer.ToArray();
         }
 
         public void WriteNil()

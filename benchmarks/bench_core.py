@@ -1,0 +1,196 @@
+"""The daemon core against its raw ceiling, measured in one run with the same load generator.
+
+Prints: events/s acknowledged with one event per message and with batches of 100 (a window of messages in
+flight, load from a separate process); ack latency p50/p99 at a fixed 10,000 events/s; the same figures for
+a bare pyzmq ROUTER that only unpacks, inserts with stdlib sqlite3 executemany (WAL, synchronous=NORMAL, the
+same unique index) and replies; our ratio to it; the daemon's idle CPU over 30 s and its resident memory.
+
+    python benchmarks/bench_core.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import msgpack
+import zmq
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.harness import Daemon, free_port  # noqa: E402
+
+HELLO = {"type": "hello", "rid": 0, "protocol": 1, "engine": "bench", "binding": "bench", "binding_version": "1",
+         "game_build": "1", "device_id": "bench-device"}
+
+
+def event(i: int) -> dict:
+    return {"id": uuid.uuid4().hex, "category": "design", "ts": 1795600000000 + i,
+            "fields": {"event_id": "level:complete:boss", "value": 1.5}}
+
+
+def frames(mode: str, count: int) -> list[bytes]:
+    """Pre-encoded requests, so the load generator spends its time on sockets, not on msgpack."""
+    if mode == "single":
+        return [msgpack.packb({"type": "event", "rid": i + 1, "event": event(i)}) for i in range(count)]
+    per = 100
+    return [msgpack.packb({"type": "events", "rid": i + 1, "events": [event(i * per + j) for j in range(per)]})
+            for i in range(count // per)]
+
+
+# --- the load generator (runs in its own process) -----------------------------------------------------
+
+def loadgen(endpoint: str, mode: str, count: int, window: int, rate: float) -> dict:
+    per = 1 if mode == "single" else 100
+    todo = frames(mode, count)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(endpoint)
+    sock.send(msgpack.packb(HELLO))
+    assert sock.poll(10_000), "no welcome"
+    sock.recv()
+    sent_at: dict[int, float] = {}
+    latencies: list[float] = []
+    sent = done = 0
+    start = time.perf_counter()
+    while done < len(todo):
+        now = time.perf_counter()
+        while sent < len(todo) and len(sent_at) < window and (rate <= 0 or sent * per < (now - start) * rate):
+            sent_at[sent + 1] = time.perf_counter()
+            sock.send(todo[sent], copy=False)
+            sent += 1
+        if sock.poll(1 if rate > 0 else 10_000):
+            while True:
+                try:
+                    reply = msgpack.unpackb(sock.recv(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+                latencies.append(time.perf_counter() - sent_at.pop(reply["rid"]))
+                done += 1
+    elapsed = time.perf_counter() - start
+    sock.close(0)
+    latencies.sort()
+    return {"events_per_s": done * per / elapsed, "p50_ms": 1000 * latencies[len(latencies) // 2],
+            "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)], "events": done * per}
+
+
+def run_loadgen(endpoint: str, mode: str, count: int, window: int, rate: float = 0) -> dict:
+    out = subprocess.run([sys.executable, __file__, "loadgen", endpoint, mode, str(count), str(window), str(rate)],
+                         capture_output=True, text=True, timeout=600, check=True)
+    return json.loads(out.stdout)
+
+
+# --- the raw ceiling (runs in its own process) --------------------------------------------------------
+
+def raw_server(endpoint: str, db_path: str) -> None:
+    db = sqlite3.connect(db_path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE events (pk INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT, uid TEXT, category "
+               "TEXT, client_ts INTEGER, received_at INTEGER, fields BLOB, UNIQUE (device_id, uid))")
+    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    sock.bind(endpoint)
+    print("ready", flush=True)
+    while True:
+        sock.poll()
+        replies, rows = [], []
+        for _ in range(2048):
+            try:
+                ident, payload = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            msg = msgpack.unpackb(payload)
+            now = int(time.time() * 1000)
+            batch = msg.get("events") or ([msg["event"]] if "event" in msg else [])
+            rows += [("bench", e["id"], e["category"], e["ts"], now, msgpack.packb(e["fields"])) for e in batch]
+            replies.append((ident, {"type": "ack", "rid": msg.get("rid"), "stored": len(batch)}))
+        db.execute("BEGIN")
+        db.executemany("INSERT OR IGNORE INTO events (device_id, uid, category, client_ts, received_at, fields) "
+                       "VALUES (?,?,?,?,?,?)", rows)
+        db.execute("COMMIT")
+        for ident, reply in replies:
+            sock.send_multipart([ident, msgpack.packb(reply)])
+
+
+def measure(endpoint: str, quick: bool) -> dict:
+    n_single, n_batch, n_lat = (20_000, 200_000, 20_000) if quick else (100_000, 600_000, 50_000)
+    return {
+        "single": run_loadgen(endpoint, "single", n_single, 64),
+        "batch": run_loadgen(endpoint, "batch", n_batch, 16),
+        "latency": run_loadgen(endpoint, "single", n_lat, 1000, rate=10_000),
+    }
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="smaller runs and a 5 s idle window")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="eb-bench-"))
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    raw = subprocess.Popen([sys.executable, __file__, "raw-server", endpoint, str(work / "raw.db")],
+                           stdout=subprocess.PIPE, text=True)
+    assert raw.stdout is not None and raw.stdout.readline().strip() == "ready"
+    try:
+        ceiling = measure(endpoint, args.quick)
+    finally:
+        raw.kill()
+
+    with Daemon(work / "daemon") as daemon:
+        ours = measure(daemon.ingress, args.quick)
+        assert daemon.proc is not None
+        pid = daemon.proc.pid
+        rss_loaded = proc_rss_mb(pid)
+        daemon.restart()
+        pid = daemon.proc.pid
+        time.sleep(2)
+        idle_s = 5 if args.quick else 30
+        cpu0 = proc_cpu_seconds(pid)
+        time.sleep(idle_s)
+        idle_cpu = 100 * (proc_cpu_seconds(pid) - cpu0) / idle_s
+        rss_idle = proc_rss_mb(pid)
+
+    print("engine-bridge core benchmark (load from a separate process, loopback TCP)")
+    print(f"{'':32}{'daemon':>14}{'raw ceiling':>14}{'ratio':>9}")
+    for key, label in (("single", "1 event/message, events/s"), ("batch", "100 events/message, events/s")):
+        a, b = ours[key]["events_per_s"], ceiling[key]["events_per_s"]
+        print(f"{label:32}{a:>14,.0f}{b:>14,.0f}{a / b:>8.0%}")
+    for key in ("p50_ms", "p99_ms"):
+        print(f"{'ack latency ' + key[:3] + ' @10k ev/s, ms':32}{ours['latency'][key]:>14.2f}"
+              f"{ceiling['latency'][key]:>14.2f}")
+    print(f"{'achieved rate in latency run':32}{ours['latency']['events_per_s']:>14,.0f}")
+    print(f"idle CPU over {idle_s} s: {idle_cpu:.2f}% of a core; resident memory {rss_idle:.1f} MB idle, "
+          f"{rss_loaded:.1f} MB after the load")
+    print("targets: >= 80% of the ceiling in both modes, p99 < 5 ms at 10k ev/s, idle CPU < 1%, RSS < 80 MB")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "loadgen":
+        _, _, ep, mode, count, window, rate = sys.argv
+        print(json.dumps(loadgen(ep, mode, int(count), int(window), float(rate))))
+    elif len(sys.argv) > 1 and sys.argv[1] == "raw-server":
+        raw_server(sys.argv[2], sys.argv[3])
+    else:
+        main()
