@@ -1,7 +1,7 @@
 """The daemon: wires store, publisher, config sources and ingress; owns start-up, signals and shutdown.
 
-Threads: the ingress (ROUTER loop), the publisher (XPUB loop); the main thread waits for a signal and
-watches the configuration file. SIGINT/SIGTERM stop it cleanly: the ingress finishes the burst it holds
+Threads: the ingress (ROUTER loop), the publisher (XPUB loop); the main thread waits for a signal,
+watches the configuration file and checkpoints the SQLite WAL once a second. SIGINT/SIGTERM stop it cleanly: the ingress finishes the burst it holds
 (commit, then replies), so everything acknowledged is in the store.
 """
 
@@ -68,6 +68,7 @@ class Daemon:
                 self.local.reload()
             else:
                 self.local.poll()
+            self.store.checkpoint()
         return self.shutdown()
 
     def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
@@ -81,6 +82,8 @@ class Daemon:
             thread.join(JOIN_TIMEOUT_S)
             if thread.is_alive():
                 stuck.append(thread.name)
+        if not stuck:
+            self.store.checkpoint(final=True)
         self.store.dispose()
         self.ctx.destroy(0)
         if stuck:

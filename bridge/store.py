@@ -166,7 +166,11 @@ class Store:
         self._insert_sql = INSERT_EVENTS_SQL.format(marks=",".join([mark] * len(EVENT_COLUMNS)))
 
     def _tune_sqlite(self, durability: str) -> None:
-        """WAL lets readers run beside the writer; NORMAL survives a process crash, FULL a power loss."""
+        """WAL lets readers run beside the writer; NORMAL survives a process crash, FULL a power loss.
+
+        Automatic checkpoints are off: one would stall whichever commit crossed the threshold (an ack
+        waiting on an fsync). The daemon calls `checkpoint()` from its own thread instead.
+        """
         synchronous = "FULL" if durability == "full" else "NORMAL"
 
         @event.listens_for(self.engine, "connect")
@@ -175,7 +179,15 @@ class Store:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
+
+    def checkpoint(self, final: bool = False) -> None:
+        """Copy the SQLite WAL into the database without blocking the writer (TRUNCATE at shutdown)."""
+        if self.dialect != "sqlite":
+            return
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql(f"PRAGMA wal_checkpoint({'TRUNCATE' if final else 'PASSIVE'})")
 
     # --- schema -------------------------------------------------------------------------------------
 
