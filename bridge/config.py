@@ -46,6 +46,8 @@ class Settings:
     store_url: str | None = None
     durability: str = "normal"
     session_timeout_s: float = 900.0
+    store_cap_mb: float = 256.0
+    keep_delivered_s: float = 24 * 3600.0
     log_level: str = "info"
     local_configs: dict[str, Any] = field(default_factory=dict)
     providers: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in
@@ -135,6 +137,8 @@ def load(path: Path | None = None, **overrides: Any) -> Settings:
         store_url=env.get(ENV_PREFIX + "STORE_URL", store.get("url")),
         durability=store.get("durability", "normal"),
         session_timeout_s=float(daemon.get("session_timeout", 900)),
+        store_cap_mb=float(store.get("cap_mb", 256)),
+        keep_delivered_s=float(store.get("keep_delivered_hours", 24)) * 3600,
         log_level=daemon.get("log_level", "info"),
         local_configs=dict(_table(doc, "configs")),
         providers=_providers(doc),
@@ -152,6 +156,8 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{name} endpoint {endpoint!r} must start with tcp:// or ipc://")
     if settings.durability not in DURABILITY_LEVELS:
         raise ConfigError(f"store.durability must be one of {DURABILITY_LEVELS}, not {settings.durability!r}")
+    if settings.store_cap_mb <= 0:
+        raise ConfigError("store.cap_mb must be a positive number of megabytes")
     if settings.session_timeout_s <= 0:
         raise ConfigError("daemon.session_timeout must be a positive number of seconds")
     try:

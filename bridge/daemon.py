@@ -1,6 +1,7 @@
 """The daemon: wires store, publisher, config sources and ingress; owns start-up, signals and shutdown.
 
-Threads: the ingress (ROUTER loop), the publisher (XPUB loop); the main thread waits for a signal,
+Threads: the ingress (ROUTER loop), the publisher (XPUB loop), the dispatcher (an asyncio loop with a
+lane per provider); the main thread waits for a signal,
 watches the configuration file and checkpoints the SQLite WAL once a second. SIGINT/SIGTERM stop it cleanly: the ingress finishes the burst it holds
 (commit, then replies), so everything acknowledged is in the store.
 """
@@ -15,8 +16,10 @@ from types import FrameType
 import zmq
 
 from .config import Settings
+from .dispatcher import Dispatcher
 from .ingress import Ingress
 from .local_configs import LocalConfigs
+from .providers.registry import UnknownProvider
 from .publisher import Publisher
 from .stats import Counters
 from .store import Store
@@ -42,15 +45,21 @@ class Daemon:
         self.store.upgrade()
         try:
             self.publisher = Publisher(self.ctx, settings.publish, self.store)
-            self.ingress = Ingress(self.ctx, settings.ingress, self.store, self.publisher, self.counters,
-                                   settings.session_timeout_s)
+            self.dispatcher = Dispatcher(settings.providers, self.store, self.publisher, settings.store_cap_mb,
+                                         settings.keep_delivered_s)
+            self.ingress = Ingress(self.ctx, settings.ingress, self.store, self.publisher, self.dispatcher,
+                                   self.counters, settings.session_timeout_s)
+        except UnknownProvider as exc:
+            self.ctx.destroy(0)
+            raise StartupError(f"configuration: {exc}") from None
         except zmq.ZMQError as exc:
             self.ctx.destroy(0)
             raise StartupError(f"cannot bind {settings.ingress} / {settings.publish}: {exc.strerror}. Is another "
                                "engine-bridge running? Choose other endpoints with --ingress/--publish.") from None
         self.local = LocalConfigs(self.publisher, settings.config_path, settings.local_configs)
         self._threads = [threading.Thread(target=self.ingress.run, args=(self.stop_event,), name="ingress"),
-                         threading.Thread(target=self.publisher.run, args=(self.stop_event,), name="publisher")]
+                         threading.Thread(target=self.publisher.run, args=(self.stop_event,), name="publisher"),
+                         threading.Thread(target=self.dispatcher.run, args=(self.stop_event,), name="dispatcher")]
 
     def run(self) -> int:
         """Serve until SIGINT/SIGTERM; returns the process exit code."""

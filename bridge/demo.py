@@ -37,8 +37,9 @@ SAMPLE_FIELDS: dict[str, Any] = {
     "custom": lambda i: {"name": "photo_mode_used", "filter": "sepia"},
 }
 
-CONFIG_BEFORE = '[configs]\ndifficulty = "normal"\nmax_lives = 3\n'
-CONFIG_AFTER = '[configs]\ndifficulty = "hard"\nmax_lives = 3\n'
+PROVIDERS = "\n[providers]\n"  # none yet: the demo never leaves this machine
+CONFIG_BEFORE = '[configs]\ndifficulty = "normal"\nmax_lives = 3\n' + PROVIDERS
+CONFIG_AFTER = '[configs]\ndifficulty = "hard"\nmax_lives = 3\n' + PROVIDERS
 
 
 def _free_endpoint() -> str:

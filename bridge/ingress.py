@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import __version__, protocol
+from .dispatcher import Dispatcher
 from .protocol import Code, Hello, ProtocolError, Rejection
 from .publisher import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, Publisher
 from .sessions import SessionBook
@@ -42,6 +43,7 @@ class PendingAck:
     rid: int
     keys: list[tuple[str, str]]
     rejected: list[Rejection]
+    invalid: list[dict[str, Any]]
 
 
 AfterCommit = Callable[[Connection], dict[str, Any]]
@@ -68,9 +70,10 @@ class BurstState:
 class Ingress:
     """Owns the ROUTER socket, the connections' `hello`s and the session book."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, store: Store, publisher: Publisher, counters: Counters,
-                 session_timeout_s: float) -> None:
+    def __init__(self, ctx: zmq.Context, endpoint: str, store: Store, publisher: Publisher, dispatcher: Dispatcher,
+                 counters: Counters, session_timeout_s: float) -> None:
         self.store = store
+        self.dispatcher = dispatcher
         self.publisher = publisher
         self.counters = counters
         self.session_timeout_ms = int(session_timeout_s * 1000)
@@ -221,7 +224,7 @@ class Ingress:
         state.stored += stored
         state.duplicates += duplicates
         return {"type": "ack", "rid": pending.rid, "stored": stored, "duplicates": duplicates,
-                "rejected": [r.to_wire() for r in pending.rejected]}
+                "rejected": [r.to_wire() for r in pending.rejected], "invalid": pending.invalid}
 
     def _error(self, state: BurstState, envelope: list[bytes], rid: int | None, exc: ProtocolError) -> None:
         self.counters.note_error(exc.code, exc.message)
@@ -253,14 +256,18 @@ class Ingress:
         self.counters.received += len(good) + len(rejected)
         self.counters.rejected += len(rejected)
         keys = []
+        invalid = []
         rows = state.burst.events
-        for _, ev in good:
+        check = self.dispatcher.check
+        for index, ev in good:
+            for provider, rule in check(ev.category, ev.fields):
+                invalid.append({"index": index, "id": ev.id, "provider": provider, "message": rule})
             user_id = ev.user_id or hello.user_id
             session = self.book.ensure(state.burst, hello.device_id, user_id, hello.game_build, state.now)
             rows.append((hello.device_id, ev.id, user_id, session.session_id, ev.category, ev.ts, state.now,
                          hello.game_build, msgpack.packb(ev.fields, use_bin_type=True)))
             keys.append((hello.device_id, ev.id))
-        state.out.append(Outgoing(envelope, PendingAck(rid, keys, rejected), bool(keys)))
+        state.out.append(Outgoing(envelope, PendingAck(rid, keys, rejected, invalid), bool(keys)))
 
     def _session_args(self, hello: Hello, msg: dict[str, Any], now: int) -> tuple[str, int]:
         user_id = protocol.text(msg, "user_id", "", required=False, max_len=128) or hello.user_id
@@ -286,6 +293,7 @@ class Ingress:
     def _on_flush(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                   rid: int) -> None:
         device_id = hello.device_id
+        self.dispatcher.flush()
         state.out.append(Outgoing(envelope, lambda conn: {
             "type": "flushed", "rid": rid, "queued": self.store.queued_for_device(conn, device_id)}, False))
 
@@ -300,11 +308,11 @@ class Ingress:
     def stats_reply(self, conn: Connection, rid: int) -> dict[str, Any]:
         self._on_monitor()
         c = self.counters
-        store = {"url": self.store.redacted_url, **self.store.counts(conn)}
+        store = {"url": self.store.redacted_url, **self.store.counts(conn), "trimmed": self.dispatcher.trimmed()}
         return {"type": "stats", "rid": rid, "daemon_version": __version__, "uptime_s": round(c.uptime(), 3),
                 "clients": self.connections, "received": c.received, "stored": c.stored,
                 "duplicates": c.duplicates, "rejected": c.rejected, "errors": c.errors,
-                "rate_10s": round(c.rate(), 1), "store": store, "providers": {},
+                "rate_10s": round(c.rate(), 1), "store": store, "providers": self.dispatcher.status(),
                 "last_errors": list(c.last_errors)}
 
     def _on_configs(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],

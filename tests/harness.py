@@ -42,10 +42,13 @@ class Daemon:
         self.ingress = f"tcp://127.0.0.1:{free_port()}"
         self.publish = f"tcp://127.0.0.1:{free_port()}"
         self.store_url = store_url
-        self.config_path: Path | None = None
-        if config is not None:
-            self.config_path = self.workdir / "bridge.toml"
-            self.config_path.write_text(config)
+        # Tests talk to loopback only: with no [providers] of its own, a test daemon gets none at all
+        # (the embedded default would deliver to GameAnalytics' real sandbox host).
+        config = config or ""
+        if "[providers" not in config:
+            config += "\n[providers]\n"
+        self.config_path = self.workdir / "bridge.toml"
+        self.config_path.write_text(config)
         self.extra_args = list(extra_args or [])
         self.log_path = self.workdir / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -56,9 +59,7 @@ class Daemon:
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "bridge", "run", "--data-dir", str(self.data_dir),
-               "--ingress", self.ingress, "--publish", self.publish]
-        if self.config_path is not None:
-            cmd += ["--config", str(self.config_path)]
+               "--ingress", self.ingress, "--publish", self.publish, "--config", str(self.config_path)]
         if self.store_url is not None:
             cmd += ["--store", self.store_url]
         return cmd + self.extra_args

@@ -36,7 +36,8 @@ def test_hello_welcome_carries_version_time_limits_and_topics(daemon: Daemon) ->
 def test_every_category_round_trips_into_the_store(daemon: Daemon, client: Client, category: str) -> None:
     event = make_event(category)
     reply = client.request({"type": "event", "event": event})
-    assert reply == {"type": "ack", "rid": reply["rid"], "stored": 1, "duplicates": 0, "rejected": []}
+    assert reply == {"type": "ack", "rid": reply["rid"], "stored": 1, "duplicates": 0, "rejected": [],
+                     "invalid": []}
     [row] = [e for e in daemon.events() if e["uid"] == event["id"]]
     assert row["category"] == category
     assert row["fields"] == event["fields"]

@@ -1,0 +1,265 @@
+"""The dispatcher: one lane per provider, each claiming due events, sending them and recording the answer.
+
+All lanes run as asyncio tasks in the dispatcher's own thread, each with its own HTTP client, so a provider
+that is slow or down only delays its own lane. A lane finishes a batch (cursor moved, dead letters written)
+only once every event of it was delivered or refused for good; until then it retries the rest with capped
+exponential backoff and jitter, however long the outage lasts. Housekeeping keeps the store under its cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from .outbox import Outbox, StoredEvent
+from .providers.base import Outcome, Provider, ProviderContext
+from .providers.registry import provider_class
+from .publisher import Publisher
+from .store import Store, now_ms
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL_S = 2.0  # how long a lane lets a part-filled batch wait for more events
+DEFAULT_RETRY_BASE_S = 1.0
+DEFAULT_RETRY_CAP_S = 300.0
+DEFAULT_TIMEOUT_S = 10.0
+PAUSED_RETRY_S = 60.0
+HOUSEKEEPING_EVERY_S = 5.0
+
+
+class Lane:
+    """One provider's loop: claim → check → send → finish or back off."""
+
+    def __init__(self, provider: Provider, outbox: Outbox, settings: dict[str, Any]) -> None:
+        self.provider = provider
+        self.name = provider.name
+        self.outbox = outbox
+        self.interval_s = float(settings.get("interval", DEFAULT_INTERVAL_S))
+        self.retry_base_s = float(settings.get("retry_base", DEFAULT_RETRY_BASE_S))
+        self.retry_cap_s = float(settings.get("retry_cap", DEFAULT_RETRY_CAP_S))
+        self.nudge = asyncio.Event()
+        self.started = False
+        self.in_flight = 0
+        self.attempt = 0
+        self.last_error: str | None = None
+        self.last_error_at: int | None = None
+        self.next_retry_at: int | None = None
+        self.paused: str | None = None
+
+    async def run(self) -> None:
+        cursor = self.outbox.cursor(self.name)
+        while True:
+            await self._send_requeued()
+            claimed = self.outbox.claim(cursor, self.provider.batch_size)
+            if not claimed or self._should_wait(claimed):
+                await self._sleep(self._wait_time(claimed), wake_on_nudge=True)
+                continue
+            self.nudge.clear()
+            await self._deliver_batch(claimed)
+            cursor = claimed[-1].pk
+
+    def _should_wait(self, claimed: list[StoredEvent]) -> bool:
+        """A part-filled batch waits for more until its oldest event is `interval` old or a flush came."""
+        if len(claimed) >= self.provider.batch_size or self.nudge.is_set():
+            return False
+        return now_ms() - claimed[0].received_at < self.interval_s * 1000
+
+    def _wait_time(self, claimed: list[StoredEvent]) -> float:
+        if not claimed:
+            return self.interval_s
+        return max(0.01, self.interval_s - (now_ms() - claimed[0].received_at) / 1000)
+
+    async def _deliver_batch(self, claimed: list[StoredEvent]) -> None:
+        """Send until every routed event of the batch is delivered or dead, then move the cursor past it."""
+        dead: list[tuple[int, str, str]] = []
+        pending: list[StoredEvent] = []
+        for ev in claimed:
+            if not self.provider.accepts(ev):
+                continue
+            rule = self.provider.check(ev.category, ev.fields)
+            if rule:
+                dead.append((ev.pk, "invalid", rule))
+            else:
+                pending.append(ev)
+        delivered = 0
+        while pending:
+            outcome = await self._send(pending)
+            delivered += len(outcome.delivered)
+            dead.extend(outcome.dead)
+            done = outcome.delivered | {pk for pk, _, _ in outcome.dead}
+            pending = [ev for ev in pending if ev.pk not in done]
+            if pending:
+                await self._back_off(outcome)
+        self.outbox.finish(self.name, claimed[-1].pk, delivered, dead)
+        if dead:
+            log.warning("%s: %d event(s) dead-lettered, e.g. %s", self.name, len(dead), dead[0][2])
+
+    async def _send_requeued(self) -> None:
+        """Dead letters an operator re-queued go first, once; those refused again are dead once more."""
+        letters = self.outbox.take_requeued(self.name, self.provider.batch_size)
+        if not letters:
+            return
+        outcome = await self._send([ev for _, ev in letters])
+        by_event = {ev.pk: letter for letter, ev in letters}
+        done = [by_event[pk] for pk in outcome.delivered]
+        again = [(by_event[pk], code, reason) for pk, code, reason in outcome.dead]
+        self.outbox.settle_requeued(done, again)
+
+    async def _send(self, events: list[StoredEvent]) -> Outcome:
+        if not self.started:
+            self.started = True
+            try:
+                await self.provider.start()
+            except Exception:  # a provider's start-up must not end its lane: sending retries it
+                log.exception("%s: start failed", self.name)
+        self.in_flight = len(events)
+        try:
+            outcome = await self.provider.send(events)
+        except Exception as exc:  # a provider bug or an answer it could not read: keep the events, retry
+            log.exception("%s: send failed", self.name)
+            outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
+        finally:
+            self.in_flight = 0
+        self.paused = outcome.paused
+        if outcome.error or outcome.paused:
+            self.last_error = outcome.paused or outcome.error
+            self.last_error_at = now_ms()
+        if outcome.delivered and not outcome.error:
+            self.attempt = 0
+        return outcome
+
+    async def _back_off(self, outcome: Outcome) -> None:
+        self.attempt += 1
+        if outcome.paused:
+            delay = PAUSED_RETRY_S
+        elif outcome.retry_after is not None:
+            delay = min(outcome.retry_after, self.retry_cap_s)
+        else:
+            ceiling = min(self.retry_cap_s, self.retry_base_s * 2 ** min(self.attempt - 1, 30))
+            delay = random.uniform(ceiling / 2, ceiling)  # jitter: a fleet does not retry in step
+        log.info("%s: %s; retry %d in %.1f s", self.name, self.last_error, self.attempt, delay)
+        self.next_retry_at = now_ms() + int(delay * 1000)
+        await self._sleep(delay, wake_on_nudge=False)
+        self.next_retry_at = None
+
+    async def _sleep(self, seconds: float, wake_on_nudge: bool) -> None:
+        if not wake_on_nudge:
+            await asyncio.sleep(seconds)
+            return
+        try:
+            await asyncio.wait_for(self.nudge.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.provider.tick()
+            except Exception:
+                log.exception("%s: timer failed", self.name)
+
+    def status(self) -> dict[str, Any]:
+        figures: dict[str, Any] = {**self.outbox.figures(self.name), "in_flight": self.in_flight,
+                                   "last_error": self.last_error, "last_error_at": self.last_error_at,
+                                   "next_retry_at": self.next_retry_at}
+        figures.update(self.provider.status())
+        return figures
+
+
+class Dispatcher:
+    """Builds a lane per configured provider and runs them all on one event loop in its own thread."""
+
+    def __init__(self, providers: dict[str, dict[str, Any]], store: Store, publisher: Publisher,
+                 store_cap_mb: float | None, keep_delivered_s: float) -> None:
+        self.specs = providers
+        self.outbox = Outbox(store)
+        self.publisher = publisher
+        self.store_cap_bytes = int(store_cap_mb * 1024 * 1024) if store_cap_mb else None
+        self.keep_delivered_s = keep_delivered_s
+        self.lanes: dict[str, Lane] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        for name, spec in providers.items():
+            provider_class(str(spec.get("type", name)))  # an unknown type fails start-up, not later
+
+    def run(self, stop: threading.Event) -> None:
+        asyncio.run(self._main(stop))
+
+    async def _main(self, stop: threading.Event) -> None:
+        self.loop = asyncio.get_running_loop()
+        clients = []
+        tasks = []
+        for name, spec in self.specs.items():
+            client = httpx.AsyncClient(timeout=float(spec.get("timeout", DEFAULT_TIMEOUT_S)))
+            clients.append(client)
+            ctx = ProviderContext(name, spec, client, self.outbox, self.publisher.publish,
+                                  logging.getLogger(f"bridge.providers.{name}"))
+            lane = Lane(provider_class(str(spec.get("type", name)))(ctx), self.outbox, spec)
+            self.lanes[name] = lane
+            tasks += [asyncio.create_task(lane.run(), name=name), asyncio.create_task(lane.tick_forever())]
+        tasks.append(asyncio.create_task(self._housekeeping()))
+        while not stop.is_set():
+            await asyncio.sleep(0.2)
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception():
+                    log.error("dispatcher task %s died: %r; restarting the daemon is advised",
+                              task.get_name(), task.exception())
+                    tasks.remove(task)
+                    break
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for client in clients:
+            await client.aclose()
+
+    def flush(self) -> None:
+        """From any thread: every lane sends what it holds now instead of waiting for a fuller batch."""
+        if self.loop is None:
+            return
+        for lane in list(self.lanes.values()):
+            self.loop.call_soon_threadsafe(lane.nudge.set)
+
+    def check(self, category: str, fields: dict[str, Any]) -> list[tuple[str, str]]:
+        """Which providers would refuse these fields, and why: told to the engine in the ack."""
+        problems = []
+        for lane in list(self.lanes.values()):
+            if category in lane.provider.route_categories:
+                rule = lane.provider.check(category, fields)
+                if rule:
+                    problems.append((lane.name, rule))
+        return problems
+
+    def status(self) -> dict[str, Any]:
+        return {name: lane.status() for name, lane in list(self.lanes.items())}
+
+    def trimmed(self) -> int:
+        return self.outbox.trimmed()
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_EVERY_S)
+            try:
+                self._purge_and_trim()
+            except Exception:
+                log.exception("store housekeeping failed")
+
+    def _purge_and_trim(self) -> None:
+        """Drop events every provider is done with (after `keep_delivered`), then trim to the cap."""
+        self.outbox.purge_delivered(list(self.lanes), time.time() - self.keep_delivered_s)
+        if self.store_cap_bytes is None:
+            return
+        for _ in range(100):
+            if self.outbox.size_bytes() <= self.store_cap_bytes:
+                return
+            if not self.outbox.purge_delivered(list(self.lanes), time.time()):
+                gone = self.outbox.trim_oldest_sessions()
+                if not gone:
+                    return
+                log.warning("store over its cap of %d MB: trimmed %d undelivered events of the oldest sessions",
+                            self.store_cap_bytes // (1024 * 1024), gone)

@@ -1,0 +1,239 @@
+"""The providers' view of the store: what is due, what was delivered, what was dead-lettered.
+
+Each provider has a cursor: the highest event pk it has finished with (delivered or dead-lettered). It
+claims the next events past its cursor in pk order, so delivery is oldest first, and moves the cursor only
+after the provider answered. A crash between a send and the cursor's move repeats that batch, never skips it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
+
+from .store import Store, dead_letters, delivery_cursors, devices, events, meta, now_ms, provider_state, sessions
+
+
+@dataclass(slots=True)
+class StoredEvent:
+    """An event as a provider sees it: the event, its session and the device that sent it."""
+
+    pk: int
+    device_id: str
+    uid: str
+    user_id: str
+    session_id: str | None
+    category: str
+    client_ts: int
+    received_at: int
+    game_build: str
+    fields: dict[str, Any]
+    session_num: int | None
+    user_ip: str | None
+    platform: str | None
+    os_version: str | None
+    device: str | None
+    manufacturer: str | None
+    engine_version: str | None
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    pk: int
+    provider: str
+    event_pk: int
+    code: str
+    reason: str
+    created_at: int
+    requeued_at: int | None
+    category: str | None
+    uid: str | None
+
+
+_CLAIM_COLUMNS = [events, sessions.c.session_num, sessions.c.user_ip, devices.c.platform, devices.c.os_version,
+                  devices.c.device, devices.c.manufacturer, devices.c.engine_version]
+
+
+def _claim_query() -> Any:
+    return (select(*_CLAIM_COLUMNS)
+            .select_from(events.outerjoin(sessions, sessions.c.session_id == events.c.session_id)
+                         .outerjoin(devices, devices.c.device_id == events.c.device_id)))
+
+
+def _stored_event(row: Any) -> StoredEvent:
+    m = row._mapping
+    return StoredEvent(m["pk"], m["device_id"], m["uid"], m["user_id"], m["session_id"], m["category"],
+                       m["client_ts"], m["received_at"], m["game_build"], msgpack.unpackb(m["fields"]),
+                       m["session_num"], m["user_ip"], m["platform"], m["os_version"], m["device"],
+                       m["manufacturer"], m["engine_version"])
+
+
+class Outbox:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.engine = store.engine
+
+    # --- cursors ------------------------------------------------------------------------------------
+
+    def cursor(self, provider: str) -> int:
+        """The provider's cursor, created at 0 (everything stored is due) the first time."""
+        with self.engine.begin() as conn:
+            last = conn.execute(select(delivery_cursors.c.last_pk)
+                                .where(delivery_cursors.c.provider == provider)).scalar()
+            if last is None:
+                conn.execute(insert(delivery_cursors).values(provider=provider, last_pk=0, delivered=0,
+                                                             updated_at=now_ms()))
+                return 0
+            return int(last)
+
+    def claim(self, after_pk: int, limit: int) -> list[StoredEvent]:
+        """The next events past a cursor, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(_claim_query().where(events.c.pk > after_pk).order_by(events.c.pk).limit(limit))
+            return [_stored_event(r) for r in rows]
+
+    def finish(self, provider: str, up_to_pk: int, delivered: int,
+               dead: list[tuple[int, str, str]]) -> None:
+        """Move the cursor past a finished batch and record its dead letters, in one transaction."""
+        with self.engine.begin() as conn:
+            if dead:
+                now = now_ms()
+                conn.execute(insert(dead_letters), [
+                    {"provider": provider, "event_pk": pk, "code": code, "reason": reason, "created_at": now}
+                    for pk, code, reason in dead])
+            conn.execute(update(delivery_cursors).where(delivery_cursors.c.provider == provider).values(
+                last_pk=func.max(delivery_cursors.c.last_pk, up_to_pk) if self.store.dialect == "sqlite"
+                else func.greatest(delivery_cursors.c.last_pk, up_to_pk),
+                delivered=delivery_cursors.c.delivered + delivered, updated_at=now_ms()))
+
+    def figures(self, provider: str) -> dict[str, int]:
+        """Queued (past the cursor), delivered and dead-lettered counts of one provider."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(delivery_cursors.c.last_pk, delivery_cursors.c.delivered)
+                               .where(delivery_cursors.c.provider == provider)).first()
+            last, delivered = (row[0], row[1]) if row else (0, 0)
+            queued = conn.execute(select(func.count()).select_from(events).where(events.c.pk > last)).scalar_one()
+            dead = conn.execute(select(func.count()).select_from(dead_letters).where(
+                dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_(None))).scalar_one()
+        return {"queued": int(queued), "delivered": int(delivered), "dead_lettered": int(dead)}
+
+    # --- dead letters -------------------------------------------------------------------------------
+
+    def dead_letters(self, provider: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        query = (select(dead_letters, events.c.category, events.c.uid)
+                 .select_from(dead_letters.outerjoin(events, events.c.pk == dead_letters.c.event_pk))
+                 .where(dead_letters.c.requeued_at.is_(None)).order_by(dead_letters.c.pk).limit(limit))
+        if provider:
+            query = query.where(dead_letters.c.provider == provider)
+        with self.engine.connect() as conn:
+            return [DeadLetter(**dict(r._mapping)) for r in conn.execute(query)]
+
+    def take_requeued(self, provider: str, limit: int) -> list[tuple[int, StoredEvent]]:
+        """Dead letters an operator re-queued, with their events: delivered again before new events."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(dead_letters.c.pk.label("dl_pk"), *_CLAIM_COLUMNS)
+                .select_from(dead_letters.join(events, events.c.pk == dead_letters.c.event_pk)
+                             .outerjoin(sessions, sessions.c.session_id == events.c.session_id)
+                             .outerjoin(devices, devices.c.device_id == events.c.device_id))
+                .where(dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_not(None))
+                .order_by(dead_letters.c.pk).limit(limit))
+            return [(r._mapping["dl_pk"], _stored_event(r)) for r in rows]
+
+    def requeue(self, provider: str | None = None) -> int:
+        """Mark dead letters for another try; returns how many. The provider picks them up at once."""
+        now = now_ms()
+        cond = dead_letters.c.requeued_at.is_(None)
+        if provider:
+            cond = and_(cond, dead_letters.c.provider == provider)
+        with self.engine.begin() as conn:
+            return conn.execute(update(dead_letters).where(cond).values(requeued_at=now)).rowcount
+
+    def settle_requeued(self, done: list[int], dead: list[tuple[int, str, str]]) -> None:
+        """Delivered re-queued letters leave the table; those that failed again are dead once more."""
+        with self.engine.begin() as conn:
+            if done:
+                conn.execute(delete(dead_letters).where(dead_letters.c.pk.in_(done)))
+            for pk, code, reason in dead:
+                conn.execute(update(dead_letters).where(dead_letters.c.pk == pk).values(
+                    code=code, reason=reason, requeued_at=None, created_at=now_ms()))
+
+    # --- provider state -----------------------------------------------------------------------------
+
+    def state(self, provider: str, key: str) -> Any:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(provider_state.c.value).where(
+                provider_state.c.provider == provider, provider_state.c.key == key)).scalar()
+        return None if value is None else json.loads(value)
+
+    def set_state(self, provider: str, key: str, value: Any) -> None:
+        text = json.dumps(value)
+        with self.engine.begin() as conn:
+            changed = conn.execute(update(provider_state).where(
+                provider_state.c.provider == provider, provider_state.c.key == key).values(
+                value=text, updated_at=now_ms())).rowcount
+            if not changed:
+                conn.execute(insert(provider_state).values(provider=provider, key=key, value=text,
+                                                           updated_at=now_ms()))
+
+    def latest_device(self) -> dict[str, Any] | None:
+        """The device that said hello last: whose user remote configs are asked for."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(devices).order_by(devices.c.last_seen.desc()).limit(1)).first()
+        return dict(row._mapping) if row else None
+
+    # --- the store cap ------------------------------------------------------------------------------
+
+    def size_bytes(self) -> int:
+        """Bytes in use by the store (SQLite: pages in use; PostgreSQL: the database size)."""
+        with self.engine.connect() as conn:
+            if self.store.dialect == "sqlite":
+                pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+                free = conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()
+                size = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+                return int((pages - free) * size)
+            return int(conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar_one())
+
+    def purge_delivered(self, providers: list[str], received_before_s: float) -> int:
+        """Delete events every provider has finished with, received before a time; dead letters keep theirs."""
+        if not providers:
+            return 0
+        with self.engine.begin() as conn:
+            low = conn.execute(select(func.min(delivery_cursors.c.last_pk))
+                               .where(delivery_cursors.c.provider.in_(providers))).scalar()
+            if not low:
+                return 0
+            return int(conn.execute(delete(events).where(
+                events.c.pk <= low, events.c.received_at < int(received_before_s * 1000),
+                events.c.pk.not_in(select(dead_letters.c.event_pk)))).rowcount)
+
+    def trim_oldest_sessions(self, sessions_per_step: int = 10) -> int:
+        """Delete the events of the oldest sessions that still hold events; returns how many events went.
+
+        The GameAnalytics recommendation for a full offline cache: whole old sessions go, newer play stays.
+        """
+        with self.engine.begin() as conn:
+            oldest = conn.execute(select(events.c.session_id).where(events.c.session_id.is_not(None))
+                                  .group_by(events.c.session_id).order_by(func.min(events.c.pk))
+                                  .limit(sessions_per_step)).scalars().all()
+            if not oldest:
+                return 0
+            gone = conn.execute(delete(events).where(events.c.session_id.in_(oldest))).rowcount
+            self._add_meta_counter(conn, "trimmed_events", gone)
+            return int(gone)
+
+    def trimmed(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(meta.c.value).where(meta.c.key == "trimmed_events")).scalar()
+        return int(value or 0)
+
+    @staticmethod
+    def _add_meta_counter(conn: Connection, key: str, amount: int) -> None:
+        current = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+        if current is None:
+            conn.execute(insert(meta).values(key=key, value=str(amount)))
+        else:
+            conn.execute(update(meta).where(meta.c.key == key).values(value=str(int(current) + amount)))

@@ -1,0 +1,81 @@
+"""The one interface every provider implements, and the `Outcome` it returns for each batch it sends.
+
+The dispatcher never knows which provider it drives: it claims stored events, asks the provider which it
+takes (`accepts`) and whether they are valid (`check`), hands it a batch (`send`), and applies the
+`Outcome`. A provider implements only the hooks it needs; authentication, retries of its own protocol
+(re-login, splitting a too-large body) and config sources live inside it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+import httpx
+
+if TYPE_CHECKING:
+    from ..outbox import Outbox, StoredEvent
+
+
+@dataclass
+class Outcome:
+    """What became of a batch. Events in none of the lists are retried later (transient failure)."""
+
+    delivered: set[int] = field(default_factory=set)  # event pks the provider accepted
+    dead: list[tuple[int, str, str]] = field(default_factory=list)  # (pk, code, reason): refused for good
+    error: str | None = None  # why the rest was not delivered, for `status`
+    retry_after: float | None = None  # seconds the provider asked us to wait (Retry-After)
+    paused: str | None = None  # the provider must not be sent to now (disabled, wrong keys): why
+
+
+@dataclass
+class ProviderContext:
+    """What the daemon lends a provider: its settings, HTTP, the store's provider state, config publishing."""
+
+    name: str
+    settings: dict[str, Any]
+    http: httpx.AsyncClient
+    outbox: "Outbox"
+    publish: Callable[[str, dict[str, Any], str, dict[str, Any] | None], bool]
+    log: logging.Logger
+
+
+class Provider:
+    """Base class: routing rules from the settings, and no-op hooks a provider overrides."""
+
+    kind: ClassVar[str] = ""
+    categories: ClassVar[frozenset[str]] = frozenset()  # categories this provider understands
+    batch_size: ClassVar[int] = 500
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        self.ctx = ctx
+        self.name = ctx.name
+        routes = ctx.settings.get("categories")
+        self.route_categories = frozenset(routes) if routes else self.categories
+        self.route_prefixes = tuple(ctx.settings.get("event_id_prefixes") or ())
+
+    def accepts(self, event: "StoredEvent") -> bool:
+        """Routing: the configured categories (default: all this provider understands) and event id prefixes."""
+        if event.category not in self.route_categories:
+            return False
+        if self.route_prefixes and "event_id" in event.fields:
+            return str(event.fields["event_id"]).startswith(self.route_prefixes)
+        return True
+
+    def check(self, category: str, fields: dict[str, Any]) -> str | None:
+        """The provider's own rules for an event's fields: None if valid, else the rule it broke."""
+        return None
+
+    async def start(self) -> None:
+        """Authenticate or initialise; called once before the first send."""
+
+    async def send(self, events: list["StoredEvent"]) -> Outcome:
+        raise NotImplementedError
+
+    async def tick(self) -> None:
+        """Called about once a second: timers such as remote config refreshes."""
+
+    def status(self) -> dict[str, Any]:
+        """Provider-specific figures for `engine-bridge status`."""
+        return {}

@@ -1,0 +1,1 @@
+"""GameAnalytics: the Collection API (init, events, remote configs), split by concern."""

@@ -1,0 +1,203 @@
+"""Stored events → GameAnalytics event objects, and the collector's rules checked before sending.
+
+The rules follow the fact sheet (`shared/providers/gameanalytics.md`). They are written here independently
+of the sandbox's validator, so that the tests can check one against the other.
+"""
+
+from __future__ import annotations
+
+import math
+import platform as host_platform
+import re
+from typing import Any
+
+from ...outbox import StoredEvent
+from ...protocol import SESSION_END, SESSION_START
+
+SDK_VERSION = "rest api v2"
+CATEGORIES = frozenset({"design", "business", "progression", "resource", "error", "ads", SESSION_START,
+                        SESSION_END})
+
+PART = re.compile(r"[A-Za-z0-9\s\-_.()!?]{1,64}")
+CURRENCY = re.compile(r"[A-Z]{3}")
+SESSION_ID = re.compile(r"[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}")
+AD_SDK = re.compile(r"[a-z0-9_]{1,32}")
+OS_VERSION = re.compile(r"[a-z_0-9]+ [0-9a-z.\-_ ]+", re.IGNORECASE)
+SEVERITIES = frozenset({"debug", "info", "warning", "error", "critical"})
+AD_ACTIONS = frozenset({"clicked", "show", "failed_show", "reward_received", "request", "loaded"})
+AD_TYPES = frozenset({"video", "rewarded_video", "playable", "interstitial", "offer_wall", "banner"})
+RECEIPT_STORES = frozenset({"apple", "google_play"})
+CONNECTION_TYPES = frozenset({"offline", "wwan", "wifi", "lan"})
+COPIED_OPTIONAL = ("custom_01", "custom_02", "custom_03", "custom_fields", "connection_type",
+                   "limit_ad_tracking", "jailbroken")
+
+
+def host_defaults() -> dict[str, str]:
+    """Annotations for devices whose hello left them out: the machine the daemon runs on."""
+    system = host_platform.system().lower()
+    name = {"darwin": "mac_osx"}.get(system, system or "linux")
+    release = re.sub(r"[^0-9a-z.\-_]", "", host_platform.release().lower()) or "0"
+    return {"platform": name, "os_version": f"{name} {release}", "device": "unknown", "manufacturer": "unknown"}
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _event_id_parts(value: Any, counts: tuple[int, ...]) -> list[str] | str:
+    if not isinstance(value, str):
+        return "event_id: must be a string"
+    parts = value.split(":")
+    if len(parts) not in counts:
+        return f"event_id: {value!r} must have {' or '.join(map(str, counts))} parts separated by ':'"
+    for part in parts:
+        if not PART.fullmatch(part):
+            return f"event_id: part {part!r} must match [A-Za-z0-9 -_.()!?]{{1,64}}"
+    return parts
+
+
+def check_category(event: dict[str, Any]) -> str | None:
+    """The category's own fields (what the engine sent): None if valid, else the rule broken."""
+    category = event.get("category")
+    if category == "design":
+        parts = _event_id_parts(event.get("event_id"), (1, 2, 3, 4, 5))
+        if isinstance(parts, str):
+            return parts
+        if "value" in event and not _is_number(event["value"]):
+            return "value: must be a finite number"
+    elif category == "business":
+        parts = _event_id_parts(event.get("event_id"), (2,))
+        if isinstance(parts, str):
+            return parts
+        if not _is_int(event.get("amount")):
+            return "amount: must be an integer (cents)"
+        if not isinstance(event.get("currency"), str) or not CURRENCY.fullmatch(event["currency"]):
+            return "currency: must be three capital letters (ISO 4217), e.g. USD"
+        if not _is_int(event.get("transaction_num")) or event["transaction_num"] < 0:
+            return "transaction_num: must be an integer >= 0"
+        if "cart_type" in event and (not isinstance(event["cart_type"], str) or len(event["cart_type"]) > 32):
+            return "cart_type: must be a string of at most 32 characters"
+        receipt = event.get("receipt_info")
+        if receipt is not None and (not isinstance(receipt, dict) or receipt.get("store") not in RECEIPT_STORES
+                                    or not isinstance(receipt.get("receipt"), str)):
+            return "receipt_info: must be {receipt, store: apple or google_play, signature}"
+    elif category == "progression":
+        parts = _event_id_parts(event.get("event_id"), (2, 3, 4))
+        if isinstance(parts, str):
+            return parts
+        if parts[0] not in ("Start", "Fail", "Complete"):
+            return "event_id: must start with Start, Fail or Complete"
+        if parts[0] != "Start" and not _is_int(event.get("attempt_num")):
+            return "attempt_num: an integer is required on Fail and Complete"
+        if "attempt_num" in event and (not _is_int(event["attempt_num"]) or event["attempt_num"] < 0):
+            return "attempt_num: must be an integer >= 0"
+        if "score" in event and not _is_int(event["score"]):
+            return "score: must be an integer"
+    elif category == "resource":
+        parts = _event_id_parts(event.get("event_id"), (4,))
+        if isinstance(parts, str):
+            return parts
+        if parts[0] not in ("Source", "Sink"):
+            return "event_id: must start with Source or Sink"
+        amount = event.get("amount")
+        if not _is_number(amount) or amount == 0:
+            return "amount: must be a non-zero finite number"
+        if (parts[0] == "Source") != (amount > 0):
+            return "amount: must be > 0 for Source and < 0 for Sink"
+    elif category == "error":
+        if event.get("severity") not in SEVERITIES:
+            return f"severity: must be one of {', '.join(sorted(SEVERITIES))}"
+        message = event.get("message")
+        if not isinstance(message, str) or len(message) > 8192:
+            return "message: must be a string of at most 8192 characters"
+    elif category == "ads":
+        if event.get("ad_action") not in AD_ACTIONS:
+            return f"ad_action: must be one of {', '.join(sorted(AD_ACTIONS))}"
+        if event.get("ad_type") not in AD_TYPES:
+            return f"ad_type: must be one of {', '.join(sorted(AD_TYPES))}"
+        if not isinstance(event.get("ad_sdk_name"), str) or not AD_SDK.fullmatch(event["ad_sdk_name"]):
+            return "ad_sdk_name: must match [a-z0-9_]{1,32}"
+        placement = event.get("ad_placement")
+        if not isinstance(placement, str) or not 1 <= len(placement) <= 64:
+            return "ad_placement: must be a string of 1 to 64 characters"
+        if "ad_duration" in event and not _is_int(event["ad_duration"]):
+            return "ad_duration: must be an integer (ms)"
+    elif category == "session_end":
+        if not _is_int(event.get("length")) or event["length"] < 0:
+            return "length: must be an integer >= 0"
+    elif category != "user":
+        return f"category: {category!r} is not a GameAnalytics category"
+    custom_fields = event.get("custom_fields")
+    if custom_fields is not None and (not isinstance(custom_fields, dict) or len(custom_fields) > 50):
+        return "custom_fields: must be an object of at most 50 entries"
+    if "connection_type" in event and event["connection_type"] not in CONNECTION_TYPES:
+        return f"connection_type: must be one of {', '.join(sorted(CONNECTION_TYPES))}"
+    return None
+
+
+def check_annotations(event: dict[str, Any]) -> str | None:
+    """The default annotations every event carries."""
+    if event.get("v") != 2:
+        return "v: must be 2"
+    if not isinstance(event.get("user_id"), str) or not event["user_id"]:
+        return "user_id: required"
+    if not _is_int(event.get("client_ts")):
+        return "client_ts: must be integer epoch seconds"
+    if event.get("sdk_version") != SDK_VERSION:
+        return f"sdk_version: must be {SDK_VERSION!r}"
+    if not isinstance(event.get("os_version"), str) or not OS_VERSION.fullmatch(event["os_version"]):
+        return "os_version: must be the platform name, a space and the version, e.g. 'windows 10'"
+    for name in ("manufacturer", "device"):
+        if not isinstance(event.get(name), str) or len(event[name]) > 64:
+            return f"{name}: must be a string of at most 64 characters"
+    plat = event.get("platform")
+    if not isinstance(plat, str) or not plat or plat != plat.lower():
+        return "platform: must be a lower-case platform name, e.g. windows"
+    if not isinstance(event.get("session_id"), str) or not SESSION_ID.fullmatch(event["session_id"]):
+        return "session_id: must be a lower-case UUID v4"
+    if not _is_int(event.get("session_num")) or event["session_num"] < 1:
+        return "session_num: must be an integer >= 1"
+    return None
+
+
+def category_fields(category: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The engine's fields as GameAnalytics names them: Sink amounts go negative, sessions get their names."""
+    if category == SESSION_START:
+        return {"category": "user"}
+    if category == SESSION_END:
+        return {"category": "session_end", "length": fields.get("length", 0)}
+    out = {"category": category, **{k: v for k, v in fields.items() if k not in ("category",)}}
+    if category == "resource":
+        amount, event_id = out.get("amount"), out.get("event_id")
+        if isinstance(event_id, str) and event_id.startswith("Sink:") and _is_number(amount) and amount > 0:
+            out["amount"] = -amount
+    return out
+
+
+def to_collector(ev: StoredEvent, offset_s: int, defaults: dict[str, str], extra: dict[str, Any]) -> dict[str, Any]:
+    """One stored event as the collector's JSON object: the category fields and the default annotations."""
+    body = category_fields(ev.category, ev.fields)
+    body.update({
+        "v": 2,
+        "user_id": ev.user_id,
+        "client_ts": ev.client_ts // 1000 + offset_s,
+        "sdk_version": SDK_VERSION,
+        "os_version": ev.os_version or defaults["os_version"],
+        "manufacturer": ev.manufacturer or defaults["manufacturer"],
+        "device": ev.device or defaults["device"],
+        "platform": ev.platform or defaults["platform"],
+        "session_id": ev.session_id,
+        "session_num": ev.session_num,
+        "build": ev.game_build,
+    })
+    body.update(extra)
+    return body
+
+
+def check(event: dict[str, Any]) -> str | None:
+    """Every rule: the category's fields, then the annotations."""
+    return check_category(event) or check_annotations(event)

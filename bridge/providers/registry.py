@@ -1,0 +1,36 @@
+"""Provider classes by name: the built-in ones, then any installed package's `engine_bridge.providers` entry point.
+
+A third-party provider is a package that declares, in its pyproject.toml,
+`[project.entry-points."engine_bridge.providers"] mycompany = "mypkg.provider:MyProvider"`, then
+`[providers.x] type = "mycompany"` in the daemon's configuration uses it.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import entry_points
+
+from .base import Provider
+
+ENTRY_POINT_GROUP = "engine_bridge.providers"
+BUILTIN = {
+    "gameanalytics": "bridge.providers.gameanalytics.provider:GameAnalytics",
+}
+
+
+class UnknownProvider(LookupError):
+    pass
+
+
+def provider_class(kind: str) -> type[Provider]:
+    if kind in BUILTIN:
+        module, _, attr = BUILTIN[kind].partition(":")
+        return getattr(import_module(module), attr)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == kind:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Provider)):
+                raise UnknownProvider(f"entry point {ep.value} is not a bridge.providers.base.Provider")
+            return cls
+    known = sorted(set(BUILTIN) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+    raise UnknownProvider(f"no provider type {kind!r}; known: {', '.join(known)}")
