@@ -71,10 +71,36 @@ def build_parser() -> argparse.ArgumentParser:
     cfg.add_argument("--seconds", type=float, help="stop after this many seconds")
     cfg.set_defaults(func=cmd_configs)
 
+    dead = sub.add_parser("dead-letters", help="list events a provider refused, and re-queue them after a fix",
+                          description="Events a provider refused for good (invalid by its rules, rejected by "
+                                      "its API) wait here with the reason. Fix the cause (the event's fields "
+                                      "in the game, the provider's settings), then --requeue sends them again.")
+    _store_args(dead)
+    dead.add_argument("--provider", help="only this provider's dead letters")
+    dead.add_argument("--requeue", action="store_true", help="send them again (the running daemon picks them up)")
+    dead.add_argument("--json", action="store_true", help="one JSON object per dead letter")
+    dead.set_defaults(func=cmd_dead_letters)
+
+    sandbox = sub.add_parser("sandbox", help="run a local GameAnalytics collector to try events against",
+                             description="A local HTTP server that behaves like the GameAnalytics collector: "
+                                         "checks signatures, validates every event and logs each one accepted "
+                                         "or rejected with the reason. Point a provider's endpoint at it.")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=0, help="0 picks a free port (printed at start)")
+    sandbox.add_argument("--configs", type=Path, metavar="FILE.json", help="remote configs to serve")
+    sandbox.add_argument("--quiet", action="store_true", help="do not log every event")
+    sandbox.set_defaults(func=cmd_sandbox)
+
     demo = sub.add_parser("demo", help="run the daemon with a scripted sample game and show it working")
     demo.add_argument("--events", type=int, default=5000, help="how many events the sample game sends")
     demo.set_defaults(func=cmd_demo)
     return parser
+
+
+def _store_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="the daemon's TOML configuration file")
+    parser.add_argument("--data-dir", type=Path, help="the daemon's data directory")
+    parser.add_argument("--store", dest="store_url", help="a SQLAlchemy database URL")
 
 
 def _endpoint_arg(parser: argparse.ArgumentParser) -> None:
@@ -189,6 +215,41 @@ def cmd_configs(args: argparse.Namespace) -> int:
                 print(json.dumps(publication, default=str), flush=True)
     finally:
         sock.close(0)
+    return 0
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from .outbox import Outbox
+    from .store import Store
+
+    settings = load(args.config, data_dir=args.data_dir, store_url=args.store_url)
+    store = Store(settings.resolved_store_url, settings.durability)
+    store.upgrade()
+    outbox = Outbox(store)
+    try:
+        letters = outbox.dead_letters(args.provider, limit=10_000)
+        for d in letters:
+            if args.json:
+                print(json.dumps({"provider": d.provider, "event_pk": d.event_pk, "uid": d.uid,
+                                  "category": d.category, "code": d.code, "reason": d.reason,
+                                  "created_at": d.created_at}))
+            else:
+                at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.created_at / 1000))
+                print(f"{at}  {d.provider:<14} {d.category or '?':<12} {d.uid or '?':<38} {d.code}: {d.reason}")
+        if args.requeue:
+            print(f"re-queued {outbox.requeue(args.provider)} dead letter(s)", file=sys.stderr)
+        elif not args.json:
+            print(f"{len(letters)} dead letter(s)", file=sys.stderr)
+    finally:
+        store.dispose()
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from .sandbox.gameanalytics import serve
+
+    configs = json.loads(args.configs.read_text()) if args.configs else None
+    serve(args.host, args.port, remote_configs=configs, log_events=not args.quiet)
     return 0
 
 

@@ -31,6 +31,7 @@ DEFAULT_RETRY_CAP_S = 300.0
 DEFAULT_TIMEOUT_S = 10.0
 PAUSED_RETRY_S = 60.0
 HOUSEKEEPING_EVERY_S = 5.0
+TRIM_TO_FRACTION = 0.9  # trimming goes a little below the cap, so it does not run again at once
 
 
 class Lane:
@@ -43,6 +44,7 @@ class Lane:
         self.interval_s = float(settings.get("interval", DEFAULT_INTERVAL_S))
         self.retry_base_s = float(settings.get("retry_base", DEFAULT_RETRY_BASE_S))
         self.retry_cap_s = float(settings.get("retry_cap", DEFAULT_RETRY_CAP_S))
+        self.paused_retry_s = float(settings.get("paused_retry", PAUSED_RETRY_S))
         self.nudge = asyncio.Event()
         self.started = False
         self.in_flight = 0
@@ -137,7 +139,7 @@ class Lane:
     async def _back_off(self, outcome: Outcome) -> None:
         self.attempt += 1
         if outcome.paused:
-            delay = PAUSED_RETRY_S
+            delay = self.paused_retry_s
         elif outcome.retry_after is not None:
             delay = min(outcome.retry_after, self.retry_cap_s)
         else:
@@ -178,30 +180,27 @@ class Dispatcher:
 
     def __init__(self, providers: dict[str, dict[str, Any]], store: Store, publisher: Publisher,
                  store_cap_mb: float | None, keep_delivered_s: float) -> None:
-        self.specs = providers
         self.outbox = Outbox(store)
-        self.publisher = publisher
         self.store_cap_bytes = int(store_cap_mb * 1024 * 1024) if store_cap_mb else None
         self.keep_delivered_s = keep_delivered_s
-        self.lanes: dict[str, Lane] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.clients: list[httpx.AsyncClient] = []
+        self.lanes: dict[str, Lane] = {}
         for name, spec in providers.items():
-            provider_class(str(spec.get("type", name)))  # an unknown type fails start-up, not later
+            kind = provider_class(str(spec.get("type", name)))  # an unknown type fails start-up, not later
+            client = httpx.AsyncClient(timeout=float(spec.get("timeout", DEFAULT_TIMEOUT_S)))
+            self.clients.append(client)
+            ctx = ProviderContext(name, spec, client, self.outbox, publisher.publish,
+                                  logging.getLogger(f"bridge.providers.{name}"))
+            self.lanes[name] = Lane(kind(ctx), self.outbox, spec)
 
     def run(self, stop: threading.Event) -> None:
         asyncio.run(self._main(stop))
 
     async def _main(self, stop: threading.Event) -> None:
         self.loop = asyncio.get_running_loop()
-        clients = []
         tasks = []
-        for name, spec in self.specs.items():
-            client = httpx.AsyncClient(timeout=float(spec.get("timeout", DEFAULT_TIMEOUT_S)))
-            clients.append(client)
-            ctx = ProviderContext(name, spec, client, self.outbox, self.publisher.publish,
-                                  logging.getLogger(f"bridge.providers.{name}"))
-            lane = Lane(provider_class(str(spec.get("type", name)))(ctx), self.outbox, spec)
-            self.lanes[name] = lane
+        for name, lane in self.lanes.items():
             tasks += [asyncio.create_task(lane.run(), name=name), asyncio.create_task(lane.tick_forever())]
         tasks.append(asyncio.create_task(self._housekeeping()))
         while not stop.is_set():
@@ -215,7 +214,7 @@ class Dispatcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for client in clients:
+        for client in self.clients:
             await client.aclose()
 
     def flush(self) -> None:
@@ -252,14 +251,20 @@ class Dispatcher:
     def _purge_and_trim(self) -> None:
         """Drop events every provider is done with (after `keep_delivered`), then trim to the cap."""
         self.outbox.purge_delivered(list(self.lanes), time.time() - self.keep_delivered_s)
-        if self.store_cap_bytes is None:
+        if self.store_cap_bytes is None or self.outbox.size_bytes() <= self.store_cap_bytes:
             return
-        for _ in range(100):
-            if self.outbox.size_bytes() <= self.store_cap_bytes:
-                return
-            if not self.outbox.purge_delivered(list(self.lanes), time.time()):
-                gone = self.outbox.trim_oldest_sessions()
-                if not gone:
-                    return
-                log.warning("store over its cap of %d MB: trimmed %d undelivered events of the oldest sessions",
-                            self.store_cap_bytes // (1024 * 1024), gone)
+        rows, row_bytes = self.outbox.live_event_bytes()
+        if rows * row_bytes <= self.store_cap_bytes:
+            return
+        self.outbox.purge_delivered(list(self.lanes), time.time())  # delivered events go before undelivered
+        rows, row_bytes = self.outbox.live_event_bytes()
+        excess = int(rows - TRIM_TO_FRACTION * self.store_cap_bytes / row_bytes)
+        trimmed = 0
+        while trimmed < excess:
+            gone = self.outbox.trim_oldest_sessions()
+            if not gone:
+                break
+            trimmed += gone
+        if trimmed:
+            log.warning("store over its cap of %.1f MB: trimmed %d undelivered events of the oldest sessions",
+                        self.store_cap_bytes / 2**20, trimmed)

@@ -17,6 +17,9 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from .store import Store, dead_letters, delivery_cursors, devices, events, meta, now_ms, provider_state, sessions
 
 
+ROW_OVERHEAD_BYTES = 80  # pk, integers, record header and the unique index's entry, beside the text columns
+
+
 @dataclass(slots=True)
 class StoredEvent:
     """An event as a provider sees it: the event, its session and the device that sent it."""
@@ -187,8 +190,23 @@ class Outbox:
 
     # --- the store cap ------------------------------------------------------------------------------
 
+    def live_event_bytes(self) -> tuple[int, float]:
+        """Events in the store and their estimated bytes each (a sample of the newest, plus row overhead).
+
+        Deleted rows leave partly filled pages behind, so the file's size lags what it holds: the cap is
+        measured on this estimate of the live data instead.
+        """
+        sample = select(events).order_by(events.c.pk.desc()).limit(1000).subquery()
+        width = (func.length(sample.c.fields) + func.length(sample.c.uid) + func.length(sample.c.user_id)
+                 + func.length(sample.c.device_id) + func.length(sample.c.category) + func.length(sample.c.game_build)
+                 + func.coalesce(func.length(sample.c.session_id), 0))
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(func.count()).select_from(events)).scalar_one()
+            avg = conn.execute(select(func.avg(width))).scalar() or 0
+        return int(rows), float(avg) + ROW_OVERHEAD_BYTES
+
     def size_bytes(self) -> int:
-        """Bytes in use by the store (SQLite: pages in use; PostgreSQL: the database size)."""
+        """Bytes the store's file uses (SQLite: pages in use; PostgreSQL: the database size): a cheap first look."""
         with self.engine.connect() as conn:
             if self.store.dialect == "sqlite":
                 pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
@@ -210,7 +228,7 @@ class Outbox:
                 events.c.pk <= low, events.c.received_at < int(received_before_s * 1000),
                 events.c.pk.not_in(select(dead_letters.c.event_pk)))).rowcount)
 
-    def trim_oldest_sessions(self, sessions_per_step: int = 10) -> int:
+    def trim_oldest_sessions(self, sessions_per_step: int = 1) -> int:
         """Delete the events of the oldest sessions that still hold events; returns how many events went.
 
         The GameAnalytics recommendation for a full offline cache: whole old sessions go, newer play stays.
