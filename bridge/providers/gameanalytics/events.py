@@ -22,21 +22,33 @@ PART = re.compile(r"[A-Za-z0-9\s\-_.()!?]{1,64}")
 CURRENCY = re.compile(r"[A-Z]{3}")
 SESSION_ID = re.compile(r"[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}")
 AD_SDK = re.compile(r"[a-z0-9_]{1,32}")
-OS_VERSION = re.compile(r"[a-z_0-9]+ [0-9a-z.\-_ ]+", re.IGNORECASE)
+OS_VERSION = re.compile(r"[a-z0-9_]{1,32} [0-9]{1,5}(\.[0-9]{1,5}){0,2}")
 SEVERITIES = frozenset({"debug", "info", "warning", "error", "critical"})
 AD_ACTIONS = frozenset({"clicked", "show", "failed_show", "reward_received", "request", "loaded"})
 AD_TYPES = frozenset({"video", "rewarded_video", "playable", "interstitial", "offer_wall", "banner"})
 RECEIPT_STORES = frozenset({"apple", "google_play"})
 CONNECTION_TYPES = frozenset({"offline", "wwan", "wifi", "lan"})
-COPIED_OPTIONAL = ("custom_01", "custom_02", "custom_03", "custom_fields", "connection_type",
-                   "limit_ad_tracking", "jailbroken")
+# The fields each category defines; an engine's other fields travel in custom_fields (the collector refuses
+# fields it does not know).
+CATEGORY_FIELDS = {
+    "design": ("event_id", "value"),
+    "business": ("event_id", "amount", "currency", "transaction_num", "cart_type", "receipt_info"),
+    "progression": ("event_id", "attempt_num", "score"),
+    "resource": ("event_id", "amount"),
+    "error": ("severity", "message"),
+    "ads": ("ad_action", "ad_type", "ad_sdk_name", "ad_placement", "ad_duration", "ad_fb_error"),
+}
+OPTIONAL_ANNOTATIONS = ("custom_01", "custom_02", "custom_03", "connection_type", "limit_ad_tracking",
+                        "jailbroken")
+MAX_CUSTOM_FIELDS = 50
 
 
 def host_defaults() -> dict[str, str]:
     """Annotations for devices whose hello left them out: the machine the daemon runs on."""
     system = host_platform.system().lower()
     name = {"darwin": "mac_osx"}.get(system, system or "linux")
-    release = re.sub(r"[^0-9a-z.\-_]", "", host_platform.release().lower()) or "0"
+    version = re.match(r"[0-9]{1,5}(\.[0-9]{1,5}){0,2}", host_platform.release())
+    release = version.group(0) if version else "0"
     return {"platform": name, "os_version": f"{name} {release}", "device": "unknown", "manufacturer": "unknown"}
 
 
@@ -132,8 +144,9 @@ def check_category(event: dict[str, Any]) -> str | None:
     elif category != "user":
         return f"category: {category!r} is not a GameAnalytics category"
     custom_fields = event.get("custom_fields")
-    if custom_fields is not None and (not isinstance(custom_fields, dict) or len(custom_fields) > 50):
-        return "custom_fields: must be an object of at most 50 entries"
+    if custom_fields is not None and (not isinstance(custom_fields, dict) or len(custom_fields) > MAX_CUSTOM_FIELDS):
+        return f"custom_fields: must be an object of at most {MAX_CUSTOM_FIELDS} entries (the engine's extra " \
+               "fields count too)"
     if "connection_type" in event and event["connection_type"] not in CONNECTION_TYPES:
         return f"connection_type: must be one of {', '.join(sorted(CONNECTION_TYPES))}"
     return None
@@ -150,7 +163,7 @@ def check_annotations(event: dict[str, Any]) -> str | None:
     if event.get("sdk_version") != SDK_VERSION:
         return f"sdk_version: must be {SDK_VERSION!r}"
     if not isinstance(event.get("os_version"), str) or not OS_VERSION.fullmatch(event["os_version"]):
-        return "os_version: must be the platform name, a space and the version, e.g. 'windows 10'"
+        return "os_version: must be the platform name, a space and a numeric version, e.g. 'windows 10'"
     for name in ("manufacturer", "device"):
         if not isinstance(event.get(name), str) or len(event[name]) > 64:
             return f"{name}: must be a string of at most 64 characters"
@@ -170,7 +183,16 @@ def category_fields(category: str, fields: dict[str, Any]) -> dict[str, Any]:
         return {"category": "user"}
     if category == SESSION_END:
         return {"category": "session_end", "length": fields.get("length", 0)}
-    out = {"category": category, **{k: v for k, v in fields.items() if k not in ("category",)}}
+    known = CATEGORY_FIELDS.get(category, ())
+    out: dict[str, Any] = {"category": category}
+    extra: dict[str, Any] = dict(fields.get("custom_fields") or {})
+    for key, value in fields.items():
+        if key in known or key in OPTIONAL_ANNOTATIONS:
+            out[key] = value
+        elif key != "custom_fields":
+            extra[key] = value
+    if extra:
+        out["custom_fields"] = extra
     if category == "resource":
         amount, event_id = out.get("amount"), out.get("event_id")
         if isinstance(event_id, str) and event_id.startswith("Sink:") and _is_number(amount) and amount > 0:
