@@ -1,8 +1,9 @@
-"""`engine-bridge demo`: the daemon and a scripted sample game, end to end, in well under a minute.
+"""`engine-bridge demo`: the daemon, a local GameAnalytics sandbox and a scripted sample game, end to end.
 
-The sample game connects, subscribes to configs, plays a session sending events of every category with a
-window of batches in flight, and meanwhile a local config changes and reaches it. It ends with a summary
-read back from the daemon itself.
+Nothing leaves this machine: the daemon delivers to the sandbox (which checks every signature and event
+exactly as the collector does), the sample game plays a session sending events of every category with a
+window of batches in flight, and meanwhile a local config and a GameAnalytics remote config change and
+reach the game. It ends with a summary read back from the daemon and the sandbox.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .client import Client, NoReply, recv_publication, subscribe
 from .protocol import CATEGORIES
+from .sandbox.gameanalytics import SANDBOX_GAME_KEY, SANDBOX_SECRET_KEY, GameAnalyticsSandbox
+from .sandbox.server import SandboxServer
 
 DEADLINE_S = 45.0
 BATCH = 50
@@ -37,9 +41,19 @@ SAMPLE_FIELDS: dict[str, Any] = {
     "custom": lambda i: {"name": "photo_mode_used", "filter": "sepia"},
 }
 
-PROVIDERS = "\n[providers]\n"  # none yet: the demo never leaves this machine
-CONFIG_BEFORE = '[configs]\ndifficulty = "normal"\nmax_lives = 3\n' + PROVIDERS
-CONFIG_AFTER = '[configs]\ndifficulty = "hard"\nmax_lives = 3\n' + PROVIDERS
+
+def config_text(difficulty: str, sandbox_url: str) -> str:
+    return f"""[configs]
+difficulty = "{difficulty}"
+max_lives = 3
+
+[providers.gameanalytics]
+endpoint = "{sandbox_url}"
+game_key = "{SANDBOX_GAME_KEY}"
+secret_key = "{SANDBOX_SECRET_KEY}"
+interval = 0.5
+remote_configs_refresh = 1.0
+"""
 
 
 def _free_endpoint() -> str:
@@ -57,130 +71,174 @@ class Progress:
         self.tty = sys.stdout.isatty()
         self.last = 0.0
 
-    def show(self, text: str, force: bool = False) -> None:
-        now = time.monotonic()
+    def show(self, text: str) -> None:
         if self.tty:
             sys.stdout.write("\r" + text.ljust(100))
             sys.stdout.flush()
-        elif force or now - self.last >= 1.0:
-            self.last = now
+        elif time.monotonic() - self.last >= 1.0:
+            self.last = time.monotonic()
             print(text, flush=True)
 
-    def done(self) -> None:
+    def say(self, text: str) -> None:
+        """A line of its own, above the progress line."""
         if self.tty:
-            sys.stdout.write("\n")
+            sys.stdout.write("\r" + " " * 100 + "\r")
+        print(text, flush=True)
+
+
+@dataclass
+class Game:
+    """The sample game's side of the run: what it sent, what was acknowledged, what configs it saw."""
+
+    client: Client
+    configs: Any
+    sent: int = 0
+    acked: int = 0
+    in_flight: dict[int, int] = field(default_factory=dict)
+    publications: list[dict[str, Any]] = field(default_factory=list)
+
+    def saw(self, topic: str, key: str, value: Any) -> bool:
+        return any(p["topic"] == topic and p["values"].get(key) == value for p in self.publications)
 
 
 def sample_events(total: int) -> list[dict[str, Any]]:
-    cycle = itertools.cycle(CATEGORIES)
     now = int(time.time() * 1000)
     return [{"id": str(uuid.uuid4()), "category": c, "ts": now + i, "fields": SAMPLE_FIELDS[c](i)}
-            for i, c in zip(range(total), cycle)]
+            for i, c in zip(range(total), itertools.cycle(CATEGORIES))]
 
 
 def run_demo(total: int) -> int:
     work = Path(tempfile.mkdtemp(prefix="engine-bridge-demo-"))
+    sandbox = GameAnalyticsSandbox()
+    sandbox.set_remote_configs([{"key": "gravity", "value": "80"}])
+    server = SandboxServer(sandbox).start()
     config = work / "bridge.toml"
-    config.write_text(CONFIG_BEFORE)
+    config.write_text(config_text("normal", server.url))
     ingress, publish = _free_endpoint(), _free_endpoint()
     print(f"engine-bridge demo: daemon on {ingress} (configs {publish}), store in {work}")
+    print(f"GameAnalytics sandbox on {server.url}: every event is checked as the collector would")
     log = open(work / "daemon.log", "wb")
     daemon = subprocess.Popen([sys.executable, "-m", "bridge", "run", "--config", str(config), "--data-dir",
                                str(work), "--ingress", ingress, "--publish", publish], stdout=log, stderr=log)
     try:
-        return _play(daemon, config, ingress, publish, total, work)
+        return _play(daemon, config, sandbox, server.url, ingress, publish, total, work)
     finally:
         if daemon.poll() is None:
             daemon.kill()
         log.close()
+        server.stop()
 
 
-def _play(daemon: subprocess.Popen[bytes], config: Path, ingress: str, publish: str, total: int,
-          work: Path) -> int:
+def _play(daemon: subprocess.Popen[bytes], config: Path, sandbox: GameAnalyticsSandbox, sandbox_url: str,
+          ingress: str, publish: str, total: int, work: Path) -> int:
     started = time.monotonic()
-    client = Client(ingress, timeout_ms=10_000, device_id="demo-device")
-    configs = subscribe(publish, "config/")
+    game = Game(Client(ingress, timeout_ms=10_000, device_id="demo-device"), subscribe(publish, "config/"))
+    progress = Progress()
     try:
-        welcome = _wait_welcome(client, daemon, work)
-        print(f"connected: protocol {welcome['protocol']}, daemon {welcome['daemon_version']}")
-        session = client.request({"type": "session_start"})
-        print(f"session {session['session_num']} started: {session['session_id']}")
+        welcome = _wait_welcome(game.client, daemon, work)
+        progress.say(f"connected: protocol {welcome['protocol']}, daemon {welcome['daemon_version']}")
+        session = game.client.request({"type": "session_start"})
+        progress.say(f"session {session['session_num']} started: {session['session_id']}")
         events = sample_events(total)
-        sent = acked = stored = 0
-        received_configs: list[dict[str, Any]] = []
-        in_flight: dict[int, int] = {}
         changed = False
-        progress = Progress()
-        while (acked < total or in_flight) and time.monotonic() - started < DEADLINE_S:
-            pace_ok = sent < (time.monotonic() - started) * EVENTS_PER_SECOND
-            while sent < total and len(in_flight) < WINDOW and pace_ok:
-                batch = events[sent:sent + BATCH]
-                in_flight[client.send({"type": "events", "events": batch})] = len(batch)
-                sent += len(batch)
-            if in_flight:
-                reply = client.recv()
-                count = in_flight.pop(reply["rid"], 0)
-                if reply["type"] == "ack":
-                    acked += count
-                    stored += reply["stored"]
-            else:
-                time.sleep(0.01)
-            pub = recv_publication(configs, 0)
-            while pub is not None:
-                received_configs.append(pub)
-                progress.show(f"config {pub['topic']} v{pub['version']}: {pub['values']}", force=True)
-                progress.done()
-                pub = recv_publication(configs, 0)
-            if not changed and acked >= total // 2:
+        while (game.acked < total or game.in_flight) and time.monotonic() - started < DEADLINE_S:
+            _send_window(game, events, started)
+            _read_configs(game, progress)
+            if not changed and game.acked >= total // 2:
                 changed = True
-                config.write_text(CONFIG_AFTER)
+                config.write_text(config_text("hard", sandbox_url))
                 daemon.send_signal(signal.SIGHUP)
-                progress.show("edited the config file: difficulty = hard", force=True)
-                progress.done()
-            progress.show(f"sent {sent:>6}  acknowledged {acked:>6}  configs received {len(received_configs)}")
-        progress.done()
-        deadline = time.monotonic() + 3
-        while not any(p["values"].get("difficulty") == "hard" for p in received_configs) \
-                and time.monotonic() < deadline:
-            pub = recv_publication(configs, 100)
-            if pub is not None:
-                received_configs.append(pub)
-        ended = client.request({"type": "session_end"})
-        client.request({"type": "flush"})
-        stats = client.request({"type": "stats"})
+                sandbox.set_remote_configs([{"key": "gravity", "value": "60"}])
+                progress.say("changed: difficulty = hard (config file), gravity = 60 (GameAnalytics remote config)")
+            delivered = len(sandbox.accepted())
+            progress.show(f"sent {game.sent:>6}  acknowledged {game.acked:>6}  delivered to GameAnalytics "
+                          f"{delivered:>6}  configs {len(game.publications)}")
+        game.client.request({"type": "session_end"})
+        game.client.request({"type": "flush"})
+        stats = _wait_delivered(game, progress, sandbox)
     finally:
-        client.close()
-        configs.close(0)
+        game.client.close()
+        game.configs.close(0)
     took = time.monotonic() - started
     stop_at = time.monotonic()
     daemon.send_signal(signal.SIGTERM)
     code = daemon.wait(10)
-    stop_took = time.monotonic() - stop_at
-    got_change = any(p["values"].get("difficulty") == "hard" for p in received_configs)
+    return _summary(game, stats, sandbox, total, took, time.monotonic() - stop_at, code, work)
+
+
+def _send_window(game: Game, events: list[dict[str, Any]], started: float) -> None:
+    pace_ok = game.sent < (time.monotonic() - started) * EVENTS_PER_SECOND
+    while game.sent < len(events) and len(game.in_flight) < WINDOW and pace_ok:
+        batch = events[game.sent:game.sent + BATCH]
+        game.in_flight[game.client.send({"type": "events", "events": batch})] = len(batch)
+        game.sent += len(batch)
+    if not game.in_flight:
+        time.sleep(0.01)
+        return
+    reply = game.client.recv()
+    count = game.in_flight.pop(reply["rid"], 0)
+    if reply["type"] == "ack":
+        game.acked += count
+
+
+def _read_configs(game: Game, progress: Progress) -> None:
+    pub = recv_publication(game.configs, 0)
+    while pub is not None:
+        game.publications.append(pub)
+        progress.say(f"config {pub['topic']} v{pub['version']}: {pub['values']}")
+        pub = recv_publication(game.configs, 0)
+
+
+def _wait_delivered(game: Game, progress: Progress, sandbox: GameAnalyticsSandbox) -> dict[str, Any]:
+    """Wait (briefly) until GameAnalytics has everything and both config changes reached the game."""
+    deadline = time.monotonic() + 15
+    while True:
+        _read_configs(game, progress)
+        stats = game.client.request({"type": "stats"})
+        ga = stats["providers"].get("gameanalytics", {})
+        done = ga.get("queued", 1) == 0 and ga.get("in_flight", 1) == 0
+        configs = game.saw("config/local", "difficulty", "hard") and game.saw("config/gameanalytics", "gravity", "60")
+        if (done and configs) or time.monotonic() > deadline:
+            return stats
+        progress.show(f"waiting for deliveries: {len(sandbox.accepted())} at GameAnalytics, "
+                      f"{ga.get('queued')} queued")
+        time.sleep(0.2)
+
+
+def _summary(game: Game, stats: dict[str, Any], sandbox: GameAnalyticsSandbox, total: int, took: float,
+             stop_took: float, code: int, work: Path) -> int:
+    ga = stats["providers"].get("gameanalytics", {})
+    counts = sandbox.counts()
+    local_ok = game.saw("config/local", "difficulty", "hard")
+    remote_ok = game.saw("config/gameanalytics", "gravity", "60")
+    routed = total - total // len(CATEGORIES)  # custom events have no GameAnalytics category
     print("\nsummary")
-    print(f"  events sent          {sent}")
-    print(f"  acknowledged         {acked}")
-    print(f"  stored by the daemon {stats['stored']} (+ session markers; {stats['store']['events']} rows in "
-          f"the store)")
-    print(f"  duplicates/rejected  {stats['duplicates']}/{stats['rejected']}")
-    print(f"  configs received     {len(received_configs)} (the live change {'arrived' if got_change else 'MISSING'})")
-    print(f"  session              {ended['session_num']}, {ended['length']} s")
-    print(f"  took                 {took:.1f} s; daemon stopped in {stop_took:.2f} s with exit code {code}")
-    ok = acked == sent == total and stats["stored"] == total and got_change and code == 0
+    print(f"  events sent            {game.sent}")
+    print(f"  acknowledged           {game.acked}")
+    print(f"  stored by the daemon   {stats['stored']} ({stats['store']['events']} rows with session markers)")
+    print(f"  delivered to GA        {ga.get('delivered', 0)} (the sandbox accepted {counts['accepted']}, "
+          f"rejected {counts['rejected']}; custom events are not a GameAnalytics category)")
+    print(f"  dead letters           {ga.get('dead_lettered', 0)}")
+    print(f"  configs received       {len(game.publications)} (local change {'arrived' if local_ok else 'MISSING'}, "
+          f"remote config change {'arrived' if remote_ok else 'MISSING'})")
+    print(f"  took                   {took:.1f} s; daemon stopped in {stop_took:.2f} s with exit code {code}")
+    ok = (game.acked == game.sent == total and stats["stored"] == total and local_ok and remote_ok
+          and counts["rejected"] == 0 and counts["accepted"] >= routed and code == 0)
     print("demo OK" if ok else "demo FAILED: see " + str(work / "daemon.log"))
     return 0 if ok else 1
 
 
 def _wait_welcome(client: Client, daemon: subprocess.Popen[bytes], work: Path) -> dict[str, Any]:
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if daemon.poll() is not None:
-            raise SystemExit(f"the daemon exited: see {work / 'daemon.log'}")
-        try:
-            client.timeout_ms = 500
-            reply = client.hello(engine="demo", game_build="1.0.0")
-            client.timeout_ms = 10_000
-            return reply
-        except NoReply:
-            continue
-    raise SystemExit("the daemon did not start within 15 s")
+    client.timeout_ms = 500
+    try:
+        while time.monotonic() < deadline:
+            if daemon.poll() is not None:
+                raise SystemExit(f"the daemon exited: see {work / 'daemon.log'}")
+            try:
+                return client.hello(engine="demo", game_build="1.0.0", platform="linux", os_version="linux 6")
+            except NoReply:
+                continue
+        raise SystemExit("the daemon did not start within 15 s")
+    finally:
+        client.timeout_ms = 10_000

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bridge import __version__
-from tests.harness import Daemon
+from tests.harness import Daemon, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,7 +53,7 @@ def test_configs_once_and_follow(daemon: Daemon) -> None:
 
 
 def test_status_without_a_daemon_says_so() -> None:
-    out = cli("status", "--ingress", "tcp://127.0.0.1:1")
+    out = cli("status", "--ingress", f"tcp://127.0.0.1:{free_port()}")
     assert out.returncode == 1 and "is the daemon running?" in out.stderr
 
 

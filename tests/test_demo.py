@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ def test_demo_runs_to_a_correct_summary() -> None:
     out = subprocess.run([sys.executable, "-m", "bridge", "demo", "--events", "1400"], capture_output=True,
                          text=True, timeout=90, cwd=REPO)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "events sent          1400" in out.stdout
-    assert "acknowledged         1400" in out.stdout
-    assert "(the live change arrived)" in out.stdout
+    figures = {m[1]: int(m[2]) for m in re.finditer(r"^  (events sent|acknowledged|delivered to GA) +(\d+)",
+                                                     out.stdout, re.M)}
+    assert figures == {"events sent": 1400, "acknowledged": 1400, "delivered to GA": 1200 + 2}
+    assert "local change arrived, remote config change arrived" in out.stdout
     assert out.stdout.rstrip().endswith("demo OK")

@@ -1,0 +1,294 @@
+# Builds the `fields` map of each event category (protocol.md section 5) and checks every argument
+# where the game passes it, so a mistake is reported at the call site, naming the argument, instead
+# of as a rejected event later. Limits are those of protocol.md section 8.
+# Each builder returns the map, or null with `error` saying what is wrong.
+
+const MAX_FIELDS = 64
+const MAX_STRING_CHARS = 8192
+const MAX_DEPTH = 4
+const MAX_NAME_CHARS = 64
+const MAX_RECEIPT_CHARS = 65536
+const SEVERITIES = ["debug", "info", "warning", "error", "critical"]
+const PROGRESSION_STATUSES = ["Start", "Fail", "Complete"]
+const RESOURCE_FLOWS = ["Source", "Sink"]
+const STORES = ["apple", "googleplay"]
+const TEXT_FIELDS = ["custom_01", "custom_02", "custom_03", "cart_type", "ad_fb_error"]
+const UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+var error = ""
+
+var _t_float
+var _t_bytes
+
+
+func _init(adapter):
+	var types = adapter.variant_types()
+	_t_float = types["float"]
+	_t_bytes = types["bytes"]
+
+
+func design(event_id, value, extra):
+	error = ""
+	if not _parts(event_id, "event_id", 1, 5):
+		return null
+	var fields = {"event_id": event_id}
+	if typeof(value) != TYPE_NIL:
+		if not _number(value, "value"):
+			return null
+		fields["value"] = value
+	return _with(fields, extra)
+
+
+func business(currency, amount, item_type, item_id, cart_type, extra):
+	error = ""
+	if not (_currency(currency) and _part(item_type, "item_type") and _part(item_id, "item_id")):
+		return null
+	if typeof(amount) != TYPE_INT or amount < 0:
+		return _fail("amount must be an int number of cents >= 0, got %s" % _show(amount))
+	var fields = {"event_id": item_type + ":" + item_id, "amount": amount, "currency": currency}
+	if not _optional_text(fields, "cart_type", cart_type):
+		return null
+	return _with(fields, extra)
+
+
+func progression(status, names, score, attempt_num, extra):
+	error = ""
+	if not status in PROGRESSION_STATUSES:
+		return _fail("status must be one of %s, got %s" % [str(PROGRESSION_STATUSES), _show(status)])
+	var event_id = status
+	for i in range(names.size()):
+		var arg = "progression_0%d" % (i + 1)
+		if typeof(names[i]) == TYPE_STRING and names[i] == "" and i > 0:
+			for j in range(i + 1, names.size()):
+				if typeof(names[j]) != TYPE_STRING or names[j] != "":
+					return _fail("progression_0%d needs %s" % [j + 1, arg])
+			break
+		if not _part(names[i], arg):
+			return null
+		event_id += ":" + names[i]
+	var fields = {"event_id": event_id}
+	if not _optional_int(fields, "score", score):
+		return null
+	if not _optional_int(fields, "attempt_num", attempt_num):
+		return null
+	return _with(fields, extra)
+
+
+func resource(flow, currency, amount, item_type, item_id, extra):
+	error = ""
+	if not flow in RESOURCE_FLOWS:
+		return _fail("flow must be one of %s, got %s" % [str(RESOURCE_FLOWS), _show(flow)])
+	if not (_part(currency, "currency") and _part(item_type, "item_type")):
+		return null
+	if not (_part(item_id, "item_id") and _number(amount, "amount")):
+		return null
+	var event_id = "%s:%s:%s:%s" % [flow, currency, item_type, item_id]
+	return _with({"event_id": event_id, "amount": amount}, extra)
+
+
+func error_event(severity, message, extra):
+	error = ""
+	if not severity in SEVERITIES:
+		return _fail("severity must be one of %s, got %s" % [str(SEVERITIES), _show(severity)])
+	if not _text(message, "message", 0, MAX_STRING_CHARS):
+		return null
+	return _with({"severity": severity, "message": message}, extra)
+
+
+func ads(action, ad_type, sdk_name, placement, duration_ms, fb_error, extra):
+	error = ""
+	var fields = {}
+	var names = ["ad_action", "ad_type", "ad_sdk_name", "ad_placement"]
+	var values = [action, ad_type, sdk_name, placement]
+	for i in range(names.size()):
+		if not _text(values[i], names[i], 1, MAX_NAME_CHARS):
+			return null
+		fields[names[i]] = values[i]
+	if not _optional_int(fields, "ad_duration", duration_ms):
+		return null
+	if not _optional_text(fields, "ad_fb_error", fb_error):
+		return null
+	return _with(fields, extra)
+
+
+func custom(event_name, fields):
+	error = ""
+	if not _text(event_name, "name", 1, MAX_NAME_CHARS):
+		return null
+	return _with({"name": event_name}, fields)
+
+
+# The body of a `purchase` request (protocol.md section 4.9), without type and rid.
+func purchase(purchase_id, store, receipt, price_usd, signature, metadata):
+	error = ""
+	if not store in STORES:
+		return _fail("store must be one of %s, got %s" % [str(STORES), _show(store)])
+	if not (_text(receipt, "receipt", 1, MAX_RECEIPT_CHARS) and _number(price_usd, "price_usd")):
+		return null
+	if not _text(signature, "signature", 0, MAX_RECEIPT_CHARS):
+		return null
+	if store == "googleplay" and signature == "":
+		return _fail("signature is required for googleplay")
+	if typeof(metadata) != TYPE_DICTIONARY or not _value(metadata, "metadata", 0):
+		return _fail("metadata must be a Dictionary") if error == "" else null
+	var body = {"id": purchase_id, "store": store, "receipt": receipt, "price_usd": float(price_usd)}
+	if signature != "":
+		body["signature"] = signature
+	if metadata.size() > 0:
+		body["metadata"] = metadata.duplicate(true)
+	return body
+
+
+func _fail(message):
+	error = message
+	return null
+
+
+func _show(v):
+	if typeof(v) == TYPE_STRING:
+		return '"%s"' % v
+	return "%s (Variant type %d)" % [str(v), typeof(v)]
+
+
+# The helper's fields plus the caller's `extra` map (custom_01..03, custom_fields, anything else
+# providers understand), copied deeply so a later change by the caller cannot alter the event.
+func _with(fields, extra):
+	if typeof(extra) != TYPE_DICTIONARY:
+		return _fail("extra fields must be a Dictionary, got %s" % _show(extra))
+	if extra.size() == 0:
+		return fields
+	if fields.size() + extra.size() > MAX_FIELDS:
+		return _fail("an event holds at most %d fields" % MAX_FIELDS)
+	for key in extra:
+		if typeof(key) != TYPE_STRING or key.length() < 1 or key.length() > MAX_NAME_CHARS:
+			return _fail("field names must be strings of 1 to %d chars, got %s" % [
+				MAX_NAME_CHARS, _show(key)
+			])
+		if fields.has(key):
+			return _fail("%s is set by the helper's own argument" % key)
+		var v = extra[key]
+		if key in TEXT_FIELDS and typeof(v) != TYPE_STRING:
+			return _fail("%s must be a String, got %s" % [key, _show(v)])
+		if key == "custom_fields" and typeof(v) != TYPE_DICTIONARY:
+			return _fail("custom_fields must be a Dictionary, got %s" % _show(v))
+		if not _value(v, key, 0):
+			return null
+	var copy = extra.duplicate(true)
+	for key in copy:
+		fields[key] = copy[key]
+	return fields
+
+
+# True when `v` is something protocol v1 can carry inside `fields`, within its limits.
+func _value(v, path, depth):
+	var t = typeof(v)
+	if t == TYPE_NIL or t == TYPE_BOOL or t == TYPE_INT or t == _t_bytes:
+		return true
+	if t == _t_float:
+		return _number(v, path)
+	if t == TYPE_STRING:
+		return _text(v, path, 0, MAX_STRING_CHARS)
+	if t == TYPE_ARRAY or t == TYPE_DICTIONARY:
+		if depth >= MAX_DEPTH:
+			_fail("%s: nested deeper than %d levels of maps and arrays" % [path, MAX_DEPTH])
+			return false
+		if t == TYPE_ARRAY:
+			for i in range(v.size()):
+				if not _value(v[i], "%s[%d]" % [path, i], depth + 1):
+					return false
+			return true
+		if v.size() > MAX_FIELDS:
+			_fail("%s: a map holds at most %d entries" % [path, MAX_FIELDS])
+			return false
+		for key in v:
+			if typeof(key) != TYPE_STRING or key.length() < 1 or key.length() > MAX_NAME_CHARS:
+				_fail("%s: keys must be strings of 1 to %d chars, got %s" % [
+					path, MAX_NAME_CHARS, _show(key)
+				])
+				return false
+			if not _value(v[key], "%s.%s" % [path, key], depth + 1):
+				return false
+		return true
+	_fail("%s: a %s cannot be sent; use null, bool, int, float, String, bytes, Array or Dictionary" % [
+		path, _show(v)
+	])
+	return false
+
+
+func _number(v, name):
+	var t = typeof(v)
+	if t == TYPE_INT:
+		return true
+	if t != _t_float:
+		_fail("%s must be an int or a float, got %s" % [name, _show(v)])
+		return false
+	if is_nan(v) or is_inf(v):
+		_fail("%s must be finite, got %s" % [name, str(v)])
+		return false
+	return true
+
+
+func _text(v, name, min_chars, max_chars):
+	if typeof(v) != TYPE_STRING:
+		_fail("%s must be a String, got %s" % [name, _show(v)])
+		return false
+	if v.length() < min_chars or v.length() > max_chars:
+		_fail("%s must have %d to %d chars, got %d" % [name, min_chars, max_chars, v.length()])
+		return false
+	return true
+
+
+# One part of an event id: 1 to 64 chars, no ':' (which separates the parts).
+func _part(v, name):
+	if not _text(v, name, 1, MAX_NAME_CHARS):
+		return false
+	if v.find(":") >= 0:
+		_fail("%s must not contain ':', got %s" % [name, _show(v)])
+		return false
+	return true
+
+
+# An event id of `lo` to `hi` non-empty parts joined by ':'.
+func _parts(v, name, lo, hi):
+	if not _text(v, name, 1, MAX_STRING_CHARS):
+		return false
+	var parts = v.split(":")
+	if parts.size() < lo or parts.size() > hi:
+		_fail("%s must have %d to %d parts joined by ':', got %s" % [name, lo, hi, _show(v)])
+		return false
+	for p in parts:
+		if p == "":
+			_fail("%s has an empty part: %s" % [name, _show(v)])
+			return false
+	return true
+
+
+func _currency(v):
+	if typeof(v) != TYPE_STRING or v.length() != 3:
+		_fail("currency must be an ISO 4217 code like \"USD\", got %s" % _show(v))
+		return false
+	for i in range(3):
+		if UPPER.find(v[i]) < 0:
+			_fail("currency must be three capital letters like \"USD\", got %s" % _show(v))
+			return false
+	return true
+
+
+# Adds an optional int argument (null: left out).
+func _optional_int(fields, name, v):
+	if typeof(v) == TYPE_NIL:
+		return true
+	if typeof(v) != TYPE_INT:
+		_fail("%s must be an int or null, got %s" % [name, _show(v)])
+		return false
+	fields[name] = v
+	return true
+
+
+# Adds an optional text argument ("": left out).
+func _optional_text(fields, name, v):
+	if not _text(v, name, 0, MAX_NAME_CHARS):
+		return false
+	if v != "":
+		fields[name] = v
+	return true

@@ -1,0 +1,80 @@
+# Godot 3 half of the version adapter: every engine name the shared core needs that Godot 4 renamed.
+# The core (engine_bridge.gd, zmtp.gd, msgpack.gd, ...) never names these itself, so it parses and
+# runs unchanged in both majors; godot4/adapter.gd answers the same calls.
+
+
+# Variant type ids the codec branches on (their constant names differ between majors).
+func variant_types():
+	return {
+		"float": TYPE_REAL,
+		"bytes": TYPE_RAW_ARRAY,
+		"strings": [TYPE_STRING],
+		"lists": [TYPE_INT_ARRAY, TYPE_REAL_ARRAY, TYPE_STRING_ARRAY],
+	}
+
+
+func new_bytes():
+	return PoolByteArray()
+
+
+func utf8(text):
+	return text.to_utf8()
+
+
+# Bytes [from, to) of `bytes`; Godot 3's subarray() takes an inclusive end and refuses empty ranges.
+func slice_bytes(bytes, from, to):
+	if from >= to:
+		return PoolByteArray()
+	return bytes.subarray(from, to - 1)
+
+
+# Godot 3's StreamPeerTCP updates its status by itself; nothing to do.
+func poll_tcp(_peer):
+	pass
+
+
+func unix_ms():
+	return OS.get_system_time_msecs()
+
+
+func ticks_ms():
+	return OS.get_ticks_msec()
+
+
+func ticks_usec():
+	return OS.get_ticks_usec()
+
+
+# Starts a program without waiting for it; returns its process id, or -1.
+func start_process(path, args):
+	return OS.execute(path, PoolStringArray(args), false)
+
+
+# Keeps `node` processing while the game is paused, so the daemon's PINGs are still answered.
+func process_always(node):
+	node.pause_mode = Node.PAUSE_MODE_PROCESS
+
+
+# The notification a Node receives when the player closes the game window.
+func quit_notification():
+	return MainLoop.NOTIFICATION_WM_QUIT_REQUEST
+
+
+# The whole text of a file, or "" if it cannot be read.
+func read_text(path):
+	var f = File.new()
+	if f.open(path, File.READ) != OK:
+		return ""
+	var text = f.get_as_text()
+	f.close()
+	return text
+
+
+func write_text(path, text):
+	var f = File.new()
+	var err = f.open(path, File.WRITE)
+	if err != OK:
+		return err
+	f.store_string(text)
+	f.close()
+	return OK

@@ -1,0 +1,79 @@
+# Godot 4 half of the version adapter: every engine name the shared core needs that Godot 3 spells
+# differently. The core never names these itself; godot3/adapter.gd answers the same calls.
+
+
+# Variant type ids the codec branches on (their constant names differ between majors).
+func variant_types():
+	return {
+		"float": TYPE_FLOAT,
+		"bytes": TYPE_PACKED_BYTE_ARRAY,
+		"strings": [TYPE_STRING, TYPE_STRING_NAME],
+		"lists": [
+			TYPE_PACKED_INT32_ARRAY,
+			TYPE_PACKED_INT64_ARRAY,
+			TYPE_PACKED_FLOAT32_ARRAY,
+			TYPE_PACKED_FLOAT64_ARRAY,
+			TYPE_PACKED_STRING_ARRAY,
+		],
+	}
+
+
+func new_bytes():
+	return PackedByteArray()
+
+
+func utf8(text):
+	return text.to_utf8_buffer()
+
+
+# Bytes [from, to) of `bytes`.
+func slice_bytes(bytes, from, to):
+	return bytes.slice(from, to)
+
+
+# Godot 4's StreamPeerTCP only updates its status (and notices a closed peer) when polled.
+func poll_tcp(peer):
+	peer.poll()
+
+
+func unix_ms():
+	return int(Time.get_unix_time_from_system() * 1000.0)
+
+
+func ticks_ms():
+	return Time.get_ticks_msec()
+
+
+func ticks_usec():
+	return Time.get_ticks_usec()
+
+
+# Starts a program without waiting for it; returns its process id, or -1.
+func start_process(path, args):
+	return OS.create_process(path, PackedStringArray(args))
+
+
+# Keeps `node` processing while the game is paused, so the daemon's PINGs are still answered.
+func process_always(node):
+	node.process_mode = Node.PROCESS_MODE_ALWAYS
+
+
+# The notification a Node receives when the player closes the game window.
+func quit_notification():
+	return Node.NOTIFICATION_WM_CLOSE_REQUEST
+
+
+# The whole text of a file, or "" if it cannot be read.
+func read_text(path):
+	var f = FileAccess.open(path, FileAccess.READ)
+	if f == null:
+		return ""
+	return f.get_as_text()
+
+
+func write_text(path, text):
+	var f = FileAccess.open(path, FileAccess.WRITE)
+	if f == null:
+		return FileAccess.get_open_error()
+	f.store_string(text)
+	return OK
