@@ -80,15 +80,7 @@ class Lane:
     async def _deliver_batch(self, claimed: list[StoredEvent]) -> None:
         """Send until every routed event of the batch is delivered or dead, then move the cursor past it."""
         dead: list[tuple[int, str, str]] = []
-        pending: list[StoredEvent] = []
-        for ev in claimed:
-            if not self.provider.accepts(ev):
-                continue
-            rule = self.provider.check(ev.category, ev.fields)
-            if rule:
-                dead.append((ev.pk, "invalid", rule))
-            else:
-                pending.append(ev)
+        pending = [ev for ev in claimed if self.provider.accepts(ev)]
         delivered = 0
         while pending:
             outcome = await self._send(pending)

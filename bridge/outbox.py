@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 import msgpack
@@ -66,12 +67,14 @@ def _claim_query() -> Any:
                          .outerjoin(devices, devices.c.device_id == events.c.device_id)))
 
 
-def _stored_event(row: Any) -> StoredEvent:
-    m = row._mapping
-    return StoredEvent(m["pk"], m["device_id"], m["uid"], m["user_id"], m["session_id"], m["category"],
-                       m["client_ts"], m["received_at"], m["game_build"], msgpack.unpackb(m["fields"]),
-                       m["session_num"], m["user_ip"], m["platform"], m["os_version"], m["device"],
-                       m["manufacturer"], m["engine_version"])
+_FIELDS_AT = 9  # the claim query's columns are StoredEvent's fields in order; `fields` is still msgpack there
+if [c.name for c in _CLAIM_COLUMNS[0].c] + [c.name for c in _CLAIM_COLUMNS[1:]] != \
+        [f.name for f in dataclass_fields(StoredEvent)]:
+    raise ImportError("the claim query's columns no longer match StoredEvent's fields")
+
+
+def _stored_event(row: tuple[Any, ...]) -> StoredEvent:
+    return StoredEvent(*row[:_FIELDS_AT], msgpack.unpackb(row[_FIELDS_AT]), *row[_FIELDS_AT + 1:])
 
 
 class Outbox:
@@ -95,8 +98,9 @@ class Outbox:
     def claim(self, after_pk: int, limit: int) -> list[StoredEvent]:
         """The next events past a cursor, oldest first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(_claim_query().where(events.c.pk > after_pk).order_by(events.c.pk).limit(limit))
-            return [_stored_event(r) for r in rows]
+            rows = conn.execute(_claim_query().where(events.c.pk > after_pk).order_by(events.c.pk)
+                                .limit(limit)).tuples().all()
+        return [_stored_event(r) for r in rows]
 
     def finish(self, provider: str, up_to_pk: int, delivered: int,
                dead: list[tuple[int, str, str]]) -> None:
@@ -144,7 +148,7 @@ class Outbox:
                              .outerjoin(devices, devices.c.device_id == events.c.device_id))
                 .where(dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_not(None))
                 .order_by(dead_letters.c.pk).limit(limit))
-            return [(r._mapping["dl_pk"], _stored_event(r)) for r in rows]
+            return [(r[0], _stored_event(r[1:])) for r in rows.tuples().all()]
 
     def requeue(self, provider: str | None = None) -> int:
         """Mark dead letters for another try; returns how many. The provider picks them up at once."""

@@ -1,8 +1,8 @@
 """The one interface every provider implements, and the `Outcome` it returns for each batch it sends.
 
 The dispatcher never knows which provider it drives: it claims stored events, asks the provider which it
-takes (`accepts`) and whether they are valid (`check`), hands it a batch (`send`), and applies the
-`Outcome`. A provider implements only the hooks it needs; authentication, retries of its own protocol
+takes (`accepts`), hands it a batch (`send`), and applies the `Outcome`. The ingress asks `check` as
+events arrive, so an engine learns in its ack that a provider will refuse an event. A provider implements only the hooks it needs; authentication, retries of its own protocol
 (re-login, splitting a too-large body) and config sources live inside it.
 """
 
@@ -64,7 +64,9 @@ class Provider:
         return True
 
     def check(self, category: str, fields: dict[str, Any]) -> str | None:
-        """The provider's own rules for an event's fields: None if valid, else the rule it broke."""
+        """The provider's own rules for an event's fields, asked by the ingress so the engine hears of a
+        problem in its ack: None if valid, else the rule broken. `send` must still refuse (as `dead`) what
+        it cannot deliver; this is only the early word."""
         return None
 
     async def start(self) -> None:

@@ -1,0 +1,111 @@
+"""Delivery from the store to the GameAnalytics sandbox, against a bare loop doing the same HTTP work.
+
+The sandbox runs in its own process. The raw ceiling is this process building batches of 500 collector
+events and doing JSON + gzip + HMAC + POST (keep-alive) in a loop. The daemon's figure: fill its store
+while the sandbox answers 503, then lift the fault and time until every event is delivered (claim, map,
+validate, JSON, gzip, HMAC, POST, record), batches of 500.
+
+    python benchmarks/bench_dispatcher.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bridge.providers.gameanalytics.signing import encode_body, headers  # noqa: E402
+from bridge.sandbox.gameanalytics import SANDBOX_GAME_KEY, SANDBOX_SECRET_KEY  # noqa: E402
+from tests.gasandbox import provider_table  # noqa: E402
+from tests.harness import Client, Daemon, free_port, make_event  # noqa: E402
+
+BATCH = 500
+
+
+def start_sandbox() -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.sandbox.gameanalytics", "--port", str(port), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "listening on" in line, line
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def collector_event(i: int) -> dict:
+    return {"category": "design", "event_id": f"bench:level{i % 50}:complete", "value": 1.5, "v": 2,
+            "user_id": "bench-user", "client_ts": int(time.time()), "sdk_version": "rest api v2",
+            "os_version": "linux 6", "manufacturer": "unknown", "device": "unknown", "platform": "linux",
+            "session_id": str(uuid.uuid4()), "session_num": 1, "build": "1.0"}
+
+
+def raw_ceiling(url: str, total: int) -> float:
+    """Events/s of the bare loop: build, JSON, gzip, sign, POST."""
+    with httpx.Client(timeout=30) as http:
+        start = time.perf_counter()
+        for b in range(total // BATCH):
+            body = encode_body([collector_event(b * BATCH + i) for i in range(BATCH)])
+            answer = http.post(f"{url}/v2/{SANDBOX_GAME_KEY}/events", content=body,
+                               headers=headers(body, SANDBOX_SECRET_KEY))
+            assert answer.status_code == 200, answer.text[:200]
+        return total / (time.perf_counter() - start)
+
+
+def daemon_rate(url: str, total: int, workdir: Path) -> float:
+    """Events/s the daemon's GameAnalytics lane delivers, from a full store."""
+    with httpx.Client() as admin:
+        admin.post(f"{url}/_sandbox/reset")
+        admin.post(f"{url}/_sandbox/faults", json={"kind": "status", "route": "events", "count": None,
+                                                   "status": 503})
+        config = provider_table("gameanalytics", url, retry_base=0.05, retry_cap=0.2, interval=0.2)
+        with Daemon(workdir, config=config) as daemon, Client(daemon.ingress, device_id="bench") as c:
+            c.hello(platform="linux", os_version="linux 6")
+            c.request({"type": "session_start"})
+            for start in range(0, total, 1000):
+                c.request({"type": "events", "events": [make_event("design", event_id=f"bench:level{i % 50}")
+                                                        for i in range(start, start + 1000)]})
+            time.sleep(0.5)
+            admin.delete(f"{url}/_sandbox/faults")
+            began = time.perf_counter()
+            while True:
+                ga = c.request({"type": "stats"})["providers"]["gameanalytics"]
+                if ga["queued"] == 0 and ga["in_flight"] == 0:
+                    break
+                time.sleep(0.2)
+            elapsed = time.perf_counter() - began
+            assert ga["dead_lettered"] == 0
+        accepted = admin.get(f"{url}/_sandbox/counts").json()["accepted"]
+        assert accepted >= total, f"the sandbox accepted {accepted} of {total}"
+    return total / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    total = 30_000 if args.quick else 100_000
+    proc, url = start_sandbox()
+    try:
+        ceiling = raw_ceiling(url, total)
+        ours = daemon_rate(url, total, Path(tempfile.mkdtemp(prefix="eb-bench-dispatch-")))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    print("engine-bridge dispatcher benchmark: store -> GameAnalytics sandbox (own process), batches of 500")
+    print(f"  daemon delivered     {ours:>10,.0f} events/s")
+    print(f"  raw ceiling          {ceiling:>10,.0f} events/s (JSON + gzip + HMAC + POST loop, same sandbox)")
+    print(f"  ratio                {ours / ceiling:>10.0%}")
+    print("  targets: >= 20,000 events/s delivered and >= 50% of the ceiling")
+
+
+if __name__ == "__main__":
+    main()
