@@ -1,0 +1,578 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+using EngineBridge.Internal;
+
+namespace EngineBridge
+{
+    /// <summary>
+    /// The game's connection to the engine-bridge daemon: one per game, made with <see cref="Connect"/>.
+    ///
+    /// Every call returns at once. Track calls check their arguments (an ArgumentException at the call site for a
+    /// bad one), encode the event into a preallocated buffer and return: no allocation, no I/O, no waiting on
+    /// the daemon. Two background threads do all the I/O: one sends events in acknowledged batches and resends
+    /// what was not acknowledged after the daemon restarts; one receives config updates. Callbacks (configs,
+    /// session, flush and purchase replies) run on the thread that calls <see cref="Pump"/>: in Unity, the main
+    /// thread, every frame.
+    /// </summary>
+    public sealed class BridgeClient : IDisposable
+    {
+        /// <summary>The binding's name, sent in <c>hello</c>.</summary>
+        public const string BindingName = "engine-bridge-unity";
+
+        /// <summary>The binding's version, sent in <c>hello</c>; matches package.json.</summary>
+        public const string BindingVersion = "0.1.0";
+
+        private const int StopTimeoutMs = 1000;
+
+        // The fields each typed helper writes itself: its `extra` fields may not repeat them.
+        private static readonly string[] DesignFields = { "event_id", "value" };
+        private static readonly string[] BusinessFields = { "event_id", "amount", "currency", "cart_type" };
+        private static readonly string[] ProgressionFields = { "event_id", "score", "attempt_num" };
+        private static readonly string[] ResourceFields = { "event_id", "amount" };
+        private static readonly string[] ErrorFields = { "severity", "message" };
+        private static readonly string[] AdFields = { "ad_action", "ad_type", "ad_sdk_name", "ad_placement", "ad_duration" };
+        private static readonly string[] CustomFields = { Wire.NameField };
+
+        private readonly EventQueue queue;
+        private readonly CallbackQueue callbacks = new CallbackQueue();
+        private readonly ConfigStore configs;
+        private readonly IngressLink ingress;
+        private readonly ConfigLink configLink;
+        private readonly DaemonProcess daemon;
+        private readonly int shutdownGraceMs;
+        private volatile bool shutDown;
+
+        private BridgeClient(GameInfo game, BridgeSettings settings)
+        {
+            DeviceId = game.DeviceId;
+            shutdownGraceMs = settings.ShutdownGraceMs;
+            queue = new EventQueue(settings.QueueCapacity, 256);
+            configs = new ConfigStore(game.DeviceId, callbacks);
+            daemon = settings.Daemon != null && settings.Daemon.Enabled ? new DaemonProcess(settings.Daemon) : null;
+            int helloPairs;
+            byte[] hello = game.EncodeHello(out helloPairs);
+            ingress = new IngressLink(ZmtpEndpoint.Parse(settings.IngressEndpoint, "settings.IngressEndpoint"), queue,
+                                      hello, helloPairs, settings.MaxBatchEvents, settings.MaxInFlight,
+                                      settings.RequestTimeoutMs, daemon);
+            configLink = new ConfigLink(ZmtpEndpoint.Parse(settings.ConfigsEndpoint, "settings.ConfigsEndpoint"), configs);
+            ingress.Start();
+            configLink.Start();
+        }
+
+        /// <summary>
+        /// Checks the arguments (an ArgumentException naming the bad one) and starts the background threads; returns
+        /// at once, whether or not a daemon is listening yet: events queue until one answers, and the client says
+        /// <c>hello</c> with <paramref name="game"/> on every connection. Null settings: the defaults.
+        /// </summary>
+        public static BridgeClient Connect(GameInfo game, BridgeSettings settings = null)
+        {
+            Check.NotNull(game, "game");
+            game.Validate();
+            settings = settings ?? new BridgeSettings();
+            settings.Validate();
+            return new BridgeClient(game, settings);
+        }
+
+        public string DeviceId { get; private set; }
+
+        /// <summary>True while the daemon has welcomed this client on a live connection.</summary>
+        public bool IsConnected { get { return ingress.IsConnected; } }
+
+        /// <summary>The daemon's version from its last <c>welcome</c>, or null before the first one.</summary>
+        public string DaemonVersion { get { return ingress.DaemonVersion; } }
+
+        /// <summary>The user's open session as the daemon last reported it, or null.</summary>
+        public SessionInfo Session { get { return ingress.Session; } }
+
+        /// <summary>The latest problem seen (connection, refusal, rejected event), for logs; null if none.</summary>
+        public string LastError { get { return ingress.LastError ?? configLink.LastError; } }
+
+        // ----- events: check, encode, enqueue, return ----------------------------------------------------------
+
+        /// <summary>A design event: <paramref name="eventId"/> is 1 to 5 parts joined by ':' (<c>ui:click:play</c>); the value, if any, finite.</summary>
+        public void TrackDesign(string eventId, double? value = null, IDictionary<string, object> extra = null)
+        {
+            Check.EventId(eventId, "eventId", 5);
+            if (value.HasValue) Check.Finite(value.Value, "value");
+            var more = EncodeExtra(extra, DesignFields);
+            if (RefuseAfterShutdown()) return;
+            long ts = Wire.NowMs();
+            lock (queue.Gate)
+            {
+                var w = queue.BeginEvent(Wire.CategoryBytes[(int)EventCategory.Design], (value.HasValue ? 2 : 1) + Count(extra), ts, null, null);
+                w.WriteRaw(Wire.EventId);
+                w.WriteString(eventId);
+                if (value.HasValue)
+                {
+                    w.WriteRaw(Wire.Value);
+                    w.WriteDouble(value.Value);
+                }
+                Commit(w, more);
+            }
+        }
+
+        /// <summary>
+        /// A real-money purchase: <paramref name="amountCents"/> in the minor unit of <paramref name="currency"/>
+        /// (ISO 4217, e.g. <c>USD</c>); the event id becomes <c>itemType:itemId</c>.
+        /// </summary>
+        public void TrackBusiness(string currency, long amountCents, string itemType, string itemId, string cartType = null,
+                                  IDictionary<string, object> extra = null)
+        {
+            Check.Currency(currency, "currency");
+            Check.Part(itemType, "itemType");
+            Check.Part(itemId, "itemId");
+            Check.JoinedLength(itemType.Length + 1 + itemId.Length, "itemType:itemId");
+            Check.OptionalText(cartType, "cartType", Wire.MaxStringChars);
+            var more = EncodeExtra(extra, BusinessFields);
+            if (RefuseAfterShutdown()) return;
+            long ts = Wire.NowMs();
+            lock (queue.Gate)
+            {
+                var w = queue.BeginEvent(Wire.CategoryBytes[(int)EventCategory.Business], (cartType == null ? 3 : 4) + Count(extra), ts, null, null);
+                w.WriteRaw(Wire.EventId);
+                w.WriteJoined(itemType, itemId, null, null, null);
+                w.WriteRaw(Wire.Amount);
+                w.WriteInt(amountCents);
+                w.WriteRaw(Wire.Currency);
+                w.WriteString(currency);
+                if (cartType != null)
+                {
+                    w.WriteRaw(Wire.CartType);
+                    w.WriteString(cartType);
+                }
+                Commit(w, more);
+            }
+        }
+
+        /// <summary>
+        /// A progression event: the id becomes <c>Status:progression01[:progression02[:progression03]]</c>
+        /// (world, level, phase); <paramref name="progression03"/> needs <paramref name="progression02"/>.
+        /// </summary>
+        public void TrackProgression(ProgressionStatus status, string progression01, string progression02 = null,
+                                     string progression03 = null, long? score = null, long? attemptNum = null,
+                                     IDictionary<string, object> extra = null)
+        {
+            Check.Defined((int)status, Wire.ProgressionStatusNames.Length, "status");
+            Check.Part(progression01, "progression01");
+            if (progression02 != null) Check.Part(progression02, "progression02");
+            if (progression03 != null)
+            {
+                if (progression02 == null) throw new ArgumentException("progression03 needs progression02", "progression03");
+                Check.Part(progression03, "progression03");
+            }
+            string statusName = Wire.ProgressionStatusNames[(int)status];
+            Check.JoinedLength(statusName.Length + Check.PartChars(progression01) + Check.PartChars(progression02)
+                               + Check.PartChars(progression03), "the progression id");
+            if (attemptNum.HasValue) Check.AtLeast(attemptNum.Value, 1, "attemptNum");
+            var more = EncodeExtra(extra, ProgressionFields);
+            if (RefuseAfterShutdown()) return;
+            long ts = Wire.NowMs();
+            int fieldCount = 1 + (score.HasValue ? 1 : 0) + (attemptNum.HasValue ? 1 : 0) + Count(extra);
+            lock (queue.Gate)
+            {
+                var w = queue.BeginEvent(Wire.CategoryBytes[(int)EventCategory.Progression], fieldCount, ts, null, null);
+                w.WriteRaw(Wire.EventId);
+                w.WriteJoined(statusName, progression01, progression02, progression03, null);
+                if (score.HasValue)
+                {
+                    w.WriteRaw(Wire.Score);
+                    w.WriteInt(score.Value);
+                }
+                if (attemptNum.HasValue)
+                {
+                    w.WriteRaw(Wire.AttemptNum);
+                    w.WriteInt(attemptNum.Value);
+                }
+                Commit(w, more);
+            }
+        }
+
+        /// <summary>
+        /// A virtual-currency flow: the id becomes <c>Source|Sink:currency:itemType:itemId</c>. The amount is
+        /// given positive for both flows (finite, above 0); the flow gives its direction.
+        /// </summary>
+        public void TrackResource(ResourceFlow flow, string currency, double amount, string itemType, string itemId,
+                                  IDictionary<string, object> extra = null)
+        {
+            Check.Defined((int)flow, Wire.ResourceFlowNames.Length, "flow");
+            Check.Part(currency, "currency");
+            Check.Finite(amount, "amount");
+            if (amount <= 0) throw new ArgumentOutOfRangeException("amount", amount, "amount must be above 0");
+            Check.Part(itemType, "itemType");
+            Check.Part(itemId, "itemId");
+            string flowName = Wire.ResourceFlowNames[(int)flow];
+            Check.JoinedLength(flowName.Length + Check.PartChars(currency) + Check.PartChars(itemType)
+                               + Check.PartChars(itemId), "the resource id");
+            var more = EncodeExtra(extra, ResourceFields);
+            if (RefuseAfterShutdown()) return;
+            long ts = Wire.NowMs();
+            lock (queue.Gate)
+            {
+                var w = queue.BeginEvent(Wire.CategoryBytes[(int)EventCategory.Resource], 2 + Count(extra), ts, null, null);
+                w.WriteRaw(Wire.EventId);
+                w.WriteJoined(flowName, currency, itemType, itemId, null);
+                w.WriteRaw(Wire.Amount);
+                w.WriteDouble(amount);
+                Commit(w, more);
+            }
+        }
+
+        /// <summary>An error event; <paramref name="message"/> is at most 8192 chars.</summary>
+        public void TrackError(ErrorSeverity severity, string message, IDictionary<string, object> extra = null)
+        {
+            Check.Defined((int)severity, Wire.SeverityBytes.Length, "severity");
+            Check.Text(message, "message", 0, Wire.MaxStringChars);
+            var more = EncodeExtra(extra, ErrorFields);
+            if (RefuseAfterShutdown()) return;
+            long ts = Wire.NowMs();
+            lock (queue.Gate)
+            {
+                var w = queue.BeginEvent(Wire.CategoryBytes[(int)EventCategory.Error], 2 + Count(extra), ts, null, null);
+                w.WriteRaw(Wire.Severity);
+                w.WriteRaw(Wire.SeverityBytes[(int)severity]);
+                w.WriteRaw(Wire.Message);
+                w.WriteString(message);
+                Commit(w, more);
+            }
+        }
+
+        /// <summary>An ad event: what happened, the kind of ad, the ad network's SDK and the placement; <paramref name="extra"/> may add <c>ad_fb_error</c>.</summary>
+        public void TrackAd(AdAction action, AdType adType, string sdkName, string placement, long? durationMs = null,
+                            IDictionary<string, object> extra = null)
+        {
+            Check.Defined((int)action, Wire.AdActionBytes.Length, "action");
+            Check.Defined((int)adType, Wire.AdTypeBytes.Length, "adType");
+            Check.Text(sdkName, "sdkName", 1, Wire.MaxStringChars);
+            Check.Text(placement, "placement", 1, Wire.MaxStringChars);
+            if (durationMs.HasValue) Check.AtLeast(durationMs.Value, 0, "durationMs");
+            var more = EncodeExtra(extra, AdFields);
+            if (RefuseAfterShutdown()) return;
+            long ts = Wire.NowMs();
+            lock (queue.Gate)
+            {
+                var w = queue.BeginEvent(Wire.CategoryBytes[(int)EventCategory.Ads], (durationMs.HasValue ? 5 : 4) + Count(extra), ts, null, null);
+                w.WriteRaw(Wire.AdAction);
+                w.WriteRaw(Wire.AdActionBytes[(int)action]);
+                w.WriteRaw(Wire.AdType);
+                w.WriteRaw(Wire.AdTypeBytes[(int)adType]);
+                w.WriteRaw(Wire.AdSdkName);
+                w.WriteString(sdkName);
+                w.WriteRaw(Wire.AdPlacement);
+                w.WriteString(placement);
+                if (durationMs.HasValue)
+                {
+                    w.WriteRaw(Wire.AdDuration);
+                    w.WriteInt(durationMs.Value);
+                }
+                Commit(w, more);
+            }
+        }
+
+        /// <summary>A custom event: <paramref name="name"/> 1 to 64 chars, and any fields of its own but <c>name</c>.</summary>
+        public void TrackCustom(string name, IDictionary<string, object> fields = null)
+        {
+            Check.Text(name, "name", 1, Wire.MaxCustomNameChars);
+            var more = EncodeExtra(fields, CustomFields, "fields");
+            if (RefuseAfterShutdown()) return;
+            long ts = Wire.NowMs();
+            lock (queue.Gate)
+            {
+                var w = queue.BeginEvent(Wire.CategoryBytes[(int)EventCategory.Custom], 1 + Count(fields), ts, null, null);
+                w.WriteRaw(Wire.Name);
+                w.WriteString(name);
+                Commit(w, more);
+            }
+        }
+
+        /// <summary>
+        /// Any event, its fields given as a map: for what the typed helpers do not cover (<c>custom_01</c>,
+        /// <c>custom_fields</c>, <c>receipt_info</c>, ...) and for dedicated servers and replays
+        /// (<see cref="EventOptions"/>: the event's id, user and time). The category's required fields are checked
+        /// here. Encodes through a temporary buffer, so unlike the typed helpers it allocates.
+        /// </summary>
+        public void Track(EventCategory category, IDictionary<string, object> fields, EventOptions options = null)
+        {
+            Check.Defined((int)category, Wire.CategoryNames.Length, "category");
+            Check.NotNull(fields, "fields");
+            Check.RequiredFields(category, fields, "fields");
+            var encoded = Encode(fields, "fields", Wire.MaxEventBytes - 512);
+            string id = null, userId = null;
+            long ts = -1;
+            if (options != null)
+            {
+                id = options.Id;
+                userId = options.UserId;
+                if (id != null) Check.EventUid(id, "options.Id");
+                if (userId != null) Check.Text(userId, "options.UserId", 1, 128);
+                if (options.TimestampMs.HasValue)
+                {
+                    Check.AtLeast(options.TimestampMs.Value, 0, "options.TimestampMs");
+                    ts = options.TimestampMs.Value;
+                }
+            }
+            if (RefuseAfterShutdown()) return;
+            if (ts < 0) ts = Wire.NowMs();
+            lock (queue.Gate)
+            {
+                var w = queue.BeginEvent(Wire.CategoryBytes[(int)category], fields.Count, ts, id, userId);
+                Commit(w, encoded);
+            }
+        }
+
+        // ----- requests with a reply: sent in order after the events tracked before them -----------------------
+
+        /// <summary>Starts a play session (ending the open one); <see cref="Session"/> follows the reply.</summary>
+        public void StartSession(Action<Reply> onReply = null)
+        {
+            EnqueueSessionRequest(Wire.SessionStartType, onReply);
+        }
+
+        /// <summary>Ends the open play session (the reply is the error <c>no_session</c> if there is none).</summary>
+        public void EndSession(Action<Reply> onReply = null)
+        {
+            EnqueueSessionRequest(Wire.SessionEndType, onReply);
+        }
+
+        /// <summary>
+        /// Asks the daemon to hand queued events to the providers now (e.g. before quitting). The reply's
+        /// <c>queued</c> counts this device's events not yet delivered.
+        /// </summary>
+        public void Flush(Action<Reply> onReply = null)
+        {
+            Enqueue(new ControlRequest(Wire.FlushType, null, 0, delegate(WireReply reply)
+            {
+                if (reply.IsError) NoteError(reply);
+                Answer(onReply, reply);
+            }));
+        }
+
+        /// <summary>
+        /// Sends a purchase receipt to the daemon for verification and returns the purchase's id. The callback
+        /// runs at a later <see cref="Pump"/> with the daemon's answer; until a staq provider is configured on the
+        /// daemon that answer is the error <c>not_configured</c>.
+        /// </summary>
+        public string VerifyPurchase(Purchase purchase, Action<Reply> onResult)
+        {
+            Check.NotNull(purchase, "purchase");
+            Check.NotNull(onResult, "onResult");
+            if (purchase.Id != null) Check.EventUid(purchase.Id, "purchase.Id");
+            Check.Defined((int)purchase.Store, Wire.PurchaseStoreNames.Length, "purchase.Store");
+            Check.Text(purchase.Receipt, "purchase.Receipt", 1, Wire.MaxReceiptChars);
+            if (purchase.Store == PurchaseStore.GooglePlay) Check.Text(purchase.Signature, "purchase.Signature", 1, Wire.MaxReceiptChars);
+            if (purchase.PriceUsd.HasValue)
+            {
+                Check.Finite(purchase.PriceUsd.Value, "purchase.PriceUsd");
+                if (purchase.PriceUsd.Value < 0)
+                {
+                    throw new ArgumentOutOfRangeException("purchase.PriceUsd", purchase.PriceUsd.Value, "a price cannot be negative");
+                }
+            }
+            Check.OptionalText(purchase.Status, "purchase.Status", Wire.MaxStringChars);
+            Check.OptionalText(purchase.Comment, "purchase.Comment", Wire.MaxStringChars);
+            if (purchase.Metadata != null) Check.Fields(purchase.Metadata, "purchase.Metadata");
+
+            string id = purchase.Id ?? Guid.NewGuid().ToString("D");
+            var pairs = new MsgPackWriter(purchase.Receipt.Length + 256);
+            int count = 0;
+            Wire.Pair(pairs, "id", id, ref count);
+            Wire.Pair(pairs, "store", Wire.PurchaseStoreNames[(int)purchase.Store], ref count);
+            Wire.Pair(pairs, "receipt", purchase.Receipt, ref count);
+            if (purchase.Store == PurchaseStore.GooglePlay) Wire.Pair(pairs, "signature", purchase.Signature, ref count);
+            if (purchase.PriceUsd.HasValue) Wire.Pair(pairs, "price_usd", purchase.PriceUsd.Value, ref count);
+            Wire.Pair(pairs, "status", purchase.Status, ref count);
+            Wire.Pair(pairs, "comment", purchase.Comment, ref count);
+            Wire.Pair(pairs, "metadata", purchase.Metadata, ref count);
+            Enqueue(new ControlRequest(Wire.PurchaseType, pairs.ToArray(), count, delegate(WireReply reply)
+            {
+                Answer(onResult, reply);
+            }));
+            return id;
+        }
+
+        // ----- configs -----------------------------------------------------------------------------------------
+
+        /// <summary>The current config values; <see cref="ConfigSnapshot.Empty"/> until the daemon publishes.</summary>
+        public ConfigSnapshot Configs { get { return configs.Current; } }
+
+        /// <summary>
+        /// Calls <paramref name="onChange"/> (on the pump thread) with the key and its new value whenever the key's
+        /// value changes (null once no topic has it), and at the next pump with the current value if it is already
+        /// known (a late subscribe). Dispose the result to unsubscribe.
+        /// </summary>
+        public IDisposable SubscribeConfig(string key, Action<string, object> onChange)
+        {
+            Check.NotNull(key, "key");
+            Check.NotNull(onChange, "onChange");
+            return configs.Subscribe(key, onChange);
+        }
+
+        /// <summary>Like <see cref="SubscribeConfig"/> for the whole snapshot: called at every change of any topic.</summary>
+        public IDisposable SubscribeConfigs(Action<ConfigSnapshot> onChange)
+        {
+            Check.NotNull(onChange, "onChange");
+            return configs.Subscribe(onChange);
+        }
+
+        /// <summary>Typed getters on <see cref="Configs"/>: the key's value, or the fallback when absent or unreadable as that type.</summary>
+        public string GetString(string key, string fallback = null)
+        {
+            return Configs.GetString(key, fallback);
+        }
+
+        public int GetInt(string key, int fallback = 0)
+        {
+            return Configs.GetInt(key, fallback);
+        }
+
+        public long GetLong(string key, long fallback = 0)
+        {
+            return Configs.GetLong(key, fallback);
+        }
+
+        public double GetDouble(string key, double fallback = 0)
+        {
+            return Configs.GetDouble(key, fallback);
+        }
+
+        public bool GetBool(string key, bool fallback = false)
+        {
+            return Configs.GetBool(key, fallback);
+        }
+
+        /// <summary>The raw value of a key (see <see cref="ConfigSnapshot.TryGetValue"/>).</summary>
+        public bool TryGetConfig(string key, out object value)
+        {
+            return Configs.TryGetValue(key, out value);
+        }
+
+        // ----- callbacks, stats, shutdown ----------------------------------------------------------------------
+
+        /// <summary>
+        /// Runs the callbacks that are due, on the calling thread, and returns how many ran. Call it once per
+        /// frame from the game's main thread (the Unity runner does it in Update). Cheap when nothing is due.
+        /// </summary>
+        public int Pump()
+        {
+            return callbacks.Pump();
+        }
+
+        public BridgeStats GetStats()
+        {
+            var stats = new BridgeStats();
+            queue.ReadCounters(ref stats);
+            ingress.ReadCounters(ref stats);
+            return stats;
+        }
+
+        /// <summary>
+        /// Stops the client: keeps sending queued events for at most <paramref name="graceMs"/> (default
+        /// <see cref="BridgeSettings.ShutdownGraceMs"/>; only while connected, since with the daemon away nothing
+        /// can drain), ends the I/O threads and stops a daemon this client launched. Events still queued are lost.
+        /// Track calls afterwards are ignored and counted as dropped.
+        /// </summary>
+        public void Shutdown(int? graceMs = null)
+        {
+            if (shutDown) return;
+            long deadline = Clock.Milliseconds + Math.Max(0, graceMs ?? shutdownGraceMs);
+            while (ingress.IsConnected && !queue.IsDrained && Clock.Milliseconds < deadline) Thread.Sleep(5);
+            shutDown = true;
+            ingress.Stop(StopTimeoutMs);
+            configLink.Stop(StopTimeoutMs);
+            if (daemon != null) daemon.Stop();
+        }
+
+        /// <summary><see cref="Shutdown"/> with the configured grace.</summary>
+        public void Dispose()
+        {
+            Shutdown();
+        }
+
+        private bool RefuseAfterShutdown()
+        {
+            if (!shutDown) return false;
+            queue.CountDropped();
+            return true;
+        }
+
+        private static int Count(IDictionary<string, object> fields)
+        {
+            return fields == null ? 0 : fields.Count;
+        }
+
+        /// <summary>A helper's extra fields, checked and encoded before the queue is locked; null when there are none.</summary>
+        private static MsgPackWriter EncodeExtra(IDictionary<string, object> extra, string[] ownFields, string name = "extra")
+        {
+            if (extra == null || extra.Count == 0) return null;
+            foreach (string own in ownFields)
+            {
+                if (extra.ContainsKey(own)) throw new ArgumentException(name + " must not hold \"" + own + "\": the call sets it", name);
+            }
+            if (extra.Count + ownFields.Length > Wire.MaxFields)
+            {
+                throw new ArgumentException(name + " holds " + extra.Count + " entries; with the call's own fields the limit is " + Wire.MaxFields, name);
+            }
+            return Encode(extra, name, Wire.MaxExtraBytes);
+        }
+
+        /// <summary>Checks a fields map and encodes its pairs into a new buffer of at most <paramref name="maxBytes"/>.</summary>
+        private static MsgPackWriter Encode(IDictionary<string, object> fields, string name, int maxBytes)
+        {
+            Check.Fields(fields, name);
+            var encoded = new MsgPackWriter(256);
+            foreach (var entry in fields)
+            {
+                encoded.WriteString(entry.Key);
+                encoded.WriteValue(entry.Value);
+            }
+            if (encoded.Length > maxBytes)
+            {
+                throw new ArgumentException(name + " encode to " + encoded.Length + " bytes; the limit is " + maxBytes, name);
+            }
+            return encoded;
+        }
+
+        /// <summary>Appends the pre-encoded fields, if any, and commits the event; under the queue's gate.</summary>
+        private void Commit(MsgPackWriter writer, MsgPackWriter encodedFields)
+        {
+            if (encodedFields != null) writer.WriteRaw(encodedFields.Buffer, 0, encodedFields.Length);
+            queue.CommitEvent();
+        }
+
+        private void EnqueueSessionRequest(byte[] type, Action<Reply> onReply)
+        {
+            var pairs = new MsgPackWriter(16);
+            int count = 0;
+            Wire.Pair(pairs, "ts", Wire.NowMs(), ref count);
+            Enqueue(new ControlRequest(type, pairs.ToArray(), count, delegate(WireReply reply)
+            {
+                if (reply.IsError) NoteError(reply);
+                else ingress.Session = new SessionInfo(reply.Map);
+                Answer(onReply, reply);
+            }));
+        }
+
+        private void Enqueue(ControlRequest request)
+        {
+            if (shutDown)
+            {
+                request.Fail("shut_down", "the client was shut down");
+                return;
+            }
+            queue.EnqueueControl(request);
+        }
+
+        /// <summary>Hands a reply to the game's callback, if any, at the next pump.</summary>
+        private void Answer(Action<Reply> callback, WireReply reply)
+        {
+            if (callback == null) return;
+            var answer = new Reply(reply.Type, reply.ErrorCode, reply.ErrorMessage, reply.Map);
+            callbacks.Post(delegate { callback(answer); });
+        }
+
+        private void NoteError(WireReply reply)
+        {
+            ingress.LastError = reply.ErrorCode + ": " + reply.ErrorMessage;
+        }
+    }
+}

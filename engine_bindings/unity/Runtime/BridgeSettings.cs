@@ -1,0 +1,112 @@
+using System;
+using EngineBridge.Internal;
+
+namespace EngineBridge
+{
+    /// <summary>How to reach the daemon and how much to keep while it is away; every value has a default.</summary>
+    public sealed class BridgeSettings
+    {
+        public BridgeSettings()
+        {
+            IngressEndpoint = "tcp://127.0.0.1:5555";
+            ConfigsEndpoint = "tcp://127.0.0.1:5556";
+            QueueCapacity = 10000;
+            MaxBatchEvents = 500;
+            MaxInFlight = 4;
+            RequestTimeoutMs = 10000;
+            ShutdownGraceMs = 300;
+        }
+
+        /// <summary>The daemon's ROUTER socket, <c>tcp://host:port</c>.</summary>
+        public string IngressEndpoint { get; set; }
+
+        /// <summary>The daemon's XPUB socket, <c>tcp://host:port</c>.</summary>
+        public string ConfigsEndpoint { get; set; }
+
+        /// <summary>
+        /// Events held in memory while not yet acknowledged (1 to 1,000,000). When it is full the oldest event is
+        /// dropped and counted in <see cref="BridgeStats.Dropped"/>. Each slot preallocates 256 bytes; a larger
+        /// event grows its slot once.
+        /// </summary>
+        public int QueueCapacity { get; set; }
+
+        /// <summary>Events per <c>events</c> message, 1 to 1000 (the daemon's own limit also applies).</summary>
+        public int MaxBatchEvents { get; set; }
+
+        /// <summary>Requests sent and not yet answered, 1 to 64: more overlap the daemon's commits with the network.</summary>
+        public int MaxInFlight { get; set; }
+
+        /// <summary>A request without a reply after this long (ms, at least 100) makes the client reconnect and resend.</summary>
+        public int RequestTimeoutMs { get; set; }
+
+        /// <summary>How long <see cref="BridgeClient.Shutdown"/> keeps sending queued events by default (ms).</summary>
+        public int ShutdownGraceMs { get; set; }
+
+        /// <summary>Optional: start the daemon as a child process when none answers, and stop it with the game.</summary>
+        public DaemonLaunchSettings Daemon { get; set; }
+
+        internal void Validate()
+        {
+            ZmtpEndpoint.Parse(IngressEndpoint, "settings.IngressEndpoint");
+            ZmtpEndpoint.Parse(ConfigsEndpoint, "settings.ConfigsEndpoint");
+            InRange(QueueCapacity, 1, 1000000, "settings.QueueCapacity");
+            InRange(MaxBatchEvents, 1, Wire.MaxBatchEvents, "settings.MaxBatchEvents");
+            InRange(MaxInFlight, 1, 64, "settings.MaxInFlight");
+            InRange(RequestTimeoutMs, 100, int.MaxValue, "settings.RequestTimeoutMs");
+            InRange(ShutdownGraceMs, 0, int.MaxValue, "settings.ShutdownGraceMs");
+            if (Daemon != null) Daemon.Validate();
+        }
+
+        internal static void InRange(int value, int minimum, int maximum, string name)
+        {
+            if (value < minimum || value > maximum)
+            {
+                throw new ArgumentOutOfRangeException(name, value, name + " must be " + minimum + " to " + maximum);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Starting the daemon as a child process when none answers, and stopping it with the game. The client's I/O
+    /// thread does it, so <see cref="BridgeClient.Connect"/> still returns at once.
+    /// </summary>
+    public sealed class DaemonLaunchSettings
+    {
+        public DaemonLaunchSettings()
+        {
+            ProbeMs = 1000;
+            StopTimeoutMs = 3000;
+        }
+
+        /// <summary>
+        /// The daemon's command line: the program, then its arguments, e.g.
+        /// <c>{ "engine-bridge", "run", "--ingress", "tcp://127.0.0.1:5555" }</c>. Null or empty: never launch.
+        /// </summary>
+        public string[] Command { get; set; }
+
+        /// <summary>How long to wait for a daemon to answer before starting ours (ms); also the first retry delay if ours dies.</summary>
+        public int ProbeMs { get; set; }
+
+        /// <summary>File that receives the daemon's output (appended); null: the game's own stdout and stderr.</summary>
+        public string LogPath { get; set; }
+
+        /// <summary>At shutdown, how long the daemon may take after SIGTERM before it is killed (ms).</summary>
+        public int StopTimeoutMs { get; set; }
+
+        internal bool Enabled { get { return Command != null && Command.Length > 0; } }
+
+        internal void Validate()
+        {
+            if (Command != null)
+            {
+                for (int i = 0; i < Command.Length; i++)
+                {
+                    if (Command[i] == null) throw new ArgumentNullException("settings.Daemon.Command", "settings.Daemon.Command[" + i + "] is null");
+                }
+                if (Command.Length > 0 && Command[0].Length == 0) throw new ArgumentException("settings.Daemon.Command names no program", "settings.Daemon.Command");
+            }
+            BridgeSettings.InRange(ProbeMs, 0, int.MaxValue, "settings.Daemon.ProbeMs");
+            BridgeSettings.InRange(StopTimeoutMs, 0, int.MaxValue, "settings.Daemon.StopTimeoutMs");
+        }
+    }
+}

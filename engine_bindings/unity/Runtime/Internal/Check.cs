@@ -1,0 +1,265 @@
+using System;
+using System.Collections;
+using System.Collections.Generic;
+
+namespace EngineBridge.Internal
+{
+    /// <summary>
+    /// Argument checks run at the call site, before anything is queued, so a bad call fails at once with an
+    /// ArgumentException naming the parameter instead of being refused by the daemon later. The checks follow
+    /// protocol.md sections 4 and 5; none allocates unless it throws.
+    /// </summary>
+    internal static class Check
+    {
+        public static void NotNull(object value, string name)
+        {
+            if (value == null) throw new ArgumentNullException(name);
+        }
+
+        /// <summary>A required string of <paramref name="minChars"/> to <paramref name="maxChars"/> chars.</summary>
+        public static void Text(string value, string name, int minChars, int maxChars)
+        {
+            if (value == null) throw new ArgumentNullException(name);
+            if (value.Length < minChars || value.Length > maxChars)
+            {
+                throw new ArgumentException(name + " must be " + minChars + " to " + maxChars + " chars long, got "
+                                            + value.Length, name);
+            }
+        }
+
+        /// <summary>An optional string: null, or at most <paramref name="maxChars"/> chars.</summary>
+        public static void OptionalText(string value, string name, int maxChars)
+        {
+            if (value != null) Text(value, name, 0, maxChars);
+        }
+
+        /// <summary>One part of a ':'-joined event id: not empty and without ':'.</summary>
+        public static void Part(string value, string name)
+        {
+            Text(value, name, 1, Wire.MaxStringChars);
+            if (value.IndexOf(':') >= 0) throw new ArgumentException(name + " must not contain ':' (\"" + value + "\")", name);
+        }
+
+        /// <summary>An event id of 1 to <paramref name="maxParts"/> non-empty parts joined by ':'.</summary>
+        public static void EventId(string value, string name, int maxParts)
+        {
+            Text(value, name, 1, Wire.MaxStringChars);
+            int parts = 1;
+            int partStart = 0;
+            for (int i = 0; i <= value.Length; i++)
+            {
+                if (i < value.Length && value[i] != ':') continue;
+                if (i == partStart) throw new ArgumentException(name + " has an empty part (\"" + value + "\")", name);
+                if (i < value.Length) parts++;
+                partStart = i + 1;
+            }
+            if (parts > maxParts)
+            {
+                throw new ArgumentException(name + " has " + parts + " parts; at most " + maxParts + " are allowed", name);
+            }
+        }
+
+        /// <summary>A client-chosen event or purchase id: 1 to 64 chars of A–Z a–z 0–9 - _ . : (protocol.md section 5).</summary>
+        public static void EventUid(string value, string name)
+        {
+            Text(value, name, 1, Wire.MaxEventIdChars);
+            foreach (char c in value)
+            {
+                bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+                          || c == '-' || c == '_' || c == '.' || c == ':';
+                if (!ok) throw new ArgumentException(name + " may hold only A-Z a-z 0-9 - _ . : (\"" + value + "\")", name);
+            }
+        }
+
+        /// <summary>The length of parts about to be joined by ':' (each null part counts as absent).</summary>
+        public static void JoinedLength(int chars, string name)
+        {
+            if (chars > Wire.MaxStringChars)
+            {
+                throw new ArgumentException("the parts of " + name + " join to " + chars + " chars; the limit is "
+                                            + Wire.MaxStringChars, name);
+            }
+        }
+
+        public static int PartChars(string part)
+        {
+            return part == null ? 0 : part.Length + 1;
+        }
+
+        public static void Finite(double value, string name)
+        {
+            if (double.IsNaN(value) || double.IsInfinity(value))
+            {
+                throw new ArgumentException(name + " must be a finite number, got " + value, name);
+            }
+        }
+
+        public static void AtLeast(long value, long minimum, string name)
+        {
+            if (value < minimum) throw new ArgumentOutOfRangeException(name, value, name + " must be at least " + minimum);
+        }
+
+        /// <summary>An enum value inside its declared range (a cast can produce any int).</summary>
+        public static void Defined(int value, int count, string name)
+        {
+            if (value < 0 || value >= count) throw new ArgumentOutOfRangeException(name, value, name + " is not a defined value");
+        }
+
+        /// <summary>An ISO 4217 code: three letters A-Z.</summary>
+        public static void Currency(string value, string name)
+        {
+            if (value == null) throw new ArgumentNullException(name);
+            if (value.Length != 3 || !IsUpper(value[0]) || !IsUpper(value[1]) || !IsUpper(value[2]))
+            {
+                throw new ArgumentException(name + " must be an ISO 4217 code of three capital letters, got \"" + value + "\"", name);
+            }
+        }
+
+        /// <summary>
+        /// A map of event fields or metadata: string keys of 1 to 64 chars, at most 64 entries per map or list,
+        /// at most 4 levels of nesting, strings within the protocol's limit, finite numbers, encodable types.
+        /// </summary>
+        public static void Fields(IDictionary<string, object> fields, string name)
+        {
+            if (fields == null) throw new ArgumentNullException(name);
+            CheckMapSize(fields.Count, name, name);
+            foreach (var entry in fields)
+            {
+                CheckKey(entry.Key, name, name);
+                Value(entry.Value, name + "." + entry.Key, 1, name);
+            }
+        }
+
+        /// <summary>The fields the daemon requires for a category are present, with the right kind of value.</summary>
+        public static void RequiredFields(EventCategory category, IDictionary<string, object> fields, string name)
+        {
+            foreach (var required in Required[(int)category])
+            {
+                object value;
+                if (!fields.TryGetValue(required.Key, out value) || value == null)
+                {
+                    throw new ArgumentException(name + " needs \"" + required.Key + "\" for a "
+                                                + Wire.CategoryNames[(int)category] + " event", name);
+                }
+                bool ok;
+                switch (required.Value)
+                {
+                    case Kind.Text: ok = value is string; break;
+                    case Kind.Integer: ok = IsInteger(value); break;
+                    default: ok = IsInteger(value) || value is double || value is float; break;
+                }
+                if (!ok)
+                {
+                    throw new ArgumentException(name + "[\"" + required.Key + "\"] must be " + KindNames[(int)required.Value]
+                                                + ", got " + value.GetType().Name, name);
+                }
+            }
+        }
+
+        private enum Kind
+        {
+            Text,
+            Integer,
+            Number,
+        }
+
+        private static readonly string[] KindNames = { "a string", "an integer", "a number" };
+
+        /// <summary>protocol.md section 5: required fields per category, indexed by <see cref="EventCategory"/>.</summary>
+        private static readonly KeyValuePair<string, Kind>[][] Required =
+        {
+            new[] { Field("event_id", Kind.Text) },
+            new[] { Field("event_id", Kind.Text), Field("amount", Kind.Integer), Field("currency", Kind.Text) },
+            new[] { Field("event_id", Kind.Text) },
+            new[] { Field("event_id", Kind.Text), Field("amount", Kind.Number) },
+            new[] { Field("severity", Kind.Text), Field("message", Kind.Text) },
+            new[]
+            {
+                Field("ad_action", Kind.Text), Field("ad_type", Kind.Text), Field("ad_sdk_name", Kind.Text),
+                Field("ad_placement", Kind.Text),
+            },
+            new[] { Field(Wire.NameField, Kind.Text) },
+        };
+
+        private static KeyValuePair<string, Kind> Field(string key, Kind kind)
+        {
+            return new KeyValuePair<string, Kind>(key, kind);
+        }
+
+        private static void Value(object value, string path, int depth, string name)
+        {
+            if (value == null || value is bool || IsInteger(value) || value is byte[]) return;
+            var text = value as string;
+            if (text != null)
+            {
+                if (text.Length > Wire.MaxStringChars)
+                {
+                    throw new ArgumentException(path + " is " + text.Length + " chars; the limit is " + Wire.MaxStringChars, name);
+                }
+                return;
+            }
+            if (value is double || value is float)
+            {
+                double number = Convert.ToDouble(value);
+                if (double.IsNaN(number) || double.IsInfinity(number))
+                {
+                    throw new ArgumentException(path + " must be a finite number, got " + number, name);
+                }
+                return;
+            }
+            var map = value as IDictionary;
+            var list = value as IList;
+            if (map == null && list == null)
+            {
+                throw new ArgumentException(path + " has type " + value.GetType().FullName
+                                            + ", which cannot be sent (use bool, numbers, string, byte[], maps, lists)", name);
+            }
+            if (depth >= Wire.MaxDepth)
+            {
+                throw new ArgumentException(path + " is nested deeper than " + Wire.MaxDepth + " levels", name);
+            }
+            if (map != null)
+            {
+                CheckMapSize(map.Count, path, name);
+                foreach (DictionaryEntry entry in map)
+                {
+                    var key = entry.Key as string;
+                    if (key == null) throw new ArgumentException(path + " has a key that is not a string", name);
+                    CheckKey(key, path, name);
+                    Value(entry.Value, path + "." + key, depth + 1, name);
+                }
+                return;
+            }
+            CheckMapSize(list.Count, path, name);
+            for (int i = 0; i < list.Count; i++) Value(list[i], path + "[" + i + "]", depth + 1, name);
+        }
+
+        private static void CheckKey(string key, string path, string name)
+        {
+            if (key == null || key.Length < 1 || key.Length > Wire.MaxFieldNameChars)
+            {
+                throw new ArgumentException("field names in " + path + " must be 1 to " + Wire.MaxFieldNameChars
+                                            + " chars, got \"" + key + "\"", name);
+            }
+        }
+
+        private static void CheckMapSize(int count, string path, string name)
+        {
+            if (count > Wire.MaxFields)
+            {
+                throw new ArgumentException(path + " holds " + count + " entries; the limit is " + Wire.MaxFields, name);
+            }
+        }
+
+        private static bool IsInteger(object value)
+        {
+            return value is int || value is long || value is short || value is sbyte
+                || value is uint || value is ulong || value is ushort || value is byte;
+        }
+
+        private static bool IsUpper(char c)
+        {
+            return c >= 'A' && c <= 'Z';
+        }
+    }
+}

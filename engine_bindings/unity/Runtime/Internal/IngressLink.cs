@@ -1,0 +1,357 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+
+namespace EngineBridge.Internal
+{
+    /// <summary>
+    /// The DEALER side of the ingress socket (protocol.md sections 3, 4 and 10): says <c>hello</c> on every
+    /// connection, sends the queued events in <c>events</c> batches with several in flight, releases them from
+    /// the queue as <c>ack</c>s come back, sends the queued session/flush/purchase requests in their place in
+    /// the stream, and after a drop, a <c>hello_required</c> or a timeout resends everything unacknowledged.
+    /// </summary>
+    internal sealed class IngressLink : Link
+    {
+        private const int IdleWaitMs = 10;
+        private const int TransientPauseMs = 1000;
+
+        private readonly EventQueue queue;
+        private readonly DaemonProcess daemon;
+        private readonly byte[] helloPairs;
+        private readonly int helloPairCount;
+        private readonly int window;
+        private readonly int requestTimeoutMs;
+        private readonly int settingsBatchEvents;
+        private readonly MsgPackWriter frame = new MsgPackWriter(64 * 1024);
+        private readonly List<InFlightBatch> inFlight = new List<InFlightBatch>();
+        private bool welcomed;
+        private uint nextRid;
+        private uint helloRid;
+        private long helloSentMs;
+        private long pausedUntilMs;
+        private int maxBatchEvents;
+        private int maxBatchBytes = BatchBytesFor(Wire.MaxMessageBytes);
+        private long stored;
+        private long duplicates;
+        private long rejected;
+        private volatile bool connected;
+        private volatile string daemonVersion;
+        private volatile SessionInfo session;
+        private volatile string lastRejection;
+
+        /// <param name="helloPairs">the encoded fields of <c>hello</c> other than <c>type</c> and <c>rid</c></param>
+        /// <param name="daemon">the daemon to launch while none answers, or null</param>
+        public IngressLink(ZmtpEndpoint endpoint, EventQueue queue, byte[] helloPairs, int helloPairCount,
+                           int maxBatchEvents, int window, int requestTimeoutMs, DaemonProcess daemon)
+            : base(endpoint, "DEALER", "engine-bridge ingress")
+        {
+            this.queue = queue;
+            this.daemon = daemon;
+            this.helloPairs = helloPairs;
+            this.helloPairCount = helloPairCount;
+            this.window = window;
+            this.requestTimeoutMs = requestTimeoutMs;
+            settingsBatchEvents = this.maxBatchEvents = maxBatchEvents;
+        }
+
+        public bool IsConnected { get { return connected; } }
+
+        public string DaemonVersion { get { return daemonVersion; } }
+
+        /// <summary>The session the daemon reported last (in <c>welcome</c> or a <c>session</c> reply).</summary>
+        public SessionInfo Session
+        {
+            get { return session; }
+            set { session = value; }
+        }
+
+        public void ReadCounters(ref BridgeStats stats)
+        {
+            stats.Stored = Interlocked.Read(ref stored);
+            stats.Duplicates = Interlocked.Read(ref duplicates);
+            stats.Rejected = Interlocked.Read(ref rejected);
+            stats.Acknowledged = stats.Stored + stats.Duplicates + stats.Rejected;
+            stats.Connected = connected;
+            stats.Reconnects = Math.Max(0, Connections - 1);
+            stats.LastRejection = lastRejection;
+            if (daemon != null)
+            {
+                stats.DaemonPid = daemon.Pid;
+                if (daemon.LastFailure != null) stats.LastRejection = daemon.LastFailure;
+            }
+        }
+
+        protected override void OnConnected()
+        {
+            if (daemon != null) daemon.OnConnected();
+            SendHello();
+        }
+
+        protected override void WhileDisconnected()
+        {
+            if (daemon != null) daemon.MaybeLaunch();
+        }
+
+        protected override void OnDisconnected()
+        {
+            connected = false;
+            welcomed = false;
+            Rewind();
+        }
+
+        protected override int Work()
+        {
+            long now = Clock.Milliseconds;
+            if (!welcomed)
+            {
+                if (now - helloSentMs > requestTimeoutMs) Drop("no welcome from the daemon in time", true);
+                return IdleWaitMs;
+            }
+            if (RequestTimedOut(now))
+            {
+                Drop("no reply from the daemon within " + requestTimeoutMs + " ms", false);
+                return 0;
+            }
+            return now >= pausedUntilMs && SendPending() ? 0 : IdleWaitMs;
+        }
+
+        protected override void OnFrame(ZmtpFrame received)
+        {
+            WireReply reply;
+            try
+            {
+                reply = new WireReply(MsgPackReader.DecodeMap(received.Buffer, received.Offset, received.Count));
+            }
+            catch (FormatException e)
+            {
+                LastError = "unreadable reply from the daemon: " + e.Message;
+                return;
+            }
+            long rid = reply.Rid;
+            if (!welcomed)
+            {
+                if (rid == helloRid) OnHelloReply(reply);
+                return;
+            }
+            for (int i = 0; i < inFlight.Count; i++)
+            {
+                if (inFlight[i].Rid == rid)
+                {
+                    OnBatchReply(inFlight[i], reply);
+                    return;
+                }
+            }
+            var control = queue.PeekControl();
+            if (control != null && control.InFlight && control.Rid == rid)
+            {
+                OnControlReply(control, reply);
+            }
+            else if (reply.IsError)
+            {
+                LastError = reply.ErrorCode + ": " + reply.ErrorMessage;
+            }
+        }
+
+        private void SendHello()
+        {
+            helloRid = NextRid();
+            helloSentMs = Clock.Milliseconds;
+            frame.Reset();
+            Wire.WriteRequestHeader(frame, Wire.HelloType, helloRid, helloPairCount);
+            frame.WriteRaw(helloPairs);
+            Connection.Send(frame.Buffer, 0, frame.Length, false);
+        }
+
+        private void OnHelloReply(WireReply reply)
+        {
+            if (reply.IsError)
+            {
+                Drop("the daemon refused hello: " + reply.ErrorCode + ": " + reply.ErrorMessage, true);
+                return;
+            }
+            var limits = reply.GetMap("limits");
+            if (limits != null)
+            {
+                var view = new WireReply(limits);
+                maxBatchEvents = (int)Math.Max(1, Math.Min(settingsBatchEvents, view.GetLong("max_batch_events", Wire.MaxBatchEvents)));
+                maxBatchBytes = BatchBytesFor(view.GetLong("max_message_bytes", Wire.MaxMessageBytes));
+            }
+            daemonVersion = reply.GetString("daemon_version");
+            var open = reply.GetMap("session");
+            session = open != null ? new SessionInfo(open) : null;
+            welcomed = true;
+            connected = true;
+            ResetBackoff();
+        }
+
+        /// <summary>Sends batches while the window has room, and the next request once the events before it are acknowledged.</summary>
+        private bool SendPending()
+        {
+            bool sent = false;
+            while (Connection != null)
+            {
+                var control = queue.PeekControl();
+                if (control != null && control.InFlight) break;
+                long limit = control != null ? control.AfterSequence : long.MaxValue;
+                if (inFlight.Count < window && SendBatch(limit))
+                {
+                    sent = true;
+                    continue;
+                }
+                if (control != null && Connection != null && queue.ReleasedBefore(control.AfterSequence))
+                {
+                    SendControl(control);
+                    sent = true;
+                }
+                break;
+            }
+            return sent;
+        }
+
+        private bool SendBatch(long limit)
+        {
+            long first;
+            int count = queue.ReserveBatch(limit, maxBatchEvents, maxBatchBytes, out first);
+            if (count == 0) return false;
+            uint rid = NextRid();
+            frame.Reset();
+            Wire.WriteRequestHeader(frame, Wire.EventsType, rid, 1);
+            frame.WriteRaw(Wire.Events);
+            frame.WriteArrayHeader(count);
+            queue.CopyBatch(first, count, frame);
+            inFlight.Add(new InFlightBatch(rid, first, count, Clock.Milliseconds));
+            if (!Connection.Send(frame.Buffer, 0, frame.Length, false))
+            {
+                Drop("sending to the daemon failed", false);
+                return false;
+            }
+            return true;
+        }
+
+        private void SendControl(ControlRequest control)
+        {
+            control.Rid = NextRid();
+            control.InFlight = true;
+            control.SentAtMs = Clock.Milliseconds;
+            frame.Reset();
+            Wire.WriteRequestHeader(frame, control.Type, control.Rid, control.PairCount);
+            if (control.Pairs != null) frame.WriteRaw(control.Pairs);
+            if (!Connection.Send(frame.Buffer, 0, frame.Length, false)) Drop("sending to the daemon failed", false);
+        }
+
+        private void OnBatchReply(InFlightBatch batch, WireReply reply)
+        {
+            if (reply.ErrorCode == "hello_required")
+            {
+                Rehello();
+                return;
+            }
+            if (reply.IsError && reply.IsTransient)
+            {
+                LastError = reply.ErrorCode + ": " + reply.ErrorMessage + " (will resend)";
+                Rewind();
+                pausedUntilMs = Clock.Milliseconds + TransientPauseMs;
+                return;
+            }
+            if (reply.IsError)
+            {
+                // The daemon refused the whole message and would refuse it again: its events are given up.
+                LastError = lastRejection = reply.ErrorCode + ": " + reply.ErrorMessage;
+                Interlocked.Add(ref rejected, batch.Count);
+            }
+            else
+            {
+                var refusals = reply.GetArray("rejected");
+                int refused = refusals != null ? refusals.Length : 0;
+                if (refused > 0)
+                {
+                    var last = refusals[refused - 1] as Dictionary<string, object>;
+                    if (last != null)
+                    {
+                        var entry = new WireReply(last);
+                        LastError = lastRejection = entry.GetString("code") + ": " + entry.GetString("message");
+                    }
+                }
+                Interlocked.Add(ref stored, reply.GetLong("stored", 0));
+                Interlocked.Add(ref duplicates, reply.GetLong("duplicates", 0));
+                Interlocked.Add(ref rejected, refused);
+            }
+            batch.Acknowledged = true;
+            while (inFlight.Count > 0 && inFlight[0].Acknowledged)
+            {
+                queue.Release(inFlight[0].First + inFlight[0].Count);
+                inFlight.RemoveAt(0);
+            }
+        }
+
+        private void OnControlReply(ControlRequest control, WireReply reply)
+        {
+            if (reply.ErrorCode == "hello_required")
+            {
+                Rehello();
+                return;
+            }
+            control.InFlight = false;
+            if (reply.IsError && reply.IsTransient)
+            {
+                pausedUntilMs = Clock.Milliseconds + TransientPauseMs;
+                return;
+            }
+            queue.RemoveControl(control);
+            control.Complete(reply);
+        }
+
+        /// <summary>The daemon forgot this connection: hello again, then resend everything unacknowledged.</summary>
+        private void Rehello()
+        {
+            welcomed = false;
+            connected = false;
+            Rewind();
+            SendHello();
+        }
+
+        private void Rewind()
+        {
+            inFlight.Clear();
+            queue.RewindUnacknowledged();
+        }
+
+        private bool RequestTimedOut(long now)
+        {
+            if (inFlight.Count > 0 && now - inFlight[0].SentAtMs > requestTimeoutMs) return true;
+            var control = queue.PeekControl();
+            return control != null && control.InFlight && now - control.SentAtMs > requestTimeoutMs;
+        }
+
+        private uint NextRid()
+        {
+            return unchecked(nextRid++);
+        }
+
+        /// <summary>
+        /// A batch's byte budget under the daemon's message limit. A batch exceeds it only when its single event
+        /// does, and Track calls keep every event under <see cref="Wire.MaxEventBytes"/>.
+        /// </summary>
+        private static int BatchBytesFor(long maxMessageBytes)
+        {
+            return (int)Math.Max(4096, Math.Min(192 * 1024, maxMessageBytes - 1024));
+        }
+
+        private sealed class InFlightBatch
+        {
+            public readonly uint Rid;
+            public readonly long First;
+            public readonly int Count;
+            public readonly long SentAtMs;
+            public bool Acknowledged;
+
+            public InFlightBatch(uint rid, long first, int count, long sentAtMs)
+            {
+                Rid = rid;
+                First = first;
+                Count = count;
+                SentAtMs = sentAtMs;
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+
+namespace EngineBridge.Internal
+{
+    /// <summary>
+    /// Protocol v1 names and limits (protocol.md), each spelled once. Keys and fixed values are kept
+    /// msgpack-encoded so the Track calls copy them instead of encoding them again.
+    /// </summary>
+    internal static class Wire
+    {
+        public const int ProtocolVersion = 1;
+        public const int MaxMessageBytes = 256 * 1024;
+        public const int MaxBatchEvents = 1000;
+        public const int MaxFields = 64;
+        public const int MaxStringChars = 8192;
+        public const int MaxDepth = 4;
+        public const int MaxFieldNameChars = 64;
+        public const int MaxCustomNameChars = 64;
+        public const int MaxReceiptChars = 65536;
+
+        /// <summary>The largest encoded event a Track call accepts, so that any one event fits in a message.</summary>
+        public const int MaxEventBytes = 128 * 1024;
+
+        /// <summary>The most a helper's extra fields may take: with the helper's own (at most 64 KiB) they fit an event.</summary>
+        public const int MaxExtraBytes = 64 * 1024;
+        public const int MaxEventIdChars = 64;
+
+        // Request envelope and event envelope.
+        public static readonly byte[] Type = MsgPackWriter.Encode("type");
+        public static readonly byte[] Rid = MsgPackWriter.Encode("rid");
+        public static readonly byte[] Events = MsgPackWriter.Encode("events");
+        public static readonly byte[] Id = MsgPackWriter.Encode("id");
+        public static readonly byte[] Category = MsgPackWriter.Encode("category");
+        public static readonly byte[] Ts = MsgPackWriter.Encode("ts");
+        public static readonly byte[] Fields = MsgPackWriter.Encode("fields");
+        public static readonly byte[] UserId = MsgPackWriter.Encode("user_id");
+
+        // Category fields (protocol.md section 5).
+        public static readonly byte[] EventId = MsgPackWriter.Encode("event_id");
+        public static readonly byte[] Value = MsgPackWriter.Encode("value");
+        public static readonly byte[] Amount = MsgPackWriter.Encode("amount");
+        public static readonly byte[] Currency = MsgPackWriter.Encode("currency");
+        public static readonly byte[] CartType = MsgPackWriter.Encode("cart_type");
+        public static readonly byte[] AttemptNum = MsgPackWriter.Encode("attempt_num");
+        public static readonly byte[] Score = MsgPackWriter.Encode("score");
+        public static readonly byte[] Severity = MsgPackWriter.Encode("severity");
+        public static readonly byte[] Message = MsgPackWriter.Encode("message");
+        public static readonly byte[] AdAction = MsgPackWriter.Encode("ad_action");
+        public static readonly byte[] AdType = MsgPackWriter.Encode("ad_type");
+        public static readonly byte[] AdSdkName = MsgPackWriter.Encode("ad_sdk_name");
+        public static readonly byte[] AdPlacement = MsgPackWriter.Encode("ad_placement");
+        public static readonly byte[] AdDuration = MsgPackWriter.Encode("ad_duration");
+        public const string NameField = "name";
+        public static readonly byte[] Name = MsgPackWriter.Encode(NameField);
+
+        // Request types without a typed builder of their own.
+        public static readonly byte[] HelloType = MsgPackWriter.Encode("hello");
+        public static readonly byte[] EventsType = MsgPackWriter.Encode("events");
+        public static readonly byte[] SessionStartType = MsgPackWriter.Encode("session_start");
+        public static readonly byte[] SessionEndType = MsgPackWriter.Encode("session_end");
+        public static readonly byte[] FlushType = MsgPackWriter.Encode("flush");
+        public static readonly byte[] PurchaseType = MsgPackWriter.Encode("purchase");
+
+        /// <summary>The wire name of each category, indexed by <see cref="EventCategory"/>.</summary>
+        public static readonly string[] CategoryNames =
+            { "design", "business", "progression", "resource", "error", "ads", "custom" };
+
+        public static readonly byte[][] CategoryBytes = EncodeAll(CategoryNames);
+
+        public static readonly string[] ProgressionStatusNames = { "Start", "Fail", "Complete" };
+        public static readonly string[] ResourceFlowNames = { "Source", "Sink" };
+        public static readonly byte[][] SeverityBytes =
+            EncodeAll(new[] { "debug", "info", "warning", "error", "critical" });
+        public static readonly byte[][] AdActionBytes =
+            EncodeAll(new[] { "clicked", "show", "failed_show", "reward_received", "request", "loaded" });
+        public static readonly byte[][] AdTypeBytes =
+            EncodeAll(new[] { "video", "rewarded_video", "playable", "interstitial", "offer_wall", "banner" });
+        public static readonly string[] PurchaseStoreNames = { "apple", "googleplay" };
+
+        /// <summary>Starts a request map: its header (two more pairs than the caller's), <c>type</c> and <c>rid</c>.</summary>
+        public static void WriteRequestHeader(MsgPackWriter writer, byte[] type, uint rid, int otherPairs)
+        {
+            writer.WriteMapHeader(otherPairs + 2);
+            writer.WriteRaw(Type);
+            writer.WriteRaw(type);
+            writer.WriteRaw(Rid);
+            writer.WriteUInt(rid);
+        }
+
+        /// <summary>Writes one key/value pair of a request unless the value is null, counting what it wrote.</summary>
+        public static void Pair(MsgPackWriter writer, string key, object value, ref int pairCount)
+        {
+            if (value == null) return;
+            writer.WriteString(key);
+            writer.WriteValue(value);
+            pairCount++;
+        }
+
+        /// <summary>Milliseconds since the Unix epoch, the protocol's clock, without allocating.</summary>
+        public static long NowMs()
+        {
+            return (DateTime.UtcNow.Ticks - UnixEpochTicks) / TimeSpan.TicksPerMillisecond;
+        }
+
+        private const long UnixEpochTicks = 621355968000000000L;
+
+        private static byte[][] EncodeAll(string[] names)
+        {
+            var encoded = new byte[names.Length][];
+            for (int i = 0; i < names.Length; i++) encoded[i] = MsgPackWriter.Encode(names[i]);
+            return encoded;
+        }
+    }
+
+    /// <summary>A decoded reply (or a failure made up on this side), with the accessors the links need.</summary>
+    internal sealed class WireReply
+    {
+        public readonly Dictionary<string, object> Map;
+        public readonly string Type;
+        public readonly string ErrorCode;
+        public readonly string ErrorMessage;
+
+        public WireReply(Dictionary<string, object> map)
+        {
+            Map = map;
+            Type = GetString("type");
+            if (Type == "error")
+            {
+                ErrorCode = GetString("code") ?? "internal";
+                ErrorMessage = GetString("message") ?? "";
+            }
+        }
+
+        private WireReply(string code, string message)
+        {
+            Map = new Dictionary<string, object>();
+            Type = "error";
+            ErrorCode = code;
+            ErrorMessage = message;
+        }
+
+        /// <summary>A failure decided on this side (e.g. a request dropped), shaped like the daemon's errors.</summary>
+        public static WireReply Failure(string code, string message)
+        {
+            return new WireReply(code, message);
+        }
+
+        public bool IsError { get { return ErrorCode != null; } }
+
+        /// <summary>The request id, or -1 when absent or nil.</summary>
+        public long Rid { get { return GetLong("rid", -1); } }
+
+        public string GetString(string key)
+        {
+            object value;
+            return Map.TryGetValue(key, out value) ? value as string : null;
+        }
+
+        public long GetLong(string key, long fallback)
+        {
+            object value;
+            if (Map.TryGetValue(key, out value) && value is long) return (long)value;
+            return fallback;
+        }
+
+        public Dictionary<string, object> GetMap(string key)
+        {
+            object value;
+            return Map.TryGetValue(key, out value) ? value as Dictionary<string, object> : null;
+        }
+
+        public object[] GetArray(string key)
+        {
+            object value;
+            return Map.TryGetValue(key, out value) ? value as object[] : null;
+        }
+
+        /// <summary>Transient failures: nothing was done and the same request may succeed later.</summary>
+        public bool IsTransient
+        {
+            get { return ErrorCode == "unavailable" || ErrorCode == "internal"; }
+        }
+    }
+
+    /// <summary>
+    /// A request other than events (session, flush, purchase), encoded once when the game asks for it and
+    /// sent, or resent after a reconnect, by the I/O thread with a fresh <c>rid</c>.
+    /// </summary>
+    internal sealed class ControlRequest
+    {
+        public readonly byte[] Type;
+        public readonly byte[] Pairs;
+        public readonly int PairCount;
+        private readonly Action<WireReply> onReply;
+
+        /// <summary>Position in the event stream: it is sent once every event before it is acknowledged.</summary>
+        public long AfterSequence;
+        public bool InFlight;
+        public uint Rid;
+        public long SentAtMs;
+        private int completed;
+
+        /// <param name="type">the encoded request type</param>
+        /// <param name="pairs">the request's other key/value pairs, encoded; null for none</param>
+        /// <param name="pairCount">how many pairs <paramref name="pairs"/> holds</param>
+        /// <param name="onReply">runs on the I/O thread with the reply, or with a failure if it is dropped</param>
+        public ControlRequest(byte[] type, byte[] pairs, int pairCount, Action<WireReply> onReply)
+        {
+            Type = type;
+            Pairs = pairs;
+            PairCount = pairCount;
+            this.onReply = onReply;
+        }
+
+        /// <summary>Hands over the reply; only the first of Complete and Fail counts (an eviction may race a reply).</summary>
+        public void Complete(WireReply reply)
+        {
+            if (Interlocked.Exchange(ref completed, 1) == 0) onReply(reply);
+        }
+
+        public void Fail(string code, string message)
+        {
+            Complete(WireReply.Failure(code, message));
+        }
+    }
+}

@@ -1,0 +1,590 @@
+// The Unity binding's test program: runs under Mono against a real daemon that tests/bindings/test_unity.py
+// started. Prints one line per check and ends with "N passed, N failed".
+//
+// The wrapper owns the daemon. When a check needs the daemon changed, this program prints "@@ <command>" and
+// waits for the wrapper's "ok" on stdin. Commands: freeze (SIGSTOP), thaw (SIGCONT), kill (SIGKILL), stop (SIGTERM), start,
+// config <name> (rewrite the config file with a preset and SIGHUP). Lines "## key value" report facts the
+// wrapper checks in the store afterwards.
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Net;
+using System.Net.Sockets;
+using System.Threading;
+using EngineBridge;
+
+internal static class BridgeTests
+{
+    private const int StreamBefore = 5000;
+    private const int StreamFrozen = 2000;
+    private const int StreamDown = 3000;
+    private const int StreamAfter = 2000;
+    private const int FrozenTracked = 1000;
+    private const int OverflowCapacity = 100;
+    private const int OverflowTracked = 250;
+    private const double BlockingBoundMs = 50;
+
+    private static int passed;
+    private static int failed;
+    private static int mainThread;
+    private static Dictionary<string, string> options;
+
+    private static int Main(string[] args)
+    {
+        options = ParseOptions(args);
+        mainThread = Thread.CurrentThread.ManagedThreadId;
+        Run("settings are checked at the call site", SettingsChecks);
+        Run("every helper round-trips", HelperChecks);
+        Run("bad arguments", BadArgumentChecks);
+        Run("no allocations on the hot path", AllocationChecks);
+        Run("configs", ConfigChecks);
+        Run("a frozen daemon", FrozenDaemonChecks);
+        Run("kill and restart mid-stream", KillRestartChecks);
+        Run("queue overflow", OverflowChecks);
+        Run("daemon launcher", LauncherChecks);
+        Console.WriteLine(passed + " passed, " + failed + " failed");
+        return failed == 0 ? 0 : 1;
+    }
+
+    // ----- the checks ---------------------------------------------------------------------------------------
+
+    private static void SettingsChecks()
+    {
+        Throws<ArgumentNullException>("game", () => BridgeClient.Connect(null));
+        Throws<ArgumentNullException>("game.DeviceId", () => BridgeClient.Connect(Game(null)));
+        Throws<ArgumentException>("game.DeviceId", () => BridgeClient.Connect(Game(new string('d', 129))));
+        var noBuild = Game("dev");
+        noBuild.GameBuild = "";
+        Throws<ArgumentException>("game.GameBuild", () => BridgeClient.Connect(noBuild));
+        var ipc = Options();
+        ipc.IngressEndpoint = "ipc:///tmp/engine-bridge";
+        Throws<ArgumentException>("settings.IngressEndpoint", () => BridgeClient.Connect(Game("dev"), ipc));
+        var zero = Options();
+        zero.QueueCapacity = 0;
+        Throws<ArgumentOutOfRangeException>("settings.QueueCapacity", () => BridgeClient.Connect(Game("dev"), zero));
+        var noProgram = Options();
+        noProgram.Daemon = new DaemonLaunchSettings { Command = new[] { "" } };
+        Throws<ArgumentException>("settings.Daemon.Command", () => BridgeClient.Connect(Game("dev"), noProgram));
+    }
+
+    private static void HelperChecks()
+    {
+        using (var client = Open("unity-helpers"))
+        {
+            Expect("connects and is welcomed", WaitFor(() => client.IsConnected, 15000), client.LastError);
+            Expect("welcome carries the daemon version", !string.IsNullOrEmpty(client.DaemonVersion), client.DaemonVersion);
+
+            Reply started = null;
+            int replyThread = 0;
+            client.StartSession(r => { started = r; replyThread = Thread.CurrentThread.ManagedThreadId; });
+            Expect("session_start replies with a session", WaitFor(() => started != null, 10000) && started.Ok
+                   && started.Type == "session" && client.Session != null && client.Session.IsOpen, client.LastError);
+            Expect("reply callbacks run on the pumping thread", replyThread == mainThread, "thread " + replyThread);
+            string sessionId = client.Session != null ? client.Session.Id : null;
+            Expect("the reply's session is the client's session", started != null && (string)started.Body["session_id"] == sessionId, sessionId);
+            Report("session", sessionId);
+
+            client.TrackDesign("ui:click:play");
+            client.TrackDesign("level:boss", 2.5);
+            client.TrackBusiness("USD", 99, "gems", "pack_small", "shop");
+            client.TrackProgression(ProgressionStatus.Complete, "world01", "level01", score: 1200, attemptNum: 2);
+            client.TrackResource(ResourceFlow.Sink, "gold", 150, "weapons", "sword");
+            client.TrackError(ErrorSeverity.Critical, "NullReference in Player.Update \u00fcn\u00efc\u00f8d\u00e9 \U0001F3AE");
+            client.TrackAd(AdAction.RewardReceived, AdType.RewardedVideo, "admob", "end_of_level", 15000,
+                           new Dictionary<string, object> { { "ad_fb_error", "no_fill" } });
+            client.TrackCustom("tutorial_skipped");
+            client.TrackCustom("boss_fight", new Dictionary<string, object>
+            {
+                { "step", 3 }, { "ratio", 0.5 }, { "tags", new[] { "a", "b" } },
+                { "nested", new Dictionary<string, object> { { "k", true } } }, { "none", null },
+            });
+            client.Track(EventCategory.Business, new Dictionary<string, object>
+            {
+                { "event_id", "coins:starter" }, { "amount", 499L }, { "currency", "EUR" }, { "custom_01", "vip" },
+                { "receipt_info", new Dictionary<string, object> { { "receipt", "r-1" }, { "store", "apple" } } },
+            });
+            var replay = new EventOptions { Id = "replayed-event-1", UserId = "player-2", TimestampMs = 1700000000000L };
+            var replayed = new Dictionary<string, object> { { "name", "replayed" } };
+            client.Track(EventCategory.Custom, replayed, replay);
+            client.Track(EventCategory.Custom, replayed, replay);
+            const int tracked = 12;
+            Expect("every event is acknowledged", WaitFor(() => client.GetStats().Acknowledged == tracked, 15000), Describe(client));
+            var stats = client.GetStats();
+            Expect("all stored, none rejected", stats.Stored == tracked - 1 && stats.Rejected == 0 && stats.Queued == 0, Describe(client));
+            Expect("an event sent again with its id is a duplicate", stats.Duplicates == 1, Describe(client));
+
+            Reply flushed = null;
+            client.Flush(r => flushed = r);
+            Expect("flush replies with the daemon's count", WaitFor(() => flushed != null, 10000) && flushed.Ok
+                   && flushed.Type == "flushed" && flushed.Body["queued"] is long, flushed == null ? "none" : flushed.Type);
+
+            Reply purchase = null;
+            string purchaseId = client.VerifyPurchase(new Purchase { Store = PurchaseStore.Apple, Receipt = "bWlzc2luZw==", PriceUsd = 0.99 },
+                                                      r => purchase = r);
+            Expect("purchase verification calls back", WaitFor(() => purchase != null, 10000), client.LastError);
+            Expect("without staq the purchase gets not_configured", purchase != null && !purchase.Ok
+                   && purchase.ErrorCode == "not_configured" && !string.IsNullOrEmpty(purchase.Message),
+                   purchase == null ? "none" : purchase.ErrorCode);
+            Expect("a purchase id is generated unless given", purchaseId != null && purchaseId.Length == 36
+                   && client.VerifyPurchase(new Purchase { Id = "order-42", Store = PurchaseStore.GooglePlay, Receipt = "data", Signature = "sig" }, r => { }) == "order-42",
+                   purchaseId);
+
+            Reply ended = null;
+            client.EndSession(r => ended = r);
+            Expect("session_end closes the session", WaitFor(() => ended != null, 10000) && ended.Ok
+                   && client.Session != null && !client.Session.IsOpen && client.Session.Id == sessionId, client.LastError);
+            Reply again = null;
+            client.EndSession(r => again = r);
+            Expect("a second session_end gets no_session", WaitFor(() => again != null, 10000) && !again.Ok
+                   && again.ErrorCode == "no_session", again == null ? "none" : again.Type);
+        }
+    }
+
+    private static void BadArgumentChecks()
+    {
+        using (var client = Open("unity-badargs"))
+        {
+            var fields = new Dictionary<string, object> { { "name", "x" } };
+            var deep = new Dictionary<string, object> { { "a", Nest(5) } };
+            Throws<ArgumentNullException>("eventId", () => client.TrackDesign(null));
+            Throws<ArgumentException>("value", () => client.TrackDesign("a:b", double.NaN));
+            Throws<ArgumentException>("eventId", () => client.TrackDesign("a::b"));
+            Throws<ArgumentException>("eventId", () => client.TrackDesign("a:b:c:d:e:f"));
+            Throws<ArgumentException>("eventId", () => client.TrackDesign(new string('x', 9000)));
+            Throws<ArgumentException>("currency", () => client.TrackBusiness("usd", 1, "gems", "pack"));
+            Throws<ArgumentNullException>("itemType", () => client.TrackBusiness("USD", 1, null, "pack"));
+            Throws<ArgumentException>("itemType", () => client.TrackBusiness("USD", 1, "a:b", "pack"));
+            Throws<ArgumentNullException>("progression01", () => client.TrackProgression(ProgressionStatus.Start, null));
+            Throws<ArgumentException>("progression03", () => client.TrackProgression(ProgressionStatus.Start, "w", null, "l"));
+            Throws<ArgumentOutOfRangeException>("status", () => client.TrackProgression((ProgressionStatus)7, "w"));
+            Throws<ArgumentException>("amount", () => client.TrackResource(ResourceFlow.Sink, "gold", double.PositiveInfinity, "a", "b"));
+            Throws<ArgumentOutOfRangeException>("amount", () => client.TrackResource(ResourceFlow.Source, "gold", -5, "a", "b"));
+            Throws<ArgumentNullException>("message", () => client.TrackError(ErrorSeverity.Error, null));
+            Throws<ArgumentException>("message", () => client.TrackError(ErrorSeverity.Error, new string('m', 8193)));
+            Throws<ArgumentException>("sdkName", () => client.TrackAd(AdAction.Show, AdType.Banner, "", "menu"));
+            Throws<ArgumentOutOfRangeException>("durationMs", () => client.TrackAd(AdAction.Show, AdType.Banner, "admob", "menu", -1));
+            Throws<ArgumentException>("name", () => client.TrackCustom(new string('n', 65)));
+            Throws<ArgumentException>("fields", () => client.TrackCustom("n", fields));
+            Throws<ArgumentException>("fields", () => client.TrackCustom("n", deep));
+            Throws<ArgumentException>("fields", () => client.TrackCustom("n", new Dictionary<string, object> { { "x", double.NaN } }));
+            Throws<ArgumentException>("fields", () => client.TrackCustom("n", new Dictionary<string, object> { { "x", new object() } }));
+            Throws<ArgumentException>("fields", () => client.Track(EventCategory.Business, new Dictionary<string, object>
+                                                                   { { "event_id", "a:b" }, { "amount", 1 } }));
+            Throws<ArgumentException>("fields", () => client.Track(EventCategory.Resource, new Dictionary<string, object>
+                                                                   { { "event_id", "Source:a:b:c" }, { "amount", "five" } }));
+            Throws<ArgumentException>("extra", () => client.TrackDesign("a:b", 1, new Dictionary<string, object> { { "event_id", "x" } }));
+            Throws<ArgumentException>("options.Id", () => client.Track(EventCategory.Custom, fields, new EventOptions { Id = new string('i', 65) }));
+            Throws<ArgumentException>("options.Id", () => client.Track(EventCategory.Custom, fields, new EventOptions { Id = "has space" }));
+            Throws<ArgumentOutOfRangeException>("options.TimestampMs", () => client.Track(EventCategory.Custom, fields, new EventOptions { TimestampMs = -1 }));
+            Throws<ArgumentNullException>("onChange", () => client.SubscribeConfigs(null));
+            Throws<ArgumentNullException>("key", () => client.SubscribeConfig(null, (k, v) => { }));
+            Throws<ArgumentNullException>("purchase", () => client.VerifyPurchase(null, r => { }));
+            Throws<ArgumentNullException>("purchase.Signature", () => client.VerifyPurchase(
+                new Purchase { Store = PurchaseStore.GooglePlay, Receipt = "data" }, r => { }));
+            Throws<ArgumentException>("purchase.PriceUsd", () => client.VerifyPurchase(
+                new Purchase { Store = PurchaseStore.Apple, Receipt = "data", PriceUsd = double.NaN }, r => { }));
+            Throws<ArgumentOutOfRangeException>("purchase.PriceUsd", () => client.VerifyPurchase(
+                new Purchase { Store = PurchaseStore.Apple, Receipt = "data", PriceUsd = -0.5 }, r => { }));
+            Throws<ArgumentException>("purchase.Id", () => client.VerifyPurchase(
+                new Purchase { Id = new string('p', 65), Store = PurchaseStore.Apple, Receipt = "data" }, r => { }));
+            Expect("refused calls queue nothing", client.GetStats().Tracked == 0, Describe(client));
+
+            client.TrackDesign("after:errors", 1);
+            Expect("the client still works after refused calls", WaitFor(() => client.GetStats().Stored == 1, 15000), Describe(client));
+        }
+    }
+
+    private static void AllocationChecks()
+    {
+        using (var client = Open("unity-allocations", Options(20000)))
+        {
+            var calls = new KeyValuePair<string, Action>[]
+            {
+                Call("TrackDesign", () => client.TrackDesign("ui:click:play", 1.5)),
+                Call("TrackBusiness", () => client.TrackBusiness("USD", 99, "gems", "pack_small")),
+                Call("TrackProgression", () => client.TrackProgression(ProgressionStatus.Complete, "w1", "l1", score: 5)),
+                Call("TrackResource", () => client.TrackResource(ResourceFlow.Source, "gold", 10, "reward", "daily")),
+                Call("TrackError", () => client.TrackError(ErrorSeverity.Warning, "low memory")),
+                Call("TrackAd", () => client.TrackAd(AdAction.Show, AdType.Interstitial, "admob", "menu", 3000)),
+                Call("TrackCustom", () => client.TrackCustom("opened_shop")),
+            };
+            foreach (var call in calls)
+            {
+                for (int i = 0; i < 1000; i++) call.Value();   // JIT and first-use costs
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                for (int i = 0; i < 2000; i++) call.Value();
+                long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+                Expect(call.Key + " allocates nothing per call", bytes == 0, bytes + " bytes over 2000 calls");
+            }
+            long idleBefore = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 1000; i++) client.Pump();
+            Expect("an idle Pump allocates nothing", GC.GetAllocatedBytesForCurrentThread() - idleBefore == 0, "");
+        }
+    }
+
+    private static void ConfigChecks()
+    {
+        using (var client = Open("unity-configs"))
+        {
+            Expect("configs arrive without a subscription", WaitFor(() => client.Configs.Received, 15000), client.LastError);
+            var snapshots = new List<ConfigSnapshot>();
+            var difficulty = new List<object>();
+            var speed = new List<object>();
+            int configThread = 0;
+            var subscription = client.SubscribeConfigs(c => { snapshots.Add(c); configThread = Thread.CurrentThread.ManagedThreadId; });
+            client.SubscribeConfig("difficulty", (key, value) => difficulty.Add(value));
+            client.SubscribeConfig("speed", (key, value) => speed.Add(value));
+            Expect("a late subscriber gets the current snapshot", WaitFor(() => snapshots.Count >= 1, 5000), "");
+            Expect("a late key subscriber gets the current value", WaitFor(() => difficulty.Count == 1, 5000)
+                   && (string)difficulty[0] == "hard", difficulty.Count.ToString());
+            Expect("a key no topic has is not called back", speed.Count == 0, speed.Count.ToString());
+            var snapshot = snapshots.Count > 0 ? snapshots[0] : ConfigSnapshot.Empty;
+            Expect("typed getters read the values", snapshot.GetString("difficulty", "?") == "hard"
+                   && snapshot.GetInt("max_lives", -1) == 5 && client.GetLong("max_lives") == 5 && client.GetString("difficulty") == "hard",
+                   snapshot.GetString("difficulty", "?") + " " + snapshot.GetInt("max_lives", -1));
+            object raw;
+            Expect("typed getters fall back to the default", client.GetString("missing", "dflt") == "dflt"
+                   && client.GetBool("difficulty", true) && client.GetDouble("missing", 1.5) == 1.5
+                   && !client.TryGetConfig("missing", out raw) && client.TryGetConfig("max_lives", out raw) && (long)raw == 5, "");
+            Expect("config callbacks run on the pumping thread", configThread == mainThread, "thread " + configThread);
+            long version = snapshot.TopicVersion("config/local");
+
+            Ask("config update");
+            Expect("an update reaches the snapshot callback", WaitFor(() => snapshots.Count >= 2 && snapshots[snapshots.Count - 1].GetString("difficulty", "") == "easy", 10000),
+                   "callbacks: " + snapshots.Count);
+            var updated = snapshots[snapshots.Count - 1];
+            Expect("the update carries every value and the next version", updated.GetInt("max_lives", -1) == 7
+                   && updated.GetDouble("speed", 0) == 2.5 && updated.GetBool("tutorial", false)
+                   && updated.TopicVersion("config/local") == version + 1, "version " + updated.TopicVersion("config/local"));
+            Expect("key subscribers get the new values", WaitFor(() => difficulty.Count == 2 && speed.Count == 1, 5000)
+                   && (string)difficulty[1] == "easy" && (double)speed[0] == 2.5, difficulty.Count + " " + speed.Count);
+            Expect("the client's getters follow", client.GetString("difficulty") == "easy" && client.GetInt("max_lives") == 7, "");
+
+            subscription.Dispose();
+            int before = snapshots.Count;
+            var second = new List<ConfigSnapshot>();
+            client.SubscribeConfigs(second.Add);
+            Ask("config final");
+            Expect("a second subscriber sees the next update", WaitFor(() => second.Count > 0 && second[second.Count - 1].GetString("difficulty", "") == "brutal", 10000),
+                   "callbacks: " + second.Count);
+            Expect("a removed key is reported as null", WaitFor(() => speed.Count == 2, 5000) && speed[1] == null, speed.Count.ToString());
+            Expect("an unsubscribed callback is not called", snapshots.Count == before, snapshots.Count + " vs " + before);
+        }
+    }
+
+    private static void FrozenDaemonChecks()
+    {
+        var settings = Options();
+        settings.RequestTimeoutMs = 1000;
+        using (var client = Open("unity-frozen", settings))
+        {
+            Expect("frozen-test client connects", WaitFor(() => client.IsConnected, 15000), client.LastError);
+            Ask("freeze");
+            for (int i = 0; i < FrozenTracked; i++) client.TrackDesign("frozen:tick", i);
+            Expect("a silent daemon is given up after the request timeout", WaitFor(() => !client.IsConnected, 10000), Describe(client));
+            Ask("thaw");
+            Expect("everything is acknowledged once it answers again", WaitFor(() => client.GetStats().Queued == 0, 30000), Describe(client));
+            var stats = client.GetStats();
+            Expect("the timed-out events were resent", stats.Resent >= FrozenTracked && stats.Reconnects >= 1, Describe(client));
+            Expect("each arrived once or as a duplicate", stats.Stored + stats.Duplicates == FrozenTracked && stats.Rejected == 0, Describe(client));
+        }
+    }
+
+    private static void KillRestartChecks()
+    {
+        using (var client = Open("unity-stream", Options(100000)))
+        {
+            Expect("stream client connects", WaitFor(() => client.IsConnected, 15000), client.LastError);
+            int next = 0;
+            next = TrackStream(client, next, StreamBefore);
+            Expect("the stream is being acknowledged", WaitFor(() => client.GetStats().Acknowledged >= 1000, 15000), Describe(client));
+
+            Ask("freeze");
+            next = TrackStream(client, next, StreamFrozen);
+            Expect("events are in flight when the daemon dies", WaitFor(() => client.GetStats().InFlight > 0, 5000), Describe(client));
+            long inFlight = client.GetStats().InFlight;
+            Ask("kill");
+            Expect("the client notices the daemon is gone", WaitFor(() => !client.IsConnected, 10000), Describe(client));
+
+            double worst;
+            next = TrackStream(client, next, StreamDown, out worst);
+            Report("worst_track_ms_daemon_killed", worst.ToString("0.000"));
+            Expect("Track never blocks while the daemon is down (worst " + worst.ToString("0.000") + " ms)", worst < BlockingBoundMs, "");
+
+            Ask("start");
+            next = TrackStream(client, next, StreamAfter);
+            Expect("everything is acknowledged after the restart", WaitFor(() => client.GetStats().Queued == 0, 60000), Describe(client));
+            var stats = client.GetStats();
+            Expect("unacknowledged events were resent", stats.Resent >= inFlight && stats.Reconnects >= 1,
+                   "resent " + stats.Resent + ", in flight at the kill " + inFlight);
+            Expect("nothing dropped or rejected", stats.Dropped == 0 && stats.Rejected == 0, Describe(client));
+            Expect("every event acknowledged once or as a duplicate", stats.Stored + stats.Duplicates == next
+                   && stats.Tracked == next, Describe(client));
+            Report("stream_events", next.ToString());
+        }
+    }
+
+    private static void OverflowChecks()
+    {
+        Ask("stop");
+        using (var client = Open("unity-overflow", Options(OverflowCapacity)))
+        {
+            double worst = 0;
+            for (int i = 0; i < OverflowTracked; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                client.TrackDesign("overflow:tick", i);
+                worst = Math.Max(worst, Elapsed(start));
+            }
+            Report("worst_track_ms_daemon_stopped", worst.ToString("0.000"));
+            Expect("Track never blocks while the daemon is stopped (worst " + worst.ToString("0.000") + " ms)", worst < BlockingBoundMs, "");
+            var stats = client.GetStats();
+            Expect("a full queue drops the oldest and counts them", stats.Dropped == OverflowTracked - OverflowCapacity
+                   && stats.Queued == OverflowCapacity, Describe(client));
+            Ask("start");
+            Expect("the kept events flow once the daemon is back", WaitFor(() => client.GetStats().Queued == 0, 30000), Describe(client));
+            Expect("exactly the newest events were stored", client.GetStats().Stored == OverflowCapacity, Describe(client));
+        }
+        var shutdown = Open("unity-shutdown");
+        WaitFor(() => shutdown.IsConnected, 15000);
+        shutdown.Dispose();
+        shutdown.TrackDesign("after:shutdown");
+        Expect("Track after shutdown is ignored and counted", shutdown.GetStats().Dropped == 1 && shutdown.GetStats().Tracked == 0, Describe(shutdown));
+    }
+
+    private static void LauncherChecks()
+    {
+        var alreadyRunning = Options();
+        alreadyRunning.Daemon = new DaemonLaunchSettings { Command = new[] { "/bin/false" }, ProbeMs = 200 };
+        using (var client = Open("unity-launch-existing", alreadyRunning))
+        {
+            Expect("with a daemon answering, the client connects", WaitFor(() => client.IsConnected, 15000), client.LastError);
+            Thread.Sleep(600);
+            Expect("and launches nothing", client.GetStats().DaemonPid == 0, Describe(client));
+        }
+
+        var missing = Options(1000, "tcp://127.0.0.1:" + FreePort(), "tcp://127.0.0.1:" + FreePort());
+        missing.Daemon = new DaemonLaunchSettings { Command = new[] { "/nonexistent/engine-bridge", "run" }, ProbeMs = 100 };
+        using (var client = Open("unity-launch-missing", missing))
+        {
+            Expect("a command that cannot start is reported, not thrown", WaitFor(() => (client.GetStats().LastRejection ?? "").Contains("daemon launch"), 5000),
+                   Describe(client));
+        }
+
+        var dying = Options(1000, "tcp://127.0.0.1:" + FreePort(), "tcp://127.0.0.1:" + FreePort());
+        dying.Daemon = new DaemonLaunchSettings { Command = new[] { "/bin/false" }, ProbeMs = 100 };
+        using (var client = Open("unity-launch-dying", dying))
+        {
+            long first = 0;
+            Expect("no daemon answering: the command is launched", WaitFor(() => (first = client.GetStats().DaemonPid) > 0, 5000), Describe(client));
+            Expect("a launched daemon that dies is launched again", WaitFor(() => client.GetStats().DaemonPid != first, 5000), Describe(client));
+        }
+
+        string ingress = "tcp://127.0.0.1:" + FreePort();
+        string publish = "tcp://127.0.0.1:" + FreePort();
+        string logPath = Path.Combine(options["workdir"], "launched daemon.log");
+        var launched = Options(1000, ingress, publish);
+        launched.Daemon = new DaemonLaunchSettings
+        {
+            Command = new[]
+            {
+                options["python"], "-m", "bridge", "run", "--ingress", ingress, "--publish", publish,
+                "--data-dir", Path.Combine(options["workdir"], "launched data"), "--config", options["launch-config"],
+            },
+            ProbeMs = 200,
+            LogPath = logPath,
+        };
+        var real = Open("unity-launched", launched);
+        Expect("the client reaches the daemon it launched", WaitFor(() => real.IsConnected, 30000), Describe(real));
+        long pid = real.GetStats().DaemonPid;
+        Expect("its pid is reported", pid > 0, Describe(real));
+        real.TrackDesign("launched:hello", 1);
+        Expect("the launched daemon acknowledges events", WaitFor(() => real.GetStats().Stored == 1, 15000), Describe(real));
+        real.Shutdown();
+        Expect("Shutdown stops the launched daemon", ProcessGone(pid) && !Listening(ingress), "pid " + pid);
+        Expect("its output went to the log file", File.Exists(logPath) && File.ReadAllText(logPath).Contains("ready"), logPath);
+    }
+
+    // ----- helpers ------------------------------------------------------------------------------------------
+
+    private static GameInfo Game(string deviceId)
+    {
+        return new GameInfo { GameBuild = "1.2.3", DeviceId = deviceId, EngineVersion = "mono-test", Platform = "Linux" };
+    }
+
+    private static BridgeSettings Options(int capacity = 10000, string ingress = null, string publish = null)
+    {
+        return new BridgeSettings
+        {
+            IngressEndpoint = ingress ?? options["ingress"],
+            ConfigsEndpoint = publish ?? options["publish"],
+            QueueCapacity = capacity,
+        };
+    }
+
+    private static int TrackStream(BridgeClient client, int first, int count)
+    {
+        double worst;
+        return TrackStream(client, first, count, out worst);
+    }
+
+    /// <summary>Tracks "stream:tick" events valued first..first+count-1 in bursts; returns the next value.</summary>
+    private static int TrackStream(BridgeClient client, int first, int count, out double worstMs)
+    {
+        worstMs = 0;
+        for (int i = first; i < first + count; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            client.TrackDesign("stream:tick", i);
+            worstMs = Math.Max(worstMs, Elapsed(start));
+            if (i % 500 == 499) Thread.Sleep(5);
+        }
+        return first + count;
+    }
+
+    private static double Elapsed(long start)
+    {
+        return (Stopwatch.GetTimestamp() - start) * 1000.0 / Stopwatch.Frequency;
+    }
+
+    /// <summary>Polls the condition while pumping callbacks on this (the "main") thread, as a game's Update would.</summary>
+    private static bool WaitFor(Func<bool> condition, int timeoutMs)
+    {
+        var watch = Stopwatch.StartNew();
+        while (watch.ElapsedMilliseconds < timeoutMs)
+        {
+            foreach (var client in Pumped) client.Pump();
+            if (condition()) return true;
+            Thread.Sleep(10);
+        }
+        return condition();
+    }
+
+    private static readonly List<BridgeClient> Pumped = new List<BridgeClient>();
+
+    /// <summary>A client whose callbacks <see cref="WaitFor"/> pumps.</summary>
+    private static BridgeClient Open(string deviceId, BridgeSettings settings = null)
+    {
+        var client = BridgeClient.Connect(Game(deviceId), settings ?? Options());
+        Pumped.Add(client);
+        return client;
+    }
+
+    private static bool ProcessGone(long pid)
+    {
+        try
+        {
+            using (var process = Process.GetProcessById((int)pid)) return process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return true;
+        }
+    }
+
+    private static bool Listening(string endpoint)
+    {
+        var uri = new Uri(endpoint);
+        try
+        {
+            using (var probe = new TcpClient()) probe.Connect(uri.Host, uri.Port);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    private static void Run(string title, Action checks)
+    {
+        Console.WriteLine("# " + title);
+        try
+        {
+            checks();
+        }
+        catch (Exception e)
+        {
+            Expect(title + " ran to the end", false, e.ToString());
+        }
+    }
+
+    private static void Expect(string name, bool ok, string detail)
+    {
+        if (ok) passed++;
+        else failed++;
+        Console.WriteLine((ok ? "ok    " : "FAIL  ") + name + (ok || string.IsNullOrEmpty(detail) ? "" : "  -- " + detail));
+    }
+
+    private static void Throws<T>(string parameter, Action call) where T : ArgumentException
+    {
+        string name = typeof(T).Name + " names " + parameter;
+        try
+        {
+            call();
+            Expect(name, false, "no exception");
+        }
+        catch (Exception e)
+        {
+            var argument = e as ArgumentException;
+            Expect(name, e.GetType() == typeof(T) && argument.ParamName == parameter,
+                   e.GetType().Name + " for " + (argument != null ? argument.ParamName : "?") + ": " + e.Message);
+        }
+    }
+
+    private static KeyValuePair<string, Action> Call(string name, Action call)
+    {
+        return new KeyValuePair<string, Action>(name, call);
+    }
+
+    private static object Nest(int depth)
+    {
+        object value = 1;
+        for (int i = 0; i < depth; i++) value = new Dictionary<string, object> { { "k", value } };
+        return value;
+    }
+
+    /// <summary>Asks the wrapper to change the daemon and waits for its "ok".</summary>
+    private static void Ask(string command)
+    {
+        Console.WriteLine("@@ " + command);
+        Console.Out.Flush();
+        string answer = Console.ReadLine();
+        if (answer != "ok") throw new InvalidOperationException("the wrapper answered \"" + answer + "\" to " + command);
+    }
+
+    private static void Report(string key, string value)
+    {
+        Console.WriteLine("## " + key + " " + value);
+    }
+
+    private static string Describe(BridgeClient client)
+    {
+        var s = client.GetStats();
+        return "tracked=" + s.Tracked + " queued=" + s.Queued + " inflight=" + s.InFlight + " acked=" + s.Acknowledged
+               + " stored=" + s.Stored + " dup=" + s.Duplicates + " rejected=" + s.Rejected + " dropped=" + s.Dropped
+               + " resent=" + s.Resent + " reconnects=" + s.Reconnects + " connected=" + s.Connected + " pid=" + s.DaemonPid
+               + " rejection=" + s.LastRejection + " last=" + client.LastError;
+    }
+
+    private static int FreePort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    private static Dictionary<string, string> ParseOptions(string[] args)
+    {
+        var parsed = new Dictionary<string, string>();
+        for (int i = 0; i + 1 < args.Length; i += 2) parsed[args[i].TrimStart('-')] = args[i + 1];
+        foreach (string required in new[] { "ingress", "publish", "python", "repo", "workdir", "launch-config" })
+        {
+            if (!parsed.ContainsKey(required)) throw new ArgumentException("missing --" + required);
+        }
+        return parsed;
+    }
+}

@@ -1,0 +1,255 @@
+"""The Unity binding for real: its C# sources compiled with Mono's `mcs -langversion:7.2` (what Unity's
+compiler accepts and more), run with `mono` against a real daemon on test ports.
+
+The C# test program (engine_bindings/unity/Tests~/BridgeTests.cs) makes its own checks and prints
+`N passed, N failed`. The daemon belongs to this wrapper: the program prints `@@ <command>` when it needs the
+daemon frozen, thawed, killed, stopped, started or its configs changed, and waits for `ok`. Afterwards the wrapper
+reads the store itself: fields of every helper, sessions, no duplicate and no lost event across the kill,
+only the newest events kept after an overflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import REPO, Daemon
+
+UNITY = REPO / "engine_bindings" / "unity"
+RUN_TIMEOUT_S = 300
+# Checks the C# program makes when everything runs; it must report at least this many passed.
+MIN_CHECKS = 109
+
+# No [providers] entries: nothing leaves the machine. [configs] is the topic config/local.
+CONFIG = "[providers]\n\n[configs]\n"
+PRESETS = {
+    "initial": 'difficulty = "hard"\nmax_lives = 5\n',
+    "update": 'difficulty = "easy"\nmax_lives = 7\nspeed = 2.5\ntutorial = "true"\n',
+    "final": 'difficulty = "brutal"\nmax_lives = 1\n',
+}
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+CATEGORIES = {"design", "business", "progression", "resource", "error", "ads", "custom"}
+
+
+def compile_program(out: Path, *sources: Path) -> Path:
+    """The package's Runtime/ sources plus a program, built with mcs as the issue requires; warnings are errors."""
+    mcs = shutil.which("mcs")
+    if mcs is None or shutil.which("mono") is None:
+        pytest.fail("mcs and mono are missing: run scripts/install-system-deps.sh (Debian package mono-mcs)")
+    runtime = sorted((UNITY / "Runtime").rglob("*.cs"))
+    cmd = [mcs, "-langversion:7.2", "-warnaserror+", "-nologo", f"-out:{out}", *map(str, runtime), *map(str, sources)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"mcs failed:\n{result.stdout}\n{result.stderr}"
+    return out
+
+
+class Driver:
+    """Runs the C# program and answers its `@@` requests by acting on the real daemon."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.lines: list[str] = []
+        self.reports: dict[str, str] = {}
+
+    def run(self, cmd: list[str]) -> int:
+        # PYTHONPATH lets the daemon the program launches itself (python -m bridge) find the package.
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        assert proc.stdin is not None and proc.stdout is not None
+        lines: queue.Queue[str | None] = queue.Queue()
+        reader = threading.Thread(target=self._pump, args=(proc.stdout, lines), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        try:
+            while True:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+                if line is None:
+                    break
+                self.lines.append(line)
+                if line.startswith("@@ "):
+                    self.act(line[3:])
+                    proc.stdin.write("ok\n")
+                    proc.stdin.flush()
+                elif line.startswith("## "):
+                    key, _, value = line[3:].partition(" ")
+                    self.reports[key] = value
+            return proc.wait(timeout=30)
+        except queue.Empty:
+            pytest.fail("the C# test program timed out:\n" + self.output())
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+
+    def act(self, command: str) -> None:
+        daemon = self.daemon
+        assert daemon.proc is not None
+        if command == "freeze":
+            os.kill(daemon.proc.pid, signal.SIGSTOP)
+        elif command == "thaw":
+            os.kill(daemon.proc.pid, signal.SIGCONT)
+        elif command == "kill":
+            daemon.kill()
+        elif command == "stop":
+            daemon.stop()
+        elif command == "start":
+            daemon.start()
+        elif command.startswith("config "):
+            assert daemon.config_path is not None
+            daemon.config_path.write_text(CONFIG + PRESETS[command.split(" ", 1)[1]])
+            daemon.proc.send_signal(signal.SIGHUP)
+        else:
+            raise AssertionError(f"unknown request from the C# program: {command!r}")
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def summary(self) -> tuple[int, int]:
+        for line in reversed(self.lines):
+            match = re.fullmatch(r"(\d+) passed, (\d+) failed", line.strip())
+            if match:
+                return int(match.group(1)), int(match.group(2))
+        pytest.fail("no 'N passed, N failed' line:\n" + self.output())
+
+    @staticmethod
+    def _pump(stream: Any, lines: queue.Queue[str | None]) -> None:
+        for line in stream:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+
+def of_device(events: list[dict[str, Any]], device: str) -> list[dict[str, Any]]:
+    """A device's game events (the daemon also stores session_start/session_end rows)."""
+    return [e for e in events if e["device_id"] == device and e["category"] in CATEGORIES]
+
+
+def tick_values(events: list[dict[str, Any]], device: str, event_id: str) -> list[int]:
+    return sorted(int(e["fields"]["value"]) for e in of_device(events, device) if e["fields"]["event_id"] == event_id)
+
+
+def test_unity_binding_against_real_daemon(tmp_path: Path) -> None:
+    exe = compile_program(tmp_path / "BridgeTests.exe", UNITY / "Tests~" / "BridgeTests.cs")
+    launch_config = tmp_path / "launched.toml"
+    launch_config.write_text(CONFIG + PRESETS["initial"])
+    started_ms = int(time.time() * 1000)
+    with Daemon(tmp_path / "daemon", config=CONFIG + PRESETS["initial"]) as daemon:
+        driver = Driver(daemon)
+        code = driver.run(["timeout", "-k", "5", str(RUN_TIMEOUT_S), "mono", "--debug", str(exe),
+                           "--ingress", daemon.ingress, "--publish", daemon.publish, "--python", sys.executable,
+                           "--repo", str(REPO), "--workdir", str(tmp_path), "--launch-config", str(launch_config)])
+        passed, failed = driver.summary()
+        assert failed == 0 and code == 0, driver.output()
+        assert passed >= MIN_CHECKS, driver.output()
+        events = daemon.events()
+
+    # Every helper's event, with exactly the fields it was given.
+    helpers = of_device(events, "unity-helpers")
+    expected = [
+        ("design", {"event_id": "ui:click:play"}),
+        ("design", {"event_id": "level:boss", "value": 2.5}),
+        ("business", {"event_id": "gems:pack_small", "amount": 99, "currency": "USD", "cart_type": "shop"}),
+        ("progression", {"event_id": "Complete:world01:level01", "score": 1200, "attempt_num": 2}),
+        ("resource", {"event_id": "Sink:gold:weapons:sword", "amount": 150.0}),
+        ("error", {"severity": "critical", "message": "NullReference in Player.Update \u00fcn\u00efc\u00f8d\u00e9 \U0001F3AE"}),
+        ("ads", {"ad_action": "reward_received", "ad_type": "rewarded_video", "ad_sdk_name": "admob",
+                 "ad_placement": "end_of_level", "ad_duration": 15000, "ad_fb_error": "no_fill"}),
+        ("custom", {"name": "tutorial_skipped"}),
+        ("custom", {"name": "boss_fight", "step": 3, "ratio": 0.5, "tags": ["a", "b"], "nested": {"k": True},
+                    "none": None}),
+        ("business", {"event_id": "coins:starter", "amount": 499, "currency": "EUR", "custom_01": "vip",
+                      "receipt_info": {"receipt": "r-1", "store": "apple"}}),
+        ("custom", {"name": "replayed"}),
+    ]
+    assert [(e["category"], e["fields"]) for e in helpers] == expected
+    # Track with EventOptions: its own id, user and time, stored once although sent twice.
+    replayed = helpers.pop()
+    assert (replayed["uid"], replayed["user_id"], replayed["client_ts"]) == ("replayed-event-1", "player-2", 1700000000000)
+    session_id = driver.reports["session"]
+    assert UUID4.match(session_id)
+    now_ms = int(time.time() * 1000)
+    for event in helpers:
+        assert event["user_id"] == "unity-helpers"
+        assert event["session_id"] == session_id
+        assert event["game_build"] == "1.2.3"
+        assert UUID4.match(event["uid"]), event["uid"]
+        assert started_ms - 1000 <= event["client_ts"] <= now_ms
+
+    # Frozen past the request timeout, then thawed: every event exactly once.
+    assert tick_values(events, "unity-frozen", "frozen:tick") == list(range(1000))
+
+    # Killed and restarted mid-stream: every event exactly once, none lost.
+    streamed = int(driver.reports["stream_events"])
+    assert tick_values(events, "unity-stream", "stream:tick") == list(range(streamed))
+    stream_ids = [e["uid"] for e in of_device(events, "unity-stream")]
+    assert len(stream_ids) == len(set(stream_ids)) == streamed
+
+    # Overflow: the oldest were dropped, the newest 100 arrived.
+    assert tick_values(events, "unity-overflow", "overflow:tick") == list(range(150, 250))
+
+    # Refused calls sent nothing; the one good call after them arrived.
+    assert [e["fields"] for e in of_device(events, "unity-badargs")] == [{"event_id": "after:errors", "value": 1.0}]
+
+
+def test_unity_console_sample(tmp_path: Path) -> None:
+    exe = compile_program(tmp_path / "ConsoleSample.exe", UNITY / "Samples~" / "ConsoleSample" / "ConsoleSample.cs")
+    with Daemon(tmp_path / "daemon", config=CONFIG + PRESETS["initial"]) as daemon:
+        result = subprocess.run(["timeout", "-k", "5", "60", "mono", str(exe), "--ingress", daemon.ingress,
+                                 "--publish", daemon.publish, "--device", "console-sample", "--seconds", "2"],
+                                capture_output=True, text=True, timeout=90)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "difficulty = hard" in result.stdout, result.stdout
+        events = of_device(daemon.events(), "console-sample")
+    assert {e["category"] for e in events} == {"design", "progression", "resource", "business"}, events
+
+
+def package_assets(folder: Path) -> list[Path]:
+    """What Unity imports from the package: everything but hidden files, .meta files and folders ending in ~."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.name.endswith("~") or path.suffix == ".meta":
+            continue
+        found.append(path)
+        if path.is_dir():
+            found += package_assets(path)
+    return found
+
+
+def test_unity_package_layout() -> None:
+    """What the Unity Package Manager needs: a manifest whose version the binding reports in hello, the asmdef,
+    and a .meta with a unique GUID beside every asset (Unity ignores assets without one in an installed package);
+    and UnityEngine used only behind UNITY_5_3_OR_NEWER, so the Mono build of Runtime/ stays engine-free."""
+    manifest = json.loads((UNITY / "package.json").read_text())
+    version = re.search(r'BindingVersion = "([^"]+)"', (UNITY / "Runtime" / "BridgeClient.cs").read_text())
+    assert version is not None and manifest["version"] == version.group(1)
+    assert f"## [{manifest['version']}]" in (UNITY / "CHANGELOG.md").read_text()
+    assert all((UNITY / sample["path"]).is_dir() for sample in manifest["samples"])
+    assert json.loads((UNITY / "Runtime" / "EngineBridge.Runtime.asmdef").read_text())["name"] == "EngineBridge.Runtime"
+
+    guids: dict[str, Path] = {}
+    assets = package_assets(UNITY)
+    for asset in assets:
+        meta = asset.with_name(asset.name + ".meta")
+        assert meta.is_file(), f"{asset.relative_to(UNITY)} has no .meta"
+        match = re.search(r"^guid: ([0-9a-f]{32})$", meta.read_text(), re.MULTILINE)
+        assert match is not None, meta
+        assert match.group(1) not in guids, f"{asset} and {guids[match.group(1)]} share a GUID"
+        guids[match.group(1)] = asset
+    orphans = [m for m in UNITY.rglob("*.meta") if m.with_suffix("") not in assets]
+    assert not orphans, orphans
+
+    for source in (UNITY / "Runtime").rglob("*.cs"):
+        text = source.read_text()
+        if "UnityEngine" in text:
+            assert text.index("#if UNITY_5_3_OR_NEWER") < text.index("using UnityEngine"), source
