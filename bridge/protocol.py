@@ -416,7 +416,7 @@ EXAMPLES: list[tuple[str, dict[str, Any]]] = [
       "session": None}),
     ("`event` (design)", {"type": "event", "rid": 2, "event": {
         "id": "e-1", "category": "design", "ts": 1795600000123, "fields": {"event_id": "ui:play", "value": 1.5}}}),
-    ("its `ack`", {"type": "ack", "rid": 2, "stored": 1, "duplicates": 0, "rejected": []}),
+    ("its `ack`", {"type": "ack", "rid": 2, "stored": 1, "duplicates": 0, "rejected": [], "invalid": []}),
     ("an `error`", {"type": "error", "rid": 3, "code": "missing_field", "message": "events[0].ts: missing",
                     "field": "events[0].ts"}),
 ]
@@ -436,6 +436,17 @@ def render_examples() -> str:
     for title, msg in EXAMPLES:
         parts.append(f"{title}, `{json.dumps(msg)}`:\n\n```\n{hexdump(encode(msg))}\n```\n")
     return "\n".join(parts)
+
+
+EXAMPLES_START = "<!-- examples:start -->"
+EXAMPLES_END = "<!-- examples:end -->"
+
+
+def with_examples(document: str) -> str:
+    """protocol.md's text with the examples section rendered afresh between its markers."""
+    head, _, rest = document.partition(EXAMPLES_START)
+    _, _, tail = rest.partition(EXAMPLES_END)
+    return f"{head}{EXAMPLES_START}\n{render_examples()}{EXAMPLES_END}{tail}"
 
 
 if __name__ == "__main__":
