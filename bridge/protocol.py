@@ -166,12 +166,12 @@ def check_request(msg: dict[str, Any]) -> tuple[str, int]:
     if kind is None:
         raise ProtocolError(Code.MISSING_FIELD, "type: missing", "type")
     if not isinstance(kind, str):
-        raise ProtocolError(Code.WRONG_TYPE, f"type: expected str, got {type_name(kind)}", "type")
+        raise _wrong_type("type", "str", kind)
     if "rid" not in msg:
         raise ProtocolError(Code.MISSING_FIELD, "rid: missing", "rid")
     rid = msg["rid"]
     if type(rid) is not int:
-        raise ProtocolError(Code.WRONG_TYPE, f"rid: expected uint, got {type_name(rid)}", "rid")
+        raise _wrong_type("rid", "uint", rid)
     if not 0 <= rid <= RID_MAX:
         raise ProtocolError(Code.INVALID_VALUE, f"rid: {rid} is outside 0..{RID_MAX}", "rid")
     if kind not in REQUEST_TYPES:
@@ -202,17 +202,27 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def _field(msg: dict[str, Any], name: str, path: str, required: bool) -> tuple[Any, str]:
+    """A field's value (None when absent) and its path; missing_field when it is required and absent."""
+    value = msg.get(name)
+    where = f"{path}{name}"
+    if value is None and required:
+        raise ProtocolError(Code.MISSING_FIELD, f"{where}: missing", where)
+    return value, where
+
+
+def _wrong_type(where: str, expected: str, value: Any) -> ProtocolError:
+    return ProtocolError(Code.WRONG_TYPE, f"{where}: expected {expected}, got {type_name(value)}", where)
+
+
 def text(msg: dict[str, Any], name: str, path: str, *, required: bool = True, min_len: int = 1,
          max_len: int = 64) -> str | None:
     """A str field within length limits (None when optional and absent)."""
-    value = msg.get(name)
-    where = f"{path}{name}"
+    value, where = _field(msg, name, path, required)
     if value is None:
-        if required:
-            raise ProtocolError(Code.MISSING_FIELD, f"{where}: missing", where)
         return None
     if not isinstance(value, str):
-        raise ProtocolError(Code.WRONG_TYPE, f"{where}: expected str, got {type_name(value)}", where)
+        raise _wrong_type(where, "str", value)
     if not min_len <= len(value) <= max_len:
         raise ProtocolError(Code.INVALID_VALUE,
                             f"{where}: length {len(value)} is outside {min_len}..{max_len}", where)
@@ -220,28 +230,20 @@ def text(msg: dict[str, Any], name: str, path: str, *, required: bool = True, mi
 
 
 def integer(msg: dict[str, Any], name: str, path: str, *, required: bool = True, minimum: int = 0) -> int | None:
-    value = msg.get(name)
-    where = f"{path}{name}"
+    value, where = _field(msg, name, path, required)
     if value is None:
-        if required:
-            raise ProtocolError(Code.MISSING_FIELD, f"{where}: missing", where)
         return None
     if type(value) is not int:
-        raise ProtocolError(Code.WRONG_TYPE, f"{where}: expected int, got {type_name(value)}", where)
+        raise _wrong_type(where, "int", value)
     if value < minimum:
         raise ProtocolError(Code.INVALID_VALUE, f"{where}: {value} is below {minimum}", where)
     return value
 
 
 def mapping(msg: dict[str, Any], name: str, path: str, *, required: bool = True) -> dict[str, Any] | None:
-    value = msg.get(name)
-    where = f"{path}{name}"
-    if value is None:
-        if required:
-            raise ProtocolError(Code.MISSING_FIELD, f"{where}: missing", where)
-        return None
-    if not isinstance(value, dict):
-        raise ProtocolError(Code.WRONG_TYPE, f"{where}: expected map, got {type_name(value)}", where)
+    value, where = _field(msg, name, path, required)
+    if value is not None and not isinstance(value, dict):
+        raise _wrong_type(where, "map", value)
     return value
 
 
@@ -306,6 +308,13 @@ def _kind_matches(value: Any, kind: str) -> bool:
     return isinstance(value, dict)
 
 
+def _check_container(size: int, where: str, depth: int) -> None:
+    if depth >= MAX_DEPTH:
+        raise ProtocolError(Code.INVALID_VALUE, f"{where}: nested deeper than {MAX_DEPTH} levels", where)
+    if size > MAX_FIELDS:
+        raise ProtocolError(Code.INVALID_VALUE, f"{where}: {size} entries; the limit is {MAX_FIELDS}", where)
+
+
 def _check_value(value: Any, where: str, depth: int) -> None:
     """Limits on anything nested inside `fields`: depth, entry counts, string lengths, finite floats."""
     kind = type(value)
@@ -317,22 +326,14 @@ def _check_value(value: Any, where: str, depth: int) -> None:
         if not math.isfinite(value):
             raise ProtocolError(Code.INVALID_VALUE, f"{where}: {value} is not a finite number", where)
     elif kind is dict:
-        if depth >= MAX_DEPTH:
-            raise ProtocolError(Code.INVALID_VALUE, f"{where}: nested deeper than {MAX_DEPTH} levels", where)
-        if len(value) > MAX_FIELDS:
-            raise ProtocolError(Code.INVALID_VALUE, f"{where}: {len(value)} entries; the limit is {MAX_FIELDS}",
-                                where)
+        _check_container(len(value), where, depth)
         for key, item in value.items():
             if not isinstance(key, str) or not 1 <= len(key) <= 64:
                 raise ProtocolError(Code.INVALID_VALUE, f"{where}: keys must be str of 1..64 chars, got {key!r}",
                                     where)
             _check_value(item, f"{where}.{key}", depth + 1)
     elif kind is list:
-        if depth >= MAX_DEPTH:
-            raise ProtocolError(Code.INVALID_VALUE, f"{where}: nested deeper than {MAX_DEPTH} levels", where)
-        if len(value) > MAX_FIELDS:
-            raise ProtocolError(Code.INVALID_VALUE, f"{where}: {len(value)} items; the limit is {MAX_FIELDS}",
-                                where)
+        _check_container(len(value), where, depth)
         for i, item in enumerate(value):
             _check_value(item, f"{where}[{i}]", depth + 1)
 
@@ -340,7 +341,7 @@ def _check_value(value: Any, where: str, depth: int) -> None:
 def read_event(raw: Any, path: str) -> Event:
     """Check one event's shape (protocol.md section 5); ProtocolError names the field at fault."""
     if not isinstance(raw, dict):
-        raise ProtocolError(Code.WRONG_TYPE, f"{path}: expected map, got {type_name(raw)}", path)
+        raise _wrong_type(path, "map", raw)
     prefix = path + "."
     event_id = text(raw, "id", prefix, max_len=MAX_EVENT_ID_CHARS)
     assert event_id is not None
@@ -366,8 +367,7 @@ def read_event(raw: Any, path: str) -> Event:
     for name, value in fields.items():
         kind = required.get(name) or optional.get(name) or COMMON_OPTIONAL.get(name)
         if kind is not None and not _kind_matches(value, kind):
-            raise ProtocolError(Code.WRONG_TYPE, f"{where}.{name}: expected {kind}, got {type_name(value)}",
-                                f"{where}.{name}")
+            raise _wrong_type(f"{where}.{name}", kind, value)
     if category == "custom" and not 1 <= len(fields["name"]) <= 64:
         raise ProtocolError(Code.INVALID_VALUE, f"{where}.name: length must be 1..64", f"{where}.name")
     return Event(event_id, category, ts, fields, user_id)
@@ -380,14 +380,14 @@ def read_events(msg: dict[str, Any], kind: str) -> tuple[list[tuple[int, Event]]
         if raws[0] is None:
             raise ProtocolError(Code.MISSING_FIELD, "event: missing", "event")
         if not isinstance(raws[0], dict):
-            raise ProtocolError(Code.WRONG_TYPE, f"event: expected map, got {type_name(raws[0])}", "event")
+            raise _wrong_type("event", "map", raws[0])
         paths = ["event"]
     else:
         value = msg.get("events")
         if value is None:
             raise ProtocolError(Code.MISSING_FIELD, "events: missing", "events")
         if not isinstance(value, list):
-            raise ProtocolError(Code.WRONG_TYPE, f"events: expected array, got {type_name(value)}", "events")
+            raise _wrong_type("events", "array", value)
         if not value:
             raise ProtocolError(Code.INVALID_VALUE, "events: empty; send 1 to 1000 events", "events")
         if len(value) > MAX_BATCH_EVENTS:

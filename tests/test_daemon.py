@@ -32,16 +32,23 @@ def stream(daemon: Daemon, acked: list[str], sent: list[dict], stop: threading.E
             return  # the daemon is gone
 
 
-def test_kill_9_mid_stream_loses_no_acknowledged_event(tmp_path: Path) -> None:
-    daemon = Daemon(tmp_path).start()
+def start_stream(daemon: Daemon, until_acked: int) -> tuple[list[str], list[dict], threading.Event,
+                                                            threading.Thread]:
+    """A loader thread streaming into the daemon, returned once `until_acked` events were acknowledged."""
     acked: list[str] = []
     sent: list[dict] = []
     stop = threading.Event()
     loader = threading.Thread(target=stream, args=(daemon, acked, sent, stop))
     loader.start()
     deadline = time.monotonic() + 10
-    while len(acked) < 5000 and time.monotonic() < deadline:
+    while len(acked) < until_acked and time.monotonic() < deadline:
         time.sleep(0.01)
+    return acked, sent, stop, loader
+
+
+def test_kill_9_mid_stream_loses_no_acknowledged_event(tmp_path: Path) -> None:
+    daemon = Daemon(tmp_path).start()
+    acked, sent, stop, loader = start_stream(daemon, 5000)
     daemon.kill()  # SIGKILL while batches are in flight
     stop.set()
     loader.join(10)
@@ -63,13 +70,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_event(tmp_path: Path) -> None:
 
 def test_clean_shutdown_within_two_seconds_keeps_everything(tmp_path: Path) -> None:
     daemon = Daemon(tmp_path).start()
-    acked: list[str] = []
-    sent: list[dict] = []
-    stop = threading.Event()
-    loader = threading.Thread(target=stream, args=(daemon, acked, sent, stop))
-    loader.start()
-    while len(acked) < 2000:
-        time.sleep(0.01)
+    acked, sent, stop, loader = start_stream(daemon, 2000)
     started = time.monotonic()
     assert daemon.stop(timeout=5) == 0
     took = time.monotonic() - started
