@@ -1,0 +1,147 @@
+/* engine-bridge C ABI: the C++ client behind plain functions, for C code and for other languages'
+ * foreign-function interfaces (C# P/Invoke, Python ctypes, GDNative, ...).
+ *
+ * Conventions, chosen so that any FFI can bind it without headers of its own:
+ * - an opaque handle (eb_client*) made by eb_client_new and freed by eb_client_free;
+ * - settings by name through eb_client_set (strings only), so the ABI never changes shape;
+ * - every function that can fail returns an eb_status; eb_last_error() then holds a readable message
+ *   (per thread, valid until the next call on that thread);
+ * - free-form data (custom fields, config values, reply bodies) crosses as msgpack bytes;
+ * - callbacks run inside eb_poll, on the thread that calls it.
+ * Strings are UTF-8 and NUL-terminated; NULL where a string is required gives EB_INVALID_ARGUMENT.
+ */
+#ifndef ENGINE_BRIDGE_H
+#define ENGINE_BRIDGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32) && defined(ENGINE_BRIDGE_SHARED_BUILD)
+#define EB_API __declspec(dllexport)
+#elif defined(_WIN32) && defined(ENGINE_BRIDGE_SHARED)
+#define EB_API __declspec(dllimport)
+#elif defined(__GNUC__)
+#define EB_API __attribute__((visibility("default")))
+#else
+#define EB_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The values match engine_bridge::ErrorCode. */
+typedef enum eb_status {
+  EB_OK = 0,
+  EB_INVALID_ARGUMENT = 1,
+  EB_NOT_CONNECTED = 2,
+  EB_ALREADY_CONNECTED = 3,
+  EB_QUEUE_FULL = 4,
+  EB_INTERNAL = 5
+} eb_status;
+
+/* These match the C++ enums of the same names, value for value. */
+typedef enum eb_category {
+  EB_DESIGN = 0, EB_BUSINESS = 1, EB_PROGRESSION = 2, EB_RESOURCE = 3, EB_ERROR = 4, EB_ADS = 5, EB_CUSTOM = 6
+} eb_category;
+typedef enum eb_progression_status { EB_PROGRESSION_START = 0, EB_PROGRESSION_FAIL = 1, EB_PROGRESSION_COMPLETE = 2 } eb_progression_status;
+typedef enum eb_resource_flow { EB_RESOURCE_SOURCE = 0, EB_RESOURCE_SINK = 1 } eb_resource_flow;
+typedef enum eb_severity {
+  EB_SEVERITY_DEBUG = 0, EB_SEVERITY_INFO = 1, EB_SEVERITY_WARNING = 2, EB_SEVERITY_ERROR = 3, EB_SEVERITY_CRITICAL = 4
+} eb_severity;
+typedef enum eb_ad_action {
+  EB_AD_CLICKED = 0, EB_AD_SHOW = 1, EB_AD_FAILED_SHOW = 2, EB_AD_REWARD_RECEIVED = 3, EB_AD_REQUEST = 4, EB_AD_LOADED = 5
+} eb_ad_action;
+typedef enum eb_ad_type {
+  EB_AD_VIDEO = 0, EB_AD_REWARDED_VIDEO = 1, EB_AD_PLAYABLE = 2, EB_AD_INTERSTITIAL = 3, EB_AD_OFFER_WALL = 4, EB_AD_BANNER = 5
+} eb_ad_type;
+typedef enum eb_purchase_store { EB_STORE_APPLE = 0, EB_STORE_GOOGLE_PLAY = 1 } eb_purchase_store;
+
+typedef struct eb_client eb_client;
+
+/* A reply to a session, flush or purchase request; its pointers live only during the callback. */
+typedef struct eb_reply {
+  int ok;                  /* 0: error_code and message say why */
+  const char* type;        /* "session", "flushed", "purchase" or "error" */
+  const char* error_code;  /* "" when ok */
+  const char* message;     /* "" when ok */
+  const void* body;        /* the whole reply map, msgpack */
+  size_t body_len;
+} eb_reply;
+
+typedef void (*eb_reply_fn)(void* user, const eb_reply* reply);
+/* value: msgpack of the key's new value (nil when the key was removed); valid only during the call. */
+typedef void (*eb_config_fn)(void* user, const char* key, const void* value, size_t value_len);
+
+typedef struct eb_stats {
+  int connected;
+  uint64_t tracked, queued, in_flight, acknowledged, stored, duplicates, rejected, dropped, resent, reconnects;
+  int64_t daemon_pid;
+} eb_stats;
+
+/* The thread's last error message ("" after a success). */
+EB_API const char* eb_last_error(void);
+/* The binding's version, also sent to the daemon in hello. */
+EB_API const char* eb_binding_version(void);
+
+EB_API eb_client* eb_client_new(void);
+/* Shuts down (with the configured grace) and frees. NULL is ignored. */
+EB_API void eb_client_free(eb_client* client);
+
+/* Settings by name, before eb_connect. Names: the GameInfo fields (game_build, device_id, user_id, engine,
+ * engine_version, platform, os_version, device, manufacturer), the Settings fields (ingress_endpoint,
+ * configs_endpoint, queue_capacity, max_in_flight, send_interval_ms, request_timeout_ms, shutdown_grace_ms)
+ * and the launcher's (daemon_command: argv joined by '\x1f' unit separators, daemon_probe_ms,
+ * daemon_log_path, daemon_stop_timeout_ms). Numbers are given as decimal strings. */
+EB_API eb_status eb_client_set(eb_client* client, const char* name, const char* value);
+EB_API eb_status eb_connect(eb_client* client);
+/* grace_ms < 0: the configured shutdown_grace. */
+EB_API void eb_shutdown(eb_client* client, int grace_ms);
+
+EB_API eb_status eb_track_design(eb_client* client, const char* event_id, int has_value, double value);
+EB_API eb_status eb_track_business(eb_client* client, const char* currency, int64_t amount_cents, const char* item_type,
+                                   const char* item_id, const char* cart_type /* NULL: none */);
+/* progression02/03 may be NULL; has_score/has_attempt say whether score/attempt_num are sent. */
+EB_API eb_status eb_track_progression(eb_client* client, eb_progression_status status, const char* progression01,
+                                      const char* progression02, const char* progression03, int has_score,
+                                      int64_t score, int has_attempt, int64_t attempt_num);
+EB_API eb_status eb_track_resource(eb_client* client, eb_resource_flow flow, const char* currency, double amount,
+                                   const char* item_type, const char* item_id);
+EB_API eb_status eb_track_error(eb_client* client, eb_severity severity, const char* message);
+/* duration_ms < 0: not sent. */
+EB_API eb_status eb_track_ad(eb_client* client, eb_ad_action action, eb_ad_type ad_type, const char* sdk_name,
+                             const char* placement, int64_t duration_ms);
+/* fields: a msgpack map (NULL with fields_len 0: no fields). */
+EB_API eb_status eb_track_custom(eb_client* client, const char* name, const void* fields, size_t fields_len);
+EB_API eb_status eb_track(eb_client* client, eb_category category, const void* fields, size_t fields_len);
+
+/* on_reply may be NULL (fire and forget). */
+EB_API eb_status eb_start_session(eb_client* client, eb_reply_fn on_reply, void* user);
+EB_API eb_status eb_end_session(eb_client* client, eb_reply_fn on_reply, void* user);
+EB_API eb_status eb_flush(eb_client* client, eb_reply_fn on_reply, void* user);
+/* id may be NULL (a UUID is generated); signature is required for Google Play only; price_usd < 0: not sent.
+ * on_result is required. */
+EB_API eb_status eb_verify_purchase(eb_client* client, const char* id, eb_purchase_store store, const char* receipt,
+                                    const char* signature, double price_usd, eb_reply_fn on_result, void* user);
+
+/* out_id (may be NULL) receives an id for eb_unsubscribe. */
+EB_API eb_status eb_subscribe_config(eb_client* client, const char* key, eb_config_fn callback, void* user,
+                                     uint64_t* out_id);
+EB_API void eb_unsubscribe(eb_client* client, uint64_t id);
+/* Copies the string value (or fallback) into buf, NUL-terminated and truncated to buf_len; returns the full
+ * length, so a caller can retry with a larger buffer. */
+EB_API size_t eb_config_string(const eb_client* client, const char* key, const char* fallback, char* buf,
+                               size_t buf_len);
+EB_API int64_t eb_config_int(const eb_client* client, const char* key, int64_t fallback);
+EB_API double eb_config_double(const eb_client* client, const char* key, double fallback);
+EB_API int eb_config_bool(const eb_client* client, const char* key, int fallback);
+
+/* Runs ready callbacks on this thread; returns how many ran. */
+EB_API size_t eb_poll(eb_client* client);
+EB_API void eb_get_stats(const eb_client* client, eb_stats* out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ENGINE_BRIDGE_H */

@@ -1,0 +1,321 @@
+// engine-bridge C++ client: the one include a game needs.
+//
+// A Client talks to the engine-bridge daemon (protocol v1, see protocol.md) from a background thread.
+// Every call a game makes per frame returns in microseconds: Track* only validates and enqueues, Poll()
+// runs the callbacks that the background thread has prepared. Nothing here throws; bad arguments come
+// back as a Status with ErrorCode::InvalidArgument and a message naming the argument.
+//
+// The public header uses only the standard library, so ZeroMQ and msgpack macros never leak into an
+// engine's translation units (Unreal's among them).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace engine_bridge {
+
+/// Sent in `hello` as `binding` / `binding_version`, so the daemon knows which client it talks to.
+inline constexpr const char* kBindingName = "engine-bridge-cpp";
+inline constexpr const char* kBindingVersion = "0.1.0";
+/// The highest wire protocol version this binding speaks.
+inline constexpr int kProtocolVersion = 1;
+
+/// Why a call did not do what was asked.
+enum class ErrorCode {
+  Ok = 0,
+  InvalidArgument,   ///< an argument breaks protocol.md's rules; nothing was queued
+  NotConnected,      ///< Connect() has not been called (or Shutdown() was)
+  AlreadyConnected,  ///< Connect() twice without Shutdown() in between
+  QueueFull,         ///< too many control requests (sessions, flushes, purchases) wait for the daemon
+  Internal,          ///< ZeroMQ could not set up (out of file descriptors, say)
+};
+
+/// The outcome of a call: cheap when Ok (no allocation), a readable message otherwise.
+class Status {
+ public:
+  Status() noexcept = default;
+  Status(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
+
+  bool ok() const noexcept { return code_ == ErrorCode::Ok; }
+  explicit operator bool() const noexcept { return ok(); }
+  ErrorCode code() const noexcept { return code_; }
+  const std::string& message() const noexcept { return message_; }
+
+ private:
+  ErrorCode code_ = ErrorCode::Ok;
+  std::string message_;
+};
+
+/// A string argument that may be null. Engine code often passes `const char*` (an FString converted to
+/// UTF-8, a C string from a script VM); a null must become an InvalidArgument, not a crash in strlen.
+class Text {
+ public:
+  Text() noexcept = default;
+  Text(std::nullptr_t) noexcept : null_(true) {}
+  Text(const char* s) noexcept : view_(s ? std::string_view(s) : std::string_view()), null_(s == nullptr) {}
+  Text(std::string_view s) noexcept : view_(s) {}
+  Text(const std::string& s) noexcept : view_(s) {}
+
+  std::string_view view() const noexcept { return view_; }
+  bool is_null() const noexcept { return null_; }
+  bool empty() const noexcept { return view_.empty(); }
+
+ private:
+  std::string_view view_;
+  bool null_ = false;
+};
+
+/// A msgpack value: what event fields hold and what configs carry.
+class Value {
+ public:
+  using Array = std::vector<Value>;
+  /// Keeps insertion order; keys must be unique (checked when an event is tracked).
+  using Map = std::vector<std::pair<std::string, Value>>;
+  enum class Type { Nil, Bool, Int, UInt, Double, String, Array, Map };
+
+  Value() noexcept = default;
+  Value(std::nullptr_t) noexcept {}
+  Value(bool b) noexcept : v_(b) {}
+  /// Any integer type; unsigned values above INT64_MAX keep their exact value as Type::UInt.
+  template <typename T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>, int> = 0>
+  Value(T i) noexcept {
+    if constexpr (std::is_unsigned_v<T>) {
+      if (static_cast<std::uint64_t>(i) > static_cast<std::uint64_t>(INT64_MAX)) {
+        v_ = static_cast<std::uint64_t>(i);
+        return;
+      }
+    }
+    v_ = static_cast<std::int64_t>(i);
+  }
+  Value(double d) noexcept : v_(d) {}
+  Value(float f) noexcept : v_(static_cast<double>(f)) {}
+  /// A null pointer becomes Nil.
+  Value(const char* s) { if (s) v_ = std::string(s); }
+  Value(std::string s) noexcept : v_(std::move(s)) {}
+  Value(std::string_view s) : v_(std::string(s)) {}
+  Value(Array a) noexcept : v_(std::move(a)) {}
+  Value(Map m) noexcept : v_(std::move(m)) {}
+
+  Type type() const noexcept { return static_cast<Type>(v_.index()); }
+  bool is_nil() const noexcept { return type() == Type::Nil; }
+
+  /// Each accessor answers only for the matching type (AsDouble also takes integers); otherwise empty.
+  std::optional<bool> AsBool() const noexcept;
+  std::optional<std::int64_t> AsInt() const noexcept;
+  /// A UInt, or an Int that is not negative.
+  std::optional<std::uint64_t> AsUInt() const noexcept;
+  std::optional<double> AsDouble() const noexcept;
+  const std::string* AsString() const noexcept { return std::get_if<std::string>(&v_); }
+  const Array* AsArray() const noexcept { return std::get_if<Array>(&v_); }
+  const Map* AsMap() const noexcept { return std::get_if<Map>(&v_); }
+  /// The entry of a Map with this key, or null.
+  const Value* Find(std::string_view key) const noexcept;
+
+  friend bool operator==(const Value& a, const Value& b) { return a.v_ == b.v_; }
+  friend bool operator!=(const Value& a, const Value& b) { return !(a == b); }
+
+ private:
+  // The alternative order matches Type.
+  std::variant<std::monostate, bool, std::int64_t, std::uint64_t, double, std::string, Array, Map> v_;
+};
+
+/// An event's fields: `{{"step", 3}, {"skipped", true}}`.
+using Fields = Value::Map;
+
+/// The event categories of protocol v1, for the generic Track().
+enum class EventCategory { Design, Business, Progression, Resource, Error, Ads, Custom };
+/// The first part of a progression event_id.
+enum class ProgressionStatus { Start, Fail, Complete };
+/// Whether a resource event gains (Source) or spends (Sink) a virtual currency.
+enum class ResourceFlow { Source, Sink };
+/// Sent as the lower-case name.
+enum class ErrorSeverity { Debug, Info, Warning, Error, Critical };
+/// Sent in snake_case: "failed_show", "reward_received", ...
+enum class AdAction { Clicked, Show, FailedShow, RewardReceived, Request, Loaded };
+/// Sent in snake_case: "rewarded_video", "offer_wall", ...
+enum class AdType { Video, RewardedVideo, Playable, Interstitial, OfferWall, Banner };
+/// Sent as "apple" or "googleplay".
+enum class PurchaseStore { Apple, GooglePlay };
+
+/// Who is playing what: the `hello` the daemon gets after every (re)connect.
+struct GameInfo {
+  std::string game_build;      ///< required, 1–32 chars, e.g. "1.4.2"
+  std::string device_id;       ///< required, 1–128 chars, stable for this install
+  std::string user_id;         ///< optional, 1–128 chars; the daemon defaults it to device_id
+  std::string engine = "custom";  ///< "unreal", "custom", ...
+  std::string engine_version;  ///< optional, ≤ 64 chars
+  std::string platform;        ///< optional, ≤ 32 chars, lower case: "windows", "linux", ...
+  std::string os_version;      ///< optional, ≤ 64 chars, e.g. "windows 10"
+  std::string device;          ///< optional, ≤ 64 chars
+  std::string manufacturer;    ///< optional, ≤ 64 chars
+};
+
+/// Starting the daemon as a child process when none answers, and stopping it with the game.
+struct DaemonLaunch {
+  /// argv of the daemon, e.g. {"engine-bridge", "run"}; empty: never launch one.
+  std::vector<std::string> command;
+  /// How long to wait for a daemon to answer before starting ours.
+  std::chrono::milliseconds probe{1000};
+  /// File that receives the child's stdout and stderr (appended); empty: inherit the game's.
+  std::string log_path;
+  /// After SIGTERM at shutdown, how long the child may take before SIGKILL.
+  std::chrono::milliseconds stop_timeout{3000};
+};
+
+struct Settings {
+  std::string ingress_endpoint = "tcp://127.0.0.1:5555";
+  std::string configs_endpoint = "tcp://127.0.0.1:5556";
+  /// Events kept until acknowledged (waiting or in flight). When full, the oldest waiting one is dropped
+  /// and counted in Stats::dropped, so memory stays bounded while the daemon is down.
+  std::size_t queue_capacity = 10000;
+  /// Requests sent and not yet answered; more overlap the daemon's commits with the network.
+  std::size_t max_in_flight = 4;
+  /// How often the background thread looks for new events when nothing else wakes it.
+  std::chrono::milliseconds send_interval{5};
+  /// A request unanswered this long is sent again (the daemon deduplicates events by id).
+  std::chrono::milliseconds request_timeout{10000};
+  /// Shutdown() keeps sending this long for events still queued.
+  std::chrono::milliseconds shutdown_grace{300};
+  DaemonLaunch daemon;
+};
+
+/// Options of the generic Track(): only needed by dedicated servers and replayed events.
+struct EventOptions {
+  /// 1–64 chars of A–Z a–z 0–9 - _ . : ; empty: a fresh UUID v4. A fixed id makes a retry idempotent.
+  std::string id;
+  /// 1–128 chars; empty: the `hello` user. A dedicated server names the player here.
+  std::string user_id;
+  /// ms since the Unix epoch; empty: now.
+  std::optional<std::int64_t> timestamp_ms;
+};
+
+/// A purchase receipt to verify (protocol.md 4.9).
+struct Purchase {
+  /// 1–64 chars of A–Z a–z 0–9 - _ . : , deduplicated like event ids; empty: a fresh UUID v4.
+  std::string id;
+  PurchaseStore store = PurchaseStore::Apple;
+  std::string receipt;    ///< required, 1–65536 chars
+  std::string signature;  ///< required for Google Play, not sent for Apple
+  std::optional<double> price_usd;
+  std::string status;
+  std::string comment;
+  Fields metadata;
+};
+
+/// The daemon's answer to a session, flush or purchase request.
+struct Reply {
+  bool ok = false;         ///< false: `error_code` and `message` say why
+  std::string type;        ///< "session", "flushed", "purchase", or "error"
+  std::string error_code;  ///< protocol.md section 6, e.g. "not_configured", "no_session"
+  std::string message;
+  Value body;              ///< the whole reply map
+};
+
+using ReplyCallback = std::function<void(const Reply&)>;
+/// `value` is Nil when the key was removed from every config topic.
+using ConfigCallback = std::function<void(std::string_view key, const Value& value)>;
+using SubscriptionId = std::uint64_t;
+
+/// Counters for a HUD or a log line; a snapshot taken under a short lock.
+struct Stats {
+  bool connected = false;         ///< a `welcome` came on the current connection
+  std::uint64_t tracked = 0;      ///< events accepted by Track calls
+  std::uint64_t queued = 0;       ///< events not yet acknowledged (waiting or in flight)
+  std::uint64_t in_flight = 0;    ///< events sent and not yet acknowledged
+  std::uint64_t acknowledged = 0; ///< events an `ack` covered: stored, duplicate or rejected
+  std::uint64_t stored = 0;
+  std::uint64_t duplicates = 0;   ///< the daemon had them already (a resend after a lost ack)
+  std::uint64_t rejected = 0;     ///< refused by the daemon's checks; `last_rejection` says why
+  std::uint64_t dropped = 0;      ///< oldest events dropped because the queue was full
+  std::uint64_t resent = 0;       ///< events sent again after a reconnect, an error or a timeout
+  std::uint64_t reconnects = 0;   ///< welcomes after the first
+  std::int64_t daemon_pid = 0;    ///< the daemon this client launched, 0 if none
+  std::string last_rejection;
+};
+
+/// One connection to the daemon. Thread-safe except Connect/Shutdown, which must not race other calls.
+class Client {
+ public:
+  Client();
+  /// Shutdown() with the configured grace.
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  /// Checks the arguments, opens the sockets and starts the background thread; returns at once, whether
+  /// or not a daemon is listening yet (events queue until one answers).
+  Status Connect(const GameInfo& game, const Settings& settings = Settings());
+  /// Keeps sending queued events for at most `grace` (default Settings::shutdown_grace), then stops the
+  /// thread, closes the sockets and stops a daemon this client launched. Unacknowledged events stay
+  /// queued for the next Connect().
+  void Shutdown(std::optional<std::chrono::milliseconds> grace = std::nullopt);
+
+  // --- events: validate, encode, enqueue, return -------------------------------------------------------
+
+  /// `event_id`: 1–5 parts joined by ':', e.g. "ui:click:play".
+  Status TrackDesign(Text event_id, std::optional<double> value = std::nullopt, const Fields& extra = {});
+  /// `currency` ISO 4217 ("USD"), `amount_cents` in its minor unit; the event_id becomes itemType:itemId.
+  Status TrackBusiness(Text currency, std::int64_t amount_cents, Text item_type, Text item_id,
+                       Text cart_type = {}, const Fields& extra = {});
+  /// Up to three progression levels: world, level, phase; later ones may be empty.
+  Status TrackProgression(ProgressionStatus status, Text progression01, Text progression02 = {},
+                          Text progression03 = {}, std::optional<std::int64_t> score = std::nullopt,
+                          std::optional<std::int64_t> attempt_num = std::nullopt, const Fields& extra = {});
+  /// `amount` is positive for both flows; the flow gives the direction.
+  Status TrackResource(ResourceFlow flow, Text currency, double amount, Text item_type, Text item_id,
+                       const Fields& extra = {});
+  Status TrackError(ErrorSeverity severity, Text message, const Fields& extra = {});
+  /// What happened to which ad, the ad network's SDK and the placement; `extra` may add "ad_fb_error".
+  Status TrackAd(AdAction action, AdType ad_type, Text sdk_name, Text placement,
+                 std::optional<std::int64_t> duration_ms = std::nullopt, const Fields& extra = {});
+  /// `name` 1–64 chars; `fields` anything within protocol.md's limits.
+  Status TrackCustom(Text name, const Fields& fields = {});
+  /// Any category with its fields as protocol.md section 5 lists them (the required ones are checked):
+  /// for what the typed helpers do not cover, and for dedicated servers (EventOptions).
+  Status Track(EventCategory category, const Fields& fields, const EventOptions& options = {});
+
+  // --- requests with a reply: sent in order after the events tracked before them ---------------------
+
+  Status StartSession(ReplyCallback on_reply = nullptr);
+  Status EndSession(ReplyCallback on_reply = nullptr);
+  /// Asks the daemon to hand queued events to the providers now (e.g. before quitting).
+  Status Flush(ReplyCallback on_reply = nullptr);
+  /// The reply (or the daemon's `not_configured` error until staq is set up) reaches `on_result` in Poll().
+  /// `id` (may be null) receives the purchase's id, generated when Purchase::id is empty.
+  Status VerifyPurchase(const Purchase& purchase, ReplyCallback on_result, std::string* id = nullptr);
+
+  // --- configs -------------------------------------------------------------------------------------------
+
+  /// `callback` runs in Poll() whenever the key's value changes, and once with the current value if it
+  /// is already known (a late subscribe). Callable before Connect().
+  Status SubscribeConfig(Text key, ConfigCallback callback, SubscriptionId* id = nullptr);
+  void Unsubscribe(SubscriptionId id);
+  /// Typed getters: the key's value as of the last Poll(), or `fallback` when absent or of another type.
+  std::string GetString(Text key, std::string fallback = {}) const;
+  std::int64_t GetInt(Text key, std::int64_t fallback = 0) const;
+  double GetDouble(Text key, double fallback = 0.0) const;
+  bool GetBool(Text key, bool fallback = false) const;
+  std::optional<Value> GetConfig(Text key) const;
+
+  /// Runs the callbacks that are ready (config changes, replies) on the calling thread; call it once a
+  /// frame. Returns how many ran.
+  std::size_t Poll();
+
+  Stats GetStats() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace engine_bridge

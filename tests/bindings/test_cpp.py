@@ -1,0 +1,222 @@
+"""The C++ binding for real: engine_bindings/cpp built with CMake and g++/gcc into tmp_path, its programs run
+against real daemons on test ports.
+
+- `engine_bridge_test` (C++) makes its own checks and prints `N passed, N failed`. When it needs the daemon
+  frozen, killed, started again or its configs changed it prints `@@ <command>` and waits for one reply line;
+  this wrapper does it to the real daemon and answers.
+- `engine_bridge_c_test` (C99, linked to the shared library's C ABI) does the same for the C functions.
+- `engine_bridge_sample` is the README's sample program.
+Afterwards the wrapper reads the stores itself: every helper's fields, no event lost or stored twice across
+the kill, only the newest events kept after an overflow, events in the store of a daemon the client launched.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import REPO, Daemon
+
+SOURCE = REPO / "engine_bindings" / "cpp"
+RUN_TIMEOUT_S = 240
+# The checks each program makes when everything runs; each must report at least this many passed.
+MIN_CPP_CHECKS = 84
+MIN_C_CHECKS = 44
+
+# No providers: nothing leaves the machine. [configs] becomes the topic config/local.
+PROVIDERS = "[providers]\n\n"
+INITIAL_CONFIGS = 'difficulty = "hard"\nmax_lives = 5\ntutorial = true\n'
+SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$", re.MULTILINE)
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def config_text(configs: str) -> str:
+    return f"{PROVIDERS}[configs]\n{configs}"
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Configure and build every target of engine_bindings/cpp; returns the build directory."""
+    missing = [tool for tool in ("cmake", "g++", "gcc", "pkg-config") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: run scripts/install-system-deps.sh")
+    out = tmp_path_factory.mktemp("cpp-build")
+    configure = subprocess.run(["cmake", "-S", str(SOURCE), "-B", str(out), "-DCMAKE_BUILD_TYPE=Debug",
+                                "-DCMAKE_C_COMPILER=gcc", "-DCMAKE_CXX_COMPILER=g++"],
+                               capture_output=True, text=True, timeout=120)
+    assert configure.returncode == 0, f"cmake configure failed:\n{configure.stdout}\n{configure.stderr}"
+    compiled = subprocess.run(["cmake", "--build", str(out), "-j", "2"], capture_output=True, text=True, timeout=600)
+    assert compiled.returncode == 0, f"build failed:\n{compiled.stdout}\n{compiled.stderr}"
+    return out
+
+
+def summary(output: str) -> tuple[int, int]:
+    found = SUMMARY.findall(output)
+    assert found, f"no 'N passed, N failed' line in:\n{output}"
+    passed, failed = found[-1]
+    return int(passed), int(failed)
+
+
+def fields_of(events: list[dict[str, Any]], category: str, **match: Any) -> list[dict[str, Any]]:
+    """The `fields` of stored events of a category whose fields contain every `match` item."""
+    return [e["fields"] for e in events
+            if e["category"] == category and all(e["fields"].get(k) == v for k, v in match.items())]
+
+
+class Driver:
+    """Runs the test program and carries out its `@@` requests on the real daemon."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.lines: list[str] = []
+        self.stream_after_kill: int | None = None
+
+    def run(self, cmd: list[str]) -> int:
+        env = dict(os.environ, PYTHONPATH=str(REPO))  # the launcher check runs `python -m bridge`
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1, cwd=REPO, env=env)
+        assert proc.stdin is not None and proc.stdout is not None
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.put(line.rstrip("\n"))
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        try:
+            while True:
+                try:
+                    line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+                except queue.Empty:
+                    pytest.fail(f"test program still running after {RUN_TIMEOUT_S}s:\n" + "\n".join(self.lines))
+                if line is None:
+                    break
+                self.lines.append(line)
+                if line.startswith("@@ "):
+                    proc.stdin.write(self.act(line[3:]) + "\n")
+                    proc.stdin.flush()
+            return proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+
+    def act(self, command: str) -> str:
+        name, _, arg = command.partition(" ")
+        if name == "freeze":
+            assert self.daemon.proc is not None
+            self.daemon.proc.send_signal(signal.SIGSTOP)
+        elif name == "kill":
+            self.daemon.kill()
+            self.stream_after_kill = len(fields_of(self.daemon.events(), "custom", name="stream"))
+            return str(self.stream_after_kill)
+        elif name == "start":
+            self.daemon.start()
+        elif name == "config":
+            assert self.daemon.config_path is not None and self.daemon.proc is not None
+            self.daemon.config_path.write_text(config_text("\n".join(p.strip() for p in arg.split(";")) + "\n"))
+            self.daemon.proc.send_signal(signal.SIGHUP)
+        else:
+            pytest.fail(f"unknown request from the test program: {command}")
+        return "ok"
+
+
+def test_cpp_binding_against_the_daemon(build: Path, tmp_path: Path) -> None:
+    # A second daemon's place (ports, data dir, command line) for the launcher check; the client starts it.
+    launched = Daemon(tmp_path / "launched", config=PROVIDERS)
+    with Daemon(tmp_path / "main", config=config_text(INITIAL_CONFIGS)) as daemon:
+        driver = Driver(daemon)
+        rc = driver.run([str(build / "engine_bridge_test"), daemon.ingress, daemon.publish, launched.ingress,
+                         launched.publish, str(launched.log_path), *launched.command()])
+        output = "\n".join(driver.lines)
+        passed, failed = summary(output)
+        assert failed == 0 and rc == 0, output
+        assert passed >= MIN_CPP_CHECKS, output
+        events = daemon.events()
+
+    mine = [e for e in events if e["device_id"] == "cpp-test-device"]
+    assert all(e["game_build"] == "2.0.0" for e in mine)
+    # Every helper's event, with exactly the fields the helper was given.
+    assert fields_of(mine, "design", event_id="ui:click:play") == [{"event_id": "ui:click:play", "value": 1.5}]
+    assert fields_of(mine, "business") == [
+        {"event_id": "gems:pack_small", "amount": 99, "currency": "USD", "cart_type": "shop"}]
+    assert fields_of(mine, "progression") == [
+        {"event_id": "Complete:world01:level02:boss", "attempt_num": 2, "score": 1200}]
+    assert fields_of(mine, "resource") == [{"event_id": "Sink:gold:weapon:sword", "amount": 250.5}]
+    assert fields_of(mine, "error") == [{"severity": "critical", "message": "NullReference in Player.Update"}]
+    assert fields_of(mine, "ads") == [{"ad_action": "show", "ad_type": "rewarded_video", "ad_sdk_name": "admob",
+                                       "ad_placement": "end_of_level", "ad_duration": 30000, "ad_fb_error": "no_fill"}]
+    [custom] = fields_of(mine, "custom", name="tutorial_step")
+    assert custom == {"name": "tutorial_step", "step": 3, "skipped": True, "ratio": 0.25, "tags": ["a", "b"],
+                      "nested": {"k": "v"}, "unicode": "h\u00e9llo \u2713"}
+    # The generic helper: the caller's id, user and time, and a float that stays a float.
+    [generic] = [e for e in mine if e["uid"] == "cpp-generic-1"]
+    assert (generic["category"], generic["user_id"], generic["client_ts"]) == ("design", "player-7", 1700000000000)
+    assert generic["fields"] == {"event_id": "generic:event", "value": 2.0}
+    assert isinstance(generic["fields"]["value"], float)
+    client_made = [e for e in mine if not e["category"].startswith("session_") and e["uid"] != "cpp-generic-1"]
+    assert all(UUID4.match(e["uid"]) for e in client_made)
+
+    # Across the freeze, kill -9 and restart: every event of the stream once, none lost.
+    counts = Counter(e["uid"] for e in events)
+    assert max(counts.values()) == 1
+    stream = sorted(f["n"] for f in fields_of(mine, "custom", name="stream"))
+    assert stream == list(range(2000))
+    assert driver.stream_after_kill is not None and driver.stream_after_kill >= 1000
+    # 20150 events into a queue of 100 while the daemon was down: only the newest 100 arrive.
+    overflow_device = [e for e in events if e["device_id"] == "cpp-overflow-device"]
+    overflow = sorted(f["n"] for f in fields_of(overflow_device, "custom", name="overflow"))
+    assert overflow == list(range(20050, 20150))
+
+    # The daemon the client launched stored its events and was stopped with the client.
+    assert sorted(f["n"] for f in fields_of(launched.events(), "custom", name="launched")) == list(range(10))
+
+
+def test_c_abi_against_the_daemon(build: Path, tmp_path: Path) -> None:
+    with Daemon(tmp_path, config=config_text(INITIAL_CONFIGS)) as daemon:
+        result = subprocess.run([str(build / "engine_bridge_c_test"), daemon.ingress, daemon.publish],
+                                capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        output = result.stdout + result.stderr
+        passed, failed = summary(output)
+        assert failed == 0 and result.returncode == 0, output
+        assert passed >= MIN_C_CHECKS, output
+        events = [e for e in daemon.events() if e["device_id"] == "c-abi-device"]
+    assert {e["category"] for e in events} >= {"design", "business", "progression", "resource", "error", "ads",
+                                               "custom"}
+    assert fields_of(events, "design", event_id="c:design") == [{"event_id": "c:design", "value": 2.5}]
+    assert fields_of(events, "design", event_id="c:generic") == [{"event_id": "c:generic"}]
+    assert fields_of(events, "business") == [{"event_id": "coins:bag", "amount": 199, "currency": "EUR"}]
+    assert fields_of(events, "progression") == [{"event_id": "Fail:w1:l3", "score": 10}]
+    assert fields_of(events, "resource") == [{"event_id": "Source:gems:reward:chest", "amount": 5.0}]
+    assert fields_of(events, "error") == [{"severity": "warning", "message": "low memory"}]
+    assert fields_of(events, "ads") == [{"ad_action": "clicked", "ad_type": "banner", "ad_sdk_name": "admob",
+                                         "ad_placement": "menu"}]
+    assert fields_of(events, "custom") == [{"name": "c_custom", "level": 3}]
+
+
+def test_sample_program(build: Path, tmp_path: Path) -> None:
+    with Daemon(tmp_path, config=config_text(INITIAL_CONFIGS)) as daemon:
+        result = subprocess.run([str(build / "engine_bridge_sample"), daemon.ingress, daemon.publish],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        events = [e for e in daemon.events() if e["device_id"] == "sample-device"]
+    assert "config difficulty = hard" in result.stdout
+    assert "refused: TrackResource: amount must be a finite number, got NaN" in result.stdout
+    assert "flush: done" in result.stdout
+    categories = Counter(e["category"] for e in events)
+    assert categories == {"design": 1, "business": 1, "progression": 2, "resource": 1, "ads": 1, "error": 1,
+                          "custom": 1, "session_start": 1, "session_end": 1}
