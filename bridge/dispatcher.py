@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
+import queue
 import threading
 import time
 from typing import Any
 
 import httpx
 
-from .outbox import Outbox, StoredEvent
+from .outbox import Outbox, PurchaseResult, StoredEvent
 from .providers.base import Outcome, Provider, ProviderContext
-from .providers.registry import provider_class
+from .providers.registry import UnknownProvider, provider_class
 from .publisher import Publisher
+from .purchases import PurchaseLane
+from .retry import backoff_delay
 from .store import Store, now_ms
 
 log = logging.getLogger(__name__)
@@ -135,8 +137,7 @@ class Lane:
         elif outcome.retry_after is not None:
             delay = min(outcome.retry_after, self.retry_cap_s)
         else:
-            ceiling = min(self.retry_cap_s, self.retry_base_s * 2 ** min(self.attempt - 1, 30))
-            delay = random.uniform(ceiling / 2, ceiling)  # jitter: a fleet does not retry in step
+            delay = backoff_delay(self.attempt, self.retry_base_s, self.retry_cap_s)
         log.info("%s: %s; retry %d in %.1f s", self.name, self.last_error, self.attempt, delay)
         self.next_retry_at = now_ms() + int(delay * 1000)
         await self._sleep(delay, wake_on_nudge=False)
@@ -185,6 +186,15 @@ class Dispatcher:
             ctx = ProviderContext(name, spec, client, self.outbox, publisher.publish,
                                   logging.getLogger(f"bridge.providers.{name}"))
             self.lanes[name] = Lane(kind(ctx), self.outbox, spec)
+        # Verdicts on purchases, for the ingress to answer clients still waiting: (device_id, purchase_id, result)
+        self.purchase_results: queue.SimpleQueue[tuple[str, str, PurchaseResult]] = queue.SimpleQueue()
+        verifiers = [lane for lane in self.lanes.values() if lane.provider.verifies_purchases]
+        if len(verifiers) > 1:
+            raise UnknownProvider(f"only one provider may verify purchases; configured: "
+                                  f"{', '.join(v.name for v in verifiers)}")
+        self.purchase_lane = PurchaseLane(verifiers[0].provider, self.outbox, publisher.publish,
+                                          lambda *result: self.purchase_results.put(result),
+                                          verifiers[0].retry_base_s, verifiers[0].retry_cap_s) if verifiers else None
 
     def run(self, stop: threading.Event) -> None:
         asyncio.run(self._main(stop))
@@ -195,6 +205,8 @@ class Dispatcher:
         for name, lane in self.lanes.items():
             tasks += [asyncio.create_task(lane.run(), name=name), asyncio.create_task(lane.tick_forever())]
         tasks.append(asyncio.create_task(self._housekeeping()))
+        if self.purchase_lane is not None:
+            tasks.append(asyncio.create_task(self.purchase_lane.run(), name="purchases"))
         while not stop.is_set():
             await asyncio.sleep(0.2)
             for task in tasks:
@@ -215,6 +227,15 @@ class Dispatcher:
             return
         for lane in list(self.lanes.values()):
             self.loop.call_soon_threadsafe(lane.nudge.set)
+
+    @property
+    def verifies_purchases(self) -> bool:
+        return self.purchase_lane is not None
+
+    def nudge_purchases(self) -> None:
+        """From any thread: a purchase was stored, verify it now."""
+        if self.loop is not None and self.purchase_lane is not None:
+            self.loop.call_soon_threadsafe(self.purchase_lane.nudge.set)
 
     def check(self, category: str, fields: dict[str, Any]) -> list[tuple[str, str]]:
         """Which providers would refuse these fields, and why: told to the engine in the ack."""

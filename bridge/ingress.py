@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import __version__, protocol
 from .dispatcher import Dispatcher
+from .outbox import PurchaseResult
 from .protocol import Code, Hello, ProtocolError, Rejection
 from .publisher import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, Publisher
 from .sessions import SessionBook
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 MAX_BURST_MESSAGES = 2048
 POLL_MS = 200
 EXPIRE_EVERY_S = 5.0
+PURCHASE_WAIT_S = 5.0  # how long a `purchase` reply waits for the verdict before saying "pending"
+WAITING_POLL_MS = 20
 FORGET_IDLE_CLIENT_S = 3600.0
 
 
@@ -46,7 +49,7 @@ class PendingAck:
     invalid: list[dict[str, Any]]
 
 
-AfterCommit = Callable[[Connection], dict[str, Any]]
+AfterCommit = Callable[[Connection], "dict[str, Any] | None"]  # None: the reply is held (a purchase)
 Reply = Union[dict[str, Any], PendingAck, AfterCommit]
 
 
@@ -78,6 +81,8 @@ class Ingress:
         self.counters = counters
         self.session_timeout_ms = int(session_timeout_s * 1000)
         self.clients: dict[bytes, Hello] = {}
+        # purchase replies held until the verdict: (device_id, purchase_id) -> [(envelope, rid, deadline)]
+        self.waiting: dict[tuple[str, str], list[tuple[list[bytes], int, float]]] = {}
         self.last_seen: dict[bytes, float] = {}
         self.connections = 0
         self.sock = ctx.socket(zmq.ROUTER)
@@ -106,8 +111,10 @@ class Ingress:
         last_expiry = time.monotonic()
         try:
             while not stop.is_set():
-                readable = self.sock.poll(POLL_MS)
+                readable = self.sock.poll(WAITING_POLL_MS if self.waiting else POLL_MS)
                 state = self._new_burst()
+                if self.waiting:
+                    self._answer_purchases(state.clock)
                 if readable:
                     self._take_burst(state)
                 if state.clock - last_expiry >= EXPIRE_EVERY_S:
@@ -206,6 +213,8 @@ class Ingress:
                 reply = self._ack(state, item.reply, inserted, claimed)
             elif callable(item.reply):
                 reply = item.reply(conn)
+                if reply is None:
+                    continue
             else:
                 reply = item.reply
             self.sock.send_multipart([*item.envelope, self._packer.pack(reply)])
@@ -323,8 +332,44 @@ class Ingress:
 
     def _on_purchase(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                      rid: int) -> None:
-        raise ProtocolError(Code.NOT_CONFIGURED, "purchase verification needs the staq provider, which is not "
-                            "configured in this daemon")
+        if not self.dispatcher.verifies_purchases:
+            raise ProtocolError(Code.NOT_CONFIGURED, "purchase verification needs a provider that verifies "
+                                "purchases (staq), and none is configured in this daemon")
+        purchase = protocol.read_purchase(msg)
+        user_id = purchase.pop("user_id") or hello.user_id
+        session = self.book.current(user_id)
+        purchase.update(device_id=hello.device_id, user_id=user_id, created_at=state.now,
+                        session_id=session.session_id if session else None,
+                        metadata=msgpack.packb(purchase["metadata"], use_bin_type=True))
+        state.burst.purchases.append(purchase)
+        key = (hello.device_id, purchase["purchase_id"])
+        state.out.append(Outgoing(envelope, lambda conn: self._hold_purchase_reply(envelope, rid, key), True))
+
+    def _hold_purchase_reply(self, envelope: list[bytes], rid: int, key: tuple[str, str]) -> dict[str, Any] | None:
+        """After the commit: a purchase verified before (a resend) is answered now, else the reply waits."""
+        result = self.dispatcher.outbox.purchase_result(*key)
+        if result is not None:
+            return _purchase_reply(rid, key[1], result)
+        self.waiting.setdefault(key, []).append((envelope, rid, time.monotonic() + PURCHASE_WAIT_S))
+        self.dispatcher.nudge_purchases()
+        return None
+
+    def _answer_purchases(self, clock: float) -> None:
+        """Send the replies whose verdict came, and "pending" to those that waited long enough."""
+        results = self.dispatcher.purchase_results
+        while not results.empty():
+            device_id, purchase_id, result = results.get_nowait()
+            for envelope, rid, _ in self.waiting.pop((device_id, purchase_id), []):
+                self.sock.send_multipart([*envelope, self._packer.pack(_purchase_reply(rid, purchase_id, result))])
+        for key in [k for k, held in self.waiting.items() if all(deadline <= clock for _, _, deadline in held)]:
+            for envelope, rid, _ in self.waiting.pop(key):
+                self.sock.send_multipart([*envelope, self._packer.pack(_purchase_reply(rid, key[1], None))])
+
+
+def _purchase_reply(rid: int, purchase_id: str, result: PurchaseResult | None) -> dict[str, Any]:
+    verdict = result.to_wire() if result else {"is_valid": None, "is_duplicate": None, "reason": None}
+    return {"type": "purchase", "rid": rid, "id": purchase_id, "state": "verified" if result else "pending",
+            **verdict}
 
 
 def _reply_rid(reply: Reply) -> int | None:

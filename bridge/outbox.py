@@ -15,7 +15,8 @@ from typing import Any
 import msgpack
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
-from .store import Store, dead_letters, delivery_cursors, devices, events, meta, now_ms, provider_state, sessions
+from .store import (Store, dead_letters, delivery_cursors, devices, events, meta, now_ms, provider_refs,
+                    provider_state, purchases, sessions)
 
 
 ROW_OVERHEAD_BYTES = 80  # pk, integers, record header and the unique index's entry, beside the text columns
@@ -42,6 +43,35 @@ class StoredEvent:
     device: str | None
     manufacturer: str | None
     engine_version: str | None
+
+
+@dataclass(slots=True)
+class Purchase:
+    """A purchase to verify, with the device context a provider needs to authorize it."""
+
+    pk: int
+    device_id: str
+    purchase_id: str
+    user_id: str
+    session_id: str | None
+    store: str
+    receipt: str
+    signature: str | None
+    price_usd: float
+    status: str
+    comment: str
+    metadata: dict[str, Any]
+    device: dict[str, Any]
+
+
+@dataclass(slots=True)
+class PurchaseResult:
+    is_valid: bool
+    is_duplicate: bool
+    reason: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"is_valid": self.is_valid, "is_duplicate": self.is_duplicate, "reason": self.reason}
 
 
 @dataclass(slots=True)
@@ -168,6 +198,54 @@ class Outbox:
                 conn.execute(update(dead_letters).where(dead_letters.c.pk == pk).values(
                     code=code, reason=reason, requeued_at=None, created_at=now_ms()))
 
+    # --- purchases ----------------------------------------------------------------------------------
+
+    def pending_purchases(self, limit: int) -> list[Purchase]:
+        """Purchases not yet verified, oldest first, with their device's row."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(purchases, devices).select_from(
+                purchases.outerjoin(devices, devices.c.device_id == purchases.c.device_id))
+                .where(purchases.c.verified_at.is_(None)).order_by(purchases.c.pk).limit(limit)).mappings().all()
+        device_columns = [c.name for c in devices.c]
+        return [Purchase(r["pk"], r["device_id"], r["purchase_id"], r["user_id"], r["session_id"], r["store"],
+                         r["receipt"], r["signature"], r["price_usd"], r["status"], r["comment"],
+                         msgpack.unpackb(r["metadata"]), {c: r[devices.c[c]] for c in device_columns})
+                for r in rows]
+
+    def record_purchase(self, pk: int, result: PurchaseResult) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(purchases).where(purchases.c.pk == pk).values(
+                verified_at=now_ms(), is_valid=result.is_valid, is_duplicate=result.is_duplicate,
+                reason=result.reason))
+
+    def purchase_result(self, device_id: str, purchase_id: str) -> PurchaseResult | None:
+        """The verdict on a purchase if it has one (a client resending a purchase it already sent)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(purchases.c.is_valid, purchases.c.is_duplicate, purchases.c.reason).where(
+                purchases.c.device_id == device_id, purchases.c.purchase_id == purchase_id,
+                purchases.c.verified_at.is_not(None))).first()
+        return None if row is None else PurchaseResult(bool(row[0]), bool(row[1]), row[2] or "")
+
+    def recent_results(self, device_id: str, limit: int) -> dict[str, dict[str, Any]]:
+        """The device's latest verdicts by purchase id: the values of its `purchase/<device_id>` topic."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(purchases).where(
+                purchases.c.device_id == device_id, purchases.c.verified_at.is_not(None))
+                .order_by(purchases.c.verified_at.desc()).limit(limit)).mappings().all()
+        return {r["purchase_id"]: {"is_valid": bool(r["is_valid"]), "is_duplicate": bool(r["is_duplicate"]),
+                                   "reason": r["reason"] or "", "store": r["store"], "verified_at": r["verified_at"]}
+                for r in rows}
+
+    def save_refs(self, provider: str, refs: list[tuple[int, str]]) -> None:
+        """A provider's own ids for our events (staq's event ids), kept for tracing."""
+        if not refs:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(delete(provider_refs).where(provider_refs.c.provider == provider,
+                                                     provider_refs.c.event_pk.in_([pk for pk, _ in refs])))
+            conn.execute(insert(provider_refs), [{"provider": provider, "event_pk": pk, "ref": ref}
+                                                 for pk, ref in refs])
+
     # --- provider state -----------------------------------------------------------------------------
 
     def state(self, provider: str, key: str) -> Any:
@@ -185,6 +263,12 @@ class Outbox:
             if not changed:
                 conn.execute(insert(provider_state).values(provider=provider, key=key, value=text,
                                                            updated_at=now_ms()))
+
+    def active_devices(self, seen_since_s: float) -> list[str]:
+        """Devices that said hello since a time: those whose provider sessions are kept fresh."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(devices.c.device_id).where(
+                devices.c.last_seen >= int(seen_since_s * 1000))).scalars())
 
     def latest_device(self) -> dict[str, Any] | None:
         """The device that said hello last: whose user remote configs are asked for."""

@@ -406,6 +406,44 @@ def read_events(msg: dict[str, Any], kind: str) -> tuple[list[tuple[int, Event]]
     return good, bad
 
 
+# --- purchases ----------------------------------------------------------------------------------------
+
+PURCHASE_STORES = ("apple", "googleplay")
+PURCHASE_STATUSES = ("processing", "completed")
+MAX_COMMENT_CHARS = 1024
+
+
+def read_purchase(msg: dict[str, Any]) -> dict[str, Any]:
+    """Check a `purchase` request (protocol.md section 4.9); the purchase's fields, defaults filled in."""
+    purchase_id = text(msg, "id", "", max_len=MAX_EVENT_ID_CHARS)
+    assert purchase_id is not None
+    if not EVENT_ID_RE.fullmatch(purchase_id):
+        raise ProtocolError(Code.INVALID_VALUE, f"id: {purchase_id!r} has characters outside A-Z a-z 0-9 - _ . :",
+                            "id")
+    store = text(msg, "store", "", max_len=16)
+    if store not in PURCHASE_STORES:
+        raise ProtocolError(Code.INVALID_VALUE, f"store: {store!r} is not one of {', '.join(PURCHASE_STORES)}",
+                            "store")
+    receipt = text(msg, "receipt", "", max_len=MAX_RECEIPT_CHARS)
+    signature = text(msg, "signature", "", required=store == "googleplay", max_len=MAX_RECEIPT_CHARS)
+    price, where = _field(msg, "price_usd", "", False)
+    if price is not None and type(price) not in (int, float):
+        raise _wrong_type(where, "number", price)
+    if price is not None and (not math.isfinite(price) or price < 0):
+        raise ProtocolError(Code.INVALID_VALUE, f"price_usd: {price} must be a finite number >= 0", where)
+    status = text(msg, "status", "", required=False, max_len=16) or "completed"
+    if status not in PURCHASE_STATUSES:
+        raise ProtocolError(Code.INVALID_VALUE, f"status: {status!r} is not one of {', '.join(PURCHASE_STATUSES)}",
+                            "status")
+    comment = text(msg, "comment", "", required=False, min_len=0, max_len=MAX_COMMENT_CHARS) or ""
+    meta = mapping(msg, "metadata", "", required=False) or {}
+    _check_value(meta, "metadata", 0)
+    user_id = text(msg, "user_id", "", required=False, max_len=128)
+    return {"purchase_id": purchase_id, "store": store, "receipt": receipt, "signature": signature,
+            "price_usd": float(price or 0.0), "status": status, "comment": comment, "metadata": meta,
+            "user_id": user_id}
+
+
 # --- examples for protocol.md ---------------------------------------------------------------------------
 
 EXAMPLES: list[tuple[str, dict[str, Any]]] = [

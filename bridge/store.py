@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (BigInteger, Column, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint,
+from sqlalchemy import (BigInteger, Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint,
                         Connection, Engine, Index, create_engine, event, func, insert, select, update)
 from sqlalchemy.engine import make_url
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -111,6 +111,40 @@ dead_letters = Table(
     sqlite_autoincrement=True,
 )
 
+# Purchases to verify (staq): stored when the engine sends them, verified by the dispatcher, their result
+# published to the device and kept here.
+purchases = Table(
+    "purchases", metadata,
+    Column("pk", Integer().with_variant(BigInteger, "postgresql"), primary_key=True, autoincrement=True),
+    Column("device_id", String(128), nullable=False),
+    Column("purchase_id", String(64), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("session_id", String(36)),
+    Column("store", String(16), nullable=False),
+    Column("receipt", Text, nullable=False),
+    Column("signature", Text),
+    Column("price_usd", Float, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("metadata", LargeBinary, nullable=False),  # msgpack map
+    Column("created_at", BigInteger, nullable=False),
+    Column("verified_at", BigInteger),
+    Column("is_valid", Boolean),
+    Column("is_duplicate", Boolean),
+    Column("reason", Text),
+    UniqueConstraint("device_id", "purchase_id", name="uq_purchases_device_id"),
+    Index("ix_purchases_unverified", "verified_at"),
+    sqlite_autoincrement=True,
+)
+
+# What a provider called our events (staq's event ids), for tracing one event across systems.
+provider_refs = Table(
+    "provider_refs", metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("event_pk", BigInteger, primary_key=True),
+    Column("ref", String(200), nullable=False),
+)
+
 EVENT_COLUMNS = ("device_id", "uid", "user_id", "session_id", "category", "client_ts", "received_at",
                  "game_build", "fields")
 
@@ -119,7 +153,9 @@ INSERT_EVENTS_SQL = (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({
                      "ON CONFLICT (device_id, uid) DO NOTHING")
 
 # Upgrades in place: MIGRATIONS[n] takes a store from schema version n to n + 1.
-MIGRATIONS: dict[int, Any] = {}
+MIGRATIONS: dict[int, Any] = {
+    1: lambda conn: (purchases.create(conn), provider_refs.create(conn)),  # 2: purchase verification
+}
 
 
 class StoreError(Exception):
@@ -140,12 +176,13 @@ class Burst:
 
     stamp: int
     events: list[tuple[Any, ...]] = field(default_factory=list)  # in EVENT_COLUMNS order
+    purchases: list[dict[str, Any]] = field(default_factory=list)
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     new_sessions: list[dict[str, Any]] = field(default_factory=list)
     ended_sessions: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.devices or self.new_sessions or self.ended_sessions)
+        return bool(self.events or self.devices or self.new_sessions or self.ended_sessions or self.purchases)
 
 
 class Store:
@@ -228,6 +265,8 @@ class Store:
             for ended in burst.ended_sessions:
                 conn.execute(update(sessions).where(sessions.c.session_id == ended["session_id"])
                              .values(ended_at=ended["ended_at"], length=ended["length"]))
+            for purchase in burst.purchases:
+                self._insert_purchase(conn, purchase)
             if not burst.events:
                 return set()
             written = conn.exec_driver_sql(self._insert_sql, burst.events).rowcount
@@ -249,6 +288,13 @@ class Store:
                     events.c.received_at == stamp))
                 new.update((device_id, uid) for (uid,) in rows)
         return new
+
+    def _insert_purchase(self, conn: Connection, purchase: dict[str, Any]) -> None:
+        """A purchase resent after a lost reply is the same purchase: stored once."""
+        exists = conn.execute(select(purchases.c.pk).where(
+            purchases.c.device_id == purchase["device_id"], purchases.c.purchase_id == purchase["purchase_id"])).first()
+        if exists is None:
+            conn.execute(insert(purchases).values(purchase))
 
     def _upsert_device(self, conn: Connection, device: dict[str, Any]) -> None:
         changed = conn.execute(update(devices).where(devices.c.device_id == device["device_id"])

@@ -19,7 +19,7 @@ def test_new_store_records_its_schema_version(tmp_path: Path) -> None:
     assert store.upgrade() == SCHEMA_VERSION
     assert store.upgrade() == SCHEMA_VERSION  # opening again changes nothing
     with store.engine.connect() as conn:
-        assert conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar() == "1"
+        assert conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar() == str(SCHEMA_VERSION)
     store.dispose()
 
 
@@ -30,6 +30,26 @@ def test_a_newer_schema_is_refused_not_damaged(tmp_path: Path) -> None:
         conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="99"))
     with pytest.raises(StoreError, match="schema version 99"):
         store.upgrade()
+    store.dispose()
+
+
+def test_version_1_store_is_upgraded_to_purchases(tmp_path: Path) -> None:
+    """A store written by the first release (schema 1) gains the purchase tables and keeps its events."""
+    from sqlalchemy import inspect
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    store.upgrade()
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE purchases")
+        conn.exec_driver_sql("DROP TABLE provider_refs")
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="1"))
+        conn.execute(events.insert().values(device_id="d", uid="u", user_id="d", category="design", client_ts=0,
+                                            received_at=0, game_build="1", fields=b"\x80"))
+    assert store.upgrade() == SCHEMA_VERSION
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"purchases", "provider_refs"} <= tables
+    with store.engine.connect() as conn:
+        assert conn.execute(select(events.c.uid)).scalars().all() == ["u"]
     store.dispose()
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import httpx
 
 if TYPE_CHECKING:
-    from ..outbox import Outbox, StoredEvent
+    from ..outbox import Outbox, Purchase, PurchaseResult, StoredEvent
 
 
 @dataclass
@@ -47,6 +47,7 @@ class Provider:
     kind: ClassVar[str] = ""
     categories: ClassVar[frozenset[str]] = frozenset()  # categories this provider understands
     batch_size: ClassVar[int] = 500
+    verifies_purchases: ClassVar[bool] = False  # True: the dispatcher hands it purchases too
 
     def __init__(self, ctx: ProviderContext) -> None:
         self.ctx = ctx
@@ -73,6 +74,10 @@ class Provider:
         """Authenticate or initialise; called once before the first send."""
 
     async def send(self, events: list["StoredEvent"]) -> Outcome:
+        raise NotImplementedError
+
+    async def verify_purchase(self, purchase: "Purchase") -> "PurchaseResult | None":
+        """The provider's verdict on a purchase, or None when it could not be had now (retried later)."""
         raise NotImplementedError
 
     async def tick(self) -> None:

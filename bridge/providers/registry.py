@@ -15,6 +15,8 @@ from .base import Provider
 ENTRY_POINT_GROUP = "engine_bridge.providers"
 BUILTIN = {
     "gameanalytics": "bridge.providers.gameanalytics.provider:GameAnalytics",
+    "gameramp": "bridge.providers.gameramp:GameRamp",
+    "staq": "bridge.providers.staq:Staq",
 }
 
 

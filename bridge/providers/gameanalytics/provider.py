@@ -17,11 +17,11 @@ import httpx
 from ...outbox import StoredEvent
 from ...protocol import SESSION_START
 from ..base import Outcome, Provider, ProviderContext
+from ..http import TRANSIENT, json_or_none, request_id
 from . import events as ga_events
 from .remote_configs import RemoteConfigs
 from .signing import MAX_BODY_BYTES, encode_body, headers
 
-TRANSIENT = (httpx.TimeoutException, httpx.TransportError)
 REINIT_EVERY_S = 300.0
 
 
@@ -74,7 +74,7 @@ class GameAnalytics(Provider):
         if answer.status_code != 200:
             self.ctx.log.warning("%s: init answered %d", self.name, answer.status_code)
             return self.paused is None
-        data = _json(answer) or {}
+        data = json_or_none(answer) or {}
         if isinstance(data.get("server_ts"), int):
             self.offset_s = data["server_ts"] - int(time.time())
         self.enabled = data.get("enabled", True) is not False
@@ -192,10 +192,10 @@ class GameAnalytics(Provider):
     def _on_rejected(self, items: list[tuple[int, dict[str, Any]]], answer: httpx.Response,
                      outcome: Outcome) -> None:
         """400: the listed events are invalid, the others were stored by the collector."""
-        listed = _json(answer)
+        listed = json_or_none(answer)
         if not isinstance(listed, list):
             reason = "400 with a body that is not the collector's list of invalid events"
-            self.ctx.log.error("%s: %s (request %s)", self.name, reason, answer.headers.get("X-Request-Id", "-"))
+            self.ctx.log.error("%s: %s (request %s)", self.name, reason, request_id(answer))
             outcome.dead.extend((pk, "rejected", reason) for pk, _ in items)
             return
         by_body = {_canonical(event): pk for pk, event in items}
@@ -230,13 +230,6 @@ class GameAnalytics(Provider):
         if self.remote:
             figures.update(self.remote.status())
         return figures
-
-
-def _json(answer: httpx.Response) -> Any:
-    try:
-        return answer.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
 
 
 def _canonical(event: Any) -> str:

@@ -11,8 +11,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
+from ..http import TRANSIENT, json_object, request_id
 from .events import SDK_VERSION
 from .signing import encode_body
 
@@ -61,12 +60,17 @@ class RemoteConfigs:
             params["configs_hash"] = self.configs_hash
         try:
             answer = await self.provider.post("/remote_configs/v1/init", body, params=params)
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
+        except TRANSIENT as exc:
             self.ctx.log.warning("%s: remote configs: %s", self.provider.name, type(exc).__name__)
             return
         self.last_status = answer.status_code
         if answer.status_code == 201:
-            self._apply(answer.json())
+            data = json_object(answer)
+            if "configs" not in data:
+                self.ctx.log.error("%s: remote configs 201 without configs (request %s)", self.provider.name,
+                                   request_id(answer))
+                return
+            self._apply(data)
         elif answer.status_code != 200:
             self.ctx.log.warning("%s: remote configs answered %d", self.provider.name, answer.status_code)
 
