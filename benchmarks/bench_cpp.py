@@ -17,16 +17,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import msgpack
-import zmq
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.harness import Daemon, make_event  # noqa: E402
+from tests.harness import Daemon  # noqa: E402
+
+import loadgen  # noqa: E402  (benchmarks/ is on the path when this runs as a script)
 
 SOURCE = REPO / "engine_bindings" / "cpp"
 CONFIG = "[providers]\n"  # nothing leaves the machine
@@ -53,33 +52,8 @@ def run_bench(exe: Path, workdir: Path, mode: str, count: int) -> dict[str, floa
 
 def ceiling(workdir: Path, events: int) -> float:
     """Events/s the daemon acknowledges from pre-encoded batches: what no client can beat."""
-    batches = [msgpack.packb({"type": "events", "rid": n, "events": [
-        make_event("custom", name="throughput", n=n * BATCH + i) for i in range(BATCH)]}) for n in range(events // BATCH)]
     with Daemon(workdir, config=CONFIG) as daemon:
-        sock = zmq.Context.instance().socket(zmq.DEALER)
-        sock.linger = 0
-        sock.connect(daemon.ingress)
-        try:
-            sock.send(msgpack.packb({"type": "hello", "rid": len(batches), "protocol": 1, "engine": "custom",
-                                     "binding": "bench-ceiling", "binding_version": "0", "game_build": "1",
-                                     "device_id": "bench-ceiling"}))
-            if not sock.poll(15000):
-                raise SystemExit("the daemon did not answer hello")
-            sock.recv()
-            start = time.perf_counter()
-            sent = answered = 0
-            while answered < len(batches):
-                while sent < len(batches) and sent - answered < WINDOW:
-                    sock.send(batches[sent])
-                    sent += 1
-                if not sock.poll(30000):
-                    raise SystemExit("the daemon stopped answering")
-                if msgpack.unpackb(sock.recv()).get("type") != "ack":
-                    raise SystemExit("the daemon refused a batch")
-                answered += 1
-            return len(batches) * BATCH / (time.perf_counter() - start)
-        finally:
-            sock.close(0)
+        return loadgen.drive(daemon.ingress, loadgen.frames(BATCH, events), BATCH, WINDOW)["events_per_s"]
 
 
 def main() -> int:

@@ -21,17 +21,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import uuid
 from pathlib import Path
 
-import msgpack
-import zmq
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.harness import Daemon  # noqa: E402
+
+import loadgen  # noqa: E402  (benchmarks/ is on the path when this runs as a script)
 
 UNITY = REPO / "engine_bindings" / "unity"
 CONFIG = "[providers]\n\n[configs]\ndifficulty = \"normal\"\n"
@@ -52,35 +50,7 @@ def build(out: Path) -> Path:
 
 def ceiling(endpoint: str, events: int) -> float:
     """Events/s the daemon acknowledges from a bare DEALER sending pre-encoded batches, WINDOW in flight."""
-    now = int(time.time() * 1000)
-    frames = [msgpack.packb({"type": "events", "rid": n + 1, "events": [
-        {"id": str(uuid.uuid4()), "category": "design", "ts": now,
-         "fields": {"event_id": "bench:ceiling", "value": float(n * BATCH + i)}} for i in range(BATCH)]})
-        for n in range(events // BATCH)]
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.linger = 0
-    sock.connect(endpoint)
-    try:
-        sock.send(msgpack.packb({"type": "hello", "rid": 0, "protocol": 1, "engine": "custom", "binding": "bench",
-                                 "binding_version": "0", "game_build": "bench", "device_id": "bench-ceiling"}))
-        if not sock.poll(15000):
-            raise SystemExit("the daemon did not answer hello")
-        sock.recv()
-        start = time.perf_counter()
-        sent = acked = 0
-        while acked < len(frames):
-            while sent < len(frames) and sent - acked < WINDOW:
-                sock.send(frames[sent])
-                sent += 1
-            if not sock.poll(30000):
-                raise SystemExit("the daemon stopped acknowledging")
-            reply = msgpack.unpackb(sock.recv())
-            if reply.get("type") != "ack":
-                raise SystemExit(f"unexpected reply: {reply}")
-            acked += 1
-        return len(frames) * BATCH / (time.perf_counter() - start)
-    finally:
-        sock.close(0)
+    return loadgen.drive(endpoint, loadgen.frames(BATCH, events), BATCH, WINDOW)["events_per_s"]
 
 
 def parse(output: str) -> dict[str, dict[str, float]]:

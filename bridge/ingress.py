@@ -85,6 +85,8 @@ class Ingress:
         self.waiting: dict[tuple[str, str], list[tuple[list[bytes], int, float]]] = {}
         self.last_seen: dict[bytes, float] = {}
         self.connections = 0
+        self.last_burst = time.monotonic()  # when requests last arrived: the checkpointer waits for a lull
+        self.uncheckpointed = 0  # events committed since the last WAL checkpoint
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.linger = 0
         self.sock.setsockopt(zmq.MAXMSGSIZE, protocol.HARD_MAX_MESSAGE_BYTES)
@@ -107,7 +109,7 @@ class Ingress:
     # --- the loop -----------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        conn = self.store.engine.connect()
+        conn = self.store.writer_connection()
         last_expiry = time.monotonic()
         try:
             while not stop.is_set():
@@ -116,6 +118,7 @@ class Ingress:
                 if self.waiting:
                     self._answer_purchases(state.clock)
                 if readable:
+                    self.last_burst = state.clock
                     self._take_burst(state)
                 if state.clock - last_expiry >= EXPIRE_EVERY_S:
                     last_expiry = state.clock
@@ -219,6 +222,7 @@ class Ingress:
                 reply = item.reply
             self.sock.send_multipart([*item.envelope, self._packer.pack(reply)])
         self.counters.note_stored(state.stored, state.duplicates)
+        self.uncheckpointed += state.stored
         if conn.in_transaction():
             conn.rollback()  # end the read transaction of stats/flush so the next burst can begin
 

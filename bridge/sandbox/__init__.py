@@ -1,6 +1,7 @@
 """Local emulators of the analytics providers, so games and tests see at once what a provider would do.
 
-`engine-bridge sandbox` runs `serve()`; tests build `SandboxServer(GameAnalyticsSandbox()).start()`.
+`serve_all()` runs all three for `engine-bridge sandbox`; tests build `SandboxServer(GameAnalyticsSandbox()).start()`,
+and likewise with `GameRampSandbox` and `StaqSandbox`.
 Names load on first use (PEP 562), so importing this package costs nothing to the daemon and
 `python -m bridge.sandbox.gameanalytics` runs without a second copy of that module.
 """
@@ -14,7 +15,10 @@ if TYPE_CHECKING:
     from bridge.sandbox.faults import Fault, FaultPlan
     from bridge.sandbox.gameanalytics import (SANDBOX_GAME_KEY, SANDBOX_SECRET_KEY, GameAnalyticsSandbox,
                                               RemoteConfig, RemoteConfigSet, serve)
+    from bridge.sandbox.gameramp import GameRampSandbox
+    from bridge.sandbox.run import serve_all
     from bridge.sandbox.server import SandboxServer
+    from bridge.sandbox.staq import StaqSandbox
 
 _EXPORTS = {
     "Fault": "bridge.sandbox.faults",
@@ -26,9 +30,12 @@ _EXPORTS = {
     "SANDBOX_SECRET_KEY": "bridge.sandbox.gameanalytics",
     "serve": "bridge.sandbox.gameanalytics",
     "SandboxServer": "bridge.sandbox.server",
+    "GameRampSandbox": "bridge.sandbox.gameramp",
+    "StaqSandbox": "bridge.sandbox.staq",
+    "serve_all": "bridge.sandbox.run",
 }
-__all__ = ["SANDBOX_GAME_KEY", "SANDBOX_SECRET_KEY", "Fault", "FaultPlan", "GameAnalyticsSandbox", "RemoteConfig",
-           "RemoteConfigSet", "SandboxServer", "serve"]
+__all__ = ["SANDBOX_GAME_KEY", "SANDBOX_SECRET_KEY", "Fault", "FaultPlan", "GameAnalyticsSandbox", "GameRampSandbox",
+           "RemoteConfig", "RemoteConfigSet", "SandboxServer", "StaqSandbox", "serve", "serve_all"]
 
 
 def __getattr__(name: str) -> Any:

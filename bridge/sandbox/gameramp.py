@@ -32,6 +32,8 @@ here, and every line of it is a choice a client must not rely on beyond this san
 - Every answer's HTTP `Date` header comes from the sandbox clock (`now()`), which `set_clock_offset`
   shifts, so a client can learn the server's time from it.
 - Request bodies over 1 MB answer 413; bodies that are not JSON answer 400.
+- Every call is one line on the logger `bridge.sandbox.gameramp` (a refused one as a warning, with its real
+  reason) and one call record; secrets and tokens are never logged.
 
 Admin routes under `/_sandbox/` (JSON, no authentication: keep the sandbox on loopback, its default):
 
@@ -46,7 +48,8 @@ Admin routes under `/_sandbox/` (JSON, no authentication: keep the sandbox on lo
 | `PUT player-configs` `{"device_id"?, "playerConfig"}` | set a device's config (null removes it) or the default |
 | `PUT clock` `{"offset_seconds": n}` | shift the sandbox clock (time window, token expiry, `Date`) |
 | `GET settings`, `PUT settings` `{"expires_in"?, "rotate_refresh_tokens"?}` | token settings |
-| `POST revoke` `{"device_id"?, "refresh"?: bool}` | revoke access tokens (forces a refresh), with `refresh` also refresh tokens (forces a login); no device_id: everyone's |
+| `POST revoke` `{"device_id"?, "refresh"?: bool}` | revoke the device's (or everyone's) access tokens, to force |
+| | a refresh; with `refresh` its refresh tokens too, to force a new login; answers `{"revoked": n}` |
 | `POST reset` | forget calls, events, counts, faults, tokens, player configs, clock offset and settings; tenants stay |
 
 A call record is `{"index", "route", "status", "received_at" (epoch s), "error"?}` plus what the call named
@@ -75,7 +78,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -108,7 +111,7 @@ DEFAULT_KEEP = 100_000  # records kept per journal; counts stay exact beyond it
 DEFAULT_PAGE = 1000
 ADMIN_PREFIX = "/_sandbox/"
 
-_LOGIN_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+_LOGIN_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", re.ASCII)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -262,10 +265,11 @@ class JsonApiSandbox:
             self._calls.append(call)
             statuses = self._by_route.setdefault(route.name, {})
             statuses[str(response.status)] = statuses.get(str(response.status), 0) + 1
-        if self.logger.isEnabledFor(logging.INFO):
+        level = logging.INFO if response.status < 400 else logging.WARNING  # --quiet still shows refusals
+        if self.logger.isEnabledFor(level):
             who = call.get("device_id") or call.get("uid") or "-"
             detail = call.get("error") or call.get("summary") or ""
-            self.logger.info("%-14s %d %s%s", route.name, response.status, who, f": {detail}" if detail else "")
+            self.logger.log(level, "%-14s %d %s%s", route.name, response.status, who, f": {detail}" if detail else "")
         return response
 
     def json_body(self, request: Request) -> Any:
@@ -323,11 +327,11 @@ class JsonApiSandbox:
             return journal.select(filters, since, limit)
 
 
-def string_field(body: Mapping[str, Any], name: str, *, allow_empty: bool = False) -> str:
-    """A body field that must be a (by default non-empty) string."""
+def string_field(body: Mapping[str, Any], name: str) -> str:
+    """A body field that must be a non-empty string."""
     value = body.get(name)
-    if not isinstance(value, str) or (not value and not allow_empty):
-        raise Refused(400, f"{name} must be a {'' if allow_empty else 'non-empty '}string, not {value!r}")
+    if not isinstance(value, str) or not value:
+        raise Refused(400, f"{name} must be a non-empty string, not {value!r}")
     return value
 
 
@@ -339,8 +343,21 @@ def check_json(value: Any, what: str) -> Any:
         raise ValueError(f"{what} is not JSON: {exc}") from None
 
 
+def check_batch(batch: list[Any], errors_of: Callable[[Any], list[str]]) -> None:
+    """Refuse the whole batch with 400 `{"error", "invalid": [{"index", "errors"}]}` if any item is invalid."""
+    invalid = [(i, errors) for i, errors in enumerate(map(errors_of, batch)) if errors]
+    if invalid:
+        reason = " | ".join(f"event {i}: {'; '.join(errors)}" for i, errors in invalid)
+        raise Refused(400, reason, {"error": reason, "invalid": [{"index": i, "errors": e} for i, e in invalid]})
+
+
+def summarize(names: Sequence[str]) -> str:
+    """The first names of a batch for its log line."""
+    return ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+
+
 def start_logging(loggers: Iterable[logging.Logger], log_events: bool) -> None:
-    """Log lines on stderr: one per call at INFO when `log_events`, else warnings only."""
+    """Log lines on stderr: one per call when `log_events`, else only the refused calls (warnings)."""
     if not logging.getLogger().handlers:
         logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(message)s")
     for logger in loggers:
@@ -383,7 +400,7 @@ def check_player_config(config: Any) -> dict[str, Any]:
     if not isinstance(config, Mapping):
         raise ValueError("a player config must be a JSON object such as "
                          '{"playerStatus": {"isPayer": {"value": true, "defaultValue": false, "expiredAt": null}}}')
-    copy = check_json(config, "the player config")
+    copy: dict[str, Any] = check_json(config, "the player config")
     status = copy.get("playerStatus", {})
     if not isinstance(status, dict):
         raise ValueError("playerStatus must be an object of status entries")
@@ -400,7 +417,7 @@ def login_timestamp(value: str) -> int:
     try:
         if not _LOGIN_TIMESTAMP.fullmatch(value):
             raise ValueError(value)
-        moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
         raise Refused(400, f"timestamp must be UTC as YYYY-MM-DDThh:mm:ssZ, not {value!r}") from None
     return int(moment.timestamp())
@@ -533,7 +550,8 @@ class GameRampSandbox(JsonApiSandbox):
         """The config `device_id` gets (None: the default)."""
         with self._lock:
             config = self._device_configs.get(device_id, self._default_config) if device_id else self._default_config
-            return json.loads(json.dumps(config))
+            copy: dict[str, Any] = json.loads(json.dumps(config))  # the caller may change its copy
+            return copy
 
     def set_clock_offset(self, seconds: int) -> None:
         """Shift the sandbox clock by `seconds`: the time window, token expiry and the `Date` header follow."""
@@ -676,7 +694,7 @@ class GameRampSandbox(JsonApiSandbox):
                   "gameId": grant.game_id, "typ": kind, "iat": int(now), "jti": secrets.token_hex(12)}
         if grant.expires_at is not None:
             claims["exp"] = int(grant.expires_at)
-        signing_input = f"{_JWT_HEADER}.{_b64url(json.dumps(claims, separators=(",", ":")).encode())}"
+        signing_input = _JWT_HEADER + "." + _b64url(json.dumps(claims, separators=(",", ":")).encode())
         signature = hmac.new(self._token_key, signing_input.encode(), hashlib.sha256).digest()
         return f"{signing_input}.{_b64url(signature)}"
 
@@ -708,10 +726,7 @@ class GameRampSandbox(JsonApiSandbox):
         if not isinstance(batch, list):
             raise Refused(400, "the body must be a JSON array of {eventType, timestamp, payload, metadata}")
         call["count"] = len(batch)
-        invalid = [{"index": i, "errors": errors} for i, errors in enumerate(map(_event_errors, batch)) if errors]
-        if invalid:
-            reason = "; ".join(f"event {item['index']}: {', '.join(item['errors'])}" for item in invalid)
-            raise Refused(400, reason, {"error": reason, "invalid": invalid})
+        check_batch(batch, _event_errors)
         received_at = time.time()
         with self._lock:
             for event in batch:
@@ -719,8 +734,7 @@ class GameRampSandbox(JsonApiSandbox):
                                      "tenant_id": grant.tenant_id, "game_id": grant.game_id,
                                      "device_id": grant.device_id, "user_id": grant.user_id, "event": event})
             self._accepted_events += len(batch)
-        call["summary"] = ", ".join(str(event["eventType"]) for event in batch[:10]) + \
-            (f" and {len(batch) - 10} more" if len(batch) > 10 else "")
+        call["summary"] = summarize([event["eventType"] for event in batch])
         return Response.json(200, {"accepted": len(batch)})
 
     # -- admin routes ----------------------------------------------------------------------------------
@@ -773,7 +787,8 @@ def serve(host: str = "127.0.0.1", port: int = 0, *, tenants: Mapping[str, str] 
           expires_in: int = DEFAULT_EXPIRES_IN, player_configs: Mapping[str, Any] | None = None,
           log_events: bool = True) -> None:
     """Run the sandbox until SIGINT or SIGTERM; prints `GameRamp sandbox listening on <url>` and the
-    development credentials on stdout, and one log line per call on stderr unless `log_events` is False.
+    development credentials on stdout, and one log line per call on stderr (if `log_events` is False,
+    only per refused call).
     `player_configs` is `{"default"?: config, "devices"?: {device_id: config}}`."""
     serve_sandbox(build(tenants, expires_in, player_configs), host, port, log_events)
 
@@ -806,7 +821,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--expires-in", type=int, default=DEFAULT_EXPIRES_IN, help="access token lifetime, s")
     parser.add_argument("--player-configs", type=Path, metavar="FILE.json",
                         help='{"default": config, "devices": {"<deviceId>": config}}')
-    parser.add_argument("--quiet", action="store_true", help="do not log every call")
+    parser.add_argument("--quiet", action="store_true", help="log only the refused calls")
     args = parser.parse_args(argv)
     tenants: dict[str, str] = {}
     for item in args.tenant:
