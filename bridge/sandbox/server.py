@@ -103,6 +103,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_DELETE = do_GET
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header; from the emulator's clock when it keeps one (`now()`), so a shifted sandbox clock
+        shows in every answer, faults included."""
+        clock = getattr(self.server.emulator, "now", None)
+        return super().date_time_string(clock() if timestamp is None and callable(clock) else timestamp)
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
