@@ -81,14 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--json", action="store_true", help="one JSON object per dead letter")
     dead.set_defaults(func=cmd_dead_letters)
 
-    sandbox = sub.add_parser("sandbox", help="run a local GameAnalytics collector to try events against",
-                             description="A local HTTP server that behaves like the GameAnalytics collector: "
-                                         "checks signatures, validates every event and logs each one accepted "
-                                         "or rejected with the reason. Point a provider's endpoint at it.")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=0, help="0 picks a free port (printed at start)")
-    sandbox.add_argument("--configs", type=Path, metavar="FILE.json", help="remote configs to serve")
-    sandbox.add_argument("--quiet", action="store_true", help="do not log every event")
+    sandbox = sub.add_parser("sandbox", add_help=False,
+                             help="run local GameAnalytics, GameRamp and staq emulators to try events against",
+                             description="Local HTTP servers that behave like the providers: they check "
+                                         "signatures and every event, log each call accepted or refused with the "
+                                         "reason, and take faults on command. Point a provider's endpoint at one. "
+                                         "Options: engine-bridge sandbox --help.")
     sandbox.set_defaults(func=cmd_sandbox)
 
     demo = sub.add_parser("demo", help="run the daemon with a scripted sample game and show it working")
@@ -108,7 +106,12 @@ def _endpoint_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "sandbox":
+        args.options = rest  # the sandbox parses its own options
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
@@ -246,11 +249,9 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from .sandbox.gameanalytics import serve
+    from .sandbox.run import main as sandbox_main
 
-    configs = json.loads(args.configs.read_text()) if args.configs else None
-    serve(args.host, args.port, remote_configs=configs, log_events=not args.quiet)
-    return 0
+    return sandbox_main(args.options)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

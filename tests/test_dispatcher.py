@@ -8,7 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.gasandbox import provider_table, start_sandbox, wait_until
+from tests.sandboxes import provider_table, start_sandbox, wait_until
 from tests.harness import REPO, Client, Daemon, make_event
 
 HELLO = {"platform": "linux", "os_version": "linux 6"}

@@ -22,7 +22,7 @@ from bridge.providers.gameanalytics.signing import encode_body, sign
 from bridge.sandbox import ga_rules
 from bridge.sandbox.gameanalytics import SANDBOX_SECRET_KEY, GameAnalyticsSandbox
 from bridge.sandbox.server import SandboxServer
-from tests.gasandbox import ga_daemon, start_sandbox, wait_until
+from tests.sandboxes import ga_daemon, start_sandbox, wait_until
 from tests.harness import Client, Daemon, make_event
 
 HELLO = {"platform": "windows", "os_version": "windows 10", "device": "pc", "manufacturer": "acme"}

@@ -1,0 +1,224 @@
+"""The staq provider against the local staq sandbox: device auth, custom events, purchases end to end."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from bridge.client import recv_publication, subscribe
+from bridge.providers.staq import google_play_signature_ok, load_public_key, ms_date, parse_ms_date, staq_json
+from bridge.sandbox.server import SandboxServer
+from bridge.sandbox.staq import StaqSandbox
+from tests.harness import Client, Daemon, make_event
+from tests.sandboxes import provider_table, start_sandbox, wait_until
+
+HELLO = {"platform": "android", "os_version": "android 14", "device": "pixel", "manufacturer": "google"}
+
+
+@pytest.fixture
+def sandbox() -> Iterator[tuple[StaqSandbox, SandboxServer]]:
+    sb, server = start_sandbox("staq")
+    yield sb, server
+    server.stop()
+
+
+def staq_daemon(workdir: Path, url: str, **overrides: object) -> Daemon:
+    return Daemon(workdir, config=provider_table("staq", url, kind="staq", **overrides))
+
+
+def client_events(sb: StaqSandbox) -> list[dict]:
+    return [e for e in sb.events() if not str(e.get("event", "")).startswith("server_")]
+
+
+def purchase(store: str = "apple", receipt: str | None = None, **fields: object) -> dict:
+    msg = {"type": "purchase", "id": uuid.uuid4().hex, "store": store,
+           "receipt": receipt or base64.b64encode(uuid.uuid4().bytes).decode(), "price_usd": 4.99}
+    msg.update(fields)
+    return msg
+
+
+# --- the date form ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ms,offset,text", [(1330848000000, -480, "/Date(1330848000000-0800)/"),
+                                            (0, 0, "/Date(0+0000)/"), (1795600000123, 330, "/Date(1795600000123+0530)/")])
+def test_date_form_round_trips(ms: int, offset: int, text: str) -> None:
+    assert ms_date(ms, offset) == text
+    assert parse_ms_date(text) == ms
+    assert parse_ms_date(text.replace("/", "\\/")) == ms  # as the JSON text shows it
+    assert staq_json({"t": text}) == ('{"t":"' + text.replace("/", "\\/") + '"}').encode()
+    assert json.loads(staq_json({"t": text})) == {"t": text}
+
+
+def test_bad_dates_are_refused() -> None:
+    for bad in ("/Date(abc)/", "Date(1)", "/Date(1+08)/"):
+        with pytest.raises(ValueError):
+            parse_ms_date(bad)
+
+
+# --- events ----------------------------------------------------------------------------------------------
+
+def test_custom_events_delivered_and_their_ids_kept(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress, device_id="dev-s") as c:
+        c.hello(**HELLO)
+        c.request({"type": "session_start"})
+        sent = [make_event("custom", name=f"quest_{i}", value=i, zone="north") for i in range(5)]
+        c.request({"type": "events", "events": sent})
+        got = wait_until(lambda: len(client_events(sb)) == 5 and client_events(sb), what="5 staq events")
+    assert [e["event"] for e in got] == [f"quest_{i}" for i in range(5)]
+    assert [e["value"] for e in got] == list(range(5))
+    assert got[0]["metadata"] == {"zone": "north", "step": 3}  # the other fields ride in metadata
+    assert [parse_ms_date(e["timestamp"]) for e in got] == [e["ts"] for e in sent]
+    with sqlite3.connect(daemon.db_path) as db:
+        refs = [r[0] for r in db.execute("SELECT ref FROM provider_refs WHERE provider = 'staq' ORDER BY event_pk")]
+    assert refs == [e["id"] for e in got] and len(set(refs)) == 5
+
+
+def test_device_authorized_once_per_session(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress, device_id="dev-a") as c:
+        c.hello(**HELLO)
+        sids = []
+        for session in range(2):
+            c.request({"type": "session_start"})
+            for k in range(3):
+                c.request({"type": "event", "event": make_event("custom", name=f"s{session}e{k}")})
+                time.sleep(0.15)
+            wait_until(lambda: len(client_events(sb)) == 3 * (session + 1), what="the session's events")
+            sids.append({e["sid"] for e in client_events(sb)[-3:]})
+    auths = sb.calls("auth")
+    assert len(auths) == 2  # one per session, not one per batch
+    assert len(sids[0]) == len(sids[1]) == 1 and sids[0] != sids[1]
+    assert len({e["uid"] for e in client_events(sb)}) == 1  # the same device keeps its uid
+
+
+def test_outage_then_recovery_loses_nothing_and_doubles_nothing(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    sb.faults.fail("events", status=503, count=3)
+    sb.faults.drop("events", count=1)
+    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        for k in range(3):
+            c.request({"type": "events", "events": [make_event("custom", name=f"o{k}_{i}") for i in range(20)]})
+        wait_until(lambda: len(client_events(sb)) >= 60, 20, what="everything after the outage")
+        time.sleep(0.5)
+        stats = c.request({"type": "stats"})["providers"]["staq"]
+    names = [e["event"] for e in client_events(sb)]
+    assert len(names) == len(set(names)) == 60
+    assert stats["queued"] == 0 and stats["dead_lettered"] == 0
+
+
+def test_wrong_app_secret_pauses_and_keeps_events(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    with staq_daemon(tmp_path, server.url, app_secret="wrong") as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        c.request({"type": "event", "event": make_event("custom")})
+        stats = wait_until(lambda: (s := c.request({"type": "stats"})["providers"]["staq"]).get("paused") and s,
+                           what="the pause")
+    assert "app_secret" in stats["paused"] and stats["queued"] >= 1
+    assert not client_events(sb)
+
+
+# --- purchases -------------------------------------------------------------------------------------------
+
+def test_purchase_verified_while_connected_and_duplicates_told(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    good = base64.b64encode(b"receipt-good").decode()
+    bad = base64.b64encode(b"receipt-bad").decode()
+    sb.register_receipt(good, valid=True)
+    sb.register_receipt(bad, valid=False)
+    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress, device_id="buyer") as c:
+        c.hello(**HELLO)
+        first = c.request(purchase(receipt=good))
+        assert (first["type"], first["state"], first["is_valid"], first["is_duplicate"]) == \
+            ("purchase", "verified", True, False)
+        again = c.request(purchase(receipt=good))
+        assert (again["is_valid"], again["is_duplicate"]) == (True, True)
+        refused = c.request(purchase(receipt=bad))
+        assert refused["is_valid"] is False
+        resend = c.request({**purchase(receipt=good), "id": first["id"]})  # a lost reply: same purchase
+        assert (resend["state"], resend["is_duplicate"]) == ("verified", False)
+        sub = subscribe(daemon.publish, "purchase/buyer")
+        try:
+            topic = wait_until(lambda: recv_publication(sub, 100), what="the verdicts topic")
+        finally:
+            sub.close(0)
+    assert set(topic["values"]) == {first["id"], again["id"], refused["id"]}
+    assert topic["values"][first["id"]]["is_valid"] is True
+    assert len(sb.purchases()) == 3  # the resend was answered from the store
+
+
+def test_purchase_made_offline_is_verified_later_and_reaches_the_returning_client(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    receipt = base64.b64encode(b"offline-receipt").decode()
+    sb.register_receipt(receipt, valid=True)
+    sb.faults.fail("iap_apple", status=503, count=None)
+    daemon = staq_daemon(tmp_path, server.url).start()
+    with Client(daemon.ingress, device_id="traveller", timeout_ms=10_000) as c:
+        c.hello(**HELLO)
+        reply = c.request(purchase(receipt=receipt))
+    assert reply["state"] == "pending" and reply["is_valid"] is None
+    daemon.kill()  # the game and the daemon go away before any verdict
+    sb.faults.clear()
+    daemon.start()
+    sub = subscribe(daemon.publish, "purchase/traveller")  # the client comes back
+    try:
+        topic = wait_until(lambda: recv_publication(sub, 100), 15, what="the verdict after the restart")
+    finally:
+        sub.close(0)
+        daemon.stop()
+    assert topic["values"][reply["id"]]["is_valid"] is True
+
+
+def test_forged_google_play_receipt_is_refused_without_a_network_call(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = base64.b64encode(key.public_key().public_bytes(serialization.Encoding.DER,
+                                                             serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    data = json.dumps({"orderId": "GPA.1234", "productId": "gems_100"}).encode()
+    receipt = base64.b64encode(data).decode()
+    signature = base64.b64encode(key.sign(data, padding.PKCS1v15(), hashes.SHA1())).decode()
+    assert google_play_signature_ok(load_public_key(public), receipt, signature)
+    sb.register_receipt(receipt, valid=True)
+    forged = base64.b64encode(b"\0" * 256).decode()
+    with staq_daemon(tmp_path, server.url, google_play_public_key=public) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        honest = c.request(purchase("googleplay", receipt, signature=signature))
+        fake = c.request(purchase("googleplay", receipt, signature=forged))
+        stats = c.request({"type": "stats"})["providers"]["staq"]
+    assert honest["is_valid"] is True
+    assert fake["is_valid"] is False and "forged" in fake["reason"]
+    assert len(sb.purchases()) == 1 and stats["forged_receipts"] == 1
+
+
+@pytest.mark.parametrize("fields,code,field", [
+    ({"receipt": None}, "missing_field", "receipt"),
+    ({"store": "steam"}, "invalid_value", "store"),
+    ({"price_usd": "4.99"}, "wrong_type", "price_usd"),
+    ({"price_usd": float("nan")}, "invalid_value", "price_usd"),
+    ({"receipt": "r" * 65537}, "invalid_value", "receipt"),
+    ({"store": "googleplay"}, "missing_field", "signature"),
+    ({"id": "has space"}, "invalid_value", "id"),
+])
+def test_bad_purchases_get_a_clear_error_and_nothing_is_stored(tmp_path: Path, sandbox, fields: dict, code: str,
+                                                               field: str) -> None:
+    _, server = sandbox
+    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        msg = purchase(**fields)
+        if fields.get("receipt", "") is None:
+            del msg["receipt"]
+        reply = c.request(msg)
+        assert c.request({"type": "ping"})["type"] == "pong"
+    assert (reply["code"], reply["field"]) == (code, field)
+    with sqlite3.connect(daemon.db_path) as db:
+        assert db.execute("SELECT count(*) FROM purchases").fetchone()[0] == 0
