@@ -222,3 +222,19 @@ def test_bad_purchases_get_a_clear_error_and_nothing_is_stored(tmp_path: Path, s
     assert (reply["code"], reply["field"]) == (code, field)
     with sqlite3.connect(daemon.db_path) as db:
         assert db.execute("SELECT count(*) FROM purchases").fetchone()[0] == 0
+
+
+def test_answers_that_are_not_json_are_logged_and_retried_never_a_crash(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    receipt = base64.b64encode(b"garbled-answer").decode()
+    sb.register_receipt(receipt, valid=True)
+    sb.faults.fail("iap_apple", status=502, body="<html>gateway hiccup</html>", count=2)
+    sb.faults.fail("events", status=502, body="not json either", count=1)
+    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress, timeout_ms=10_000) as c:
+        c.hello(**HELLO)
+        c.request({"type": "event", "event": make_event("custom", name="after_garbage")})
+        reply = c.request(purchase(receipt=receipt))
+        wait_until(lambda: client_events(sb), what="the event after a 502 with a non-JSON body")
+        assert c.request({"type": "ping"})["type"] == "pong"
+    assert reply["state"] == "verified" and reply["is_valid"] is True  # retried past the two garbled answers
+    assert "without isValid" in daemon.log() and "request" in daemon.log()
