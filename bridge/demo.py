@@ -21,8 +21,11 @@ from typing import Any
 
 from .client import Client, NoReply, recv_publication, subscribe
 from .protocol import CATEGORIES
+from .sandbox import gameramp, staq
 from .sandbox.gameanalytics import SANDBOX_GAME_KEY, SANDBOX_SECRET_KEY, GameAnalyticsSandbox
+from .sandbox.gameramp import GameRampSandbox
 from .sandbox.server import SandboxServer
+from .sandbox.staq import StaqSandbox
 
 DEADLINE_S = 45.0
 BATCH = 50
@@ -42,17 +45,55 @@ SAMPLE_FIELDS: dict[str, Any] = {
 }
 
 
-def config_text(difficulty: str, sandbox_url: str) -> str:
-    return f"""[configs]
+DEVICE = "demo-device"
+RECEIPT = "ZGVtby1yZWNlaXB0LTAwMQ=="  # base64 of a made-up receipt the staq sandbox is told is valid
+PLAYER_CONFIG = {"playerStatus": {"isPayer": {"value": True, "defaultValue": False, "expiredAt": None}},
+                 "storeConfig": {"activeSkus": ["gems_100", "gems_500"]}}
+
+
+@dataclass
+class Sandboxes:
+    """The three local provider emulators the demo's daemon delivers to."""
+
+    gameanalytics: GameAnalyticsSandbox = field(default_factory=GameAnalyticsSandbox)
+    gameramp: GameRampSandbox = field(default_factory=GameRampSandbox)
+    staq: StaqSandbox = field(default_factory=StaqSandbox)
+    servers: dict[str, SandboxServer] = field(default_factory=dict)
+
+    def start(self) -> "Sandboxes":
+        self.gameanalytics.set_remote_configs([{"key": "gravity", "value": "80"}])
+        self.gameramp.set_player_config(PLAYER_CONFIG, device_id=DEVICE)
+        self.staq.register_receipt(RECEIPT, valid=True)
+        for name in ("gameanalytics", "gameramp", "staq"):
+            self.servers[name] = SandboxServer(getattr(self, name)).start()
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+    def config_text(self, difficulty: str) -> str:
+        return f"""[configs]
 difficulty = "{difficulty}"
 max_lives = 3
 
 [providers.gameanalytics]
-endpoint = "{sandbox_url}"
+endpoint = "{self.servers['gameanalytics'].url}"
 game_key = "{SANDBOX_GAME_KEY}"
 secret_key = "{SANDBOX_SECRET_KEY}"
 interval = 0.5
 remote_configs_refresh = 1.0
+
+[providers.gameramp]
+endpoint = "{self.servers['gameramp'].url}"
+api_key = "{gameramp.DEV_API_KEY}"
+api_secret = "{gameramp.DEV_API_SECRET}"
+
+[providers.staq]
+endpoint = "{self.servers['staq'].url}"
+app_id = "{staq.DEFAULT_APP_ID}"
+app_secret = "{staq.DEFAULT_APP_SECRET}"
+interval = 0.5
 """
 
 
@@ -96,6 +137,7 @@ class Game:
     acked: int = 0
     in_flight: dict[int, int] = field(default_factory=dict)
     publications: list[dict[str, Any]] = field(default_factory=list)
+    purchase: dict[str, Any] = field(default_factory=dict)
 
     def saw(self, topic: str, key: str, value: Any) -> bool:
         return any(p["topic"] == topic and p["values"].get(key) == value for p in self.publications)
@@ -109,36 +151,40 @@ def sample_events(total: int) -> list[dict[str, Any]]:
 
 def run_demo(total: int) -> int:
     work = Path(tempfile.mkdtemp(prefix="engine-bridge-demo-"))
-    sandbox = GameAnalyticsSandbox()
-    sandbox.set_remote_configs([{"key": "gravity", "value": "80"}])
-    server = SandboxServer(sandbox).start()
+    sandboxes = Sandboxes().start()
     config = work / "bridge.toml"
-    config.write_text(config_text("normal", server.url))
+    config.write_text(sandboxes.config_text("normal"))
     ingress, publish = _free_endpoint(), _free_endpoint()
     print(f"engine-bridge demo: daemon on {ingress} (configs {publish}), store in {work}")
-    print(f"GameAnalytics sandbox on {server.url}: every event is checked as the collector would")
+    print("local provider sandboxes, checking every request as the real APIs would: " +
+          ", ".join(f"{name} {server.url}" for name, server in sandboxes.servers.items()))
     log = open(work / "daemon.log", "wb")
     daemon = subprocess.Popen([sys.executable, "-m", "bridge", "run", "--config", str(config), "--data-dir",
                                str(work), "--ingress", ingress, "--publish", publish], stdout=log, stderr=log)
     try:
-        return _play(daemon, config, sandbox, server.url, ingress, publish, total, work)
+        return _play(daemon, config, sandboxes, ingress, publish, total, work)
     finally:
         if daemon.poll() is None:
             daemon.kill()
         log.close()
-        server.stop()
+        sandboxes.stop()
 
 
-def _play(daemon: subprocess.Popen[bytes], config: Path, sandbox: GameAnalyticsSandbox, sandbox_url: str,
-          ingress: str, publish: str, total: int, work: Path) -> int:
+def _play(daemon: subprocess.Popen[bytes], config: Path, sandboxes: Sandboxes, ingress: str, publish: str,
+          total: int, work: Path) -> int:
     started = time.monotonic()
-    game = Game(Client(ingress, timeout_ms=10_000, device_id="demo-device"), subscribe(publish, "config/"))
+    sandbox = sandboxes.gameanalytics
+    game = Game(Client(ingress, timeout_ms=10_000, device_id=DEVICE), subscribe(publish, "config/"))
     progress = Progress()
     try:
         welcome = _wait_welcome(game.client, daemon, work)
         progress.say(f"connected: protocol {welcome['protocol']}, daemon {welcome['daemon_version']}")
         session = game.client.request({"type": "session_start"})
         progress.say(f"session {session['session_num']} started: {session['session_id']}")
+        game.purchase = game.client.request({"type": "purchase", "id": "demo-purchase-1", "store": "apple",
+                                             "receipt": RECEIPT, "price_usd": 4.99})
+        progress.say(f"purchase {game.purchase['id']}: {game.purchase['state']}, valid {game.purchase['is_valid']}, "
+                     f"duplicate {game.purchase['is_duplicate']} ({game.purchase['reason']})")
         events = sample_events(total)
         changed = False
         while (game.acked < total or game.in_flight) and time.monotonic() - started < DEADLINE_S:
@@ -146,7 +192,7 @@ def _play(daemon: subprocess.Popen[bytes], config: Path, sandbox: GameAnalyticsS
             _read_configs(game, progress)
             if not changed and game.acked >= total // 2:
                 changed = True
-                config.write_text(config_text("hard", sandbox_url))
+                config.write_text(sandboxes.config_text("hard"))
                 daemon.send_signal(signal.SIGHUP)
                 sandbox.set_remote_configs([{"key": "gravity", "value": "60"}])
                 progress.say("changed: difficulty = hard (config file), gravity = 60 (GameAnalytics remote config)")
@@ -163,7 +209,7 @@ def _play(daemon: subprocess.Popen[bytes], config: Path, sandbox: GameAnalyticsS
     stop_at = time.monotonic()
     daemon.send_signal(signal.SIGTERM)
     code = daemon.wait(10)
-    return _summary(game, stats, sandbox, total, took, time.monotonic() - stop_at, code, work)
+    return _summary(game, stats, sandboxes, total, took, time.monotonic() - stop_at, code, work)
 
 
 def _send_window(game: Game, events: list[dict[str, Any]], started: float) -> None:
@@ -197,7 +243,8 @@ def _wait_delivered(game: Game, progress: Progress, sandbox: GameAnalyticsSandbo
         stats = game.client.request({"type": "stats"})
         ga = stats["providers"].get("gameanalytics", {})
         done = ga.get("queued", 1) == 0 and ga.get("in_flight", 1) == 0
-        configs = game.saw("config/local", "difficulty", "hard") and game.saw("config/gameanalytics", "gravity", "60")
+        configs = (game.saw("config/local", "difficulty", "hard") and game.saw("config/gameanalytics", "gravity", "60")
+                   and game.saw(f"config/gameramp/{DEVICE}", "isPayer", True))
         if (done and configs) or time.monotonic() > deadline:
             return stats
         progress.show(f"waiting for deliveries: {len(sandbox.accepted())} at GameAnalytics, "
@@ -205,25 +252,33 @@ def _wait_delivered(game: Game, progress: Progress, sandbox: GameAnalyticsSandbo
         time.sleep(0.2)
 
 
-def _summary(game: Game, stats: dict[str, Any], sandbox: GameAnalyticsSandbox, total: int, took: float,
+def _summary(game: Game, stats: dict[str, Any], sandboxes: Sandboxes, total: int, took: float,
              stop_took: float, code: int, work: Path) -> int:
-    ga = stats["providers"].get("gameanalytics", {})
-    counts = sandbox.counts()
+    providers = stats["providers"]
+    ga, sq = providers.get("gameanalytics", {}), providers.get("staq", {})
+    counts = sandboxes.gameanalytics.counts()
     local_ok = game.saw("config/local", "difficulty", "hard")
     remote_ok = game.saw("config/gameanalytics", "gravity", "60")
-    routed = total - total // len(CATEGORIES)  # custom events have no GameAnalytics category
+    player_ok = game.saw(f"config/gameramp/{DEVICE}", "isPayer", True)
+    purchase_ok = game.purchase.get("state") == "verified" and game.purchase.get("is_valid") is True
+    custom = total // len(CATEGORIES)  # every seventh sample event is custom: staq's, not a GameAnalytics category
+    staq_events = [e for e in sandboxes.staq.events() if not str(e.get("event", "")).startswith("server_")]
     print("\nsummary")
     print(f"  events sent            {game.sent}")
     print(f"  acknowledged           {game.acked}")
     print(f"  stored by the daemon   {stats['stored']} ({stats['store']['events']} rows with session markers)")
     print(f"  delivered to GA        {ga.get('delivered', 0)} (the sandbox accepted {counts['accepted']}, "
-          f"rejected {counts['rejected']}; custom events are not a GameAnalytics category)")
-    print(f"  dead letters           {ga.get('dead_lettered', 0)}")
+          f"rejected {counts['rejected']})")
+    print(f"  delivered to staq      {len(staq_events)} custom events ({sq.get('delivered', 0)} with the session start)")
+    print(f"  dead letters           {ga.get('dead_lettered', 0) + sq.get('dead_lettered', 0)}")
+    print(f"  purchase               {'verified valid by staq' if purchase_ok else 'NOT VERIFIED'}")
     print(f"  configs received       {len(game.publications)} (local change {'arrived' if local_ok else 'MISSING'}, "
-          f"remote config change {'arrived' if remote_ok else 'MISSING'})")
+          f"remote config change {'arrived' if remote_ok else 'MISSING'}, GameRamp player config "
+          f"{'arrived' if player_ok else 'MISSING'})")
     print(f"  took                   {took:.1f} s; daemon stopped in {stop_took:.2f} s with exit code {code}")
-    ok = (game.acked == game.sent == total and stats["stored"] == total and local_ok and remote_ok
-          and counts["rejected"] == 0 and counts["accepted"] >= routed and code == 0)
+    ok = (game.acked == game.sent == total and stats["stored"] == total and local_ok and remote_ok and player_ok
+          and purchase_ok and counts["rejected"] == 0 and counts["accepted"] >= total - custom
+          and len(staq_events) == custom and code == 0)
     print("demo OK" if ok else "demo FAILED: see " + str(work / "daemon.log"))
     return 0 if ok else 1
 

@@ -17,5 +17,7 @@ def test_demo_runs_to_a_correct_summary() -> None:
     figures = {m[1]: int(m[2]) for m in re.finditer(r"^  (events sent|acknowledged|delivered to GA) +(\d+)",
                                                      out.stdout, re.M)}
     assert figures == {"events sent": 1400, "acknowledged": 1400, "delivered to GA": 1200 + 2}
-    assert "local change arrived, remote config change arrived" in out.stdout
+    assert "local change arrived, remote config change arrived, GameRamp player config arrived" in out.stdout
+    assert "purchase               verified valid by staq" in out.stdout
+    assert "delivered to staq      200 custom events" in out.stdout
     assert out.stdout.rstrip().endswith("demo OK")
