@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge.sandbox.api import key_pairs, not_json, query_int, required_field
 from bridge.sandbox.faults import Fault, FaultPlan
 from bridge.sandbox.ga_rules import Error, validate_event, validate_init, validate_remote_configs_init
 from bridge.sandbox.server import DROP, Request, Response, SandboxServer, serve_until_signalled
@@ -445,7 +446,7 @@ class GameAnalyticsSandbox:
         elif encoding != "identity":
             raise _refuse(400, f"unsupported Content-Encoding {encoding!r} (use gzip or none)")
         try:
-            return json.loads(body, parse_constant=_not_json)
+            return json.loads(body, parse_constant=not_json)
         except ValueError as exc:
             raise _refuse(400, f"body is not valid JSON: {exc}") from None
 
@@ -534,8 +535,8 @@ class GameAnalyticsSandbox:
     def _admin_action(self, action: tuple[str, str], query: Mapping[str, str], body: dict[str, Any]) -> Response:
         if action in (("GET", "events"), ("GET", "rejected")):
             records = self._accepted if action[1] == "events" else self._rejected
-            since = _query_int(query, "since", 0, 0)
-            limit = _query_int(query, "limit", DEFAULT_PAGE, 1)
+            since = query_int(query, "since", 0, 0)
+            limit = query_int(query, "limit", DEFAULT_PAGE, 1)
             items, next_index = self._select(records, query.get("game_key"), query.get("category"), since, limit)
             return Response.json(200, {action[1]: items, "next": next_index})
         if action == ("GET", "counts"):
@@ -557,13 +558,13 @@ class GameAnalyticsSandbox:
         if action == ("GET", "games"):
             return Response.json(200, {"games": self.games()})
         if action == ("PUT", "games"):
-            self.register_game(_field(body, "game_key"), _field(body, "secret_key"))
+            self.register_game(required_field(body, "game_key"), required_field(body, "secret_key"))
             return Response.json(201, {"games": self.games()})
         if action == ("PUT", "enabled"):
-            self.set_enabled(_field(body, "enabled"), body.get("game_key", SANDBOX_GAME_KEY))
+            self.set_enabled(required_field(body, "enabled"), body.get("game_key", SANDBOX_GAME_KEY))
             return Response.json(200, {"games": self.games()})
         if action == ("PUT", "clock"):
-            self.set_clock_offset(_field(body, "offset_seconds"))
+            self.set_clock_offset(required_field(body, "offset_seconds"))
             return Response.json(200, {"offset_seconds": self._clock_offset, "server_ts": self.server_ts()})
         if action == ("POST", "reset"):
             self.reset()
@@ -617,9 +618,6 @@ def _gunzip(body: bytes) -> bytes:
     return b"".join(out)
 
 
-def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not a JSON value")
-
 
 def _check_body(errors: list[Error]) -> None:
     if errors:
@@ -644,20 +642,6 @@ def _event_label(event: Any) -> str:
     return str(label)[:200]
 
 
-def _field(body: Mapping[str, Any], name: str) -> Any:
-    """A required field of an admin body."""
-    if name not in body:
-        raise ValueError(f"the body needs {name!r}")
-    return body[name]
-
-
-def _query_int(query: Mapping[str, str], name: str, default: int, lowest: int) -> int:
-    text = query.get(name)
-    if text is None:
-        return default
-    if not (text.isascii() and text.isdigit()) or int(text) < lowest:
-        raise ValueError(f"{name} must be an integer >= {lowest}, not {text!r}")
-    return int(text)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -701,12 +685,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", type=int, default=DEFAULT_KEEP, help="records kept per list")
     parser.add_argument("--quiet", action="store_true", help="do not log every event")
     args = parser.parse_args(argv)
-    games: dict[str, str] = {}
-    for item in args.game:
-        game_key, sep, secret_key = item.partition(":")
-        if not sep:
-            parser.error(f"--game wants GAME_KEY:SECRET_KEY, not {item!r}")
-        games[game_key] = secret_key
+    games = key_pairs(parser, args.game, "--game")
     try:
         remote_configs = json.loads(args.configs.read_text()) if args.configs else None
         serve(args.host, args.port, games=games, remote_configs=remote_configs, log_events=not args.quiet,

@@ -73,14 +73,15 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 from urllib.parse import unquote
 
-from bridge.sandbox.gameanalytics import _field
-from bridge.sandbox.gameramp import (
+from bridge.sandbox.api import (
     DEFAULT_KEEP,
     Journal,
     JsonApiSandbox,
     Refused,
     Route,
     check_batch,
+    key_pairs,
+    required_field,
     serve_sandbox,
     string_field,
     summarize,
@@ -135,7 +136,7 @@ def _event_errors(event: Any) -> list[str]:
     return errors
 
 
-def _base64_field(body: Mapping[str, Any], name: str) -> str:
+def _base64required_field(body: Mapping[str, Any], name: str) -> str:
     value = string_field(body, name)
     try:
         base64.b64decode(value, validate=True)
@@ -381,8 +382,8 @@ class StaqSandbox(JsonApiSandbox):
         required = ("sid", "receipt", "priceUsd", "status", *(("signature",) if store == "googleplay" else ()))
         body = self.json_object(request, required, ("comment", "metadata"))
         self._check_sid(body, session)
-        receipt = _base64_field(body, "receipt")
-        signature = _base64_field(body, "signature") if store == "googleplay" else None
+        receipt = _base64required_field(body, "receipt")
+        signature = _base64required_field(body, "signature") if store == "googleplay" else None
         price = body["priceUsd"]
         if type(price) not in (int, float) or not math.isfinite(price) or price < 0:
             raise Refused(400, f"priceUsd must be a number of dollars >= 0, such as 9.99, not {price!r}")
@@ -433,12 +434,12 @@ class StaqSandbox(JsonApiSandbox):
         if (method, name) == ("GET", "apps"):
             return Response.json(200, {"apps": self.apps()})
         if (method, name) == ("PUT", "apps"):
-            self.register_app(_field(body, "app_id"), _field(body, "app_secret"))
+            self.register_app(required_field(body, "app_id"), required_field(body, "app_secret"))
             return Response.json(201, {"apps": self.apps()})
         if (method, name) == ("GET", "receipts"):
             return Response.json(200, {"receipts": self.receipts()})
         if (method, name) == ("PUT", "receipts"):
-            self.register_receipt(_field(body, "receipt"), _field(body, "valid"))
+            self.register_receipt(required_field(body, "receipt"), required_field(body, "valid"))
             return Response.json(201, {"receipts": self.receipts()})
         if (method, name) == ("GET", "settings"):
             return Response.json(200, self.settings())
@@ -487,12 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="how answers spell the duplicate flag")
     parser.add_argument("--quiet", action="store_true", help="log only the refused calls")
     args = parser.parse_args(argv)
-    apps: dict[str, str] = {}
-    for item in args.app:
-        app_id, sep, app_secret = item.partition(":")
-        if not sep:
-            parser.error(f"--app wants APP_ID:APP_SECRET, not {item!r}")
-        apps[app_id] = app_secret
+    apps = key_pairs(parser, args.app, "--app")
     receipts = {**dict.fromkeys(args.valid_receipt, True), **dict.fromkeys(args.invalid_receipt, False)}
     try:
         serve(args.host, args.port, apps=apps, secret_header=args.secret_header, receipts=receipts,

@@ -6,7 +6,6 @@ import base64
 import gzip
 import hashlib
 import hmac
-import json
 import shutil
 import subprocess
 import time
@@ -23,7 +22,7 @@ from bridge.sandbox import ga_rules
 from bridge.sandbox.gameanalytics import SANDBOX_SECRET_KEY, GameAnalyticsSandbox
 from bridge.sandbox.server import SandboxServer
 from tests.sandboxes import ga_daemon, start_sandbox, wait_until
-from tests.harness import Client, Daemon, make_event
+from tests.harness import Client, make_event
 
 HELLO = {"platform": "windows", "os_version": "windows 10", "device": "pc", "manufacturer": "acme"}
 
