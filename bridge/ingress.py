@@ -27,7 +27,7 @@ from .protocol import Code, Hello, ProtocolError, Rejection
 from .publisher import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, Publisher
 from .sessions import SessionBook
 from .stats import Counters
-from .store import Burst, Store, now_ms
+from .store import Burst, EventKey, Store, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class PendingAck:
     """An `ack` that can only be written once the burst has committed."""
 
     rid: int
-    keys: list[tuple[str, str]]
+    keys: list[EventKey]
     rejected: list[Rejection]
     invalid: list[dict[str, Any]]
 
@@ -193,7 +193,7 @@ class Ingress:
             self._error(state, envelope, rid, ProtocolError(Code.INTERNAL, "internal error; nothing was stored"))
 
     def _commit_and_reply(self, conn: Connection, state: BurstState) -> None:
-        inserted: set[tuple[str, str]] = set()
+        inserted: set[EventKey] = set()
         committed = True
         if state.burst:
             try:
@@ -205,7 +205,7 @@ class Ingress:
                 self.counters.note_error(Code.UNAVAILABLE, reason)
                 self.book = SessionBook(self.store, state.now)  # forget sessions that never reached the store
                 self._last_stamp = state.now
-        claimed: set[tuple[str, str]] = set()
+        claimed: set[EventKey] = set()
         for item in state.out:
             if item.durable and not committed:
                 rid = _reply_rid(item.reply)
@@ -226,8 +226,8 @@ class Ingress:
         if conn.in_transaction():
             conn.rollback()  # end the read transaction of stats/flush so the next burst can begin
 
-    def _ack(self, state: BurstState, pending: PendingAck, inserted: set[tuple[str, str]],
-             claimed: set[tuple[str, str]]) -> dict[str, Any]:
+    def _ack(self, state: BurstState, pending: PendingAck, inserted: set[EventKey],
+             claimed: set[EventKey]) -> dict[str, Any]:
         stored = 0
         for key in pending.keys:
             if key in inserted and key not in claimed:
@@ -279,7 +279,7 @@ class Ingress:
             session = self.book.ensure(state.burst, hello.device_id, user_id, hello.game_build, state.now)
             rows.append((hello.device_id, ev.id, user_id, session.session_id, ev.category, ev.ts, state.now,
                          hello.game_build, msgpack.packb(ev.fields, use_bin_type=True)))
-            keys.append((hello.device_id, ev.id))
+            keys.append((hello.device_id, ev.ts, ev.id))
         state.out.append(Outgoing(envelope, PendingAck(rid, keys, rejected, invalid), bool(keys)))
 
     def _session_args(self, hello: Hello, msg: dict[str, Any], now: int) -> tuple[str, int]:

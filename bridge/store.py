@@ -2,7 +2,9 @@
 
 SQLite (WAL) by default, any SQLAlchemy URL otherwise, PostgreSQL included. The ingress commits one
 `Burst` per transaction: every event, session change and device seen since the last commit, so that many
-acknowledgements share one commit. Events are deduplicated on (device_id, uid).
+acknowledgements share one commit. Events are deduplicated on (device_id, client_ts, uid): a resent event
+repeats both its id and its time, and a key that starts with the time keeps index inserts near the end of
+the index instead of scattered over it (random ids alone made commits grow with the store).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (BigInteger, Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint,
-                        Connection, Engine, Index, create_engine, event, func, insert, select, update)
+                        Connection, Engine, Index, create_engine, event, func, insert, select, tuple_, update)
 from sqlalchemy.engine import make_url
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # The unique index on random event ids touches pages all over: the writer's larger page cache keeps its
 # commits small (p99 ack latency at 10k events/s: ~10 ms with SQLite's default 2 MB, ~4 ms with this).
 WRITER_CACHE_KIB = 24 * 1024
@@ -71,7 +73,7 @@ events = Table(
     Column("received_at", BigInteger, nullable=False),
     Column("game_build", String(32), nullable=False),
     Column("fields", LargeBinary, nullable=False),  # msgpack map
-    UniqueConstraint("device_id", "uid", name="uq_events_device_uid"),
+    UniqueConstraint("device_id", "client_ts", "uid", name="uq_events_device_ts_uid"),
     sqlite_autoincrement=True,  # pks never reused: delivery cursors rely on a growing pk
 )
 
@@ -153,12 +155,32 @@ EVENT_COLUMNS = ("device_id", "uid", "user_id", "session_id", "category", "clien
 
 # Compiled once per dialect (placeholders differ); the hot path hands rows straight to executemany.
 INSERT_EVENTS_SQL = (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({{marks}}) "
-                     "ON CONFLICT (device_id, uid) DO NOTHING")
+                     "ON CONFLICT (device_id, client_ts, uid) DO NOTHING")
 
 # Upgrades in place: MIGRATIONS[n] takes a store from schema version n to n + 1.
+def _rekey_events(conn: Connection) -> None:
+    """Schema 3: events deduplicated on (device_id, client_ts, uid) instead of (device_id, uid)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE events DROP CONSTRAINT uq_events_device_uid")
+        conn.exec_driver_sql("ALTER TABLE events ADD CONSTRAINT uq_events_device_ts_uid UNIQUE (device_id, client_ts, uid)")
+        return
+    # SQLite cannot drop a table constraint: rebuild the table, keeping its rows and its pk sequence.
+    seq = conn.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = 'events'").scalar() or 0
+    conn.exec_driver_sql("ALTER TABLE events RENAME TO events_v2")
+    events.create(conn)
+    columns = ", ".join(c.name for c in events.c)
+    conn.exec_driver_sql(f"INSERT INTO events ({columns}) SELECT {columns} FROM events_v2")
+    conn.exec_driver_sql("DROP TABLE events_v2")
+    conn.exec_driver_sql("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'events'", (seq,))
+
+
 MIGRATIONS: dict[int, Any] = {
     1: lambda conn: (purchases.create(conn), provider_refs.create(conn)),  # 2: purchase verification
+    2: _rekey_events,  # 3: time-led dedupe key
 }
+
+
+EventKey = tuple[str, int, str]  # (device_id, client_ts, uid): what makes an event the same event
 
 
 class StoreError(Exception):
@@ -261,8 +283,8 @@ class Store:
 
     # --- the ingress's writes -----------------------------------------------------------------------
 
-    def commit_burst(self, conn: Connection, burst: Burst) -> set[tuple[str, str]]:
-        """Write a burst in one transaction; returns the (device_id, uid) of the events that were new.
+    def commit_burst(self, conn: Connection, burst: Burst) -> set[EventKey]:
+        """Write a burst in one transaction; returns the keys (device_id, client_ts, uid) of the new events.
 
         One executemany of INSERT ... ON CONFLICT DO NOTHING. When the driver's row count says every event
         was new (the usual case) that is the answer. Only when some were duplicates are this burst's keys
@@ -281,23 +303,23 @@ class Store:
             if not burst.events:
                 return set()
             written = conn.exec_driver_sql(self._insert_sql, burst.events).rowcount
-            keys = {(row[0], row[1]) for row in burst.events}
+            keys = {(row[0], row[5], row[1]) for row in burst.events}
             if written == len(burst.events):
                 return keys
             return self._written_by(conn, keys, burst.stamp)
 
-    def _written_by(self, conn: Connection, keys: set[tuple[str, str]], stamp: int) -> set[tuple[str, str]]:
+    def _written_by(self, conn: Connection, keys: set[EventKey], stamp: int) -> set[EventKey]:
         """Which of these keys this burst inserted (the rest were already stored)."""
-        by_device: dict[str, list[str]] = {}
-        for device_id, uid in keys:
-            by_device.setdefault(device_id, []).append(uid)
-        new: set[tuple[str, str]] = set()
-        for device_id, uids in by_device.items():
-            for start in range(0, len(uids), 500):
-                rows = conn.execute(select(events.c.uid).where(
-                    events.c.device_id == device_id, events.c.uid.in_(uids[start:start + 500]),
-                    events.c.received_at == stamp))
-                new.update((device_id, uid) for (uid,) in rows)
+        by_device: dict[str, list[tuple[int, str]]] = {}
+        for device_id, client_ts, uid in keys:
+            by_device.setdefault(device_id, []).append((client_ts, uid))
+        new: set[EventKey] = set()
+        for device_id, pairs in by_device.items():
+            for start in range(0, len(pairs), 500):
+                rows = conn.execute(select(events.c.client_ts, events.c.uid).where(
+                    events.c.device_id == device_id, tuple_(events.c.client_ts, events.c.uid).in_(
+                        pairs[start:start + 500]), events.c.received_at == stamp))
+                new.update((device_id, client_ts, uid) for client_ts, uid in rows)
         return new
 
     def _insert_purchase(self, conn: Connection, purchase: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from bridge.store import SCHEMA_VERSION, Store, StoreError, events, meta
 from tests.harness import Client, Daemon, make_event
@@ -50,6 +50,38 @@ def test_version_1_store_is_upgraded_to_purchases(tmp_path: Path) -> None:
     assert {"purchases", "provider_refs"} <= tables
     with store.engine.connect() as conn:
         assert conn.execute(select(events.c.uid)).scalars().all() == ["u"]
+    store.dispose()
+
+
+def test_version_2_events_are_rekeyed_keeping_rows_and_pks(tmp_path: Path) -> None:
+    """Schema 2 deduplicated on (device_id, uid); schema 3 on (device_id, client_ts, uid), rows and pks kept."""
+    from sqlalchemy import inspect
+
+    path = tmp_path / "s.db"
+    store = Store(f"sqlite:///{path}")
+    store.upgrade()
+    store.dispose()
+    with sqlite3.connect(path) as db:  # reshape the events table as schema 2 made it
+        columns = "pk, device_id, uid, user_id, session_id, category, client_ts, received_at, game_build, fields"
+        db.execute("ALTER TABLE events RENAME TO e3")
+        db.execute("CREATE TABLE events (pk INTEGER PRIMARY KEY AUTOINCREMENT, device_id VARCHAR(128) NOT NULL, "
+                   "uid VARCHAR(80) NOT NULL, user_id VARCHAR(128) NOT NULL, session_id VARCHAR(36), category "
+                   "VARCHAR(32) NOT NULL, client_ts BIGINT NOT NULL, received_at BIGINT NOT NULL, game_build "
+                   "VARCHAR(32) NOT NULL, fields BLOB NOT NULL, CONSTRAINT uq_events_device_uid UNIQUE (device_id, uid))")
+        db.execute("DROP TABLE e3")
+        db.executemany(f"INSERT INTO events ({columns}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       [(pk, "d", f"u{pk}", "d", None, "design", pk, 0, "1", b"\x80") for pk in (3, 7, 9)])
+        db.execute("DELETE FROM events WHERE pk = 9")  # the sequence stays at 9
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    store = Store(f"sqlite:///{path}")
+    assert store.upgrade() == SCHEMA_VERSION
+    uniques = inspect(store.engine).get_unique_constraints("events")
+    assert [u["column_names"] for u in uniques] == [["device_id", "client_ts", "uid"]]
+    with store.engine.begin() as conn:
+        assert conn.execute(select(events.c.pk, events.c.uid).order_by(events.c.pk)).all() == [(3, "u3"), (7, "u7")]
+        conn.execute(events.insert().values(device_id="d", uid="new", user_id="d", category="design", client_ts=1,
+                                            received_at=0, game_build="1", fields=b"\x80"))
+        assert conn.execute(select(func.max(events.c.pk))).scalar() == 10  # pks never reused
     store.dispose()
 
 
