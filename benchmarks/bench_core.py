@@ -2,8 +2,8 @@
 
 Prints: events/s acknowledged with one event per message and with batches of 100 (a window of messages in
 flight, load from a separate process); ack latency p50/p99 at a fixed 10,000 events/s; the same figures for
-a bare pyzmq ROUTER that only unpacks, inserts with stdlib sqlite3 executemany (WAL, synchronous=NORMAL, the
-same unique index) and replies; our ratio to it; the daemon's idle CPU over 30 s and its resident memory.
+a bare pyzmq ROUTER that only unpacks, inserts the same rows with stdlib sqlite3 executemany (WAL,
+synchronous=NORMAL, the same columns and unique key) and replies; our ratio to it; the daemon's idle CPU over 30 s and its resident memory.
 Each phase starts after a 2 s settle, for the daemon and the ceiling alike.
 
     python benchmarks/bench_core.py [--quick]
@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import msgpack
@@ -46,8 +47,11 @@ def raw_server(endpoint: str, db_path: str) -> None:
     db = sqlite3.connect(db_path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("CREATE TABLE events (pk INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT, uid TEXT, category "
-               "TEXT, client_ts INTEGER, received_at INTEGER, fields BLOB, UNIQUE (device_id, uid))")
+    # The same rows as the daemon's events table: its columns, its unique key, one session id per device.
+    db.execute("CREATE TABLE events (pk INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT, uid TEXT, user_id TEXT, "
+               "session_id TEXT, category TEXT, client_ts INTEGER, received_at INTEGER, game_build TEXT, "
+               "fields BLOB, UNIQUE (device_id, client_ts, uid))")
+    session_id = str(uuid.uuid4())
     sock = zmq.Context.instance().socket(zmq.ROUTER)
     sock.bind(endpoint)
     print("ready", flush=True)
@@ -62,11 +66,12 @@ def raw_server(endpoint: str, db_path: str) -> None:
             msg = msgpack.unpackb(payload)
             now = int(time.time() * 1000)
             batch = msg.get("events") or ([msg["event"]] if "event" in msg else [])
-            rows += [("bench", e["id"], e["category"], e["ts"], now, msgpack.packb(e["fields"])) for e in batch]
+            rows += [("bench", e["id"], "bench", session_id, e["category"], e["ts"], now, "1",
+                      msgpack.packb(e["fields"])) for e in batch]
             replies.append((ident, {"type": "ack", "rid": msg.get("rid"), "stored": len(batch)}))
         db.execute("BEGIN")
-        db.executemany("INSERT OR IGNORE INTO events (device_id, uid, category, client_ts, received_at, fields) "
-                       "VALUES (?,?,?,?,?,?)", rows)
+        db.executemany("INSERT OR IGNORE INTO events (device_id, uid, user_id, session_id, category, client_ts, "
+                       "received_at, game_build, fields) VALUES (?,?,?,?,?,?,?,?,?)", rows)
         db.execute("COMMIT")
         for ident, reply in replies:
             sock.send_multipart([ident, msgpack.packb(reply)])

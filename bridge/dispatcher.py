@@ -237,15 +237,15 @@ class Dispatcher:
         if self.loop is not None and self.purchase_lane is not None:
             self.loop.call_soon_threadsafe(self.purchase_lane.nudge.set)
 
-    def check(self, category: str, fields: dict[str, Any]) -> list[tuple[str, str]]:
-        """Which providers would refuse these fields, and why: told to the engine in the ack."""
-        problems = []
-        for lane in list(self.lanes.values()):
-            if category in lane.provider.route_categories:
-                rule = lane.provider.check(category, fields)
-                if rule:
-                    problems.append((lane.name, rule))
-        return problems
+    def checkers(self) -> dict[str, list[Provider]]:
+        """Per category, the providers whose rules an event of it must pass: asked by the ingress, so an engine
+        hears in its ack that a provider will refuse an event. Categories no provider checks are absent."""
+        by_category: dict[str, list[Provider]] = {}
+        for lane in self.lanes.values():
+            if type(lane.provider).check is not Provider.check:
+                for category in lane.provider.route_categories:
+                    by_category.setdefault(category, []).append(lane.provider)
+        return by_category
 
     def status(self) -> dict[str, Any]:
         return {name: lane.status() for name, lane in list(self.lanes.items())}

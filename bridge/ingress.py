@@ -30,6 +30,7 @@ from .stats import Counters
 from .store import Burst, EventKey, Store, now_ms
 
 log = logging.getLogger(__name__)
+packb = msgpack.Packer(use_bin_type=True).pack  # one packer for every event's fields, not one per call
 
 MAX_BURST_MESSAGES = 2048
 POLL_MS = 200
@@ -77,6 +78,7 @@ class Ingress:
                  counters: Counters, session_timeout_s: float) -> None:
         self.store = store
         self.dispatcher = dispatcher
+        self.checkers = dispatcher.checkers()
         self.publisher = publisher
         self.counters = counters
         self.session_timeout_ms = int(session_timeout_s * 1000)
@@ -193,7 +195,7 @@ class Ingress:
             self._error(state, envelope, rid, ProtocolError(Code.INTERNAL, "internal error; nothing was stored"))
 
     def _commit_and_reply(self, conn: Connection, state: BurstState) -> None:
-        inserted: set[EventKey] = set()
+        inserted: set[EventKey] | None = None
         committed = True
         if state.burst:
             try:
@@ -226,13 +228,17 @@ class Ingress:
         if conn.in_transaction():
             conn.rollback()  # end the read transaction of stats/flush so the next burst can begin
 
-    def _ack(self, state: BurstState, pending: PendingAck, inserted: set[EventKey],
+    def _ack(self, state: BurstState, pending: PendingAck, inserted: set[EventKey] | None,
              claimed: set[EventKey]) -> dict[str, Any]:
-        stored = 0
-        for key in pending.keys:
-            if key in inserted and key not in claimed:
-                claimed.add(key)
-                stored += 1
+        """stored/duplicates of one request; `inserted` None means the whole burst was new."""
+        if inserted is None:
+            stored = len(pending.keys)
+        else:
+            stored = 0
+            for key in pending.keys:
+                if key in inserted and key not in claimed:
+                    claimed.add(key)
+                    stored += 1
         duplicates = len(pending.keys) - stored
         state.stored += stored
         state.duplicates += duplicates
@@ -271,15 +277,21 @@ class Ingress:
         keys = []
         invalid = []
         rows = state.burst.events
-        check = self.dispatcher.check
+        device_id, build, now = hello.device_id, hello.game_build, state.now
+        sessions: dict[str, str] = {}  # user -> session id, looked up once per request
         for index, ev in good:
-            for provider, rule in check(ev.category, ev.fields):
-                invalid.append({"index": index, "id": ev.id, "provider": provider, "message": rule})
+            for provider in self.checkers.get(ev.category, ()):
+                rule = provider.check(ev.category, ev.fields)
+                if rule:
+                    invalid.append({"index": index, "id": ev.id, "provider": provider.name, "message": rule})
             user_id = ev.user_id or hello.user_id
-            session = self.book.ensure(state.burst, hello.device_id, user_id, hello.game_build, state.now)
-            rows.append((hello.device_id, ev.id, user_id, session.session_id, ev.category, ev.ts, state.now,
-                         hello.game_build, msgpack.packb(ev.fields, use_bin_type=True)))
-            keys.append((hello.device_id, ev.ts, ev.id))
+            session_id = sessions.get(user_id)
+            if session_id is None:
+                session_id = sessions[user_id] = self.book.ensure(state.burst, device_id, user_id, build,
+                                                                  now).session_id
+            rows.append((device_id, ev.id, user_id, session_id, ev.category, ev.ts, now, build,
+                         packb(ev.fields)))
+            keys.append((device_id, ev.ts, ev.id))
         state.out.append(Outgoing(envelope, PendingAck(rid, keys, rejected, invalid), bool(keys)))
 
     def _session_args(self, hello: Hello, msg: dict[str, Any], now: int) -> tuple[str, int]:

@@ -315,31 +315,107 @@ def _check_container(size: int, where: str, depth: int) -> None:
         raise ProtocolError(Code.INVALID_VALUE, f"{where}: {size} entries; the limit is {MAX_FIELDS}", where)
 
 
-def _check_value(value: Any, where: str, depth: int) -> None:
-    """Limits on anything nested inside `fields`: depth, entry counts, string lengths, finite floats."""
-    kind = type(value)
+def _bad_item(item: Any, where: str, depth: int) -> None:
+    """Check one value inside a container; the path is built only when it is needed."""
+    kind = type(item)
     if kind is str:
-        if len(value) > MAX_STRING_CHARS:
-            raise ProtocolError(Code.INVALID_VALUE, f"{where}: string of {len(value)} chars; the limit is "
+        if len(item) > MAX_STRING_CHARS:
+            raise ProtocolError(Code.INVALID_VALUE, f"{where}: string of {len(item)} chars; the limit is "
                                 f"{MAX_STRING_CHARS}", where)
     elif kind is float:
-        if not math.isfinite(value):
-            raise ProtocolError(Code.INVALID_VALUE, f"{where}: {value} is not a finite number", where)
-    elif kind is dict:
+        if not math.isfinite(item):
+            raise ProtocolError(Code.INVALID_VALUE, f"{where}: {item} is not a finite number", where)
+    elif kind is dict or kind is list:
+        _check_value(item, where, depth)
+
+
+def _check_value(value: Any, where: str, depth: int) -> None:
+    """Limits on anything inside `fields`: depth, entry counts, key and string lengths, finite floats."""
+    if type(value) is dict:
         _check_container(len(value), where, depth)
         for key, item in value.items():
-            if not isinstance(key, str) or not 1 <= len(key) <= 64:
+            if type(key) is not str or not 0 < len(key) <= 64:
                 raise ProtocolError(Code.INVALID_VALUE, f"{where}: keys must be str of 1..64 chars, got {key!r}",
                                     where)
-            _check_value(item, f"{where}.{key}", depth + 1)
-    elif kind is list:
+            kind = type(item)
+            if kind is str and len(item) <= MAX_STRING_CHARS or kind is int or kind is bool or item is None:
+                continue  # the common case, checked without building a path
+            _bad_item(item, f"{where}.{key}", depth + 1)
+    elif type(value) is list:
         _check_container(len(value), where, depth)
         for i, item in enumerate(value):
-            _check_value(item, f"{where}[{i}]", depth + 1)
+            _bad_item(item, f"{where}[{i}]", depth + 1)
+    else:
+        _bad_item(value, where, depth)
 
 
-def read_event(raw: Any, path: str) -> Event:
-    """Check one event's shape (protocol.md section 5); ProtocolError names the field at fault."""
+# Per category: its required field names, and the msgpack kind of every field it knows.
+FIELD_KINDS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    category: (tuple(required), {**COMMON_OPTIONAL, **optional, **required})
+    for category, (required, optional) in CATEGORY_FIELDS.items()}
+
+
+def _check_fields(category: str, fields: dict[str, Any], where: str) -> None:
+    _check_value(fields, where, 0)
+    required, kinds = FIELD_KINDS[category]
+    for name in required:
+        if name not in fields:
+            raise ProtocolError(Code.MISSING_FIELD, f"{where}.{name}: missing (required for {category})",
+                                f"{where}.{name}")
+    for name, value in fields.items():
+        kind = kinds.get(name)
+        if kind is not None and not _kind_matches(value, kind):
+            raise _wrong_type(f"{where}.{name}", kind, value)
+    if category == "custom" and not 1 <= len(fields["name"]) <= 64:
+        raise ProtocolError(Code.INVALID_VALUE, f"{where}.name: length must be 1..64", f"{where}.name")
+
+
+def _flat_fields_ok(category: str, fields: dict[str, Any]) -> bool:
+    """True when fields hold only valid scalars of the right kinds: the usual event, checked with no strings
+    built. False sends the event down the long road, which names what is wrong (or accepts nesting)."""
+    if len(fields) > MAX_FIELDS:
+        return False
+    required, kinds = FIELD_KINDS[category]
+    for name in required:
+        if name not in fields:
+            return False
+    for key, item in fields.items():
+        if type(key) is not str or not 0 < len(key) <= 64:
+            return False
+        kind = type(item)
+        if kind is str:
+            if len(item) > MAX_STRING_CHARS:
+                return False
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+        elif not (kind is int or kind is bool or item is None):
+            return False
+        expected = kinds.get(key)
+        if expected is not None and not (expected == STR and kind is str or expected == INT and kind is int
+                                         or expected == NUMBER and (kind is int or kind is float)):
+            return False
+    return category != "custom" or 0 < len(fields["name"]) <= 64
+
+
+def read_event(raw: Any, index: int | None) -> Event:
+    """Check one event's shape (protocol.md section 5); ProtocolError names the field at fault.
+
+    `index` is the event's place in an `events` batch (None for `event`). A well-formed event with flat
+    fields takes the short road; anything else takes the long one, which finds the field at fault and says so.
+    """
+    if type(raw) is dict:
+        event_id, category, ts = raw.get("id"), raw.get("category"), raw.get("ts")
+        fields, user_id = raw.get("fields"), raw.get("user_id")
+        if (type(event_id) is str and type(ts) is int and ts >= 0 and type(fields) is dict
+                and type(category) is str and category in FIELD_KINDS and EVENT_ID_RE.fullmatch(event_id)
+                and (user_id is None or type(user_id) is str and 0 < len(user_id) <= 128)
+                and _flat_fields_ok(category, fields)):
+            return Event(event_id, category, ts, fields, user_id)
+    return _read_event_slowly(raw, "event" if index is None else f"events[{index}]")
+
+
+def _read_event_slowly(raw: Any, path: str) -> Event:
     if not isinstance(raw, dict):
         raise _wrong_type(path, "map", raw)
     prefix = path + "."
@@ -357,19 +433,7 @@ def read_event(raw: Any, path: str) -> Event:
     fields = mapping(raw, "fields", prefix)
     assert fields is not None
     user_id = text(raw, "user_id", prefix, required=False, max_len=128)
-    where = prefix + "fields"
-    _check_value(fields, where, 0)
-    required, optional = CATEGORY_FIELDS[category]
-    for name, kind in required.items():
-        if name not in fields:
-            raise ProtocolError(Code.MISSING_FIELD, f"{where}.{name}: missing (required for {category})",
-                                f"{where}.{name}")
-    for name, value in fields.items():
-        kind = required.get(name) or optional.get(name) or COMMON_OPTIONAL.get(name)
-        if kind is not None and not _kind_matches(value, kind):
-            raise _wrong_type(f"{where}.{name}", kind, value)
-    if category == "custom" and not 1 <= len(fields["name"]) <= 64:
-        raise ProtocolError(Code.INVALID_VALUE, f"{where}.name: length must be 1..64", f"{where}.name")
+    _check_fields(category, fields, prefix + "fields")
     return Event(event_id, category, ts, fields, user_id)
 
 
@@ -381,7 +445,6 @@ def read_events(msg: dict[str, Any], kind: str) -> tuple[list[tuple[int, Event]]
             raise ProtocolError(Code.MISSING_FIELD, "event: missing", "event")
         if not isinstance(raws[0], dict):
             raise _wrong_type("event", "map", raws[0])
-        paths = ["event"]
     else:
         value = msg.get("events")
         if value is None:
@@ -394,12 +457,12 @@ def read_events(msg: dict[str, Any], kind: str) -> tuple[list[tuple[int, Event]]
             raise ProtocolError(Code.BATCH_TOO_LARGE, f"events: {len(value)} events; the limit is "
                                 f"{MAX_BATCH_EVENTS}", "events")
         raws = value
-        paths = [f"events[{i}]" for i in range(len(value))]
+    single = kind == "event"
     good: list[tuple[int, Event]] = []
     bad: list[Rejection] = []
-    for index, (raw, path) in enumerate(zip(raws, paths)):
+    for index, raw in enumerate(raws):
         try:
-            good.append((index, read_event(raw, path)))
+            good.append((index, read_event(raw, None if single else index)))
         except ProtocolError as exc:
             raw_id = raw.get("id") if isinstance(raw, dict) else None
             bad.append(Rejection(index, raw_id if isinstance(raw_id, str) else None, exc.code, exc.message))

@@ -283,12 +283,13 @@ class Store:
 
     # --- the ingress's writes -----------------------------------------------------------------------
 
-    def commit_burst(self, conn: Connection, burst: Burst) -> set[EventKey]:
-        """Write a burst in one transaction; returns the keys (device_id, client_ts, uid) of the new events.
+    def commit_burst(self, conn: Connection, burst: Burst) -> set[EventKey] | None:
+        """Write a burst in one transaction; returns the keys (device_id, client_ts, uid) of the new events, or
+        None when every event was new (the usual case, told by the row count alone).
 
-        One executemany of INSERT ... ON CONFLICT DO NOTHING. When the driver's row count says every event
-        was new (the usual case) that is the answer. Only when some were duplicates are this burst's keys
-        read back: a row this burst wrote carries the burst's own `received_at` stamp, unique per burst.
+        One executemany of INSERT ... ON CONFLICT DO NOTHING. Only when the row count says some were
+        duplicates are this burst's keys read back: a row this burst wrote carries the burst's own
+        `received_at` stamp, unique per burst.
         """
         with conn.begin():
             for device in burst.devices.values():
@@ -301,12 +302,11 @@ class Store:
             for purchase in burst.purchases:
                 self._insert_purchase(conn, purchase)
             if not burst.events:
-                return set()
+                return None
             written = conn.exec_driver_sql(self._insert_sql, burst.events).rowcount
-            keys = {(row[0], row[5], row[1]) for row in burst.events}
             if written == len(burst.events):
-                return keys
-            return self._written_by(conn, keys, burst.stamp)
+                return None
+            return self._written_by(conn, {(row[0], row[5], row[1]) for row in burst.events}, burst.stamp)
 
     def _written_by(self, conn: Connection, keys: set[EventKey], stamp: int) -> set[EventKey]:
         """Which of these keys this burst inserted (the rest were already stored)."""

@@ -41,10 +41,10 @@ def test_depth_limit_counts_fields_as_the_first_level(levels: int, ok: bool) -> 
         value = {"k": value}
     event = {"id": "e", "category": "custom", "ts": 0, "fields": {"name": "n", "deep": value}}
     if ok:
-        protocol.read_event(event, "event")
+        protocol.read_event(event, None)
     else:
         with pytest.raises(ProtocolError) as err:
-            protocol.read_event(event, "event")
+            protocol.read_event(event, None)
         assert err.value.code == Code.INVALID_VALUE
 
 

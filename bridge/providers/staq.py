@@ -90,9 +90,6 @@ class Staq(Provider):
         """Its routed categories, and session starts (a new session means a new authorization)."""
         return event.category == SESSION_START or super().accepts(event)
 
-    def check(self, category: str, fields: dict[str, Any]) -> str | None:
-        return None  # staq takes any custom event: name, value and metadata
-
     # --- authorization --------------------------------------------------------------------------
 
     async def authorize(self, device_id: str, device: dict[str, Any], renew: bool = False) -> dict[str, Any] | None:
