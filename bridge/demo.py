@@ -236,19 +236,19 @@ def _read_configs(game: Game, progress: Progress) -> None:
 
 
 def _wait_delivered(game: Game, progress: Progress, sandbox: GameAnalyticsSandbox) -> dict[str, Any]:
-    """Wait (briefly) until GameAnalytics has everything and both config changes reached the game."""
-    deadline = time.monotonic() + 15
+    """Wait (briefly) until every provider has everything and all config changes reached the game."""
+    deadline = time.monotonic() + 20
     while True:
         _read_configs(game, progress)
         stats = game.client.request({"type": "stats"})
-        ga = stats["providers"].get("gameanalytics", {})
-        done = ga.get("queued", 1) == 0 and ga.get("in_flight", 1) == 0
+        lanes = stats["providers"].values()
+        done = bool(lanes) and all(p.get("queued", 1) == 0 and p.get("in_flight", 1) == 0 for p in lanes)
         configs = (game.saw("config/local", "difficulty", "hard") and game.saw("config/gameanalytics", "gravity", "60")
                    and game.saw(f"config/gameramp/{DEVICE}", "isPayer", True))
         if (done and configs) or time.monotonic() > deadline:
             return stats
         progress.show(f"waiting for deliveries: {len(sandbox.accepted())} at GameAnalytics, "
-                      f"{ga.get('queued')} queued")
+                      f"{sum(p.get('queued', 0) for p in lanes)} queued")
         time.sleep(0.2)
 
 
