@@ -112,16 +112,20 @@ class Ingress:
 
     def run(self, stop: threading.Event) -> None:
         conn = self.store.writer_connection()
+        poller = zmq.Poller()  # kept: Socket.poll builds a new one at every call
+        poller.register(self.sock, zmq.POLLIN)
         last_expiry = time.monotonic()
+        idle = False
         try:
             while not stop.is_set():
-                readable = self.sock.poll(WAITING_POLL_MS if self.waiting else POLL_MS)
+                if idle:  # under load there is always a message waiting, and this wait is skipped
+                    poller.poll(WAITING_POLL_MS if self.waiting else POLL_MS)
                 state = self._new_burst()
                 if self.waiting:
                     self._answer_purchases(state.clock)
-                if readable:
+                idle = not self._take_burst(state)
+                if not idle:
                     self.last_burst = state.clock
-                    self._take_burst(state)
                 if state.clock - last_expiry >= EXPIRE_EVERY_S:
                     last_expiry = state.clock
                     self._on_monitor()
@@ -157,13 +161,15 @@ class Ingress:
             del self.last_seen[identity]
             self.clients.pop(identity, None)
 
-    def _take_burst(self, state: BurstState) -> None:
-        for _ in range(MAX_BURST_MESSAGES):
+    def _take_burst(self, state: BurstState) -> int:
+        """Every message waiting (up to a cap); returns how many."""
+        for taken in range(MAX_BURST_MESSAGES):
             try:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                return taken
             self._on_frames(state, frames)
+        return MAX_BURST_MESSAGES
 
     def _on_frames(self, state: BurstState, frames: list[bytes]) -> None:
         identity = frames[0]
