@@ -27,7 +27,7 @@ Admin routes under `/_sandbox/` (JSON; they need no signature, so keep the sandb
 | `PUT clock` `{"offset_seconds": n}` | shift `server_ts`, to exercise a client's clock correction |
 | `POST reset` | forget events, counts, faults, configs, enabled flags and clock offset; games stay |
 
-A record is `{"index", "game_key", "received_at" (epoch s), "event", "forwarded_for"}` (the request's
+A record is `{"index", "game_key", "category", "received_at" (epoch s), "event", "forwarded_for"}` (the request's
 X-Forwarded-For, which a server sending on behalf of its users sets per user), plus `"errors": [{"error_type",
 "path", "detail"}]` for a rejected one; `index` counts from 0 per list, and `since` returns records from it.
 """
@@ -38,7 +38,6 @@ import argparse
 import base64
 import hashlib
 import hmac
-import itertools
 import json
 import logging
 import re
@@ -46,13 +45,12 @@ import sys
 import threading
 import time
 import zlib
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge.sandbox.api import key_pairs, not_json, query_int, required_field
+from bridge.sandbox.api import Journal, key_pairs, not_json, query_int, required_field
 from bridge.sandbox.faults import Fault, FaultPlan
 from bridge.sandbox.ga_rules import Error, validate_event, validate_init, validate_remote_configs_init
 from bridge.sandbox.server import DROP, Request, Response, SandboxServer, serve_until_signalled
@@ -209,38 +207,6 @@ class _Game:
     remote_configs: RemoteConfigSet = field(default_factory=RemoteConfigSet)
 
 
-class _Records:
-    """The last `keep` records of one kind, each numbered from 0 in arrival order."""
-
-    def __init__(self, keep: int) -> None:
-        self._items: deque[dict[str, Any]] = deque(maxlen=keep)
-        self._next = 0
-
-    def append(self, record: dict[str, Any]) -> None:
-        record["index"] = self._next
-        self._next += 1
-        self._items.append(record)
-
-    def select(self, game_key: str | None, category: str | None, since: int,
-               limit: int | None) -> tuple[list[dict[str, Any]], int]:
-        """Records from index `since` that match, at most `limit`; and the index to ask from next time."""
-        first = self._next - len(self._items)
-        out: list[dict[str, Any]] = []
-        for record in itertools.islice(self._items, max(0, since - first), None):
-            if limit is not None and len(out) >= limit:
-                return out, record["index"]
-            if game_key is not None and record["game_key"] != game_key:
-                continue
-            if category is not None and _category_of(record["event"]) != category:
-                continue
-            out.append(dict(record))
-        return out, max(since, self._next)
-
-    def clear(self) -> None:
-        self._items.clear()
-        self._next = 0
-
-
 def _category_of(event: Any) -> str:
     category = event.get("category") if isinstance(event, dict) else None
     return category if isinstance(category, str) else "(none)"
@@ -279,8 +245,8 @@ class GameAnalyticsSandbox:
         self.max_body_bytes = max_body_bytes
         self._lock = threading.Lock()
         self._games: dict[str, _Game] = {}
-        self._accepted = _Records(keep)
-        self._rejected = _Records(keep)
+        self._accepted = Journal(keep)
+        self._rejected = Journal(keep)
         self._by_category: dict[str, dict[str, int]] = {}
         self._by_route: dict[str, dict[str, int]] = {}
         self._clock_offset = 0
@@ -467,11 +433,13 @@ class GameAnalyticsSandbox:
                 accepted.append(event)
         with self._lock:
             for event in accepted:
-                self._accepted.append({"game_key": game_key, "received_at": now, "event": event,
+                self._accepted.append({"game_key": game_key, "category": _category_of(event), "received_at": now,
+                                       "event": event,
                                        "forwarded_for": forwarded_for})
                 self._count(_category_of(event), "accepted")
             for event, errors in rejected:
-                self._rejected.append({"game_key": game_key, "received_at": now, "event": event,
+                self._rejected.append({"game_key": game_key, "category": _category_of(event), "received_at": now,
+                                       "event": event,
                                        "forwarded_for": forwarded_for, "errors": [
                     {"error_type": kind, "path": path, "detail": detail} for kind, path, detail in errors]})
                 self._count(_category_of(event), "rejected")
@@ -578,14 +546,15 @@ class GameAnalyticsSandbox:
             raise ValueError(f"game key {game_key!r} is not registered")
         return game
 
-    def _select(self, records: _Records, game_key: str | None, category: str | None, since: int,
+    def _select(self, records: Journal, game_key: str | None, category: str | None, since: int,
                 limit: int | None) -> tuple[list[dict[str, Any]], int]:
         if type(since) is not int or since < 0:
             raise ValueError(f"since must be an integer >= 0, not {since!r}")
         if limit is not None and (type(limit) is not int or limit < 1):
             raise ValueError(f"limit must be an integer >= 1 or None, not {limit!r}")
+        filters = {k: v for k, v in (("game_key", game_key), ("category", category)) if v is not None}
         with self._lock:
-            return records.select(game_key, category, since, limit)
+            return records.select(filters, since, limit)
 
 
 def _collector_route(path: str) -> tuple[str, str | None] | None:
