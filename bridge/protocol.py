@@ -440,11 +440,16 @@ def _read_event_slowly(raw: Any, path: str) -> Event:
 def read_events(msg: dict[str, Any], kind: str) -> tuple[list[tuple[int, Event]], list[Rejection]]:
     """The events of an `event` or `events` request: good ones with their index, and rejections."""
     if kind == "event":
-        raws: list[Any] = [msg.get("event")]
-        if raws[0] is None:
+        raw = msg.get("event")
+        if raw is None:
             raise ProtocolError(Code.MISSING_FIELD, "event: missing", "event")
-        if not isinstance(raws[0], dict):
-            raise _wrong_type("event", "map", raws[0])
+        if not isinstance(raw, dict):
+            raise _wrong_type("event", "map", raw)
+        try:
+            return [(0, read_event(raw, None))], []
+        except ProtocolError as exc:
+            raw_id = raw.get("id")
+            return [], [Rejection(0, raw_id if isinstance(raw_id, str) else None, exc.code, exc.message)]
     else:
         value = msg.get("events")
         if value is None:
@@ -456,13 +461,11 @@ def read_events(msg: dict[str, Any], kind: str) -> tuple[list[tuple[int, Event]]
         if len(value) > MAX_BATCH_EVENTS:
             raise ProtocolError(Code.BATCH_TOO_LARGE, f"events: {len(value)} events; the limit is "
                                 f"{MAX_BATCH_EVENTS}", "events")
-        raws = value
-    single = kind == "event"
     good: list[tuple[int, Event]] = []
     bad: list[Rejection] = []
-    for index, raw in enumerate(raws):
+    for index, raw in enumerate(value):
         try:
-            good.append((index, read_event(raw, None if single else index)))
+            good.append((index, read_event(raw, index)))
         except ProtocolError as exc:
             raw_id = raw.get("id") if isinstance(raw, dict) else None
             bad.append(Rejection(index, raw_id if isinstance(raw_id, str) else None, exc.code, exc.message))
