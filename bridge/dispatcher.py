@@ -248,7 +248,10 @@ class Dispatcher:
         return by_category
 
     def status(self) -> dict[str, Any]:
-        return {name: lane.status() for name, lane in list(self.lanes.items())}
+        figures = {name: lane.status() for name, lane in list(self.lanes.items())}
+        if self.purchase_lane is not None:
+            figures[self.purchase_lane.provider.name]["purchases_verified"] = self.purchase_lane.verified
+        return figures
 
     def trimmed(self) -> int:
         return self.outbox.trimmed()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -26,7 +25,6 @@ from .http import TRANSIENT, json_object, json_or_none, request_id
 
 DEFAULT_ENDPOINT = "https://api.staq.io/v1"
 DEFAULT_SECRET_HEADER = "AppSecret"
-DATE_RE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
 
 
 def ms_date(ms: int, offset_minutes: int = 0) -> str:
@@ -34,14 +32,6 @@ def ms_date(ms: int, offset_minutes: int = 0) -> str:
     sign = "-" if offset_minutes < 0 else "+"
     hours, minutes = divmod(abs(offset_minutes), 60)
     return f"/Date({ms}{sign}{hours:02d}{minutes:02d})/"
-
-
-def parse_ms_date(text: str) -> int:
-    """The instant of a staq date, in ms since the epoch (the zone does not shift it)."""
-    match = DATE_RE.fullmatch(text.replace("\\/", "/"))
-    if not match:
-        raise ValueError(f"not a /Date(ms±hhmm)/ value: {text!r}")
-    return int(match.group(1))
 
 
 def staq_json(value: Any) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sqlite3
 import time
 import uuid
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bridge.client import recv_publication, subscribe
-from bridge.providers.staq import google_play_signature_ok, load_public_key, ms_date, parse_ms_date, staq_json
+from bridge.providers.staq import google_play_signature_ok, load_public_key, ms_date, staq_json
 from bridge.sandbox.server import SandboxServer
 from bridge.sandbox.staq import StaqSandbox
 from tests.harness import Client, Daemon, make_event
@@ -44,6 +45,17 @@ def purchase(store: str = "apple", receipt: str | None = None, **fields: object)
            "receipt": receipt or base64.b64encode(uuid.uuid4().bytes).decode(), "price_usd": 4.99}
     msg.update(fields)
     return msg
+
+
+DATE_RE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
+
+
+def parse_ms_date(text: str) -> int:
+    """The instant of a staq date, in ms since the epoch (the zone does not shift it)."""
+    match = DATE_RE.fullmatch(text.replace("\\/", "/"))
+    if not match:
+        raise ValueError(f"not a /Date(ms±hhmm)/ value: {text!r}")
+    return int(match.group(1))
 
 
 # --- the date form ---------------------------------------------------------------------------------------

@@ -95,4 +95,5 @@ class RemoteConfigs:
         self.ctx.publish(TOPIC, values, "gameanalytics", meta)
 
     def status(self) -> dict[str, Any]:
-        return {"configs_hash": self.configs_hash, "ab_id": self.ab_id, "ab_variant_id": self.ab_variant_id}
+        return {"configs_hash": self.configs_hash, "ab_id": self.ab_id, "ab_variant_id": self.ab_variant_id,
+                "remote_configs_answer": self.last_status}
