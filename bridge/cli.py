@@ -167,13 +167,33 @@ def format_status(stats: dict[str, Any]) -> str:
         f"rate       {stats['rate_10s']:.1f} events/s (last 10 s)",
     ]
     for name, figures in stats["providers"].items():
-        lines.append(f"provider   {name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+        lines.extend(format_provider(name, dict(figures)))
     if not stats["providers"]:
-        lines.append("providers  none delivering yet")
+        lines.append("providers  none configured")
     for err in stats["last_errors"]:
         at = time.strftime("%H:%M:%S", time.localtime(err["at"] / 1000))
         lines.append(f"error      {at} {err['code']}: {err['message']}")
     return "\n".join(lines)
+
+
+def format_provider(name: str, figures: dict[str, Any]) -> list[str]:
+    """A provider's delivery figures first, what went wrong loudly, its own figures after."""
+    lines = [f"provider   {name}: {figures.pop('queued')} queued, {figures.pop('in_flight')} in flight, "
+             f"{figures.pop('delivered')} delivered, {figures.pop('dead_lettered')} dead-lettered"]
+    paused = figures.pop("paused", None)
+    if paused:
+        lines.append(f"           PAUSED: {paused}")
+    error, at = figures.pop("last_error"), figures.pop("last_error_at")
+    if error:
+        when = time.strftime("%H:%M:%S", time.localtime(at / 1000)) if at else "?"
+        lines.append(f"           last error at {when}: {error}")
+    retry = figures.pop("next_retry_at")
+    if retry:
+        lines.append(f"           next retry in {max(0.0, retry / 1000 - time.time()):.1f} s")
+    extra = ", ".join(f"{k} {v}" for k, v in figures.items() if v is not None)
+    if extra:
+        lines.append(f"           {extra}")
+    return lines
 
 
 def parse_fields(pairs: list[str]) -> dict[str, Any]:

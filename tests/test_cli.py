@@ -39,6 +39,22 @@ def test_send_then_status(daemon: Daemon) -> None:
     assert raw["stored"] == 1
 
 
+def test_status_shows_providers_with_their_trouble() -> None:
+    from bridge.cli import format_status
+
+    stats = {"daemon_version": "0.1.0", "uptime_s": 5, "clients": 1, "received": 3, "stored": 3, "duplicates": 0,
+             "rejected": 0, "errors": 0, "rate_10s": 0.3, "last_errors": [],
+             "store": {"url": "sqlite:///x", "events": 3, "undelivered": 3, "trimmed": 0},
+             "providers": {"gameanalytics": {"queued": 3, "in_flight": 0, "delivered": 7, "dead_lettered": 1,
+                                             "last_error": "HTTP 503 from the events route",
+                                             "last_error_at": 1795600000000, "next_retry_at": None,
+                                             "paused": "init refused with 401", "clock_offset_s": 2}}}
+    page = format_status(stats)
+    assert "gameanalytics: 3 queued, 0 in flight, 7 delivered, 1 dead-lettered" in page
+    assert "PAUSED: init refused with 401" in page and "HTTP 503 from the events route" in page
+    assert "clock_offset_s 2" in page
+
+
 def test_send_reports_a_rejected_event(daemon: Daemon) -> None:
     sent = cli("send", "business", "event_id=gems:pack", "amount=1.5", "currency=USD", "--ingress", daemon.ingress)
     assert sent.returncode == 1
