@@ -2,9 +2,10 @@
 against real daemons on test ports.
 
 - `engine_bridge_test` (C++) makes its own checks and prints `N passed, N failed`. When it needs the daemon
-  frozen, killed, started again or its configs changed it prints `@@ <command>` and waits for one reply line;
-  this wrapper does it to the real daemon and answers.
+  frozen, killed, started again or its configs changed, or the staq sandbox to take receipts, go down and
+  come back, it prints `@@ <command>` and waits for one reply line; this wrapper does it for real and answers.
 - `engine_bridge_c_test` (C99, linked to the shared library's C ABI) does the same for the C functions.
+- Purchases go to a second daemon whose staq provider is the in-process staq sandbox on loopback.
 - `engine_bridge_sample` is the README's sample program.
 Afterwards the wrapper reads the stores itself: every helper's fields, no event lost or stored twice across
 the kill, only the newest events kept after an overflow, events in the store of a daemon the client launched.
@@ -17,22 +18,26 @@ import queue
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
+from bridge.sandbox.server import SandboxServer
+from bridge.sandbox.staq import StaqSandbox
 from tests.harness import REPO, Daemon
+from tests.sandboxes import provider_table, start_sandbox, wait_until
 
 SOURCE = REPO / "engine_bindings" / "cpp"
 RUN_TIMEOUT_S = 240
 # The checks each program makes when everything runs; each must report at least this many passed.
-MIN_CPP_CHECKS = 84
-MIN_C_CHECKS = 44
+MIN_CPP_CHECKS = 110
+MIN_C_CHECKS = 56
 
 # No providers: nothing leaves the machine. [configs] becomes the topic config/local.
 PROVIDERS = "[providers]\n\n"
@@ -43,6 +48,24 @@ UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-
 
 def config_text(configs: str) -> str:
     return f"{PROVIDERS}[configs]\n{configs}"
+
+
+@pytest.fixture
+def staq() -> Iterator[tuple[StaqSandbox, SandboxServer]]:
+    """The staq sandbox, served on a free loopback port for the test's length."""
+    sandbox, server = start_sandbox("staq")
+    yield sandbox, server
+    server.stop()
+
+
+def staq_daemon(workdir: Path, server: SandboxServer) -> Daemon:
+    return Daemon(workdir, config=provider_table("staq", server.url, kind="staq"))
+
+
+def unverified_purchases(daemon: Daemon) -> int:
+    """Purchases the daemon stored and has no verdict for yet."""
+    with sqlite3.connect(f"file:{daemon.db_path}?mode=ro", uri=True, timeout=5) as db:
+        return db.execute("SELECT count(*) FROM purchases WHERE verified_at IS NULL").fetchone()[0]
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +98,15 @@ def fields_of(events: list[dict[str, Any]], category: str, **match: Any) -> list
 
 
 class Driver:
-    """Runs the test program and carries out its `@@` requests on the real daemon."""
+    """Runs the test program and carries out its `@@` requests on the real daemons and the staq sandbox."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, sandbox: StaqSandbox, purchases: Daemon) -> None:
         self.daemon = daemon
+        self.sandbox = sandbox
+        self.purchases = purchases
         self.lines: list[str] = []
         self.stream_after_kill: int | None = None
+        self.faults_while_down: dict[str, int] = {}
 
     def run(self, cmd: list[str]) -> int:
         env = dict(os.environ, PYTHONPATH=str(REPO))  # the launcher check runs `python -m bridge`
@@ -130,23 +156,44 @@ class Driver:
             assert self.daemon.config_path is not None and self.daemon.proc is not None
             self.daemon.config_path.write_text(config_text("\n".join(p.strip() for p in arg.split(";")) + "\n"))
             self.daemon.proc.send_signal(signal.SIGHUP)
+        elif name == "receipt":
+            receipt, verdict = arg.split()
+            self.sandbox.register_receipt(receipt, valid=verdict == "valid")
+        elif name == "staq_down":
+            self.sandbox.faults.fail("iap_apple", status=503, count=None)
+        elif name == "staq_up":
+            self.faults_while_down = self.sandbox.faults.fired()
+            self.sandbox.faults.clear()
+            wait_until(lambda: unverified_purchases(self.purchases) == 0, 30, "every stored purchase verified")
+        elif name == "staq_daemon_restart":
+            self.purchases.restart()
         else:
             pytest.fail(f"unknown request from the test program: {command}")
         return "ok"
 
 
-def test_cpp_binding_against_the_daemon(build: Path, tmp_path: Path) -> None:
-    # A second daemon's place (ports, data dir, command line) for the launcher check; the client starts it.
+def test_cpp_binding_against_the_daemon(build: Path, tmp_path: Path, staq: tuple[StaqSandbox, SandboxServer]) -> None:
+    sandbox, server = staq
+    # A third daemon's place (ports, data dir, command line) for the launcher check; the client starts it.
     launched = Daemon(tmp_path / "launched", config=PROVIDERS)
-    with Daemon(tmp_path / "main", config=config_text(INITIAL_CONFIGS)) as daemon:
-        driver = Driver(daemon)
-        rc = driver.run([str(build / "engine_bridge_test"), daemon.ingress, daemon.publish, launched.ingress,
-                         launched.publish, str(launched.log_path), *launched.command()])
+    with Daemon(tmp_path / "main", config=config_text(INITIAL_CONFIGS)) as daemon, \
+            staq_daemon(tmp_path / "staq", server) as purchases:
+        driver = Driver(daemon, sandbox, purchases)
+        rc = driver.run([str(build / "engine_bridge_test"), daemon.ingress, daemon.publish, purchases.ingress,
+                         purchases.publish, launched.ingress, launched.publish, str(launched.log_path),
+                         *launched.command()])
         output = "\n".join(driver.lines)
         passed, failed = summary(output)
         assert failed == 0 and rc == 0, output
         assert passed >= MIN_CPP_CHECKS, output
         events = daemon.events()
+
+    # The outage was real (staq answered 503 while the purchases waited) and every purchase reached staq once
+    # it was back: the first three, the late one, the earlier run's, the returned player's. The resent
+    # purchase was answered from the daemon's store.
+    assert driver.faults_while_down.get("iap_apple", 0) >= 1
+    verified = [p for p in sandbox.purchases() if p["store"] == "apple"]
+    assert len(verified) == 6 and sum(p["isValid"] for p in verified) == 5
 
     mine = [e for e in events if e["device_id"] == "cpp-test-device"]
     assert all(e["game_build"] == "2.0.0" for e in mine)
@@ -186,15 +233,23 @@ def test_cpp_binding_against_the_daemon(build: Path, tmp_path: Path) -> None:
     assert sorted(f["n"] for f in fields_of(launched.events(), "custom", name="launched")) == list(range(10))
 
 
-def test_c_abi_against_the_daemon(build: Path, tmp_path: Path) -> None:
-    with Daemon(tmp_path, config=config_text(INITIAL_CONFIGS)) as daemon:
-        result = subprocess.run([str(build / "engine_bridge_c_test"), daemon.ingress, daemon.publish],
+def test_c_abi_against_the_daemon(build: Path, tmp_path: Path, staq: tuple[StaqSandbox, SandboxServer]) -> None:
+    sandbox, server = staq
+    receipt = "Yy1hYmktcmVjZWlwdA=="  # base64 "c-abi-receipt"
+    sandbox.register_receipt(receipt, valid=True)
+    with Daemon(tmp_path / "main", config=config_text(INITIAL_CONFIGS)) as daemon, \
+            staq_daemon(tmp_path / "staq", server) as purchases:
+        result = subprocess.run([str(build / "engine_bridge_c_test"), daemon.ingress, daemon.publish,
+                                 purchases.ingress, purchases.publish, receipt],
                                 capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
         output = result.stdout + result.stderr
         passed, failed = summary(output)
         assert failed == 0 and result.returncode == 0, output
         assert passed >= MIN_C_CHECKS, output
         events = [e for e in daemon.events() if e["device_id"] == "c-abi-device"]
+    # One verification for the verdict in the callback, one for the replayed receipt; the next run's handler
+    # got its verdict from the daemon, not from staq.
+    assert [(p["isValid"], p["isDuplicate"]) for p in sandbox.purchases()] == [(True, False), (True, True)]
     assert {e["category"] for e in events} >= {"design", "business", "progression", "resource", "error", "ads",
                                                "custom"}
     assert fields_of(events, "design", event_id="c:design") == [{"event_id": "c:design", "value": 2.5}]

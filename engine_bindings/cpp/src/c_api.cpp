@@ -60,6 +60,15 @@ engine_bridge::ReplyCallback Adapt(eb_reply_fn fn, void* user) {
   };
 }
 
+engine_bridge::PurchaseCallback AdaptPurchase(eb_purchase_fn fn, void* user) {
+  return [fn, user](const engine_bridge::PurchaseResult& r) {
+    const eb_purchase_result result{r.id.c_str(), r.ok ? 1 : 0, r.error_code.c_str(), r.message.c_str(),
+                                    r.is_valid ? 1 : 0, r.is_duplicate ? 1 : 0, r.reason.c_str(), r.store.c_str(),
+                                    r.verified_at ? 1 : 0, r.verified_at.value_or(0), r.Grantable() ? 1 : 0};
+    fn(user, &result);
+  };
+}
+
 template <typename T>
 bool ParseNumber(const char* value, T& out) {
   const char* end = value + std::strlen(value);
@@ -210,16 +219,30 @@ eb_status eb_flush(eb_client* client, eb_reply_fn on_reply, void* user) {
 }
 
 eb_status eb_verify_purchase(eb_client* client, const char* id, eb_purchase_store store, const char* receipt,
-                             const char* signature, double price_usd, eb_reply_fn on_result, void* user) {
+                             const char* signature, double price_usd, eb_purchase_fn on_result, void* user,
+                             char* out_id) {
   if (client == nullptr) return NullClient("eb_verify_purchase");
   if (receipt == nullptr) return Fail(ErrorCode::InvalidArgument, "eb_verify_purchase: receipt is NULL");
+  if (on_result == nullptr) return Fail(ErrorCode::InvalidArgument, "eb_verify_purchase: on_result is NULL");
   engine_bridge::Purchase p;
   if (id != nullptr) p.id = id;
   p.store = static_cast<engine_bridge::PurchaseStore>(store);
   p.receipt = receipt;
   if (signature != nullptr) p.signature = signature;
   if (!(price_usd < 0)) p.price_usd = price_usd;  // NaN is passed on, to be refused with a clear error
-  return Report(client->client.VerifyPurchase(p, Adapt(on_result, user)));
+  std::string chosen;
+  Status s = client->client.VerifyPurchase(p, AdaptPurchase(on_result, user), &chosen);
+  if (s && out_id != nullptr) {
+    // The C++ side checked it: at most 64 chars.
+    std::memcpy(out_id, chosen.c_str(), chosen.size() + 1);
+  }
+  return Report(s);
+}
+
+eb_status eb_set_purchase_handler(eb_client* client, eb_purchase_fn handler, void* user) {
+  if (client == nullptr) return NullClient("eb_set_purchase_handler");
+  client->client.SetPurchaseHandler(handler ? AdaptPurchase(handler, user) : nullptr);
+  return Report(Status());
 }
 
 eb_status eb_subscribe_config(eb_client* client, const char* key, eb_config_fn callback, void* user, uint64_t* out_id) {

@@ -14,6 +14,7 @@ namespace {
 
 constexpr std::string_view kGameRampPrefix = "config/gameramp/";
 constexpr std::string_view kConfigPrefix = "config/";
+constexpr std::string_view kPurchasePrefix = "purchase/";
 constexpr auto kRetryAfterError = std::chrono::milliseconds(1000);
 constexpr auto kMaxLaunchBackoff = std::chrono::milliseconds(30000);
 constexpr std::size_t kMaxControlsWaiting = 256;
@@ -95,6 +96,7 @@ Status Client::Impl::Connect(const GameInfo& game, const Settings& settings) {
   }
   hello_fields_ = 3;
   for (const InfoField& f : info) hello_fields_ += f.value.empty() ? 0 : 1;
+  purchase_topic_ = std::string(kPurchasePrefix) + game_.device_id;
 
   try {
     OpenSockets();
@@ -159,9 +161,11 @@ void Client::Impl::OpenSockets() {
   sub_.set(zmq::sockopt::linger, 0);
   sub_.set(zmq::sockopt::reconnect_ivl, 100);
   sub_.set(zmq::sockopt::reconnect_ivl_max, 5000);
-  // Subscribe before the welcome: a late subscriber gets every config topic's current value at once.
+  // Subscribe before the welcome (which lists the same two): a late subscriber gets every config topic's
+  // current value at once, and this device's recent purchase verdicts.
   sub_.set(zmq::sockopt::subscribe, kConfigPrefix);
-  subscribed_ = {std::string(kConfigPrefix)};
+  sub_.set(zmq::sockopt::subscribe, purchase_topic_);
+  subscribed_ = {std::string(kConfigPrefix), purchase_topic_};
   versions_.clear();
   sub_.connect(settings_.configs_endpoint);
 }
@@ -198,7 +202,7 @@ void Client::Impl::Enqueue(std::string bytes) {
 }
 
 Status Client::Impl::EnqueueControl(std::string_view api, std::string_view type, std::string body,
-                                    std::uint32_t body_fields, ReplyCallback callback) {
+                                    std::uint32_t body_fields, OnReply on_reply) {
   if (!running_.load(std::memory_order_acquire)) {
     return Status(ErrorCode::NotConnected, std::string(api) + ": call Connect() first");
   }
@@ -213,7 +217,7 @@ Status Client::Impl::EnqueueControl(std::string_view api, std::string_view type,
   c.type = std::string(type);
   c.body = std::move(body);
   c.body_fields = body_fields;
-  c.callback = std::move(callback);
+  c.on_reply = std::move(on_reply);
   controls_waiting_.push_back(std::move(c));
   return Status();
 }
@@ -595,7 +599,11 @@ void Client::Impl::HandleReply(const Value& reply, Clock::time_point now) {
     }
   }
   if (req.control) {
-    if (req.control->callback) Deliver(req.control->callback, reply);
+    if (const PurchaseTicket* ticket = std::get_if<PurchaseTicket>(&req.control->on_reply)) {
+      HandlePurchaseReply(*ticket, reply);
+    } else if (const ReplyCallback& callback = std::get<ReplyCallback>(req.control->on_reply)) {
+      Deliver(callback, reply);
+    }
     return;
   }
   MarkAcked(req, reply);
@@ -695,8 +703,16 @@ void Client::Impl::HandlePublication() {
       more = rest.more();
     }
     std::string topic(static_cast<const char*>(topic_frame.data()), topic_frame.size());
-    // Other devices' GameRamp topics arrive too on a shared server; purchase results are the staq
-    // provider's (not wired yet), so only this client's config topics are kept.
+    if (topic == purchase_topic_) {
+      // No version check here: verdicts never change and each id is handled once, so a repeat is
+      // harmless, and a daemon with a fresh store (versions from 1 again) is still heard.
+      if (std::optional<Value> publication = detail::Decode(payload.data(), payload.size())) {
+        HandlePurchaseTopic(*publication);
+      }
+      continue;
+    }
+    // The subscription prefixes also match other devices' topics (purchase/<id>x, and GameRamp topics
+    // on a shared server): only this client's config topics are kept.
     if (topic.compare(0, kConfigPrefix.size(), kConfigPrefix) != 0) continue;
     if (topic.compare(0, kGameRampPrefix.size(), kGameRampPrefix) == 0 &&
         topic.compare(kGameRampPrefix.size(), std::string::npos, game_.device_id) != 0) {
@@ -747,6 +763,7 @@ Status Client::SubscribeConfig(Text key, ConfigCallback callback, SubscriptionId
   return impl_->Subscribe(key, std::move(callback), id);
 }
 void Client::Unsubscribe(SubscriptionId id) { impl_->Unsubscribe(id); }
+void Client::SetPurchaseHandler(PurchaseCallback handler) { impl_->SetPurchaseHandler(std::move(handler)); }
 
 std::optional<Value> Client::GetConfig(Text key) const {
   if (key.is_null()) return std::nullopt;

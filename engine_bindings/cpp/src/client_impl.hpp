@@ -3,7 +3,8 @@
 // Threads and locks:
 // - game threads call Track* (→ Enqueue), the control requests, Poll and the config getters;
 // - the I/O thread (Run) owns the sockets and everything under "I/O thread only";
-// - mu_ guards the event log and the counters, cb_mu_ the callbacks waiting for Poll, cfg_mu_ the configs.
+// - mu_ guards the event log and the counters, cb_mu_ the callbacks waiting for Poll, cfg_mu_ the configs,
+//   purchase_mu_ the purchases waiting for a verdict.
 // No lock is ever held across a socket call or a user callback.
 #pragma once
 
@@ -16,6 +17,7 @@
 #include <set>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <variant>
 
 #include "daemon_process.hpp"
@@ -46,10 +48,23 @@ class Client::Impl {
   /// Builds one event (checking `fixed` strings and every `extra` field) and enqueues it.
   Status Emit(std::string_view api, std::string_view category, std::initializer_list<Field> fixed,
               const Fields& extra, const EventOptions* options);
+  /// Which purchase a `purchase` request carries, so its reply can be matched to the waiting call.
+  struct PurchaseTicket {
+    std::string id;
+    std::string store;
+    std::uint64_t number = 0;  // tells apart two calls for the same purchase id
+  };
+  /// What a control request's reply goes to: the caller's callback, or the purchase bookkeeping.
+  using OnReply = std::variant<ReplyCallback, PurchaseTicket>;
+
   /// Queues a request that is sent after every event tracked before it; `body` holds `body_fields`
   /// pre-encoded key/value pairs.
   Status EnqueueControl(std::string_view api, std::string_view type, std::string body,
-                        std::uint32_t body_fields, ReplyCallback callback);
+                        std::uint32_t body_fields, OnReply on_reply);
+  /// Registers `callback` to wait for the verdict on purchase `id`, then queues the request.
+  Status EnqueuePurchase(std::string_view api, std::string id, std::string_view store, std::string body,
+                         std::uint32_t body_fields, PurchaseCallback callback);
+  void SetPurchaseHandler(PurchaseCallback handler);
 
   Status Subscribe(Text key, ConfigCallback callback, SubscriptionId* id);
   void Unsubscribe(SubscriptionId id);
@@ -72,7 +87,7 @@ class Client::Impl {
     std::string type;
     std::string body;
     std::uint32_t body_fields = 0;
-    ReplyCallback callback;
+    OnReply on_reply;
   };
   struct Request {
     std::vector<std::uint64_t> seqs;  // an `events` batch, or
@@ -82,6 +97,10 @@ class Client::Impl {
   struct Subscription {
     std::string key;
     std::shared_ptr<ConfigCallback> callback;
+  };
+  struct PurchaseWaiter {
+    std::uint64_t number = 0;
+    PurchaseCallback callback;
   };
 
   // --- game side ---
@@ -110,6 +129,18 @@ class Client::Impl {
   bool Drained();
   std::uint32_t NextRid() { return next_rid_++; }
   void Deliver(const ReplyCallback& callback, const Value& reply);
+
+  // --- purchase verdicts (purchases.cpp) ---
+  /// The I/O thread's handling of a `purchase` reply: an error or a verdict goes to the waiting call,
+  /// `pending` leaves it waiting for the topic.
+  void HandlePurchaseReply(const PurchaseTicket& ticket, const Value& reply);
+  /// The I/O thread's handling of a `purchase/<device_id>` publication.
+  void HandlePurchaseTopic(const Value& publication);
+  /// Hands a verdict to every call waiting for its id, or, the first time the id is seen and no call
+  /// waits, to the game-wide handler.
+  void Settle(PurchaseResult verdict, bool from_topic);
+  /// Runs in Poll(): verdicts for the game-wide handler, if one is set.
+  void DeliverUnclaimed();
 
   // Fixed at Connect.
   GameInfo game_;
@@ -141,6 +172,14 @@ class Client::Impl {
   SubscriptionId next_subscription_ = 1;
   std::string gameramp_topic_;
 
+  // Guarded by purchase_mu_.
+  std::mutex purchase_mu_;
+  std::unordered_map<std::string, std::vector<PurchaseWaiter>> awaiting_;  // purchase id -> calls waiting
+  std::unordered_set<std::string> reported_;  // ids whose verdict reached a callback or the handler
+  std::vector<PurchaseResult> unclaimed_;     // verdicts for the handler, not yet handed over
+  std::shared_ptr<PurchaseCallback> purchase_handler_;
+  std::uint64_t next_purchase_number_ = 1;
+
   // I/O thread only (and Connect/Shutdown while the thread is not running).
   zmq::context_t ctx_;
   zmq::socket_t dealer_, sub_, monitor_;
@@ -158,6 +197,7 @@ class Client::Impl {
   Clock::time_point pause_until_;   // after an `unavailable`: let the store recover
   std::set<std::string> subscribed_;
   std::map<std::string, std::uint64_t> versions_;
+  std::string purchase_topic_;  // purchase/<device_id>
   std::string batch_buf_;
   detail::DaemonProcess daemon_;
   Clock::time_point next_launch_;

@@ -18,6 +18,7 @@ namespace {
 using detail::Field;
 
 constexpr std::size_t kMaxPartChars = 64;  // one part of a `:`-joined event_id
+constexpr std::size_t kMaxCommentChars = 1024;  // a purchase's comment, protocol.md 4.9
 
 // A UUID v4 in lower case, from a per-thread generator (no lock, no system call after the first).
 void NewUuid(char out[36]) {
@@ -86,6 +87,25 @@ Status CheckEventId(std::string_view api, const char* name, const std::string& i
     const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
                     c == '_' || c == '.' || c == ':';
     if (!ok) return Invalid(Prefix(api, std::string(name) + " has characters outside A-Z a-z 0-9 - _ . :"));
+  }
+  return Status();
+}
+
+// Receipts and signatures travel as standard base64 (protocol.md 4.9); staq refuses anything else, and the
+// purchase would then wait for a verdict forever.
+Status CheckBase64(std::string_view api, const char* name, std::string_view s) {
+  std::size_t padding = 0;
+  for (char c : s) {
+    const bool alphabet = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+    if (c == '=') {
+      ++padding;
+    } else if (!alphabet || padding > 0) {
+      return Invalid(Prefix(api, std::string(name) + " must be standard base64 (A-Z a-z 0-9 + /, padded with =)"));
+    }
+  }
+  if (s.size() % 4 != 0 || padding > 2) {
+    return Invalid(Prefix(api, std::string(name) + " must be standard base64: its length must be a multiple of 4, "
+                                   "padded with at most two ="));
   }
   return Status();
 }
@@ -379,7 +399,7 @@ Status Client::StartSession(ReplyCallback on_reply) { return impl_->EnqueueContr
 Status Client::EndSession(ReplyCallback on_reply) { return impl_->EnqueueControl("EndSession", "session_end", {}, 0, std::move(on_reply)); }
 Status Client::Flush(ReplyCallback on_reply) { return impl_->EnqueueControl("Flush", "flush", {}, 0, std::move(on_reply)); }
 
-Status Client::VerifyPurchase(const Purchase& purchase, ReplyCallback on_result, std::string* id) {
+Status Client::VerifyPurchase(const Purchase& purchase, PurchaseCallback on_result, std::string* id) {
   constexpr std::string_view api = "VerifyPurchase";
   if (!on_result) return Invalid(Prefix(api, "on_result is empty"));
   if (!purchase.id.empty()) {
@@ -388,12 +408,20 @@ Status Client::VerifyPurchase(const Purchase& purchase, ReplyCallback on_result,
   const std::optional<std::string_view> store = WireName(purchase.store, kStores);
   if (!store) return NotInEnum(api, "Purchase.store");
   if (Status s = CheckText(api, "Purchase.receipt", Text(purchase.receipt), 1, detail::kMaxReceiptChars); !s) return s;
+  if (Status s = CheckBase64(api, "Purchase.receipt", purchase.receipt); !s) return s;
   const bool google = purchase.store == PurchaseStore::GooglePlay;
-  if (google && purchase.signature.empty()) return Invalid(Prefix(api, "Purchase.signature is required for Google Play"));
+  if (google) {
+    if (purchase.signature.empty()) return Invalid(Prefix(api, "Purchase.signature is required for Google Play"));
+    if (Status s = CheckBase64(api, "Purchase.signature", purchase.signature); !s) return s;
+  }
   if (purchase.price_usd) {
     if (Status s = CheckFinite(api, "Purchase.price_usd", *purchase.price_usd); !s) return s;
     if (*purchase.price_usd < 0) return Invalid(Prefix(api, "Purchase.price_usd must be >= 0"));
   }
+  if (!purchase.status.empty() && purchase.status != "processing" && purchase.status != "completed") {
+    return Invalid(Prefix(api, "Purchase.status must be empty, \"processing\" or \"completed\""));
+  }
+  if (Status s = CheckText(api, "Purchase.comment", Text(purchase.comment), 0, kMaxCommentChars); !s) return s;
   std::string purchase_id = purchase.id;
   if (purchase_id.empty()) {
     char uuid[36];
@@ -431,8 +459,9 @@ Status Client::VerifyPurchase(const Purchase& purchase, ReplyCallback on_result,
     if (Status s = detail::PackChecked(w, Value(purchase.metadata), where, 0); !s) return Invalid(Prefix(api, s.message()));
     ++fields;
   }
-  Status queued = impl_->EnqueueControl(api, "purchase", std::move(body), fields, std::move(on_result));
-  if (queued && id != nullptr) *id = std::move(purchase_id);
+  const std::string kept_id = id != nullptr ? purchase_id : std::string();
+  Status queued = impl_->EnqueuePurchase(api, std::move(purchase_id), *store, std::move(body), fields, std::move(on_result));
+  if (queued && id != nullptr) *id = kept_id;
   return queued;
 }
 

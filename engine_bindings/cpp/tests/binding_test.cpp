@@ -1,9 +1,12 @@
-// The C++ binding against a real daemon. Driven by tests/bindings/test_cpp.py, which starts the daemon
-// and answers this program's requests to change it: a line "@@ <command>" on stdout, then one reply line
-// on stdin. Commands: freeze (SIGSTOP), kill (SIGKILL; the reply carries the number of `stream` events in
-// the store), start, config <toml lines separated by ';'>.
+// The C++ binding against real daemons. Driven by tests/bindings/test_cpp.py, which starts two daemons (one
+// without providers, one whose staq provider is a local staq sandbox) and answers this program's requests
+// to change them: a line "@@ <command>" on stdout, then one reply line on stdin. Commands for the first
+// daemon: freeze (SIGSTOP), kill (SIGKILL; the reply carries the number of `stream` events in the store),
+// start, config <toml lines separated by ';'>. For the staq side: receipt <base64> valid|invalid (the
+// sandbox's verdict on it), staq_down (every purchase verification fails with 503), staq_up (the sandbox
+// answers again; the reply comes once the daemon has recorded every verdict), staq_daemon_restart.
 //
-//   engine_bridge_test INGRESS CONFIGS LAUNCH_INGRESS LAUNCH_CONFIGS LAUNCH_LOG DAEMON_ARGV...
+//   engine_bridge_test INGRESS CONFIGS STAQ_INGRESS STAQ_CONFIGS LAUNCH_INGRESS LAUNCH_CONFIGS LAUNCH_LOG DAEMON_ARGV...
 //
 // Prints one line per check and ends with "N passed, M failed".
 #include <engine_bridge/engine_bridge.hpp>
@@ -16,6 +19,7 @@
 #include <cstdio>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -89,11 +93,186 @@ eb::Settings Endpoints(const std::string& ingress, const std::string& configs) {
   return s;
 }
 
+// What one purchase callback or handler saw, by purchase id, and whether it always ran on the main thread.
+struct Verdicts {
+  std::thread::id main_thread;
+  std::map<std::string, std::vector<eb::PurchaseResult>> by_id;
+  bool other_thread = false;
+
+  eb::PurchaseCallback Recorder() {
+    return [this](const eb::PurchaseResult& r) {
+      other_thread = other_thread || std::this_thread::get_id() != main_thread;
+      by_id[r.id].push_back(r);
+    };
+  }
+  std::size_t Count(const std::string& id) const {
+    auto it = by_id.find(id);
+    return it == by_id.end() ? 0 : it->second.size();
+  }
+  // The only verdict for `id` (a default one when there is none, which the checks' counts expose).
+  eb::PurchaseResult Only(const std::string& id) const {
+    return Count(id) == 1 ? by_id.at(id).front() : eb::PurchaseResult();
+  }
+  // "id xN, ..." for failure messages.
+  std::string Describe() const {
+    std::string out;
+    for (const auto& [id, list] : by_id) out += id + " x" + std::to_string(list.size()) + " ";
+    return out.empty() ? "nothing" : out;
+  }
+};
+
+eb::Purchase ApplePurchase(const std::string& id, const std::string& receipt) {
+  eb::Purchase p;
+  p.id = id;
+  p.store = eb::PurchaseStore::Apple;
+  p.receipt = receipt;
+  p.price_usd = 4.99;
+  p.status = "completed";
+  p.comment = "gem pack";
+  p.metadata = {{"sku", "gems_500"}};
+  return p;
+}
+
+// Purchases verified through the staq sandbox: in the reply, late on the topic, and for an earlier run.
+void PurchaseChecks(const std::string& ingress, const std::string& configs, std::thread::id main_thread) {
+  // base64 of "cpp-good-receipt", "cpp-refused-receipt", "cpp-late-receipt", "cpp-earlier-receipt",
+  // "cpp-after-receipt": the sandbox refuses receipts that are not base64.
+  const std::string good = "Y3BwLWdvb2QtcmVjZWlwdA==", refused = "Y3BwLXJlZnVzZWQtcmVjZWlwdA==",
+                    late = "Y3BwLWxhdGUtcmVjZWlwdA==", earlier = "Y3BwLWVhcmxpZXItcmVjZWlwdA==",
+                    after = "Y3BwLWFmdGVyLXJlY2VpcHQ=";
+  for (const std::string& r : {good, late, earlier, after}) Ask("receipt " + r + " valid");
+  Ask("receipt " + refused + " invalid");
+  const eb::Settings staq = Endpoints(ingress, configs);
+
+  // A buyer that stays for the whole section: its own purchases never reach its game-wide handler.
+  eb::Client buyer;
+  Verdicts mine{main_thread}, buyer_handler{main_thread};
+  buyer.SetPurchaseHandler(buyer_handler.Recorder());
+  Check(buyer.Connect(Game("cpp-buyer"), staq).ok(), "Connect to the staq daemon");
+
+  std::string generated;
+  eb::Purchase first = ApplePurchase("", good);
+  const auto sent_at = Clock::now();
+  Check(buyer.VerifyPurchase(first, mine.Recorder(), &generated).ok(), "VerifyPurchase while connected");
+  const auto returned_at = Clock::now();
+  Check(WaitFor({&buyer}, [&] { return mine.Count(generated) > 0; }, 15s), "the verdict reaches the callback",
+        mine.Describe());
+  std::cout << "VerifyPurchase returned in " << std::chrono::duration<double, std::micro>(returned_at - sent_at).count()
+            << " us; its verdict reached the callback after "
+            << std::chrono::duration<double, std::milli>(Clock::now() - sent_at).count() << " ms" << std::endl;
+  {
+    const eb::PurchaseResult r = mine.Only(generated);
+    Check(generated.size() == 36 && r.ok && r.is_valid && !r.is_duplicate && r.Grantable() && r.store == "apple" &&
+              r.reason == "verified by staq" && r.error_code.empty(),
+          "verified while connected: valid, not a duplicate, grantable",
+          r.id + " valid " + std::to_string(r.is_valid) + " duplicate " + std::to_string(r.is_duplicate) + " " + r.reason);
+  }
+  buyer.VerifyPurchase(ApplePurchase("cpp-dup-1", good), mine.Recorder());
+  buyer.VerifyPurchase(ApplePurchase("cpp-refused-1", refused), mine.Recorder());
+  Check(WaitFor({&buyer}, [&] { return mine.Count("cpp-dup-1") > 0 && mine.Count("cpp-refused-1") > 0; }, 15s),
+        "verdicts on a replayed and a refused receipt arrive", mine.Describe());
+  {
+    const eb::PurchaseResult dup = mine.Only("cpp-dup-1");
+    Check(dup.ok && dup.is_duplicate && !dup.Grantable(), "the same receipt under another id: is_duplicate, not grantable");
+    const eb::PurchaseResult bad = mine.Only("cpp-refused-1");
+    Check(bad.ok && !bad.is_valid && !bad.Grantable(), "a receipt the store refuses: is_valid false");
+  }
+
+  // staq down: the daemon stores the purchases and answers `pending` after 5 s. A returning player's
+  // earlier run makes one purchase and quits before its verdict.
+  Ask("staq_down");
+  Verdicts earlier_run{main_thread};
+  {
+    eb::Client gone;
+    gone.Connect(Game("cpp-returning"), staq);
+    gone.VerifyPurchase(ApplePurchase("cpp-earlier-1", earlier), earlier_run.Recorder());
+    buyer.VerifyPurchase(ApplePurchase("cpp-late-1", late), mine.Recorder());
+    // Longer than the daemon holds a purchase reply: both replies said `pending` by the end.
+    WaitFor({&buyer, &gone}, [] { return false; }, 7s);
+    Check(mine.Count("cpp-late-1") == 0 && earlier_run.Count("cpp-earlier-1") == 0,
+          "no callback while staq is down: the reply said pending", mine.Describe() + earlier_run.Describe());
+    gone.Shutdown();
+  }
+  const auto up_at = Clock::now();
+  Ask("staq_up");
+  Check(WaitFor({&buyer}, [&] { return mine.Count("cpp-late-1") > 0; }, 15s),
+        "pending, then the verdict arrives late on the topic", mine.Describe());
+  std::cout << "the late verdict reached the callback " << std::chrono::duration<double, std::milli>(Clock::now() - up_at).count()
+            << " ms after staq came back (the daemon retries every 0.4 s at most here)" << std::endl;
+  {
+    const eb::PurchaseResult r = mine.Only("cpp-late-1");
+    Check(r.ok && r.is_valid && r.Grantable() && r.store == "apple" && r.verified_at.value_or(0) > 1600000000000,
+          "the late verdict: valid, with the time the daemon recorded it");
+  }
+
+  // The player returns: a new client of that device hears the earlier run's verdict once, in its handler.
+  eb::Client back;
+  Verdicts back_handler{main_thread}, back_calls{main_thread};
+  back.SetPurchaseHandler(back_handler.Recorder());
+  back.Connect(Game("cpp-returning"), staq);
+  Check(WaitFor({&back}, [&] { return back_handler.Count("cpp-earlier-1") > 0; }, 15s),
+        "after a restart the earlier run's verdict reaches the game-wide handler", back_handler.Describe());
+  {
+    const eb::PurchaseResult r = back_handler.Only("cpp-earlier-1");
+    Check(r.ok && r.is_valid && r.Grantable() && r.store == "apple", "the earlier run's verdict: valid, grantable");
+  }
+  // A new purchase republishes the device's verdicts: the old ones are not told again.
+  back.VerifyPurchase(ApplePurchase("cpp-after-1", after), back_calls.Recorder());
+  Check(WaitFor({&back}, [&] { return back_calls.Count("cpp-after-1") > 0; }, 15s), "a purchase of the returned client",
+        back_calls.Describe());
+  WaitFor({&buyer, &back}, [] { return false; }, 1s);
+
+  // The staq daemon restarts: both clients reconnect and the topic's snapshot comes again.
+  const std::uint64_t buyer_welcomes = buyer.GetStats().reconnects, back_welcomes = back.GetStats().reconnects;
+  Ask("staq_daemon_restart");
+  Check(WaitFor({&buyer, &back}, [&] {
+          return buyer.GetStats().reconnects > buyer_welcomes && back.GetStats().reconnects > back_welcomes;
+        }, 20s),
+        "both clients reconnect to the restarted daemon");
+  WaitFor({&buyer, &back}, [] { return false; }, 3s);  // the resubscribed topic's snapshot arrives
+  const bool buyer_once = mine.by_id.size() == 4 && mine.Count(generated) == 1 && mine.Count("cpp-dup-1") == 1 &&
+                          mine.Count("cpp-refused-1") == 1 && mine.Count("cpp-late-1") == 1;
+  Check(buyer_once, "every VerifyPurchase callback ran exactly once", mine.Describe());
+  Check(buyer_handler.by_id.empty(), "the handler never hears of the client's own purchases", buyer_handler.Describe());
+  Check(back_handler.by_id.size() == 1 && back_handler.Count("cpp-earlier-1") == 1,
+        "the earlier run's verdict reached the handler once, despite republishes and a reconnect",
+        back_handler.Describe());
+  Check(back_calls.by_id.size() == 1 && back_calls.Count("cpp-after-1") == 1, "the new purchase's callback ran once",
+        back_calls.Describe());
+  Check(!mine.other_thread && !back_handler.other_thread && !back_calls.other_thread,
+        "purchase callbacks and the handler run on the thread calling Poll");
+
+  // Another start of that device whose handler comes late: the verdicts wait for it. Verifying an id the
+  // handler already had still answers that call, and the handler is not told twice.
+  eb::Client third;
+  Verdicts third_handler{main_thread}, third_calls{main_thread};
+  third.Connect(Game("cpp-returning"), staq);
+  WaitFor({&third}, [&] { return third.GetStats().connected; }, 10s);
+  WaitFor({&third}, [] { return false; }, 1s);
+  third.SetPurchaseHandler(third_handler.Recorder());
+  Check(WaitFor({&third}, [&] { return third_handler.by_id.size() == 2; }, 10s) &&
+            third_handler.Count("cpp-earlier-1") == 1 && third_handler.Count("cpp-after-1") == 1,
+        "verdicts that came before the handler was set reach it once", third_handler.Describe());
+  third.VerifyPurchase(ApplePurchase("cpp-earlier-1", earlier), third_calls.Recorder());
+  Check(WaitFor({&third}, [&] { return third_calls.Count("cpp-earlier-1") > 0; }, 15s), "re-verifying a known id answers the call");
+  WaitFor({&third}, [] { return false; }, 500ms);
+  {
+    const eb::PurchaseResult r = third_calls.Only("cpp-earlier-1");
+    Check(r.ok && r.is_valid && !r.is_duplicate && third_handler.Count("cpp-earlier-1") == 1,
+          "the resent purchase is the same purchase: valid, not a duplicate, and the handler not told again",
+          third_handler.Describe());
+  }
+  third.Shutdown(0ms);
+  back.Shutdown(0ms);
+  buyer.Shutdown(0ms);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 7) {
-    std::cerr << "usage: engine_bridge_test INGRESS CONFIGS LAUNCH_INGRESS LAUNCH_CONFIGS LAUNCH_LOG DAEMON_ARGV...\n";
+  if (argc < 9) {
+    std::cerr << "usage: engine_bridge_test INGRESS CONFIGS STAQ_INGRESS STAQ_CONFIGS LAUNCH_INGRESS LAUNCH_CONFIGS "
+                 "LAUNCH_LOG DAEMON_ARGV...\n";
     return 2;
   }
   const std::string ingress = argv[1], configs = argv[2];
@@ -172,14 +351,15 @@ int main(int argc, char** argv) {
     eb::Purchase p;
     p.id = "purchase-1";
     p.store = eb::PurchaseStore::GooglePlay;
-    p.receipt = "receipt-data";
-    p.signature = "sig";
+    p.receipt = "cmVjZWlwdC1kYXRh";  // base64 "receipt-data"
+    p.signature = "c2ln";
     p.price_usd = 0.99;
-    client.VerifyPurchase(p, keep);
-    const bool all_replies = WaitFor({&client}, [&] { return replies.size() == 5; }, 10s);
-    Check(all_replies, "five replies arrive", Num(replies.size()) + " replies");
+    std::vector<eb::PurchaseResult> refusals;
+    client.VerifyPurchase(p, [&](const eb::PurchaseResult& r) { refusals.push_back(r); });
+    const bool all_replies = WaitFor({&client}, [&] { return replies.size() == 4 && !refusals.empty(); }, 10s);
+    Check(all_replies, "four replies and the purchase's answer arrive", Num(replies.size()) + " replies");
     Check(!other_thread, "reply callbacks run on the thread calling Poll");
-    if (replies.size() == 5) {
+    if (all_replies) {
       const eb::Value* id = replies[0].body.Find("session_id");
       const eb::Value* num = replies[0].body.Find("session_num");
       Check(replies[0].ok && replies[0].type == "session" && id && id->AsString() && id->AsString()->size() == 36 &&
@@ -190,8 +370,10 @@ int main(int argc, char** argv) {
       Check(replies[2].ok && replies[2].type == "session" && ended && !ended->is_nil(), "EndSession reply: ended");
       Check(!replies[3].ok && replies[3].error_code == "no_session", "second EndSession: no_session",
             replies[3].error_code);
-      Check(!replies[4].ok && replies[4].error_code == "not_configured" && !replies[4].message.empty(),
-            "VerifyPurchase: the daemon's not_configured error", replies[4].error_code);
+      const eb::PurchaseResult& r = refusals[0];
+      Check(refusals.size() == 1 && !r.ok && r.error_code == "not_configured" && !r.message.empty() &&
+                r.id == "purchase-1" && r.store == "googleplay" && !r.Grantable(),
+            "VerifyPurchase: the daemon's not_configured error reaches the callback", r.error_code);
     }
   }
 
@@ -228,6 +410,9 @@ int main(int argc, char** argv) {
     Check(client.GetInt("max_lives") == 7 && client.GetString("difficulty") == "easy", "getters see the change");
     Check(!other_thread, "config callbacks run on the thread calling Poll");
   }
+
+  // --- purchases verified through staq, on the second daemon ----------------------------------------------
+  PurchaseChecks(argv[3], argv[4], main_thread);
 
   // --- bad arguments: a clear error at the call site, nothing queued ---------------------------------------
   {
@@ -278,16 +463,26 @@ int main(int argc, char** argv) {
     eb::Purchase google;
     google.store = eb::PurchaseStore::GooglePlay;
     google.receipt = "r";
-    CheckInvalid(client, client.VerifyPurchase(google, [](const eb::Reply&) {}), "Google Play purchase without signature",
-                 "signature");
+    google.receipt = "cg==";
+    const auto ignore = [](const eb::PurchaseResult&) {};
+    CheckInvalid(client, client.VerifyPurchase(google, ignore), "Google Play purchase without signature", "signature");
+    google.signature = "not base64!";
+    CheckInvalid(client, client.VerifyPurchase(google, ignore), "signature that is not base64", "Purchase.signature must be standard base64");
     google.store = static_cast<eb::PurchaseStore>(7);
-    CheckInvalid(client, client.VerifyPurchase(google, [](const eb::Reply&) {}), "purchase store outside the enum",
-                 "Purchase.store");
+    CheckInvalid(client, client.VerifyPurchase(google, ignore), "purchase store outside the enum", "Purchase.store");
     google.store = eb::PurchaseStore::Apple;
     google.id = std::string(65, 'p');
-    CheckInvalid(client, client.VerifyPurchase(google, [](const eb::Reply&) {}), "65-char purchase id", "Purchase.id");
+    CheckInvalid(client, client.VerifyPurchase(google, ignore), "65-char purchase id", "Purchase.id");
     google.id.clear();
     CheckInvalid(client, client.VerifyPurchase(google, nullptr), "purchase without callback", "on_result");
+    google.receipt = "cmVjZWlwdA";
+    CheckInvalid(client, client.VerifyPurchase(google, ignore), "unpadded base64 receipt", "multiple of 4");
+    google.receipt = "cg==";
+    google.status = "done";
+    CheckInvalid(client, client.VerifyPurchase(google, ignore), "purchase status outside the set", "Purchase.status");
+    google.status = "processing";
+    google.comment = std::string(1025, 'c');
+    CheckInvalid(client, client.VerifyPurchase(google, ignore), "1025-char purchase comment", "Purchase.comment");
     Check(client.GetStats().tracked == tracked_before, "refused calls queue nothing",
           Num(client.GetStats().tracked - tracked_before) + " queued");
     // A NaN in an allowed place still never reaches the wire: 1 valid event after all of that is stored.
@@ -352,9 +547,9 @@ int main(int argc, char** argv) {
 
   // --- the launcher -------------------------------------------------------------------------------------
   {
-    eb::Settings launch = Endpoints(argv[3], argv[4]);
-    launch.daemon.command.assign(argv + 6, argv + argc);
-    launch.daemon.log_path = argv[5];
+    eb::Settings launch = Endpoints(argv[5], argv[6]);
+    launch.daemon.command.assign(argv + 8, argv + argc);
+    launch.daemon.log_path = argv[7];
     launch.daemon.probe = 300ms;
     eb::Client launched;
     Check(launched.Connect(Game("cpp-launch-device"), launch).ok(), "Connect with a launch command");

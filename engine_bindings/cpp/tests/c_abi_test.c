@@ -1,7 +1,8 @@
-/* The C ABI against a real daemon, from plain C99. Driven by tests/bindings/test_cpp.py, which starts a
- * daemon whose [configs] has difficulty = "hard" and max_lives = 5.
+/* The C ABI against real daemons, from plain C99. Driven by tests/bindings/test_cpp.py, which starts a
+ * daemon whose [configs] has difficulty = "hard" and max_lives = 5 and no providers, and a second one
+ * whose staq provider is a local staq sandbox that calls RECEIPT (base64) valid.
  *
- *   engine_bridge_c_test INGRESS CONFIGS
+ *   engine_bridge_c_test INGRESS CONFIGS STAQ_INGRESS STAQ_CONFIGS RECEIPT
  *
  * Prints one line per check and ends with "N passed, M failed". */
 #define _POSIX_C_SOURCE 200809L /* nanosleep */
@@ -25,8 +26,7 @@ static void sleep_ms(long ms) {
 }
 
 /* What the callbacks saw. */
-static int flush_ok, purchase_done, difficulty_calls;
-static char purchase_code[64];
+static int flush_ok, difficulty_calls;
 static unsigned char difficulty_value[16];
 static size_t difficulty_len;
 
@@ -35,10 +35,29 @@ static void on_flush(void* user, const eb_reply* r) {
   flush_ok = r->ok && strcmp(r->type, "flushed") == 0 && r->body_len > 0;
 }
 
-static void on_purchase(void* user, const eb_reply* r) {
-  (void)user;
-  purchase_done = !r->ok;
-  snprintf(purchase_code, sizeof purchase_code, "%s", r->error_code);
+/* Purchase results, copied out of the callback (its strings live only during the call). */
+#define MAX_SEEN 8
+typedef struct seen_purchases {
+  int count; /* every call, also those past MAX_SEEN */
+  struct {
+    char id[EB_PURCHASE_ID_SIZE], error_code[32], store[16];
+    int ok, is_valid, is_duplicate, grantable, has_verified_at;
+  } items[MAX_SEEN];
+} seen_purchases;
+
+static void on_purchase(void* user, const eb_purchase_result* r) {
+  seen_purchases* seen = (seen_purchases*)user;
+  if (seen->count < MAX_SEEN) {
+    snprintf(seen->items[seen->count].id, EB_PURCHASE_ID_SIZE, "%s", r->id);
+    snprintf(seen->items[seen->count].error_code, 32, "%s", r->error_code);
+    snprintf(seen->items[seen->count].store, 16, "%s", r->store);
+    seen->items[seen->count].ok = r->ok;
+    seen->items[seen->count].is_valid = r->is_valid;
+    seen->items[seen->count].is_duplicate = r->is_duplicate;
+    seen->items[seen->count].grantable = r->grantable;
+    seen->items[seen->count].has_verified_at = r->has_verified_at;
+  }
+  seen->count++;
 }
 
 static void on_difficulty(void* user, const char* key, const void* value, size_t len) {
@@ -66,8 +85,8 @@ static int all_acked(const eb_client* c) {
 }
 
 int main(int argc, char** argv) {
-  if (argc < 3) {
-    fprintf(stderr, "usage: engine_bridge_c_test INGRESS CONFIGS\n");
+  if (argc < 6) {
+    fprintf(stderr, "usage: engine_bridge_c_test INGRESS CONFIGS STAQ_INGRESS STAQ_CONFIGS RECEIPT\n");
     return 2;
   }
   check(strcmp(eb_binding_version(), "0.1.0") == 0, "eb_binding_version");
@@ -114,8 +133,12 @@ int main(int argc, char** argv) {
   check(eb_track(c, (eb_category)7, generic, sizeof generic) == EB_INVALID_ARGUMENT, "category out of range");
   check(eb_track_design(NULL, "a:b", 0, 0) == EB_INVALID_ARGUMENT && strstr(eb_last_error(), "client is NULL"),
         "NULL client");
-  check(eb_verify_purchase(c, "p1", EB_STORE_APPLE, "r", NULL, -1, NULL, NULL) == EB_INVALID_ARGUMENT,
-        "purchase without a callback");
+  seen_purchases refused = {0};
+  check(eb_verify_purchase(c, "p1", EB_STORE_APPLE, "cg==", NULL, -1, NULL, NULL, NULL) == EB_INVALID_ARGUMENT &&
+            strstr(eb_last_error(), "on_result"), "purchase without a callback");
+  check(eb_verify_purchase(c, "p1", EB_STORE_APPLE, "not base64", NULL, -1, on_purchase, &refused, NULL) ==
+            EB_INVALID_ARGUMENT && strstr(eb_last_error(), "base64"), "purchase receipt that is not base64");
+  check(eb_set_purchase_handler(NULL, on_purchase, NULL) == EB_INVALID_ARGUMENT, "purchase handler on a NULL client");
   eb_stats s;
   eb_get_stats(c, &s);
   check(s.tracked == 8, "refused calls queued nothing");
@@ -132,9 +155,12 @@ int main(int argc, char** argv) {
 
   check(eb_flush(c, on_flush, NULL) == EB_OK, "eb_flush");
   check(wait_flag(c, &flush_ok, 10000), "flush reply reaches the callback");
-  check(eb_verify_purchase(c, "p-c-1", EB_STORE_APPLE, "receipt", NULL, 1.99, on_purchase, NULL) == EB_OK, "eb_verify_purchase");
-  check(wait_flag(c, &purchase_done, 10000) && strcmp(purchase_code, "not_configured") == 0,
-        "purchase reply: not_configured");
+  char id[EB_PURCHASE_ID_SIZE] = "";
+  check(eb_verify_purchase(c, "p-c-1", EB_STORE_APPLE, "cmVjZWlwdA==", NULL, 1.99, on_purchase, &refused, id) == EB_OK &&
+            strcmp(id, "p-c-1") == 0, "eb_verify_purchase");
+  check(wait_flag(c, &refused.count, 10000) && refused.count == 1 && !refused.items[0].ok &&
+            strcmp(refused.items[0].error_code, "not_configured") == 0 && strcmp(refused.items[0].id, "p-c-1") == 0,
+        "a daemon without staq: not_configured reaches the purchase callback");
 
   check(eb_subscribe_config(c, "difficulty", on_difficulty, NULL, NULL) == EB_OK, "eb_subscribe_config");
   check(wait_flag(c, &difficulty_calls, 10000) && difficulty_len == 5 && memcmp(difficulty_value, "\xa4hard", 5) == 0,
@@ -151,6 +177,48 @@ int main(int argc, char** argv) {
   check(eb_track_design(c, "a:b", 0, 0) == EB_NOT_CONNECTED, "tracking after eb_shutdown: EB_NOT_CONNECTED");
   eb_client_free(c);
   eb_client_free(NULL);
+
+  /* Purchases through staq: a verdict in the callback; the next run of the device hears it in its handler. */
+  const char* receipt = argv[5];
+  seen_purchases first = {0}, first_handler = {0};
+  char first_id[EB_PURCHASE_ID_SIZE] = "";
+  eb_client* buyer = eb_client_new();
+  check(eb_client_set(buyer, "game_build", "3.1.0") == EB_OK && eb_client_set(buyer, "device_id", "c-abi-buyer") == EB_OK &&
+            eb_client_set(buyer, "ingress_endpoint", argv[3]) == EB_OK &&
+            eb_client_set(buyer, "configs_endpoint", argv[4]) == EB_OK &&
+            eb_set_purchase_handler(buyer, on_purchase, &first_handler) == EB_OK && eb_connect(buyer) == EB_OK,
+        "a client of the staq daemon, with a purchase handler");
+  check(eb_verify_purchase(buyer, NULL, EB_STORE_APPLE, receipt, NULL, 0.99, on_purchase, &first, first_id) == EB_OK &&
+            strlen(first_id) == 36, "eb_verify_purchase generates an id");
+  check(wait_flag(buyer, &first.count, 15000) && first.count == 1 && first.items[0].ok && first.items[0].is_valid &&
+            !first.items[0].is_duplicate && first.items[0].grantable && strcmp(first.items[0].store, "apple") == 0 &&
+            strcmp(first.items[0].id, first_id) == 0, "the verdict reaches the callback: valid, grantable");
+  eb_shutdown(buyer, 200);
+  check(first.count == 1 && first_handler.count == 0, "callback once, and the handler never hears of our purchase");
+  eb_client_free(buyer);
+
+  seen_purchases later_handler = {0}, second = {0};
+  eb_client* again = eb_client_new();
+  check(eb_client_set(again, "game_build", "3.1.0") == EB_OK && eb_client_set(again, "device_id", "c-abi-buyer") == EB_OK &&
+            eb_client_set(again, "ingress_endpoint", argv[3]) == EB_OK &&
+            eb_client_set(again, "configs_endpoint", argv[4]) == EB_OK &&
+            eb_set_purchase_handler(again, on_purchase, &later_handler) == EB_OK && eb_connect(again) == EB_OK,
+        "the device's next run");
+  check(wait_flag(again, &later_handler.count, 15000) && later_handler.count == 1 &&
+            strcmp(later_handler.items[0].id, first_id) == 0 && later_handler.items[0].grantable &&
+            later_handler.items[0].has_verified_at, "the earlier run's verdict reaches the handler");
+  /* The same receipt again, under a new id: a replay. Its verdict republishes the topic. */
+  check(eb_verify_purchase(again, "c-abi-replay", EB_STORE_APPLE, receipt, NULL, 0.99, on_purchase, &second, NULL) == EB_OK,
+        "eb_verify_purchase of a spent receipt");
+  check(wait_flag(again, &second.count, 15000) && second.items[0].ok && second.items[0].is_duplicate &&
+            !second.items[0].grantable, "a replayed receipt: is_duplicate, not grantable");
+  for (int i = 0; i < 100; ++i) {
+    eb_poll(again);
+    sleep_ms(10);
+  }
+  check(second.count == 1 && later_handler.count == 1, "after the republish: no callback and no handler call twice");
+  check(eb_set_purchase_handler(again, NULL, NULL) == EB_OK, "the handler can be removed");
+  eb_client_free(again);
 
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

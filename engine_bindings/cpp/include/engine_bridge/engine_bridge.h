@@ -59,10 +59,10 @@ typedef enum eb_purchase_store { EB_STORE_APPLE = 0, EB_STORE_GOOGLE_PLAY = 1 } 
 
 typedef struct eb_client eb_client;
 
-/* A reply to a session, flush or purchase request; its pointers live only during the callback. */
+/* A reply to a session or flush request; its pointers live only during the callback. */
 typedef struct eb_reply {
   int ok;                  /* 0: error_code and message say why */
-  const char* type;        /* "session", "flushed", "purchase" or "error" */
+  const char* type;        /* "session", "flushed" or "error" */
   const char* error_code;  /* "" when ok */
   const char* message;     /* "" when ok */
   const void* body;        /* the whole reply map, msgpack */
@@ -70,6 +70,25 @@ typedef struct eb_reply {
 } eb_reply;
 
 typedef void (*eb_reply_fn)(void* user, const eb_reply* reply);
+
+/* What became of a purchase (engine_bridge::PurchaseResult); its strings live only during the callback. */
+typedef struct eb_purchase_result {
+  const char* id;
+  int ok;                  /* 0: the daemon refused the request (error_code, message); no verdict follows */
+  const char* error_code;  /* "" when ok */
+  const char* message;     /* "" when ok */
+  int is_valid;            /* the store's server accepted the receipt */
+  int is_duplicate;        /* the receipt had been verified before, for another purchase: a replay */
+  const char* reason;      /* e.g. "verified by staq" */
+  const char* store;       /* "apple" or "googleplay" */
+  int has_verified_at;     /* verified_at is known (verdicts that came on the configs socket) */
+  int64_t verified_at;     /* ms since the Unix epoch */
+  int grantable;           /* ok, valid and not a duplicate: grant what was bought */
+} eb_purchase_result;
+
+typedef void (*eb_purchase_fn)(void* user, const eb_purchase_result* result);
+/* Room for a purchase id and its NUL. */
+#define EB_PURCHASE_ID_SIZE 65
 /* value: msgpack of the key's new value (nil when the key was removed); valid only during the call. */
 typedef void (*eb_config_fn)(void* user, const char* key, const void* value, size_t value_len);
 
@@ -119,10 +138,18 @@ EB_API eb_status eb_track(eb_client* client, eb_category category, const void* f
 EB_API eb_status eb_start_session(eb_client* client, eb_reply_fn on_reply, void* user);
 EB_API eb_status eb_end_session(eb_client* client, eb_reply_fn on_reply, void* user);
 EB_API eb_status eb_flush(eb_client* client, eb_reply_fn on_reply, void* user);
-/* id may be NULL (a UUID is generated); signature is required for Google Play only; price_usd < 0: not sent.
- * on_result is required. */
+/* Sends a receipt for verification. id may be NULL (a UUID is generated); out_id (may be NULL, else
+ * EB_PURCHASE_ID_SIZE bytes) receives the id. signature is required for Google Play only; price_usd < 0:
+ * not sent. on_result (required) runs exactly once, in eb_poll: with the verdict as soon as the daemon has
+ * it (in the reply, or later from the configs socket when the store's server was slow), or with the
+ * daemon's error. */
 EB_API eb_status eb_verify_purchase(eb_client* client, const char* id, eb_purchase_store store, const char* receipt,
-                                    const char* signature, double price_usd, eb_reply_fn on_result, void* user);
+                                    const char* signature, double price_usd, eb_purchase_fn on_result, void* user,
+                                    char* out_id);
+/* The game-wide handler, run in eb_poll, for verdicts on purchases this client did not send (made by an
+ * earlier run, still pending then): each purchase id once per client. Verdicts that arrive while none is
+ * set wait for one. handler NULL removes it. Callable before eb_connect. */
+EB_API eb_status eb_set_purchase_handler(eb_client* client, eb_purchase_fn handler, void* user);
 
 /* out_id (may be NULL) receives an id for eb_unsubscribe. */
 EB_API eb_status eb_subscribe_config(eb_client* client, const char* key, eb_config_fn callback, void* user,

@@ -207,21 +207,43 @@ struct Purchase {
   std::string receipt;    ///< required, 1–65536 chars
   std::string signature;  ///< required for Google Play, not sent for Apple
   std::optional<double> price_usd;
-  std::string status;
-  std::string comment;
+  std::string status;   ///< empty (the daemon's default, "completed"), "processing" or "completed"
+  std::string comment;  ///< at most 1024 chars
   Fields metadata;
 };
 
-/// The daemon's answer to a session, flush or purchase request.
+/// What became of a purchase (protocol.md 4.9): the verdict of the store's server, or the daemon's refusal
+/// of the request. Given to VerifyPurchase's callback and to the game-wide purchase handler.
+struct PurchaseResult {
+  std::string id;          ///< the purchase's id
+  /// false: the daemon refused the request (`error_code`, `message`, e.g. "not_configured" or
+  /// "invalid_value"); nothing was stored and no verdict will follow
+  bool ok = false;
+  std::string error_code;  ///< protocol.md section 6, when !ok
+  std::string message;
+  bool is_valid = false;      ///< the store's server accepted the receipt
+  bool is_duplicate = false;  ///< the receipt had been verified before, for another purchase: a replay
+  std::string reason;         ///< e.g. "verified by staq", or why a forged receipt was refused
+  std::string store;          ///< "apple" or "googleplay"
+  /// When the daemon recorded the verdict, ms since the Unix epoch. Verdicts that came on the configs
+  /// socket carry it; those the reply carried do not.
+  std::optional<std::int64_t> verified_at;
+
+  /// Whether to grant what was bought: a verdict, a receipt the store accepted, and not a replay.
+  bool Grantable() const noexcept { return ok && is_valid && !is_duplicate; }
+};
+
+/// The daemon's answer to a session or flush request.
 struct Reply {
   bool ok = false;         ///< false: `error_code` and `message` say why
-  std::string type;        ///< "session", "flushed", "purchase", or "error"
+  std::string type;        ///< "session", "flushed", or "error"
   std::string error_code;  ///< protocol.md section 6, e.g. "not_configured", "no_session"
   std::string message;
   Value body;              ///< the whole reply map
 };
 
 using ReplyCallback = std::function<void(const Reply&)>;
+using PurchaseCallback = std::function<void(const PurchaseResult&)>;
 /// `value` is Nil when the key was removed from every config topic.
 using ConfigCallback = std::function<void(std::string_view key, const Value& value)>;
 using SubscriptionId = std::uint64_t;
@@ -290,9 +312,21 @@ class Client {
   Status EndSession(ReplyCallback on_reply = nullptr);
   /// Asks the daemon to hand queued events to the providers now (e.g. before quitting).
   Status Flush(ReplyCallback on_reply = nullptr);
-  /// The reply (or the daemon's `not_configured` error until staq is set up) reaches `on_result` in Poll().
-  /// `id` (may be null) receives the purchase's id, generated when Purchase::id is empty.
-  Status VerifyPurchase(const Purchase& purchase, ReplyCallback on_result, std::string* id = nullptr);
+  /// Sends a receipt for verification. `on_result` runs exactly once, in Poll(): with the verdict as soon
+  /// as the daemon has it (in the reply, or, when the store's server did not answer within the daemon's
+  /// 5 s, later from the configs socket), or with the daemon's error (`not_configured` without staq).
+  /// Until the verdict comes, the purchase waits across reconnects and Shutdown()/Connect(); a client
+  /// destroyed before it never calls `on_result`, and the next run's purchase handler gets the verdict.
+  /// `id` (may be null) receives the purchase's id, generated when Purchase::id is empty: keep it with
+  /// the unfinished purchase, so that the game recognises the verdict however it arrives.
+  Status VerifyPurchase(const Purchase& purchase, PurchaseCallback on_result, std::string* id = nullptr);
+  /// The game-wide handler, run in Poll(), for verdicts on purchases this client did not send: those
+  /// made by an earlier run (the daemon repeats a device's last 50 verdicts to every new client) or by
+  /// another client of the same device. Each purchase id reaches the game once per Client object: through
+  /// a VerifyPurchase callback or this handler, never both, never twice (a later VerifyPurchase of the same
+  /// id still gets its own callback). Verdicts that arrive while no handler is set wait for one. Callable
+  /// before Connect(); nullptr removes the handler.
+  void SetPurchaseHandler(PurchaseCallback handler);
 
   // --- configs -------------------------------------------------------------------------------------------
 
