@@ -24,6 +24,7 @@ from .base import Outcome, Provider, ProviderContext
 from .http import TRANSIENT, json_object, json_or_none, request_id
 
 DEFAULT_ENDPOINT = "https://api.staq.io/v1"
+REFUSED = (400, 404, 422)  # statuses that refuse the purchase itself (bad receipt, unknown route)
 DEFAULT_SECRET_HEADER = "AppSecret"
 
 
@@ -202,6 +203,9 @@ class Staq(Provider):
                 continue
             break
         data = json_object(answer)
+        if answer.status_code in REFUSED:  # a receipt staq will never take: a verdict, not a retry
+            return PurchaseResult(False, False, f"refused by staq ({answer.status_code}): "
+                                                f"{data.get('error') or answer.text[:200]}")
         if answer.status_code != 200 or not isinstance(data.get("isValid"), bool):
             self.ctx.log.error("%s: purchase %s: answer %d without isValid (request %s); will retry", self.name,
                                purchase.purchase_id, answer.status_code, request_id(answer))

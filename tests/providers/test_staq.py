@@ -191,6 +191,15 @@ def test_purchase_made_offline_is_verified_later_and_reaches_the_returning_clien
     assert topic["values"][reply["id"]]["is_valid"] is True
 
 
+def test_a_receipt_staq_refuses_gets_a_verdict_not_endless_retries(tmp_path: Path, sandbox) -> None:
+    _, server = sandbox
+    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        reply = c.request(purchase(receipt="not base64 at all!"))
+    assert (reply["state"], reply["is_valid"]) == ("verified", False)
+    assert "refused by staq (400)" in reply["reason"]
+
+
 def test_forged_google_play_receipt_is_refused_without_a_network_call(tmp_path: Path, sandbox) -> None:
     sb, server = sandbox
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
