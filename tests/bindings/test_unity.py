@@ -2,10 +2,11 @@
 compiler accepts and more), run with `mono` against a real daemon on test ports.
 
 The C# test program (engine_bindings/unity/Tests~/BridgeTests.cs) makes its own checks and prints
-`N passed, N failed`. The daemon belongs to this wrapper: the program prints `@@ <command>` when it needs the
-daemon frozen, thawed, killed, stopped, started or its configs changed, and waits for `ok`. Afterwards the wrapper
-reads the store itself: fields of every helper, sessions, no duplicate and no lost event across the kill,
-only the newest events kept after an overflow.
+`N passed, N failed`. The daemons belong to this wrapper: one without providers, and one that verifies purchases
+through a staq sandbox served here. The program prints `@@ <command>` when it needs a daemon frozen, thawed,
+killed, stopped, started or its configs changed, a receipt made valid, or staq down or back, and waits for
+`ok`. Afterwards the wrapper reads the stores itself: fields of every helper, sessions, no duplicate and no lost
+event across the kill, only the newest events kept after an overflow, the purchases the program reported.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import queue
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -25,12 +27,14 @@ from typing import Any
 
 import pytest
 
+from bridge.sandbox.staq import StaqSandbox
 from tests.harness import REPO, Daemon
+from tests.sandboxes import provider_table, start_sandbox, wait_until
 
 UNITY = REPO / "engine_bindings" / "unity"
 RUN_TIMEOUT_S = 300
 # Checks the C# program makes when everything runs; it must report at least this many passed.
-MIN_CHECKS = 109
+MIN_CHECKS = 142
 
 # No [providers] entries: nothing leaves the machine. [configs] is the topic config/local.
 CONFIG = "[providers]\n\n[configs]\n"
@@ -55,11 +59,18 @@ def compile_program(out: Path, *sources: Path) -> Path:
     return out
 
 
-class Driver:
-    """Runs the C# program and answers its `@@` requests by acting on the real daemon."""
+def unverified_purchases(daemon: Daemon) -> int:
+    with sqlite3.connect(daemon.db_path) as db:
+        return db.execute("SELECT count(*) FROM purchases WHERE verified_at IS NULL").fetchone()[0]
 
-    def __init__(self, daemon: Daemon) -> None:
+
+class Driver:
+    """Runs the C# program and answers its `@@` requests by acting on the real daemons and the staq sandbox."""
+
+    def __init__(self, daemon: Daemon, staq: StaqSandbox, staq_daemon: Daemon) -> None:
         self.daemon = daemon
+        self.staq = staq
+        self.staq_daemon = staq_daemon
         self.lines: list[str] = []
         self.reports: dict[str, str] = {}
 
@@ -96,7 +107,14 @@ class Driver:
     def act(self, command: str) -> None:
         daemon = self.daemon
         assert daemon.proc is not None
-        if command == "freeze":
+        if command.startswith("receipt "):
+            self.staq.register_receipt(command.split(" ", 1)[1], valid=True)
+        elif command == "staq down":
+            self.staq.faults.fail("iap_apple", status=503, count=None)
+        elif command == "staq up":
+            self.staq.faults.clear()
+            wait_until(lambda: unverified_purchases(self.staq_daemon) == 0, 15, "every purchase verified")
+        elif command == "freeze":
             os.kill(daemon.proc.pid, signal.SIGSTOP)
         elif command == "thaw":
             os.kill(daemon.proc.pid, signal.SIGCONT)
@@ -144,15 +162,25 @@ def test_unity_binding_against_real_daemon(tmp_path: Path) -> None:
     launch_config = tmp_path / "launched.toml"
     launch_config.write_text(CONFIG + PRESETS["initial"])
     started_ms = int(time.time() * 1000)
-    with Daemon(tmp_path / "daemon", config=CONFIG + PRESETS["initial"]) as daemon:
-        driver = Driver(daemon)
-        code = driver.run(["timeout", "-k", "5", str(RUN_TIMEOUT_S), "mono", "--debug", str(exe),
-                           "--ingress", daemon.ingress, "--publish", daemon.publish, "--python", sys.executable,
-                           "--repo", str(REPO), "--workdir", str(tmp_path), "--launch-config", str(launch_config)])
-        passed, failed = driver.summary()
-        assert failed == 0 and code == 0, driver.output()
-        assert passed >= MIN_CHECKS, driver.output()
-        events = daemon.events()
+    staq, server = start_sandbox("staq")
+    staq_config = provider_table("staq", server.url, kind="staq")
+    try:
+        with Daemon(tmp_path / "daemon", config=CONFIG + PRESETS["initial"]) as daemon, \
+                Daemon(tmp_path / "staq-daemon", config=staq_config) as staq_daemon:
+            driver = Driver(daemon, staq, staq_daemon)
+            code = driver.run(["timeout", "-k", "5", str(RUN_TIMEOUT_S), "mono", "--debug", str(exe),
+                               "--ingress", daemon.ingress, "--publish", daemon.publish,
+                               "--staq-ingress", staq_daemon.ingress, "--staq-publish", staq_daemon.publish,
+                               "--python", sys.executable, "--repo", str(REPO), "--workdir", str(tmp_path),
+                               "--launch-config", str(launch_config)])
+            passed, failed = driver.summary()
+            assert failed == 0 and code == 0, driver.output()
+            assert passed >= MIN_CHECKS, driver.output()
+            events = daemon.events()
+            with sqlite3.connect(staq_daemon.db_path) as db:
+                purchases = db.execute("SELECT device_id, purchase_id, is_valid, is_duplicate FROM purchases").fetchall()
+    finally:
+        server.stop()
 
     # Every helper's event, with exactly the fields it was given.
     helpers = of_device(events, "unity-helpers")
@@ -200,6 +228,16 @@ def test_unity_binding_against_real_daemon(tmp_path: Path) -> None:
 
     # Refused calls sent nothing; the one good call after them arrived.
     assert [e["fields"] for e in of_device(events, "unity-badargs")] == [{"event_id": "after:errors", "value": 1.0}]
+
+    # Purchases: each stored once (a purchase id verified again is the same purchase) with the verdict the
+    # program's callbacks reported.
+    by_device: dict[str, list[tuple[bool, bool]]] = {}
+    for device, _, valid, duplicate in purchases:
+        by_device.setdefault(device, []).append((bool(valid), bool(duplicate)))
+    assert sorted(by_device) == ["unity-buyer", "unity-returning"], purchases
+    assert sorted(by_device["unity-buyer"]) == [(False, False)] + [(True, False)] * 5 + [(True, True)], purchases
+    assert by_device["unity-returning"] == [(True, False)] * 3, purchases
+    assert len(staq.purchases()) == len(purchases)  # re-verified ids were answered from the daemon's store
 
 
 def test_unity_console_sample(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ namespace EngineBridge
     /// Every call returns at once. Track calls check their arguments (an ArgumentException at the call site for a
     /// bad one), encode the event into a preallocated buffer and return: no allocation, no I/O, no waiting on
     /// the daemon. Two background threads do all the I/O: one sends events in acknowledged batches and resends
-    /// what was not acknowledged after the daemon restarts; one receives config updates. Callbacks (configs,
-    /// session, flush and purchase replies) run on the thread that calls <see cref="Pump"/>: in Unity, the main
-    /// thread, every frame.
+    /// what was not acknowledged after the daemon restarts; one receives config updates and purchase verdicts.
+    /// Callbacks (configs, session and flush replies, purchase verdicts) run on the thread that calls
+    /// <see cref="Pump"/>: in Unity, the main thread, every frame.
     /// </summary>
     public sealed class BridgeClient : IDisposable
     {
@@ -21,7 +21,7 @@ namespace EngineBridge
         public const string BindingName = "engine-bridge-unity";
 
         /// <summary>The binding's version, sent in <c>hello</c>; matches package.json.</summary>
-        public const string BindingVersion = "0.1.0";
+        public const string BindingVersion = "0.2.0";
 
         private const int StopTimeoutMs = 1000;
 
@@ -37,6 +37,7 @@ namespace EngineBridge
         private readonly EventQueue queue;
         private readonly CallbackQueue callbacks = new CallbackQueue();
         private readonly ConfigStore configs;
+        private readonly PurchaseVerdicts purchases;
         private readonly IngressLink ingress;
         private readonly ConfigLink configLink;
         private readonly DaemonProcess daemon;
@@ -49,13 +50,14 @@ namespace EngineBridge
             shutdownGraceMs = settings.ShutdownGraceMs;
             queue = new EventQueue(settings.QueueCapacity, 256);
             configs = new ConfigStore(game.DeviceId, callbacks);
+            purchases = new PurchaseVerdicts(game.DeviceId, callbacks);
             daemon = settings.Daemon != null && settings.Daemon.Enabled ? new DaemonProcess(settings.Daemon) : null;
             int helloPairs;
             byte[] hello = game.EncodeHello(out helloPairs);
             ingress = new IngressLink(ZmtpEndpoint.Parse(settings.IngressEndpoint, "settings.IngressEndpoint"), queue,
                                       hello, helloPairs, settings.MaxBatchEvents, settings.MaxInFlight,
                                       settings.RequestTimeoutMs, daemon);
-            configLink = new ConfigLink(ZmtpEndpoint.Parse(settings.ConfigsEndpoint, "settings.ConfigsEndpoint"), configs);
+            configLink = new ConfigLink(ZmtpEndpoint.Parse(settings.ConfigsEndpoint, "settings.ConfigsEndpoint"), configs, purchases);
             ingress.Start();
             configLink.Start();
         }
@@ -348,18 +350,21 @@ namespace EngineBridge
         }
 
         /// <summary>
-        /// Sends a purchase receipt to the daemon for verification and returns the purchase's id. The callback
-        /// runs at a later <see cref="Pump"/> with the daemon's answer; until a staq provider is configured on the
-        /// daemon that answer is the error <c>not_configured</c>.
+        /// Sends a purchase receipt to the daemon, which stores it durably and has it verified, and returns the
+        /// purchase's id. <paramref name="onResult"/> runs exactly once, at a later <see cref="Pump"/>: with the
+        /// verdict, at once if the store answers within 5 s, else as soon as the daemon gets it (staq down, the
+        /// machine offline: the daemon keeps trying); or with the error that refused the request (e.g.
+        /// <c>not_configured</c> while the daemon has no staq provider). If the game quits first, the verdict goes
+        /// to <see cref="PurchaseVerified"/> at its next start.
         /// </summary>
-        public string VerifyPurchase(Purchase purchase, Action<Reply> onResult)
+        public string VerifyPurchase(Purchase purchase, Action<PurchaseResult> onResult)
         {
             Check.NotNull(purchase, "purchase");
             Check.NotNull(onResult, "onResult");
             if (purchase.Id != null) Check.EventUid(purchase.Id, "purchase.Id");
             Check.Defined((int)purchase.Store, Wire.PurchaseStoreNames.Length, "purchase.Store");
-            Check.Text(purchase.Receipt, "purchase.Receipt", 1, Wire.MaxReceiptChars);
-            if (purchase.Store == PurchaseStore.GooglePlay) Check.Text(purchase.Signature, "purchase.Signature", 1, Wire.MaxReceiptChars);
+            Check.Base64(purchase.Receipt, "purchase.Receipt", Wire.MaxReceiptChars);
+            if (purchase.Store == PurchaseStore.GooglePlay) Check.Base64(purchase.Signature, "purchase.Signature", Wire.MaxReceiptChars);
             if (purchase.PriceUsd.HasValue)
             {
                 Check.Finite(purchase.PriceUsd.Value, "purchase.PriceUsd");
@@ -368,8 +373,8 @@ namespace EngineBridge
                     throw new ArgumentOutOfRangeException("purchase.PriceUsd", purchase.PriceUsd.Value, "a price cannot be negative");
                 }
             }
-            Check.OptionalText(purchase.Status, "purchase.Status", Wire.MaxStringChars);
-            Check.OptionalText(purchase.Comment, "purchase.Comment", Wire.MaxStringChars);
+            if (purchase.Status.HasValue) Check.Defined((int)purchase.Status.Value, Wire.PurchaseStatusNames.Length, "purchase.Status");
+            Check.OptionalText(purchase.Comment, "purchase.Comment", Wire.MaxPurchaseCommentChars);
             if (purchase.Metadata != null) Check.Fields(purchase.Metadata, "purchase.Metadata");
 
             string id = purchase.Id ?? Guid.NewGuid().ToString("D");
@@ -380,14 +385,26 @@ namespace EngineBridge
             Wire.Pair(pairs, "receipt", purchase.Receipt, ref count);
             if (purchase.Store == PurchaseStore.GooglePlay) Wire.Pair(pairs, "signature", purchase.Signature, ref count);
             if (purchase.PriceUsd.HasValue) Wire.Pair(pairs, "price_usd", purchase.PriceUsd.Value, ref count);
-            Wire.Pair(pairs, "status", purchase.Status, ref count);
+            if (purchase.Status.HasValue) Wire.Pair(pairs, "status", Wire.PurchaseStatusNames[(int)purchase.Status.Value], ref count);
             Wire.Pair(pairs, "comment", purchase.Comment, ref count);
             Wire.Pair(pairs, "metadata", purchase.Metadata, ref count);
-            Enqueue(new ControlRequest(Wire.PurchaseType, pairs.ToArray(), count, delegate(WireReply reply)
-            {
-                Answer(onResult, reply);
-            }));
+            var call = purchases.Expect(id, purchase.Store, onResult);
+            Enqueue(new ControlRequest(Wire.PurchaseType, pairs.ToArray(), count, call.OnReply, true));
             return id;
+        }
+
+        /// <summary>
+        /// Verdicts of purchases this client did not verify itself: made by an earlier run of the game that quit
+        /// before the verdict came. The daemon repeats the device's last 50 verdicts to every client that connects;
+        /// this event reports each purchase id once per client (a verdict already given to a
+        /// <see cref="VerifyPurchase"/> callback is not repeated here). It also reports purchases an earlier run saw
+        /// verified, so keep the ids you granted and grant only the others. Runs on the pump thread; verdicts that
+        /// arrive while no handler is attached wait for the first one.
+        /// </summary>
+        public event Action<PurchaseResult> PurchaseVerified
+        {
+            add { purchases.AddHandler(value); }
+            remove { purchases.RemoveHandler(value); }
         }
 
         // ----- configs -----------------------------------------------------------------------------------------

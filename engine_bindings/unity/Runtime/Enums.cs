@@ -65,4 +65,11 @@ namespace EngineBridge
         Apple,
         GooglePlay,
     }
+
+    /// <summary>How far the store got with a purchase (<c>status</c> in protocol.md 4.9).</summary>
+    public enum PurchaseStatus
+    {
+        Completed,
+        Processing,
+    }
 }

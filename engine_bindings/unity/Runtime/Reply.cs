@@ -2,7 +2,7 @@ using System.Collections.Generic;
 
 namespace EngineBridge
 {
-    /// <summary>The daemon's answer to a session, flush or purchase request, given to its callback on the pump thread.</summary>
+    /// <summary>The daemon's answer to a session or flush request, given to its callback on the pump thread.</summary>
     public sealed class Reply
     {
         internal Reply(string type, string errorCode, string message, IDictionary<string, object> body)
@@ -16,7 +16,7 @@ namespace EngineBridge
         /// <summary>False when the request failed: <see cref="ErrorCode"/> and <see cref="Message"/> say why.</summary>
         public bool Ok { get { return ErrorCode == null; } }
 
-        /// <summary><c>session</c>, <c>flushed</c>, <c>purchase</c>, or <c>error</c>.</summary>
+        /// <summary><c>session</c>, <c>flushed</c>, or <c>error</c>.</summary>
         public string Type { get; private set; }
 
         /// <summary>protocol.md section 6, e.g. <c>not_configured</c>, <c>no_session</c>; null on success.</summary>

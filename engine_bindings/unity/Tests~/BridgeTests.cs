@@ -3,14 +3,17 @@
 //
 // The wrapper owns the daemon. When a check needs the daemon changed, this program prints "@@ <command>" and
 // waits for the wrapper's "ok" on stdin. Commands: freeze (SIGSTOP), thaw (SIGCONT), kill (SIGKILL), stop (SIGTERM), start,
-// config <name> (rewrite the config file with a preset and SIGHUP). Lines "## key value" report facts the
-// wrapper checks in the store afterwards.
+// config <name> (rewrite the config file with a preset and SIGHUP); and for the second daemon, which verifies
+// purchases through the wrapper's staq sandbox: receipt <base64> (the sandbox calls it valid), staq down (its
+// purchase route answers 503), staq up (faults cleared; "ok" once that daemon has verified every stored purchase).
+// Lines "## key value" report facts the wrapper checks in the store afterwards.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.Net;
 using System.Net.Sockets;
+using System.Text;
 using System.Threading;
 using EngineBridge;
 
@@ -39,6 +42,8 @@ internal static class BridgeTests
         Run("bad arguments", BadArgumentChecks);
         Run("no allocations on the hot path", AllocationChecks);
         Run("configs", ConfigChecks);
+        Run("purchase verdicts", PurchaseChecks);
+        Run("purchase verdicts after a restart", ReturningBuyerChecks);
         Run("a frozen daemon", FrozenDaemonChecks);
         Run("kill and restart mid-stream", KillRestartChecks);
         Run("queue overflow", OverflowChecks);
@@ -119,15 +124,15 @@ internal static class BridgeTests
             Expect("flush replies with the daemon's count", WaitFor(() => flushed != null, 10000) && flushed.Ok
                    && flushed.Type == "flushed" && flushed.Body["queued"] is long, flushed == null ? "none" : flushed.Type);
 
-            Reply purchase = null;
+            PurchaseResult purchase = null;
             string purchaseId = client.VerifyPurchase(new Purchase { Store = PurchaseStore.Apple, Receipt = "bWlzc2luZw==", PriceUsd = 0.99 },
                                                       r => purchase = r);
             Expect("purchase verification calls back", WaitFor(() => purchase != null, 10000), client.LastError);
             Expect("without staq the purchase gets not_configured", purchase != null && !purchase.Ok
-                   && purchase.ErrorCode == "not_configured" && !string.IsNullOrEmpty(purchase.Message),
-                   purchase == null ? "none" : purchase.ErrorCode);
+                   && purchase.ErrorCode == "not_configured" && !string.IsNullOrEmpty(purchase.Message)
+                   && purchase.Id == purchaseId && !purchase.ShouldGrant, purchase == null ? "none" : purchase.ToString());
             Expect("a purchase id is generated unless given", purchaseId != null && purchaseId.Length == 36
-                   && client.VerifyPurchase(new Purchase { Id = "order-42", Store = PurchaseStore.GooglePlay, Receipt = "data", Signature = "sig" }, r => { }) == "order-42",
+                   && client.VerifyPurchase(new Purchase { Id = "order-42", Store = PurchaseStore.GooglePlay, Receipt = "ZGF0YQ==", Signature = "c2ln" }, r => { }) == "order-42",
                    purchaseId);
 
             Reply ended = null;
@@ -180,8 +185,19 @@ internal static class BridgeTests
             Throws<ArgumentNullException>("onChange", () => client.SubscribeConfigs(null));
             Throws<ArgumentNullException>("key", () => client.SubscribeConfig(null, (k, v) => { }));
             Throws<ArgumentNullException>("purchase", () => client.VerifyPurchase(null, r => { }));
+            Throws<ArgumentNullException>("onResult", () => client.VerifyPurchase(new Purchase { Store = PurchaseStore.Apple, Receipt = "ZGF0YQ==" }, null));
             Throws<ArgumentNullException>("purchase.Signature", () => client.VerifyPurchase(
                 new Purchase { Store = PurchaseStore.GooglePlay, Receipt = "data" }, r => { }));
+            Throws<ArgumentException>("purchase.Signature", () => client.VerifyPurchase(
+                new Purchase { Store = PurchaseStore.GooglePlay, Receipt = "data", Signature = "sig" }, r => { }));
+            Throws<ArgumentException>("purchase.Receipt", () => client.VerifyPurchase(
+                new Purchase { Store = PurchaseStore.Apple, Receipt = "{\"orderId\": \"GPA.1\"}" }, r => { }));
+            Throws<ArgumentException>("purchase.Receipt", () => client.VerifyPurchase(
+                new Purchase { Store = PurchaseStore.Apple, Receipt = "ab=c" }, r => { }));
+            Throws<ArgumentOutOfRangeException>("purchase.Status", () => client.VerifyPurchase(
+                new Purchase { Store = PurchaseStore.Apple, Receipt = "data", Status = (PurchaseStatus)2 }, r => { }));
+            Throws<ArgumentException>("purchase.Comment", () => client.VerifyPurchase(
+                new Purchase { Store = PurchaseStore.Apple, Receipt = "data", Comment = new string('c', 1025) }, r => { }));
             Throws<ArgumentException>("purchase.PriceUsd", () => client.VerifyPurchase(
                 new Purchase { Store = PurchaseStore.Apple, Receipt = "data", PriceUsd = double.NaN }, r => { }));
             Throws<ArgumentOutOfRangeException>("purchase.PriceUsd", () => client.VerifyPurchase(
@@ -270,6 +286,129 @@ internal static class BridgeTests
                    "callbacks: " + second.Count);
             Expect("a removed key is reported as null", WaitFor(() => speed.Count == 2, 5000) && speed[1] == null, speed.Count.ToString());
             Expect("an unsubscribed callback is not called", snapshots.Count == before, snapshots.Count + " vs " + before);
+        }
+    }
+
+    private static void PurchaseChecks()
+    {
+        string good = Receipt("unity-good"), bad = Receipt("unity-forged"), slow = Receipt("unity-while-staq-down"),
+               staged = Receipt("unity-processing"), last = Receipt("unity-last");
+        foreach (string valid in new[] { good, slow, staged, last }) Ask("receipt " + valid);
+        var calls = new Outcomes();
+        var unasked = new List<PurchaseResult>();
+        var settings = StaqOptions();
+        settings.RequestTimeoutMs = 1000;   // shorter than the 5 s the daemon may hold a purchase reply
+        using (var client = Open("unity-buyer", settings))
+        {
+            client.PurchaseVerified += unasked.Add;
+            Expect("purchase client connects to the staq daemon", WaitFor(() => client.IsConnected, 15000), client.LastError);
+
+            string first = client.VerifyPurchase(new Purchase { Store = PurchaseStore.Apple, Receipt = good, PriceUsd = 0.99 }, calls.Add("first"));
+            var verified = calls.Wait("first", 10000);
+            Expect("a valid receipt is verified while connected", verified != null && verified.Ok && verified.IsValid
+                   && !verified.IsDuplicate && verified.ShouldGrant && verified.Id == first && verified.Store == PurchaseStore.Apple
+                   && !string.IsNullOrEmpty(verified.Reason), Show(verified));
+            Expect("the verdict callback runs on the pumping thread", calls.ThreadOf("first") == mainThread, "thread " + calls.ThreadOf("first"));
+
+            client.VerifyPurchase(new Purchase { Store = PurchaseStore.Apple, Receipt = good, PriceUsd = 0.99 }, calls.Add("replayed"));
+            var replayed = calls.Wait("replayed", 10000);
+            Expect("the same receipt in another purchase is a duplicate", replayed != null && replayed.Ok && replayed.IsValid
+                   && replayed.IsDuplicate && !replayed.ShouldGrant, Show(replayed));
+
+            client.VerifyPurchase(new Purchase { Store = PurchaseStore.Apple, Receipt = bad }, calls.Add("forged"));
+            var forged = calls.Wait("forged", 10000);
+            Expect("a receipt the store refuses is invalid", forged != null && forged.Ok && !forged.IsValid && !forged.ShouldGrant, Show(forged));
+
+            client.VerifyPurchase(new Purchase { Id = first, Store = PurchaseStore.Apple, Receipt = good, PriceUsd = 0.99 }, calls.Add("resent"));
+            var resent = calls.Wait("resent", 10000);
+            Expect("verifying a purchase id again answers its verdict, not a duplicate", resent != null && resent.Id == first
+                   && resent.IsValid && !resent.IsDuplicate, Show(resent));
+
+            client.VerifyPurchase(new Purchase { Store = PurchaseStore.Apple, Receipt = staged, Status = PurchaseStatus.Processing }, calls.Add("processing"));
+            client.VerifyPurchase(new Purchase { Store = PurchaseStore.Apple, Receipt = staged }, calls.Add("completed"));
+            var processing = calls.Wait("processing", 10000);
+            var completed = calls.Wait("completed", 10000);
+            Expect("a processing purchase does not spend its receipt", processing != null && processing.ShouldGrant
+                   && completed != null && completed.ShouldGrant, Show(processing) + " / " + Show(completed));
+
+            Ask("staq down");
+            long acknowledged = client.GetStats().Acknowledged;
+            string pending = client.VerifyPurchase(new Purchase { Store = PurchaseStore.Apple, Receipt = slow, PriceUsd = 4.99 }, calls.Add("pending"));
+            for (int i = 0; i < 100; i++) client.TrackDesign("purchase:waiting", i);
+            Expect("events flow while a purchase waits for its verdict", WaitFor(() => client.GetStats().Acknowledged == acknowledged + 100, 3000)
+                   && calls.Count("pending") == 0, Describe(client));
+            Expect("no verdict while staq is down: the callback waits past the reply", !WaitFor(() => calls.Count("pending") > 0, 6500), Show(calls.First("pending")));
+            Expect("a held purchase reply is not taken for a dead daemon", client.GetStats().Reconnects == 0, Describe(client));
+            Ask("staq up");
+            var late = calls.Wait("pending", 15000);
+            Expect("the late verdict reaches the callback once staq is back", late != null && late.Id == pending && late.Ok
+                   && late.ShouldGrant && late.VerifiedAtMs.HasValue && late.Store == PurchaseStore.Apple, Show(late));
+
+            client.VerifyPurchase(new Purchase { Store = PurchaseStore.Apple, Receipt = last }, calls.Add("last"));
+            Expect("a later purchase is verified too", calls.Wait("last", 10000) != null, "");
+            PumpFor(1000);   // the topic repeats every verdict once more
+            Expect("every callback ran exactly once", calls.AllOnce(), calls.Summary());
+            Expect("this client's own purchases never reach PurchaseVerified", unasked.Count == 0, unasked.Count + " reported");
+        }
+    }
+
+    private static void ReturningBuyerChecks()
+    {
+        string granted = Receipt("unity-granted-earlier"), orphaned = Receipt("unity-orphaned"), fresh = Receipt("unity-fresh");
+        foreach (string valid in new[] { granted, orphaned, fresh }) Ask("receipt " + valid);
+        var calls = new Outcomes();
+        string grantedId, orphanId;
+        using (var earlier = Open("unity-returning", StaqOptions()))
+        {
+            Expect("the first run connects", WaitFor(() => earlier.IsConnected, 15000), earlier.LastError);
+            grantedId = earlier.VerifyPurchase(new Purchase { Store = PurchaseStore.Apple, Receipt = granted }, calls.Add("granted"));
+            Expect("the first run has one purchase verified", calls.Wait("granted", 10000) != null, "");
+            Ask("staq down");
+            orphanId = earlier.VerifyPurchase(new Purchase { Store = PurchaseStore.Apple, Receipt = orphaned }, calls.Add("orphan"));
+            Reply flushed = null;
+            earlier.Flush(r => flushed = r);
+            Expect("the first run quits with a purchase stored and unverified", WaitFor(() => flushed != null, 10000)
+                   && calls.Count("orphan") == 0, Describe(earlier));
+        }
+        Ask("staq up");
+
+        using (var next = Open("unity-returning", StaqOptions()))
+        {
+            var told = new List<PurchaseResult>();
+            int toldThread = 0;
+            Expect("the next run connects", WaitFor(() => next.IsConnected, 15000), next.LastError);
+            PumpFor(1500);   // the daemon's last verdicts arrive while no handler is attached
+            next.VerifyPurchase(new Purchase { Id = grantedId, Store = PurchaseStore.Apple, Receipt = granted }, calls.Add("granted again"));
+            next.PurchaseVerified += r => { told.Add(r); toldThread = Thread.CurrentThread.ManagedThreadId; };
+            Expect("PurchaseVerified reports the purchase the first run did not hear about", WaitFor(() => told.Exists(r => r.Id == orphanId), 10000),
+                   told.Count + " reported");
+            var orphan = told.Find(r => r.Id == orphanId);
+            Expect("with its verdict", orphan != null && orphan.Ok && orphan.ShouldGrant && orphan.VerifiedAtMs.HasValue
+                   && orphan.Store == PurchaseStore.Apple, Show(orphan));
+            Expect("on the pumping thread", toldThread == mainThread, "thread " + toldThread);
+            var again = calls.Wait("granted again", 10000);
+            Expect("a purchase verified again gets its callback, not PurchaseVerified", again != null && again.Id == grantedId
+                   && again.ShouldGrant && !told.Exists(r => r.Id == grantedId), Show(again));
+
+            next.VerifyPurchase(new Purchase { Store = PurchaseStore.Apple, Receipt = fresh }, calls.Add("fresh"));
+            Expect("a new purchase is verified by the next run", calls.Wait("fresh", 10000) != null, "");
+            var second = new List<PurchaseResult>();
+            next.PurchaseVerified += second.Add;
+            PumpFor(1000);   // the topic repeats every verdict once more
+            Expect("each purchase id is reported once, never twice", told.Count == 1 && second.Count == 0,
+                   told.Count + " then " + second.Count + " reported");
+            Expect("every callback ran exactly once, the first run's orphan never", calls.AllOnce("orphan") && calls.Count("orphan") == 0,
+                   calls.Summary());
+        }
+
+        using (var third = Open("unity-returning", StaqOptions()))
+        {
+            var told = new List<string>();
+            third.PurchaseVerified += r => told.Add(r.Id);
+            Expect("a run that verifies nothing is told every recent verdict, granted earlier or not",
+                   WaitFor(() => told.Count == 3, 10000) && told.Contains(grantedId) && told.Contains(orphanId), string.Join(",", told));
+            PumpFor(1000);
+            Expect("once each", told.Count == 3, string.Join(",", told));
         }
     }
 
@@ -423,6 +562,82 @@ internal static class BridgeTests
         };
     }
 
+    /// <summary>The second daemon's endpoints: the one that verifies purchases through the staq sandbox.</summary>
+    private static BridgeSettings StaqOptions()
+    {
+        return Options(10000, options["staq-ingress"], options["staq-publish"]);
+    }
+
+    /// <summary>A receipt as a store gives it: standard base64.</summary>
+    private static string Receipt(string text)
+    {
+        return Convert.ToBase64String(Encoding.UTF8.GetBytes(text));
+    }
+
+    private static string Show(PurchaseResult result)
+    {
+        return result == null ? "no callback" : result + " verified_at=" + result.VerifiedAtMs;
+    }
+
+    /// <summary>What each purchase callback received, by a name the check gives the call.</summary>
+    private sealed class Outcomes
+    {
+        private readonly Dictionary<string, List<PurchaseResult>> results = new Dictionary<string, List<PurchaseResult>>();
+        private readonly Dictionary<string, int> threads = new Dictionary<string, int>();
+
+        /// <summary>A callback that records what it receives under <paramref name="call"/>.</summary>
+        public Action<PurchaseResult> Add(string call)
+        {
+            var received = new List<PurchaseResult>();
+            results.Add(call, received);
+            return r =>
+            {
+                received.Add(r);
+                threads[call] = Thread.CurrentThread.ManagedThreadId;
+            };
+        }
+
+        public int Count(string call)
+        {
+            return results[call].Count;
+        }
+
+        public PurchaseResult First(string call)
+        {
+            return Count(call) > 0 ? results[call][0] : null;
+        }
+
+        /// <summary>The first result of the call, pumping until it comes or the time is up (then null).</summary>
+        public PurchaseResult Wait(string call, int timeoutMs)
+        {
+            WaitFor(() => Count(call) > 0, timeoutMs);
+            return First(call);
+        }
+
+        public int ThreadOf(string call)
+        {
+            int thread;
+            return threads.TryGetValue(call, out thread) ? thread : 0;
+        }
+
+        /// <summary>True when every call but <paramref name="except"/> was called back exactly once.</summary>
+        public bool AllOnce(string except = null)
+        {
+            foreach (var entry in results)
+            {
+                if (entry.Key != except && entry.Value.Count != 1) return false;
+            }
+            return true;
+        }
+
+        public string Summary()
+        {
+            var text = new StringBuilder();
+            foreach (var entry in results) text.Append(entry.Key).Append('=').Append(entry.Value.Count).Append(' ');
+            return text.ToString();
+        }
+    }
+
     private static int TrackStream(BridgeClient client, int first, int count)
     {
         double worst;
@@ -462,6 +677,12 @@ internal static class BridgeTests
     }
 
     private static readonly List<BridgeClient> Pumped = new List<BridgeClient>();
+
+    /// <summary>Pumps callbacks for a while, as a game's frames would.</summary>
+    private static void PumpFor(int ms)
+    {
+        WaitFor(() => false, ms);
+    }
 
     /// <summary>A client whose callbacks <see cref="WaitFor"/> pumps.</summary>
     private static BridgeClient Open(string deviceId, BridgeSettings settings = null)
@@ -581,7 +802,7 @@ internal static class BridgeTests
     {
         var parsed = new Dictionary<string, string>();
         for (int i = 0; i + 1 < args.Length; i += 2) parsed[args[i].TrimStart('-')] = args[i + 1];
-        foreach (string required in new[] { "ingress", "publish", "python", "repo", "workdir", "launch-config" })
+        foreach (string required in new[] { "ingress", "publish", "staq-ingress", "staq-publish", "python", "repo", "workdir", "launch-config" })
         {
             if (!parsed.ContainsKey(required)) throw new ArgumentException("missing --" + required);
         }

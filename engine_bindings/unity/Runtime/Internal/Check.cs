@@ -71,6 +71,31 @@ namespace EngineBridge.Internal
             }
         }
 
+        /// <summary>
+        /// Standard base64 of 1 to <paramref name="maxChars"/> chars (A–Z a–z 0–9 + /, padded with = to a multiple of 4),
+        /// as protocol.md 4.9 asks of receipts and signatures: the verifying store refuses anything else.
+        /// </summary>
+        public static void Base64(string value, string name, int maxChars)
+        {
+            Text(value, name, 1, maxChars);
+            bool ok = value.Length % 4 == 0;
+            int padding = 0;
+            for (int i = 0; ok && i < value.Length; i++)
+            {
+                char c = value[i];
+                if (c == '=')
+                {
+                    padding++;
+                    ok = padding <= 2;
+                }
+                else
+                {
+                    ok = padding == 0 && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/');
+                }
+            }
+            if (!ok) throw new ArgumentException(name + " must be standard base64 (A-Z a-z 0-9 + /, padded with = to a multiple of 4)", name);
+        }
+
         /// <summary>The length of parts about to be joined by ':' (each null part counts as absent).</summary>
         public static void JoinedLength(int chars, string name)
         {

@@ -3,30 +3,37 @@ using System.Text;
 namespace EngineBridge.Internal
 {
     /// <summary>
-    /// The SUB side of the configs socket (protocol.md section 7): subscribes to <c>config/</c> on every
-    /// connection (the daemon then publishes the current value of each topic, so a reconnect also catches up)
-    /// and hands each two-frame publication to the <see cref="ConfigStore"/>.
+    /// The SUB side of the configs socket (protocol.md section 7): subscribes on every connection to the prefixes
+    /// the <c>welcome</c> lists, <c>config/</c> and <c>purchase/&lt;device_id&gt;</c> (the daemon then publishes the
+    /// current value of each topic, so a reconnect also catches up), and hands each two-frame publication to the
+    /// <see cref="ConfigStore"/> or, for the device's verdicts topic, to <see cref="PurchaseVerdicts"/>.
     /// </summary>
     internal sealed class ConfigLink : Link
     {
         private const int WaitMs = 50;
 
-        private static readonly byte[] Subscription = BuildSubscription(ConfigStore.Prefix);
-
-        private readonly ConfigStore store;
+        private readonly ConfigStore configs;
+        private readonly PurchaseVerdicts purchases;
+        private readonly byte[][] subscriptions;
         private string topic;
         private bool skipping;
 
-        public ConfigLink(ZmtpEndpoint endpoint, ConfigStore store)
+        public ConfigLink(ZmtpEndpoint endpoint, ConfigStore configs, PurchaseVerdicts purchases)
             : base(endpoint, "SUB", "engine-bridge configs")
         {
-            this.store = store;
+            this.configs = configs;
+            this.purchases = purchases;
+            subscriptions = new[] { BuildSubscription(ConfigStore.Prefix), BuildSubscription(purchases.Topic) };
         }
 
         protected override void OnConnected()
         {
             // A subscription is a message whose one frame is 0x01 then the topic prefix (ZMTP 3.0 style).
-            if (Connection.Send(Subscription, 0, Subscription.Length, false)) ResetBackoff();
+            foreach (var subscription in subscriptions)
+            {
+                if (!Connection.Send(subscription, 0, subscription.Length, false)) return;
+            }
+            ResetBackoff();
         }
 
         protected override void OnDisconnected()
@@ -61,7 +68,9 @@ namespace EngineBridge.Internal
             }
             try
             {
-                store.Apply(current, new WireReply(MsgPackReader.DecodeMap(frame.Buffer, frame.Offset, frame.Count)));
+                var publication = new WireReply(MsgPackReader.DecodeMap(frame.Buffer, frame.Offset, frame.Count));
+                if (current == purchases.Topic) purchases.Apply(publication);
+                else configs.Apply(current, publication);
             }
             catch (System.FormatException e)
             {

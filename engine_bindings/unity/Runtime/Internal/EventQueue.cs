@@ -201,6 +201,19 @@ namespace EngineBridge.Internal
             lock (Gate) controls.Remove(request);
         }
 
+        /// <summary>Puts requests that were sent and taken out of the queue back at its front, in order, to be sent again.</summary>
+        public void RequeueControls(List<ControlRequest> requests)
+        {
+            lock (Gate)
+            {
+                for (int i = requests.Count - 1; i >= 0; i--)
+                {
+                    requests[i].InFlight = false;
+                    controls.AddFirst(requests[i]);
+                }
+            }
+        }
+
         /// <summary>True when nothing waits to be sent or acknowledged.</summary>
         public bool IsDrained
         {

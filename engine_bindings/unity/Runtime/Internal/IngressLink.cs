@@ -9,6 +9,7 @@ namespace EngineBridge.Internal
     /// connection, sends the queued events in <c>events</c> batches with several in flight, releases them from
     /// the queue as <c>ack</c>s come back, sends the queued session/flush/purchase requests in their place in
     /// the stream, and after a drop, a <c>hello_required</c> or a timeout resends everything unacknowledged.
+    /// A purchase, whose reply the daemon holds up to 5 s for the verdict, does not hold back what follows it.
     /// </summary>
     internal sealed class IngressLink : Link
     {
@@ -24,6 +25,7 @@ namespace EngineBridge.Internal
         private readonly int settingsBatchEvents;
         private readonly MsgPackWriter frame = new MsgPackWriter(64 * 1024);
         private readonly List<InFlightBatch> inFlight = new List<InFlightBatch>();
+        private readonly List<ControlRequest> heldReplies = new List<ControlRequest>();
         private bool welcomed;
         private uint nextRid;
         private uint helloRid;
@@ -97,6 +99,7 @@ namespace EngineBridge.Internal
             connected = false;
             welcomed = false;
             Rewind();
+            ResendHeld();
         }
 
         protected override int Work()
@@ -145,8 +148,17 @@ namespace EngineBridge.Internal
             if (control != null && control.InFlight && control.Rid == rid)
             {
                 OnControlReply(control, reply);
+                return;
             }
-            else if (reply.IsError)
+            for (int i = 0; i < heldReplies.Count; i++)
+            {
+                if (heldReplies[i].Rid == rid)
+                {
+                    OnControlReply(heldReplies[i], reply);
+                    return;
+                }
+            }
+            if (reply.IsError)
             {
                 LastError = reply.ErrorCode + ": " + reply.ErrorMessage;
             }
@@ -202,6 +214,12 @@ namespace EngineBridge.Internal
                 {
                     SendControl(control);
                     sent = true;
+                    if (control.HeldReply && Connection != null)
+                    {
+                        queue.RemoveControl(control);
+                        heldReplies.Add(control);
+                        continue;
+                    }
                 }
                 break;
             }
@@ -292,12 +310,14 @@ namespace EngineBridge.Internal
                 return;
             }
             control.InFlight = false;
+            bool held = heldReplies.Remove(control);
             if (reply.IsError && reply.IsTransient)
             {
                 pausedUntilMs = Clock.Milliseconds + TransientPauseMs;
+                if (held) queue.RequeueControls(new List<ControlRequest> { control });
                 return;
             }
-            queue.RemoveControl(control);
+            if (!held) queue.RemoveControl(control);
             control.Complete(reply);
         }
 
@@ -307,7 +327,15 @@ namespace EngineBridge.Internal
             welcomed = false;
             connected = false;
             Rewind();
+            ResendHeld();
             SendHello();
+        }
+
+        /// <summary>The connection that would have carried their replies is gone: send those requests again.</summary>
+        private void ResendHeld()
+        {
+            queue.RequeueControls(heldReplies);
+            heldReplies.Clear();
         }
 
         private void Rewind()
@@ -320,7 +348,12 @@ namespace EngineBridge.Internal
         {
             if (inFlight.Count > 0 && now - inFlight[0].SentAtMs > requestTimeoutMs) return true;
             var control = queue.PeekControl();
-            return control != null && control.InFlight && now - control.SentAtMs > requestTimeoutMs;
+            if (control != null && control.InFlight && now - control.SentAtMs > requestTimeoutMs) return true;
+            for (int i = 0; i < heldReplies.Count; i++)
+            {
+                if (now - heldReplies[i].SentAtMs > requestTimeoutMs + Wire.PurchaseReplyWaitMs) return true;
+            }
+            return false;
         }
 
         private uint NextRid()

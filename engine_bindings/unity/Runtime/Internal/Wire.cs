@@ -19,6 +19,10 @@ namespace EngineBridge.Internal
         public const int MaxFieldNameChars = 64;
         public const int MaxCustomNameChars = 64;
         public const int MaxReceiptChars = 65536;
+        public const int MaxPurchaseCommentChars = 1024;
+
+        /// <summary>How long the daemon may hold a <c>purchase</c> reply waiting for the verdict before it says <c>pending</c>.</summary>
+        public const int PurchaseReplyWaitMs = 5000;
 
         /// <summary>The largest encoded event a Track call accepts, so that any one event fits in a message.</summary>
         public const int MaxEventBytes = 128 * 1024;
@@ -78,6 +82,7 @@ namespace EngineBridge.Internal
         public static readonly byte[][] AdTypeBytes =
             EncodeAll(new[] { "video", "rewarded_video", "playable", "interstitial", "offer_wall", "banner" });
         public static readonly string[] PurchaseStoreNames = { "apple", "googleplay" };
+        public static readonly string[] PurchaseStatusNames = { "completed", "processing" };
 
         /// <summary>Starts a request map: its header (two more pairs than the caller's), <c>type</c> and <c>rid</c>.</summary>
         public static void WriteRequestHeader(MsgPackWriter writer, byte[] type, uint rid, int otherPairs)
@@ -171,6 +176,14 @@ namespace EngineBridge.Internal
             return Map.TryGetValue(key, out value) ? value as Dictionary<string, object> : null;
         }
 
+        /// <summary>The boolean value of a key, or null when absent, nil or not a boolean.</summary>
+        public bool? GetBool(string key)
+        {
+            object value;
+            if (Map.TryGetValue(key, out value) && value is bool) return (bool)value;
+            return null;
+        }
+
         public object[] GetArray(string key)
         {
             object value;
@@ -193,6 +206,12 @@ namespace EngineBridge.Internal
         public readonly byte[] Type;
         public readonly byte[] Pairs;
         public readonly int PairCount;
+
+        /// <summary>
+        /// The daemon may hold the reply on purpose (a purchase waiting for its verdict): once sent, the requests
+        /// after it do not wait for its reply, and it times out <see cref="Wire.PurchaseReplyWaitMs"/> later.
+        /// </summary>
+        public readonly bool HeldReply;
         private readonly Action<WireReply> onReply;
 
         /// <summary>Position in the event stream: it is sent once every event before it is acknowledged.</summary>
@@ -206,12 +225,14 @@ namespace EngineBridge.Internal
         /// <param name="pairs">the request's other key/value pairs, encoded; null for none</param>
         /// <param name="pairCount">how many pairs <paramref name="pairs"/> holds</param>
         /// <param name="onReply">runs on the I/O thread with the reply, or with a failure if it is dropped</param>
-        public ControlRequest(byte[] type, byte[] pairs, int pairCount, Action<WireReply> onReply)
+        /// <param name="heldReply">see <see cref="HeldReply"/></param>
+        public ControlRequest(byte[] type, byte[] pairs, int pairCount, Action<WireReply> onReply, bool heldReply = false)
         {
             Type = type;
             Pairs = pairs;
             PairCount = pairCount;
             this.onReply = onReply;
+            HeldReply = heldReply;
         }
 
         /// <summary>Hands over the reply; only the first of Complete and Fail counts (an eviction may race a reply).</summary>
