@@ -6,6 +6,8 @@ Checks raise `ProtocolError` (a whole message refused) or return `Rejection`s (s
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import re
@@ -479,6 +481,14 @@ PURCHASE_STATUSES = ("processing", "completed")
 MAX_COMMENT_CHARS = 1024
 
 
+def _is_base64(value: str) -> bool:
+    try:
+        base64.b64decode(value, validate=True)
+        return True
+    except (binascii.Error, ValueError):
+        return False
+
+
 def read_purchase(msg: dict[str, Any]) -> dict[str, Any]:
     """Check a `purchase` request (protocol.md section 4.9); the purchase's fields, defaults filled in."""
     purchase_id = text(msg, "id", "", max_len=MAX_EVENT_ID_CHARS)
@@ -492,6 +502,10 @@ def read_purchase(msg: dict[str, Any]) -> dict[str, Any]:
                             "store")
     receipt = text(msg, "receipt", "", max_len=MAX_RECEIPT_CHARS)
     signature = text(msg, "signature", "", required=store == "googleplay", max_len=MAX_RECEIPT_CHARS)
+    for name, value in (("receipt", receipt), ("signature", signature)):
+        if value is not None and not _is_base64(value):
+            raise ProtocolError(Code.INVALID_VALUE, f"{name}: not standard base64 (A-Z a-z 0-9 + /, padded "
+                                "with =)", name)
     price, where = _field(msg, "price_usd", "", False)
     if price is not None and type(price) not in (int, float):
         raise _wrong_type(where, "number", price)

@@ -192,12 +192,17 @@ def test_purchase_made_offline_is_verified_later_and_reaches_the_returning_clien
 
 
 def test_a_receipt_staq_refuses_gets_a_verdict_not_endless_retries(tmp_path: Path, sandbox) -> None:
-    _, server = sandbox
+    sb, server = sandbox
+    sb.faults.fail("iap_apple", status=400, count=1, body='{"error": "receipt is not a valid iOS receipt"}')
+    good = base64.b64encode(b"good-after-a-refused-one").decode()
+    sb.register_receipt(good, valid=True)
     with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
         c.hello(**HELLO)
-        reply = c.request(purchase(receipt="not base64 at all!"))
-    assert (reply["state"], reply["is_valid"]) == ("verified", False)
-    assert "refused by staq (400)" in reply["reason"]
+        refused = c.request(purchase())
+        after = c.request(purchase(receipt=good))  # the lane goes on past a refused purchase
+    assert (refused["state"], refused["is_valid"]) == ("verified", False)
+    assert "refused by staq (400): receipt is not a valid iOS receipt" in refused["reason"]
+    assert (after["state"], after["is_valid"]) == ("verified", True)
 
 
 def test_forged_google_play_receipt_is_refused_without_a_network_call(tmp_path: Path, sandbox) -> None:
@@ -229,6 +234,8 @@ def test_forged_google_play_receipt_is_refused_without_a_network_call(tmp_path: 
     ({"receipt": "r" * 65537}, "invalid_value", "receipt"),
     ({"store": "googleplay"}, "missing_field", "signature"),
     ({"id": "has space"}, "invalid_value", "id"),
+    ({"receipt": "not base64!"}, "invalid_value", "receipt"),
+    ({"store": "googleplay", "signature": "%%%"}, "invalid_value", "signature"),
 ])
 def test_bad_purchases_get_a_clear_error_and_nothing_is_stored(tmp_path: Path, sandbox, fields: dict, code: str,
                                                                field: str) -> None:
