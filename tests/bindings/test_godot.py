@@ -1,17 +1,22 @@
 """The Godot binding for real: the GDScript addon run headless in Godot 3 (`godot3-server`) against a real
-daemon on test ports, and its Godot 4 files parse-checked with gdtoolkit (no Godot 4 binary installs here).
+daemon on test ports that verifies purchases through a staq sandbox, and its Godot 4 files parse-checked with
+gdtoolkit (no Godot 4 binary installs here).
 
 The wrapper builds a temporary Godot project from engine_bindings/godot/test_project and the addon, with a
 `vectors.gd` of msgpack vectors made here by Python's msgpack, and runs it under `timeout`. The GDScript test
 program makes its own checks and prints `N passed, N failed`; it prints `EB_MARK <step>` when the daemon must
-act (configs rewritten, daemon killed and restarted mid-stream) and `EB_FACT <name> <json>` for what this
-wrapper then checks in the store: every helper's fields, sessions, no lost or duplicated event across the
-kill, only the newest events kept after an overflow, the event sent to a daemon the binding auto-launched.
+act (configs rewritten, daemon killed and restarted mid-stream, staq down and back) and `EB_FACT <name>
+<json>` for what this wrapper then checks in the store: every helper's fields, sessions, no lost or duplicated
+event across the kill, only the newest events kept after an overflow, the event sent to a daemon the binding
+auto-launched, every purchase stored once with the verdict the game got. The run ends with a purchase pending at
+staq and one the daemon never got; a second run of the same install (phase `restart`) must get both verdicts,
+once, and none it had before. Each run's output is kept in tmp_path as godot-<phase>.log.
 Godot 3 exits 0 on script errors, so any `SCRIPT ERROR` in its output fails the test too.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -28,18 +33,25 @@ from typing import Any
 import msgpack
 import pytest
 
+from bridge.sandbox.staq import StaqSandbox
 from tests.harness import REPO, Daemon, free_port
+from tests.sandboxes import provider_table, start_sandbox, wait_until
 
 GODOT = REPO / "engine_bindings" / "godot"
 ADDON = GODOT / "addons" / "engine_bridge"
 RUN_TIMEOUT_S = 240
-# Checks test_main.gd makes besides the two per vector (encode and decode) or one (decode only).
-OTHER_CHECKS = 133
+# Checks test_main.gd makes besides the two per vector (encode and decode) or one (decode only), and in
+# its second phase.
+OTHER_CHECKS = 190
+RESTART_CHECKS = 15
 GAME_BUILD = "1.2.3-test"
+STAQ_ROUTE = "iap_apple"
 
-# An empty [providers] table: nothing leaves the machine. [configs] is the topic config/local.
-CONFIG = '[providers]\n\n[configs]\ndifficulty = "hard"\nmax_lives = 5\n'
-CONFIG_UPDATED = '[providers]\n\n[configs]\ndifficulty = "nightmare"\nspeed = 1.25\n'
+# [configs] is the topic config/local; the only provider is the staq sandbox on loopback.
+CONFIGS = '[configs]\ndifficulty = "hard"\nmax_lives = 5\n'
+CONFIGS_UPDATED = '[configs]\ndifficulty = "nightmare"\nspeed = 1.25\n'
+# Receipts test_main.gd verifies, by name; the sandbox calls each valid except "invalid".
+RECEIPT_NAMES = ("valid", "invalid", "plain", "closed", "late", "last", "orphan", "unsent", "fresh")
 
 # What each helper call of test_main.gd must store: category and the exact fields map.
 EXPECTED: dict[str, tuple[str, dict[str, Any]]] = {
@@ -313,11 +325,43 @@ class Launch:
                 time.sleep(0.1)
 
 
-def run_godot(project: Path, home: Path, daemon: Daemon, launch: Launch) -> tuple[int, str]:
-    """Runs the project headless, acting on its EB_MARK lines; returns the exit code and the whole output."""
+class Run:
+    """What one Godot run needs: the project, its home (user:// lives there), the daemon and the staq sandbox."""
+
+    def __init__(self, project: Path, home: Path, daemon: Daemon, sandbox: StaqSandbox, launch: Launch,
+                 receipts: dict[str, str], config: str) -> None:
+        self.project, self.home, self.daemon, self.sandbox, self.launch = project, home, daemon, sandbox, launch
+        self.receipts = receipts
+        self.config = config
+
+    def act(self, step: str) -> None:
+        """What an EB_MARK asks for."""
+        if step == "config_update":
+            assert self.daemon.config_path is not None and self.daemon.proc is not None
+            self.daemon.config_path.write_text(self.config.replace(CONFIGS, CONFIGS_UPDATED))
+            self.daemon.proc.send_signal(signal.SIGHUP)
+        elif step == "restart":
+            self.daemon.kill()
+            self.daemon.start()
+        elif step == "staq_down":
+            self.sandbox.faults.fail(STAQ_ROUTE, status=503, count=None)
+        elif step == "staq_up":
+            self.sandbox.faults.clear()
+        else:
+            raise AssertionError(f"unknown mark {step!r}")
+
+
+def run_godot(run: Run, phase: str, **env_extra: str) -> tuple[int, str]:
+    """Runs the project headless in `phase`, acting on its EB_MARK lines and answering each with a file in the
+    ack directory; returns the exit code and the whole output."""
+    project, home, launch = run.project, run.home, run.launch
     home.mkdir(exist_ok=True)
+    acks = project.parent / f"acks-{phase}"
+    acks.mkdir()
     env = dict(os.environ, HOME=str(home), LANG="en_US.UTF-8", LC_ALL="en_US.UTF-8", PYTHONPATH=str(REPO),
-               EB_TEST_DEAD_ENDPOINT=f"tcp://127.0.0.1:{free_port()}", EB_TEST_LAUNCH=json.dumps(launch.spec))
+               EB_TEST_DEAD_ENDPOINT=f"tcp://127.0.0.1:{free_port()}", EB_TEST_LAUNCH=json.dumps(launch.spec),
+               EB_TEST_PHASE=phase, EB_TEST_ACK_DIR=str(acks), EB_TEST_RECEIPTS=json.dumps(run.receipts),
+               **env_extra)
     # stdbuf: Godot writes through stdio, which a pipe would buffer until exit; the marks must come at once.
     cmd = ["timeout", "-k", "5", str(RUN_TIMEOUT_S), "stdbuf", "-oL", "-eL", godot_binary(), "--path", str(project)]
     lines: list[str] = []
@@ -325,20 +369,19 @@ def run_godot(project: Path, home: Path, daemon: Daemon, launch: Launch) -> tupl
                           encoding="utf-8", errors="replace") as proc:
         assert proc.stdout is not None
         try:
+            marks = 0
             for line in proc.stdout:
                 lines.append(line)
-                mark = line.strip()
-                if mark == "EB_MARK config_update":
-                    assert daemon.config_path is not None and daemon.proc is not None
-                    daemon.config_path.write_text(CONFIG_UPDATED)
-                    daemon.proc.send_signal(signal.SIGHUP)
-                elif mark == "EB_MARK restart":
-                    daemon.kill()
-                    daemon.start()
+                if line.startswith("EB_MARK "):
+                    run.act(line.split()[1])
+                    marks += 1
+                    (acks / str(marks)).touch()
             code = proc.wait(timeout=30)
         except BaseException:
             proc.terminate()  # `timeout` passes SIGTERM on to Godot
             raise
+        finally:
+            (project.parent / f"godot-{phase}.log").write_text("".join(lines))  # the whole run, for a failure
     return code, "".join(lines)
 
 
@@ -351,27 +394,55 @@ def facts(output: str) -> dict[str, Any]:
     return out
 
 
+def check_output(daemon: Daemon, code: int, output: str, min_checks: int) -> dict[str, Any]:
+    """A Godot run's verdict: its own checks all passed, enough of them, no script error; then its facts."""
+    tail = output[-6000:]
+    summary = [line for line in output.splitlines() if line.endswith(" failed") and " passed, " in line]
+    assert summary, f"no 'N passed, N failed' line (exit {code}):\n{tail}\n--- daemon log:\n{daemon.log()[-3000:]}"
+    passed, failed = (int(w) for w in summary[-1].replace(",", "").split()[::2][:2])
+    assert "SCRIPT ERROR" not in output, tail
+    assert failed == 0 and code == 0, f"exit {code}:\n{tail}"
+    assert passed >= min_checks, f"only {passed} checks passed, expected at least {min_checks}:\n{tail}"
+    return facts(output)
+
+
+def stored_purchase(daemon: Daemon, purchase_id: str) -> tuple[int | None] | None:
+    """(verified_at,) of a stored purchase, None if the daemon has none of that id."""
+    with sqlite3.connect(daemon.db_path) as db:
+        return db.execute("SELECT verified_at FROM purchases WHERE purchase_id = ?", (purchase_id,)).fetchone()
+
+
 def test_godot_binding_headless(tmp_path: Path) -> None:
     cases = vectors()
     min_checks = OTHER_CHECKS + sum(2 if mode == "both" else 1 for *_, mode in cases)
     launch = Launch(tmp_path / "launched")
-    output = ""
-    with Daemon(tmp_path / "daemon", config=CONFIG) as daemon:
-        project = build_project(tmp_path, daemon, cases)
-        try:
-            code, output = run_godot(project, tmp_path / "home", daemon, launch)
-            launched_pid = launch.pid()
-        finally:
-            launch.stop()
-        tail = output[-6000:]
-        summary = [line for line in output.splitlines() if line.endswith(" failed") and " passed, " in line]
-        assert summary, f"no 'N passed, N failed' line (exit {code}):\n{tail}\n--- daemon log:\n{daemon.log()[-3000:]}"
-        passed, failed = (int(w) for w in summary[-1].replace(",", "").split()[::2][:2])
-        assert "SCRIPT ERROR" not in output, tail
-        assert failed == 0 and code == 0, f"exit {code}:\n{tail}"
-        assert passed >= min_checks, f"only {passed} checks passed, expected at least {min_checks}:\n{tail}"
-        known = facts(output)
-        check_store(daemon, known)
+    receipts = {name: base64.b64encode(f"{name}-{os.urandom(8).hex()}".encode()).decode() for name in RECEIPT_NAMES}
+    sandbox, server = start_sandbox("staq")
+    for name, receipt in receipts.items():
+        sandbox.register_receipt(receipt, valid=name != "invalid")
+    config = provider_table("staq", server.url, kind="staq") + "\n" + CONFIGS
+    try:
+        with Daemon(tmp_path / "daemon", config=config) as daemon:
+            run = Run(build_project(tmp_path, daemon, cases), tmp_path / "home", daemon, sandbox, launch, receipts,
+                      config)
+            try:
+                code, output = run_godot(run, "main")
+                launched_pid = launch.pid()
+            finally:
+                launch.stop()
+            known = check_output(daemon, code, output, min_checks)
+            check_store(daemon, known)
+            # The game quit with a purchase pending and one unsent; staq comes back, the daemon verifies the first.
+            orphan, unsent = known["orphan"], known["unsent"]
+            assert stored_purchase(daemon, orphan) == (None,), "the orphan purchase was verified while staq was down"
+            assert stored_purchase(daemon, unsent) is None, "the unsent purchase reached the daemon"
+            sandbox.faults.clear()
+            wait_until(lambda: stored_purchase(daemon, orphan) != (None,), 15, what="the pending purchase's verdict")
+            code, output = run_godot(run, "restart", EB_TEST_ORPHAN=orphan, EB_TEST_UNSENT=unsent)
+            known.update(check_output(daemon, code, output, RESTART_CHECKS))
+            check_purchases(daemon, sandbox, known, receipts)
+    finally:
+        server.stop()
     assert known["launched"]["pid"] == launched_pid > 0, "get_stats() names the process auto_launch started"
     with sqlite3.connect(launch.db_path) as db:
         rows = db.execute("SELECT category FROM events WHERE uid = ?", (known["launched"]["event"],)).fetchall()
@@ -404,6 +475,25 @@ def check_store(daemon: Daemon, known: dict[str, Any]) -> None:
         row = db.execute("SELECT engine, binding, binding_version, game_build, platform FROM devices "
                          "WHERE device_id = ?", (device,)).fetchone()
     assert row == ("godot", "engine-bridge-godot", "0.1.0", GAME_BUILD, "linux"), row
+
+
+def check_purchases(daemon: Daemon, sandbox: StaqSandbox, known: dict[str, Any], receipts: dict[str, str]) -> None:
+    """Every purchase the runs made is stored once with the verdict they reported, and staq verified each
+    receipt as often as the runs asked for it (no request was verified twice)."""
+    ids = {**known["purchases"], "orphan": known["orphan"], "unsent": known["unsent"], "fresh": known["fresh"]}
+    with sqlite3.connect(daemon.db_path) as db:
+        rows = db.execute("SELECT purchase_id, receipt, is_valid, is_duplicate, price_usd, metadata FROM purchases "
+                          "WHERE device_id = ?", (known["device_id"],)).fetchall()
+    stored = {r[0]: (*r[1:5], msgpack.unpackb(r[5])) for r in rows}
+    assert len(rows) == len(stored) == len(ids), (rows, ids)
+    for name, purchase_id in ids.items():
+        receipt = receipts["valid" if name == "duplicate" else name]
+        assert stored[purchase_id][:3] == (receipt, name != "invalid", name == "duplicate"), (name, stored[purchase_id])
+    assert stored[ids["valid"]][3:] == (0.99, {"sku": "gems_100"}) and stored[ids["late"]][3] == 4.99
+    # The unsent purchase went out at the second start, from what the first run saved in user://.
+    assert stored[ids["unsent"]][3:] == (2.99, {"sku": "unsent"}), stored[ids["unsent"]]
+    verified = [p["receipt"] for p in sandbox.purchases()]
+    assert sorted(verified) == sorted(receipts["valid" if name == "duplicate" else name] for name in ids), verified
 
 
 # --- Godot 4 and the shared core, parse-checked ----------------------------------------------------------

@@ -1,8 +1,11 @@
 extends Node
 # The Godot binding's headless test run (Godot 3), driven by tests/bindings/test_godot.py: the
 # msgpack codec against vectors made by Python's msgpack, then the EngineBridge autoload against a
-# real daemon. Prints "EB_MARK <step>" when the wrapper must act, "EB_FACT <name> <json>" for what
-# the wrapper checks in the store afterwards, and last "N passed, N failed".
+# real daemon and a staq sandbox. Prints "EB_MARK <step>" when the wrapper must act (it answers
+# each mark by creating the file <EB_TEST_ACK_DIR>/<mark's ordinal>), "EB_FACT <name> <json>" for
+# what the wrapper checks in the store afterwards, and last "N passed, N failed".
+# EB_TEST_PHASE=restart runs the second phase instead: the game started again after quitting with a
+# purchase still pending.
 
 const Vectors = preload("res://vectors.gd")
 const ADDON = "res://addons/engine_bridge"
@@ -21,6 +24,17 @@ var got = {}  # signal name -> Array of argument Arrays
 var adapter
 var codec
 var finished = false
+var marks = 0  # EB_MARK lines printed so far
+var receipts = {}  # name -> a base64 receipt the wrapper registered with the staq sandbox
+var verdicts = {}  # purchase id -> the results its verify_purchase callback received
+
+
+# Stands in for a shop screen closed before its purchase's verdict came.
+class ClosedShop:
+	extends Reference
+
+	func on_verdict(_purchase_id, _result):
+		print("FAIL: a freed object's callback was called")
 
 
 func _ready():
@@ -41,7 +55,11 @@ func _ready():
 		EngineBridge.connect(name, self, "_record3", [name])
 	adapter = load(ADDON + "/godot3/adapter.gd").new()
 	codec = load(ADDON + "/msgpack.gd").new(adapter)
-	_run()
+	receipts = parse_json(OS.get_environment("EB_TEST_RECEIPTS"))
+	if OS.get_environment("EB_TEST_PHASE") == "restart":
+		_run_restart()
+	else:
+		_run()
 
 
 func _record1(a, name):
@@ -97,19 +115,63 @@ func sleep(seconds):
 	yield(get_tree().create_timer(seconds), "timeout")
 
 
+# Asks the wrapper to act, without waiting.
+func mark_nowait(step):
+	marks += 1
+	print("EB_MARK " + step)
+
+
+func acked(path):
+	return File.new().file_exists(path)
+
+
+# Asks the wrapper to act and yields until it says it has (at most 15 s).
+func mark(step):
+	mark_nowait(step)
+	var ack = OS.get_environment("EB_TEST_ACK_DIR").plus_file(str(marks))
+	var ok = yield(wait("acked", [ack], 15.0), "completed")
+	check(ok, "the wrapper acted on %s" % step)
+
+
+# verify_purchase's callback in these tests: records every call.
+func _on_verdict(purchase_id, result):
+	if not verdicts.has(purchase_id):
+		verdicts[purchase_id] = []
+	verdicts[purchase_id].append(result)
+
+
+func has_verdict(purchase_id):
+	return verdicts.has(purchase_id)
+
+
+func times(purchase_id):
+	return verdicts[purchase_id].size() if verdicts.has(purchase_id) else 0
+
+
+func acked_more_than(n):
+	return EngineBridge.get_stats()["acked"] > n
+
+
+func reply_came():
+	return EngineBridge.pending_count() == 0
+
+
 func _run():
 	test_codec_vectors()
 	test_codec_errors()
 	test_settings_and_plugin()
 	yield(test_connect_and_configs(), "completed")
 	yield(test_every_helper(), "completed")
-	yield(test_sessions_flush_purchase(), "completed")
+	yield(test_sessions_and_flush(), "completed")
+	yield(test_purchases(), "completed")
 	test_bad_arguments()
 	yield(test_config_updates(), "completed")
 	yield(test_heartbeat(), "completed")
 	yield(test_restart_mid_stream(), "completed")
 	yield(test_queue_bound_and_quit_drain(), "completed")
 	yield(test_auto_launch(), "completed")
+	test_no_verdict_twice()
+	yield(test_quit_with_a_pending_purchase(), "completed")
 	_finish()
 
 
@@ -294,7 +356,7 @@ func test_every_helper():
 	check(drained and paused_id != "", "events go out while the game is paused")
 
 
-func test_sessions_flush_purchase():
+func test_sessions_and_flush():
 	EngineBridge.start_session()
 	var inside = EngineBridge.track_design("session:inside")
 	EngineBridge.end_session()
@@ -316,15 +378,137 @@ func test_sessions_flush_purchase():
 	EngineBridge.flush()
 	ok = yield(wait("has_signal_count", ["flushed", 1], 10.0), "completed")
 	check(ok and typeof(got["flushed"][0][0]) == TYPE_INT, "flushed(queued) arrived")
-	var purchase_id = EngineBridge.verify_purchase("apple", "base64-receipt", 0.99)
-	check(purchase_id != "", "verify_purchase returns an id")
-	ok = yield(wait("has_signal_count", ["purchase_verified", 1], 10.0), "completed")
-	check(ok, "purchase_verified arrived")
-	if ok:
-		var result = got["purchase_verified"][0]
-		check(result[0] == purchase_id, "purchase_verified names the purchase")
-		check(result[1].get("type") == "error" and result[1].get("code") == "not_configured",
-			"without staq the result is not_configured: %s" % str(result[1]))
+
+
+# The verdict on one purchase, checked: its callback called once with this result.
+func check_verdict(purchase_id, is_valid, is_duplicate, what):
+	var ok = yield(wait("has_verdict", [purchase_id], 10.0), "completed")
+	check(ok, "%s: the callback was called" % what)
+	if not ok:
+		return
+	var r = verdicts[purchase_id][0]
+	check(times(purchase_id) == 1, "%s: called once" % what)
+	check(r["is_valid"] == is_valid and r["is_duplicate"] == is_duplicate,
+		"%s: is_valid %s, is_duplicate %s: %s" % [what, is_valid, is_duplicate, str(r)])
+	check(r["error"] == "" and r["message"] == "" and r["store"] == "apple" and r["reason"] != "",
+		"%s: a verdict, not an error: %s" % [what, str(r)])
+
+
+# A purchase whose callback's object is freed before the verdict. Not a coroutine: a yielding
+# function keeps its temporaries (the shop) alive until it ends.
+func buy_and_close_the_shop(receipt):
+	var shop = ClosedShop.new()
+	return EngineBridge.verify_purchase("apple", receipt, funcref(shop, "on_verdict"))
+
+
+func test_purchases():
+	var on_verdict = funcref(self, "_on_verdict")
+	var signals = got["purchase_verified"].size()
+	var ids = {}
+	ids["valid"] = EngineBridge.verify_purchase("apple", receipts["valid"], on_verdict, 0.99, "",
+		{"sku": "gems_100"})
+	check(ids["valid"] != "" and verdicts.size() == 0, "verify_purchase returns an id, at once")
+	yield(check_verdict(ids["valid"], true, false, "a valid receipt"), "completed")
+	if has_verdict(ids["valid"]):
+		check(same(verdicts[ids["valid"]][0]["metadata"], {"sku": "gems_100"}), "the result has the metadata")
+	ids["duplicate"] = EngineBridge.verify_purchase("apple", receipts["valid"], on_verdict, 0.99)
+	yield(check_verdict(ids["duplicate"], true, true, "the same receipt again"), "completed")
+	ids["invalid"] = EngineBridge.verify_purchase("apple", receipts["invalid"], on_verdict)
+	yield(check_verdict(ids["invalid"], false, false, "an invalid receipt"), "completed")
+	# Without a callback, or with one whose object is gone, the verdict goes to purchase_verified.
+	ids["plain"] = EngineBridge.verify_purchase("apple", receipts["plain"])
+	ids["closed"] = buy_and_close_the_shop(receipts["closed"])
+	var ok = yield(wait("has_signal_count", ["purchase_verified", signals + 2], 10.0), "completed")
+	var reported = {}
+	for i in range(signals, got["purchase_verified"].size()):
+		reported[got["purchase_verified"][i][0]] = got["purchase_verified"][i][1]
+	check(ok and reported.size() == 2, "purchase_verified for both: %s" % str(reported))
+	for name in ["plain", "closed"]:
+		check(reported.has(ids[name]) and reported[ids[name]]["is_valid"] == true,
+			"purchase_verified(%s, valid): %s" % [name, str(reported)])
+	# staq down: the reply says pending after 5 s, and the verdict comes when staq is back.
+	yield(mark("staq_down"), "completed")
+	ids["late"] = EngineBridge.verify_purchase("apple", receipts["late"], on_verdict, 4.99)
+	var acked = EngineBridge.get_stats()["acked"]
+	EngineBridge.track_design("shop:waiting")
+	ok = yield(wait("acked_more_than", [acked], 4.0), "completed")
+	check(ok and not reply_came(), "events after a purchase do not wait for its reply")
+	ok = yield(wait("reply_came", [], 10.0), "completed")
+	check(ok and times(ids["late"]) == 0, "a pending reply calls nothing: %s" % str(verdicts))
+	check(EngineBridge.get_stats()["purchases_awaiting"] == 1, "one purchase awaits its verdict")
+	yield(mark("staq_up"), "completed")
+	yield(check_verdict(ids["late"], true, false, "a verdict after a pending reply"), "completed")
+	check(EngineBridge.get_stats()["purchases_awaiting"] == 0, "no purchase awaits a verdict")
+	# Each new verdict republishes the device's topic with every earlier one: none is told again.
+	ids["last"] = EngineBridge.verify_purchase("apple", receipts["last"], on_verdict)
+	yield(check_verdict(ids["last"], true, false, "one more purchase"), "completed")
+	yield(sleep(0.5), "completed")
+	for name in ids:
+		if name != "plain" and name != "closed":
+			check(times(ids[name]) == 1, "%s: still one callback" % name)
+	check(got["purchase_verified"].size() == signals + 2, "purchase_verified told nothing again")
+	fact("purchases", ids)
+
+
+# Across the daemon's restart (its topic sent again to the reconnected SUB) and the other bridges
+# sharing this device id: still one result per purchase.
+func test_no_verdict_twice():
+	var ids = []
+	for purchase_id in verdicts:
+		ids.append(purchase_id)
+		check(times(purchase_id) == 1, "one callback for %s: %s" % [purchase_id, str(verdicts[purchase_id])])
+	var told = {}
+	for s in got["purchase_verified"]:
+		check(not told.has(s[0]) and not verdicts.has(s[0]), "%s told once, in one place" % s[0])
+		told[s[0]] = true
+	check(ids.size() >= 6 and told.size() == 2, "every purchase counted: %s %s" % [ids, told])
+
+
+# The game quits with a purchase the daemon has but staq has not verified, and one the daemon never
+# got: the second phase (_run_restart) gets both verdicts.
+func test_quit_with_a_pending_purchase():
+	var on_verdict = funcref(self, "_on_verdict")
+	yield(mark("staq_down"), "completed")
+	var orphan = EngineBridge.verify_purchase("apple", receipts["orphan"], on_verdict, 1.99, "", {"sku": "orphan"})
+	var ok = yield(wait("reply_came", [], 10.0), "completed")
+	check(ok and times(orphan) == 0, "the purchase is pending as the game quits")
+	check(EngineBridge.configure({"ingress_endpoint": OS.get_environment("EB_TEST_DEAD_ENDPOINT")}),
+		"the daemon out of reach")
+	var unsent = EngineBridge.verify_purchase("apple", receipts["unsent"], on_verdict, 2.99, "", {"sku": "unsent"})
+	yield(sleep(0.5), "completed")
+	check(unsent != "" and EngineBridge.pending_count() == 1 and not EngineBridge.is_online(),
+		"a purchase waits unsent as the game quits: %s" % str(EngineBridge.get_stats()))
+	check(EngineBridge.get_stats()["purchases_awaiting"] == 2, "two purchases await their verdict")
+	fact("orphan", orphan)
+	fact("unsent", unsent)
+
+
+# Phase two: the same install started again after test_quit_with_a_pending_purchase, with staq back
+# (the daemon has verified the pending purchase meanwhile; the unsent one goes out now).
+func _run_restart():
+	var left = {OS.get_environment("EB_TEST_ORPHAN"): "orphan", OS.get_environment("EB_TEST_UNSENT"): "unsent"}
+	check(EngineBridge.get_stats()["purchases_awaiting"] == 2, "two purchases taken up from the first run")
+	var ok = yield(wait("has_signal_count", ["purchase_verified", 2], 20.0), "completed")
+	check(ok and EngineBridge.is_online(), "two verdicts came after the restart: %s" % [
+		str(got["purchase_verified"])
+	])
+	for s in got["purchase_verified"]:
+		var name = left.get(s[0], "")
+		check(name != "", "%s is a purchase the first run left without a verdict" % s[0])
+		check(s[1]["is_valid"] == true and s[1]["error"] == "" and s[1]["store"] == "apple",
+			"its verdict: %s" % str(s[1]))
+		check(same(s[1]["metadata"], {"sku": name}), "with its metadata: %s" % str(s[1]))
+		left.erase(s[0])
+	yield(sleep(1.0), "completed")
+	check(got["purchase_verified"].size() == 2,
+		"purchases the first run handled are not told again: %s" % str(got["purchase_verified"]))
+	var fresh = EngineBridge.verify_purchase("apple", receipts["fresh"], funcref(self, "_on_verdict"))
+	yield(check_verdict(fresh, true, false, "a purchase after the restart"), "completed")
+	yield(sleep(0.5), "completed")
+	check(got["purchase_verified"].size() == 2, "the republished topic tells nothing again")
+	check(EngineBridge.get_stats()["purchases_awaiting"] == 0, "nothing awaits a verdict")
+	fact("fresh", fresh)
+	_finish()
 
 
 # Each bad call returns "" at once, names the argument, queues nothing and crashes nothing.
@@ -367,9 +551,17 @@ func test_bad_arguments():
 		["track", ["", {}], "name"],
 		["track", ["x".repeat(65), {}], "name"],
 		["track", ["ok", {"name": "clash"}], "name"],
-		["verify_purchase", ["steam", "receipt"], "store"],
-		["verify_purchase", ["googleplay", "receipt", 0.5], "signature"],
+		["verify_purchase", ["steam", "cmVjZWlwdA=="], "store"],
+		["verify_purchase", ["googleplay", "cmVjZWlwdA==", null, 0.5], "signature"],
+		["verify_purchase", ["googleplay", "cmVjZWlwdA==", null, 0.5, "sig"], "signature"],
 		["verify_purchase", ["apple", ""], "receipt"],
+		["verify_purchase", ["apple", "not base64!"], "receipt"],
+		["verify_purchase", ["apple", "cmVjZWlwdA="], "base64"],
+		["verify_purchase", ["apple", "cmVjZWlwdA==", 0.99], "FuncRef"],
+		["verify_purchase", ["apple", "cmVjZWlwdA==", "_on_verdict"], "callback"],
+		["verify_purchase", ["apple", "cmVjZWlwdA==", null, -1.0], "price_usd"],
+		["verify_purchase", ["apple", "cmVjZWlwdA==", null, NAN], "price_usd"],
+		["verify_purchase", ["apple", "cmVjZWlwdA==", null, 1.0, "", {"k": Vector2()}], "metadata"],
 	]
 	var before = EngineBridge.pending_count()
 	for c in calls:
@@ -397,7 +589,7 @@ func config_is(key, value):
 
 func test_config_updates():
 	var updates_before = got["configs_updated"].size()
-	print("EB_MARK config_update")
+	mark_nowait("config_update")
 	var ok = yield(wait("config_is", ["difficulty", "nightmare"], 15.0), "completed")
 	check(ok, "config_changed(difficulty, nightmare) after the file changed")
 	check(config_is("max_lives", null), "config_changed(max_lives, null) for a removed key: %s" % [
@@ -443,7 +635,7 @@ func test_restart_mid_stream():
 			sent += 1
 		if not marked and sent >= STREAM_EVENTS / 3:
 			marked = true
-			print("EB_MARK restart")
+			mark_nowait("restart")
 		yield(get_tree(), "idle_frame")
 	var ok = yield(wait("reconnected_and_drained", [before["connects"]], 40.0), "completed")
 	var after = EngineBridge.get_stats()
@@ -519,4 +711,12 @@ func test_auto_launch():
 	fact("launched", {"pid": s["daemon_pid"], "event": id})
 	check(s["daemon_pid"] > 0, "auto_launch started the daemon: %s" % str(s))
 	check(ok and s["stored"] == 1, "the event reached the daemon it launched: %s" % str(s))
+	# That daemon verifies no purchases: the error reply goes to the callback, like a verdict.
+	var refused = launcher.verify_purchase("apple", receipts["valid"], funcref(self, "_on_verdict"))
+	ok = yield(wait("has_verdict", [refused], 10.0), "completed")
+	check(ok, "the callback had the error reply")
+	if ok:
+		var r = verdicts[refused][0]
+		check(r["error"] == "not_configured" and r["message"] != "" and r["is_valid"] == false,
+			"not_configured, not valid: %s" % str(r))
 	launcher.queue_free()

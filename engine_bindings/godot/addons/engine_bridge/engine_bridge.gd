@@ -16,7 +16,9 @@ signal session_started(session)
 signal session_ended(session)
 # Reply to flush(): this device's events not yet delivered to every provider.
 signal flushed(queued)
-# The outcome of verify_purchase(): the daemon's reply, or an `error` map with `code` and `message`.
+# A purchase verdict no verify_purchase() callback took: a purchase made without a callback (or
+# whose callback's object is gone), or one made by an earlier run that quit before its verdict came.
+# Once per purchase id, ever: the ids handled are kept in user://. `result` as for the callback.
 signal purchase_verified(purchase_id, result)
 # The daemon refused one event (the event is not stored and is not sent again).
 signal event_rejected(event_id, code, message)
@@ -33,6 +35,14 @@ const MAX_IN_FLIGHT = 4
 # Encoding time allowed per frame, so a burst of events never stalls the game.
 const ENCODE_BUDGET_USEC = 4000
 const DEVICE_ID_FILE = "user://engine_bridge_device_id"
+# Per device: the purchases without a verdict (sent again at the next start, so a purchase is not
+# lost when the game quits before the daemon has it) and the ids of the last HANDLED_KEPT verdicts
+# given to the game (the daemon repeats its last 50 at every start: none may be granted twice).
+const PURCHASES_FILE = "user://engine_bridge_purchases_%s"
+const HANDLED_KEPT = 200
+# Requests that go out only once everything before them is acknowledged, and hold back what
+# follows until their reply (protocol.md section 3: session_start and session_end are not resent).
+const BARRIER_KINDS = ["session_start", "session_end", "flush"]
 const ID_PREFIX_BYTES = 8
 
 const Settings = preload("settings.gd")
@@ -60,7 +70,11 @@ var _halted = false  # the daemon refused our hello: retrying would fail the sam
 var _limits = {"max_message_bytes": 262144, "max_batch_events": 1000}
 var _topics = []  # config topic prefixes to subscribe to
 var _purchase_topic = ""
-var _purchase_version = 0
+# Purchases without a result yet: id -> {body (the request map), callback (or null)}.
+var _awaiting = {}
+# Purchase ids whose verdict the game has had; _handled_order: oldest first.
+var _handled = {}
+var _handled_order = []
 # The outgoing queue: a ring buffer of events and control requests (maps with a "type").
 var _queue = []
 var _q_head = 0
@@ -194,15 +208,31 @@ func flush():
 	_q_push({"type": "flush"})
 
 
-# Sends a store receipt for verification; the result arrives as purchase_verified(id, result).
+# Sends a store receipt (base64) for verification through the daemon. `callback` (a FuncRef in
+# Godot 3, a Callable in Godot 4, or null) is called once, from _process, as
+# callback(purchase_id, result): as soon as the verdict is known, even if that is long after the
+# daemon's reply said "pending" (staq unreachable). Without a callback the result goes to the
+# purchase_verified signal. `result` always has is_valid, is_duplicate (a replayed receipt),
+# reason, store, metadata (as given here), and error and message ("" unless the daemon refused
+# the request, e.g. error "not_configured"). Grant the item when is_valid and not is_duplicate.
+# The purchase is saved in user:// until its verdict comes: one the game quits before is sent
+# again at the next start, its verdict then going to purchase_verified.
 # Returns the purchase id, or "" when an argument is wrong.
-func verify_purchase(store, receipt, price_usd = 0.0, signature = "", metadata = {}):
+func verify_purchase(
+	store, receipt, callback = null, price_usd = 0.0, signature = "", metadata = {}
+):
+	if typeof(callback) != TYPE_NIL and not _a.is_callback(callback):
+		return _refuse("verify_purchase", "callback must be a %s or null, got %s" % [
+			_a.callback_type_name(), str(callback)
+		])
 	_seq += 1
 	var purchase_id = _id_prefix + str(_seq)
 	var body = _fields.purchase(purchase_id, store, receipt, price_usd, signature, metadata)
 	if body == null:
 		return _refuse("verify_purchase", _fields.error)
 	body["type"] = "purchase"
+	_awaiting[purchase_id] = {"body": body, "callback": callback}
+	_save_purchases()
 	_q_push(body)
 	return purchase_id
 
@@ -247,6 +277,7 @@ func get_stats():
 	out["pending"] = pending_count()
 	out["online"] = is_online()
 	out["device_id"] = _device_id
+	out["purchases_awaiting"] = _awaiting.size()
 	out["session_id"] = _session["session_id"] if typeof(_session) == TYPE_DICTIONARY else ""
 	out["connects"] = _ingress.stats["connects"]
 	out["connect_failures"] = _ingress.stats["failures"]
@@ -345,7 +376,7 @@ func _apply_settings():
 	if _purchase_topic != "purchase/" + _device_id:
 		# A new device id: its own GameRamp and purchase topics, configs received again.
 		_purchase_topic = "purchase/" + _device_id
-		_purchase_version = 0
+		_load_purchases()
 		_topics = ["config/", _purchase_topic]
 		_configs = ConfigStore.new(_device_id)
 		_sub.close("device id changed")
@@ -435,16 +466,84 @@ func _on_publication(topic, publication):
 	emit_signal("configs_updated", _configs.snapshot())
 
 
-# Results pushed on purchase/<device_id>: `values` maps purchase ids to their results.
+# Verdicts pushed on purchase/<device_id>: `values` maps the device's recent purchase ids to
+# {is_valid, is_duplicate, reason, store, verified_at}. Each arrives many times (every publication
+# repeats them all); only one the game has not had yet is delivered.
 func _on_purchase_publication(publication):
-	var version = publication.get("version")
 	var values = publication.get("values")
-	if typeof(version) != TYPE_INT or version <= _purchase_version:
+	if typeof(values) != TYPE_DICTIONARY:
 		return
-	_purchase_version = version
-	if typeof(values) == TYPE_DICTIONARY:
-		for purchase_id in values:
-			emit_signal("purchase_verified", purchase_id, values[purchase_id])
+	for purchase_id in values:
+		var v = values[purchase_id]
+		if _handled.has(purchase_id) or typeof(v) != TYPE_DICTIONARY:
+			continue
+		if typeof(v.get("is_valid")) == TYPE_BOOL:
+			_deliver(purchase_id, v, "", "")
+
+
+# Gives a purchase its result, once: to the callback of the verify_purchase() call that made it,
+# else (no callback, its object freed, or a purchase of an earlier run) to purchase_verified.
+# `verdict` is a `purchase` reply or a topic value; `code` and `message` an error reply's.
+func _deliver(purchase_id, verdict, code, message):
+	var own = _awaiting.get(purchase_id, {"body": {}, "callback": null})
+	var body = own["body"]
+	var reason = verdict.get("reason")
+	var result = {
+		"is_valid": typeof(verdict.get("is_valid")) == TYPE_BOOL and verdict["is_valid"],
+		"is_duplicate": typeof(verdict.get("is_duplicate")) == TYPE_BOOL and verdict["is_duplicate"],
+		"reason": reason if typeof(reason) == TYPE_STRING else "",
+		"store": body.get("store", verdict.get("store", "")),
+		"metadata": body.get("metadata", {}).duplicate(true),
+		"error": code,
+		"message": message,
+	}
+	_awaiting.erase(purchase_id)
+	if code == "":
+		_handled[purchase_id] = true
+		_handled_order.append(purchase_id)
+		while _handled_order.size() > HANDLED_KEPT:
+			_handled.erase(_handled_order.pop_front())
+	_save_purchases()
+	if typeof(own["callback"]) != TYPE_NIL and _a.call_back(own["callback"], [purchase_id, result]):
+		return
+	emit_signal("purchase_verified", purchase_id, result)
+
+
+func _purchases_file():
+	return PURCHASES_FILE % _device_id.md5_text()
+
+
+# Takes up what an earlier run left for this device: the ids handled, and the purchases still
+# without a verdict, queued again with their ids (the daemon stores a purchase once).
+func _load_purchases():
+	_awaiting = {}
+	_handled = {}
+	_handled_order = []
+	var text = _a.read_text(_purchases_file())
+	if text == "":
+		return
+	var saved = _mp.decode(Marshalls.base64_to_raw(text))
+	if typeof(saved) != TYPE_DICTIONARY or typeof(saved.get("handled")) != TYPE_ARRAY:
+		push_warning("EngineBridge: %s is unreadable (%s)" % [_purchases_file(), _mp.error])
+		return
+	for purchase_id in saved["handled"]:
+		_handled[purchase_id] = true
+		_handled_order.append(purchase_id)
+	for body in saved.get("awaiting", []):
+		if typeof(body) == TYPE_DICTIONARY and typeof(body.get("id")) == TYPE_STRING:
+			_awaiting[body["id"]] = {"body": body, "callback": null}
+			_q_push(body)
+
+
+# Saved at once, at each purchase and each result (a small file, rarely written), so a crash
+# neither loses a purchase nor lets a verdict be granted twice.
+func _save_purchases():
+	var awaiting = []
+	for purchase_id in _awaiting:
+		awaiting.append(_awaiting[purchase_id]["body"])
+	var data = _mp.encode({"handled": _handled_order, "awaiting": awaiting})
+	if _a.write_text(_purchases_file(), Marshalls.raw_to_base64(data)) != OK:
+		push_warning("EngineBridge: cannot save the purchases in %s" % _purchases_file())
 
 
 func _on_link_lost():
@@ -534,24 +633,25 @@ func _resend_late(now):
 			_ingress.send([rec["frame"]])
 
 
-# Moves queued items out: events in batches, control requests one at a time, in queue order.
+# Moves queued items out in queue order: events in batches, requests one by one.
 func _pump(now):
 	if now < _paused_until:
 		return
 	var deadline = _a.ticks_usec() + ENCODE_BUDGET_USEC
 	while not _barrier and _q_count > 0 and _order.size() < MAX_IN_FLIGHT:
 		var item = _queue[_q_head]
-		if item.has("type"):
-			# A control request waits for the events before it and holds back those after it.
-			if _order.size() > 0:
+		if not item.has("type"):
+			if not _send_batch(now, deadline):
 				return
-			_q_pop()
-			var msg = item.duplicate()
-			_barrier = true
-			_request(msg, item["type"], [item], now)
+			continue
+		# A barrier request waits for the events before it and holds back those after it. A purchase
+		# does neither: its reply can take 5 s, and a resent purchase is the same purchase.
+		var barrier = item["type"] in BARRIER_KINDS
+		if barrier and _order.size() > 0:
 			return
-		if not _send_batch(now, deadline):
-			return
+		_q_pop()
+		_barrier = barrier
+		_request(item.duplicate(), item["type"], [item], now)
 
 
 # One `events` request from the front of the queue: up to max_batch_events and
@@ -611,7 +711,7 @@ func _on_reply(msg, now):
 	var rec = _inflight[rid]
 	_forget(rid)
 	var kind = rec["kind"]
-	if kind != "events" and kind != "hello" and kind != "configs":
+	if kind in BARRIER_KINDS:
 		_barrier = false
 	if msg.get("type") == "error":
 		_on_error_reply(rec, msg, now)
@@ -631,7 +731,13 @@ func _on_reply(msg, now):
 	elif kind == "flush":
 		emit_signal("flushed", msg.get("queued"))
 	elif kind == "purchase":
-		emit_signal("purchase_verified", rec["items"][0]["id"], msg)
+		_on_purchase_reply(rec["items"][0]["id"], msg)
+
+
+# "verified" carries the verdict; "pending" means it will come on the purchase topic.
+func _on_purchase_reply(purchase_id, msg):
+	if _awaiting.has(purchase_id) and msg.get("state") == "verified":
+		_deliver(purchase_id, msg, "", "")
 
 
 func _on_welcome(msg, now):
@@ -695,7 +801,9 @@ func _on_error_reply(rec, msg, now):
 		for item in rec["items"]:
 			emit_signal("event_rejected", item["id"], code, message)
 	elif kind == "purchase":
-		emit_signal("purchase_verified", rec["items"][0]["id"], msg)
+		var purchase_id = rec["items"][0]["id"]
+		if _awaiting.has(purchase_id):
+			_deliver(purchase_id, {}, code, message)
 	elif kind != "configs":
 		push_warning("EngineBridge: %s failed (%s): %s" % [kind, code, message])
 		emit_signal("request_failed", kind, code, message)

@@ -78,3 +78,20 @@ func write_text(path, text):
 	f.store_string(text)
 	f.close()
 	return OK
+
+
+# verify_purchase()'s callbacks are FuncRefs: funcref(object, "method").
+func is_callback(value):
+	return typeof(value) == TYPE_OBJECT and value is FuncRef
+
+
+func callback_type_name():
+	return "FuncRef (funcref(object, \"method\"))"
+
+
+# Calls `callback` with `args`; false, calling nothing, when its object has been freed.
+func call_back(callback, args):
+	if not callback.is_valid():
+		return false
+	callback.call_funcv(args)
+	return true

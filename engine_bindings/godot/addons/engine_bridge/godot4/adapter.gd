@@ -77,3 +77,20 @@ func write_text(path, text):
 		return FileAccess.get_open_error()
 	f.store_string(text)
 	return OK
+
+
+# verify_purchase()'s callbacks are Callables: a method (`_on_verdict`) or a lambda.
+func is_callback(value):
+	return typeof(value) == TYPE_CALLABLE
+
+
+func callback_type_name():
+	return "Callable"
+
+
+# Calls `callback` with `args`; false, calling nothing, when its object has been freed.
+func call_back(callback, args):
+	if not callback.is_valid():
+		return false
+	callback.callv(args)
+	return true
