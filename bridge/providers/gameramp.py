@@ -24,7 +24,7 @@ import httpx
 from ..outbox import StoredEvent
 from ..protocol import CONFIG_PREFIX, SESSION_START
 from .base import Outcome, Provider, ProviderContext
-from .http import TRANSIENT, json_object, request_id
+from .http import TRANSIENT, json_object, json_text, request_id
 
 DEFAULT_ENDPOINT = "https://api.gameramp.com"
 TIME_WINDOW_ERROR = "Request timestamp is outside the acceptable time window"
@@ -239,9 +239,11 @@ class GameRamp(Provider):
                  "payload": ev.fields, "metadata": {"eventId": ev.uid, "sessionId": ev.session_id,
                                                     "build": ev.game_build}} for ev in evs]
         try:
-            answer = await self.ctx.http.post(f"{self.endpoint}{self.events_route}", json=body, headers={
-                "Authorization": f"Bearer {session['accessToken']}", "X-Tenant-ID": str(session["tenantId"]),
-                "X-Game-Id": str(session["gameId"])})
+            answer = await self.ctx.http.post(f"{self.endpoint}{self.events_route}", content=json_text(body).encode(),
+                                              headers={"Authorization": f"Bearer {session['accessToken']}",
+                                                       "X-Tenant-ID": str(session["tenantId"]),
+                                                       "X-Game-Id": str(session["gameId"]),
+                                                       "Content-Type": "application/json"})
         except TRANSIENT as exc:
             outcome.error = f"{type(exc).__name__} talking to GameRamp"
             return

@@ -1,7 +1,9 @@
-"""What every provider needs of an HTTP answer: which failures are transient, its JSON if any, its request id."""
+"""What every provider needs of HTTP: JSON bodies from event fields, which failures are transient, an
+answer's JSON if any, its request id."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -9,6 +11,18 @@ import httpx
 
 # No answer at all (time-out, refused or dropped connection): the events are kept and retried.
 TRANSIENT = (httpx.TimeoutException, httpx.TransportError)
+
+
+def jsonable(value: Any) -> Any:
+    """`default=` for json.dumps: event fields may hold msgpack binary, which JSON carries as base64 text."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    raise TypeError(f"{type(value).__name__} cannot be sent as JSON")
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON of anything an event holds (binary as base64)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=jsonable)
 
 
 def json_or_none(answer: httpx.Response) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -21,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from ..outbox import Purchase, PurchaseResult, StoredEvent
 from ..protocol import SESSION_START
 from .base import Outcome, Provider, ProviderContext
-from .http import TRANSIENT, json_object, json_or_none, request_id
+from .http import TRANSIENT, json_object, json_or_none, json_text, request_id
 
 DEFAULT_ENDPOINT = "https://api.staq.io/v1"
 REFUSED = (400, 404, 422)  # statuses that refuse the purchase itself (bad receipt, unknown route)
@@ -37,7 +36,7 @@ def ms_date(ms: int, offset_minutes: int = 0) -> str:
 
 def staq_json(value: Any) -> bytes:
     """JSON with every '/' written '\\/', as staq's documents show dates (equal JSON, faithful bytes)."""
-    return json.dumps(value, separators=(",", ":")).replace("/", "\\/").encode()
+    return json_text(value).replace("/", "\\/").encode()
 
 
 def load_public_key(b64_der: str) -> rsa.RSAPublicKey:

@@ -95,6 +95,15 @@ def test_custom_events_delivered_and_their_ids_kept(tmp_path: Path, sandbox) -> 
     assert refs == [e["id"] for e in got] and len(set(refs)) == 5
 
 
+def test_binary_fields_travel_as_base64(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        c.request({"type": "event", "event": make_event("custom", name="snapshot", blob=b"\x00\xffgame-state")})
+        [got] = wait_until(lambda: client_events(sb), what="the event with a binary field")
+    assert got["metadata"]["blob"] == base64.b64encode(b"\x00\xffgame-state").decode()
+
+
 def test_device_authorized_once_per_session(tmp_path: Path, sandbox) -> None:
     sb, server = sandbox
     with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress, device_id="dev-a") as c:

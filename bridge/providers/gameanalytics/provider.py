@@ -17,7 +17,7 @@ import httpx
 from ...outbox import StoredEvent
 from ...protocol import SESSION_START
 from ..base import Outcome, Provider, ProviderContext
-from ..http import TRANSIENT, json_or_none, request_id
+from ..http import TRANSIENT, json_or_none, jsonable, request_id
 from . import events as ga_events
 from .remote_configs import RemoteConfigs
 from .signing import MAX_BODY_BYTES, encode_body, headers
@@ -233,7 +233,7 @@ class GameAnalytics(Provider):
 
 
 def _canonical(event: Any) -> str:
-    return json.dumps(event, sort_keys=True, separators=(",", ":"))
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), default=jsonable)
 
 
 def _retry_after(answer: httpx.Response) -> float | None:
