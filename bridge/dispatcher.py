@@ -32,6 +32,7 @@ DEFAULT_RETRY_BASE_S = 1.0
 DEFAULT_RETRY_CAP_S = 300.0
 DEFAULT_TIMEOUT_S = 10.0
 PAUSED_RETRY_S = 60.0
+POISON_AFTER_CRASHES = 3
 HOUSEKEEPING_EVERY_S = 5.0
 TRIM_TO_FRACTION = 0.9  # trimming goes a little below the cap, so it does not run again at once
 
@@ -84,13 +85,21 @@ class Lane:
         dead: list[tuple[int, str, str]] = []
         pending = [ev for ev in claimed if self.provider.accepts(ev)]
         delivered = 0
+        crashes = 0
+        one_by_one = False
         while pending:
-            outcome = await self._send(pending)
+            # A provider that keeps raising on this batch is sent the rest of it one event at a time, and an
+            # event it raises on alone is dead-lettered: one poison event must not stop the lane for good.
+            outcome = await self._send(pending[:1] if one_by_one else pending)
+            if outcome.crashed and one_by_one:
+                outcome.dead.append((pending[0].pk, "provider_error", outcome.error or "the provider raised"))
+            crashes = crashes + 1 if outcome.crashed else 0
+            one_by_one = one_by_one or crashes >= POISON_AFTER_CRASHES
             delivered += len(outcome.delivered)
             dead.extend(outcome.dead)
             done = outcome.delivered | {pk for pk, _, _ in outcome.dead}
             pending = [ev for ev in pending if ev.pk not in done]
-            if pending:
+            if pending and not done:
                 await self._back_off(outcome)
         self.outbox.finish(self.name, claimed[-1].pk, delivered, dead)
         if dead:
@@ -119,7 +128,7 @@ class Lane:
             outcome = await self.provider.send(events)
         except Exception as exc:  # a provider bug or an answer it could not read: keep the events, retry
             log.exception("%s: send failed", self.name)
-            outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
+            outcome = Outcome(error=f"{type(exc).__name__}: {exc}", crashed=True)
         finally:
             self.in_flight = 0
         self.paused = outcome.paused

@@ -35,7 +35,7 @@ class Daemon:
     """`engine-bridge run` as a child process; start, stop (SIGTERM), kill (SIGKILL), restart."""
 
     def __init__(self, workdir: Path, config: str | None = None, store_url: str | None = None,
-                 extra_args: list[str] | None = None) -> None:
+                 extra_args: list[str] | None = None, python_path: list[Path] | None = None) -> None:
         self.workdir = Path(workdir)
         self.data_dir = self.workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -50,6 +50,7 @@ class Daemon:
         self.config_path = self.workdir / "bridge.toml"
         self.config_path.write_text(config)
         self.extra_args = list(extra_args or [])
+        self.python_path = [REPO, *(python_path or [])]  # e.g. a folder holding a third-party provider
         self.log_path = self.workdir / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -66,7 +67,7 @@ class Daemon:
 
     def start(self, timeout: float = 15.0) -> "Daemon":
         log = open(self.log_path, "ab")
-        env = dict(os.environ, PYTHONPATH=str(REPO))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(str(p) for p in self.python_path))
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
         log.close()
         self.wait_ready(timeout)

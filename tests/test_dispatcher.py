@@ -89,3 +89,42 @@ def test_unknown_provider_type_fails_start_up_with_a_reason(tmp_path: Path) -> N
     daemon = Daemon(tmp_path, config='[providers.x]\ntype = "nosuch"\n')
     out = subprocess.run(daemon.command(), capture_output=True, text=True, timeout=20, cwd=REPO)
     assert out.returncode == 2 and "no provider type 'nosuch'" in out.stderr
+
+
+POISON_PROVIDER = """
+from bridge.providers.base import Outcome, Provider
+
+
+class Fragile(Provider):
+    kind = "fragile"
+    categories = frozenset({"custom"})
+
+    async def send(self, events):
+        if any(e.fields.get("poison") for e in events):
+            raise RuntimeError("cannot digest poison")
+        return Outcome(delivered={e.pk for e in events})
+"""
+
+
+def test_a_poison_event_is_dead_lettered_and_the_lane_goes_on(tmp_path: Path) -> None:
+    """A provider that raises on one event: after three crashes it is fed one at a time, and only that event
+    goes to the dead letters, with the error."""
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "fragile_provider.py").write_text(POISON_PROVIDER)
+    info = plugin / "fragile_provider-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fragile-provider\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[engine_bridge.providers]\nfragile = fragile_provider:Fragile\n")
+    config = '[providers.fragile]\ntype = "fragile"\ninterval = 0.1\nretry_base = 0.05\nretry_cap = 0.2\n'
+    with Daemon(tmp_path / "d", config=config, python_path=[plugin]) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        batch = [make_event("custom", name=f"ok{i}") for i in range(4)]
+        batch.insert(2, make_event("custom", name="bad", poison=True))
+        c.request({"type": "events", "events": batch})
+        stats = wait_until(lambda: (s := c.request({"type": "stats"})["providers"]["fragile"])["queued"] == 0
+                           and s, 15, what="the batch settled")
+        listed = subprocess.run([sys.executable, "-m", "bridge", "dead-letters", "--data-dir", str(daemon.data_dir)],
+                                capture_output=True, text=True, timeout=20, cwd=REPO)
+    assert stats["dead_lettered"] == 1 and stats["delivered"] == 4  # the good events, before and after it
+    assert "provider_error: RuntimeError: cannot digest poison" in listed.stdout and batch[2]["id"] in listed.stdout

@@ -27,6 +27,7 @@ class Outcome:
     error: str | None = None  # why the rest was not delivered, for `status`
     retry_after: float | None = None  # seconds the provider asked us to wait (Retry-After)
     paused: str | None = None  # the provider must not be sent to now (disabled, wrong keys): why
+    crashed: bool = False  # send() raised: set by the dispatcher, never by a provider
 
 
 @dataclass
