@@ -22,6 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tests.bindings.godot_project import write_project_file  # noqa: E402
 from tests.harness import Daemon  # noqa: E402
 
 GODOT = REPO / "engine_bindings" / "godot"
@@ -34,19 +35,7 @@ def build_project(root: Path, daemon: Daemon) -> Path:
     project = root / "project"
     shutil.copytree(GODOT / "bench", project)
     shutil.copytree(GODOT / "addons" / "engine_bridge", project / "addons" / "engine_bridge")
-    (project / "project.godot").write_text(f"""config_version=4
-
-[application]
-config/name="engine-bridge godot bench"
-run/main_scene="res://main.tscn"
-
-[autoload]
-EngineBridge="*res://addons/engine_bridge/engine_bridge.gd"
-
-[engine_bridge]
-connection/ingress_endpoint="{daemon.ingress}"
-connection/configs_endpoint="{daemon.publish}"
-""")
+    write_project_file(project, "engine-bridge godot bench", daemon)
     return project
 
 

@@ -47,6 +47,18 @@ def query_int(query: Mapping[str, str], name: str, default: int, lowest: int) ->
     return int(text)
 
 
+def admin_body(request: Request) -> dict[str, Any] | None:
+    """The JSON object an admin call carries ({} for none); None when it is too large to read (left unread:
+    the server closes the connection). ValueError when it is not a JSON object."""
+    if request.content_length > MAX_ADMIN_BODY_BYTES:
+        return None
+    raw = request.read_body()
+    body = json.loads(raw) if raw else {}
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    return body
+
+
 def key_pairs(parser: argparse.ArgumentParser, items: Iterable[str], option: str) -> dict[str, str]:
     """`KEY:SECRET` command-line values (one per repeat of `option`) as a dict; a malformed one is a usage error."""
     pairs: dict[str, str] = {}
@@ -240,12 +252,9 @@ class JsonApiSandbox:
     def _admin(self, request: Request) -> Response:
         name = request.path[len(ADMIN_PREFIX):].rstrip("/")
         try:
-            if request.content_length > MAX_ADMIN_BODY_BYTES:  # left unread: the server closes the connection
+            body = admin_body(request)
+            if body is None:
                 return Response.json(413, {"error": "admin body too large"})
-            raw = request.read_body()
-            body = json.loads(raw) if raw else {}
-            if not isinstance(body, dict):
-                raise ValueError("the body must be a JSON object")
             return self.admin_action(request.method, name, request.query, body)
         except ValueError as exc:
             return Response.json(400, {"error": str(exc)})

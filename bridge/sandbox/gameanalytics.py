@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge.sandbox.api import Journal, key_pairs, not_json, query_int, required_field
+from bridge.sandbox.api import Journal, admin_body, key_pairs, not_json, query_int, required_field
 from bridge.sandbox.faults import Fault, FaultPlan
 from bridge.sandbox.ga_rules import Error, validate_event, validate_init, validate_remote_configs_init
 from bridge.sandbox.server import DROP, Request, Response, SandboxServer, serve_until_signalled
@@ -490,12 +490,9 @@ class GameAnalyticsSandbox:
     def _admin(self, request: Request) -> Response:
         action = (request.method, request.path[len(_ADMIN_PREFIX):].rstrip("/"))
         try:
-            if request.content_length > MAX_ADMIN_BODY_BYTES:  # left unread: the server closes the connection
+            body = admin_body(request)
+            if body is None:
                 return Response.json(413, {"error": "admin body too large"})
-            raw = request.read_body()
-            body = json.loads(raw) if raw else {}
-            if not isinstance(body, dict):
-                raise ValueError("the body must be a JSON object")
             return self._admin_action(action, request.query, body)
         except ValueError as exc:
             return Response.json(400, {"error": str(exc)})

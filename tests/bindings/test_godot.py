@@ -34,6 +34,7 @@ import msgpack
 import pytest
 
 from bridge.sandbox.staq import StaqSandbox
+from tests.bindings.godot_project import write_project_file
 from tests.harness import REPO, Daemon, free_port
 from tests.sandboxes import provider_table, start_sandbox, wait_until
 
@@ -266,19 +267,7 @@ def build_project(root: Path, daemon: Daemon, cases: list[tuple[str, bytes, Any,
         "func remove_autoload_singleton(_name):\n\tpass\n")
     (project / "addons" / "engine_bridge" / "godot3" / "plugin_compile_check.gd").write_text(
         plugin3.replace("extends EditorPlugin", 'extends "res://editor_plugin_stand_in.gd"'))
-    (project / "project.godot").write_text(f"""config_version=4
-
-[application]
-config/name="engine-bridge godot tests"
-run/main_scene="res://main.tscn"
-
-[autoload]
-EngineBridge="*res://addons/engine_bridge/engine_bridge.gd"
-
-[engine_bridge]
-connection/ingress_endpoint="{daemon.ingress}"
-connection/configs_endpoint="{daemon.publish}"
-identity/game_build="{GAME_BUILD}"
+    write_project_file(project, "engine-bridge godot tests", daemon, f"""identity/game_build="{GAME_BUILD}"
 daemon/auto_launch="yes"
 """)
     return project
