@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--durability", choices=("normal", "full"),
                      help="normal: an ack survives a daemon crash; full: also a power loss (slower)")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    run.add_argument("--on-corrupt-store", choices=("stop", "move-aside"),
+                     help="a damaged SQLite store: stop with exit code 5 (default), or move it aside (kept for "
+                          "inspection) and start with an empty one")
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", help="ask a running daemon for its queues, rates and last errors")
@@ -126,17 +129,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .daemon import Daemon, StartupError
-    from .store import StoreError
+    from .logs import setup_logging
 
     settings = load(args.config, data_dir=args.data_dir, store_url=args.store_url, ingress=args.ingress,
-                    publish=args.publish, durability=args.durability, log_level=args.log_level)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                    publish=args.publish, durability=args.durability, log_level=args.log_level,
+                    on_corrupt_store=args.on_corrupt_store and args.on_corrupt_store.replace("-", "_"))
+    setup_logging(settings)
     try:
         daemon = Daemon(settings)
-    except (StartupError, StoreError) as exc:
+    except StartupError as exc:
         print(f"engine-bridge: {exc}", file=sys.stderr)
-        return 2
-    return daemon.run()
+        return int(exc.code)
+    return int(daemon.run())
 
 
 def _hello(endpoint: str, device_id: str = "cli") -> Client:
@@ -163,7 +167,8 @@ def format_status(stats: dict[str, Any]) -> str:
         f"store      {store['url']}",
         f"events     {store['events']} stored, {store['undelivered']} not yet delivered",
         f"this run   {stats['received']} received, {stats['stored']} stored, {stats['duplicates']} duplicates, "
-        f"{stats['rejected']} rejected, {stats['errors']} error replies",
+        f"{stats['rejected']} rejected, {stats['errors']} error replies, "
+        f"{stats.get('replies_dropped', 0)} replies dropped (peers that did not read)",
         f"rate       {stats['rate_10s']:.1f} events/s (last 10 s)",
     ]
     for name, figures in stats["providers"].items():

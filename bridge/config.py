@@ -20,6 +20,7 @@ DEFAULT_INGRESS = "tcp://127.0.0.1:5555"
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5556"
 DB_FILENAME = "bridge.sqlite3"
 DURABILITY_LEVELS = ("normal", "full")
+ON_CORRUPT = ("stop", "move_aside")  # what start-up does with a damaged SQLite file
 
 # The GameAnalytics sandbox game: public keys from GameAnalytics' own documentation, refused in production.
 GA_SANDBOX = {
@@ -45,6 +46,7 @@ class Settings:
     publish: str = DEFAULT_PUBLISH
     store_url: str | None = None
     durability: str = "normal"
+    on_corrupt_store: str = "stop"
     session_timeout_s: float = 900.0
     store_cap_mb: float = 256.0
     keep_delivered_s: float = 24 * 3600.0
@@ -104,6 +106,11 @@ def _providers(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"[providers.{name}] must be a table")
         base = dict(DEFAULT_PROVIDERS.get(name, {}))
         base.update(_resolve_env_refs(table, f"providers.{name}"))
+        for key, value in base.items():
+            if isinstance(value, str) and value != value.strip():
+                # a secret pasted with its newline would go out as an illegal header (and be printed in the error)
+                raise ConfigError(f"providers.{name}.{key}: the value starts or ends with whitespace (a newline "
+                                  "copied with a secret?); remove it")
         if base.pop("enabled", True):
             providers[name] = base
     return providers
@@ -136,6 +143,7 @@ def load(path: Path | None = None, **overrides: Any) -> Settings:
         publish=env.get(ENV_PREFIX + "PUBLISH", daemon.get("publish", DEFAULT_PUBLISH)),
         store_url=env.get(ENV_PREFIX + "STORE_URL", store.get("url")),
         durability=store.get("durability", "normal"),
+        on_corrupt_store=store.get("on_corrupt", "stop"),
         session_timeout_s=float(daemon.get("session_timeout", 900)),
         store_cap_mb=float(store.get("cap_mb", 256)),
         keep_delivered_s=float(store.get("keep_delivered_hours", 24)) * 3600,
@@ -156,6 +164,8 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{name} endpoint {endpoint!r} must start with tcp:// or ipc://")
     if settings.durability not in DURABILITY_LEVELS:
         raise ConfigError(f"store.durability must be one of {DURABILITY_LEVELS}, not {settings.durability!r}")
+    if settings.on_corrupt_store not in ON_CORRUPT:
+        raise ConfigError(f"store.on_corrupt must be one of {ON_CORRUPT}, not {settings.on_corrupt_store!r}")
     if settings.store_cap_mb <= 0:
         raise ConfigError("store.cap_mb must be a positive number of megabytes")
     if settings.session_timeout_s <= 0:

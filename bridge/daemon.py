@@ -12,9 +12,12 @@ import logging
 import signal
 import threading
 import time
+from enum import IntEnum
 from types import FrameType
+from typing import Any
 
 import zmq
+from sqlalchemy.exc import SQLAlchemyError
 
 from .config import Settings
 from .dispatcher import Dispatcher
@@ -22,8 +25,8 @@ from .ingress import Ingress
 from .local_configs import LocalConfigs
 from .providers.registry import UnknownProvider
 from .publisher import Publisher
-from .stats import Counters
-from .store import Store
+from .stats import Counters, Reporter
+from .store import Store, StoreCorrupt, StoreError, error_text
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +42,38 @@ CHECKPOINT_EVERY_S = 60.0
 JOIN_TIMEOUT_S = 1.5
 
 
+class Exit(IntEnum):
+    """The daemon's exit codes, one per kind of trouble, so a launcher can tell them apart (README)."""
+
+    OK = 0
+    CONFIG = 2  # the configuration is invalid: the message names the setting
+    ENDPOINT = 3  # an endpoint is taken (another engine-bridge?) or cannot be bound
+    STORE = 4  # the store cannot be used: data directory, permissions, database unreachable, newer schema
+    CORRUPT = 5  # the SQLite file is damaged: --on-corrupt-store=move-aside starts afresh
+    FAILED = 70  # a part of the daemon stopped or would not stop: restart it
+
+
 class StartupError(Exception):
-    """The daemon cannot start (endpoint in use, store unusable); the message says what to do."""
+    """The daemon cannot start; the message says what to do, `code` is the exit code."""
+
+    def __init__(self, message: str, code: Exit) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def open_store(settings: Settings) -> Store:
+    """The store, checked and upgraded; a damaged SQLite file is moved aside when the settings say so."""
+    store = Store(settings.resolved_store_url, settings.durability)
+    try:
+        store.open()
+    except StoreCorrupt as exc:
+        if settings.on_corrupt_store != "move_aside":
+            raise StartupError(str(exc), Exit.CORRUPT) from None
+        aside = store.move_aside()
+        log.warning("the store was damaged (%s); moved to %s, starting with an empty store", exc, aside)
+        store = Store(settings.resolved_store_url, settings.durability)
+        store.open()
+    return store
 
 
 class Daemon:
@@ -48,27 +81,38 @@ class Daemon:
         self.settings = settings
         self.stop_event = threading.Event()
         self._reload = threading.Event()
+        self._failed = False
         self.counters = Counters()
+        try:
+            self.store = open_store(settings)
+        except StoreError as exc:
+            raise StartupError(str(exc), Exit.STORE) from None
         self.ctx = zmq.Context()
-        self.store = Store(settings.resolved_store_url, settings.durability)
-        self.store.upgrade()
         try:
             self.publisher = Publisher(self.ctx, settings.publish, self.store)
             self.dispatcher = Dispatcher(settings.providers, self.store, self.publisher, settings.store_cap_mb,
                                          settings.keep_delivered_s)
+            self.reporter = Reporter(self.ctx)
             self.ingress = Ingress(self.ctx, settings.ingress, self.store, self.publisher, self.dispatcher,
-                                   self.counters, settings.session_timeout_s)
+                                   self.counters, settings.session_timeout_s, self.reporter, self._figures)
         except UnknownProvider as exc:
             self.ctx.destroy(0)
-            raise StartupError(f"configuration: {exc}") from None
+            raise StartupError(f"configuration: {exc}", Exit.CONFIG) from None
         except zmq.ZMQError as exc:
             self.ctx.destroy(0)
             raise StartupError(f"cannot bind {settings.ingress} / {settings.publish}: {exc.strerror}. Is another "
-                               "engine-bridge running? Choose other endpoints with --ingress/--publish.") from None
+                               "engine-bridge running? Choose other endpoints with --ingress/--publish.",
+                               Exit.ENDPOINT) from None
         self.local = LocalConfigs(self.publisher, settings.config_path, settings.local_configs)
         self._threads = [threading.Thread(target=self.ingress.run, args=(self.stop_event,), name="ingress"),
                          threading.Thread(target=self.publisher.run, args=(self.stop_event,), name="publisher"),
-                         threading.Thread(target=self.dispatcher.run, args=(self.stop_event,), name="dispatcher")]
+                         threading.Thread(target=self.dispatcher.run, args=(self.stop_event,), name="dispatcher"),
+                         threading.Thread(target=self.reporter.run, args=(self.stop_event,), name="reporter")]
+
+    def _figures(self) -> dict[str, Any]:
+        """The store's and the providers' figures for `stats` (on the reporter thread: they count rows)."""
+        return {"store": {**self.store.counts(), "trimmed": self.dispatcher.trimmed()},
+                "providers": self.dispatcher.status()}
 
     def run(self) -> int:
         """Serve until SIGINT/SIGTERM; returns the process exit code."""
@@ -91,10 +135,28 @@ class Daemon:
                 self.local.poll()
             if self._checkpoint_due(now, last_checkpoint):
                 last_checkpoint = now
-                pending = self.ingress.uncheckpointed
-                self.store.checkpoint()
-                self.ingress.uncheckpointed -= pending
+                self._checkpoint()
+            self._watch_threads()
         return self.shutdown()
+
+    def _checkpoint(self) -> None:
+        """A WAL checkpoint; one that fails (disk full) is tried again at the next lull, the daemon goes on."""
+        pending = self.ingress.uncheckpointed
+        try:
+            self.store.checkpoint()
+        except SQLAlchemyError as exc:
+            log.warning("WAL checkpoint failed, will retry: %s", error_text(exc))
+            return
+        self.ingress.uncheckpointed -= pending
+
+    def _watch_threads(self) -> None:
+        """A thread that ended while the daemon runs is a bug: stop cleanly rather than half-serve."""
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        if dead:
+            log.error("thread %s stopped unexpectedly; shutting down so that the launcher can restart the daemon",
+                      ", ".join(dead))
+            self._failed = True
+            self.stop_event.set()
 
     def _checkpoint_due(self, now: float, last: float) -> bool:
         pending = self.ingress.uncheckpointed
@@ -115,11 +177,14 @@ class Daemon:
             if thread.is_alive():
                 stuck.append(thread.name)
         if not stuck:
-            self.store.checkpoint(final=True)
+            try:
+                self.store.checkpoint(final=True)
+            except SQLAlchemyError as exc:  # the WAL stays: SQLite replays it at the next start
+                log.warning("final WAL checkpoint failed: %s", error_text(exc))
         self.store.dispose()
         self.ctx.destroy(0)
         if stuck:
             log.error("threads did not stop in time: %s", ", ".join(stuck))
-            return 1
+            return Exit.FAILED
         log.info("stopped: %d events stored this run", self.counters.stored)
-        return 0
+        return Exit.FAILED if self._failed else Exit.OK

@@ -13,9 +13,10 @@ import logging
 import queue
 import threading
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from .outbox import Outbox, PurchaseResult, StoredEvent
 from .providers.base import Outcome, Provider, ProviderContext
@@ -23,7 +24,7 @@ from .providers.registry import UnknownProvider, provider_class
 from .publisher import Publisher
 from .purchases import PurchaseLane
 from .retry import backoff_delay
-from .store import Store, now_ms
+from .store import Store, error_text, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ DEFAULT_TIMEOUT_S = 10.0
 PAUSED_RETRY_S = 60.0
 POISON_AFTER_CRASHES = 3
 HOUSEKEEPING_EVERY_S = 5.0
+STORE_RETRY_BASE_S = 0.5  # a task whose store call failed (disk full, database away) resumes after a pause
+STORE_RETRY_CAP_S = 30.0
 TRIM_TO_FRACTION = 0.9  # trimming goes a little below the cap, so it does not run again at once
 
 
@@ -81,25 +84,33 @@ class Lane:
         return max(0.01, self.interval_s - (now_ms() - claimed[0].received_at) / 1000)
 
     async def _deliver_batch(self, claimed: list[StoredEvent]) -> None:
-        """Send until every routed event of the batch is delivered or dead, then move the cursor past it."""
+        """Send until every routed event of the batch is delivered or dead, then move the cursor past it.
+
+        A part the provider raises on is halved, and an event it raises on alone (a few times in a row, as a
+        raise may be a fluke) is dead-lettered: one poison event costs about 2·log2(batch) requests and the
+        lane goes on, instead of one request per event of the batch."""
         dead: list[tuple[int, str, str]] = []
-        pending = [ev for ev in claimed if self.provider.accepts(ev)]
+        parts = [[ev for ev in claimed if self.provider.accepts(ev)]]
         delivered = 0
         crashes = 0
-        one_by_one = False
-        while pending:
-            # A provider that keeps raising on this batch is sent the rest of it one event at a time, and an
-            # event it raises on alone is dead-lettered: one poison event must not stop the lane for good.
-            outcome = await self._send(pending[:1] if one_by_one else pending)
-            if outcome.crashed and one_by_one:
-                outcome.dead.append((pending[0].pk, "provider_error", outcome.error or "the provider raised"))
+        while parts:
+            part = parts[0]
+            if not part:
+                parts.pop(0)
+                continue
+            outcome = await self._send(part)
+            if outcome.crashed and len(part) > 1:
+                parts[0:1] = [part[:len(part) // 2], part[len(part) // 2:]]
+                continue
             crashes = crashes + 1 if outcome.crashed else 0
-            one_by_one = one_by_one or crashes >= POISON_AFTER_CRASHES
+            if crashes >= POISON_AFTER_CRASHES:
+                crashes = 0
+                outcome.dead.append((part[0].pk, "provider_error", outcome.error or "the provider raised"))
             delivered += len(outcome.delivered)
             dead.extend(outcome.dead)
             done = outcome.delivered | {pk for pk, _, _ in outcome.dead}
-            pending = [ev for ev in pending if ev.pk not in done]
-            if pending and not done:
+            parts[0] = [ev for ev in part if ev.pk not in done]
+            if parts[0] and not done and not outcome.crashed:
                 await self._back_off(outcome)
         self.outbox.finish(self.name, claimed[-1].pk, delivered, dead)
         if dead:
@@ -114,6 +125,8 @@ class Lane:
         by_event = {ev.pk: letter for letter, ev in letters}
         done = [by_event[pk] for pk in outcome.delivered]
         again = [(by_event[pk], code, reason) for pk, code, reason in outcome.dead]
+        if outcome.crashed:  # back to the dead letters, rather than raising on them at every turn
+            again = [(letter, "provider_error", outcome.error or "the provider raised") for letter, _ in letters]
         self.outbox.settle_requeued(done, again)
 
     async def _send(self, events: list[StoredEvent]) -> Outcome:
@@ -121,11 +134,15 @@ class Lane:
             self.started = True
             try:
                 await self.provider.start()
-            except Exception:  # a provider's start-up must not end its lane: sending retries it
+            except SQLAlchemyError as exc:  # a provider's start-up must not end its lane: sending retries it
+                log.error("%s: start failed: %s", self.name, error_text(exc))
+            except Exception:
                 log.exception("%s: start failed", self.name)
         self.in_flight = len(events)
         try:
             outcome = await self.provider.send(events)
+        except SQLAlchemyError:
+            raise  # the store, not the provider, failed: the lane pauses and resumes (see _supervised)
         except Exception as exc:  # a provider bug or an answer it could not read: keep the events, retry
             log.exception("%s: send failed", self.name)
             outcome = Outcome(error=f"{type(exc).__name__}: {exc}", crashed=True)
@@ -166,6 +183,8 @@ class Lane:
             await asyncio.sleep(1.0)
             try:
                 await self.provider.tick()
+            except SQLAlchemyError as exc:
+                log.error("%s: timer failed: %s", self.name, error_text(exc))
             except Exception:
                 log.exception("%s: timer failed", self.name)
 
@@ -210,20 +229,15 @@ class Dispatcher:
 
     async def _main(self, stop: threading.Event) -> None:
         self.loop = asyncio.get_running_loop()
-        tasks = []
+        loops: dict[str, Callable[[], Awaitable[None]]] = {"housekeeping": self._housekeeping}
         for name, lane in self.lanes.items():
-            tasks += [asyncio.create_task(lane.run(), name=name), asyncio.create_task(lane.tick_forever())]
-        tasks.append(asyncio.create_task(self._housekeeping()))
+            loops[name] = lane.run
+            loops[f"{name} timer"] = lane.tick_forever
         if self.purchase_lane is not None:
-            tasks.append(asyncio.create_task(self.purchase_lane.run(), name="purchases"))
+            loops["purchases"] = self.purchase_lane.run
+        tasks = [asyncio.create_task(_supervised(name, loop), name=name) for name, loop in loops.items()]
         while not stop.is_set():
             await asyncio.sleep(0.2)
-            for task in tasks:
-                if task.done() and not task.cancelled() and task.exception():
-                    log.error("dispatcher task %s died: %r; restarting the daemon is advised",
-                              task.get_name(), task.exception())
-                    tasks.remove(task)
-                    break
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -268,10 +282,7 @@ class Dispatcher:
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(HOUSEKEEPING_EVERY_S)
-            try:
-                self._purge_and_trim()
-            except Exception:
-                log.exception("store housekeeping failed")
+            self._purge_and_trim()
 
     def _purge_and_trim(self) -> None:
         """Drop events every provider is done with (after `keep_delivered`), then trim to the cap."""
@@ -293,3 +304,23 @@ class Dispatcher:
         if trimmed:
             log.warning("store over its cap of %.1f MB: trimmed %d undelivered events of the oldest sessions",
                         self.store_cap_bytes / 2**20, trimmed)
+
+
+async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
+    """Run a loop for the daemon's life. A store error costs it a pause (logged in one line: the statement and
+    its parameters may hold tokens), a bug a logged traceback; neither ends it. It resumes from the store's
+    state, so a batch in flight is repeated, never skipped."""
+    failures = 0
+    while True:
+        started = time.monotonic()
+        try:
+            await loop()
+        except SQLAlchemyError as exc:
+            reason = error_text(exc)
+        except Exception as exc:
+            log.exception("%s failed", name)
+            reason = f"{type(exc).__name__}: {exc}"
+        failures = 1 if time.monotonic() - started > STORE_RETRY_CAP_S else failures + 1
+        delay = backoff_delay(failures, STORE_RETRY_BASE_S, STORE_RETRY_CAP_S)
+        log.error("%s stopped (%s); resuming in %.1f s", name, reason, delay)
+        await asyncio.sleep(delay)

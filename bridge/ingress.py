@@ -8,9 +8,11 @@ goes out at once.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
@@ -26,8 +28,8 @@ from .outbox import PurchaseResult
 from .protocol import Code, Hello, ProtocolError, Rejection
 from .publisher import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, Publisher
 from .sessions import SessionBook
-from .stats import Counters
-from .store import Burst, EventKey, Store, now_ms
+from .stats import REPLIES, Counters, Reporter
+from .store import Burst, EventKey, Store, error_text, now_ms
 
 log = logging.getLogger(__name__)
 packb = msgpack.Packer(use_bin_type=True).pack  # one packer for every event's fields, not one per call
@@ -38,6 +40,15 @@ EXPIRE_EVERY_S = 5.0
 PURCHASE_WAIT_S = 5.0  # how long a `purchase` reply waits for the verdict before saying "pending"
 WAITING_POLL_MS = 20
 FORGET_IDLE_CLIENT_S = 3600.0
+MAX_CLIENTS = 20_000  # hellos kept; beyond this the longest silent is forgotten (it says hello_required)
+# What a peer may have queued towards it: ZeroMQ counts messages, so replies are small (acks, errors) except
+# `configs`, whose bytes are budgeted per peer. A peer whose queue is full does not read: its replies are
+# dropped (ROUTER_MANDATORY tells us so) rather than held in memory.
+SEND_HWM = 1000
+RECV_HWM = 1000  # beyond this the peer's TCP connection is simply not read: back-pressure, no memory
+LARGE_REPLY_BYTES = 16 * 1024
+LARGE_BUDGET_BYTES = 1024 * 1024  # a peer's burst of large replies ...
+LARGE_REFILL_BYTES_S = 256 * 1024  # ... and its sustained rate
 
 
 @dataclass(slots=True)
@@ -75,18 +86,22 @@ class Ingress:
     """Owns the ROUTER socket, the connections' `hello`s and the session book."""
 
     def __init__(self, ctx: zmq.Context, endpoint: str, store: Store, publisher: Publisher, dispatcher: Dispatcher,
-                 counters: Counters, session_timeout_s: float) -> None:
+                 counters: Counters, session_timeout_s: float, reporter: Reporter,
+                 figures: Callable[[], dict[str, Any]]) -> None:
         self.store = store
         self.dispatcher = dispatcher
         self.checkers = dispatcher.checkers()
         self.publisher = publisher
         self.counters = counters
+        self.reporter = reporter
+        self.figures = figures  # the store's and the providers' figures for `stats`, read on the reporter thread
         self.session_timeout_ms = int(session_timeout_s * 1000)
-        self.clients: dict[bytes, Hello] = {}
+        # hellos by identity, least recently heard first
+        self.clients: OrderedDict[bytes, Hello] = OrderedDict()
         # purchase replies held until the verdict: (device_id, purchase_id) -> [(envelope, rid, deadline)]
         self.waiting: dict[tuple[str, str], list[tuple[list[bytes], int, float]]] = {}
         self.last_seen: dict[bytes, float] = {}
-        self.connections = 0
+        self.large_budget: dict[bytes, tuple[float, float]] = {}  # identity -> (bytes left, at)
         self.last_burst = time.monotonic()  # when requests last arrived: the checkpointer waits for a lull
         self.uncheckpointed = 0  # events committed since the last WAL checkpoint
         self.sock = ctx.socket(zmq.ROUTER)
@@ -95,9 +110,13 @@ class Ingress:
         self.sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
         self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
         self.sock.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TIMEOUT_MS)
-        self.sock.rcvhwm = 100_000
-        self.sock.sndhwm = 100_000
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.sock.rcvhwm = RECV_HWM
+        self.sock.sndhwm = SEND_HWM
         self.sock.bind(endpoint)
+        self.replies = ctx.socket(zmq.PULL)  # replies built on other threads, to be sent on the ROUTER
+        self.replies.linger = 0
+        self.replies.bind(REPLIES)
         self._packer = msgpack.Packer(use_bin_type=True)
         self.monitor = self.sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         self.book = SessionBook(store, now_ms())
@@ -114,12 +133,14 @@ class Ingress:
         conn = self.store.writer_connection()
         poller = zmq.Poller()  # kept: Socket.poll builds a new one at every call
         poller.register(self.sock, zmq.POLLIN)
+        poller.register(self.replies, zmq.POLLIN)
         last_expiry = time.monotonic()
         idle = False
         try:
             while not stop.is_set():
                 if idle:  # under load there is always a message waiting, and this wait is skipped
                     poller.poll(WAITING_POLL_MS if self.waiting else POLL_MS)
+                self._forward_replies()
                 state = self._new_burst()
                 if self.waiting:
                     self._answer_purchases(state.clock)
@@ -136,7 +157,17 @@ class Ingress:
             conn.close()
             self.sock.disable_monitor()
             self.monitor.close(0)
+            self.replies.close(0)
             self.sock.close(0)
+
+    def _forward_replies(self) -> None:
+        """Replies the reporter built: the envelope frames, then the payload."""
+        while True:
+            try:
+                frames = self.replies.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._send(frames[:-1], frames[-1])
 
     def _new_burst(self) -> BurstState:
         stamp = max(now_ms(), self._last_stamp + 1)
@@ -150,7 +181,7 @@ class Ingress:
                 event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
             except zmq.Again:
                 return
-            self.connections += 1 if event["event"] == zmq.EVENT_ACCEPTED else -1
+            self.counters.clients += 1 if event["event"] == zmq.EVENT_ACCEPTED else -1
 
     def _expire(self, state: BurstState) -> None:
         """End idle sessions; forget the hellos of identities silent for an hour (they will say it again)."""
@@ -160,6 +191,7 @@ class Ingress:
         for identity in [i for i, seen in self.last_seen.items() if seen < horizon]:
             del self.last_seen[identity]
             self.clients.pop(identity, None)
+            self.large_budget.pop(identity, None)
 
     def _take_burst(self, state: BurstState) -> int:
         """Every message waiting (up to a cap); returns how many."""
@@ -193,6 +225,7 @@ class Ingress:
             hello = self.clients.get(identity)
             if hello is None:
                 raise ProtocolError(Code.HELLO_REQUIRED, f"{kind}: say hello first on this connection")
+            self.clients.move_to_end(identity)
             self._handlers[kind](state, envelope, hello, msg, rid)
         except ProtocolError as exc:
             self._error(state, envelope, rid, exc)
@@ -208,11 +241,10 @@ class Ingress:
                 inserted = self.store.commit_burst(conn, state.burst)
             except SQLAlchemyError as exc:
                 committed = False
-                reason = f"store commit failed: {type(exc).__name__}: {exc.orig if hasattr(exc, 'orig') else exc}"
+                reason = f"store commit failed: {error_text(exc)}"
                 log.error("%s", reason)
                 self.counters.note_error(Code.UNAVAILABLE, reason)
-                self.book = SessionBook(self.store, state.now)  # forget sessions that never reached the store
-                self._last_stamp = state.now
+                self._reload_sessions(state.now)
         claimed: set[EventKey] = set()
         for item in state.out:
             if item.durable and not committed:
@@ -223,7 +255,11 @@ class Ingress:
             elif isinstance(item.reply, PendingAck):
                 reply = self._ack(state, item.reply, inserted, claimed)
             elif callable(item.reply):
-                reply = item.reply(conn)
+                try:
+                    reply = item.reply(conn)
+                except SQLAlchemyError as exc:
+                    reply = ProtocolError(Code.UNAVAILABLE, f"the store could not be read ({error_text(exc)}); "
+                                          "ask again later").reply(_reply_rid(item.reply))
                 if reply is None:
                     continue
             else:
@@ -234,12 +270,40 @@ class Ingress:
         if conn.in_transaction():
             conn.rollback()  # end the read transaction of stats/flush so the next burst can begin
 
+    def _reload_sessions(self, now: int) -> None:
+        """After a failed commit: forget sessions that never reached the store (as it is now)."""
+        try:
+            self.book = SessionBook(self.store, now)
+        except SQLAlchemyError as exc:  # still unreadable: keep the book; the next failure tries again
+            log.error("could not reread sessions: %s", error_text(exc))
+        self._last_stamp = now
+
     def _send(self, envelope: list[bytes], payload: bytes) -> None:
-        """One reply: the envelope frames, then the payload (plain sends: send_multipart's checks cost more)."""
+        """One reply: the envelope frames, then the payload (plain sends: send_multipart's checks cost more).
+
+        Never blocks: a peer whose queue is full (it does not read) or that left loses this reply, counted."""
         sock = self.sock
-        for frame in envelope:
-            sock.send(frame, zmq.SNDMORE)
-        sock.send(payload)
+        try:
+            for frame in envelope:
+                sock.send(frame, zmq.SNDMORE | zmq.NOBLOCK)
+            sock.send(payload, zmq.NOBLOCK)
+        except zmq.Again:
+            self.counters.replies_dropped += 1
+        except zmq.ZMQError as exc:
+            if exc.errno != errno.EHOSTUNREACH:
+                raise
+            self.counters.replies_dropped += 1
+
+    def _spend_large(self, identity: bytes, size: int) -> bool:
+        """Whether a peer may be sent `size` more bytes of large replies now (a token bucket per peer)."""
+        now = time.monotonic()
+        left, at = self.large_budget.get(identity, (LARGE_BUDGET_BYTES, now))
+        left = min(LARGE_BUDGET_BYTES, left + (now - at) * LARGE_REFILL_BYTES_S)
+        if left < size:
+            self.large_budget[identity] = (left, now)
+            return False
+        self.large_budget[identity] = (left - size, now)
+        return True
 
     def _ack(self, state: BurstState, pending: PendingAck, inserted: set[EventKey] | None,
              claimed: set[EventKey]) -> dict[str, Any]:
@@ -270,6 +334,11 @@ class Ingress:
                   rid: int) -> None:
         hello = protocol.read_hello(msg)
         self.clients[identity] = hello
+        self.clients.move_to_end(identity)
+        if len(self.clients) > MAX_CLIENTS:
+            gone, _ = self.clients.popitem(last=False)
+            self.last_seen.pop(gone, None)
+            self.large_budget.pop(gone, None)
         state.burst.devices[hello.device_id] = {
             "device_id": hello.device_id, "user_id": hello.user_id, "engine": hello.engine,
             "engine_version": hello.engine_version, "binding": hello.binding,
@@ -337,8 +406,8 @@ class Ingress:
                   rid: int) -> None:
         device_id = hello.device_id
         self.dispatcher.flush()
-        state.out.append(Outgoing(envelope, lambda conn: {
-            "type": "flushed", "rid": rid, "queued": self.store.queued_for_device(conn, device_id)}, False))
+        self.reporter.ask(envelope, rid, ("flushed", device_id), lambda: {
+            "type": "flushed", "queued": self.store.queued_for_device(device_id)})
 
     def _on_ping(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                  rid: int) -> None:
@@ -346,23 +415,30 @@ class Ingress:
 
     def _on_stats(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                   rid: int) -> None:
-        state.out.append(Outgoing(envelope, lambda conn: self.stats_reply(conn, rid), False))
-
-    def stats_reply(self, conn: Connection, rid: int) -> dict[str, Any]:
         self._on_monitor()
+        self.reporter.ask(envelope, rid, "stats", self.stats_reply)
+
+    def stats_reply(self) -> dict[str, Any]:
+        """Built on the reporter thread: the counters are plain ints the ingress writes (safe to read)."""
         c = self.counters
-        store = {"url": self.store.redacted_url, **self.store.counts(conn), "trimmed": self.dispatcher.trimmed()}
-        return {"type": "stats", "rid": rid, "daemon_version": __version__, "uptime_s": round(c.uptime(), 3),
-                "clients": self.connections, "received": c.received, "stored": c.stored,
+        figures = self.figures()
+        return {"type": "stats", "daemon_version": __version__, "uptime_s": round(c.uptime(), 3),
+                "clients": c.clients, "received": c.received, "stored": c.stored,
                 "duplicates": c.duplicates, "rejected": c.rejected, "errors": c.errors,
-                "rate_10s": round(c.rate(), 1), "store": store, "providers": self.dispatcher.status(),
+                "replies_dropped": c.replies_dropped, "rate_10s": round(c.rate(), 1),
+                "store": {"url": self.store.redacted_url, **figures["store"]}, "providers": figures["providers"],
                 "last_errors": list(c.last_errors)}
 
     def _on_configs(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                     rid: int) -> None:
         prefix = protocol.text(msg, "prefix", "", required=False, min_len=0, max_len=200) or ""
-        state.out.append(Outgoing(envelope, {"type": "configs", "rid": rid,
-                                             "topics": self.publisher.snapshot(prefix)}, False))
+        topics = self.publisher.snapshot(prefix)
+        size = self.publisher.snapshot_bytes(prefix)
+        if size > LARGE_REPLY_BYTES and not self._spend_large(envelope[0], size):
+            raise ProtocolError(Code.UNAVAILABLE, f"configs replies to this connection are over "
+                                f"{LARGE_REFILL_BYTES_S // 1024} KiB/s; read your replies, or subscribe to the "
+                                "configs socket instead of asking")
+        state.out.append(Outgoing(envelope, {"type": "configs", "rid": rid, "topics": topics}, False))
 
     def _on_purchase(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                      rid: int) -> None:

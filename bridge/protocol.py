@@ -28,6 +28,10 @@ MAX_STRING_CHARS = 8192
 MAX_DEPTH = 4
 MAX_RECEIPT_CHARS = 65536
 RID_MAX = 2**32 - 1
+# Every integer the daemon keeps fits a signed 64-bit column (SQLite INTEGER, PostgreSQL BIGINT) and every
+# engine's long: msgpack's uint64 above this is refused like any other bad value.
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
 
 LIMITS = {
     "max_message_bytes": MAX_MESSAGE_BYTES,
@@ -143,6 +147,9 @@ def decode(frame: bytes) -> dict[str, Any]:
         value = msgpack.unpackb(frame, raw=False, strict_map_key=False)
     except msgpack.ExtraData:
         raise ProtocolError(Code.MALFORMED, "frame holds more than one msgpack value") from None
+    except TypeError:  # an array or a map as a map key: no Python dict can hold it
+        raise ProtocolError(Code.MALFORMED, "frame has a map whose key is an array or a map; map keys are "
+                            "strings") from None
     except (ValueError, msgpack.UnpackException) as exc:
         raise ProtocolError(Code.MALFORMED, f"frame is not valid msgpack ({exc})") from None
     if not isinstance(value, dict):
@@ -201,7 +208,7 @@ def type_name(value: Any) -> str:
         return "array"
     if isinstance(value, dict):
         return "map"
-    return type(value).__name__
+    return "ext"  # msgpack.ExtType or msgpack.Timestamp: the only other things unpackb makes
 
 
 def _field(msg: dict[str, Any], name: str, path: str, required: bool) -> tuple[Any, str]:
@@ -231,14 +238,15 @@ def text(msg: dict[str, Any], name: str, path: str, *, required: bool = True, mi
     return value
 
 
-def integer(msg: dict[str, Any], name: str, path: str, *, required: bool = True, minimum: int = 0) -> int | None:
+def integer(msg: dict[str, Any], name: str, path: str, *, required: bool = True, minimum: int = 0,
+            maximum: int = INT_MAX) -> int | None:
     value, where = _field(msg, name, path, required)
     if value is None:
         return None
     if type(value) is not int:
         raise _wrong_type(where, "int", value)
-    if value < minimum:
-        raise ProtocolError(Code.INVALID_VALUE, f"{where}: {value} is below {minimum}", where)
+    if not minimum <= value <= maximum:
+        raise ProtocolError(Code.INVALID_VALUE, f"{where}: {value} is outside {minimum}..{maximum}", where)
     return value
 
 
@@ -324,11 +332,17 @@ def _bad_item(item: Any, where: str, depth: int) -> None:
         if len(item) > MAX_STRING_CHARS:
             raise ProtocolError(Code.INVALID_VALUE, f"{where}: string of {len(item)} chars; the limit is "
                                 f"{MAX_STRING_CHARS}", where)
+    elif kind is int:
+        if not INT_MIN <= item <= INT_MAX:
+            raise ProtocolError(Code.INVALID_VALUE, f"{where}: {item} is outside the signed 64-bit range", where)
     elif kind is float:
         if not math.isfinite(item):
             raise ProtocolError(Code.INVALID_VALUE, f"{where}: {item} is not a finite number", where)
     elif kind is dict or kind is list:
         _check_value(item, where, depth)
+    elif not (kind is bool or kind is bytes or item is None):
+        raise ProtocolError(Code.WRONG_TYPE, f"{where}: msgpack extension types are not allowed (protocol.md "
+                            "section 2)", where)
 
 
 def _check_value(value: Any, where: str, depth: int) -> None:
@@ -340,7 +354,8 @@ def _check_value(value: Any, where: str, depth: int) -> None:
                 raise ProtocolError(Code.INVALID_VALUE, f"{where}: keys must be str of 1..64 chars, got {key!r}",
                                     where)
             kind = type(item)
-            if kind is str and len(item) <= MAX_STRING_CHARS or kind is int or kind is bool or item is None:
+            if (kind is str and len(item) <= MAX_STRING_CHARS or kind is int and INT_MIN <= item <= INT_MAX
+                    or kind is bool or item is None):
                 continue  # the common case, checked without building a path
             _bad_item(item, f"{where}.{key}", depth + 1)
     elif type(value) is list:
@@ -388,10 +403,13 @@ def _flat_fields_ok(category: str, fields: dict[str, Any]) -> bool:
         if kind is str:
             if len(item) > MAX_STRING_CHARS:
                 return False
+        elif kind is int:
+            if not INT_MIN <= item <= INT_MAX:
+                return False
         elif kind is float:
             if not math.isfinite(item):
                 return False
-        elif not (kind is int or kind is bool or item is None):
+        elif not (kind is bool or item is None):
             return False
         expected = kinds.get(key)
         if expected is not None and not (expected == STR and kind is str or expected == INT and kind is int
@@ -409,7 +427,7 @@ def read_event(raw: Any, index: int | None) -> Event:
     if type(raw) is dict:
         event_id, category, ts = raw.get("id"), raw.get("category"), raw.get("ts")
         fields, user_id = raw.get("fields"), raw.get("user_id")
-        if (type(event_id) is str and type(ts) is int and ts >= 0 and type(fields) is dict
+        if (type(event_id) is str and type(ts) is int and 0 <= ts <= INT_MAX and type(fields) is dict
                 and type(category) is str and category in FIELD_KINDS and EVENT_ID_RE.fullmatch(event_id)
                 and (user_id is None or type(user_id) is str and 0 < len(user_id) <= 128)
                 and _flat_fields_ok(category, fields)):

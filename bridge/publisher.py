@@ -14,8 +14,9 @@ from typing import Any
 
 import msgpack
 import zmq
+from sqlalchemy.exc import SQLAlchemyError
 
-from .store import Store, now_ms
+from .store import Store, error_text, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,11 @@ class Publisher:
             payload = {"topic": topic, "version": (current[0]["version"] + 1) if current else 1,
                        "updated_at": now_ms(), "source": source, "values": values, "meta": meta}
             packed = msgpack.packb(payload, use_bin_type=True)
-            self.store.save_config(topic, payload["version"], source, packed, payload["updated_at"])
+            try:
+                self.store.save_config(topic, payload["version"], source, packed, payload["updated_at"])
+            except SQLAlchemyError as exc:  # disk full: the game still gets it now; a restart republishes it
+                log.warning("%s: version %d published but not saved: %s", topic, payload["version"],
+                            error_text(exc))
             self._cache[topic] = (payload, packed)
             if not self._inbox_out.closed:  # after shutdown the value is still saved for the next start
                 self._inbox_out.send_string(topic)
@@ -67,6 +72,11 @@ class Publisher:
         """Every topic starting with prefix, as its latest publication map."""
         with self._lock:
             return {t: p for t, (p, _) in self._cache.items() if t.startswith(prefix)}
+
+    def snapshot_bytes(self, prefix: str = "") -> int:
+        """About how large `snapshot(prefix)` is on the wire (the packed publications it holds)."""
+        with self._lock:
+            return sum(len(packed) for t, (_, packed) in self._cache.items() if t.startswith(prefix))
 
     def run(self, stop: threading.Event) -> None:
         """The publisher thread: forward new publications, answer subscriptions with the cached values."""

@@ -16,6 +16,8 @@ import msgpack
 from .protocol import SESSION_END, SESSION_START
 from .store import Burst, Store
 
+MAX_LENGTH_S = 2**31 - 1  # sessions.length is a 32-bit column; client clocks can make any span
+
 
 @dataclass
 class Session:
@@ -72,7 +74,7 @@ class SessionBook:
         session = self.open.pop(user_id, None)
         if session is None:
             return None
-        length = max(0, (at - session.started_at) // 1000)
+        length = min(max(0, (at - session.started_at) // 1000), MAX_LENGTH_S)
         burst.ended_sessions.append({"session_id": session.session_id, "ended_at": at, "length": length})
         burst.events.append(_marker(session, SESSION_END, game_build, at, {"length": length}))
         return session.to_wire(at, length)

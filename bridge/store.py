@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (BigInteger, Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint,
-                        Connection, Engine, Index, create_engine, event, func, insert, select, tuple_, update)
+                        Connection, Engine, Index, create_engine, event, func, insert, inspect, select, tuple_, update)
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # The unique index on random event ids touches pages all over: the writer's larger page cache keeps its
 # commits small (p99 ack latency at 10k events/s: ~10 ms with SQLite's default 2 MB, ~4 ms with this).
 WRITER_CACHE_KIB = 24 * 1024
@@ -137,6 +138,11 @@ purchases = Table(
     Column("is_valid", Boolean),
     Column("is_duplicate", Boolean),
     Column("reason", Text),
+    # Schema 4: when a verification request last went out (a retry of it may meet the receipt as already
+    # spent, by ourselves), how many tries ended without a verdict, and when the next one is due.
+    Column("sent_at", BigInteger),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("next_try_at", BigInteger),
     UniqueConstraint("device_id", "purchase_id", name="uq_purchases_device_id"),
     Index("ix_purchases_unverified", "verified_at"),
     sqlite_autoincrement=True,
@@ -174,9 +180,19 @@ def _rekey_events(conn: Connection) -> None:
     conn.exec_driver_sql("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'events'", (seq,))
 
 
+def _purchase_retries(conn: Connection) -> None:
+    """Schema 4: purchases remember their verification in flight and retry each on its own backoff.
+    (A store upgraded from schema 1 made its purchases table with these columns already.)"""
+    present = {column["name"] for column in inspect(conn).get_columns("purchases")}
+    for name, ddl in (("sent_at", "BIGINT"), ("failures", "INTEGER NOT NULL DEFAULT 0"), ("next_try_at", "BIGINT")):
+        if name not in present:
+            conn.exec_driver_sql(f"ALTER TABLE purchases ADD COLUMN {name} {ddl}")
+
+
 MIGRATIONS: dict[int, Any] = {
     1: lambda conn: (purchases.create(conn), provider_refs.create(conn)),  # 2: purchase verification
     2: _rekey_events,  # 3: time-led dedupe key
+    3: _purchase_retries,  # 4: in-flight mark and a backoff per purchase
 }
 
 
@@ -185,6 +201,26 @@ EventKey = tuple[str, int, str]  # (device_id, client_ts, uid): what makes an ev
 
 class StoreError(Exception):
     """The store cannot be used as it is (a newer schema, an unreachable database)."""
+
+
+class StoreCorrupt(StoreError):
+    """The SQLite file is damaged (not a database, malformed pages, truncated): it can be moved aside."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"the store {path} is damaged ({reason}). Run with --on-corrupt-store=move-aside (or "
+                         "[store] on_corrupt = \"move_aside\") to keep it aside for inspection and start afresh")
+        self.path = path
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+CORRUPT_MARKS = ("not a database", "malformed", "encrypted", "corrupt")
+
+
+def error_text(exc: BaseException) -> str:
+    """A database error in one line, without the statement or its parameters (they may hold tokens)."""
+    orig = getattr(exc, "orig", None)
+    cause = orig if orig is not None else exc
+    return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}".rstrip(": ")
 
 
 def now_ms() -> int:
@@ -219,8 +255,14 @@ class Store:
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
             raise StoreError(f"store dialect {self.dialect!r} is not supported; use sqlite or postgresql")
+        self.path: Path | None = None
         if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self.path = Path(parsed.database)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot use {self.path.parent} as the data directory ({exc.strerror}): make it a "
+                                 "writable directory, or choose another with --data-dir") from None
         self.engine: Engine = create_engine(url, future=True)
         if self.dialect == "sqlite":
             self._tune_sqlite(durability)
@@ -261,8 +303,62 @@ class Store:
 
     # --- schema -------------------------------------------------------------------------------------
 
+    def open(self) -> int:
+        """Check the store can be used, then create or upgrade its schema; StoreError says what is wrong.
+
+        A current schema is only read, so that a daemon restarts on a disk too full to write."""
+        try:
+            self._check_sqlite_file()
+            return self.upgrade()
+        except DatabaseError as exc:
+            text = error_text(exc)
+            if self.path is not None and any(mark in text for mark in CORRUPT_MARKS):
+                raise StoreCorrupt(self.path, text) from None
+            raise StoreError(f"cannot open the store {self.redacted_url}: {text}") from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the store {self.redacted_url}: {error_text(exc)}") from None
+
+    def _check_sqlite_file(self) -> None:
+        """Every page of the file is read once (SQLite's quick_check): damage shows now, not at the first ack."""
+        if self.path is None or not self.path.exists() or not self.path.stat().st_size:
+            return
+        with open(self.path, "rb") as fh:
+            header = fh.read(100)
+        if not header.startswith(SQLITE_MAGIC):
+            raise StoreCorrupt(self.path, "not a database: the file does not start with SQLite's header")
+        page_size = int.from_bytes(header[16:18], "big") if len(header) >= 18 else 0
+        page_size = 65536 if page_size == 1 else page_size
+        if page_size < 512 or self.path.stat().st_size % page_size:
+            # SQLite reads a file cut inside its first page as an empty database: check before it does
+            raise StoreCorrupt(self.path, "truncated: the file is not a whole number of pages")
+        with self.engine.connect() as conn:
+            verdict = conn.exec_driver_sql("PRAGMA quick_check").scalar()
+        if verdict != "ok":
+            lines = [line for line in str(verdict).splitlines() if line.strip() and not line.startswith("***")]
+            raise StoreCorrupt(self.path, f"quick_check: {(lines or ['failed'])[0][:200]}")
+
+    def move_aside(self) -> Path:
+        """Rename a damaged SQLite file (and its -wal and -shm) out of the way; returns its new name."""
+        assert self.path is not None
+        self.engine.dispose()
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(f"{self.path}{suffix}")
+            if part.exists():
+                part.rename(Path(f"{aside}{suffix}"))
+        return aside
+
     def upgrade(self) -> int:
         """Create or upgrade the schema in place; returns the version now in force."""
+        with self.engine.connect() as conn:
+            present = conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'" if self.dialect == "sqlite"
+                else "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+                "AND table_name = 'meta'").first()
+            row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first() if present \
+                else None
+        if row is not None and int(row[0]) == SCHEMA_VERSION:
+            return SCHEMA_VERSION
         with self.engine.begin() as conn:
             metadata.create_all(conn, tables=[meta])
             row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
@@ -366,20 +462,26 @@ class Store:
 
     # --- figures ------------------------------------------------------------------------------------
 
-    def counts(self, conn: Connection) -> dict[str, int]:
+    def counts(self) -> dict[str, int]:
         """Rows in the store and rows not yet delivered to every provider that has a cursor."""
+        with self.engine.connect() as conn:
+            return self._counts(conn)
+
+    @staticmethod
+    def _counts(conn: Connection) -> dict[str, int]:
         total = conn.execute(select(func.count()).select_from(events)).scalar_one()
         low = conn.execute(select(func.min(delivery_cursors.c.last_pk))).scalar()
         undelivered = 0 if low is None else conn.execute(
             select(func.count()).select_from(events).where(events.c.pk > low)).scalar_one()
         return {"events": int(total), "undelivered": int(undelivered)}
 
-    def queued_for_device(self, conn: Connection, device_id: str) -> int:
-        low = conn.execute(select(func.min(delivery_cursors.c.last_pk))).scalar()
-        if low is None:
-            return 0
-        return int(conn.execute(select(func.count()).select_from(events).where(
-            events.c.device_id == device_id, events.c.pk > low)).scalar_one())
+    def queued_for_device(self, device_id: str) -> int:
+        with self.engine.connect() as conn:
+            low = conn.execute(select(func.min(delivery_cursors.c.last_pk))).scalar()
+            if low is None:
+                return 0
+            return int(conn.execute(select(func.count()).select_from(events).where(
+                events.c.device_id == device_id, events.c.pk > low)).scalar_one())
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -70,3 +70,44 @@ def test_bad_files_are_explained(tmp_path: Path, text: str, message: str) -> Non
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("where", ["file", "environment"])
+def test_a_secret_with_a_newline_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                     where: str) -> None:
+    """httpx once printed such a secret in its "illegal header value" error."""
+    monkeypatch.setenv("STAQ_SECRET", "s3cr3t-value\n")
+    line = 'app_secret_env = "STAQ_SECRET"' if where == "environment" else 'app_secret = """s3cr3t-value\n"""'
+    path = tmp_path / "bridge.toml"
+    path.write_text(f'[providers.staq]\ntype = "staq"\napp_id = "a"\n{line}\n')
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    assert "providers.staq.app_secret" in str(err.value) and "whitespace" in str(err.value)
+    assert "s3cr3t" not in str(err.value)
+
+
+def test_the_log_never_prints_a_configured_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from bridge.logs import RedactSecrets, secrets_of
+
+    path = tmp_path / "bridge.toml"
+    path.write_text('[providers.ga]\ntype = "gameanalytics"\ngame_key = "gk-123456"\nsecret_key = "sk-abcdef"\n'
+                    'endpoint = "http://127.0.0.1:1"\n')
+    settings = load(path)
+    assert sorted(secrets_of(settings)) == ["gk-123456", "sk-abcdef"]
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactSecrets(secrets_of(settings)))
+    log = logging.getLogger("test-redaction")
+    log.addHandler(handler)
+    try:
+        log.error("header %s refused", "sk-abcdef")
+        try:
+            raise ValueError("Illegal header value b'sk-abcdef\\n'")
+        except ValueError:
+            log.exception("send failed for gk-123456")
+    finally:
+        log.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert "header *** refused" in err and "send failed for ***" in err and "Illegal header value b'***" in err
+    assert "sk-abcdef" not in err and "gk-123456" not in err

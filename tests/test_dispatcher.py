@@ -98,17 +98,22 @@ from bridge.providers.base import Outcome, Provider
 class Fragile(Provider):
     kind = "fragile"
     categories = frozenset({"custom"})
+    requests = 0
 
     async def send(self, events):
+        self.requests += 1
         if any(e.fields.get("poison") for e in events):
             raise RuntimeError("cannot digest poison")
         return Outcome(delivered={e.pk for e in events})
+
+    def status(self):
+        return {"requests": self.requests}
 """
 
 
 def test_a_poison_event_is_dead_lettered_and_the_lane_goes_on(tmp_path: Path) -> None:
-    """A provider that raises on one event: after three crashes it is fed one at a time, and only that event
-    goes to the dead letters, with the error."""
+    """A provider that raises on one event of 500: the lane halves what it raises on, so that event alone
+    goes to the dead letters, with the error, in a few requests (it once took one request per event)."""
     plugin = tmp_path / "plugin"
     plugin.mkdir()
     (plugin / "fragile_provider.py").write_text(POISON_PROVIDER)
@@ -119,12 +124,16 @@ def test_a_poison_event_is_dead_lettered_and_the_lane_goes_on(tmp_path: Path) ->
     config = '[providers.fragile]\ntype = "fragile"\ninterval = 0.1\nretry_base = 0.05\nretry_cap = 0.2\n'
     with Daemon(tmp_path / "d", config=config, python_path=[plugin]) as daemon, Client(daemon.ingress) as c:
         c.hello(**HELLO)
-        batch = [make_event("custom", name=f"ok{i}") for i in range(4)]
-        batch.insert(2, make_event("custom", name="bad", poison=True))
+        batch = [make_event("custom", name=f"ok{i}") for i in range(499)]
+        batch.insert(321, make_event("custom", name="bad", poison=True))
         c.request({"type": "events", "events": batch})
         stats = wait_until(lambda: (s := c.request({"type": "stats"})["providers"]["fragile"])["queued"] == 0
                            and s, 15, what="the batch settled")
         listed = subprocess.run([sys.executable, "-m", "bridge", "dead-letters", "--data-dir", str(daemon.data_dir)],
                                 capture_output=True, text=True, timeout=20, cwd=REPO)
-    assert stats["dead_lettered"] == 1 and stats["delivered"] == 4  # the good events, before and after it
-    assert "provider_error: RuntimeError: cannot digest poison" in listed.stdout and batch[2]["id"] in listed.stdout
+    assert stats["dead_lettered"] == 1 and stats["delivered"] == 499  # the good events, before and after it
+    # halving 500 down to the one: the first try, 2 per halving (9 of them), 3 tries of the event alone, and
+    # a spare for a batch claimed in two parts; one request per event (once ~500) fails this
+    assert stats["requests"] <= 1 + 2 * 9 + 3 + 2, stats
+    assert "provider_error: RuntimeError: cannot digest poison" in listed.stdout
+    assert batch[321]["id"] in listed.stdout

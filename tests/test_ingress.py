@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
+from pathlib import Path
+from typing import Iterator
 
 import msgpack
 import pytest
@@ -184,19 +186,71 @@ BAD_FRAMES = [
     (msgpack.packb({"type": "events", "rid": 11, "events": [{}] * 1001}), "batch_too_large", "events"),
     (msgpack.packb({"type": "session_start", "rid": 12, "user_id": 7}), "wrong_type", "user_id"),
     (b"\x81\xa4type" + msgpack.packb("x" * (300 * 1024)), "too_large", None),
+    (b"\x83\xa4type\xa4ping\xa3rid\x01\x91\x01\x02", "malformed", None),  # an array as a map key
+    (b"\x83\xa4type\xa4ping\xa3rid\x01\x81\x01\x02\x03", "malformed", None),  # a map as a map key
+    (msgpack.packb({"type": "session_start", "rid": 13, "ts": 2**63}), "invalid_value", "ts"),
+    (msgpack.packb({"type": "session_start", "rid": 14, "ts": 2**64 - 1}), "invalid_value", "ts"),
+    (msgpack.packb({"type": "session_end", "rid": 15, "ts": 2**63}), "invalid_value", "ts"),
+    (msgpack.packb({"type": "ping", "rid": 2**64 - 1}), "invalid_value", "rid"),
 ]
 
 
+@pytest.fixture(scope="module")
+def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One daemon for the bad-input cases: each leaves it as it found it, which is what they prove."""
+    with Daemon(tmp_path_factory.mktemp("bad-input")) as d:
+        yield d
+
+
+@pytest.fixture
+def shared_client(shared_daemon: Daemon) -> Iterator[Client]:
+    with Client(shared_daemon.ingress, device_id=f"bad-{uuid.uuid4().hex[:8]}") as c:
+        assert c.hello()["type"] == "welcome"
+        yield c
+
+
 @pytest.mark.parametrize("frame,code,field", BAD_FRAMES, ids=[c + ":" + str(f) for _, c, f in BAD_FRAMES])
-def test_bad_frames_get_a_clear_error_and_the_daemon_keeps_serving(client: Client, frame: bytes, code: str,
+def test_bad_frames_get_a_clear_error_and_the_daemon_keeps_serving(shared_client: Client, frame: bytes, code: str,
                                                                    field: str | None) -> None:
-    client.send_raw(frame)
-    reply = client.recv()
+    shared_client.send_raw(frame)
+    reply = shared_client.recv()
     assert reply["type"] == "error" and reply["code"] == code, reply
     assert reply["message"]
     if field is not None:
         assert reply["field"] == field
-    assert client.request({"type": "ping"})["type"] == "pong"
+    assert shared_client.request({"type": "event", "event": make_event()})["stored"] == 1
+
+
+BAD_EVENTS = [
+    ({"ts": 2**63}, "invalid_value"),
+    ({"ts": 2**64 - 1}, "invalid_value"),
+    ({"fields": {"event_id": "a:b", "value": 2**64 - 1}}, "invalid_value"),
+    ({"fields": {"event_id": "a:b", "when": msgpack.Timestamp(1_700_000_000)}}, "wrong_type"),
+    ({"fields": {"event_id": "a:b", "blob": msgpack.ExtType(7, b"\x00\x01")}}, "wrong_type"),
+    ({"fields": {"event_id": "a:b", "deep": {"list": [msgpack.ExtType(1, b"")]}}}, "wrong_type"),
+]
+
+
+@pytest.mark.parametrize("change,code", BAD_EVENTS, ids=[str(c) for c, _ in BAD_EVENTS])
+def test_events_the_store_cannot_hold_are_rejected_alone(shared_daemon: Daemon, shared_client: Client,
+                                                        change: dict, code: str) -> None:
+    """A 2^63 `ts` once left the ingress unresponsive; an extension type once reached providers."""
+    bad = {**make_event("design"), **change}
+    good = make_event("design")
+    frame = msgpack.packb({"type": "events", "rid": 77, "events": [bad, good]}, datetime=False)
+    shared_client.send_raw(frame)
+    reply = shared_client.recv()
+    assert (reply["stored"], [(r["index"], r["code"]) for r in reply["rejected"]]) == (1, [(0, code)]), reply
+    uids = stored_uids(shared_daemon)
+    assert good["id"] in uids and bad["id"] not in uids
+
+
+def test_no_bad_input_left_a_traceback(shared_daemon: Daemon, shared_client: Client) -> None:
+    for frame, _, _ in BAD_FRAMES:
+        shared_client.send_raw(frame)
+        assert shared_client.recv()["type"] == "error"
+    assert shared_client.request({"type": "ping"})["type"] == "pong"
+    assert "Traceback" not in shared_daemon.log()
 
 
 def test_rid_is_echoed_in_errors_when_readable(client: Client) -> None:

@@ -55,3 +55,53 @@ def test_decode_refuses_trailing_bytes_and_non_maps() -> None:
     with pytest.raises(ProtocolError) as err:
         protocol.decode(msgpack.packb("text"))
     assert err.value.code == Code.NOT_A_MAP
+
+
+@pytest.mark.parametrize("frame", [
+    b"\x82\xa4type\xa4ping\x91\x01\x02",  # {"type": "ping", [1]: 2}
+    b"\x82\xa4type\xa4ping\x81\x01\x02\x03",  # {"type": "ping", {1: 2}: 3}
+    b"\x82\xa4type\xa5event\xa5event\x81\xa6fields\x81\x90\x01",  # an array key deep inside
+])
+def test_decode_refuses_unhashable_map_keys_as_malformed(frame: bytes) -> None:
+    with pytest.raises(ProtocolError) as err:
+        protocol.decode(frame)
+    assert err.value.code == Code.MALFORMED
+
+
+EDGE_EVENTS = [
+    ({"ts": 2**63}, Code.INVALID_VALUE, "event.ts"),
+    ({"ts": 2**64 - 1}, Code.INVALID_VALUE, "event.ts"),
+    ({"fields": {"event_id": "a:b", "value": 2**63}}, Code.INVALID_VALUE, "event.fields.value"),
+    ({"fields": {"event_id": "a:b", "deep": {"n": 2**64 - 1}}}, Code.INVALID_VALUE, "event.fields.deep.n"),
+    ({"fields": {"event_id": "a:b", "list": [1, 2**63]}}, Code.INVALID_VALUE, "event.fields.list[1]"),
+    ({"fields": {"event_id": "a:b", "x": msgpack.ExtType(5, b"\x01")}}, Code.WRONG_TYPE, "event.fields.x"),
+    ({"fields": {"event_id": "a:b", "x": msgpack.Timestamp(1)}}, Code.WRONG_TYPE, "event.fields.x"),
+    ({"fields": {"event_id": "a:b", "x": [msgpack.Timestamp(1)]}}, Code.WRONG_TYPE, "event.fields.x[0]"),
+    ({"ts": msgpack.Timestamp(1)}, Code.WRONG_TYPE, "event.ts"),
+]
+
+
+@pytest.mark.parametrize("change,code,where", EDGE_EVENTS, ids=[w for _, _, w in EDGE_EVENTS])
+def test_integers_beyond_int64_and_extension_types_are_refused(change: dict, code: str, where: str) -> None:
+    """Through the wire, as a client would send them: what unpackb makes of them is what the checks see."""
+    event = {"id": "e-1", "category": "design", "ts": 1, "fields": {"event_id": "a:b"}, **change}
+    decoded = protocol.decode(msgpack.packb({"type": "event", "rid": 1, "event": event}, datetime=False))
+    with pytest.raises(ProtocolError) as err:
+        protocol.read_event(decoded["event"], None)
+    assert (err.value.code, err.value.field) == (code, where)
+
+
+def test_the_int64_edges_themselves_are_accepted() -> None:
+    fields = {"event_id": "a:b", "value": 2**63 - 1, "low": -(2**63), "nested": {"n": 2**63 - 1}}
+    event = protocol.read_event({"id": "e", "category": "design", "ts": 2**63 - 1, "fields": fields}, None)
+    assert event.ts == 2**63 - 1 and event.fields == fields
+
+
+def test_session_and_hello_integers_have_the_same_range() -> None:
+    with pytest.raises(ProtocolError) as err:
+        protocol.integer({"ts": 2**63}, "ts", "")
+    assert (err.value.code, err.value.field) == (Code.INVALID_VALUE, "ts")
+    with pytest.raises(ProtocolError) as err:
+        protocol.read_hello({"protocol": 2**64 - 1, "engine": "e", "binding": "b", "binding_version": "1",
+                             "game_build": "1", "device_id": "d"})
+    assert err.value.code == Code.INVALID_VALUE
