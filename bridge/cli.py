@@ -143,9 +143,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     return int(daemon.run())
 
 
-def _hello(endpoint: str, device_id: str = "cli") -> Client:
-    client = Client(endpoint, timeout_ms=3000, device_id=device_id)
-    client.hello(engine="cli")
+def _hello(endpoint: str, device_id: str | None = None) -> Client:
+    """A connection of the CLI's: a tool that only reads, unless it sends an event as `device_id`."""
+    client = Client(endpoint, timeout_ms=3000, device_id=device_id or "cli")
+    client.hello(engine="cli", **({} if device_id else {"role": "tool"}))
     return client
 
 

@@ -226,6 +226,9 @@ class Ingress:
             if hello is None:
                 raise ProtocolError(Code.HELLO_REQUIRED, f"{kind}: say hello first on this connection")
             self.clients.move_to_end(identity)
+            if hello.role == protocol.ROLE_TOOL and kind not in protocol.TOOL_REQUESTS:
+                raise ProtocolError(Code.INVALID_VALUE, f"{kind}: a tool connection (hello role \"tool\") only "
+                                    "reads; say hello as a game to send events, sessions or purchases", "role")
             self._handlers[kind](state, envelope, hello, msg, rid)
         except ProtocolError as exc:
             self._error(state, envelope, rid, exc)
@@ -339,12 +342,13 @@ class Ingress:
             gone, _ = self.clients.popitem(last=False)
             self.last_seen.pop(gone, None)
             self.large_budget.pop(gone, None)
-        state.burst.devices[hello.device_id] = {
-            "device_id": hello.device_id, "user_id": hello.user_id, "engine": hello.engine,
-            "engine_version": hello.engine_version, "binding": hello.binding,
-            "binding_version": hello.binding_version, "game_build": hello.game_build, "platform": hello.platform,
-            "os_version": hello.os_version, "device": hello.device, "manufacturer": hello.manufacturer,
-            "first_seen": state.now, "last_seen": state.now}
+        if hello.role == protocol.ROLE_GAME:
+            state.burst.devices[hello.device_id] = {
+                "device_id": hello.device_id, "user_id": hello.user_id, "engine": hello.engine,
+                "engine_version": hello.engine_version, "binding": hello.binding,
+                "binding_version": hello.binding_version, "game_build": hello.game_build,
+                "platform": hello.platform, "os_version": hello.os_version, "device": hello.device,
+                "manufacturer": hello.manufacturer, "first_seen": state.now, "last_seen": state.now}
         session = self.book.current(hello.user_id)
         state.out.append(Outgoing(envelope, {
             "type": "welcome", "rid": rid, "protocol": hello.protocol, "server_time": state.now,

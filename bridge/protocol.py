@@ -134,6 +134,7 @@ class Hello:
     os_version: str | None = None
     device: str | None = None
     manufacturer: str | None = None
+    role: str = "game"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -259,6 +260,12 @@ def mapping(msg: dict[str, Any], name: str, path: str, *, required: bool = True)
 
 # --- hello ----------------------------------------------------------------------------------------------
 
+# A game's connection is a player's device; a tool's (`engine-bridge status`, a monitor) only reads, so it is
+# never recorded as a device, never logged in at a provider, never opens a session.
+ROLE_GAME, ROLE_TOOL = "game", "tool"
+ROLES = (ROLE_GAME, ROLE_TOOL)
+TOOL_REQUESTS = ("hello", "ping", "stats", "configs", "flush")
+
 def read_hello(msg: dict[str, Any]) -> Hello:
     """Check a `hello` and negotiate the version; ProtocolError if it cannot be served."""
     top = integer(msg, "protocol", "")
@@ -272,6 +279,9 @@ def read_hello(msg: dict[str, Any]) -> Hello:
     device_id = text(msg, "device_id", "", max_len=128)
     user_id = text(msg, "user_id", "", required=False, max_len=128) or device_id
     assert device_id is not None
+    role = text(msg, "role", "", required=False, max_len=16) or ROLE_GAME
+    if role not in ROLES:
+        raise ProtocolError(Code.INVALID_VALUE, f"role: {role!r} is not one of {', '.join(ROLES)}", "role")
     return Hello(
         protocol=chosen,
         engine=text(msg, "engine", ""),  # type: ignore[arg-type]
@@ -285,6 +295,7 @@ def read_hello(msg: dict[str, Any]) -> Hello:
         os_version=text(msg, "os_version", "", required=False, min_len=0),
         device=text(msg, "device", "", required=False, min_len=0),
         manufacturer=text(msg, "manufacturer", "", required=False, min_len=0),
+        role=role,
     )
 
 

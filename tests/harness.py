@@ -80,7 +80,7 @@ class Daemon:
                 raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 with Client(self.ingress, timeout_ms=300, device_id="harness") as c:
-                    c.hello()
+                    c.hello(role="tool")  # a probe, not a player
                     return
             except TimeoutError:
                 continue

@@ -313,3 +313,21 @@ def test_one_bad_client_does_not_stop_another(daemon: Daemon, client: Client) ->
             assert client.request({"type": "event", "event": make_event()})["stored"] == 1
         assert sum(1 for _ in range(200) if noisy.recv()["code"] == "malformed") == 200
     assert daemon.proc is not None and daemon.proc.poll() is None
+
+
+def test_a_tool_connection_reads_but_never_becomes_a_player(shared_daemon: Daemon) -> None:
+    """`engine-bridge status` once said hello as device "cli", which GameRamp then logged in and polled."""
+    with Client(shared_daemon.ingress, device_id="monitor-1") as tool:
+        assert tool.hello(role="tool")["type"] == "welcome"
+        assert tool.request({"type": "stats"})["type"] == "stats"
+        assert tool.request({"type": "configs"})["type"] == "configs"
+        refused = tool.request({"type": "event", "event": make_event()})
+        assert (refused["type"], refused["code"], refused["field"]) == ("error", "invalid_value", "role")
+        assert tool.request({"type": "session_start"})["code"] == "invalid_value"
+        assert tool.hello(role="robot")["code"] == "invalid_value"
+    with Client(shared_daemon.ingress, device_id="player-1") as game:
+        game.hello()
+        assert game.request({"type": "event", "event": make_event()})["stored"] == 1
+    with sqlite3.connect(shared_daemon.db_path) as db:
+        devices = {row[0] for row in db.execute("SELECT device_id FROM devices")}
+    assert "player-1" in devices and "monitor-1" not in devices and "harness" not in devices
