@@ -134,6 +134,7 @@ class Ingress:
         poller = zmq.Poller()  # kept: Socket.poll builds a new one at every call
         poller.register(self.sock, zmq.POLLIN)
         poller.register(self.replies, zmq.POLLIN)
+        poller.register(self.monitor, zmq.POLLIN)
         last_expiry = time.monotonic()
         idle = False
         try:
@@ -141,6 +142,8 @@ class Ingress:
                 if idle:  # under load there is always a message waiting, and this wait is skipped
                     poller.poll(WAITING_POLL_MS if self.waiting else POLL_MS)
                 self._forward_replies()
+                if self.monitor.get(zmq.EVENTS) & zmq.POLLIN:
+                    self._on_monitor()
                 state = self._new_burst()
                 if self.waiting:
                     self._answer_purchases(state.clock)
@@ -149,7 +152,6 @@ class Ingress:
                     self.last_burst = state.clock
                 if state.clock - last_expiry >= EXPIRE_EVERY_S:
                     last_expiry = state.clock
-                    self._on_monitor()
                     self._expire(state)
                 if state.burst or state.out:
                     self._commit_and_reply(conn, state)
@@ -175,7 +177,10 @@ class Ingress:
         return BurstState(stamp, Burst(stamp))
 
     def _on_monitor(self) -> None:
-        """Count open connections (a ROUTER cannot tell which identity left, only that one did)."""
+        """Count open connections (a ROUTER cannot tell which identity left, only that one did).
+
+        Read at every turn of the loop: libzmq's monitor waits when its queue is full, and with it the I/O
+        thread that accepts connections, so a storm of connects left unread would stall every client."""
         while True:
             try:
                 event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
