@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .config import Settings
 from .dispatcher import Dispatcher
-from .ingress import Ingress
+from .ingress import VERDICTS, Ingress, IngressHooks, PurchaseHooks
 from .local_configs import LocalConfigs
 from .providers.registry import UnknownProvider
 from .publisher import Publisher
@@ -93,8 +93,8 @@ class Daemon:
             self.dispatcher = Dispatcher(settings.providers, self.store, self.publisher, settings.store_cap_mb,
                                          settings.keep_delivered_s)
             self.reporter = Reporter(self.ctx)
-            self.ingress = Ingress(self.ctx, settings.ingress, self.store, self.publisher, self.dispatcher,
-                                   self.counters, settings.session_timeout_s, self.reporter, self._figures)
+            self.ingress = Ingress(self.ctx, settings.ingress, self.store, self._ingress_hooks(), self.counters,
+                                   settings.session_timeout_s, self.reporter)
         except UnknownProvider as exc:
             self.ctx.destroy(0)
             raise StartupError(f"configuration: {exc}", Exit.CONFIG) from None
@@ -106,13 +106,25 @@ class Daemon:
         self.local = LocalConfigs(self.publisher, settings.config_path, settings.local_configs)
         self._threads = [threading.Thread(target=self.ingress.run, args=(self.stop_event,), name="ingress"),
                          threading.Thread(target=self.publisher.run, args=(self.stop_event,), name="publisher"),
-                         threading.Thread(target=self.dispatcher.run, args=(self.stop_event,), name="dispatcher"),
+                         threading.Thread(target=self.dispatcher.run, args=(self.stop_event, self.ctx, VERDICTS),
+                                          name="dispatcher"),
                          threading.Thread(target=self.reporter.run, args=(self.stop_event,), name="reporter")]
 
-    def _figures(self) -> dict[str, Any]:
-        """The store's and the providers' figures for `stats` (on the reporter thread: they count rows)."""
-        return {"store": {**self.store.counts(), "trimmed": self.dispatcher.trimmed()},
-                "providers": self.dispatcher.status()}
+    def _ingress_hooks(self) -> IngressHooks:
+        """The ingress's view of the other parts: callables, so that it imports none of them."""
+        dispatcher, outbox = self.dispatcher, self.dispatcher.outbox
+
+        def verdict(device_id: str, purchase_id: str) -> dict[str, Any] | None:
+            result = outbox.purchase_result(device_id, purchase_id)
+            return None if result is None else result.to_wire()
+
+        def figures() -> dict[str, Any]:  # on the reporter thread: these count rows
+            return {"store": {**self.store.counts(), "trimmed": dispatcher.trimmed()},
+                    "providers": dispatcher.status()}
+
+        purchases = PurchaseHooks(dispatcher.nudge_purchases, verdict) if dispatcher.purchase_lane else None
+        return IngressHooks(checkers=dispatcher.checkers(), flush=dispatcher.flush, figures=figures,
+                            configs=self.publisher.snapshot_sized, purchases=purchases)
 
     def run(self) -> int:
         """Serve until SIGINT/SIGTERM; returns the process exit code."""

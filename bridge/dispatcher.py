@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
 import time
 from typing import Any, Awaitable, Callable
 
 import httpx
+import msgpack
+import zmq
 from sqlalchemy.exc import SQLAlchemyError
 
 from .outbox import Outbox, PurchaseResult, StoredEvent
@@ -214,18 +215,33 @@ class Dispatcher:
             ctx = ProviderContext(name, spec, client, self.outbox, publisher.publish,
                                   logging.getLogger(f"bridge.providers.{name}"))
             self.lanes[name] = Lane(kind(ctx), self.outbox, spec)
-        # Verdicts on purchases, for the ingress to answer clients still waiting: (device_id, purchase_id, result)
-        self.purchase_results: queue.SimpleQueue[tuple[str, str, PurchaseResult]] = queue.SimpleQueue()
+        self.verdicts: zmq.Socket | None = None  # to the ingress, made on the dispatcher's own thread
         verifiers = [lane for lane in self.lanes.values() if lane.provider.verifies_purchases]
         if len(verifiers) > 1:
             raise UnknownProvider(f"only one provider may verify purchases; configured: "
                                   f"{', '.join(v.name for v in verifiers)}")
         self.purchase_lane = PurchaseLane(verifiers[0].provider, self.outbox, publisher.publish,
-                                          lambda *result: self.purchase_results.put(result),
+                                          self._tell_ingress,
                                           verifiers[0].retry_base_s, verifiers[0].retry_cap_s) if verifiers else None
 
-    def run(self, stop: threading.Event) -> None:
-        asyncio.run(self._main(stop))
+    def run(self, stop: threading.Event, ctx: zmq.Context, verdicts: str) -> None:
+        """The dispatcher thread; purchase verdicts go to the ingress on `verdicts` (an inproc endpoint)."""
+        self.verdicts = ctx.socket(zmq.PUSH)
+        self.verdicts.linger = 0
+        self.verdicts.connect(verdicts)
+        try:
+            asyncio.run(self._main(stop))
+        finally:
+            self.verdicts.close(0)
+
+    def _tell_ingress(self, device_id: str, purchase_id: str, result: PurchaseResult) -> None:
+        """A verdict for a client that may be waiting on its `purchase` request. Never waits: if the ingress is
+        that far behind, the client hears "pending" and gets the verdict from `purchase/<device_id>`."""
+        assert self.verdicts is not None
+        try:
+            self.verdicts.send(msgpack.packb([device_id, purchase_id, result.to_wire()]), zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("purchase %s: verdict not handed to the ingress (it is behind); it is published", purchase_id)
 
     async def _main(self, stop: threading.Event) -> None:
         self.loop = asyncio.get_running_loop()
@@ -250,10 +266,6 @@ class Dispatcher:
             return
         for lane in list(self.lanes.values()):
             self.loop.call_soon_threadsafe(lane.nudge.set)
-
-    @property
-    def verifies_purchases(self) -> bool:
-        return self.purchase_lane is not None
 
     def nudge_purchases(self) -> None:
         """From any thread: a purchase was stored, verify it now."""

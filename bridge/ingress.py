@@ -13,8 +13,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Callable, Protocol, Union
 
 import msgpack
 import zmq
@@ -23,10 +24,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import __version__, protocol
-from .dispatcher import Dispatcher
-from .outbox import PurchaseResult
-from .protocol import Code, Hello, ProtocolError, Rejection
-from .publisher import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, Publisher
+from .protocol import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, Code, Hello, ProtocolError, Rejection
 from .sessions import SessionBook
 from .stats import REPLIES, Counters, Reporter
 from .store import Burst, EventKey, Store, error_text, now_ms
@@ -38,7 +36,7 @@ MAX_BURST_MESSAGES = 2048
 POLL_MS = 200
 EXPIRE_EVERY_S = 5.0
 PURCHASE_WAIT_S = 5.0  # how long a `purchase` reply waits for the verdict before saying "pending"
-WAITING_POLL_MS = 20
+VERDICTS = "inproc://engine-bridge-verdicts"  # purchase verdicts as they are recorded: [device, id, verdict]
 FORGET_IDLE_CLIENT_S = 3600.0
 MAX_CLIENTS = 20_000  # hellos kept; beyond this the longest silent is forgotten (it says hello_required)
 # What a peer may have queued towards it: ZeroMQ counts messages, so replies are small (acks, errors) except
@@ -49,6 +47,34 @@ RECV_HWM = 1000  # beyond this the peer's TCP connection is simply not read: bac
 LARGE_REPLY_BYTES = 16 * 1024
 LARGE_BUDGET_BYTES = 1024 * 1024  # a peer's burst of large replies ...
 LARGE_REFILL_BYTES_S = 256 * 1024  # ... and its sustained rate
+
+
+class Checker(Protocol):
+    """A provider's early word on an event's fields: None when valid, else the rule broken."""
+
+    name: str
+
+    def check(self, category: str, fields: dict[str, Any]) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class PurchaseHooks:
+    """What the ingress needs of purchase verification: present only when a provider verifies purchases."""
+
+    stored: Callable[[], None]  # a purchase was committed: verify it now (from the ingress thread)
+    verdict: Callable[[str, str], "dict[str, Any] | None"]  # a recorded verdict (device, id) as wire fields
+
+
+@dataclass(frozen=True)
+class IngressHooks:
+    """Everything the ingress asks of the rest of the daemon, as plain values and callables: it imports none
+    of the parts behind them. Data leaves the ingress only through the store."""
+
+    checkers: Mapping[str, Sequence[Checker]]  # per category, the providers whose rules its events must pass
+    flush: Callable[[], None]  # lanes send what they hold now
+    figures: Callable[[], dict[str, Any]]  # {"store": ..., "providers": ...} for `stats`, on the reporter thread
+    configs: Callable[[str], tuple[dict[str, Any], int]]  # topics under a prefix, and their size in bytes
+    purchases: PurchaseHooks | None = None
 
 
 @dataclass(slots=True)
@@ -85,16 +111,13 @@ class BurstState:
 class Ingress:
     """Owns the ROUTER socket, the connections' `hello`s and the session book."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, store: Store, publisher: Publisher, dispatcher: Dispatcher,
-                 counters: Counters, session_timeout_s: float, reporter: Reporter,
-                 figures: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, ctx: zmq.Context, endpoint: str, store: Store, hooks: IngressHooks, counters: Counters,
+                 session_timeout_s: float, reporter: Reporter) -> None:
         self.store = store
-        self.dispatcher = dispatcher
-        self.checkers = dispatcher.checkers()
-        self.publisher = publisher
+        self.hooks = hooks
+        self.checkers = hooks.checkers
         self.counters = counters
         self.reporter = reporter
-        self.figures = figures  # the store's and the providers' figures for `stats`, read on the reporter thread
         self.session_timeout_ms = int(session_timeout_s * 1000)
         # hellos by identity, least recently heard first
         self.clients: OrderedDict[bytes, Hello] = OrderedDict()
@@ -117,6 +140,9 @@ class Ingress:
         self.replies = ctx.socket(zmq.PULL)  # replies built on other threads, to be sent on the ROUTER
         self.replies.linger = 0
         self.replies.bind(REPLIES)
+        self.verdicts = ctx.socket(zmq.PULL)
+        self.verdicts.linger = 0
+        self.verdicts.bind(VERDICTS)
         self._packer = msgpack.Packer(use_bin_type=True)
         self.monitor = self.sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         self.book = SessionBook(store, now_ms())
@@ -135,17 +161,18 @@ class Ingress:
         poller.register(self.sock, zmq.POLLIN)
         poller.register(self.replies, zmq.POLLIN)
         poller.register(self.monitor, zmq.POLLIN)
+        poller.register(self.verdicts, zmq.POLLIN)
         last_expiry = time.monotonic()
         idle = False
         try:
             while not stop.is_set():
                 if idle:  # under load there is always a message waiting, and this wait is skipped
-                    poller.poll(WAITING_POLL_MS if self.waiting else POLL_MS)
+                    poller.poll(self._poll_ms())
                 self._forward_replies()
                 if self.monitor.get(zmq.EVENTS) & zmq.POLLIN:
                     self._on_monitor()
                 state = self._new_burst()
-                if self.waiting:
+                if self.waiting or self.verdicts.get(zmq.EVENTS) & zmq.POLLIN:
                     self._answer_purchases(state.clock)
                 idle = not self._take_burst(state)
                 if not idle:
@@ -160,7 +187,15 @@ class Ingress:
             self.sock.disable_monitor()
             self.monitor.close(0)
             self.replies.close(0)
+            self.verdicts.close(0)
             self.sock.close(0)
+
+    def _poll_ms(self) -> int:
+        """How long an idle loop waits: until the next message, or the first held purchase reply's deadline."""
+        if not self.waiting:
+            return POLL_MS
+        first = min(deadline for held in self.waiting.values() for _, _, deadline in held)
+        return max(0, min(POLL_MS, int((first - time.monotonic()) * 1000) + 1))
 
     def _forward_replies(self) -> None:
         """Replies the reporter built: the envelope frames, then the payload."""
@@ -414,7 +449,7 @@ class Ingress:
     def _on_flush(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                   rid: int) -> None:
         device_id = hello.device_id
-        self.dispatcher.flush()
+        self.hooks.flush()
         self.reporter.ask(envelope, rid, ("flushed", device_id), lambda: {
             "type": "flushed", "queued": self.store.queued_for_device(device_id)})
 
@@ -430,7 +465,7 @@ class Ingress:
     def stats_reply(self) -> dict[str, Any]:
         """Built on the reporter thread: the counters are plain ints the ingress writes (safe to read)."""
         c = self.counters
-        figures = self.figures()
+        figures = self.hooks.figures()
         return {"type": "stats", "daemon_version": __version__, "uptime_s": round(c.uptime(), 3),
                 "clients": c.clients, "received": c.received, "stored": c.stored,
                 "duplicates": c.duplicates, "rejected": c.rejected, "errors": c.errors,
@@ -441,8 +476,7 @@ class Ingress:
     def _on_configs(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                     rid: int) -> None:
         prefix = protocol.text(msg, "prefix", "", required=False, min_len=0, max_len=200) or ""
-        topics = self.publisher.snapshot(prefix)
-        size = self.publisher.snapshot_bytes(prefix)
+        topics, size = self.hooks.configs(prefix)
         if size > LARGE_REPLY_BYTES and not self._spend_large(envelope[0], size):
             raise ProtocolError(Code.UNAVAILABLE, f"configs replies to this connection are over "
                                 f"{LARGE_REFILL_BYTES_S // 1024} KiB/s; read your replies, or subscribe to the "
@@ -451,7 +485,7 @@ class Ingress:
 
     def _on_purchase(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                      rid: int) -> None:
-        if not self.dispatcher.verifies_purchases:
+        if self.hooks.purchases is None:
             raise ProtocolError(Code.NOT_CONFIGURED, "purchase verification needs a provider that verifies "
                                 "purchases (staq), and none is configured in this daemon")
         purchase = protocol.read_purchase(msg)
@@ -466,29 +500,32 @@ class Ingress:
 
     def _hold_purchase_reply(self, envelope: list[bytes], rid: int, key: tuple[str, str]) -> dict[str, Any] | None:
         """After the commit: a purchase verified before (a resend) is answered now, else the reply waits."""
-        result = self.dispatcher.outbox.purchase_result(*key)
-        if result is not None:
-            return _purchase_reply(rid, key[1], result)
+        assert self.hooks.purchases is not None  # _on_purchase refused the request otherwise
+        verdict = self.hooks.purchases.verdict(*key)
+        if verdict is not None:
+            return _purchase_reply(rid, key[1], verdict)
         self.waiting.setdefault(key, []).append((envelope, rid, time.monotonic() + PURCHASE_WAIT_S))
-        self.dispatcher.nudge_purchases()
+        self.hooks.purchases.stored()
         return None
 
     def _answer_purchases(self, clock: float) -> None:
         """Send the replies whose verdict came, and "pending" to those that waited long enough."""
-        results = self.dispatcher.purchase_results
-        while not results.empty():
-            device_id, purchase_id, result = results.get_nowait()
+        while True:
+            try:
+                device_id, purchase_id, verdict = msgpack.unpackb(self.verdicts.recv(zmq.NOBLOCK))
+            except zmq.Again:
+                break
             for envelope, rid, _ in self.waiting.pop((device_id, purchase_id), []):
-                self._send(envelope, self._packer.pack(_purchase_reply(rid, purchase_id, result)))
+                self._send(envelope, self._packer.pack(_purchase_reply(rid, purchase_id, verdict)))
         for key in [k for k, held in self.waiting.items() if all(deadline <= clock for _, _, deadline in held)]:
             for envelope, rid, _ in self.waiting.pop(key):
                 self._send(envelope, self._packer.pack(_purchase_reply(rid, key[1], None)))
 
 
-def _purchase_reply(rid: int, purchase_id: str, result: PurchaseResult | None) -> dict[str, Any]:
-    verdict = result.to_wire() if result else {"is_valid": None, "is_duplicate": None, "reason": None}
-    return {"type": "purchase", "rid": rid, "id": purchase_id, "state": "verified" if result else "pending",
-            **verdict}
+def _purchase_reply(rid: int, purchase_id: str, verdict: dict[str, Any] | None) -> dict[str, Any]:
+    fields = verdict if verdict is not None else {"is_valid": None, "is_duplicate": None, "reason": None}
+    return {"type": "purchase", "rid": rid, "id": purchase_id, "state": "pending" if verdict is None else "verified",
+            **fields}
 
 
 def _reply_rid(reply: Reply) -> int | None:

@@ -50,6 +50,10 @@ CATEGORIES = ("design", "business", "progression", "resource", "error", "ads", "
 SESSION_START = "session_start"
 SESSION_END = "session_end"
 
+# ZMTP heartbeats on both daemon sockets: a peer silent for the timeout is dropped, so is one that vanished
+HEARTBEAT_MS = 5000
+HEARTBEAT_TIMEOUT_MS = 15000
+
 CONFIG_PREFIX = "config/"
 LOCAL_CONFIG_TOPIC = "config/local"
 PURCHASE_PREFIX = "purchase/"

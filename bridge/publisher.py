@@ -16,13 +16,12 @@ import msgpack
 import zmq
 from sqlalchemy.exc import SQLAlchemyError
 
+from .protocol import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS
 from .store import Store, error_text, now_ms
 
 log = logging.getLogger(__name__)
 
 INBOX = "inproc://engine-bridge-publisher"
-HEARTBEAT_MS = 5000
-HEARTBEAT_TIMEOUT_MS = 15000
 
 
 class Publisher:
@@ -68,15 +67,11 @@ class Publisher:
         log.info("published %s version %d (%d keys)", topic, payload["version"], len(values))
         return True
 
-    def snapshot(self, prefix: str = "") -> dict[str, dict[str, Any]]:
-        """Every topic starting with prefix, as its latest publication map."""
+    def snapshot_sized(self, prefix: str = "") -> tuple[dict[str, dict[str, Any]], int]:
+        """`snapshot(prefix)` and about how many bytes it takes on the wire (its packed publications)."""
         with self._lock:
-            return {t: p for t, (p, _) in self._cache.items() if t.startswith(prefix)}
-
-    def snapshot_bytes(self, prefix: str = "") -> int:
-        """About how large `snapshot(prefix)` is on the wire (the packed publications it holds)."""
-        with self._lock:
-            return sum(len(packed) for t, (_, packed) in self._cache.items() if t.startswith(prefix))
+            chosen = {t: cached for t, cached in self._cache.items() if t.startswith(prefix)}
+        return {t: p for t, (p, _) in chosen.items()}, sum(len(packed) for _, packed in chosen.values())
 
     def run(self, stop: threading.Event) -> None:
         """The publisher thread: forward new publications, answer subscriptions with the cached values."""
