@@ -82,6 +82,7 @@ class Daemon:
         self.stop_event = threading.Event()
         self._reload = threading.Event()
         self._failed = False
+        self._checkpointed = 0  # the ingress's committed count at the last checkpoint: each thread writes its own
         self.counters = Counters()
         try:
             self.store = open_store(settings)
@@ -153,13 +154,13 @@ class Daemon:
 
     def _checkpoint(self) -> None:
         """A WAL checkpoint; one that fails (disk full) is tried again at the next lull, the daemon goes on."""
-        pending = self.ingress.uncheckpointed
+        committed = self.ingress.committed
         try:
             self.store.checkpoint()
         except SQLAlchemyError as exc:
             log.warning("WAL checkpoint failed, will retry: %s", error_text(exc))
             return
-        self.ingress.uncheckpointed -= pending
+        self._checkpointed = committed
 
     def _watch_threads(self) -> None:
         """A thread that ended while the daemon runs is a bug: stop cleanly rather than half-serve."""
@@ -171,7 +172,7 @@ class Daemon:
             self.stop_event.set()
 
     def _checkpoint_due(self, now: float, last: float) -> bool:
-        pending = self.ingress.uncheckpointed
+        pending = self.ingress.committed - self._checkpointed
         if pending >= CHECKPOINT_FORCE_EVENTS:
             return True
         lull = now - self.ingress.last_burst >= CHECKPOINT_LULL_S

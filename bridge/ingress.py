@@ -126,7 +126,7 @@ class Ingress:
         self.last_seen: dict[bytes, float] = {}
         self.large_budget: dict[bytes, tuple[float, float]] = {}  # identity -> (bytes left, at)
         self.last_burst = time.monotonic()  # when requests last arrived: the checkpointer waits for a lull
-        self.uncheckpointed = 0  # events committed since the last WAL checkpoint
+        self.committed = 0  # events committed since start; only this thread writes it (the checkpointer reads)
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.linger = 0
         self.sock.setsockopt(zmq.MAXMSGSIZE, protocol.HARD_MAX_MESSAGE_BYTES)
@@ -309,7 +309,7 @@ class Ingress:
                 reply = item.reply
             self._send(item.envelope, self._packer.pack(reply))
         self.counters.note_stored(state.stored, state.duplicates)
-        self.uncheckpointed += state.stored
+        self.committed += state.stored
         if conn.in_transaction():
             conn.rollback()  # end the read transaction of stats/flush so the next burst can begin
 
