@@ -13,7 +13,7 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 import msgpack
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from .store import (Store, dead_letters, delivery_cursors, devices, events, meta, now_ms, provider_refs,
                     provider_state, purchases, sessions)
@@ -47,7 +47,8 @@ class StoredEvent:
 
 @dataclass(slots=True)
 class Purchase:
-    """A purchase to verify, with the device context a provider needs to authorize it."""
+    """A purchase to verify, with the device context a provider needs to authorize it. `sent_at` is set once
+    a verification request went out: a retry may then find the receipt spent by that very request."""
 
     pk: int
     device_id: str
@@ -62,6 +63,8 @@ class Purchase:
     comment: str
     metadata: dict[str, Any]
     device: dict[str, Any]
+    sent_at: int | None
+    failures: int
 
 
 @dataclass(slots=True)
@@ -200,17 +203,40 @@ class Outbox:
 
     # --- purchases ----------------------------------------------------------------------------------
 
-    def pending_purchases(self, limit: int) -> list[Purchase]:
-        """Purchases not yet verified, oldest first, with their device's row."""
+    def due_purchases(self, limit: int, now: int) -> list[Purchase]:
+        """Purchases without a verdict whose next try is due, with their device's row: those never refused
+        first, then oldest first, so that a purchase the provider keeps failing never holds up a new one."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(purchases, devices).select_from(
                 purchases.outerjoin(devices, devices.c.device_id == purchases.c.device_id))
-                .where(purchases.c.verified_at.is_(None)).order_by(purchases.c.pk).limit(limit)).mappings().all()
+                .where(purchases.c.verified_at.is_(None),
+                       or_(purchases.c.next_try_at.is_(None), purchases.c.next_try_at <= now))
+                .order_by(purchases.c.failures, purchases.c.pk).limit(limit)).mappings().all()
         device_columns = [c.name for c in devices.c]
         return [Purchase(r["pk"], r["device_id"], r["purchase_id"], r["user_id"], r["session_id"], r["store"],
                          r["receipt"], r["signature"], r["price_usd"], r["status"], r["comment"],
-                         msgpack.unpackb(r["metadata"]), {c: r[devices.c[c]] for c in device_columns})
+                         msgpack.unpackb(r["metadata"]), {c: r[devices.c[c]] for c in device_columns},
+                         r["sent_at"], r["failures"])
                 for r in rows]
+
+    def purchase_sent(self, pk: int) -> None:
+        """Committed before a verification request goes out, so that a retry after a lost answer (or a
+        crash) knows the provider may already have spent the receipt for this very purchase."""
+        with self.engine.begin() as conn:
+            conn.execute(update(purchases).where(purchases.c.pk == pk).values(sent_at=now_ms()))
+
+    def retry_purchase_at(self, pk: int, failures: int, at: int) -> None:
+        """A try ended without a verdict: this purchase (only) waits until `at`."""
+        with self.engine.begin() as conn:
+            conn.execute(update(purchases).where(purchases.c.pk == pk).values(failures=failures, next_try_at=at))
+
+    def receipt_granted(self, purchase: Purchase) -> bool:
+        """Whether another purchase already got this receipt's grant (valid, not a duplicate)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(purchases.c.pk).where(
+                purchases.c.pk != purchase.pk, purchases.c.store == purchase.store,
+                purchases.c.receipt == purchase.receipt, purchases.c.is_valid.is_(True),
+                purchases.c.is_duplicate.is_(False)).limit(1)).first() is not None
 
     def record_purchase(self, pk: int, result: PurchaseResult) -> None:
         with self.engine.begin() as conn:
@@ -264,11 +290,22 @@ class Outbox:
                 conn.execute(insert(provider_state).values(provider=provider, key=key, value=text,
                                                            updated_at=now_ms()))
 
-    def active_devices(self, seen_since_s: float) -> list[str]:
-        """Devices that said hello since a time: those whose provider sessions are kept fresh."""
+    def active_players(self, seen_since_s: float) -> list[tuple[str, str, bool]]:
+        """Players whose provider sessions are kept fresh, as (device_id, user_id, own): the user of each device
+        that said hello since a time (own: True), and the users a device named in sessions since then or
+        still open (a dedicated server's players; own when that user is the device's hello user)."""
+        since = int(seen_since_s * 1000)
         with self.engine.connect() as conn:
-            return list(conn.execute(select(devices.c.device_id).where(
-                devices.c.last_seen >= int(seen_since_s * 1000))).scalars())
+            own = conn.execute(select(devices.c.device_id, devices.c.user_id)
+                               .where(devices.c.last_seen >= since)).tuples().all()
+            named = conn.execute(
+                select(sessions.c.device_id, sessions.c.user_id, sessions.c.user_id == devices.c.user_id)
+                .select_from(sessions.outerjoin(devices, devices.c.device_id == sessions.c.device_id)).distinct()
+                .where(or_(sessions.c.started_at >= since, sessions.c.ended_at.is_(None)))).tuples().all()
+        players = {(device_id, user_id): True for device_id, user_id in own}
+        for device_id, user_id, is_own in named:
+            players.setdefault((device_id, user_id), bool(is_own))
+        return [(device_id, user_id, is_own) for (device_id, user_id), is_own in sorted(players.items())]
 
     def latest_device(self) -> dict[str, Any] | None:
         """The device that said hello last: whose user remote configs are asked for."""

@@ -1,7 +1,8 @@
 """Purchase verification: the lane that takes stored purchases to a verifying provider and back to the engine.
 
-A purchase is durable before the engine hears anything. This lane verifies it (oldest first, retried with
-backoff while the provider is away), records the verdict, publishes the device's recent verdicts on
+A purchase is durable before the engine hears anything. This lane verifies it (oldest first, those never
+refused before the rest; a purchase that gets no verdict waits on its own backoff, kept in the store, so it
+never holds up another), records the verdict, publishes the device's recent verdicts on
 `purchase/<device_id>` (so a client that was away gets them from the last-value cache when it comes back)
 and tells the ingress, which answers a client still waiting on its `purchase` request.
 """
@@ -12,10 +13,13 @@ import asyncio
 import logging
 from typing import Callable
 
-from .outbox import Outbox, PurchaseResult
+from sqlalchemy.exc import SQLAlchemyError
+
+from .outbox import Outbox, Purchase, PurchaseResult
 from .protocol import PURCHASE_PREFIX
 from .providers.base import Provider
 from .retry import backoff_delay
+from .store import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -37,35 +41,41 @@ class PurchaseLane:
         self.retry_cap_s = retry_cap_s
         self.nudge = asyncio.Event()
         self.verified = 0
-        self.attempt = 0
 
     async def run(self) -> None:
         while True:
-            pending = self.outbox.pending_purchases(BATCH)
-            if not pending:
-                try:
-                    await asyncio.wait_for(self.nudge.wait(), IDLE_S)
-                except asyncio.TimeoutError:
-                    pass
-                self.nudge.clear()
+            self.nudge.clear()
+            due = self.outbox.due_purchases(BATCH, now_ms())
+            if not due:
+                await self._wait()
                 continue
-            for purchase in pending:
-                try:
-                    result = await self.provider.verify_purchase(purchase)
-                except Exception:  # a provider bug must not lose the purchase: it stays pending
-                    log.exception("%s: verifying purchase %s failed", self.provider.name, purchase.purchase_id)
-                    result = None
-                if result is None:
-                    await self._back_off()
-                    break
-                self.attempt = 0
-                self.outbox.record_purchase(purchase.pk, result)
-                self.verified += 1
-                self.publish(PURCHASE_PREFIX + purchase.device_id,
-                             self.outbox.recent_results(purchase.device_id, RECENT_RESULTS), self.provider.kind,
-                             None)
-                self.notify(purchase.device_id, purchase.purchase_id, result)
+            for purchase in due:
+                await self._verify(purchase)
+                if self.nudge.is_set():
+                    break  # a purchase was just stored: it goes before those retrying
 
-    async def _back_off(self) -> None:
-        self.attempt += 1
-        await asyncio.sleep(backoff_delay(self.attempt, self.retry_base_s, self.retry_cap_s))
+    async def _wait(self) -> None:
+        """Until a purchase is stored (nudge) or IDLE_S passed: backoffs end on the store's clock."""
+        try:
+            await asyncio.wait_for(self.nudge.wait(), IDLE_S)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _verify(self, purchase: Purchase) -> None:
+        try:
+            result = await self.provider.verify_purchase(purchase)
+        except SQLAlchemyError:
+            raise  # the store failed, not the provider: the dispatcher pauses this lane and resumes it
+        except Exception:  # a provider bug must not lose the purchase: it stays pending
+            log.exception("%s: verifying purchase %s failed", self.provider.name, purchase.purchase_id)
+            result = None
+        if result is None:
+            failures = purchase.failures + 1
+            delay = backoff_delay(failures, self.retry_base_s, self.retry_cap_s)
+            self.outbox.retry_purchase_at(purchase.pk, failures, now_ms() + int(delay * 1000))
+            return
+        self.outbox.record_purchase(purchase.pk, result)
+        self.verified += 1
+        self.publish(PURCHASE_PREFIX + purchase.device_id,
+                     self.outbox.recent_results(purchase.device_id, RECENT_RESULTS), self.provider.kind, None)
+        self.notify(purchase.device_id, purchase.purchase_id, result)

@@ -1,18 +1,29 @@
-"""The staq provider: device authorization, custom events, and purchase verification (Apple, Google Play).
+"""The staq provider: authorization per player, custom events, and purchase verification (Apple, Google Play).
 
-Each device that talks to the daemon is authorized on its own (`uid`, `sid`, `token`, kept in the store); a
-new session authorizes it again, which is how staq starts a session. Custom events go in one request per
-device with `\\/Date(ms+hhmm)\\/` timestamps, and the event ids staq returns are kept against ours. A Google
-Play purchase can be checked locally first against the app's public key, so a forged receipt is refused
-without a network call.
+Each player (a user: on a dedicated server, every player it names) is its own staq user, authorized with its
+user id as staq's `deviceId`. Each play session gets its own staq session, by an authorization the first
+time the session is seen (staq has no other way to start one), and its events and purchases go under that
+session's `sid`, however late they are sent. The token is the user's (staq's document ties the token to the
+user and the sid to the session): a 401 renews the token, and the session keeps its sid. The play session to
+staq session map is kept in the store, so a restart or an outage changes neither.
+
+Custom events go in one request per play session with `\\/Date(ms+hhmm)\\/` timestamps, and the event ids
+staq returns are kept against ours; only that documented id list counts as delivered. A refused request is
+bisected down to the event to blame, a body over staq's limit is split. A Google Play purchase can be checked
+locally first against the app's public key, so a forged receipt is refused without a network call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import re
+from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -23,8 +34,16 @@ from .base import Outcome, Provider, ProviderContext
 from .http import TRANSIENT, json_object, json_or_none, json_text, request_id
 
 DEFAULT_ENDPOINT = "https://api.staq.io/v1"
-REFUSED = (400, 404, 422)  # statuses that refuse the purchase itself (bad receipt, unknown route)
 DEFAULT_SECRET_HEADER = "AppSecret"
+DEFAULT_MAX_BODY_BYTES = 1_000_000  # staq's document names no limit: ours, a setting (bodies over it are split)
+KEPT_SESSIONS = 16  # play sessions per player whose staq sid is remembered (late events, purchases)
+OUTSIDE_SESSIONS = ""  # the session key of a purchase made outside any play session
+# The duplicate flag as the document's field list spells it, and as its examples do.
+DUPLICATE_FLAGS = ("isDuplicate", "isDuplicated")
+# An error answer about our session, user or token (not about what we sent): authorize again and retry.
+ABOUT_US = re.compile(r"\b(sids?|sessions?|uids?|users?|tokens?|auth-token|unauthori[sz]ed)\b", re.IGNORECASE)
+# Of the other refusals, only one that names the receipt is a verdict on it (and verdicts never change).
+ABOUT_RECEIPT = re.compile(r"\b(receipts?|signatures?)\b", re.IGNORECASE)
 
 
 def ms_date(ms: int, offset_minutes: int = 0) -> str:
@@ -57,6 +76,37 @@ def google_play_signature_ok(key: rsa.RSAPublicKey, receipt_b64: str, signature_
         return False
 
 
+def error_text(answer: httpx.Response) -> str:
+    """What an error answer says: its JSON `error`, else the start of its body."""
+    error = json_object(answer).get("error")
+    return error if isinstance(error, str) else answer.text[:300]
+
+
+def about_us(answer: httpx.Response) -> bool:
+    """A refusal of our token (401), of our user or route (404, 403), or an error that names our session,
+    user or token: nothing was judged of what we sent."""
+    status = answer.status_code
+    return status in (401, 403, 404) or (status in (400, 422) and ABOUT_US.search(error_text(answer)) is not None)
+
+
+@dataclass(frozen=True)
+class Seat:
+    """Where a call goes: the player, its play session (the key of its staq sid) and the device behind it."""
+
+    user_id: str
+    session_key: str
+    device: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Auth:
+    """What a staq call needs: the player's staq user and token, and the staq session of its play session."""
+
+    uid: str
+    token: str
+    sid: str
+
+
 class Staq(Provider):
     kind = "staq"
     categories = frozenset({"custom"})
@@ -71,149 +121,214 @@ class Staq(Provider):
         self.secret_header = str(s.get("app_secret_header", DEFAULT_SECRET_HEADER))
         key = s.get("google_play_public_key")
         self.play_key = load_public_key(str(key)) if key else None
-        self.devices: dict[str, dict[str, Any]] = {}  # device_id -> {uid, sid, token}
+        self.max_body_bytes = int(s.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES))
+        self.players: dict[str, dict[str, Any]] = {}  # user_id -> {uid, token, sessions: {session key: sid}}
+        self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)  # the event and purchase lanes
         self.paused: str | None = None
         self.authorizations = 0
         self.forged = 0
 
     def accepts(self, event: StoredEvent) -> bool:
-        """Its routed categories, and session starts (a new session means a new authorization)."""
+        """Its routed categories, and session starts (a new play session is a new staq session)."""
         return event.category == SESSION_START or super().accepts(event)
+
+    def check(self, category: str, fields: dict[str, Any]) -> str | None:
+        """staq's rule for an event's value (the document's "Event value", a string in its example): a
+        string, number, boolean or null; the other fields travel in `metadata`, which takes any JSON."""
+        if isinstance(fields.get("value"), (dict, list)):
+            return "staq takes an event value that is a string, number, boolean or null, not a map or an array"
+        return None
 
     # --- authorization --------------------------------------------------------------------------
 
-    async def authorize(self, device_id: str, device: dict[str, Any], renew: bool = False) -> dict[str, Any] | None:
-        """The device's {uid, sid, token}: from memory, the store, or a new authorization (renew: always)."""
-        if not renew:
-            known = self.devices.get(device_id) or self.ctx.outbox.state(self.name, f"device:{device_id}")
-            if known:
-                self.devices[device_id] = known
-                return known
+    async def auth_for(self, seat: Seat) -> Auth | None:
+        """The staq user, token and sid of a play session; its first sight authorizes a new staq session."""
+        async with self.locks[seat.user_id]:
+            player = self._player(seat.user_id)
+            if player is not None and seat.session_key in player["sessions"]:
+                return Auth(player["uid"], player["token"], player["sessions"][seat.session_key])
+            return await self._authorize(seat, player, keep_sid=False)
+
+    async def reauthorize(self, seat: Seat, refused: Auth, token_only: bool) -> Auth | None:
+        """After staq refused `refused`: a new authorization. For a refused token (token_only) the play session
+        keeps its sid (unless the other lane renewed the token meanwhile); else it moves to the new sid."""
+        async with self.locks[seat.user_id]:
+            player = self._player(seat.user_id)
+            if token_only and player is not None and player["token"] != refused.token \
+                    and seat.session_key in player["sessions"]:
+                return Auth(player["uid"], player["token"], player["sessions"][seat.session_key])
+            return await self._authorize(seat, player, keep_sid=token_only)
+
+    def _player(self, user_id: str) -> dict[str, Any] | None:
+        player = self.players.get(user_id) or self.ctx.outbox.state(self.name, f"player:{user_id}")
+        if player:
+            self.players[user_id] = player
+        return player
+
+    async def _authorize(self, seat: Seat, player: dict[str, Any] | None, keep_sid: bool) -> Auth | None:
+        """POST auth/device with the player's user id as staq's deviceId; call with the player's lock held."""
+        device = seat.device
         info = {k: device.get(k) for k in ("platform", "os_version", "device", "manufacturer", "engine",
                                            "engine_version", "game_build") if device.get(k) is not None}
         try:
             answer = await self.ctx.http.post(f"{self.base}/auth/device", content=staq_json(
-                {"deviceId": device_id, "deviceInfo": info}), headers={
+                {"deviceId": seat.user_id, "deviceInfo": info}), headers={
                 self.secret_header: self.app_secret, "Content-Type": "application/json"})
         except TRANSIENT as exc:
-            self.ctx.log.warning("%s: device authorization: %s", self.name, type(exc).__name__)
+            self.ctx.log.warning("%s: authorization: %s", self.name, type(exc).__name__)
             return None
         if answer.status_code in (401, 403):
-            self.paused = f"device authorization refused ({answer.status_code}): check app_id and app_secret"
+            self.paused = f"authorization refused ({answer.status_code}): check app_id and app_secret"
             self.ctx.log.error("%s: %s", self.name, self.paused)
             return None
         data = json_object(answer)
         if answer.status_code != 200 or not all(isinstance(data.get(k), str) for k in ("uid", "sid", "token")):
-            self.ctx.log.error("%s: device authorization answered %d without uid/sid/token (request %s)",
+            self.ctx.log.error("%s: authorization answered %d without uid/sid/token (request %s)",
                                self.name, answer.status_code, request_id(answer))
             return None
         self.paused = None
         self.authorizations += 1
-        auth = {"uid": data["uid"], "sid": data["sid"], "token": data["token"]}
-        self.devices[device_id] = auth
-        self.ctx.outbox.set_state(self.name, f"device:{device_id}", auth)
-        return auth
+        sessions = dict(player["sessions"]) if player else {}
+        if not (keep_sid and seat.session_key in sessions):
+            sessions.pop(seat.session_key, None)
+            sessions[seat.session_key] = data["sid"]
+        while len(sessions) > KEPT_SESSIONS:
+            sessions.pop(next(iter(sessions)))
+        player = {"uid": data["uid"], "token": data["token"], "sessions": sessions}
+        self.players[seat.user_id] = player
+        self.ctx.outbox.set_state(self.name, f"player:{seat.user_id}", player)
+        return Auth(data["uid"], data["token"], sessions[seat.session_key])
+
+    async def _post(self, auth: Auth, route: str, body: bytes) -> httpx.Response:
+        return await self.ctx.http.post(f"{self.base}/users/{auth.uid}/{route}", content=body,
+                                        headers={"Auth-Token": auth.token, "Content-Type": "application/json"})
 
     # --- events ---------------------------------------------------------------------------------
 
     async def send(self, batch: list[StoredEvent]) -> Outcome:
         outcome = Outcome()
-        by_device: dict[str, list[StoredEvent]] = {}
+        by_session: dict[tuple[str, str], list[StoredEvent]] = {}  # in the order of their first event
         for ev in batch:
-            by_device.setdefault(ev.device_id, []).append(ev)
-        for device_id, evs in by_device.items():
-            await self._send_device(device_id, evs, outcome)
+            rule = None if ev.category == SESSION_START else self.check(ev.category, ev.fields)
+            if rule:
+                outcome.dead.append((ev.pk, "invalid", rule))
+            else:
+                by_session.setdefault((ev.user_id, ev.session_id or OUTSIDE_SESSIONS), []).append(ev)
+        for (user_id, session_key), evs in by_session.items():
+            seat = Seat(user_id, session_key, _device_of(evs[0]))
+            auth = await self.auth_for(seat)
+            if auth is None:
+                outcome.error = self.paused or "staq authorization failed"
+                break
+            outcome.delivered.update(ev.pk for ev in evs if ev.category == SESSION_START)
+            custom = [ev for ev in evs if ev.category != SESSION_START]
+            if custom:
+                await self._send_events(seat, auth, custom, outcome)
         if self.paused:
             outcome.paused = self.paused
         return outcome
 
-    async def _send_device(self, device_id: str, evs: list[StoredEvent], outcome: Outcome) -> None:
-        device = _device_of(evs[0])
-        renew = any(ev.category == SESSION_START for ev in evs)
-        auth = await self.authorize(device_id, device, renew=renew)
-        if auth is None:
-            outcome.error = self.paused or "device authorization failed"
+    async def _send_events(self, seat: Seat, auth: Auth, evs: list[StoredEvent], outcome: Outcome,
+                           renewed: bool = False) -> None:
+        """POST one play session's events: a refusal is bisected down to the event to blame, a body over the
+        limit split, a refused token or session authorized again (once)."""
+        body = staq_json({"sid": auth.sid, "events": [_staq_event(ev) for ev in evs]})
+        if len(body) > self.max_body_bytes and len(evs) > 1:
+            await self._halves(seat, auth, evs, outcome, renewed)
             return
-        outcome.delivered.update(ev.pk for ev in evs if ev.category == SESSION_START)
-        custom = [ev for ev in evs if ev.category != SESSION_START]
-        if not custom:
+        try:
+            answer = await self._post(auth, "events", body)
+        except TRANSIENT as exc:
+            outcome.error = f"{type(exc).__name__} talking to staq"
             return
-        for attempt in range(2):
-            body = {"sid": auth["sid"], "events": [_staq_event(ev) for ev in custom]}
-            try:
-                answer = await self.ctx.http.post(f"{self.base}/users/{auth['uid']}/events", content=staq_json(body),
-                                                  headers={"Auth-Token": auth["token"],
-                                                           "Content-Type": "application/json"})
-            except TRANSIENT as exc:
-                outcome.error = f"{type(exc).__name__} talking to staq"
-                return
-            if answer.status_code == 401 and attempt == 0:
-                renewed = await self.authorize(device_id, device, renew=True)
-                if renewed is None:
-                    outcome.error = "401 from the events route and authorization failed"
-                    return
-                auth = renewed
-                continue
-            break
-        if answer.status_code == 200:
-            ids = json_or_none(answer)
-            outcome.delivered.update(ev.pk for ev in custom)
-            if isinstance(ids, list) and len(ids) == len(custom):
-                self.ctx.outbox.save_refs(self.name, [(ev.pk, str(i)) for ev, i in zip(custom, ids)])
+        status = answer.status_code
+        if status == 200:
+            self._delivered(evs, answer, outcome)
+        elif about_us(answer) and not renewed:
+            renewed_auth = await self.reauthorize(seat, auth, token_only=status == 401)
+            if renewed_auth is None:
+                outcome.error = f"{status} from the events route and authorization failed"
             else:
-                self.ctx.log.warning("%s: events accepted but the answer holds no id list of %d (request %s)",
-                                     self.name, len(custom), request_id(answer))
-        elif answer.status_code in (400, 422):
-            reason = f"staq refused the events ({answer.status_code}): {answer.text[:300]}"
-            outcome.dead.extend((ev.pk, "rejected", reason) for ev in custom)
+                await self._send_events(seat, renewed_auth, evs, outcome, renewed=True)
+        elif about_us(answer):
+            outcome.error = f"staq refused our session again ({status}): {error_text(answer)[:200]}"
+        elif status in (400, 413, 422) and len(evs) > 1:
+            await self._halves(seat, auth, evs, outcome, renewed)
+        elif status == 413:
+            outcome.dead.append((evs[0].pk, "too_large", "the event alone is over staq's body limit (413)"))
+        elif status in (400, 422):
+            outcome.dead.append((evs[0].pk, "rejected", f"staq refused the event ({status}): {error_text(answer)}"))
         else:
-            outcome.error = f"HTTP {answer.status_code} from the events route"
+            outcome.error = f"HTTP {status} from the events route"
+
+    async def _halves(self, seat: Seat, auth: Auth, evs: list[StoredEvent], outcome: Outcome, renewed: bool) -> None:
+        half = len(evs) // 2
+        await self._send_events(seat, auth, evs[:half], outcome, renewed)
+        await self._send_events(seat, auth, evs[half:], outcome, renewed)
+
+    def _delivered(self, evs: list[StoredEvent], answer: httpx.Response, outcome: Outcome) -> None:
+        """Only the documented answer, an id per event, is a delivery; anything else is retried."""
+        ids = json_or_none(answer)
+        if not (isinstance(ids, list) and len(ids) == len(evs) and all(isinstance(i, str) for i in ids)):
+            outcome.error = f"staq answered 200 without the list of {len(evs)} event ids; will retry"
+            self.ctx.log.error("%s: %s (request %s): %.200s", self.name, outcome.error, request_id(answer),
+                               answer.text)
+            return
+        outcome.delivered.update(ev.pk for ev in evs)
+        self.ctx.outbox.save_refs(self.name, [(ev.pk, i) for ev, i in zip(evs, ids)])
 
     # --- purchases ------------------------------------------------------------------------------
 
     async def verify_purchase(self, purchase: Purchase) -> PurchaseResult | None:
+        """The buyer's staq user verifies, in the staq session of the play session the purchase was made in."""
         if purchase.store == "googleplay" and self.play_key is not None and not google_play_signature_ok(
                 self.play_key, purchase.receipt, purchase.signature or ""):
             self.forged += 1
             return PurchaseResult(False, False, "forged: the Google Play signature does not match the app's "
                                                 "public key (checked locally)")
-        auth = await self.authorize(purchase.device_id, purchase.device)
-        if auth is None:
-            return None
-        for attempt in range(2):
-            body: dict[str, Any] = {"sid": auth["sid"], "receipt": purchase.receipt, "priceUsd": purchase.price_usd,
-                                    "status": purchase.status, "comment": purchase.comment,
-                                    "metadata": purchase.metadata}
-            if purchase.store == "googleplay":
-                body["signature"] = purchase.signature
+        seat = Seat(purchase.user_id, purchase.session_id or OUTSIDE_SESSIONS, purchase.device)
+        auth = await self.auth_for(seat)
+        body: dict[str, Any] = {"receipt": purchase.receipt, "priceUsd": purchase.price_usd, "status": purchase.status,
+                                "comment": purchase.comment, "metadata": purchase.metadata}
+        if purchase.store == "googleplay":
+            body["signature"] = purchase.signature
+        for renewed in (False, True):
+            if auth is None:
+                return None
+            self.ctx.outbox.purchase_sent(purchase.pk)  # before it goes: staq may spend it, then we may crash
             try:
-                answer = await self.ctx.http.post(f"{self.base}/users/{auth['uid']}/iap/{purchase.store}",
-                                                  content=staq_json(body),
-                                                  headers={"Auth-Token": auth["token"],
-                                                           "Content-Type": "application/json"})
+                answer = await self._post(auth, f"iap/{purchase.store}", staq_json({"sid": auth.sid, **body}))
             except TRANSIENT as exc:
                 self.ctx.log.warning("%s: purchase verification: %s", self.name, type(exc).__name__)
                 return None
-            if answer.status_code == 401 and attempt == 0:
-                renewed = await self.authorize(purchase.device_id, purchase.device, renew=True)
-                if renewed is None:
-                    return None
-                auth = renewed
-                continue
-            break
+            if not about_us(answer):
+                return self._verdict(purchase, answer)
+            self.ctx.log.warning("%s: purchase %s: staq refused our session (%d: %s)%s", self.name,
+                                 purchase.purchase_id, answer.status_code, error_text(answer)[:200],
+                                 "; will retry" if renewed else "; authorizing again")
+            auth = None if renewed else await self.reauthorize(seat, auth, token_only=answer.status_code == 401)
+        return None
+
+    def _verdict(self, purchase: Purchase, answer: httpx.Response) -> PurchaseResult | None:
+        """staq's answer as a verdict, or None (retried) when the answer is not one."""
+        status = answer.status_code
+        if status in (400, 422) and ABOUT_RECEIPT.search(error_text(answer)):
+            return PurchaseResult(False, False, f"refused by staq ({status}): {error_text(answer)[:200]}")
         data = json_object(answer)
-        if answer.status_code in REFUSED:  # a receipt staq will never take: a verdict, not a retry
-            return PurchaseResult(False, False, f"refused by staq ({answer.status_code}): "
-                                                f"{data.get('error') or answer.text[:200]}")
-        if answer.status_code != 200 or not isinstance(data.get("isValid"), bool):
+        valid = data.get("isValid")
+        if status != 200 or not isinstance(valid, bool):
             self.ctx.log.error("%s: purchase %s: answer %d without isValid (request %s); will retry", self.name,
-                               purchase.purchase_id, answer.status_code, request_id(answer))
+                               purchase.purchase_id, status, request_id(answer))
             return None
-        duplicate = data.get("isDuplicate", data.get("isDuplicated", False))
-        return PurchaseResult(data["isValid"], bool(duplicate), "verified by staq")
+        duplicate = any(data.get(flag) is True for flag in DUPLICATE_FLAGS)
+        if valid and duplicate and purchase.sent_at is not None and not self.ctx.outbox.receipt_granted(purchase):
+            return PurchaseResult(True, False, "verified by staq (on our earlier request for this purchase, "
+                                               "whose answer never reached us)")
+        return PurchaseResult(valid, duplicate, "verified by staq")
 
     def status(self) -> dict[str, Any]:
-        figures: dict[str, Any] = {"authorizations": self.authorizations, "forged_receipts": self.forged}
+        figures: dict[str, Any] = {"players": len(self.players), "authorizations": self.authorizations,
+                                   "forged_receipts": self.forged}
         if self.paused:
             figures["paused"] = self.paused
         return figures
@@ -229,5 +344,3 @@ def _staq_event(ev: StoredEvent) -> dict[str, Any]:
     name = fields.pop("name", ev.category)
     value = fields.pop("value", None)
     return {"timestamp": ms_date(ev.client_ts), "event": name, "value": value, "metadata": fields}
-
-

@@ -19,12 +19,15 @@ here, and every line of it is a choice a client must not rely on beyond this san
   until it expires. An unknown, spent or revoked refresh token answers 401.
 - Authenticated routes take `Authorization: Bearer <accessToken>` (401 when missing, unknown, revoked or
   expired), then `X-Tenant-ID` and `X-Game-Id`: 400 when missing, 403 when not the token's tenant/game.
-  - `GET /v1/player/status` answers `{userId, deviceId, gameId, tenantId, playerConfig}` (the docs do not
-    show this answer; this shape is ours).
-  - `POST /v1/events` (not in the seed: the fact sheet's assumption) takes a JSON array of `{eventType:
-    non-empty string, timestamp: ISO 8601 date-time with a zone, payload?: object, metadata?: object}`
-    (other keys are kept); any invalid item refuses the whole batch with 400 `{"error", "invalid":
-    [{"index", "errors"}]}`; success stores the events and answers 200 `{"accepted": <count>}`.
+  - `GET /v1/player/status` answers `{userId, deviceId, gameId, tenantId, playerConfig}`. The docs show
+    the route but not its answer: this shape is ours, and where the config sits is a setting
+    (`status_config_field`; "" answers the player config itself).
+  - `POST /v1/events` (not in the seed: the fact sheet's assumption; the route is the `events_route`
+    setting) takes a JSON array (or, with the `events_envelope` setting, an object holding it under that
+    name) of `{eventType: non-empty string, timestamp: ISO 8601 date-time with a zone, payload?: object,
+    metadata?: object}` (other keys are kept; the four names are the `event_fields` setting); any invalid
+    item refuses the whole batch with 400 `{"error", "invalid": [{"index", "errors"}]}`; success stores
+    the events and answers 200 `{"accepted": <count>}`.
 - `playerConfig` is the device's own config, else the default one: an object whose `playerStatus` entries
   are exactly `{value, defaultValue, expiredAt}` with `expiredAt` an ISO 8601 date-time with a zone or
   null. It is sent as set: applying `expiredAt` is the client's job.
@@ -47,7 +50,7 @@ Admin routes under `/_sandbox/` (JSON, no authentication: keep the sandbox on lo
 | `GET player-configs?device_id=` | `{"device_id", "playerConfig"}` the device gets (no device_id: the default) |
 | `PUT player-configs` `{"device_id"?, "playerConfig"}` | set a device's config (null removes it) or the default |
 | `PUT clock` `{"offset_seconds": n}` | shift the sandbox clock (time window, token expiry, `Date`) |
-| `GET settings`, `PUT settings` `{"expires_in"?, "rotate_refresh_tokens"?}` | token settings |
+| `GET settings`, `PUT settings` `{"expires_in"?, "rotate_refresh_tokens"?, "status_config_field"?, "events_route"?, "events_envelope"?, "event_fields"?}` | token settings, and the shapes the docs leave out |
 | `POST revoke` `{"device_id"?, "refresh"?: bool}` | revoke the device's (or everyone's) access tokens, to force |
 | | a refresh; with `refresh` its refresh tokens too, to force a new login; answers `{"revoked": n}` |
 | `POST reset` | forget calls, events, counts, faults, tokens, player configs, clock offset and settings; tenants stay |
@@ -74,12 +77,12 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bridge.sandbox.api import (DEFAULT_KEEP, Journal, JsonApiSandbox, Refused, Route, check_batch, check_json,
+from bridge.sandbox.api import (ADMIN_PREFIX, DEFAULT_KEEP, Journal, JsonApiSandbox, Refused, Route, check_batch, check_json,
                                 key_pairs, required_field, serve_sandbox,
                                 string_field, summarize)
 from bridge.sandbox.server import Request, Response
@@ -152,21 +155,54 @@ def login_timestamp(value: str) -> int:
     return int(moment.timestamp())
 
 
-def _event_errors(event: Any) -> list[str]:
-    """What is wrong with one item of a `POST /v1/events` batch."""
-    if not isinstance(event, dict):
-        return ["not a JSON object"]
-    errors = []
-    if not isinstance(event.get("eventType"), str) or not event["eventType"]:
-        errors.append(f"eventType must be a non-empty string, not {event.get('eventType')!r}")
-    try:
-        parse_iso_datetime(event.get("timestamp"), "timestamp")
-    except ValueError as exc:
-        errors.append(str(exc))
-    for name in ("payload", "metadata"):
-        if event.get(name) is not None and not isinstance(event[name], dict):
-            errors.append(f"{name} must be a JSON object or absent, not {event[name]!r}")
-    return errors
+_ROUTES = {  # the documented routes; the events route is a setting (Shape)
+    "/auth/login": ("login", "POST"),
+    "/auth/refresh": ("refresh", "POST"),
+    "/v1/player/status": ("player_status", "GET"),
+}
+EVENT_FIELDS = {"type": "eventType", "timestamp": "timestamp", "payload": "payload", "metadata": "metadata"}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the docs leave out, as this sandbox serves it: where the status answer holds the player config
+    ("": the answer is the config), the events route, the name the events array travels under ("": the body
+    is the array) and the names of an event's fields (`type`, `timestamp`, `payload`, `metadata`)."""
+
+    status_config_field: str = "playerConfig"
+    events_route: str = "/v1/events"
+    events_envelope: str = ""
+    event_fields: Mapping[str, str] = field(default_factory=lambda: dict(EVENT_FIELDS))
+
+    def __post_init__(self) -> None:
+        for name in ("status_config_field", "events_envelope"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a string, not {getattr(self, name)!r}")
+        if not isinstance(self.events_route, str) or not self.events_route.startswith("/") \
+                or self.events_route in _ROUTES or self.events_route.startswith(ADMIN_PREFIX):
+            raise ValueError(f"events_route must be a path of its own, such as /v1/events, not {self.events_route!r}")
+        fields = self.event_fields
+        if not isinstance(fields, Mapping) or set(fields) != set(EVENT_FIELDS) \
+                or not all(isinstance(v, str) and v for v in fields.values()) or len(set(fields.values())) != 4:
+            raise ValueError(f"event_fields must name {', '.join(EVENT_FIELDS)} with four distinct names, "
+                             f"not {fields!r}")
+
+    def event_errors(self, event: Any) -> list[str]:
+        """What is wrong with one item of an events batch."""
+        if not isinstance(event, dict):
+            return ["not a JSON object"]
+        kind, moment = self.event_fields["type"], self.event_fields["timestamp"]
+        errors = []
+        if not isinstance(event.get(kind), str) or not event[kind]:
+            errors.append(f"{kind} must be a non-empty string, not {event.get(kind)!r}")
+        try:
+            parse_iso_datetime(event.get(moment), moment)
+        except ValueError as exc:
+            errors.append(str(exc))
+        for name in (self.event_fields["payload"], self.event_fields["metadata"]):
+            if event.get(name) is not None and not isinstance(event[name], dict):
+                errors.append(f"{name} must be a JSON object or absent, not {event[name]!r}")
+        return errors
 
 
 def _b64url(data: bytes) -> str:
@@ -199,14 +235,6 @@ class _Grant:
     expires_at: float | None
 
 
-_ROUTES = {
-    "/auth/login": ("login", "POST"),
-    "/auth/refresh": ("refresh", "POST"),
-    "/v1/player/status": ("player_status", "GET"),
-    "/v1/events": ("events", "POST"),
-}
-
-
 class GameRampSandbox(JsonApiSandbox):
     """GameRamp's authentication, player status and events; serve it with `SandboxServer(sandbox).start()`.
 
@@ -227,6 +255,7 @@ class GameRampSandbox(JsonApiSandbox):
         self._clock = clock
         self._initial_settings = self._check_settings(expires_in, rotate_refresh_tokens)
         self._expires_in, self._rotate = self._initial_settings
+        self._shape = Shape()
         self._clock_offset = 0
         self._token_key = secrets.token_bytes(32)
         self._tenants: dict[str, _Tenant] = {}
@@ -293,13 +322,23 @@ class GameRampSandbox(JsonApiSandbox):
         return self._clock() + self._clock_offset
 
     def settings(self) -> dict[str, Any]:
-        return {"expires_in": self._expires_in, "rotate_refresh_tokens": self._rotate}
+        shape = self._shape
+        return {"expires_in": self._expires_in, "rotate_refresh_tokens": self._rotate,
+                "status_config_field": shape.status_config_field, "events_route": shape.events_route,
+                "events_envelope": shape.events_envelope, "event_fields": dict(shape.event_fields)}
 
-    def configure(self, *, expires_in: int | None = None, rotate_refresh_tokens: bool | None = None) -> dict[str, Any]:
-        """Change the token settings for tokens issued from now on; answers the settings in force."""
+    def configure(self, *, expires_in: int | None = None, rotate_refresh_tokens: bool | None = None,
+                  **shape: Any) -> dict[str, Any]:
+        """Change the token settings for tokens issued from now on, or the shapes the docs leave out (the
+        fields of `Shape`); answers the settings in force."""
+        unknown = set(shape) - set(Shape.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        new_shape = replace(self._shape, **shape)
         self._expires_in, self._rotate = self._check_settings(
             self._expires_in if expires_in is None else expires_in,
             self._rotate if rotate_refresh_tokens is None else rotate_refresh_tokens)
+        self._shape = new_shape
         return self.settings()
 
     def revoke_tokens(self, device_id: str | None = None, *, refresh: bool = False) -> int:
@@ -349,6 +388,7 @@ class GameRampSandbox(JsonApiSandbox):
             self._device_configs.clear()
             self._clock_offset = 0
             self._expires_in, self._rotate = self._initial_settings
+            self._shape = Shape()
 
     def credentials(self) -> list[str]:
         return [f"apiKey {DEV_API_KEY} apiSecret {DEV_API_SECRET}",
@@ -357,7 +397,7 @@ class GameRampSandbox(JsonApiSandbox):
     # -- routes ----------------------------------------------------------------------------------------
 
     def match(self, path: str) -> Route | None:
-        found = _ROUTES.get(path)
+        found = ("events", "POST") if path == self._shape.events_route else _ROUTES.get(path)
         return Route(found[0], found[1], {}) if found else None
 
     def serve_route(self, route: Route, request: Request, call: dict[str, Any]) -> Response:
@@ -367,9 +407,9 @@ class GameRampSandbox(JsonApiSandbox):
             return Response.json(200, self._refresh_tokens(request, call))
         grant = self._authorize(request, call)
         if route.name == "player_status":
-            return Response.json(200, {"userId": grant.user_id, "deviceId": grant.device_id,
-                                       "gameId": grant.game_id, "tenantId": grant.tenant_id,
-                                       "playerConfig": self.player_config(grant.device_id)})
+            config, field_name = self.player_config(grant.device_id), self._shape.status_config_field
+            return Response.json(200, {"userId": grant.user_id, "deviceId": grant.device_id, "gameId": grant.game_id,
+                                       "tenantId": grant.tenant_id, field_name: config} if field_name else config)
         return self._take_events(request, grant, call)
 
     def _login(self, request: Request, call: dict[str, Any]) -> dict[str, Any]:
@@ -451,11 +491,16 @@ class GameRampSandbox(JsonApiSandbox):
         return grant
 
     def _take_events(self, request: Request, grant: _Grant, call: dict[str, Any]) -> Response:
-        batch = self.json_body(request)
+        shape = self._shape
+        body = self.json_body(request)
+        envelope = shape.events_envelope
+        batch = (body.get(envelope) if isinstance(body, dict) else None) if envelope else body
         if not isinstance(batch, list):
-            raise Refused(400, "the body must be a JSON array of {eventType, timestamp, payload, metadata}")
+            layout = "{" + ", ".join(shape.event_fields.values()) + "}"
+            raise Refused(400, f"the body must be a JSON array of {layout}" +
+                          (f", under {envelope!r} in an object" if envelope else ""))
         call["count"] = len(batch)
-        check_batch(batch, _event_errors)
+        check_batch(batch, shape.event_errors)
         received_at = time.time()
         with self._lock:
             for event in batch:
@@ -463,7 +508,7 @@ class GameRampSandbox(JsonApiSandbox):
                                      "tenant_id": grant.tenant_id, "game_id": grant.game_id,
                                      "device_id": grant.device_id, "user_id": grant.user_id, "event": event})
             self._accepted_events += len(batch)
-        call["summary"] = summarize([event["eventType"] for event in batch])
+        call["summary"] = summarize([event[shape.event_fields["type"]] for event in batch])
         return Response.json(200, {"accepted": len(batch)})
 
     # -- admin routes ----------------------------------------------------------------------------------
@@ -490,9 +535,6 @@ class GameRampSandbox(JsonApiSandbox):
         if (method, name) == ("GET", "settings"):
             return Response.json(200, self.settings())
         if (method, name) == ("PUT", "settings"):
-            unknown = set(body) - {"expires_in", "rotate_refresh_tokens"}
-            if unknown:
-                raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
             return Response.json(200, self.configure(**body))
         if (method, name) == ("POST", "revoke"):
             return Response.json(200, {"revoked": self.revoke_tokens(body.get("device_id"),

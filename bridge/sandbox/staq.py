@@ -11,21 +11,25 @@ at the root and under `/v1` (the real base URL's path), so either base URL works
   new session: a new `sid` and `token`. Older tokens stay valid. Logs `server_SESSION_START`, preceded by
   `server_INSTALL` on the device's first authorization since start or reset.
 - Routes under `/apps/{appId}/users/{uid}/` take `Auth-Token`: missing, unknown or revoked, or another
-  user's or app's token answer 401 `{"error"}`; the body's `sid` must be the token's session, else 400.
+  user's or app's token answer 401 `{"error"}`. The docs tie the token to the user and the `sid` to the
+  session, so the body's `sid` must be one of the user's sessions (any of them, whichever token comes with
+  it), else 400 `{"error"}` naming the sid.
   - `events`, body `{sid, events: [{timestamp, event, value?, metadata?}]}`: `timestamp` is the Microsoft
     JSON date `/Date(<ms>[+-]hhmm)/` (in JSON text usually `"\\/Date(...)\\/"`; the offset may be left out
     and does not shift the instant), `event` a non-empty string, `value` a string, number, boolean or
     null, `metadata` an object or null. One invalid event refuses the batch with 400 `{"error", "invalid":
-    [{"index", "errors"}]}`. Success answers 200 with the new event ids in order, `["eventid-000001",
-    ...]`, unique for the sandbox's life (a reset does not reuse them).
+    [{"index", "errors"}]}`; so does an event whose name was made refused (`refuse_event`: staq's rules
+    are not all documented, and a test stands for one the client cannot know with it). Success answers
+    200 with the new event ids in order, `["eventid-000001", ...]`, unique for the sandbox's life (a reset
+    does not reuse them).
   - `iap/apple` `{sid, receipt, priceUsd, status, comment?, metadata?}` and `iap/googleplay` (plus
     `signature`): `receipt` and `signature` must be standard base64, `priceUsd` a number >= 0, `status`
     `processing` or `completed`, `comment` a string or null, `metadata` an object or null (400 otherwise).
-    Answers 200 `{"isValid", "isDuplicate"}` (or `isDuplicated`, as the docs' examples spell it: a
-    setting). A receipt is valid as registered (`register_receipt`), an unknown one as the
+    Answers 200 `{"isValid", "isDuplicated"}` as the docs' examples spell it (their field list says
+    `isDuplicate`: a setting). A receipt is valid as registered (`register_receipt`), an unknown one as the
     `unknown_receipts_valid` setting says (false by default). A valid receipt verified with status
-    `completed` is spent for that app and store: from then on every verification of it answers
-    `isDuplicate: true`. The first completion logs `server_IAP_COMPLETED` (value: priceUsd); a
+    `completed` is spent for that app and store: from then on every verification of it answers the
+    duplicate flag true. The first completion logs `server_IAP_COMPLETED` (value: priceUsd); a
     `processing` verification logs nothing and spends nothing.
 - Request bodies over 1 MB answer 413; bodies that are not JSON, or have fields outside the documented
   ones, answer 400.
@@ -43,10 +47,11 @@ Admin routes under `/_sandbox/` (JSON, no authentication: keep the sandbox on lo
 | `GET faults`, `POST faults` (a `Fault` as JSON), `DELETE faults` | list, add, clear faults |
 | `GET apps`, `PUT apps` `{"app_id", "app_secret"}` | registered apps (no secrets), add one |
 | `GET receipts`, `PUT receipts` `{"receipt", "valid"}` | registered receipts, register one valid or invalid |
+| `GET refused-events`, `PUT refused-events` `{"event", "reason"}` | event names answered 400 with the reason |
 | `GET settings`, `PUT settings` `{"secret_header"?, "unknown_receipts_valid"?, "duplicate_field"?}` | switches |
 | `POST revoke` `{"uid"?}` | revoke the tokens of a user (no uid: everyone's), forcing a new authorization |
-| `POST reset` | forget calls, events, purchases, counts, faults, sessions, installs, receipts and setting |
-| | changes; apps stay |
+| `POST reset` | forget calls, events, purchases, counts, faults, sessions, installs, receipts, refused |
+| | events and setting changes; apps stay |
 
 An event record is `{"index", "id", "app_id", "uid", "sid", "source" ("client" or "server"), "event",
 "value", "timestamp" (as sent; null for server events), "time_ms", "metadata", "received_at"}`; a purchase
@@ -69,7 +74,7 @@ import secrets
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 from urllib.parse import unquote
 
@@ -164,7 +169,7 @@ class _Session:
 class _Settings:
     secret_header: str = DEFAULT_SECRET_HEADER
     unknown_receipts_valid: bool = False
-    duplicate_field: DuplicateField = "isDuplicate"
+    duplicate_field: DuplicateField = "isDuplicated"
 
     def __post_init__(self) -> None:
         if not isinstance(self.secret_header, str) or not _HEADER_NAME.fullmatch(self.secret_header):
@@ -183,14 +188,16 @@ class StaqSandbox(JsonApiSandbox):
     call_filters = ("route", "uid", "app_id", "device_id")
 
     def __init__(self, apps: Mapping[str, str] | None = None, *, secret_header: str = DEFAULT_SECRET_HEADER,
-                 unknown_receipts_valid: bool = False, duplicate_field: DuplicateField = "isDuplicate",
+                 unknown_receipts_valid: bool = False, duplicate_field: DuplicateField = "isDuplicated",
                  keep: int = DEFAULT_KEEP) -> None:
         super().__init__(log, keep)
         self._initial_settings = _Settings(secret_header, unknown_receipts_valid, duplicate_field)
         self._settings = self._initial_settings
         self._apps: dict[str, str] = {}
         self._installed: set[tuple[str, str]] = set()
-        self._sessions: dict[str, _Session] = {}
+        self._sessions: dict[str, _Session] = {}  # by token
+        self._user_sids: dict[tuple[str, str], set[str]] = {}  # (app, uid) -> every sid it was given
+        self._refused_events: dict[str, str] = {}  # event name -> the reason staq gives
         self._receipts: dict[str, bool] = {}
         self._spent: set[tuple[str, str, str]] = set()  # (app, store, receipt) completed once
         self._events = Journal(keep)
@@ -225,6 +232,20 @@ class StaqSandbox(JsonApiSandbox):
             raise ValueError(f"valid must be true or false, not {valid!r}")
         with self._lock:
             self._receipts[receipt] = valid
+
+    def refuse_event(self, event: str, reason: str) -> None:
+        """Make every events post holding an event named `event` answer 400 with `reason` for it: a rule of
+        staq's that a client cannot know beforehand."""
+        if not isinstance(event, str) or not event:
+            raise ValueError(f"event must be a non-empty string (an event name), not {event!r}")
+        if not isinstance(reason, str) or not reason:
+            raise ValueError("reason must be a non-empty string")
+        with self._lock:
+            self._refused_events[event] = reason
+
+    def refused_events(self) -> list[dict[str, str]]:
+        with self._lock:
+            return [{"event": event, "reason": reason} for event, reason in self._refused_events.items()]
 
     def receipts(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -276,12 +297,14 @@ class StaqSandbox(JsonApiSandbox):
         return {**super().counts(), **extra}
 
     def reset(self) -> None:
-        """Forget calls, events, purchases, counts, faults, sessions, installs, receipts and setting
-        changes; apps stay, and event ids are never reused."""
+        """Forget calls, events, purchases, counts, faults, sessions, installs, receipts, refused events and
+        setting changes; apps stay, and event ids are never reused."""
         super().reset()
         with self._lock:
             self._installed.clear()
             self._sessions.clear()
+            self._user_sids.clear()
+            self._refused_events.clear()
             self._receipts.clear()
             self._spent.clear()
             self._events.clear()
@@ -336,6 +359,7 @@ class StaqSandbox(JsonApiSandbox):
             install = (app_id, device_id) not in self._installed
             self._installed.add((app_id, device_id))
             self._sessions[token] = session
+            self._user_sids.setdefault((app_id, uid), set()).add(session.sid)
             if install:
                 self._server_event(session, "server_INSTALL", None, metadata)
             self._server_event(session, "server_SESSION_START", None, metadata)
@@ -357,20 +381,25 @@ class StaqSandbox(JsonApiSandbox):
         call["device_id"] = session.device_id
         return session
 
-    @staticmethod
-    def _check_sid(body: Mapping[str, Any], session: _Session) -> None:
+    def _body_session(self, body: Mapping[str, Any], session: _Session) -> _Session:
+        """The session the body's `sid` names, which must be one of the token's user's."""
         sid = string_field(body, "sid")
-        if sid != session.sid:
-            raise Refused(400, f"sid {sid!r} is not the session of this Auth-Token ({session.sid!r})")
+        with self._lock:
+            known = sid in self._user_sids.get((session.app_id, session.uid), ())
+        if not known:
+            raise Refused(400, f"sid {sid!r} is not a session of user {session.uid!r}")
+        return replace(session, sid=sid)
 
     def _take_events(self, session: _Session, request: Request, call: dict[str, Any]) -> list[str]:
         body = self.json_object(request, ("sid", "events"))
-        self._check_sid(body, session)
+        session = self._body_session(body, session)
         batch = body["events"]
         if not isinstance(batch, list):
             raise Refused(400, "events must be a JSON array of {timestamp, event, value, metadata}")
         call["count"] = len(batch)
-        check_batch(batch, _event_errors)
+        with self._lock:
+            refused = dict(self._refused_events)
+        check_batch(batch, lambda e: _event_errors(e) or ([refused[e["event"]]] if e["event"] in refused else []))
         with self._lock:
             ids = [self._record_event(session, "client", e["event"], e.get("value"), e.get("metadata"),
                                       e["timestamp"], ms_date(e["timestamp"])) for e in batch]
@@ -381,7 +410,7 @@ class StaqSandbox(JsonApiSandbox):
     def _verify(self, session: _Session, store: Store, request: Request, call: dict[str, Any]) -> dict[str, bool]:
         required = ("sid", "receipt", "priceUsd", "status", *(("signature",) if store == "googleplay" else ()))
         body = self.json_object(request, required, ("comment", "metadata"))
-        self._check_sid(body, session)
+        session = self._body_session(body, session)
         receipt = _base64required_field(body, "receipt")
         signature = _base64required_field(body, "signature") if store == "googleplay" else None
         price = body["priceUsd"]
@@ -441,6 +470,11 @@ class StaqSandbox(JsonApiSandbox):
         if (method, name) == ("PUT", "receipts"):
             self.register_receipt(required_field(body, "receipt"), required_field(body, "valid"))
             return Response.json(201, {"receipts": self.receipts()})
+        if (method, name) == ("GET", "refused-events"):
+            return Response.json(200, {"refused_events": self.refused_events()})
+        if (method, name) == ("PUT", "refused-events"):
+            self.refuse_event(required_field(body, "event"), required_field(body, "reason"))
+            return Response.json(201, {"refused_events": self.refused_events()})
         if (method, name) == ("GET", "settings"):
             return Response.json(200, self.settings())
         if (method, name) == ("PUT", "settings"):
@@ -459,7 +493,7 @@ class StaqSandbox(JsonApiSandbox):
 
 def serve(host: str = "127.0.0.1", port: int = 0, *, apps: Mapping[str, str] | None = None,
           secret_header: str = DEFAULT_SECRET_HEADER, receipts: Mapping[str, bool] | None = None,
-          unknown_receipts_valid: bool = False, duplicate_field: DuplicateField = "isDuplicate",
+          unknown_receipts_valid: bool = False, duplicate_field: DuplicateField = "isDuplicated",
           log_events: bool = True) -> None:
     """Run the sandbox until SIGINT or SIGTERM; prints `staq sandbox listening on <url>` and the default
     app's credentials on stdout, and one log line per call on stderr (if `log_events` is False, only per
@@ -484,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--invalid-receipt", action="append", default=[], metavar="BASE64", help="(repeatable)")
     parser.add_argument("--unknown-receipts", choices=("valid", "invalid"), default="invalid",
                         help="what a receipt registered neither way is (default invalid)")
-    parser.add_argument("--duplicate-field", choices=get_args(DuplicateField), default="isDuplicate",
+    parser.add_argument("--duplicate-field", choices=get_args(DuplicateField), default="isDuplicated",
                         help="how answers spell the duplicate flag")
     parser.add_argument("--quiet", action="store_true", help="log only the refused calls")
     args = parser.parse_args(argv)

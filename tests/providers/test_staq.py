@@ -16,9 +16,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bridge.client import recv_publication, subscribe
+from bridge.outbox import Outbox
 from bridge.providers.staq import google_play_signature_ok, load_public_key, ms_date, staq_json
-from bridge.sandbox.server import SandboxServer
+from bridge.sandbox.api import Route
+from bridge.sandbox.server import Request, Response, SandboxServer
 from bridge.sandbox.staq import StaqSandbox
+from bridge.store import Store
 from tests.harness import Client, Daemon, make_event
 from tests.sandboxes import provider_table, start_sandbox, wait_until
 
@@ -275,3 +278,180 @@ def test_answers_that_are_not_json_are_logged_and_retried_never_a_crash(tmp_path
         assert c.request({"type": "ping"})["type"] == "pong"
     assert reply["state"] == "verified" and reply["is_valid"] is True  # retried past the two garbled answers
     assert "without isValid" in daemon.log() and "request" in daemon.log()
+
+
+# --- delivery: limits, refusals, answers -----------------------------------------------------------------
+
+def big_events(count: int) -> list[dict]:
+    """Custom events of ~96 KB each (the protocol's string and field limits allow that much)."""
+    return [make_event("custom", name=f"big_{i}", **{f"part{k}": "x" * 8000 for k in range(12)})
+            for i in range(count)]
+
+
+def dead_letters(daemon: Daemon) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(daemon.db_path) as db:
+        return db.execute("SELECT d.code, d.reason, e.uid FROM dead_letters d JOIN events e ON e.pk = d.event_pk "
+                          "WHERE d.requeued_at IS NULL ORDER BY d.pk").fetchall()
+
+
+def test_a_batch_over_staqs_body_limit_is_split_and_an_event_too_large_alone_dead_lettered(tmp_path: Path,
+                                                                                             sandbox) -> None:
+    sb, server = sandbox
+    sent = big_events(12)  # ~1.15 MB in one request: over the sandbox's (and our default) 1 MB
+    with staq_daemon(tmp_path, server.url, interval=5.0) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        for i in range(0, 12, 2):
+            assert c.request({"type": "events", "events": sent[i:i + 2]})["stored"] == 2
+        c.request({"type": "flush"})
+        got = wait_until(lambda: len(client_events(sb)) == 12 and client_events(sb), 20, what="the split batch")
+        sb.faults.fail("events", status=413, count=1)  # a staq whose limit is lower than ours
+        c.request({"type": "events", "events": [make_event("custom", name=f"small_{i}") for i in range(3)]})
+        c.request({"type": "flush"})
+        wait_until(lambda: len(client_events(sb)) == 15, what="the small batch, split after its 413")
+        sb.faults.fail("events", status=413, count=None)  # as staq answers an event over its limit
+        alone = make_event("custom", name="too_large_alone")
+        c.request({"type": "event", "event": alone})
+        c.request({"type": "flush"})
+        [letter] = wait_until(lambda: dead_letters(daemon), what="the dead letter")
+        faulted = sb.faults.fired()["events"]
+        sb.faults.clear()
+        c.request({"type": "event", "event": make_event("custom", name="after")})
+        c.request({"type": "flush"})
+        wait_until(lambda: client_events(sb)[-1]["event"] == "after", what="the lane going on")
+    assert sorted(e["event"] for e in got) == sorted(e["fields"]["name"] for e in sent)
+    served = [(c["status"], c["count"]) for c in sb.calls("events")]  # faulted requests leave no call record
+    assert served == [(200, 6), (200, 6), (200, 1), (200, 2), (200, 1)] and faulted == 2
+    assert letter[0] == "too_large" and letter[2] == alone["id"]
+
+
+def test_an_event_staq_refuses_is_bisected_out_and_stays_alone_when_requeued(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    sb.refuse_event("cheat_detected", "this event name is reserved")  # a staq rule no client can check
+    sent = [make_event("custom", name=f"ok_{i}") for i in range(7)]
+    sent.insert(5, make_event("custom", name="cheat_detected"))
+    with staq_daemon(tmp_path, server.url, interval=5.0) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        c.request({"type": "events", "events": sent})
+        c.request({"type": "flush"})
+        [letter] = wait_until(lambda: dead_letters(daemon), what="the refused event's dead letter")
+        wait_until(lambda: len(client_events(sb)) == 7, what="the seven others")
+        calls = len(sb.calls("events"))
+        store = Store(f"sqlite:///{daemon.db_path}")
+        assert Outbox(store).requeue("staq") == 1
+        store.dispose()
+        wait_until(lambda: len(sb.calls("events")) == calls + 1 and dead_letters(daemon), what="the requeued letter")
+        [again] = dead_letters(daemon)
+    assert [e["event"] for e in client_events(sb)] == [f"ok_{i}" for i in range(7)]  # in order, none twice
+    assert letter[0] == "rejected" and "this event name is reserved" in letter[1] and letter[2] == sent[5]["id"]
+    assert calls <= 1 + 2 * 3  # bisected: about 2·log2(8) requests, not one per event
+    assert sb.calls("events")[-1]["count"] == 1 and again[2] == sent[5]["id"]  # sent back alone
+
+
+def test_the_game_hears_in_its_ack_of_an_event_staq_will_refuse(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        bad = make_event("custom", name="inventory", value={"sword": 1})
+        ack = c.request({"type": "events", "events": [make_event("custom", name="fine"), bad]})
+        [letter] = wait_until(lambda: dead_letters(daemon), what="the dead letter")
+        wait_until(lambda: client_events(sb), what="the valid event")
+    assert ack["stored"] == 2 and ack["rejected"] == []
+    [invalid] = ack["invalid"]
+    assert (invalid["index"], invalid["id"], invalid["provider"]) == (1, bad["id"], "staq")
+    assert "string, number, boolean or null" in invalid["message"]
+    assert letter[0] == "invalid" and letter[2] == bad["id"]
+    assert [e["event"] for e in client_events(sb)] == ["fine"]
+    assert all(call["status"] == 200 for call in sb.calls("events"))  # the refused one never went out
+
+
+class CaptivePortal(StaqSandbox):
+    """staq behind something that answers the first events posts 200 with a page of its own, storing nothing."""
+
+    def __init__(self, garbled: int) -> None:
+        super().__init__()
+        self.garbled = garbled
+
+    def serve_route(self, route: Route, request: Request, call: dict) -> Response:
+        if route.name == "events" and self.garbled:
+            self.garbled -= 1
+            return Response(200, b"<html>Welcome to the hotel wifi</html>",
+                            (("Content-Type", "text/html"), ("X-Request-Id", f"portal-{self.garbled}")))
+        return super().serve_route(route, request, call)
+
+
+def test_a_200_that_is_not_the_documented_id_list_is_retried_and_logged_with_its_request_id(tmp_path: Path) -> None:
+    portal = CaptivePortal(garbled=2)
+    server = SandboxServer(portal).start()
+    try:
+        with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+            c.hello(**HELLO)
+            c.request({"type": "events", "events": [make_event("custom", name=f"e{i}") for i in range(3)]})
+            got = wait_until(lambda: len(client_events(portal)) == 3 and client_events(portal), what="the events")
+            stats = wait_until(lambda: (s := c.request({"type": "stats"})["providers"]["staq"])["queued"] == 0 and s,
+                               what="the batch finished")
+    finally:
+        server.stop()
+    assert [e["event"] for e in got] == ["e0", "e1", "e2"]
+    assert portal.garbled == 0 and stats["dead_lettered"] == 0
+    assert "portal-1" in daemon.log() and "portal-0" in daemon.log()
+
+
+# --- sessions and players --------------------------------------------------------------------------------
+
+def sessions_of(sb: StaqSandbox) -> list[list[str]]:
+    """The client events grouped by staq session, in the order the sessions first appear."""
+    by_sid: dict[str, list[str]] = {}
+    for e in client_events(sb):
+        by_sid.setdefault(e["sid"], []).append(e["event"])
+    return list(by_sid.values())
+
+
+def test_sessions_played_while_staq_was_unreachable_arrive_each_in_its_own_session(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    sb.faults.drop("*", count=None)
+    with staq_daemon(tmp_path, server.url, interval=1.0) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        for n in range(3):
+            c.request({"type": "session_start"})
+            c.request({"type": "events", "events": [make_event("custom", name=f"s{n}_{k}") for k in range(2)]})
+            c.request({"type": "session_end"})
+        wait_until(lambda: sb.faults.fired(), what="staq being tried while unreachable")
+        sb.faults.clear()
+        wait_until(lambda: len(client_events(sb)) == 6, 15, what="the three sessions' events")
+    assert sessions_of(sb) == [["s0_0", "s0_1"], ["s1_0", "s1_1"], ["s2_0", "s2_1"]]
+    assert len(sb.events(event="server_SESSION_START")) == 3
+
+
+def test_a_token_renewal_after_a_401_keeps_the_events_in_their_session(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        c.request({"type": "session_start"})
+        c.request({"type": "events", "events": [make_event("custom", name=f"before_{k}") for k in range(2)]})
+        wait_until(lambda: len(client_events(sb)) == 2, what="the first events")
+        assert sb.revoke_tokens() == 1
+        c.request({"type": "events", "events": [make_event("custom", name=f"after_{k}") for k in range(2)]})
+        wait_until(lambda: len(client_events(sb)) == 4, what="the events after the token was revoked")
+    assert sessions_of(sb) == [["before_0", "before_1", "after_0", "after_1"]]
+    assert [call["status"] for call in sb.calls("events")] == [200, 401, 200]
+    assert len(sb.calls("auth")) == 2
+
+
+def test_a_dedicated_servers_players_are_staq_users_of_their_own(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    receipt = base64.b64encode(b"bought-by-p2").decode()
+    sb.register_receipt(receipt, valid=True)
+    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress, device_id="server-1") as c:
+        c.hello(**HELLO)
+        for player in ("p1", "p2"):
+            c.request({"type": "session_start", "user_id": player, "user_ip": "203.0.113.7"})
+        c.request({"type": "events", "events": [{**make_event("custom", name=f"{p}_event"), "user_id": p}
+                                                for p in ("p1", "p2", "p1")]})
+        bought = c.request({**purchase(receipt=receipt), "user_id": "p2"})
+        wait_until(lambda: len(client_events(sb)) == 3, what="both players' events")
+    uids = {call["device_id"]: call["uid"] for call in sb.calls("auth")}
+    assert set(uids) == {"p1", "p2"} and uids["p1"] != uids["p2"]
+    assert {e["event"]: e["uid"] for e in client_events(sb)} == {"p1_event": uids["p1"], "p2_event": uids["p2"]}
+    assert bought["is_valid"] is True and [p["uid"] for p in sb.purchases()] == [uids["p2"]]
+    p2_sessions = {e["sid"] for e in client_events(sb) if e["uid"] == uids["p2"]}
+    assert {p["sid"] for p in sb.purchases()} == p2_sessions  # in the buyer's own play session

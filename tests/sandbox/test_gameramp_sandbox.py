@@ -42,6 +42,12 @@ OUTSIDE = {"error": "Request timestamp is outside the acceptable time window"}
 SEED_TIMESTAMP = "2025-07-15T19:44:26Z"
 SEED_SIGNATURE = "r6h1ysIPw8QINgBWKGzxD1GM5WBqA94XUmhjiiGYcZg="
 SEED_INSTANT = int(datetime(2025, 7, 15, 19, 44, 26, tzinfo=UTC).timestamp())
+# The shapes the docs leave out default to the fact sheet's assumption: `playerConfig` in the status answer,
+# a bare array of {eventType, timestamp, payload, metadata} on POST /v1/events.
+DEFAULT_SETTINGS = {"expires_in": 3600, "rotate_refresh_tokens": True, "status_config_field": "playerConfig",
+                    "events_route": "/v1/events", "events_envelope": "",
+                    "event_fields": {"type": "eventType", "timestamp": "timestamp", "payload": "payload",
+                                     "metadata": "metadata"}}
 
 
 def sign(api_key: str, device_id: str, timestamp: str, secret: str = API_SECRET) -> str:
@@ -85,8 +91,8 @@ class Client:
             headers["X-Game-Id"] = game
         return self.http.get("/v1/player/status", headers=headers)
 
-    def events(self, access_token: str, events: Any) -> httpx.Response:
-        return self.http.post("/v1/events", json=events, headers={
+    def events(self, access_token: str, events: Any, route: str = "/v1/events") -> httpx.Response:
+        return self.http.post(route, json=events, headers={
             "Authorization": f"Bearer {access_token}", "X-Tenant-ID": TENANT_ID, "X-Game-Id": GAME_ID})
 
     def admin(self, method: str, name: str, body: Any = None, /, **params: Any) -> httpx.Response:
@@ -288,7 +294,7 @@ def test_tokens_expire_in_real_time_too(gr: Client) -> None:
 
 def test_without_rotation_a_refresh_token_serves_again(gr: Client) -> None:
     assert gr.admin("PUT", "settings", {"rotate_refresh_tokens": False}).json() == {
-        "expires_in": 3600, "rotate_refresh_tokens": False}
+        **DEFAULT_SETTINGS, "rotate_refresh_tokens": False}
     tokens = gr.tokens("dev")
     assert [gr.refresh(tokens["refreshToken"]).status_code for _ in range(2)] == [200, 200]
 
@@ -422,6 +428,29 @@ def test_events_are_recorded_and_bad_batches_refused_whole(gr: Client) -> None:
     assert gr.sandbox.counts()["events"] == 2
 
 
+def test_the_shapes_the_docs_leave_out_are_settings(gr: Client) -> None:
+    tokens = gr.tokens("dev")
+    settings = {"status_config_field": "", "events_route": "/v2/analytics", "events_envelope": "events",
+                "event_fields": {"type": "name", "timestamp": "at", "payload": "data", "metadata": "meta"}}
+    assert gr.admin("PUT", "settings", settings).json() == {**DEFAULT_SETTINGS, **settings}
+    status = gr.status(tokens["accessToken"])
+    assert status.status_code == 200 and status.json() == gr.sandbox.player_config("dev")  # the config itself
+    event = {"name": "level_up", "at": "2025-07-15T19:44:26.250Z", "data": {"level": 3}, "meta": {"build": "1"}}
+    assert gr.events(tokens["accessToken"], {"events": [event]}, route="/v2/analytics").json() == {"accepted": 1}
+    assert gr.sandbox.received_events() == [event]
+    bare = gr.events(tokens["accessToken"], [event], route="/v2/analytics")
+    assert bare.status_code == 400 and "under 'events'" in bare.json()["error"]
+    old_layout = gr.events(tokens["accessToken"], {"events": [{"eventType": "x", "timestamp": event["at"]}]},
+                           route="/v2/analytics")
+    assert old_layout.status_code == 400 and "name must be a non-empty string" in old_layout.text
+    assert gr.events(tokens["accessToken"], [event]).status_code == 404  # /v1/events is no route now
+    for bad in ({"events_route": "/auth/login"}, {"event_fields": {"type": "t"}}, {"status_config_field": 1},
+                {"unknown": 1}):
+        assert gr.admin("PUT", "settings", bad).status_code == 400, bad
+    gr.sandbox.reset()
+    assert gr.sandbox.settings() == DEFAULT_SETTINGS
+
+
 def test_wrong_methods_and_paths(gr: Client) -> None:
     answer = gr.http.get("/auth/login")
     assert answer.status_code == 405 and answer.headers["Allow"] == "POST"
@@ -490,7 +519,7 @@ def test_calls_are_recorded_filtered_paged_and_reset(gr: Client) -> None:
     gr.sandbox.configure(expires_in=5)
     assert gr.admin("POST", "reset").status_code == 200
     assert gr.admin("GET", "calls").json() == {"calls": [], "next": 0}
-    assert gr.sandbox.settings() == {"expires_in": 3600, "rotate_refresh_tokens": True}
+    assert gr.sandbox.settings() == DEFAULT_SETTINGS
     assert abs(gr.sandbox.now() - time.time()) < 2
     assert gr.sandbox.counts()["tokens"] == {"access": 0, "refresh": 0}
     assert any(t["api_key"] == API_KEY for t in gr.sandbox.tenants())  # tenants stay

@@ -1,0 +1,171 @@
+"""The purchase lane against the staq sandbox: what a game grants (valid and not a duplicate) must come exactly
+once per purchase, whatever staq's answers, our time-outs and crashes do; one purchase never holds up another.
+And the store's schema 4, which keeps each purchase's in-flight mark and backoff."""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import msgpack
+import pytest
+from sqlalchemy import inspect, text, update
+
+from bridge.client import recv_publication, subscribe
+from bridge.outbox import Outbox
+from bridge.sandbox.staq import StaqSandbox
+from bridge.store import SCHEMA_VERSION, Store, meta
+from tests.harness import Client
+from tests.postgres import PostgresServer
+from tests.providers.test_staq import HELLO, purchase, sandbox, staq_daemon  # noqa: F401 (sandbox: a fixture)
+from tests.sandboxes import wait_until
+
+
+def valid_receipt(sb: StaqSandbox) -> str:
+    receipt = base64.b64encode(uuid.uuid4().bytes).decode()
+    sb.register_receipt(receipt, valid=True)
+    return receipt
+
+
+def rows(db_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db_path) as db:
+        return db.execute(sql).fetchall()
+
+
+def granted(reply: dict[str, Any]) -> bool:
+    """What every binding grants on."""
+    return reply["is_valid"] is True and reply["is_duplicate"] is False
+
+
+@pytest.mark.parametrize("spelling", ["isDuplicated", "isDuplicate"])  # the document's examples, its field list
+def test_a_receipt_replayed_under_a_new_purchase_id_is_a_duplicate_in_either_spelling(tmp_path: Path, sandbox,
+                                                                                      spelling: str) -> None:
+    sb, server = sandbox
+    sb.configure(duplicate_field=spelling)  # type: ignore[arg-type]
+    receipt = valid_receipt(sb)
+    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        first = c.request(purchase(receipt=receipt))
+        replay = c.request(purchase(receipt=receipt))
+    assert granted(first)
+    assert (replay["state"], replay["is_valid"], replay["is_duplicate"]) == ("verified", True, True)
+
+
+def test_a_paid_purchase_whose_answer_came_after_our_timeout_is_granted_once(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    receipt = valid_receipt(sb)
+    sb.faults.slow("iap_apple", delay_s=1.0)  # staq verifies and spends it, but answers after our 0.5 s
+    # the retry waits 1 to 2 s after our time-out: staq has spent the receipt by then
+    with staq_daemon(tmp_path, server.url, timeout=0.5, retry_base=2.0, retry_cap=2.0) as daemon, \
+            Client(daemon.ingress, timeout_ms=10_000) as c:
+        c.hello(**HELLO)
+        paid = c.request(purchase(receipt=receipt))
+        replay = c.request(purchase(receipt=receipt))  # the same receipt as another purchase: not ours to grant
+    assert [(p["isValid"], p["isDuplicate"]) for p in sb.purchases()[:2]] == [(True, False), (True, True)]
+    assert paid["state"] == "verified" and granted(paid) and "earlier request" in paid["reason"]
+    assert replay["is_duplicate"] is True
+
+
+def test_a_crash_after_staq_spent_the_receipt_still_grants_the_purchase(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    receipt = valid_receipt(sb)
+    sb.faults.slow("iap_apple", delay_s=2.0)
+    daemon = staq_daemon(tmp_path, server.url, timeout=5.0).start()
+    with Client(daemon.ingress, device_id="crasher") as c:
+        c.hello(**HELLO)
+        msg = purchase(receipt=receipt)
+        c.send(msg)
+        wait_until(lambda: rows(daemon.db_path, "SELECT sent_at FROM purchases WHERE sent_at IS NOT NULL"),
+                   what="the verification in flight")
+    daemon.kill()  # before staq's answer: staq still spends the receipt, and nobody saves the verdict
+    wait_until(lambda: sb.purchases(), what="staq spending the receipt")
+    daemon.start()
+    sub = subscribe(daemon.publish, "purchase/crasher")
+    try:
+        topic = wait_until(lambda: recv_publication(sub, 100), 15, what="the verdict after the restart")
+    finally:
+        sub.close(0)
+        daemon.stop()
+    verdict = topic["values"][msg["id"]]
+    assert verdict["is_valid"] is True and verdict["is_duplicate"] is False
+    assert [p["isDuplicate"] for p in sb.purchases()] == [False, True]
+
+
+def test_one_purchase_staq_keeps_failing_never_holds_up_another(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    sb.faults.fail("iap_googleplay", status=503, count=None)  # every Google Play verification fails
+    with staq_daemon(tmp_path, server.url, retry_base=0.2, retry_cap=0.4) as daemon, \
+            Client(daemon.ingress, timeout_ms=10_000) as c:
+        c.hello(**HELLO)
+        stuck = purchase("googleplay", signature=base64.b64encode(b"sig").decode())
+        c.send(stuck)
+        wait_until(lambda: rows(daemon.db_path, "SELECT failures FROM purchases WHERE failures >= 2"),
+                   what="the first purchase failing again and again")
+        later = c.request(purchase(receipt=valid_receipt(sb)))
+        [(failures, next_try_at, verified_at)] = rows(
+            daemon.db_path, f"SELECT failures, next_try_at, verified_at FROM purchases WHERE purchase_id = '{stuck['id']}'")
+    assert later["state"] == "verified" and granted(later)
+    assert failures >= 2 and next_try_at is not None and verified_at is None  # still retried, on its own backoff
+
+
+@pytest.mark.parametrize("status,body", [
+    (404, '{"error": "user not found"}'),
+    (400, '{"error": "unknown sid"}'),
+    (422, '{"error": "Auth-Token expired"}'),
+])
+def test_an_answer_about_our_session_authorizes_again_and_is_never_a_verdict(tmp_path: Path, sandbox, status: int,
+                                                                             body: str) -> None:
+    sb, server = sandbox
+    sb.faults.fail("iap_apple", status=status, count=1, body=body)
+    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        reply = c.request(purchase(receipt=valid_receipt(sb)))
+    assert reply["state"] == "verified" and granted(reply)
+    assert len(sb.calls("auth")) == 2  # authorized again before asking once more
+
+
+def test_a_refusal_that_names_neither_us_nor_the_receipt_is_retried_not_a_verdict(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    sb.faults.fail("iap_apple", status=400, count=2, body='{"error": "temporarily unable to process"}')
+    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress, timeout_ms=10_000) as c:
+        c.hello(**HELLO)
+        reply = c.request(purchase(receipt=valid_receipt(sb)))
+    assert reply["state"] == "verified" and granted(reply)
+    assert sb.faults.fired()["iap_apple"] == 2
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 's.db'}"
+        return
+    server = PostgresServer().start()
+    yield server.url
+    server.stop()
+
+
+def test_a_schema_3_store_is_upgraded_in_place_to_purchase_retries(store_url: str) -> None:
+    """Schema 4 adds sent_at, failures and next_try_at to purchases; rows and their verdicts stay."""
+    store = Store(store_url)
+    store.upgrade()
+    with store.engine.begin() as conn:  # the purchases table as schema 3 made it, with one pending purchase
+        for column in ("sent_at", "failures", "next_try_at"):
+            conn.exec_driver_sql(f"ALTER TABLE purchases DROP COLUMN {column}")
+        conn.execute(text("INSERT INTO purchases (device_id, purchase_id, user_id, store, receipt, price_usd, status, "
+                          "comment, metadata, created_at) VALUES ('d', 'p-1', 'd', 'apple', 'cmVjZWlwdA==', 0.99, "
+                          "'completed', '', :metadata, 1)"), {"metadata": msgpack.packb({})})
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="3"))
+    store.dispose()
+    store = Store(store_url)
+    assert SCHEMA_VERSION == 4 and store.upgrade() == 4
+    columns = {c["name"] for c in inspect(store.engine).get_columns("purchases")}
+    assert {"sent_at", "failures", "next_try_at"} <= columns
+    outbox = Outbox(store)
+    [pending] = outbox.due_purchases(10, now=2)
+    assert (pending.purchase_id, pending.sent_at, pending.failures) == ("p-1", None, 0)
+    outbox.retry_purchase_at(pending.pk, 1, at=1_000)
+    assert outbox.due_purchases(10, now=999) == [] and len(outbox.due_purchases(10, now=1_000)) == 1
+    store.dispose()
