@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test run bench setup system-deps clean
+.PHONY: demo test oracle oracle-long run bench setup system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,15 @@ run: setup
 
 test: setup system-deps
 	$(PY) -m pytest
+	$(PY) -m tests.oracle
+
+# The oracle suite alone: misbehaving clients, peers, providers and disks against a real daemon (CI: quick).
+oracle: setup system-deps
+	$(PY) -m tests.oracle
+
+# Its soak: >= 1M events, >= 20 kills, >= 100k fuzzed frames (the README's reliability figures).
+oracle-long: setup system-deps
+	$(PY) -m tests.oracle --long
 
 bench: setup system-deps
 	$(PY) benchmarks/run_all.py

@@ -169,7 +169,8 @@ def format_status(stats: dict[str, Any]) -> str:
         f"events     {store['events']} stored, {store['undelivered']} not yet delivered",
         f"this run   {stats['received']} received, {stats['stored']} stored, {stats['duplicates']} duplicates, "
         f"{stats['rejected']} rejected, {stats['errors']} error replies, "
-        f"{stats.get('replies_dropped', 0)} replies dropped (peers that did not read)",
+        f"{stats.get('replies_dropped', 0)} replies and {stats.get('requests_dropped', 0)} requests dropped "
+        "(peers that did not read)",
         f"rate       {stats['rate_10s']:.1f} events/s (last 10 s)",
     ]
     for name, figures in stats["providers"].items():

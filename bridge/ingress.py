@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 packb = msgpack.Packer(use_bin_type=True).pack  # one packer for every event's fields, not one per call
 
 MAX_BURST_MESSAGES = 2048
+# A burst also ends after this long, so that a flood (of any request) holds an ack back by one short burst,
+# not by thousands of messages; under load a commit every 10 ms still groups hundreds of events.
+MAX_BURST_S = 0.01
+MAX_FORWARD = 1024  # replies built elsewhere sent per turn of the loop, for the same reason
+MAX_DEFERRED_PER_PEER = 16  # a peer's `stats` and `flush` requests waiting for the reporter at once
 POLL_MS = 200
 EXPIRE_EVERY_S = 5.0
 PURCHASE_WAIT_S = 5.0  # how long a `purchase` reply waits for the verdict before saying "pending"
@@ -44,6 +49,7 @@ MAX_CLIENTS = 20_000  # hellos kept; beyond this the longest silent is forgotten
 # dropped (ROUTER_MANDATORY tells us so) rather than held in memory.
 SEND_HWM = 1000
 RECV_HWM = 1000  # beyond this the peer's TCP connection is simply not read: back-pressure, no memory
+STALLED_S = 1.0  # a peer whose queue was full is not heard for this long: its requests are dropped unread
 LARGE_REPLY_BYTES = 16 * 1024
 LARGE_BUDGET_BYTES = 1024 * 1024  # a peer's burst of large replies ...
 LARGE_REFILL_BYTES_S = 256 * 1024  # ... and its sustained rate
@@ -125,6 +131,8 @@ class Ingress:
         self.waiting: dict[tuple[str, str], list[tuple[list[bytes], int, float]]] = {}
         self.last_seen: dict[bytes, float] = {}
         self.large_budget: dict[bytes, tuple[float, float]] = {}  # identity -> (bytes left, at)
+        self.stalled: dict[bytes, float] = {}  # identity -> until when its requests are dropped unread
+        self.deferred: dict[bytes, int] = {}  # identity -> its requests the reporter has not answered yet
         self.last_burst = time.monotonic()  # when requests last arrived: the checkpointer waits for a lull
         self.committed = 0  # events committed since start; only this thread writes it (the checkpointer reads)
         self.sock = ctx.socket(zmq.ROUTER)
@@ -199,12 +207,29 @@ class Ingress:
 
     def _forward_replies(self) -> None:
         """Replies the reporter built: the envelope frames, then the payload."""
-        while True:
+        for _ in range(MAX_FORWARD):
             try:
                 frames = self.replies.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            identity = frames[0]
+            left = self.deferred.get(identity, 1) - 1
+            if left > 0:
+                self.deferred[identity] = left
+            else:
+                self.deferred.pop(identity, None)
             self._send(frames[:-1], frames[-1])
+
+    def _defer(self, envelope: list[bytes], rid: int, key: Any, build: Callable[[], dict[str, Any]]) -> None:
+        """Hand a reply to the reporter; a peer with many waiting already is told to read its replies first,
+        so that one peer's flood of `stats` costs the reporter (and the GIL) little."""
+        identity = envelope[0]
+        waiting = self.deferred.get(identity, 0)
+        if waiting >= MAX_DEFERRED_PER_PEER:
+            raise ProtocolError(Code.UNAVAILABLE, f"{waiting} stats/flush requests of this connection are still "
+                                "being answered; read those replies, then ask again")
+        self.reporter.ask(envelope, rid, key, build)
+        self.deferred[identity] = waiting + 1
 
     def _new_burst(self) -> BurstState:
         stamp = max(now_ms(), self._last_stamp + 1)
@@ -232,19 +257,30 @@ class Ingress:
             del self.last_seen[identity]
             self.clients.pop(identity, None)
             self.large_budget.pop(identity, None)
+            self.stalled.pop(identity, None)
 
     def _take_burst(self, state: BurstState) -> int:
-        """Every message waiting (up to a cap); returns how many."""
+        """Every message waiting (up to a count and a time); returns how many."""
+        ends = state.clock + MAX_BURST_S
         for taken in range(MAX_BURST_MESSAGES):
             try:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return taken
             self._on_frames(state, frames)
+            if time.monotonic() > ends:
+                return taken + 1
         return MAX_BURST_MESSAGES
 
     def _on_frames(self, state: BurstState, frames: list[bytes]) -> None:
         identity = frames[0]
+        if self.stalled and identity in self.stalled:
+            if state.clock < self.stalled[identity]:
+                # It does not read its replies: a reply to this one would be dropped too, so it costs nothing
+                # more than this; nothing is lost, as nothing it sends now is acknowledged.
+                self.counters.requests_dropped += 1
+                return
+            del self.stalled[identity]
         self.last_seen[identity] = state.clock
         if len(frames) == 3 and not frames[1]:
             envelope, payload = frames[:2], frames[2]  # a REQ client: keep its delimiter
@@ -332,6 +368,7 @@ class Ingress:
             sock.send(payload, zmq.NOBLOCK)
         except zmq.Again:
             self.counters.replies_dropped += 1
+            self.stalled[envelope[0]] = time.monotonic() + STALLED_S
         except zmq.ZMQError as exc:
             if exc.errno != errno.EHOSTUNREACH:
                 raise
@@ -450,7 +487,7 @@ class Ingress:
                   rid: int) -> None:
         device_id = hello.device_id
         self.hooks.flush()
-        self.reporter.ask(envelope, rid, ("flushed", device_id), lambda: {
+        self._defer(envelope, rid, ("flushed", device_id), lambda: {
             "type": "flushed", "queued": self.store.queued_for_device(device_id)})
 
     def _on_ping(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
@@ -460,7 +497,7 @@ class Ingress:
     def _on_stats(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                   rid: int) -> None:
         self._on_monitor()
-        self.reporter.ask(envelope, rid, "stats", self.stats_reply)
+        self._defer(envelope, rid, "stats", self.stats_reply)
 
     def stats_reply(self) -> dict[str, Any]:
         """Built on the reporter thread: the counters are plain ints the ingress writes (safe to read)."""
@@ -469,9 +506,9 @@ class Ingress:
         return {"type": "stats", "daemon_version": __version__, "uptime_s": round(c.uptime(), 3),
                 "clients": c.clients, "received": c.received, "stored": c.stored,
                 "duplicates": c.duplicates, "rejected": c.rejected, "errors": c.errors,
-                "replies_dropped": c.replies_dropped, "rate_10s": round(c.rate(), 1),
+                "replies_dropped": c.replies_dropped, "requests_dropped": c.requests_dropped, "rate_10s": round(c.rate(), 1),
                 "store": {"url": self.store.redacted_url, **figures["store"]}, "providers": figures["providers"],
-                "last_errors": list(c.last_errors)}
+                "last_errors": c.last_errors()}
 
     def _on_configs(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                     rid: int) -> None:

@@ -25,7 +25,7 @@ from .store import error_text
 log = logging.getLogger(__name__)
 
 REPLIES = "inproc://engine-bridge-replies"  # the ingress binds it and forwards what arrives to its ROUTER
-MAX_PENDING = 10_000  # requests waiting for the reporter; beyond this they are answered `unavailable`
+MAX_PENDING = 1000  # requests waiting for the reporter; beyond this they are answered `unavailable`
 MIN_GAP_S = 0.2  # under a flood, one round of store counts per gap serves every request that waited
 
 RATE_WINDOW_S = 10.0
@@ -42,8 +42,11 @@ class Counters:
     errors: int = 0
     clients: int = 0  # connections open now, as the ingress's socket monitor last told
     replies_dropped: int = 0  # replies to peers that did not read them (their queue was full) or had left
-    last_errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_LAST_ERRORS))
+    requests_dropped: int = 0  # requests of such peers, dropped unread while they do not read
+    _last_errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_LAST_ERRORS))
     _stored_marks: deque[tuple[float, int]] = field(default_factory=deque)
+    # The deques are read on the reporter thread while the ingress appends: iterating one then would raise.
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def note_stored(self, stored: int, duplicates: int) -> None:
         """Once per burst: what its acks reported."""
@@ -52,12 +55,18 @@ class Counters:
         self.stored += stored
         self.duplicates += duplicates
         now = time.monotonic()
-        self._stored_marks.append((now, stored))
-        self._trim(now)
+        with self._lock:
+            self._stored_marks.append((now, stored))
+            self._trim(now)
 
     def note_error(self, code: str, message: str) -> None:
         self.errors += 1
-        self.last_errors.append({"at": int(time.time() * 1000), "code": code, "message": message})
+        with self._lock:
+            self._last_errors.append({"at": int(time.time() * 1000), "code": code, "message": message})
+
+    def last_errors(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._last_errors)
 
     def _trim(self, now: float) -> None:
         while self._stored_marks and now - self._stored_marks[0][0] > RATE_WINDOW_S:
@@ -65,8 +74,9 @@ class Counters:
 
     def rate(self) -> float:
         """Events stored per second over the last ten seconds."""
-        self._trim(time.monotonic())
-        return sum(n for _, n in self._stored_marks) / RATE_WINDOW_S
+        with self._lock:
+            self._trim(time.monotonic())
+            return sum(n for _, n in self._stored_marks) / RATE_WINDOW_S
 
     def uptime(self) -> float:
         return time.monotonic() - self.started
@@ -95,7 +105,6 @@ class Reporter:
         out = self.ctx.socket(zmq.PUSH)
         out.linger = 0
         out.connect(REPLIES)
-        packb = msgpack.Packer(use_bin_type=True).pack
         try:
             while not stop.is_set():
                 try:
@@ -108,11 +117,11 @@ class Reporter:
                         jobs.append(self._jobs.get_nowait())
                     except queue.Empty:
                         break
-                built: dict[Hashable, dict[str, Any]] = {}
+                built: dict[Hashable, tuple[int, bytes]] = {}
                 for envelope, rid, key, build in jobs:
                     if key not in built:
-                        built[key] = self._build(build)
-                    out.send_multipart([*envelope, packb({**built[key], "rid": rid})])
+                        built[key] = _packed_entries(self._build(build))
+                    out.send_multipart([*envelope, _with_rid(*built[key], rid)])
                 stop.wait(max(0.0, MIN_GAP_S - (time.monotonic() - started)))
         finally:
             out.close(0)
@@ -125,3 +134,23 @@ class Reporter:
             log.error("could not read the store for a reply: %s", error_text(exc))
             return ProtocolError(Code.UNAVAILABLE, f"the store could not be read ({error_text(exc)}); ask "
                                  "again later").reply(None)
+        except Exception:  # a bug costs this reply, never the thread that answers every later one
+            log.exception("building a reply failed")
+            return ProtocolError(Code.INTERNAL, "internal error building the reply").reply(None)
+
+
+def _packed_entries(reply: dict[str, Any]) -> tuple[int, bytes]:
+    """A reply's map entries packed once, without `rid`: every request of a round shares them."""
+    entries = {k: v for k, v in reply.items() if k != "rid"}
+    packed = msgpack.packb(entries, use_bin_type=True)
+    return len(entries), packed[len(_map_header(len(entries))):]
+
+
+def _with_rid(count: int, entries: bytes, rid: int) -> bytes:
+    """The packed reply map: a header for one more entry, `rid` first, then the shared entries."""
+    return _map_header(count + 1) + msgpack.packb("rid") + msgpack.packb(rid) + entries
+
+
+def _map_header(count: int) -> bytes:
+    """msgpack's map header: fixmap up to 15 entries, else map 16 (a reply never holds 65536)."""
+    return bytes([0x80 | count]) if count < 16 else b"\xde" + count.to_bytes(2, "big")

@@ -61,8 +61,11 @@ def test_decode_refuses_trailing_bytes_and_non_maps() -> None:
     b"\x82\xa4type\xa4ping\x91\x01\x02",  # {"type": "ping", [1]: 2}
     b"\x82\xa4type\xa4ping\x81\x01\x02\x03",  # {"type": "ping", {1: 2}: 3}
     b"\x82\xa4type\xa5event\xa5event\x81\xa6fields\x81\x90\x01",  # an array key deep inside
+    b"\x82\xa4type\xa4ping\x01\x02",  # an int key
+    b"\x82\xa4type\xa4ping\xd6\xff\x00\x00\x00\x00\x01",  # a timestamp key
+    b"\x82\xa4type\xa5event\xa5event\x81\xcf\xff\xff\xff\xff\xff\xff\xff\xff\x01",  # a uint64 key in the event
 ])
-def test_decode_refuses_unhashable_map_keys_as_malformed(frame: bytes) -> None:
+def test_decode_refuses_map_keys_that_are_not_strings_as_malformed(frame: bytes) -> None:
     with pytest.raises(ProtocolError) as err:
         protocol.decode(frame)
     assert err.value.code == Code.MALFORMED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import tempfile
 import time
@@ -20,7 +21,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.oracle")
     parser.add_argument("--long", action="store_true", help="the soak run (>= 1M events, >= 20 kills, >= 100k frames)")
     parser.add_argument("--only", nargs="*", choices=SCENARIOS, help="run only these scenarios")
+    parser.add_argument("--seed", type=int, help="replay a run: the seed a scenario printed")
     args = parser.parse_args()
+    if args.seed is not None:
+        os.environ["ORACLE_SEED"] = str(args.seed)
     mode = LONG if args.long else QUICK
     passed = failed = 0
     started = time.monotonic()

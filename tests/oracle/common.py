@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,14 @@ class Report:
 
 
 Scenario = Callable[[Mode, Path], Report]
+
+
+def scenario_seed(name: str) -> int:
+    """`ORACLE_SEED` if set (to replay a run), else a fresh seed; printed so a failing run can be replayed."""
+    seed = int(os.environ.get("ORACLE_SEED") or int.from_bytes(os.urandom(4), "big"))
+    print(f"[{name}] seed {seed} (replay with ORACLE_SEED={seed})", flush=True)
+    return seed
+
 
 TRACEBACK = re.compile(r"^Traceback \(most recent call last\)", re.MULTILINE)
 CHAINED = re.compile(r"^(During handling of the above exception|The above exception was the direct cause)",

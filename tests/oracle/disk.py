@@ -23,10 +23,10 @@ from typing import Any
 from bridge.client import Client, NoReply, recv_publication, subscribe
 from bridge.protocol import LOCAL_CONFIG_TOPIC
 from tests.harness import Daemon
-from tests.oracle.common import Mode, Report, no_tracebacks
+from tests.oracle.common import Mode, Report, no_tracebacks, scenario_seed
 from tests.oracle.ledger import (ACKED, NO_REPLY, UNAVAILABLE, ClientSpec, EventMaker, Fleet, Sender, Tally,
                                  WalIndex, audit_store, end_daemon, last_traceback, log_tail, report_audit,
-                                 report_clients, restart_error, scenario_seed, stop_cleanly, submit, sum_results,
+                                 report_clients, restart_error, stop_cleanly, submit, sum_results,
                                  waited)
 
 DISK = "16m"

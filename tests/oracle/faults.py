@@ -29,9 +29,9 @@ from bridge.providers.gameanalytics.provider import GameAnalytics
 from bridge.sandbox.faults import Fault
 from bridge.sandbox.gameanalytics import GameAnalyticsSandbox
 from tests.harness import REPO, Daemon
-from tests.oracle.common import Mode, Report, no_tracebacks
+from tests.oracle.common import Mode, Report, no_tracebacks, scenario_seed
 from tests.oracle.ledger import (ACKED, ClientSpec, Fleet, end_daemon, log_tail, poll_until, report_clients,
-                                 restart_error, scenario_seed, stop_cleanly, waited)
+                                 restart_error, stop_cleanly, waited)
 from tests.sandboxes import FAST, ga_daemon, start_sandbox
 
 PROVIDER = "gameanalytics"

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from tests.harness import Daemon
-from tests.oracle.common import Mode, Report, no_tracebacks
+from tests.oracle.common import Mode, Report, no_tracebacks, scenario_seed
 from tests.oracle.ledger import (ACKED, UNAVAILABLE, ClientSpec, Fleet, WalIndex, audit_store, end_daemon, log_tail,
-                                 report_audit, report_clients, restart_error, scenario_seed, stop_cleanly,
+                                 report_audit, report_clients, restart_error, stop_cleanly,
                                  sum_results)
 
 # Sending is paced over this long, so the kills spread over the run and the machine stays usable.

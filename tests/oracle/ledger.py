@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import mmap
 import multiprocessing
-import os
 import random
 import sqlite3
 import struct
@@ -36,13 +35,6 @@ CATEGORIES = ("design", "business", "progression", "resource", "error", "ads")  
 MAX_VIOLATIONS_KEPT = 20
 # After `unavailable` ("resend later", protocol.md) a binding backs off: 50 ms doubling to 1 s.
 RETRY_PAUSE_S, RETRY_PAUSE_CAP_S = 0.05, 1.0
-
-
-def scenario_seed(name: str) -> int:
-    """`ORACLE_SEED` if set (to replay a run), else a fresh seed; printed so a failing run can be replayed."""
-    seed = int(os.environ.get("ORACLE_SEED") or int.from_bytes(os.urandom(4), "big"))
-    print(f"[{name}] seed {seed} (replay with ORACLE_SEED={seed})", flush=True)
-    return seed
 
 
 @dataclass(frozen=True)
