@@ -3,7 +3,8 @@
 Prints: events/s acknowledged with one event per message and with batches of 100 (a window of messages in
 flight, load from a separate process); ack latency p50/p99 at a fixed 10,000 events/s; the same figures for
 a bare pyzmq ROUTER that only unpacks, inserts the same rows with stdlib sqlite3 executemany (WAL,
-synchronous=NORMAL, the same columns and unique key) and replies; our ratio to it; the daemon's idle CPU over 30 s and its resident memory.
+synchronous=NORMAL, the same columns and unique key) and replies; our ratio to it; the daemon's idle CPU
+over 30 s and its resident memory.
 Each phase starts after a 2 s settle, for the daemon and the ceiling alike.
 
     python benchmarks/bench_core.py [--quick]

@@ -25,8 +25,8 @@ sys.path.insert(0, str(REPO))
 
 from bridge.providers.gameanalytics.signing import encode_body, headers  # noqa: E402
 from bridge.sandbox.gameanalytics import SANDBOX_GAME_KEY, SANDBOX_SECRET_KEY  # noqa: E402
-from tests.sandboxes import provider_table  # noqa: E402
 from tests.harness import Client, Daemon, free_port, make_event  # noqa: E402
+from tests.sandboxes import provider_table  # noqa: E402
 
 BATCH = 500
 

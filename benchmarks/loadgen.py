@@ -50,7 +50,8 @@ def drive(endpoint: str, todo: list[bytes], per_message: int, window: int, rate:
         start = time.perf_counter()
         while done < len(todo):
             now = time.perf_counter()
-            while sent < len(todo) and len(sent_at) < window and (rate <= 0 or sent * per_message < (now - start) * rate):
+            while (sent < len(todo) and len(sent_at) < window
+                   and (rate <= 0 or sent * per_message < (now - start) * rate)):
                 sent_at[sent + 1] = time.perf_counter()
                 sock.send(todo[sent], copy=False)
                 sent += 1

@@ -25,8 +25,8 @@ class Client:
 
     def __init__(self, endpoint: str, timeout_ms: int = 5000, device_id: str = "cli") -> None:
         self.endpoint = endpoint
-        self.sock = zmq.Context.instance().socket(zmq.DEALER)
-        self.sock.linger = 0
+        self.sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(endpoint)
         self.timeout_ms = timeout_ms
         self.device_id = device_id
@@ -34,7 +34,7 @@ class Client:
 
     def send(self, msg: dict[str, Any]) -> int:
         """Send without waiting; returns the rid (one is assigned when msg has none)."""
-        rid = msg.setdefault("rid", next(self._rids) & 0xFFFFFFFF)
+        rid: int = msg.setdefault("rid", next(self._rids) & 0xFFFFFFFF)
         self.sock.send(msgpack.packb(msg, use_bin_type=True))
         return rid
 
@@ -44,7 +44,7 @@ class Client:
     def recv(self, timeout_ms: int | None = None) -> dict[str, Any]:
         if not self.sock.poll(self.timeout_ms if timeout_ms is None else timeout_ms):
             raise NoReply(f"no reply from {self.endpoint}")
-        return msgpack.unpackb(self.sock.recv(), raw=False)
+        return _map(self.sock.recv())
 
     def request(self, msg: dict[str, Any]) -> dict[str, Any]:
         rid = self.send(msg)
@@ -63,26 +63,34 @@ class Client:
     def close(self) -> None:
         self.sock.close(0)
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def subscribe(endpoint: str, *prefixes: str) -> zmq.Socket:
+def subscribe(endpoint: str, *prefixes: str) -> zmq.Socket[bytes]:
     """A SUB socket on the configs endpoint; receive with `recv_publication`."""
-    sock = zmq.Context.instance().socket(zmq.SUB)
-    sock.linger = 0
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
     sock.connect(endpoint)
     for prefix in prefixes or ("",):
         sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
     return sock
 
 
-def recv_publication(sock: zmq.Socket, timeout_ms: int) -> dict[str, Any] | None:
+def recv_publication(sock: zmq.Socket[bytes], timeout_ms: int) -> dict[str, Any] | None:
     """The next publication's map, or None after timeout_ms."""
     if not sock.poll(timeout_ms):
         return None
     _topic, payload = sock.recv_multipart()
-    return msgpack.unpackb(payload, raw=False)
+    return _map(payload)
+
+
+def _map(frame: bytes) -> dict[str, Any]:
+    """A reply or publication: one msgpack map (protocol.md section 2)."""
+    value = msgpack.unpackb(frame, raw=False)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a msgpack map, got {type(value).__name__}")
+    return value

@@ -60,7 +60,7 @@ class Sandboxes:
     staq: StaqSandbox = field(default_factory=StaqSandbox)
     servers: dict[str, SandboxServer] = field(default_factory=dict)
 
-    def start(self) -> "Sandboxes":
+    def start(self) -> Sandboxes:
         self.gameanalytics.set_remote_configs([{"key": "gravity", "value": "80"}])
         self.gameramp.set_player_config(PLAYER_CONFIG, device_id=DEVICE)
         self.staq.register_receipt(RECEIPT, valid=True)
@@ -269,7 +269,8 @@ def _summary(game: Game, stats: dict[str, Any], sandboxes: Sandboxes, total: int
     print(f"  stored by the daemon   {stats['stored']} ({stats['store']['events']} rows with session markers)")
     print(f"  delivered to GA        {ga.get('delivered', 0)} (the sandbox accepted {counts['accepted']}, "
           f"rejected {counts['rejected']})")
-    print(f"  delivered to staq      {len(staq_events)} custom events ({sq.get('delivered', 0)} with the session start)")
+    print(f"  delivered to staq      {len(staq_events)} custom events ({sq.get('delivered', 0)} with the session "
+          "start)")
     print(f"  dead letters           {ga.get('dead_lettered', 0) + sq.get('dead_lettered', 0)}")
     print(f"  purchase               {'verified valid by staq' if purchase_ok else 'NOT VERIFIED'}")
     print(f"  configs received       {len(game.publications)} (local change {'arrived' if local_ok else 'MISSING'}, "

@@ -12,7 +12,8 @@ import asyncio
 import logging
 import threading
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 import msgpack
@@ -176,7 +177,7 @@ class Lane:
             return
         try:
             await asyncio.wait_for(self.nudge.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def tick_forever(self) -> None:
@@ -215,7 +216,7 @@ class Dispatcher:
             ctx = ProviderContext(name, spec, client, self.outbox, publisher.publish,
                                   logging.getLogger(f"bridge.providers.{name}"))
             self.lanes[name] = Lane(kind(ctx), self.outbox, spec)
-        self.verdicts: zmq.Socket | None = None  # to the ingress, made on the dispatcher's own thread
+        self.verdicts: zmq.Socket[bytes] | None = None  # to the ingress, made on the dispatcher's own thread
         verifiers = [lane for lane in self.lanes.values() if lane.provider.verifies_purchases]
         if len(verifiers) > 1:
             raise UnknownProvider(f"only one provider may verify purchases; configured: "
@@ -224,7 +225,7 @@ class Dispatcher:
                                           self._tell_ingress,
                                           verifiers[0].retry_base_s, verifiers[0].retry_cap_s) if verifiers else None
 
-    def run(self, stop: threading.Event, ctx: zmq.Context, verdicts: str) -> None:
+    def run(self, stop: threading.Event, ctx: zmq.Context[Any], verdicts: str) -> None:
         """The dispatcher thread; purchase verdicts go to the ingress on `verdicts` (an inproc endpoint)."""
         self.verdicts = ctx.socket(zmq.PUSH)
         self.verdicts.linger = 0

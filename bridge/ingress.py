@@ -13,15 +13,15 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Union
+from typing import Any, Protocol
 
 import msgpack
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
+from zmq.utils.monitor import recv_monitor_message
 
 from . import __version__, protocol
 from .protocol import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, Code, Hello, ProtocolError, Rejection
@@ -68,7 +68,7 @@ class PurchaseHooks:
     """What the ingress needs of purchase verification: present only when a provider verifies purchases."""
 
     stored: Callable[[], None]  # a purchase was committed: verify it now (from the ingress thread)
-    verdict: Callable[[str, str], "dict[str, Any] | None"]  # a recorded verdict (device, id) as wire fields
+    verdict: Callable[[str, str], dict[str, Any] | None]  # a recorded verdict (device, id) as wire fields
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class PendingAck:
 
 
 AfterCommit = Callable[[Connection], "dict[str, Any] | None"]  # None: the reply is held (a purchase)
-Reply = Union[dict[str, Any], PendingAck, AfterCommit]
+Reply = dict[str, Any] | PendingAck | AfterCommit
 
 
 @dataclass(slots=True)
@@ -117,7 +117,7 @@ class BurstState:
 class Ingress:
     """Owns the ROUTER socket, the connections' `hello`s and the session book."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, store: Store, hooks: IngressHooks, counters: Counters,
+    def __init__(self, ctx: zmq.Context[Any], endpoint: str, store: Store, hooks: IngressHooks, counters: Counters,
                  session_timeout_s: float, reporter: Reporter) -> None:
         self.store = store
         self.hooks = hooks
@@ -324,8 +324,14 @@ class Ingress:
                 log.error("%s", reason)
                 self.counters.note_error(Code.UNAVAILABLE, reason)
                 self._reload_sessions(state.now)
+            except Exception:  # a bug: its burst is refused like a failed commit, the ingress goes on
+                committed = False
+                log.exception("store commit failed")
+                self.counters.note_error(Code.UNAVAILABLE, "store commit failed (a daemon bug)")
+                self._reload_sessions(state.now)
         claimed: set[EventKey] = set()
         for item in state.out:
+            reply: dict[str, Any] | None
             if item.durable and not committed:
                 rid = _reply_rid(item.reply)
                 reply = ProtocolError(Code.UNAVAILABLE, "the store could not commit; nothing was stored, "
@@ -506,7 +512,8 @@ class Ingress:
         return {"type": "stats", "daemon_version": __version__, "uptime_s": round(c.uptime(), 3),
                 "clients": c.clients, "received": c.received, "stored": c.stored,
                 "duplicates": c.duplicates, "rejected": c.rejected, "errors": c.errors,
-                "replies_dropped": c.replies_dropped, "requests_dropped": c.requests_dropped, "rate_10s": round(c.rate(), 1),
+                "replies_dropped": c.replies_dropped, "requests_dropped": c.requests_dropped,
+                "rate_10s": round(c.rate(), 1),
                 "store": {"url": self.store.redacted_url, **figures["store"]}, "providers": figures["providers"],
                 "last_errors": c.last_errors()}
 

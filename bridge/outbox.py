@@ -13,11 +13,22 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 import msgpack
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
 
-from .store import (Store, dead_letters, delivery_cursors, devices, events, meta, now_ms, provider_refs,
-                    provider_state, purchases, sessions)
-
+from .store import (
+    Store,
+    dead_letters,
+    delivery_cursors,
+    devices,
+    events,
+    meta,
+    now_ms,
+    provider_refs,
+    provider_state,
+    purchases,
+    sessions,
+)
 
 ROW_OVERHEAD_BYTES = 80  # pk, integers, record header and the unique index's entry, beside the text columns
 
@@ -43,6 +54,9 @@ class StoredEvent:
     device: str | None
     manufacturer: str | None
     engine_version: str | None
+
+
+STORED_EVENT_FIELDS = tuple(f.name for f in dataclass_fields(StoredEvent))
 
 
 @dataclass(slots=True)
@@ -90,24 +104,18 @@ class DeadLetter:
     uid: str | None
 
 
-_CLAIM_COLUMNS = [events, sessions.c.session_num, sessions.c.user_ip, devices.c.platform, devices.c.os_version,
-                  devices.c.device, devices.c.manufacturer, devices.c.engine_version]
+# An event with its session's number and IP and its device's annotations: what a provider needs of it.
+_CLAIM_COLUMNS = (*events.c, sessions.c.session_num, sessions.c.user_ip, devices.c.platform, devices.c.os_version,
+                  devices.c.device, devices.c.manufacturer, devices.c.engine_version)
+_CLAIM_FROM = (events.outerjoin(sessions, sessions.c.session_id == events.c.session_id)
+               .outerjoin(devices, devices.c.device_id == events.c.device_id))
 
 
-def _claim_query() -> Any:
-    return (select(*_CLAIM_COLUMNS)
-            .select_from(events.outerjoin(sessions, sessions.c.session_id == events.c.session_id)
-                         .outerjoin(devices, devices.c.device_id == events.c.device_id)))
-
-
-_FIELDS_AT = 9  # the claim query's columns are StoredEvent's fields in order; `fields` is still msgpack there
-if [c.name for c in _CLAIM_COLUMNS[0].c] + [c.name for c in _CLAIM_COLUMNS[1:]] != \
-        [f.name for f in dataclass_fields(StoredEvent)]:
-    raise ImportError("the claim query's columns no longer match StoredEvent's fields")
-
-
-def _stored_event(row: tuple[Any, ...]) -> StoredEvent:
-    return StoredEvent(*row[:_FIELDS_AT], msgpack.unpackb(row[_FIELDS_AT]), *row[_FIELDS_AT + 1:])
+def _stored_event(row: RowMapping) -> StoredEvent:
+    """A claimed row, by column name (`fields` is msgpack in the store)."""
+    values = {name: row[name] for name in STORED_EVENT_FIELDS}
+    values["fields"] = msgpack.unpackb(values["fields"])
+    return StoredEvent(**values)
 
 
 class Outbox:
@@ -131,8 +139,8 @@ class Outbox:
     def claim(self, after_pk: int, limit: int) -> list[StoredEvent]:
         """The next events past a cursor, oldest first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(_claim_query().where(events.c.pk > after_pk).order_by(events.c.pk)
-                                .limit(limit)).tuples().all()
+            rows = conn.execute(select(*_CLAIM_COLUMNS).select_from(_CLAIM_FROM).where(events.c.pk > after_pk)
+                                .order_by(events.c.pk).limit(limit)).mappings().all()
         return [_stored_event(r) for r in rows]
 
     def finish(self, provider: str, up_to_pk: int, delivered: int,
@@ -176,17 +184,15 @@ class Outbox:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(dead_letters.c.pk.label("dl_pk"), *_CLAIM_COLUMNS)
-                .select_from(dead_letters.join(events, events.c.pk == dead_letters.c.event_pk)
-                             .outerjoin(sessions, sessions.c.session_id == events.c.session_id)
-                             .outerjoin(devices, devices.c.device_id == events.c.device_id))
+                .select_from(_CLAIM_FROM.join(dead_letters, events.c.pk == dead_letters.c.event_pk))
                 .where(dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_not(None))
-                .order_by(dead_letters.c.pk).limit(limit))
-            return [(r[0], _stored_event(r[1:])) for r in rows.tuples().all()]
+                .order_by(dead_letters.c.pk).limit(limit)).mappings().all()
+            return [(r["dl_pk"], _stored_event(r)) for r in rows]
 
     def requeue(self, provider: str | None = None) -> int:
         """Mark dead letters for another try; returns how many. The provider picks them up at once."""
         now = now_ms()
-        cond = dead_letters.c.requeued_at.is_(None)
+        cond: ColumnElement[bool] = dead_letters.c.requeued_at.is_(None)
         if provider:
             cond = and_(cond, dead_letters.c.provider == provider)
         with self.engine.begin() as conn:

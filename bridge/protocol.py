@@ -161,7 +161,8 @@ def decode(frame: bytes) -> dict[str, Any]:
 
 
 def encode(msg: dict[str, Any]) -> bytes:
-    return msgpack.packb(msg, use_bin_type=True)
+    packed: bytes = msgpack.packb(msg, use_bin_type=True)
+    return packed
 
 
 def read_rid(msg: dict[str, Any]) -> int | None:
@@ -241,6 +242,20 @@ def text(msg: dict[str, Any], name: str, path: str, *, required: bool = True, mi
     return value
 
 
+def need_text(msg: dict[str, Any], name: str, path: str, *, min_len: int = 1, max_len: int = 64) -> str:
+    """A required str field (ProtocolError when absent)."""
+    value = text(msg, name, path, min_len=min_len, max_len=max_len)
+    assert value is not None  # text() raises for a required field that is absent
+    return value
+
+
+def need_integer(msg: dict[str, Any], name: str, path: str) -> int:
+    """A required int field (ProtocolError when absent)."""
+    value = integer(msg, name, path)
+    assert value is not None  # integer() raises for a required field that is absent
+    return value
+
+
 def integer(msg: dict[str, Any], name: str, path: str, *, required: bool = True, minimum: int = 0,
             maximum: int = INT_MAX) -> int | None:
     value, where = _field(msg, name, path, required)
@@ -270,7 +285,7 @@ TOOL_REQUESTS = ("hello", "ping", "stats", "configs", "flush")
 
 def read_hello(msg: dict[str, Any]) -> Hello:
     """Check a `hello` and negotiate the version; ProtocolError if it cannot be served."""
-    top = integer(msg, "protocol", "")
+    top = need_integer(msg, "protocol", "")
     low = integer(msg, "protocol_min", "", required=False)
     low = top if low is None else low
     chosen = max((v for v in SUPPORTED_VERSIONS if low <= v <= top), default=None)
@@ -278,18 +293,17 @@ def read_hello(msg: dict[str, Any]) -> Hello:
         raise ProtocolError(Code.UNSUPPORTED_VERSION,
                             f"client speaks protocol {low}..{top}; this daemon speaks {list(SUPPORTED_VERSIONS)}",
                             "protocol", {"supported": list(SUPPORTED_VERSIONS)})
-    device_id = text(msg, "device_id", "", max_len=128)
+    device_id = need_text(msg, "device_id", "", max_len=128)
     user_id = text(msg, "user_id", "", required=False, max_len=128) or device_id
-    assert device_id is not None
     role = text(msg, "role", "", required=False, max_len=16) or ROLE_GAME
     if role not in ROLES:
         raise ProtocolError(Code.INVALID_VALUE, f"role: {role!r} is not one of {', '.join(ROLES)}", "role")
     return Hello(
         protocol=chosen,
-        engine=text(msg, "engine", ""),  # type: ignore[arg-type]
-        binding=text(msg, "binding", ""),  # type: ignore[arg-type]
-        binding_version=text(msg, "binding_version", "", max_len=32),  # type: ignore[arg-type]
-        game_build=text(msg, "game_build", "", max_len=32),  # type: ignore[arg-type]
+        engine=need_text(msg, "engine", ""),
+        binding=need_text(msg, "binding", ""),
+        binding_version=need_text(msg, "binding_version", "", max_len=32),
+        game_build=need_text(msg, "game_build", "", max_len=32),
         device_id=device_id,
         user_id=user_id,
         engine_version=text(msg, "engine_version", "", required=False, min_len=0),
@@ -452,8 +466,7 @@ def _read_event_slowly(raw: Any, path: str) -> Event:
     if not isinstance(raw, dict):
         raise _wrong_type(path, "map", raw)
     prefix = path + "."
-    event_id = text(raw, "id", prefix, max_len=MAX_EVENT_ID_CHARS)
-    assert event_id is not None
+    event_id = need_text(raw, "id", prefix, max_len=MAX_EVENT_ID_CHARS)
     if not EVENT_ID_RE.fullmatch(event_id):
         raise ProtocolError(Code.INVALID_VALUE, f"{prefix}id: {event_id!r} has characters outside "
                             "A-Z a-z 0-9 - _ . :", prefix + "id")
@@ -461,8 +474,7 @@ def _read_event_slowly(raw: Any, path: str) -> Event:
     if category not in CATEGORY_FIELDS:
         raise ProtocolError(Code.INVALID_VALUE, f"{prefix}category: {category!r} is not one of "
                             f"{', '.join(CATEGORIES)}", prefix + "category")
-    ts = integer(raw, "ts", prefix)
-    assert ts is not None
+    ts = need_integer(raw, "ts", prefix)
     fields = mapping(raw, "fields", prefix)
     assert fields is not None
     user_id = text(raw, "user_id", prefix, required=False, max_len=128)
@@ -522,8 +534,7 @@ def _is_base64(value: str) -> bool:
 
 def read_purchase(msg: dict[str, Any]) -> dict[str, Any]:
     """Check a `purchase` request (protocol.md section 4.9); the purchase's fields, defaults filled in."""
-    purchase_id = text(msg, "id", "", max_len=MAX_EVENT_ID_CHARS)
-    assert purchase_id is not None
+    purchase_id = need_text(msg, "id", "", max_len=MAX_EVENT_ID_CHARS)
     if not EVENT_ID_RE.fullmatch(purchase_id):
         raise ProtocolError(Code.INVALID_VALUE, f"id: {purchase_id!r} has characters outside A-Z a-z 0-9 - _ . :",
                             "id")

@@ -27,7 +27,7 @@ INBOX = "inproc://engine-bridge-publisher"
 class Publisher:
     """Owns the XPUB socket (in its own thread) and the cache of every topic's latest publication."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, store: Store) -> None:
+    def __init__(self, ctx: zmq.Context[Any], endpoint: str, store: Store) -> None:
         self.ctx = ctx
         self.store = store
         self._lock = threading.Lock()
@@ -53,13 +53,14 @@ class Publisher:
             current = self._cache.get(topic)
             if current and current[0]["values"] == values and current[0]["meta"] == meta:
                 return False
-            payload = {"topic": topic, "version": (current[0]["version"] + 1) if current else 1,
-                       "updated_at": now_ms(), "source": source, "values": values, "meta": meta}
+            version, updated_at = (current[0]["version"] + 1) if current else 1, now_ms()
+            payload = {"topic": topic, "version": version, "updated_at": updated_at, "source": source,
+                       "values": values, "meta": meta}
             packed = msgpack.packb(payload, use_bin_type=True)
             try:
-                self.store.save_config(topic, payload["version"], source, packed, payload["updated_at"])
+                self.store.save_config(topic, version, source, packed, updated_at)
             except SQLAlchemyError as exc:  # disk full: the game still gets it now; a restart republishes it
-                log.warning("%s: version %d published but not saved: %s", topic, payload["version"],
+                log.warning("%s: version %d published but not saved: %s", topic, version,
                             error_text(exc))
             self._cache[topic] = (payload, packed)
             if not self._inbox_out.closed:  # after shutdown the value is still saved for the next start

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -58,7 +58,7 @@ class PurchaseLane:
         """Until a purchase is stored (nudge) or IDLE_S passed: backoffs end on the store's clock."""
         try:
             await asyncio.wait_for(self.nudge.wait(), IDLE_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def _verify(self, purchase: Purchase) -> None:

@@ -12,8 +12,9 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable
+from typing import Any
 
 import msgpack
 import zmq
@@ -89,7 +90,7 @@ class Reporter:
     """Builds slow replies off the ingress thread: each round takes every request waiting, builds each
     distinct reply once (keyed: one `stats` build serves every `stats` of the round), and pushes them back."""
 
-    def __init__(self, ctx: zmq.Context) -> None:
+    def __init__(self, ctx: zmq.Context[Any]) -> None:
         self.ctx = ctx
         self._jobs: queue.Queue[tuple[list[bytes], int, Hashable, Build]] = queue.Queue(MAX_PENDING)
 
@@ -148,7 +149,8 @@ def _packed_entries(reply: dict[str, Any]) -> tuple[int, bytes]:
 
 def _with_rid(count: int, entries: bytes, rid: int) -> bytes:
     """The packed reply map: a header for one more entry, `rid` first, then the shared entries."""
-    return _map_header(count + 1) + msgpack.packb("rid") + msgpack.packb(rid) + entries
+    rid_entry: bytes = msgpack.packb("rid") + msgpack.packb(rid)
+    return _map_header(count + 1) + rid_entry + entries
 
 
 def _map_header(count: int) -> bytes:

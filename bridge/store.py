@@ -10,12 +10,35 @@ the index instead of scattered over it (random ids alone made commits grow with 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (BigInteger, Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint,
-                        Connection, Engine, Index, create_engine, event, func, insert, inspect, select, tuple_, update)
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 
@@ -168,7 +191,8 @@ def _rekey_events(conn: Connection) -> None:
     """Schema 3: events deduplicated on (device_id, client_ts, uid) instead of (device_id, uid)."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("ALTER TABLE events DROP CONSTRAINT uq_events_device_uid")
-        conn.exec_driver_sql("ALTER TABLE events ADD CONSTRAINT uq_events_device_ts_uid UNIQUE (device_id, client_ts, uid)")
+        conn.exec_driver_sql("ALTER TABLE events ADD CONSTRAINT uq_events_device_ts_uid "
+                             "UNIQUE (device_id, client_ts, uid)")
         return
     # SQLite cannot drop a table constraint: rebuild the table, keeping its rows and its pk sequence.
     seq = conn.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = 'events'").scalar() or 0
@@ -189,8 +213,14 @@ def _purchase_retries(conn: Connection) -> None:
             conn.exec_driver_sql(f"ALTER TABLE purchases ADD COLUMN {name} {ddl}")
 
 
-MIGRATIONS: dict[int, Any] = {
-    1: lambda conn: (purchases.create(conn), provider_refs.create(conn)),  # 2: purchase verification
+def _add_purchases(conn: Connection) -> None:
+    """Schema 2: purchase verification."""
+    purchases.create(conn)
+    provider_refs.create(conn)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _add_purchases,  # 2: purchase verification
     2: _rekey_events,  # 3: time-led dedupe key
     3: _purchase_retries,  # 4: in-flight mark and a backoff per purchase
 }

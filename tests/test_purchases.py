@@ -79,7 +79,9 @@ def test_a_crash_after_staq_spent_the_receipt_still_grants_the_purchase(tmp_path
         msg = purchase(receipt=receipt)
         c.send(msg)
         wait_until(lambda: rows(daemon.db_path, "SELECT sent_at FROM purchases WHERE sent_at IS NOT NULL"),
-                   what="the verification in flight")
+                   what="the verification marked in flight")
+        # the request has reached staq (its slow answer began), not merely been marked as about to go
+        wait_until(lambda: sb.counts()["faults_fired"].get("iap_apple"), what="the verification at staq")
     daemon.kill()  # before staq's answer: staq still spends the receipt, and nobody saves the verdict
     wait_until(lambda: sb.purchases(), what="staq spending the receipt")
     daemon.start()

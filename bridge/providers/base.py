@@ -2,15 +2,17 @@
 
 The dispatcher never knows which provider it drives: it claims stored events, asks the provider which it
 takes (`accepts`), hands it a batch (`send`), and applies the `Outcome`. The ingress asks `check` as
-events arrive, so an engine learns in its ack that a provider will refuse an event. A provider implements only the hooks it needs; authentication, retries of its own protocol
-(re-login, splitting a too-large body) and config sources live inside it.
+events arrive, so an engine learns in its ack that a provider will refuse an event. A provider implements
+only the hooks it needs; authentication, retries of its own protocol (re-login, splitting a too-large body)
+and config sources live inside it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
@@ -37,7 +39,7 @@ class ProviderContext:
     name: str
     settings: dict[str, Any]
     http: httpx.AsyncClient
-    outbox: "Outbox"
+    outbox: Outbox
     publish: Callable[[str, dict[str, Any], str, dict[str, Any] | None], bool]
     log: logging.Logger
 
@@ -57,7 +59,7 @@ class Provider:
         self.route_categories = frozenset(routes) if routes else self.categories
         self.route_prefixes = tuple(ctx.settings.get("event_id_prefixes") or ())
 
-    def accepts(self, event: "StoredEvent") -> bool:
+    def accepts(self, event: StoredEvent) -> bool:
         """Routing: the configured categories (default: all this provider understands) and event id prefixes."""
         if event.category not in self.route_categories:
             return False
@@ -74,10 +76,10 @@ class Provider:
     async def start(self) -> None:
         """Authenticate or initialise; called once before the first send."""
 
-    async def send(self, events: list["StoredEvent"]) -> Outcome:
+    async def send(self, events: list[StoredEvent]) -> Outcome:
         raise NotImplementedError
 
-    async def verify_purchase(self, purchase: "Purchase") -> "PurchaseResult | None":
+    async def verify_purchase(self, purchase: Purchase) -> PurchaseResult | None:
         """The provider's verdict on a purchase, or None when it could not be had now (retried later)."""
         raise NotImplementedError
 

@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -51,12 +51,12 @@ DEFAULT_EVENT_FIELDS = {"type": "eventType", "timestamp": "timestamp", "payload"
 
 def login_timestamp(epoch_s: float) -> str:
     """`YYYY-MM-DDThh:mm:ssZ`: UTC, whole seconds, a literal Z."""
-    return datetime.fromtimestamp(int(epoch_s), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(int(epoch_s), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def event_timestamp(ms: int) -> str:
     """An event's time for GameRamp: ISO 8601 in UTC to the millisecond, `YYYY-MM-DDThh:mm:ss.mmmZ`."""
-    return datetime.fromtimestamp(ms // 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
 
 
 def player_topic(device_id: str, user_id: str, own: bool) -> str:
@@ -144,8 +144,8 @@ class GameRamp(Provider):
             self._learn_clock(answer)
             return await self.login(user_id, corrected=True)
         if answer.status_code != 200 or not isinstance(data.get("accessToken"), str):
-            return self._failed(f"login answered {answer.status_code}: {data.get('error', answer.text[:200])}",
-                                answer)
+            self._failed(f"login answered {answer.status_code}: {data.get('error', answer.text[:200])}", answer)
+            return None
         self.logins += 1
         return self._keep(user_id, data, answer)
 
@@ -177,8 +177,9 @@ class GameRamp(Provider):
         """Keep a login or refresh answer's tokens; one without the ids every call names is malformed."""
         missing = [k for k in ("refreshToken", "tenantId", "gameId") if not (isinstance(data.get(k), str) and data[k])]
         if missing:
-            return self._failed(f"login answer without {', '.join(missing)}: refused as malformed, "
-                                "logging in again later", answer)
+            self._failed(f"login answer without {', '.join(missing)}: refused as malformed, logging in again "
+                         "later", answer)
+            return None
         expires_in = float(data.get("expiresIn") or 3600)
         session = {k: data.get(k) for k in ("accessToken", "refreshToken", "userId", "gameId", "tenantId")}
         session["expiresAt"] = time.time() + expires_in

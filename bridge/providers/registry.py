@@ -27,12 +27,15 @@ class UnknownProvider(LookupError):
 def provider_class(kind: str) -> type[Provider]:
     if kind in BUILTIN:
         module, _, attr = BUILTIN[kind].partition(":")
-        return getattr(import_module(module), attr)
+        return _provider(getattr(import_module(module), attr), BUILTIN[kind])
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == kind:
-            cls = ep.load()
-            if not (isinstance(cls, type) and issubclass(cls, Provider)):
-                raise UnknownProvider(f"entry point {ep.value} is not a bridge.providers.base.Provider")
-            return cls
+            return _provider(ep.load(), f"entry point {ep.value}")
     known = sorted(set(BUILTIN) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
     raise UnknownProvider(f"no provider type {kind!r}; known: {', '.join(known)}")
+
+
+def _provider(found: object, where: str) -> type[Provider]:
+    if not (isinstance(found, type) and issubclass(found, Provider)):
+        raise UnknownProvider(f"{where} is not a bridge.providers.base.Provider")
+    return found

@@ -275,7 +275,7 @@ class Staq(Provider):
                                answer.text)
             return
         outcome.delivered.update(ev.pk for ev in evs)
-        self.ctx.outbox.save_refs(self.name, [(ev.pk, i) for ev, i in zip(evs, ids)])
+        self.ctx.outbox.save_refs(self.name, [(ev.pk, i) for ev, i in zip(evs, ids, strict=True)])
 
     # --- purchases ------------------------------------------------------------------------------
 

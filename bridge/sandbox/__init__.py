@@ -13,8 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bridge.sandbox.faults import Fault, FaultPlan
-    from bridge.sandbox.gameanalytics import (SANDBOX_GAME_KEY, SANDBOX_SECRET_KEY, GameAnalyticsSandbox,
-                                              RemoteConfig, RemoteConfigSet, serve)
+    from bridge.sandbox.gameanalytics import (
+        SANDBOX_GAME_KEY,
+        SANDBOX_SECRET_KEY,
+        GameAnalyticsSandbox,
+        RemoteConfig,
+        RemoteConfigSet,
+        serve,
+    )
     from bridge.sandbox.gameramp import GameRampSandbox
     from bridge.sandbox.run import serve_all
     from bridge.sandbox.server import SandboxServer

@@ -50,7 +50,8 @@ Admin routes under `/_sandbox/` (JSON, no authentication: keep the sandbox on lo
 | `GET player-configs?device_id=` | `{"device_id", "playerConfig"}` the device gets (no device_id: the default) |
 | `PUT player-configs` `{"device_id"?, "playerConfig"}` | set a device's config (null removes it) or the default |
 | `PUT clock` `{"offset_seconds": n}` | shift the sandbox clock (time window, token expiry, `Date`) |
-| `GET settings`, `PUT settings` `{"expires_in"?, "rotate_refresh_tokens"?, "status_config_field"?, "events_route"?, "events_envelope"?, "event_fields"?}` | token settings, and the shapes the docs leave out |
+| `GET settings`, `PUT settings` `{"expires_in"?, "rotate_refresh_tokens"?}` | token settings |
+| `PUT settings` `{"status_config_field"?, "events_route"?, "events_envelope"?, "event_fields"?}` | untold shapes |
 | `POST revoke` `{"device_id"?, "refresh"?: bool}` | revoke the device's (or everyone's) access tokens, to force |
 | | a refresh; with `refresh` its refresh tokens too, to force a new login; answers `{"revoked": n}` |
 | `POST reset` | forget calls, events, counts, faults, tokens, player configs, clock offset and settings; tenants stay |
@@ -82,9 +83,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bridge.sandbox.api import (ADMIN_PREFIX, DEFAULT_KEEP, Journal, JsonApiSandbox, Refused, Route, check_batch, check_json,
-                                key_pairs, required_field, serve_sandbox,
-                                string_field, summarize)
+from bridge.sandbox.api import (
+    ADMIN_PREFIX,
+    DEFAULT_KEEP,
+    Journal,
+    JsonApiSandbox,
+    Refused,
+    Route,
+    check_batch,
+    check_json,
+    key_pairs,
+    required_field,
+    serve_sandbox,
+    string_field,
+    summarize,
+)
 from bridge.sandbox.server import Request, Response
 
 LOGGER_NAME = "bridge.sandbox.gameramp"

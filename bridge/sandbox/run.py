@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 
 from bridge.sandbox import gameanalytics, gameramp, staq
-from bridge.sandbox.gameanalytics import SANDBOX_GAME_KEY, SANDBOX_SECRET_KEY, GameAnalyticsSandbox
 from bridge.sandbox.api import announce, start_logging
+from bridge.sandbox.gameanalytics import SANDBOX_GAME_KEY, SANDBOX_SECRET_KEY, GameAnalyticsSandbox
 from bridge.sandbox.gameramp import GameRampSandbox
 from bridge.sandbox.server import SandboxServer, serve_until_signalled
 from bridge.sandbox.staq import StaqSandbox

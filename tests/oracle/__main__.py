@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -22,6 +23,7 @@ def main() -> int:
     parser.add_argument("--long", action="store_true", help="the soak run (>= 1M events, >= 20 kills, >= 100k frames)")
     parser.add_argument("--only", nargs="*", choices=SCENARIOS, help="run only these scenarios")
     parser.add_argument("--seed", type=int, help="replay a run: the seed a scenario printed")
+    parser.add_argument("--keep", action="store_true", help="keep each scenario's folder (logs, stores) and say where")
     args = parser.parse_args()
     if args.seed is not None:
         os.environ["ORACLE_SEED"] = str(args.seed)
@@ -30,7 +32,11 @@ def main() -> int:
     started = time.monotonic()
     for name in args.only or SCENARIOS:
         t0 = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix=f"oracle-{name}-") as tmp:
+        folder = (contextlib.nullcontext(tempfile.mkdtemp(prefix=f"oracle-{name}-")) if args.keep
+                  else tempfile.TemporaryDirectory(prefix=f"oracle-{name}-"))
+        with folder as tmp:
+            if args.keep:
+                print(f"[{name}] kept in {tmp}", flush=True)
             try:
                 report = importlib.import_module(f"tests.oracle.{name}").run(mode, Path(tmp))
             except Exception:  # a scenario that breaks is a failed check, and the others still run

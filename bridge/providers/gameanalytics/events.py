@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import platform as host_platform
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from ...outbox import StoredEvent
 from ...protocol import SESSION_END, SESSION_START
@@ -56,7 +56,7 @@ def _is_int(value: Any) -> bool:
     return type(value) is int
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return type(value) in (int, float) and math.isfinite(value)
 
 

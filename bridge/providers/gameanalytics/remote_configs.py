@@ -24,7 +24,7 @@ DEFAULT_REFRESH_S = 300.0
 
 
 class RemoteConfigs:
-    def __init__(self, provider: "GameAnalytics") -> None:
+    def __init__(self, provider: GameAnalytics) -> None:
         self.provider = provider
         self.ctx = provider.ctx
         self.refresh_s = float(self.ctx.settings.get("remote_configs_refresh", DEFAULT_REFRESH_S))
