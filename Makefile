@@ -22,8 +22,14 @@ demo: setup
 run: setup
 	$(PY) -m bridge run
 
+# The quality gate, the suite with line coverage of bridge/ (daemons included), then the oracle suite.
 test: setup system-deps
-	$(PY) -m pytest
+	$(PY) -m ruff check bridge tests benchmarks
+	$(PY) -m mypy
+	$(PY) -m coverage erase
+	$(PY) -m coverage run -m pytest
+	$(PY) -m coverage combine -q
+	$(PY) -m coverage report
 	$(PY) -m tests.oracle
 
 # The oracle suite alone: misbehaving clients, peers, providers and disks against a real daemon (CI: quick).

@@ -65,7 +65,7 @@ class Daemon:
             cmd += ["--store", self.store_url]
         return cmd + self.extra_args
 
-    def start(self, timeout: float = 15.0) -> "Daemon":
+    def start(self, timeout: float = 15.0) -> Daemon:
         log = open(self.log_path, "ab")
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(str(p) for p in self.python_path))
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
@@ -98,7 +98,7 @@ class Daemon:
         self.proc.kill()
         self.proc.wait(5)
 
-    def restart(self) -> "Daemon":
+    def restart(self) -> Daemon:
         if self.proc is not None and self.proc.poll() is None:
             self.stop()
         return self.start()
@@ -118,7 +118,7 @@ class Daemon:
             out.append(item)
         return out
 
-    def __enter__(self) -> "Daemon":
+    def __enter__(self) -> Daemon:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -32,7 +32,7 @@ class PostgresServer:
         cmd = list(args) if self.user is None else ["runuser", "-u", self.user, "--", *args]
         subprocess.run(cmd, check=True, capture_output=True, timeout=60)
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         if self.user:
             shutil.chown(self.dir, self.user)
         data = str(self.dir / "data")

@@ -45,7 +45,7 @@ def test_store_cap_trims_the_oldest_sessions(tmp_path: Path) -> None:
         with Daemon(tmp_path, config=config) as daemon, Client(daemon.ingress) as c:
             c.hello(**HELLO)
             sessions = []
-            for s in range(6):
+            for _ in range(6):
                 sessions.append(c.request({"type": "session_start"})["session_id"])
                 for _ in range(4):
                     c.request({"type": "events", "events": [make_event("error", message="x" * 400)

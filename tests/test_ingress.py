@@ -6,8 +6,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import msgpack
 import pytest

@@ -8,7 +8,8 @@ import base64
 import sqlite3
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import msgpack
 import pytest
@@ -20,7 +21,7 @@ from bridge.sandbox.staq import StaqSandbox
 from bridge.store import SCHEMA_VERSION, Store, meta
 from tests.harness import Client
 from tests.postgres import PostgresServer
-from tests.providers.test_staq import HELLO, purchase, sandbox, staq_daemon  # noqa: F401 (sandbox: a fixture)
+from tests.providers.test_staq import HELLO, purchase, staq_daemon
 from tests.sandboxes import wait_until
 
 
@@ -41,9 +42,9 @@ def granted(reply: dict[str, Any]) -> bool:
 
 
 @pytest.mark.parametrize("spelling", ["isDuplicated", "isDuplicate"])  # the document's examples, its field list
-def test_a_receipt_replayed_under_a_new_purchase_id_is_a_duplicate_in_either_spelling(tmp_path: Path, sandbox,
+def test_a_receipt_replayed_under_a_new_purchase_id_is_a_duplicate_in_either_spelling(tmp_path: Path, staq_sandbox,
                                                                                       spelling: str) -> None:
-    sb, server = sandbox
+    sb, server = staq_sandbox
     sb.configure(duplicate_field=spelling)  # type: ignore[arg-type]
     receipt = valid_receipt(sb)
     with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
@@ -54,8 +55,8 @@ def test_a_receipt_replayed_under_a_new_purchase_id_is_a_duplicate_in_either_spe
     assert (replay["state"], replay["is_valid"], replay["is_duplicate"]) == ("verified", True, True)
 
 
-def test_a_paid_purchase_whose_answer_came_after_our_timeout_is_granted_once(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_a_paid_purchase_whose_answer_came_after_our_timeout_is_granted_once(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     receipt = valid_receipt(sb)
     sb.faults.slow("iap_apple", delay_s=1.0)  # staq verifies and spends it, but answers after our 0.5 s
     # the retry waits 1 to 2 s after our time-out: staq has spent the receipt by then
@@ -69,8 +70,8 @@ def test_a_paid_purchase_whose_answer_came_after_our_timeout_is_granted_once(tmp
     assert replay["is_duplicate"] is True
 
 
-def test_a_crash_after_staq_spent_the_receipt_still_grants_the_purchase(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_a_crash_after_staq_spent_the_receipt_still_grants_the_purchase(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     receipt = valid_receipt(sb)
     sb.faults.slow("iap_apple", delay_s=2.0)
     daemon = staq_daemon(tmp_path, server.url, timeout=5.0).start()
@@ -96,8 +97,8 @@ def test_a_crash_after_staq_spent_the_receipt_still_grants_the_purchase(tmp_path
     assert [p["isDuplicate"] for p in sb.purchases()] == [False, True]
 
 
-def test_one_purchase_staq_keeps_failing_never_holds_up_another(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_one_purchase_staq_keeps_failing_never_holds_up_another(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     sb.faults.fail("iap_googleplay", status=503, count=None)  # every Google Play verification fails
     with staq_daemon(tmp_path, server.url, retry_base=0.2, retry_cap=0.4) as daemon, \
             Client(daemon.ingress, timeout_ms=10_000) as c:
@@ -118,9 +119,9 @@ def test_one_purchase_staq_keeps_failing_never_holds_up_another(tmp_path: Path, 
     (400, '{"error": "unknown sid"}'),
     (422, '{"error": "Auth-Token expired"}'),
 ])
-def test_an_answer_about_our_session_authorizes_again_and_is_never_a_verdict(tmp_path: Path, sandbox, status: int,
+def test_an_answer_about_our_session_authorizes_again_and_is_never_a_verdict(tmp_path: Path, staq_sandbox, status: int,
                                                                              body: str) -> None:
-    sb, server = sandbox
+    sb, server = staq_sandbox
     sb.faults.fail("iap_apple", status=status, count=1, body=body)
     with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
         c.hello(**HELLO)
@@ -129,8 +130,8 @@ def test_an_answer_about_our_session_authorizes_again_and_is_never_a_verdict(tmp
     assert len(sb.calls("auth")) == 2  # authorized again before asking once more
 
 
-def test_a_refusal_that_names_neither_us_nor_the_receipt_is_retried_not_a_verdict(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_a_refusal_that_names_neither_us_nor_the_receipt_is_retried_not_a_verdict(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     sb.faults.fail("iap_apple", status=400, count=2, body='{"error": "temporarily unable to process"}')
     with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress, timeout_ms=10_000) as c:
         c.hello(**HELLO)

@@ -131,7 +131,7 @@ def check_checkpoint(report: Report, daemon: Daemon, probe: Sender, maker: Event
 
     try:
         waited(report, "a WAL checkpoint follows a lull", copied_all, 5,
-               lambda: "(frames in the WAL, frames checkpointed) = (%d, %d); " % wal.frames()
+               lambda: "(frames in the WAL, frames checkpointed) = ({}, {}); ".format(*wal.frames())
                + last_traceback(daemon.log()))
     finally:
         wal.close()

@@ -23,7 +23,8 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from bridge.providers.gameanalytics.provider import GameAnalytics
 from bridge.sandbox.faults import Fault

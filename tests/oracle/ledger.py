@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass, field, fields
 from multiprocessing.sharedctypes import SynchronizedArray
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from bridge.client import Client, NoReply
 from tests.harness import Daemon, make_event
@@ -301,7 +302,7 @@ class Fleet:
         self.procs = [ctx.Process(target=client_main, args=(spec, counters), name=spec.device_id, daemon=True)
                       for spec, counters in zip(specs, self.counters)]
 
-    def start(self) -> "Fleet":
+    def start(self) -> Fleet:
         for proc in self.procs:
             proc.start()
         return self

@@ -31,7 +31,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import msgpack
@@ -190,7 +190,7 @@ class RawFlooder(Peer):
             while not self.stop.is_set():
                 try:
                     pending = pending[sock.send(pending):]
-                except socket.timeout:
+                except TimeoutError:
                     continue  # TCP is full: the daemon is not reading either
                 if not pending:
                     self.got_in += BATCH

@@ -202,7 +202,7 @@ class WellBehaved:
         self.proc = ctx.Process(target=_probe_main, args=(endpoint, device_id, rate, drain_s, child_pipe, self._stop),
                                 daemon=True, name=f"probe-{device_id}")
 
-    def __enter__(self) -> "WellBehaved":
+    def __enter__(self) -> WellBehaved:
         self.proc.start()
         if not (self._pipe.poll(READY_TIMEOUT_S + 10) and self._pipe.recv()):
             self.__exit__()
@@ -252,7 +252,7 @@ class RssSampler:
     def max_mb(self) -> float:
         return max((mb for _, mb in self.samples), default=math.nan)
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self._thread.start()
         return self
 

@@ -11,7 +11,7 @@ import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

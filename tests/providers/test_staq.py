@@ -9,7 +9,6 @@ import sqlite3
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,16 +22,9 @@ from bridge.sandbox.server import Request, Response, SandboxServer
 from bridge.sandbox.staq import StaqSandbox
 from bridge.store import Store
 from tests.harness import Client, Daemon, make_event
-from tests.sandboxes import provider_table, start_sandbox, wait_until
+from tests.sandboxes import provider_table, wait_until
 
 HELLO = {"platform": "android", "os_version": "android 14", "device": "pixel", "manufacturer": "google"}
-
-
-@pytest.fixture
-def sandbox() -> Iterator[tuple[StaqSandbox, SandboxServer]]:
-    sb, server = start_sandbox("staq")
-    yield sb, server
-    server.stop()
 
 
 def staq_daemon(workdir: Path, url: str, **overrides: object) -> Daemon:
@@ -81,8 +73,8 @@ def test_bad_dates_are_refused() -> None:
 
 # --- events ----------------------------------------------------------------------------------------------
 
-def test_custom_events_delivered_and_their_ids_kept(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_custom_events_delivered_and_their_ids_kept(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress, device_id="dev-s") as c:
         c.hello(**HELLO)
         c.request({"type": "session_start"})
@@ -98,8 +90,8 @@ def test_custom_events_delivered_and_their_ids_kept(tmp_path: Path, sandbox) -> 
     assert refs == [e["id"] for e in got] and len(set(refs)) == 5
 
 
-def test_binary_fields_travel_as_base64(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_binary_fields_travel_as_base64(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
         c.hello(**HELLO)
         c.request({"type": "event", "event": make_event("custom", name="snapshot", blob=b"\x00\xffgame-state")})
@@ -107,8 +99,8 @@ def test_binary_fields_travel_as_base64(tmp_path: Path, sandbox) -> None:
     assert got["metadata"]["blob"] == base64.b64encode(b"\x00\xffgame-state").decode()
 
 
-def test_device_authorized_once_per_session(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_device_authorized_once_per_session(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress, device_id="dev-a") as c:
         c.hello(**HELLO)
         sids = []
@@ -125,8 +117,8 @@ def test_device_authorized_once_per_session(tmp_path: Path, sandbox) -> None:
     assert len({e["uid"] for e in client_events(sb)}) == 1  # the same device keeps its uid
 
 
-def test_outage_then_recovery_loses_nothing_and_doubles_nothing(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_outage_then_recovery_loses_nothing_and_doubles_nothing(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     sb.faults.fail("events", status=503, count=3)
     sb.faults.drop("events", count=1)
     with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
@@ -141,8 +133,8 @@ def test_outage_then_recovery_loses_nothing_and_doubles_nothing(tmp_path: Path, 
     assert stats["queued"] == 0 and stats["dead_lettered"] == 0
 
 
-def test_wrong_app_secret_pauses_and_keeps_events(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_wrong_app_secret_pauses_and_keeps_events(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     with staq_daemon(tmp_path, server.url, app_secret="wrong") as daemon, Client(daemon.ingress) as c:
         c.hello(**HELLO)
         c.request({"type": "event", "event": make_event("custom")})
@@ -154,8 +146,8 @@ def test_wrong_app_secret_pauses_and_keeps_events(tmp_path: Path, sandbox) -> No
 
 # --- purchases -------------------------------------------------------------------------------------------
 
-def test_purchase_verified_while_connected_and_duplicates_told(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_purchase_verified_while_connected_and_duplicates_told(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     good = base64.b64encode(b"receipt-good").decode()
     bad = base64.b64encode(b"receipt-bad").decode()
     sb.register_receipt(good, valid=True)
@@ -181,8 +173,8 @@ def test_purchase_verified_while_connected_and_duplicates_told(tmp_path: Path, s
     assert len(sb.purchases()) == 3  # the resend was answered from the store
 
 
-def test_purchase_made_offline_is_verified_later_and_reaches_the_returning_client(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_purchase_made_offline_is_verified_later_and_reaches_the_returning_client(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     receipt = base64.b64encode(b"offline-receipt").decode()
     sb.register_receipt(receipt, valid=True)
     sb.faults.fail("iap_apple", status=503, count=None)
@@ -203,8 +195,8 @@ def test_purchase_made_offline_is_verified_later_and_reaches_the_returning_clien
     assert topic["values"][reply["id"]]["is_valid"] is True
 
 
-def test_a_receipt_staq_refuses_gets_a_verdict_not_endless_retries(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_a_receipt_staq_refuses_gets_a_verdict_not_endless_retries(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     sb.faults.fail("iap_apple", status=400, count=1, body='{"error": "receipt is not a valid iOS receipt"}')
     good = base64.b64encode(b"good-after-a-refused-one").decode()
     sb.register_receipt(good, valid=True)
@@ -217,8 +209,8 @@ def test_a_receipt_staq_refuses_gets_a_verdict_not_endless_retries(tmp_path: Pat
     assert (after["state"], after["is_valid"]) == ("verified", True)
 
 
-def test_forged_google_play_receipt_is_refused_without_a_network_call(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_forged_google_play_receipt_is_refused_without_a_network_call(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public = base64.b64encode(key.public_key().public_bytes(serialization.Encoding.DER,
                                                              serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
@@ -249,9 +241,9 @@ def test_forged_google_play_receipt_is_refused_without_a_network_call(tmp_path: 
     ({"receipt": "not base64!"}, "invalid_value", "receipt"),
     ({"store": "googleplay", "signature": "%%%"}, "invalid_value", "signature"),
 ])
-def test_bad_purchases_get_a_clear_error_and_nothing_is_stored(tmp_path: Path, sandbox, fields: dict, code: str,
+def test_bad_purchases_get_a_clear_error_and_nothing_is_stored(tmp_path: Path, staq_sandbox, fields: dict, code: str,
                                                                field: str) -> None:
-    _, server = sandbox
+    _, server = staq_sandbox
     with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
         c.hello(**HELLO)
         msg = purchase(**fields)
@@ -264,8 +256,8 @@ def test_bad_purchases_get_a_clear_error_and_nothing_is_stored(tmp_path: Path, s
         assert db.execute("SELECT count(*) FROM purchases").fetchone()[0] == 0
 
 
-def test_answers_that_are_not_json_are_logged_and_retried_never_a_crash(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_answers_that_are_not_json_are_logged_and_retried_never_a_crash(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     receipt = base64.b64encode(b"garbled-answer").decode()
     sb.register_receipt(receipt, valid=True)
     sb.faults.fail("iap_apple", status=502, body="<html>gateway hiccup</html>", count=2)
@@ -295,8 +287,8 @@ def dead_letters(daemon: Daemon) -> list[tuple[str, str, str]]:
 
 
 def test_a_batch_over_staqs_body_limit_is_split_and_an_event_too_large_alone_dead_lettered(tmp_path: Path,
-                                                                                             sandbox) -> None:
-    sb, server = sandbox
+                                                                                             staq_sandbox) -> None:
+    sb, server = staq_sandbox
     sent = big_events(12)  # ~1.15 MB in one request: over the sandbox's (and our default) 1 MB
     with staq_daemon(tmp_path, server.url, interval=5.0) as daemon, Client(daemon.ingress) as c:
         c.hello(**HELLO)
@@ -324,8 +316,8 @@ def test_a_batch_over_staqs_body_limit_is_split_and_an_event_too_large_alone_dea
     assert letter[0] == "too_large" and letter[2] == alone["id"]
 
 
-def test_an_event_staq_refuses_is_bisected_out_and_stays_alone_when_requeued(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_an_event_staq_refuses_is_bisected_out_and_stays_alone_when_requeued(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     sb.refuse_event("cheat_detected", "this event name is reserved")  # a staq rule no client can check
     sent = [make_event("custom", name=f"ok_{i}") for i in range(7)]
     sent.insert(5, make_event("custom", name="cheat_detected"))
@@ -347,8 +339,8 @@ def test_an_event_staq_refuses_is_bisected_out_and_stays_alone_when_requeued(tmp
     assert sb.calls("events")[-1]["count"] == 1 and again[2] == sent[5]["id"]  # sent back alone
 
 
-def test_the_game_hears_in_its_ack_of_an_event_staq_will_refuse(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_the_game_hears_in_its_ack_of_an_event_staq_will_refuse(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
         c.hello(**HELLO)
         bad = make_event("custom", name="inventory", value={"sword": 1})
@@ -406,8 +398,8 @@ def sessions_of(sb: StaqSandbox) -> list[list[str]]:
     return list(by_sid.values())
 
 
-def test_sessions_played_while_staq_was_unreachable_arrive_each_in_its_own_session(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_sessions_played_while_staq_was_unreachable_arrive_each_in_its_own_session(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     sb.faults.drop("*", count=None)
     with staq_daemon(tmp_path, server.url, interval=1.0) as daemon, Client(daemon.ingress) as c:
         c.hello(**HELLO)
@@ -422,8 +414,8 @@ def test_sessions_played_while_staq_was_unreachable_arrive_each_in_its_own_sessi
     assert len(sb.events(event="server_SESSION_START")) == 3
 
 
-def test_a_token_renewal_after_a_401_keeps_the_events_in_their_session(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_a_token_renewal_after_a_401_keeps_the_events_in_their_session(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
         c.hello(**HELLO)
         c.request({"type": "session_start"})
@@ -437,8 +429,8 @@ def test_a_token_renewal_after_a_401_keeps_the_events_in_their_session(tmp_path:
     assert len(sb.calls("auth")) == 2
 
 
-def test_a_dedicated_servers_players_are_staq_users_of_their_own(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
+def test_a_dedicated_servers_players_are_staq_users_of_their_own(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
     receipt = base64.b64encode(b"bought-by-p2").decode()
     sb.register_receipt(receipt, valid=True)
     with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress, device_id="server-1") as c:
