@@ -19,13 +19,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.harness import Daemon  # noqa: E402
-
 import loadgen  # noqa: E402  (benchmarks/ is on the path when this runs as a script)
+
+from tests.harness import Daemon  # noqa: E402
 
 SOURCE = REPO / "engine_bindings" / "cpp"
 CONFIG = "[providers]\n"  # nothing leaves the machine

@@ -72,7 +72,7 @@ def main() -> None:
           f"at {r['sustained_fps']:.0f} frames/s (target >= {TARGET_EVENTS_PER_S:,}: {rate_ok})")
     print(f"  backlog of the call test drained in {r['drain_s']:.1f} s")
     print(f"  events generated {r['generated']:,}, acknowledged {r['acked']:,}, in the store {r['in_store']:,}, "
-          f"dropped {r['dropped']}, rejected {r['rejected']}")
+          f"dropped {r['dropped']} (after sending: {r['abandoned']}), rejected {r['rejected']}")
 
 
 if __name__ == "__main__":

@@ -23,13 +23,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.harness import Daemon  # noqa: E402
-
 import loadgen  # noqa: E402  (benchmarks/ is on the path when this runs as a script)
+
+from tests.harness import Daemon  # noqa: E402
 
 UNITY = REPO / "engine_bindings" / "unity"
 CONFIG = "[providers]\n\n[configs]\ndifficulty = \"normal\"\n"
@@ -84,7 +83,8 @@ def main() -> int:
     results = parse(run.stdout)
     print(f"Track cost, {calls} calls per helper, client connected; each call timed alone (Stopwatch ticks of"
           " 100 ns; 'baseline' is an empty call timed the same way, included in every figure):")
-    print(f"  {'helper':<18}{'median ns':>10}{'p99 ns':>9}{'max ns':>10}{'mean ns':>9}{'bytes/call':>12}{'gen0 GCs':>10}")
+    print(f"  {'helper':<18}{'median ns':>10}{'p99 ns':>9}{'max ns':>10}{'mean ns':>9}{'bytes/call':>12}"
+          f"{'gen0 GCs':>10}")
     worst_median = worst_alloc = 0.0
     for name, r in results.items():
         if name == "sustained":

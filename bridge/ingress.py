@@ -138,9 +138,14 @@ class Ingress:
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.linger = 0
         self.sock.setsockopt(zmq.MAXMSGSIZE, protocol.HARD_MAX_MESSAGE_BYTES)
-        self.sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
-        self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
-        self.sock.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TIMEOUT_MS)
+        # No ZMTP PINGs of our own on this socket (clients' PINGs are still answered): libzmq 4.3.5 aborts the
+        # daemon ("!_io_error", stream_engine_base.cpp) when its PING timer fires on a connection whose input
+        # it stopped because the peer outran RECV_HWM, which a flooding peer does at will. TCP keepalive finds
+        # peers that vanished instead.
+        self.sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        self.sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, HEARTBEAT_TIMEOUT_MS // 1000)
+        self.sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, HEARTBEAT_MS // 1000)
+        self.sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.sock.rcvhwm = RECV_HWM
         self.sock.sndhwm = SEND_HWM

@@ -2,10 +2,16 @@
 against real daemons on test ports.
 
 - `engine_bridge_test` (C++) makes its own checks and prints `N passed, N failed`. When it needs the daemon
-  frozen, killed, started again or its configs changed, or the staq sandbox to take receipts, go down and
-  come back, it prints `@@ <command>` and waits for one reply line; this wrapper does it for real and answers.
+  frozen, thawed, killed, started again or its configs changed, the staq sandbox to take receipts, go down and
+  come back, or a daemon started late, it prints `@@ <command>` and waits for one reply line; this wrapper
+  does it for real and answers.
 - `engine_bridge_c_test` (C99, linked to the shared library's C ABI) does the same for the C functions.
-- Purchases go to a second daemon whose staq provider is the in-process staq sandbox on loopback.
+- Purchases go to a daemon whose staq provider is the in-process staq sandbox on loopback; provider refusals
+  come from a daemon whose GameAnalytics provider is the GameAnalytics sandbox; a plain TCP server that
+  answers like a web server stands for another program holding the port.
+- `engine_bridge_conformance` checks the wire code against engine_bindings/conformance/vectors.json.
+- A consumer project finds the installed library with `find_package(engine_bridge CONFIG REQUIRED)` and builds
+  with -fno-exceptions.
 - `engine_bridge_sample` is the README's sample program.
 Afterwards the wrapper reads the stores itself: every helper's fields, no event lost or stored twice across
 the kill, only the newest events kept after an overflow, events in the store of a daemon the client launched.
@@ -13,31 +19,36 @@ the kill, only the newest events kept after an overflow, events in the store of 
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import threading
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from bridge import conformance
 from bridge.sandbox.server import SandboxServer
 from bridge.sandbox.staq import StaqSandbox
-from tests.harness import REPO, Daemon
-from tests.sandboxes import provider_table, start_sandbox, wait_until
+from tests.harness import REPO, Daemon, free_port
+from tests.sandboxes import ga_daemon, provider_table, start_sandbox, wait_until
 
 SOURCE = REPO / "engine_bindings" / "cpp"
 RUN_TIMEOUT_S = 240
 # The checks each program makes when everything runs; each must report at least this many passed.
-MIN_CPP_CHECKS = 110
-MIN_C_CHECKS = 56
+MIN_CPP_CHECKS = 140
+MIN_C_CHECKS = 70
 
 # No providers: nothing leaves the machine. [configs] becomes the topic config/local.
 PROVIDERS = "[providers]\n\n"
@@ -56,6 +67,45 @@ def staq() -> Iterator[tuple[StaqSandbox, SandboxServer]]:
     sandbox, server = start_sandbox("staq")
     yield sandbox, server
     server.stop()
+
+
+@pytest.fixture
+def gameanalytics() -> Iterator[SandboxServer]:
+    """The GameAnalytics sandbox, whose provider in the daemon refuses events that break GameAnalytics' rules."""
+    _, server = start_sandbox("gameanalytics")
+    yield server
+    server.stop()
+
+
+class WrongProgram:
+    """Another program holding a port: a TCP server that answers every connection like a web server, then
+    closes it. Counts the connections it accepted."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"tcp://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed
+                return
+            self.connections += 1
+            with conn:
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def wrong_program() -> Iterator[WrongProgram]:
+    program = WrongProgram()
+    yield program
+    program.close()
 
 
 def staq_daemon(workdir: Path, server: SandboxServer) -> Daemon:
@@ -100,10 +150,13 @@ def fields_of(events: list[dict[str, Any]], category: str, **match: Any) -> list
 class Driver:
     """Runs the test program and carries out its `@@` requests on the real daemons and the staq sandbox."""
 
-    def __init__(self, daemon: Daemon, sandbox: StaqSandbox, purchases: Daemon) -> None:
+    def __init__(self, daemon: Daemon, sandbox: StaqSandbox, purchases: Daemon, late: Daemon,
+                 wrong: WrongProgram) -> None:
         self.daemon = daemon
         self.sandbox = sandbox
         self.purchases = purchases
+        self.late = late
+        self.wrong = wrong
         self.lines: list[str] = []
         self.stream_after_kill: int | None = None
         self.faults_while_down: dict[str, int] = {}
@@ -146,6 +199,16 @@ class Driver:
         if name == "freeze":
             assert self.daemon.proc is not None
             self.daemon.proc.send_signal(signal.SIGSTOP)
+        elif name == "thaw":
+            assert self.daemon.proc is not None
+            self.daemon.proc.send_signal(signal.SIGCONT)
+        elif name == "count":  # the device's own events, not the daemon's session markers
+            return str(sum(e["device_id"] == arg and not e["category"].startswith("session_")
+                           for e in self.daemon.events()))
+        elif name == "late_start":
+            self.late.start()
+        elif name == "wrong_connections":
+            return str(self.wrong.connections)
         elif name == "kill":
             self.daemon.kill()
             self.stream_after_kill = len(fields_of(self.daemon.events(), "custom", name="stream"))
@@ -172,21 +235,29 @@ class Driver:
         return "ok"
 
 
-def test_cpp_binding_against_the_daemon(build: Path, tmp_path: Path, staq: tuple[StaqSandbox, SandboxServer]) -> None:
+def test_cpp_binding_against_the_daemon(build: Path, tmp_path: Path, staq: tuple[StaqSandbox, SandboxServer],
+                                        gameanalytics: SandboxServer, wrong_program: WrongProgram) -> None:
     sandbox, server = staq
-    # A third daemon's place (ports, data dir, command line) for the launcher check; the client starts it.
+    # The places (ports, data dir, command line) of a daemon started late on request, and of one the client
+    # launches itself.
+    late = Daemon(tmp_path / "late", config=PROVIDERS)
     launched = Daemon(tmp_path / "launched", config=PROVIDERS)
     with Daemon(tmp_path / "main", config=config_text(INITIAL_CONFIGS)) as daemon, \
-            staq_daemon(tmp_path / "staq", server) as purchases:
-        driver = Driver(daemon, sandbox, purchases)
+            staq_daemon(tmp_path / "staq", server) as purchases, \
+            ga_daemon(tmp_path / "ga", gameanalytics.url) as ga, ExitStack() as cleanup:
+        cleanup.callback(late.__exit__)  # started when the program asks; stopped here
+        driver = Driver(daemon, sandbox, purchases, late, wrong_program)
         rc = driver.run([str(build / "engine_bridge_test"), daemon.ingress, daemon.publish, purchases.ingress,
-                         purchases.publish, launched.ingress, launched.publish, str(launched.log_path),
+                         purchases.publish, ga.ingress, ga.publish, late.ingress, late.publish,
+                         wrong_program.endpoint, launched.ingress, launched.publish, str(launched.log_path),
                          *launched.command()])
         output = "\n".join(driver.lines)
         passed, failed = summary(output)
         assert failed == 0 and rc == 0, output
         assert passed >= MIN_CPP_CHECKS, output
         events = daemon.events()
+        ga_events = ga.events()
+        late_events = late.events()
 
     # The outage was real (staq answered 503 while the purchases waited) and every purchase reached staq once
     # it was back: the first three, the late one, the earlier run's, the returned player's. The resent
@@ -229,18 +300,33 @@ def test_cpp_binding_against_the_daemon(build: Path, tmp_path: Path, staq: tuple
     overflow = sorted(f["n"] for f in fields_of(overflow_device, "custom", name="overflow"))
     assert overflow == list(range(20050, 20150))
 
+    # The 6 s outage at 1,000 events/s: every event kept by the default queue and stored once.
+    assert sorted(f["n"] for f in fields_of(mine, "custom", name="outage")) == list(range(6000))
+    # The full queue of 100 kept the event in flight to the frozen daemon and dropped the oldest never sent.
+    drops = sorted(f["n"] for f in fields_of([e for e in events if e["device_id"] == "cpp-drops-device"],
+                                             "custom", name="drops"))
+    assert drops == [0, *range(151, 250)]
+    # The events GameAnalytics refuses are stored all the same (and dead-lettered for that provider).
+    refused = [e["uid"] for e in ga_events if e["device_id"] == "cpp-ga-device" and e["category"] == "design"]
+    assert "cpp-ga-bad-1" in refused and len(refused) == 22
+    # The event tracked while no daemon ran reached the daemon started later.
+    assert fields_of(late_events, "design", event_id="late:before") == [{"event_id": "late:before"}]
+
     # The daemon the client launched stored its events and was stopped with the client.
     assert sorted(f["n"] for f in fields_of(launched.events(), "custom", name="launched")) == list(range(10))
 
 
-def test_c_abi_against_the_daemon(build: Path, tmp_path: Path, staq: tuple[StaqSandbox, SandboxServer]) -> None:
+def test_c_abi_against_the_daemon(build: Path, tmp_path: Path, staq: tuple[StaqSandbox, SandboxServer],
+                                  gameanalytics: SandboxServer) -> None:
     sandbox, server = staq
     receipt = "Yy1hYmktcmVjZWlwdA=="  # base64 "c-abi-receipt"
     sandbox.register_receipt(receipt, valid=True)
     with Daemon(tmp_path / "main", config=config_text(INITIAL_CONFIGS)) as daemon, \
-            staq_daemon(tmp_path / "staq", server) as purchases:
+            staq_daemon(tmp_path / "staq", server) as purchases, \
+            ga_daemon(tmp_path / "ga", gameanalytics.url) as ga:
         result = subprocess.run([str(build / "engine_bridge_c_test"), daemon.ingress, daemon.publish,
-                                 purchases.ingress, purchases.publish, receipt],
+                                 purchases.ingress, purchases.publish, receipt, ga.ingress, ga.publish,
+                                 f"tcp://127.0.0.1:{free_port()}"],
                                 capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
         output = result.stdout + result.stderr
         passed, failed = summary(output)
@@ -261,6 +347,50 @@ def test_c_abi_against_the_daemon(build: Path, tmp_path: Path, staq: tuple[StaqS
     assert fields_of(events, "ads") == [{"ad_action": "clicked", "ad_type": "banner", "ad_sdk_name": "admob",
                                          "ad_placement": "menu"}]
     assert fields_of(events, "custom") == [{"name": "c_custom", "level": 3}]
+    # eb_track_with: the event's own id, player and time.
+    [opt] = [e for e in events if e["uid"] == "c-opt-1"]
+    assert (opt["user_id"], opt["client_ts"], opt["fields"]) == ("player-3", 1700000000123, {"event_id": "c:opts"})
+
+
+def test_conformance_vectors(build: Path) -> None:
+    """The wire code (msgpack writer and reader, request builders, reply readers, local checks) against the
+    vectors every binding shares."""
+    result = subprocess.run([str(build / "engine_bridge_conformance"), str(conformance.VECTORS_PATH)],
+                            capture_output=True, text=True, timeout=60)
+    output = result.stdout + result.stderr
+    passed, failed = summary(output)
+    assert failed == 0 and result.returncode == 0, output
+    vectors = json.loads(conformance.VECTORS_PATH.read_text(encoding="utf-8"))
+    trees = sum(len(vectors[k]) for k in ("msgpack", "requests", "replies", "publications"))
+    assert passed >= 2 * trees, output  # a reader and a writer check each, at least
+    # Every request type the binding sends is built, and its local checks meet most limit cases.
+    built = int(re.search(r"request builders: (\d+) built", output).group(1))
+    compared = int(re.search(r"local checks: (\d+) compared", output).group(1))
+    assert built >= 17 and compared >= 25, output
+
+
+def test_installed_package_in_a_consumer_built_without_exceptions(build: Path, tmp_path: Path) -> None:
+    """`cmake --install`, then a separate project finds it with find_package(engine_bridge CONFIG REQUIRED)
+    and builds with -fno-exceptions (the C++ API) and as C (the shared C ABI)."""
+    prefix, out = tmp_path / "prefix", tmp_path / "consumer"
+    installed = subprocess.run(["cmake", "--install", str(build), "--prefix", str(prefix)], capture_output=True,
+                               text=True, timeout=120)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    configure = subprocess.run(["cmake", "-S", str(SOURCE / "tests" / "consumer"), "-B", str(out),
+                                f"-DCMAKE_PREFIX_PATH={prefix}", "-DCMAKE_C_COMPILER=gcc", "-DCMAKE_CXX_COMPILER=g++"],
+                               capture_output=True, text=True, timeout=120)
+    assert configure.returncode == 0, configure.stdout + configure.stderr
+    compiled = subprocess.run(["cmake", "--build", str(out), "-j", "2"], capture_output=True, text=True, timeout=300)
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    with Daemon(tmp_path / "daemon", config=PROVIDERS) as daemon:
+        run = subprocess.run([str(out / "consumer"), daemon.ingress, daemon.publish], capture_output=True, text=True,
+                             timeout=60)
+        assert run.returncode == 0, run.stdout + run.stderr
+        events = [e for e in daemon.events() if e["device_id"] == "consumer-device"]
+    assert "refused: TrackDesign: event_id" in run.stdout
+    assert fields_of(events, "design") == [{"event_id": "consumer:built", "value": 1.0}]
+    run_c = subprocess.run([str(out / "consumer_c")], capture_output=True, text=True, timeout=30)
+    assert run_c.returncode == 0 and "game_build" in run_c.stdout, run_c.stdout + run_c.stderr
 
 
 def test_sample_program(build: Path, tmp_path: Path) -> None:

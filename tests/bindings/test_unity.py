@@ -1,16 +1,22 @@
 """The Unity binding for real: its C# sources compiled with Mono's `mcs -langversion:7.2` (what Unity's
-compiler accepts and more), run with `mono` against a real daemon on test ports.
+compiler accepts and more), run with `mono` against real daemons on test ports.
 
 The C# test program (engine_bindings/unity/Tests~/BridgeTests.cs) makes its own checks and prints
-`N passed, N failed`. The daemons belong to this wrapper: one without providers, and one that verifies purchases
-through a staq sandbox served here. The program prints `@@ <command>` when it needs a daemon frozen, thawed,
-killed, stopped, started or its configs changed, a receipt made valid, or staq down or back, and waits for
-`ok`. Afterwards the wrapper reads the stores itself: fields of every helper, sessions, no duplicate and no lost
-event across the kill, only the newest events kept after an overflow, the purchases the program reported.
+`N passed, N failed`. The daemons belong to this wrapper: one without providers; one that verifies purchases
+through a staq sandbox served here; one that delivers to a GameAnalytics sandbox, whose rules refuse some of the
+program's events; and one whose welcome announces, and whose checks enforce, smaller limits than protocol.md's.
+The program prints `@@ <command>` when it needs a daemon frozen, thawed, killed, stopped, started or its configs
+changed, a receipt made valid, or staq down or back, and waits for `ok`. Afterwards the wrapper reads the stores
+itself: fields of every helper, sessions, no duplicate and no lost event across the kill and the outage, only the
+newest events kept after an overflow and exactly the stored ones counted, the purchases the program reported, the
+refused events dead-lettered with the rule the game was told.
+
+The WebGL build is compiled with `-define:UNITY_WEBGL` and run on its own (Tests~/WebGLTests.cs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -32,9 +38,13 @@ from tests.harness import REPO, Daemon
 from tests.sandboxes import provider_table, start_sandbox, wait_until
 
 UNITY = REPO / "engine_bindings" / "unity"
+TESTS = UNITY / "Tests~"
 RUN_TIMEOUT_S = 300
 # Checks the C# program makes when everything runs; it must report at least this many passed.
-MIN_CHECKS = 142
+MIN_CHECKS = 182
+# What the limits daemon's welcome announces and its checks enforce (Tests~/BridgeTests.cs LimitChecks).
+SMALL_LIMITS = {"max_message_bytes": 8192, "max_batch_events": 10, "max_event_id_chars": 40, "max_fields": 8,
+                "max_string_chars": 100, "max_depth": 2}
 
 # No [providers] entries: nothing leaves the machine. [configs] is the topic config/local.
 CONFIG = "[providers]\n\n[configs]\n"
@@ -47,16 +57,38 @@ UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-
 CATEGORIES = {"design", "business", "progression", "resource", "error", "ads", "custom"}
 
 
-def compile_program(out: Path, *sources: Path) -> Path:
+def compile_program(out: Path, *sources: Path, defines: tuple[str, ...] = ()) -> Path:
     """The package's Runtime/ sources plus a program, built with mcs as the issue requires; warnings are errors."""
     mcs = shutil.which("mcs")
     if mcs is None or shutil.which("mono") is None:
         pytest.fail("mcs and mono are missing: run scripts/install-system-deps.sh (Debian package mono-mcs)")
     runtime = sorted((UNITY / "Runtime").rglob("*.cs"))
-    cmd = [mcs, "-langversion:7.2", "-warnaserror+", "-nologo", f"-out:{out}", *map(str, runtime), *map(str, sources)]
+    cmd = [mcs, "-langversion:7.2", "-warnaserror+", "-nologo", f"-out:{out}", *(f"-define:{d}" for d in defines),
+           *map(str, runtime), *map(str, sources)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"mcs failed:\n{result.stdout}\n{result.stderr}"
     return out
+
+
+def limits_site(folder: Path) -> Path:
+    """A `sitecustomize` that gives a daemon SMALL_LIMITS, in its welcome and in its checks: a daemon of another
+    configuration or version, to show the binding follows what the welcome says."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(
+        "from bridge import protocol\n"
+        f"for key, value in {SMALL_LIMITS!r}.items():\n"
+        "    assert hasattr(protocol, key.upper()), key\n"
+        "    setattr(protocol, key.upper(), value)\n"
+        "    protocol.LIMITS[key] = value\n")
+    return folder
+
+
+def dead_letters(daemon: Daemon, provider: str, device: str) -> dict[str, str]:
+    """Event uid → reason of a device's dead letters for a provider."""
+    with sqlite3.connect(daemon.db_path) as db:
+        rows = db.execute("SELECT e.uid, d.reason FROM dead_letters d JOIN events e ON e.pk = d.event_pk "
+                          "WHERE d.provider = ? AND e.device_id = ?", (provider, device)).fetchall()
+    return dict(rows)
 
 
 def unverified_purchases(daemon: Daemon) -> int:
@@ -158,29 +190,43 @@ def tick_values(events: list[dict[str, Any]], device: str, event_id: str) -> lis
 
 
 def test_unity_binding_against_real_daemon(tmp_path: Path) -> None:
-    exe = compile_program(tmp_path / "BridgeTests.exe", UNITY / "Tests~" / "BridgeTests.cs")
+    exe = compile_program(tmp_path / "BridgeTests.exe", TESTS / "BridgeTests.cs", TESTS / "Checks.cs")
     launch_config = tmp_path / "launched.toml"
     launch_config.write_text(CONFIG + PRESETS["initial"])
     started_ms = int(time.time() * 1000)
-    staq, server = start_sandbox("staq")
-    staq_config = provider_table("staq", server.url, kind="staq")
-    try:
-        with Daemon(tmp_path / "daemon", config=CONFIG + PRESETS["initial"]) as daemon, \
-                Daemon(tmp_path / "staq-daemon", config=staq_config) as staq_daemon:
-            driver = Driver(daemon, staq, staq_daemon)
-            code = driver.run(["timeout", "-k", "5", str(RUN_TIMEOUT_S), "mono", "--debug", str(exe),
-                               "--ingress", daemon.ingress, "--publish", daemon.publish,
-                               "--staq-ingress", staq_daemon.ingress, "--staq-publish", staq_daemon.publish,
-                               "--python", sys.executable, "--repo", str(REPO), "--workdir", str(tmp_path),
-                               "--launch-config", str(launch_config)])
-            passed, failed = driver.summary()
-            assert failed == 0 and code == 0, driver.output()
-            assert passed >= MIN_CHECKS, driver.output()
-            events = daemon.events()
-            with sqlite3.connect(staq_daemon.db_path) as db:
-                purchases = db.execute("SELECT device_id, purchase_id, is_valid, is_duplicate FROM purchases").fetchall()
-    finally:
-        server.stop()
+    with contextlib.ExitStack() as stack:
+        staq, staq_server = start_sandbox("staq")
+        stack.callback(staq_server.stop)
+        _, ga_server = start_sandbox("gameanalytics")
+        stack.callback(ga_server.stop)
+        daemon = stack.enter_context(Daemon(tmp_path / "daemon", config=CONFIG + PRESETS["initial"]))
+        staq_daemon = stack.enter_context(Daemon(tmp_path / "staq-daemon",
+                                                 config=provider_table("staq", staq_server.url, kind="staq")))
+        ga_daemon = stack.enter_context(Daemon(tmp_path / "ga-daemon",
+                                               config=provider_table("gameanalytics", ga_server.url)))
+        limits_daemon = stack.enter_context(Daemon(tmp_path / "limits-daemon", config=CONFIG,
+                                                   python_path=[limits_site(tmp_path / "limits-site")]))
+        driver = Driver(daemon, staq, staq_daemon)
+        code = driver.run(["timeout", "-k", "5", str(RUN_TIMEOUT_S), "mono", "--debug", str(exe),
+                           "--ingress", daemon.ingress, "--publish", daemon.publish,
+                           "--staq-ingress", staq_daemon.ingress, "--staq-publish", staq_daemon.publish,
+                           "--ga-ingress", ga_daemon.ingress, "--ga-publish", ga_daemon.publish,
+                           "--limits-ingress", limits_daemon.ingress, "--limits-publish", limits_daemon.publish,
+                           "--python", sys.executable, "--repo", str(REPO), "--workdir", str(tmp_path),
+                           "--launch-config", str(launch_config)])
+        passed, failed = driver.summary()
+        assert failed == 0 and code == 0, driver.output()
+        assert passed >= MIN_CHECKS, driver.output()
+        events = daemon.events()
+        with sqlite3.connect(staq_daemon.db_path) as db:
+            purchases = db.execute("SELECT device_id, purchase_id, is_valid, is_duplicate FROM purchases").fetchall()
+        # The refused events: dead-lettered for GameAnalytics with the rule the game's callback was given.
+        refused = [e for e in of_device(ga_daemon.events(), "unity-refused")
+                   if e["fields"]["event_id"] != "ui:click:play"]
+        wait_until(lambda: len(dead_letters(ga_daemon, "gameanalytics", "unity-refused")) == len(refused), 15,
+                   "every refused event dead-lettered")
+        letters = dead_letters(ga_daemon, "gameanalytics", "unity-refused")
+        limited = of_device(limits_daemon.events(), "unity-limits")
 
     # Every helper's event, with exactly the fields it was given.
     helpers = of_device(events, "unity-helpers")
@@ -225,6 +271,19 @@ def test_unity_binding_against_real_daemon(tmp_path: Path) -> None:
 
     # Overflow: the oldest were dropped, the newest 100 arrived.
     assert tick_values(events, "unity-overflow", "overflow:tick") == list(range(150, 250))
+    # Overflow while events were in flight: what the client counted stored is what the store holds, the newest kept.
+    live = tick_values(events, "unity-overflow-live", "overflow:live")
+    assert len(live) == int(driver.reports["overflow_live_stored"]) and live[-100:] == list(range(400, 500))
+
+    # The outage at 1,000 events/s with the default queue: every event exactly once.
+    assert tick_values(events, "unity-outage", "outage:tick") == list(range(int(driver.reports["outage_events"])))
+
+    # Provider refusals: the first one reported to the game is the daemon's dead letter, for the same rule.
+    assert len(refused) == 31 and set(letters) == {e["uid"] for e in refused}
+    assert letters[driver.reports["refused_id"]] == driver.reports["refused_rule"]
+
+    # The small limits: every event within them stored, batched as that daemon accepts.
+    assert len(limited) == 100 and all(len(e["fields"]) == 8 for e in limited)
 
     # Refused calls sent nothing; the one good call after them arrived.
     assert [e["fields"] for e in of_device(events, "unity-badargs")] == [{"event_id": "after:errors", "value": 1.0}]
@@ -291,3 +350,32 @@ def test_unity_package_layout() -> None:
         text = source.read_text()
         if "UnityEngine" in text:
             assert text.index("#if UNITY_5_3_OR_NEWER") < text.index("using UnityEngine"), source
+
+
+def test_unity_webgl_build(tmp_path: Path) -> None:
+    """Built as for a WebGL player: game code naming the API compiles (the test program and the console sample),
+    and every call is a no-op that makes no thread or socket; the one warning reaches the default console."""
+    compile_program(tmp_path / "ConsoleSample.exe", UNITY / "Samples~" / "ConsoleSample" / "ConsoleSample.cs",
+                    defines=("UNITY_WEBGL",))
+    exe = compile_program(tmp_path / "WebGLTests.exe", TESTS / "WebGLTests.cs", TESTS / "Checks.cs",
+                          defines=("UNITY_WEBGL",))
+    result = subprocess.run(["timeout", "-k", "5", "60", "mono", str(exe)], capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0 and result.stdout.rstrip().endswith(" passed, 0 failed"), result.stdout + result.stderr
+    assert "warning: engine-bridge: WebGL has no threads and no TCP sockets" in result.stderr, result.stderr
+
+
+def test_unity_conformance_vectors(tmp_path: Path) -> None:
+    """The writer, reader, request builders, reply parsers, limits and call-site checks against the shared vectors
+    (engine_bindings/conformance/vectors.json; its README says what each section asks): one check per vector at least."""
+    path = REPO / "engine_bindings" / "conformance" / "vectors.json"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: python -m bridge.conformance writes it")
+    vectors = json.loads(path.read_text())
+    exe = compile_program(tmp_path / "ConformanceTests.exe", TESTS / "ConformanceTests.cs", TESTS / "Checks.cs")
+    result = subprocess.run(["timeout", "-k", "5", "60", "mono", str(exe), str(path)], capture_output=True, text=True,
+                            timeout=90)
+    match = re.search(r"^(\d+) passed, (\d+) failed$", result.stdout, re.MULTILINE)
+    assert result.returncode == 0 and match is not None and match.group(2) == "0", result.stdout + result.stderr
+    sections = [vectors["msgpack"], vectors["requests"], vectors["replies"], vectors["publications"],
+                vectors["limits"]["cases"], vectors["limits"]["frames"]]
+    assert int(match.group(1)) >= sum(map(len, sections)), result.stdout

@@ -1,8 +1,9 @@
 /* The C ABI against real daemons, from plain C99. Driven by tests/bindings/test_cpp.py, which starts a
- * daemon whose [configs] has difficulty = "hard" and max_lives = 5 and no providers, and a second one
- * whose staq provider is a local staq sandbox that calls RECEIPT (base64) valid.
+ * daemon whose [configs] has difficulty = "hard" and max_lives = 5 and no providers, a second one whose
+ * staq provider is a local staq sandbox that calls RECEIPT (base64) valid, and a third whose GameAnalytics
+ * provider is the local GameAnalytics sandbox; nothing listens at DEAD.
  *
- *   engine_bridge_c_test INGRESS CONFIGS STAQ_INGRESS STAQ_CONFIGS RECEIPT
+ *   engine_bridge_c_test INGRESS CONFIGS STAQ_INGRESS STAQ_CONFIGS RECEIPT GA_INGRESS GA_CONFIGS DEAD
  *
  * Prints one line per check and ends with "N passed, M failed". */
 #define _POSIX_C_SOURCE 200809L /* nanosleep */
@@ -68,6 +69,51 @@ static void on_difficulty(void* user, const char* key, const void* value, size_t
   difficulty_calls++;
 }
 
+/* What the refusal, connection and log handlers saw. */
+typedef struct heard {
+  int refusals, warnings, connected, unreachable;
+  char event_id[EB_PURCHASE_ID_SIZE], provider[32], rule[256], warning[512];
+} heard;
+
+static void on_refusal(void* user, const eb_provider_refusal* r) {
+  heard* h = (heard*)user;
+  h->refusals++;
+  snprintf(h->event_id, sizeof h->event_id, "%s", r->event_id);
+  snprintf(h->provider, sizeof h->provider, "%s", r->provider);
+  snprintf(h->rule, sizeof h->rule, "%s", r->rule);
+}
+
+static void on_log(void* user, eb_log_level level, const char* message) {
+  heard* h = (heard*)user;
+  if (level != EB_LOG_WARNING) return;
+  h->warnings++;
+  snprintf(h->warning, sizeof h->warning, "%s", message);
+}
+
+static void on_connection(void* user, eb_connection_state state, const char* detail) {
+  heard* h = (heard*)user;
+  (void)detail;
+  if (state == EB_CONNECTED) h->connected++;
+  if (state == EB_UNREACHABLE) h->unreachable++;
+}
+
+static int session_ok;
+static void on_session(void* user, const eb_reply* r) {
+  (void)user;
+  session_ok = r->ok && strcmp(r->type, "session") == 0;
+}
+
+/* A client of `device` at INGRESS/CONFIGS, not yet connected. */
+static eb_client* client_for(const char* device, const char* ingress, const char* configs) {
+  eb_client* c = eb_client_new();
+  if (eb_client_set(c, "game_build", "3.1.0") != EB_OK || eb_client_set(c, "device_id", device) != EB_OK ||
+      eb_client_set(c, "ingress_endpoint", ingress) != EB_OK || eb_client_set(c, "configs_endpoint", configs) != EB_OK) {
+    eb_client_free(c);
+    return NULL;
+  }
+  return c;
+}
+
 /* Polls until *flag is set or about `ms` milliseconds passed. */
 static int wait_flag(eb_client* c, const int* flag, long ms) {
   for (long waited = 0; waited < ms && !*flag; waited += 5) {
@@ -85,11 +131,12 @@ static int all_acked(const eb_client* c) {
 }
 
 int main(int argc, char** argv) {
-  if (argc < 6) {
-    fprintf(stderr, "usage: engine_bridge_c_test INGRESS CONFIGS STAQ_INGRESS STAQ_CONFIGS RECEIPT\n");
+  if (argc < 9) {
+    fprintf(stderr, "usage: engine_bridge_c_test INGRESS CONFIGS STAQ_INGRESS STAQ_CONFIGS RECEIPT GA_INGRESS GA_CONFIGS "
+                    "DEAD\n");
     return 2;
   }
-  check(strcmp(eb_binding_version(), "0.1.0") == 0, "eb_binding_version");
+  check(strcmp(eb_binding_version(), "2.0.0") == 0, "eb_binding_version");
   eb_client* c = eb_client_new();
   check(c != NULL, "eb_client_new");
   check(eb_client_set(c, "no_such_setting", "1") == EB_INVALID_ARGUMENT && strstr(eb_last_error(), "no_such_setting"),
@@ -140,6 +187,7 @@ int main(int argc, char** argv) {
             EB_INVALID_ARGUMENT && strstr(eb_last_error(), "base64"), "purchase receipt that is not base64");
   check(eb_set_purchase_handler(NULL, on_purchase, NULL) == EB_INVALID_ARGUMENT, "purchase handler on a NULL client");
   eb_stats s;
+  char buf_error[256];
   eb_get_stats(c, &s);
   check(s.tracked == 8, "refused calls queued nothing");
 
@@ -151,7 +199,38 @@ int main(int argc, char** argv) {
   }
   eb_get_stats(c, &s);
   check(acked && s.stored == 8 && s.rejected == 0, "eight events stored");
-  check(s.connected == 1, "stats say connected");
+  check(s.connected == 1 && s.connection == EB_CONNECTED, "stats say connected");
+  check(eb_connection_error(c, buf_error, sizeof buf_error) == 0, "no connection error while connected");
+
+  /* Per-event options (a dedicated server's player, a replayed event's id and time), and the daemon's
+   * rejection of what the binding does not check: transaction_num must be an integer. */
+  static const unsigned char opt_fields[] = "\x81\xa8" "event_id" "\xa6" "c:opts";
+  static const unsigned char bad_business[] = "\x84\xa8" "event_id" "\xa3" "a:b" "\xa6" "amount" "\x01" "\xa8" "currency"
+                                              "\xa3" "USD" "\xaf" "transaction_num" "\xa1" "x";
+  eb_event_options opts = {"c-opt-1", "player-3", 1, 1700000000123};
+  check(eb_track_with(c, EB_DESIGN, opt_fields, sizeof opt_fields - 1, &opts) == EB_OK,
+        "eb_track_with: the event's own id, player and time");
+  eb_event_options bad_id = {"has space", NULL, 0, 0};
+  check(eb_track_with(c, EB_DESIGN, opt_fields, sizeof opt_fields - 1, &bad_id) == EB_INVALID_ARGUMENT &&
+            strstr(eb_last_error(), "EventOptions.id"), "eb_track_with refuses a bad id");
+  check(eb_track(c, EB_BUSINESS, bad_business, sizeof bad_business - 1) == EB_OK, "a business event with a string transaction_num");
+  acked = 0;
+  for (int i = 0; i < 2000 && !acked; ++i) {
+    eb_poll(c);
+    acked = all_acked(c);
+    sleep_ms(5);
+  }
+  eb_get_stats(c, &s);
+  check(acked && s.stored == 9 && s.rejected == 1, "the daemon stores one and rejects the other");
+  char rejection[256];
+  check(eb_last_rejection(c, rejection, sizeof rejection) > 0 && strstr(rejection, "transaction_num"),
+        "eb_last_rejection names the field");
+  eb_session_options player = {"player-3", "203.0.113.7", 0, 0};
+  check(eb_start_session_with(c, &player, on_session, NULL) == EB_OK, "eb_start_session_with another player");
+  check(wait_flag(c, &session_ok, 10000), "the player's session reply");
+  eb_session_options long_ip = {NULL, "1111111111111111111111111111111111111111111111", 0, 0};
+  check(eb_end_session_with(c, &long_ip, NULL, NULL) == EB_INVALID_ARGUMENT && strstr(eb_last_error(), "user_ip"),
+        "a 46-char user_ip is refused");
 
   check(eb_flush(c, on_flush, NULL) == EB_OK, "eb_flush");
   check(wait_flag(c, &flush_ok, 10000), "flush reply reaches the callback");
@@ -219,6 +298,35 @@ int main(int argc, char** argv) {
   check(second.count == 1 && later_handler.count == 1, "after the republish: no callback and no handler call twice");
   check(eb_set_purchase_handler(again, NULL, NULL) == EB_OK, "the handler can be removed");
   eb_client_free(again);
+
+  /* A provider's refusal reaches the handler and the log; a daemon that is not there, the connection handler. */
+  heard ga_heard = {0}, dead_heard = {0};
+  eb_client* ga = client_for("c-abi-ga", argv[6], argv[7]);
+  check(ga != NULL && eb_set_refusal_handler(ga, on_refusal, &ga_heard) == EB_OK &&
+            eb_set_log_handler(ga, on_log, &ga_heard) == EB_OK &&
+            eb_set_connection_handler(ga, on_connection, &ga_heard) == EB_OK && eb_connect(ga) == EB_OK,
+        "a client of the GameAnalytics daemon, with refusal, log and connection handlers");
+  static const unsigned char ga_fields[] = "\x81\xa8" "event_id" "\xa8" "c:bad#id";
+  eb_event_options ga_opts = {"c-ga-bad", NULL, 0, 0};
+  check(eb_track_with(ga, EB_DESIGN, ga_fields, sizeof ga_fields - 1, &ga_opts) == EB_OK, "an event GameAnalytics refuses");
+  check(wait_flag(ga, &ga_heard.refusals, 10000) && strcmp(ga_heard.event_id, "c-ga-bad") == 0 &&
+            strcmp(ga_heard.provider, "gameanalytics") == 0 && strstr(ga_heard.rule, "bad#id"),
+        "the refusal handler gets the event id, the provider and the rule");
+  check(wait_flag(ga, &ga_heard.warnings, 1000) && strstr(ga_heard.warning, "gameanalytics refuses event c-ga-bad") &&
+            strstr(ga_heard.warning, ga_heard.rule), "the log handler gets the warning with the rule");
+  eb_get_stats(ga, &s);
+  check(s.provider_refusals == 1 && s.stored == 1 && ga_heard.connected == 1, "stats count the refusal; connected once");
+  eb_client_free(ga);
+
+  eb_client* dead = client_for("c-abi-dead", argv[8], argv[8]);
+  check(dead != NULL && eb_set_connection_handler(dead, on_connection, &dead_heard) == EB_OK &&
+            eb_set_log_handler(dead, on_log, &dead_heard) == EB_OK && eb_connect(dead) == EB_OK, "a client of no daemon");
+  check(wait_flag(dead, &dead_heard.unreachable, 10000), "the connection handler hears EB_UNREACHABLE");
+  eb_get_stats(dead, &s);
+  check(s.connection == EB_UNREACHABLE && eb_connection_error(dead, buf_error, sizeof buf_error) > 0 &&
+            strstr(buf_error, "no daemon answers") && dead_heard.warnings == 1 && strstr(dead_heard.warning, argv[8]),
+        "eb_connection_error and one log warning say no daemon answers");
+  eb_client_free(dead);
 
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

@@ -68,7 +68,7 @@ func _run():
 	result["sustained_fps"] = frames / seconds
 	result["drained_after"] = yield(_wait_until("_drained", WAIT_S), "completed")
 	var final = EngineBridge.get_stats()
-	for key in ["acked", "stored", "duplicates", "rejected", "dropped", "resent"]:
+	for key in ["acked", "stored", "duplicates", "rejected", "dropped", "abandoned", "resent"]:
 		result[key] = final[key]
 	result["generated"] = result["calls"] + n
 	print("EB_BENCH ", to_json(result))

@@ -21,7 +21,7 @@ namespace EngineBridge
         public const string BindingName = "engine-bridge-unity";
 
         /// <summary>The binding's version, sent in <c>hello</c>; matches package.json.</summary>
-        public const string BindingVersion = "0.2.0";
+        public const string BindingVersion = "0.3.0";
 
         private const int StopTimeoutMs = 1000;
 
@@ -36,28 +36,42 @@ namespace EngineBridge
 
         private readonly EventQueue queue;
         private readonly CallbackQueue callbacks = new CallbackQueue();
+        private readonly Limits limits = new Limits();
         private readonly ConfigStore configs;
         private readonly PurchaseVerdicts purchases;
+        private readonly ProviderRefusals refusals;
+        private readonly ConnectionMonitor monitor;
         private readonly IngressLink ingress;
         private readonly ConfigLink configLink;
         private readonly DaemonProcess daemon;
         private readonly int shutdownGraceMs;
+        private readonly bool supported = Platform.Unsupported == null;
         private volatile bool shutDown;
 
         private BridgeClient(GameInfo game, BridgeSettings settings)
         {
             DeviceId = game.DeviceId;
             shutdownGraceMs = settings.ShutdownGraceMs;
-            queue = new EventQueue(settings.QueueCapacity, 256);
+            queue = new EventQueue(supported ? settings.QueueCapacity : 1, 256);
+            var log = new ConsoleLog(settings.Log, callbacks);
             configs = new ConfigStore(game.DeviceId, callbacks);
             purchases = new PurchaseVerdicts(game.DeviceId, callbacks);
-            daemon = settings.Daemon != null && settings.Daemon.Enabled ? new DaemonProcess(settings.Daemon) : null;
+            refusals = new ProviderRefusals(callbacks, log, settings.WarningIntervalMs);
+            daemon = supported && settings.Daemon != null && settings.Daemon.Enabled ? new DaemonProcess(settings.Daemon) : null;
+            monitor = new ConnectionMonitor(callbacks, log, daemon != null ? daemon.Command : null);
             int helloPairs;
             byte[] hello = game.EncodeHello(out helloPairs);
-            ingress = new IngressLink(ZmtpEndpoint.Parse(settings.IngressEndpoint, "settings.IngressEndpoint"), queue,
-                                      hello, helloPairs, settings.MaxBatchEvents, settings.MaxInFlight,
-                                      settings.RequestTimeoutMs, daemon);
-            configLink = new ConfigLink(ZmtpEndpoint.Parse(settings.ConfigsEndpoint, "settings.ConfigsEndpoint"), configs, purchases);
+            ingress = new IngressLink(ZmtpEndpoint.Parse(settings.IngressEndpoint, "settings.IngressEndpoint"), queue, limits,
+                                      refusals, hello, helloPairs, settings, daemon, monitor.OnIngress);
+            configLink = new ConfigLink(ZmtpEndpoint.Parse(settings.ConfigsEndpoint, "settings.ConfigsEndpoint"), configs,
+                                        purchases, monitor.OnConfigs);
+            if (!supported)
+            {
+                // No thread, no socket, a one-slot queue: a client that was shut down from the start.
+                shutDown = true;
+                log.Write(BridgeLogLevel.Warning, Platform.Unsupported);
+                return;
+            }
             ingress.Start();
             configLink.Start();
         }
@@ -81,13 +95,43 @@ namespace EngineBridge
         /// <summary>True while the daemon has welcomed this client on a live connection.</summary>
         public bool IsConnected { get { return ingress.IsConnected; } }
 
+        /// <summary>Where the client stands with the daemon now; <see cref="ConnectionState.Unsupported"/> on WebGL.</summary>
+        public ConnectionState State
+        {
+            get { return supported ? ingress.State : ConnectionState.Unsupported; }
+        }
+
+        /// <summary>
+        /// Every change of <see cref="State"/> (from <see cref="ConnectionState.Connecting"/> at Connect), with why (the
+        /// connection error, or who welcomed the client), on the pump thread.
+        /// The engine's console also hears, once per outage, when the daemon cannot be reached or another program
+        /// holds its port, and once more when it is back.
+        /// </summary>
+        public event Action<ConnectionState, string> ConnectionChanged
+        {
+            add { monitor.AddHandler(value); }
+            remove { monitor.RemoveHandler(value); }
+        }
+
+        /// <summary>
+        /// Events the daemon stored but that a provider's rules refuse (<see cref="ProviderRefusal"/>: the event id,
+        /// the provider, the rule), one call each, on the pump thread. Counted in <see cref="BridgeStats.Invalid"/>
+        /// and written to the engine's console as a warning, at most once per
+        /// <see cref="BridgeSettings.WarningIntervalMs"/>.
+        /// </summary>
+        public event Action<ProviderRefusal> ProviderRefused
+        {
+            add { refusals.AddHandler(value); }
+            remove { refusals.RemoveHandler(value); }
+        }
+
         /// <summary>The daemon's version from its last <c>welcome</c>, or null before the first one.</summary>
         public string DaemonVersion { get { return ingress.DaemonVersion; } }
 
         /// <summary>The user's open session as the daemon last reported it, or null.</summary>
         public SessionInfo Session { get { return ingress.Session; } }
 
-        /// <summary>The latest problem seen (connection, refusal, rejected event), for logs; null if none.</summary>
+        /// <summary>The latest problem seen (connection, refusal, rejected event), for logs; null if none since the last (re)connection.</summary>
         public string LastError { get { return ingress.LastError ?? configLink.LastError; } }
 
         // ----- events: check, encode, enqueue, return ----------------------------------------------------------
@@ -95,7 +139,7 @@ namespace EngineBridge
         /// <summary>A design event: <paramref name="eventId"/> is 1 to 5 parts joined by ':' (<c>ui:click:play</c>); the value, if any, finite.</summary>
         public void TrackDesign(string eventId, double? value = null, IDictionary<string, object> extra = null)
         {
-            Check.EventId(eventId, "eventId", 5);
+            Check.EventId(limits, eventId, "eventId", 5);
             if (value.HasValue) Check.Finite(value.Value, "value");
             var more = EncodeExtra(extra, DesignFields);
             if (RefuseAfterShutdown()) return;
@@ -122,10 +166,10 @@ namespace EngineBridge
                                   IDictionary<string, object> extra = null)
         {
             Check.Currency(currency, "currency");
-            Check.Part(itemType, "itemType");
-            Check.Part(itemId, "itemId");
-            Check.JoinedLength(itemType.Length + 1 + itemId.Length, "itemType:itemId");
-            Check.OptionalText(cartType, "cartType", Wire.MaxStringChars);
+            Check.Part(limits, itemType, "itemType");
+            Check.Part(limits, itemId, "itemId");
+            Check.JoinedLength(limits, itemType.Length + 1 + itemId.Length, "itemType:itemId");
+            Check.OptionalText(cartType, "cartType", limits.MaxStringChars);
             var more = EncodeExtra(extra, BusinessFields);
             if (RefuseAfterShutdown()) return;
             long ts = Wire.NowMs();
@@ -156,15 +200,15 @@ namespace EngineBridge
                                      IDictionary<string, object> extra = null)
         {
             Check.Defined((int)status, Wire.ProgressionStatusNames.Length, "status");
-            Check.Part(progression01, "progression01");
-            if (progression02 != null) Check.Part(progression02, "progression02");
+            Check.Part(limits, progression01, "progression01");
+            if (progression02 != null) Check.Part(limits, progression02, "progression02");
             if (progression03 != null)
             {
                 if (progression02 == null) throw new ArgumentException("progression03 needs progression02", "progression03");
-                Check.Part(progression03, "progression03");
+                Check.Part(limits, progression03, "progression03");
             }
             string statusName = Wire.ProgressionStatusNames[(int)status];
-            Check.JoinedLength(statusName.Length + Check.PartChars(progression01) + Check.PartChars(progression02)
+            Check.JoinedLength(limits, statusName.Length + Check.PartChars(progression01) + Check.PartChars(progression02)
                                + Check.PartChars(progression03), "the progression id");
             if (attemptNum.HasValue) Check.AtLeast(attemptNum.Value, 1, "attemptNum");
             var more = EncodeExtra(extra, ProgressionFields);
@@ -198,13 +242,13 @@ namespace EngineBridge
                                   IDictionary<string, object> extra = null)
         {
             Check.Defined((int)flow, Wire.ResourceFlowNames.Length, "flow");
-            Check.Part(currency, "currency");
+            Check.Part(limits, currency, "currency");
             Check.Finite(amount, "amount");
             if (amount <= 0) throw new ArgumentOutOfRangeException("amount", amount, "amount must be above 0");
-            Check.Part(itemType, "itemType");
-            Check.Part(itemId, "itemId");
+            Check.Part(limits, itemType, "itemType");
+            Check.Part(limits, itemId, "itemId");
             string flowName = Wire.ResourceFlowNames[(int)flow];
-            Check.JoinedLength(flowName.Length + Check.PartChars(currency) + Check.PartChars(itemType)
+            Check.JoinedLength(limits, flowName.Length + Check.PartChars(currency) + Check.PartChars(itemType)
                                + Check.PartChars(itemId), "the resource id");
             var more = EncodeExtra(extra, ResourceFields);
             if (RefuseAfterShutdown()) return;
@@ -220,11 +264,11 @@ namespace EngineBridge
             }
         }
 
-        /// <summary>An error event; <paramref name="message"/> is at most 8192 chars.</summary>
+        /// <summary>An error event; <paramref name="message"/> is at most the daemon's max_string_chars (8192).</summary>
         public void TrackError(ErrorSeverity severity, string message, IDictionary<string, object> extra = null)
         {
             Check.Defined((int)severity, Wire.SeverityBytes.Length, "severity");
-            Check.Text(message, "message", 0, Wire.MaxStringChars);
+            Check.Text(message, "message", 0, limits.MaxStringChars);
             var more = EncodeExtra(extra, ErrorFields);
             if (RefuseAfterShutdown()) return;
             long ts = Wire.NowMs();
@@ -245,8 +289,8 @@ namespace EngineBridge
         {
             Check.Defined((int)action, Wire.AdActionBytes.Length, "action");
             Check.Defined((int)adType, Wire.AdTypeBytes.Length, "adType");
-            Check.Text(sdkName, "sdkName", 1, Wire.MaxStringChars);
-            Check.Text(placement, "placement", 1, Wire.MaxStringChars);
+            Check.Text(sdkName, "sdkName", 1, limits.MaxStringChars);
+            Check.Text(placement, "placement", 1, limits.MaxStringChars);
             if (durationMs.HasValue) Check.AtLeast(durationMs.Value, 0, "durationMs");
             var more = EncodeExtra(extra, AdFields);
             if (RefuseAfterShutdown()) return;
@@ -298,14 +342,14 @@ namespace EngineBridge
             Check.Defined((int)category, Wire.CategoryNames.Length, "category");
             Check.NotNull(fields, "fields");
             Check.RequiredFields(category, fields, "fields");
-            var encoded = Encode(fields, "fields", Wire.MaxEventBytes - 512);
+            var encoded = Encode(fields, "fields", limits.MaxEventBytes - 512);
             string id = null, userId = null;
             long ts = -1;
             if (options != null)
             {
                 id = options.Id;
                 userId = options.UserId;
-                if (id != null) Check.EventUid(id, "options.Id");
+                if (id != null) Check.EventUid(limits, id, "options.Id");
                 if (userId != null) Check.Text(userId, "options.UserId", 1, 128);
                 if (options.TimestampMs.HasValue)
                 {
@@ -361,7 +405,7 @@ namespace EngineBridge
         {
             Check.NotNull(purchase, "purchase");
             Check.NotNull(onResult, "onResult");
-            if (purchase.Id != null) Check.EventUid(purchase.Id, "purchase.Id");
+            if (purchase.Id != null) Check.EventUid(limits, purchase.Id, "purchase.Id");
             Check.Defined((int)purchase.Store, Wire.PurchaseStoreNames.Length, "purchase.Store");
             Check.Base64(purchase.Receipt, "purchase.Receipt", Wire.MaxReceiptChars);
             if (purchase.Store == PurchaseStore.GooglePlay) Check.Base64(purchase.Signature, "purchase.Signature", Wire.MaxReceiptChars);
@@ -375,7 +419,7 @@ namespace EngineBridge
             }
             if (purchase.Status.HasValue) Check.Defined((int)purchase.Status.Value, Wire.PurchaseStatusNames.Length, "purchase.Status");
             Check.OptionalText(purchase.Comment, "purchase.Comment", Wire.MaxPurchaseCommentChars);
-            if (purchase.Metadata != null) Check.Fields(purchase.Metadata, "purchase.Metadata");
+            if (purchase.Metadata != null) Check.Fields(limits, purchase.Metadata, "purchase.Metadata");
 
             string id = purchase.Id ?? Guid.NewGuid().ToString("D");
             var pairs = new MsgPackWriter(purchase.Receipt.Length + 256);
@@ -471,6 +515,7 @@ namespace EngineBridge
         /// </summary>
         public int Pump()
         {
+            refusals.Tick();
             return callbacks.Pump();
         }
 
@@ -479,6 +524,7 @@ namespace EngineBridge
             var stats = new BridgeStats();
             queue.ReadCounters(ref stats);
             ingress.ReadCounters(ref stats);
+            stats.Invalid = refusals.Count;
             return stats;
         }
 
@@ -518,24 +564,24 @@ namespace EngineBridge
         }
 
         /// <summary>A helper's extra fields, checked and encoded before the queue is locked; null when there are none.</summary>
-        private static MsgPackWriter EncodeExtra(IDictionary<string, object> extra, string[] ownFields, string name = "extra")
+        private MsgPackWriter EncodeExtra(IDictionary<string, object> extra, string[] ownFields, string name = "extra")
         {
             if (extra == null || extra.Count == 0) return null;
             foreach (string own in ownFields)
             {
                 if (extra.ContainsKey(own)) throw new ArgumentException(name + " must not hold \"" + own + "\": the call sets it", name);
             }
-            if (extra.Count + ownFields.Length > Wire.MaxFields)
+            if (extra.Count + ownFields.Length > limits.MaxFields)
             {
-                throw new ArgumentException(name + " holds " + extra.Count + " entries; with the call's own fields the limit is " + Wire.MaxFields, name);
+                throw new ArgumentException(name + " holds " + extra.Count + " entries; with the call's own fields the limit is " + limits.MaxFields, name);
             }
-            return Encode(extra, name, Wire.MaxExtraBytes);
+            return Encode(extra, name, limits.MaxExtraBytes);
         }
 
         /// <summary>Checks a fields map and encodes its pairs into a new buffer of at most <paramref name="maxBytes"/>.</summary>
-        private static MsgPackWriter Encode(IDictionary<string, object> fields, string name, int maxBytes)
+        private MsgPackWriter Encode(IDictionary<string, object> fields, string name, int maxBytes)
         {
-            Check.Fields(fields, name);
+            Check.Fields(limits, fields, name);
             var encoded = new MsgPackWriter(256);
             foreach (var entry in fields)
             {
@@ -573,7 +619,8 @@ namespace EngineBridge
         {
             if (shutDown)
             {
-                request.Fail("shut_down", "the client was shut down");
+                if (supported) request.Fail("shut_down", "the client was shut down");
+                else request.Fail("unsupported_platform", Platform.Unsupported);
                 return;
             }
             queue.EnqueueControl(request);

@@ -15,6 +15,7 @@ namespace EngineBridge
             MaxInFlight = 4;
             RequestTimeoutMs = 10000;
             ShutdownGraceMs = 300;
+            WarningIntervalMs = 10000;
         }
 
         /// <summary>The daemon's ROUTER socket, <c>tcp://host:port</c>.</summary>
@@ -26,11 +27,12 @@ namespace EngineBridge
         /// <summary>
         /// Events held in memory while not yet acknowledged (1 to 1,000,000). When it is full the oldest event is
         /// dropped and counted in <see cref="BridgeStats.Dropped"/>. Each slot preallocates 256 bytes; a larger
-        /// event grows its slot once.
+        /// event grows its slot once. To lose nothing in an outage, hold what the game tracks meanwhile: events
+        /// per second × (the outage + 1 s) (README, "Queue size").
         /// </summary>
         public int QueueCapacity { get; set; }
 
-        /// <summary>Events per <c>events</c> message, 1 to 1000 (the daemon's own limit also applies).</summary>
+        /// <summary>Events per <c>events</c> message, at least 1; the daemon's <c>max_batch_events</c> also applies.</summary>
         public int MaxBatchEvents { get; set; }
 
         /// <summary>Requests sent and not yet answered, 1 to 64: more overlap the daemon's commits with the network.</summary>
@@ -45,15 +47,29 @@ namespace EngineBridge
         /// <summary>Optional: start the daemon as a child process when none answers, and stop it with the game.</summary>
         public DaemonLaunchSettings Daemon { get; set; }
 
+        /// <summary>
+        /// Where the binding's messages for people go (the daemon cannot be reached, another program holds its port,
+        /// a provider refuses an event), called on the thread that calls <see cref="BridgeClient.Pump"/>. Null, the
+        /// default: the engine's console (Unity's Debug.Log, Debug.LogWarning, Debug.LogError; standard error elsewhere).
+        /// </summary>
+        public Action<BridgeLogLevel, string> Log { get; set; }
+
+        /// <summary>
+        /// At most one warning about provider refusals per this many ms in the log; the refusals in between are
+        /// summed up in the next one (each still reaches <see cref="BridgeClient.ProviderRefused"/>).
+        /// </summary>
+        public int WarningIntervalMs { get; set; }
+
         internal void Validate()
         {
             ZmtpEndpoint.Parse(IngressEndpoint, "settings.IngressEndpoint");
             ZmtpEndpoint.Parse(ConfigsEndpoint, "settings.ConfigsEndpoint");
             InRange(QueueCapacity, 1, 1000000, "settings.QueueCapacity");
-            InRange(MaxBatchEvents, 1, Wire.MaxBatchEvents, "settings.MaxBatchEvents");
+            InRange(MaxBatchEvents, 1, int.MaxValue, "settings.MaxBatchEvents");
             InRange(MaxInFlight, 1, 64, "settings.MaxInFlight");
             InRange(RequestTimeoutMs, 100, int.MaxValue, "settings.RequestTimeoutMs");
             InRange(ShutdownGraceMs, 0, int.MaxValue, "settings.ShutdownGraceMs");
+            InRange(WarningIntervalMs, 0, int.MaxValue, "settings.WarningIntervalMs");
             if (Daemon != null) Daemon.Validate();
         }
 

@@ -12,7 +12,11 @@ namespace EngineBridge
         /// <summary>Of the queued events, those sent on the current connection and awaiting their ack.</summary>
         public long InFlight;
 
-        /// <summary>Events lost on this side: the oldest, when the queue was full, and any tracked after shutdown.</summary>
+        /// <summary>
+        /// Events that never left this side: pushed out of a full queue before they were sent, and any tracked
+        /// after shutdown. An event pushed out after it was sent is counted by its ack instead; one whose ack was lost
+        /// with the connection is in neither count, since the daemon may or may not have it.
+        /// </summary>
         public long Dropped;
 
         /// <summary>Events an <c>ack</c> covered: stored, duplicates and rejected together.</summary>
@@ -26,6 +30,12 @@ namespace EngineBridge
 
         /// <summary>Events the daemon refused; see <see cref="BridgeClient.LastError"/> for the latest reason.</summary>
         public long Rejected;
+
+        /// <summary>
+        /// Provider refusals (<see cref="BridgeClient.ProviderRefused"/>): events stored, but that a provider's rules
+        /// refuse; an event two providers refuse counts twice.
+        /// </summary>
+        public long Invalid;
 
         /// <summary>Events sent again because their ack had not come when the connection dropped or failed.</summary>
         public long Resent;

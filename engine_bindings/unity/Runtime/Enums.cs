@@ -72,4 +72,34 @@ namespace EngineBridge
         Completed,
         Processing,
     }
+
+    /// <summary>Where the client stands with the daemon (<see cref="BridgeClient.State"/>, <see cref="BridgeClient.ConnectionChanged"/>).</summary>
+    public enum ConnectionState
+    {
+        /// <summary>Trying to connect: at start, and after a connection was lost.</summary>
+        Connecting,
+
+        /// <summary>The daemon welcomed this client; events flow.</summary>
+        Connected,
+
+        /// <summary>No daemon answers at the endpoint (none running, or one that is frozen); the client keeps trying.</summary>
+        Unreachable,
+
+        /// <summary>
+        /// Something answers at the endpoint, but not an engine-bridge daemon this client can talk to: another
+        /// program holds the port, the two endpoints are swapped, or the daemon refused <c>hello</c>.
+        /// </summary>
+        WrongProgram,
+
+        /// <summary>This platform cannot run the client (WebGL): every call is a no-op.</summary>
+        Unsupported,
+    }
+
+    /// <summary>How serious a message of the binding is; in Unity, Debug.Log, Debug.LogWarning or Debug.LogError.</summary>
+    public enum BridgeLogLevel
+    {
+        Info,
+        Warning,
+        Error,
+    }
 }

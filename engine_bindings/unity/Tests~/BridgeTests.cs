@@ -6,7 +6,9 @@
 // config <name> (rewrite the config file with a preset and SIGHUP); and for the second daemon, which verifies
 // purchases through the wrapper's staq sandbox: receipt <base64> (the sandbox calls it valid), staq down (its
 // purchase route answers 503), staq up (faults cleared; "ok" once that daemon has verified every stored purchase).
-// Lines "## key value" report facts the wrapper checks in the store afterwards.
+// Two more daemons take no commands: one delivers to a GameAnalytics sandbox (--ga-*), one announces small limits in
+// its welcome and enforces them (--limits-*). Lines "## key value" report facts the wrapper checks in the stores
+// afterwards.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
@@ -16,6 +18,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Threading;
 using EngineBridge;
+using static Checks;
 
 internal static class BridgeTests
 {
@@ -27,9 +30,12 @@ internal static class BridgeTests
     private const int OverflowCapacity = 100;
     private const int OverflowTracked = 250;
     private const double BlockingBoundMs = 50;
+    private const int RefusalBurst = 30;
+    private const int OutageRate = 1000;
+    private const int OutageMs = 6000;
+    private const int ReconnectBoundMs = 1000;
+    private const int LimitedEvents = 100;
 
-    private static int passed;
-    private static int failed;
     private static int mainThread;
     private static Dictionary<string, string> options;
 
@@ -47,9 +53,12 @@ internal static class BridgeTests
         Run("a frozen daemon", FrozenDaemonChecks);
         Run("kill and restart mid-stream", KillRestartChecks);
         Run("queue overflow", OverflowChecks);
+        Run("provider refusals", ProviderRefusalChecks);
+        Run("connection state", ConnectionChecks);
+        Run("an outage at 1,000 events/s", OutageChecks);
+        Run("limits from welcome", LimitChecks);
         Run("daemon launcher", LauncherChecks);
-        Console.WriteLine(passed + " passed, " + failed + " failed");
-        return failed == 0 ? 0 : 1;
+        return Summary();
     }
 
     // ----- the checks ---------------------------------------------------------------------------------------
@@ -78,6 +87,8 @@ internal static class BridgeTests
         using (var client = Open("unity-helpers"))
         {
             Expect("connects and is welcomed", WaitFor(() => client.IsConnected, 15000), client.LastError);
+            Expect("the state says so, with no error left", client.State == ConnectionState.Connected && client.LastError == null, client.LastError);
+            Expect("two I/O threads run the connection", BindingThreads() >= 2, BindingThreads().ToString());
             Expect("welcome carries the daemon version", !string.IsNullOrEmpty(client.DaemonVersion), client.DaemonVersion);
 
             Reply started = null;
@@ -485,11 +496,179 @@ internal static class BridgeTests
             Expect("the kept events flow once the daemon is back", WaitFor(() => client.GetStats().Queued == 0, 30000), Describe(client));
             Expect("exactly the newest events were stored", client.GetStats().Stored == OverflowCapacity, Describe(client));
         }
+        // Overflow while events are in flight to a frozen daemon: those are stored once it thaws, so only the events
+        // pushed out before they were ever sent count as dropped.
+        using (var client = Open("unity-overflow-live", Options(OverflowCapacity)))
+        {
+            Expect("live-overflow client connects", WaitFor(() => client.IsConnected, 15000), client.LastError);
+            Ask("freeze");
+            for (int i = 0; i < OverflowCapacity; i++) client.TrackDesign("overflow:live", i);
+            Expect("events are in flight to the frozen daemon", WaitFor(() => client.GetStats().InFlight > 0, 5000), Describe(client));
+            for (int i = OverflowCapacity; i < OverflowTracked * 2; i++) client.TrackDesign("overflow:live", i);
+            Ask("thaw");
+            Expect("everything kept is acknowledged after the thaw", WaitFor(() => client.GetStats().Queued == 0, 30000), Describe(client));
+            var stats = client.GetStats();
+            Expect("stored and dropped add up to tracked: nothing stored is counted dropped", stats.Stored + stats.Dropped == stats.Tracked
+                   && stats.Stored > OverflowCapacity && stats.Rejected == 0, Describe(client));
+            Report("overflow_live_stored", stats.Stored.ToString());
+        }
+
         var shutdown = Open("unity-shutdown");
         WaitFor(() => shutdown.IsConnected, 15000);
         shutdown.Dispose();
         shutdown.TrackDesign("after:shutdown");
         Expect("Track after shutdown is ignored and counted", shutdown.GetStats().Dropped == 1 && shutdown.GetStats().Tracked == 0, Describe(shutdown));
+    }
+
+    private static void ProviderRefusalChecks()
+    {
+        var log = new LogLines();
+        var settings = Options(10000, options["ga-ingress"], options["ga-publish"]);
+        settings.Log = log.Write;
+        settings.WarningIntervalMs = 500;
+        var refused = new List<ProviderRefusal>();
+        int refusedThread = 0;
+        using (var client = Open("unity-refused", settings))
+        {
+            client.ProviderRefused += r => { refused.Add(r); refusedThread = Thread.CurrentThread.ManagedThreadId; };
+            Expect("the client reaches the daemon that delivers to GameAnalytics", WaitFor(() => client.IsConnected, 15000), client.LastError);
+            client.TrackDesign("ui:click:play");
+            client.TrackDesign("ui:click#play");   // '#' is not a character GameAnalytics allows in an event id
+            Expect("both events are stored", WaitFor(() => client.GetStats().Stored == 2, 15000), Describe(client));
+            var first = WaitFor(() => refused.Count > 0, 5000) ? refused[0] : null;
+            Expect("the game's callback gets the refused event with its provider and rule", first != null && refused.Count == 1
+                   && first.Provider == "gameanalytics" && first.Rule.Contains("'click#play'") && first.EventId.Length == 36,
+                   first == null ? "no callback" : first.ToString());
+            Expect("on the pumping thread", refusedThread == mainThread, "thread " + refusedThread);
+            string warning = first != null ? log.Find(BridgeLogLevel.Warning, first.EventId) : null;
+            Expect("the console warns with the event id, the provider and the rule", warning != null
+                   && warning.Contains("gameanalytics") && warning.Contains(first.Rule), log.ToString());
+            Expect("written on the pumping thread", log.OnlyOn(mainThread), log.ToString());
+            Expect("the stats count it", client.GetStats().Invalid == 1, Describe(client));
+            if (first != null)
+            {
+                Report("refused_id", first.EventId);
+                Report("refused_rule", first.Rule);
+            }
+
+            // Complete without attempt_num: the shape check passes it, GameAnalytics wants one.
+            for (int i = 0; i < RefusalBurst; i++) client.TrackProgression(ProgressionStatus.Complete, "world01", "level" + i);
+            Expect("every refusal of a burst reaches the callback", WaitFor(() => refused.Count == 1 + RefusalBurst, 15000)
+                   && refused[RefusalBurst].Rule.Contains("attempt_num"), refused.Count + " refusals");
+            Expect("and the stats", client.GetStats().Invalid == 1 + RefusalBurst, Describe(client));
+            Expect("the console sums the burst up instead of repeating it", WaitFor(() => log.Find(BridgeLogLevel.Warning, "more events refused") != null, 5000)
+                   && log.Count(BridgeLogLevel.Warning) <= 3, log.ToString());
+        }
+    }
+
+    private static void ConnectionChecks()
+    {
+        using (var port = new ForeignPort())
+        {
+            var log = new LogLines();
+            var states = new List<ConnectionState>();
+            int stateThread = 0;
+            var settings = Options(1000, port.Endpoint, "tcp://127.0.0.1:" + FreePort());
+            settings.Log = log.Write;
+            using (var client = Open("unity-foreign", settings))
+            {
+                client.ConnectionChanged += (state, reason) => { states.Add(state); stateThread = Thread.CurrentThread.ManagedThreadId; };
+                Expect("a port that hangs up at once: the daemon cannot be reached, over many attempts",
+                       WaitFor(() => port.Accepted >= 4 && client.State == ConnectionState.Unreachable, 10000), client.State + " " + port.Accepted);
+                Expect("ConnectionChanged says so on the pumping thread", states.Contains(ConnectionState.Unreachable) && stateThread == mainThread,
+                       string.Join(",", states));
+                string warning = log.Find(BridgeLogLevel.Warning, port.Endpoint);
+                Expect("the console says it once, with what to do", log.Count(BridgeLogLevel.Warning) == 1 && warning != null
+                       && warning.Contains("engine-bridge run"), log.ToString());
+
+                int before = port.Accepted;
+                port.Greeting = Encoding.ASCII.GetBytes("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
+                Expect("another program answering is the wrong program, over many attempts",
+                       WaitFor(() => port.Accepted >= before + 4 && client.State == ConnectionState.WrongProgram, 10000), client.State + " " + port.Accepted);
+                Expect("the console says it once, as an error", log.Count(BridgeLogLevel.Error) == 1
+                       && log.Find(BridgeLogLevel.Error, "not in ZeroMQ's protocol") != null && log.Count(BridgeLogLevel.Warning) == 1, log.ToString());
+                Expect("LastError names the endpoint", (client.LastError ?? "").Contains(port.Endpoint), client.LastError);
+            }
+        }
+
+        var swappedLog = new LogLines();
+        var swapped = Options(1000, options["publish"], options["ingress"]);
+        swapped.Log = swappedLog.Write;
+        using (var client = Open("unity-swapped", swapped))
+        {
+            Expect("swapped endpoints: each link meets the other's socket type, and says so",
+                   WaitFor(() => swappedLog.Find(BridgeLogLevel.Error, "XPUB socket") != null && swappedLog.Find(BridgeLogLevel.Error, "ROUTER socket") != null, 10000)
+                   && client.State == ConnectionState.WrongProgram, swappedLog.ToString());
+        }
+    }
+
+    private static void OutageChecks()
+    {
+        var log = new LogLines();
+        var states = new List<ConnectionState>();
+        var settings = Options();   // the default queue of 10,000 events
+        settings.Log = log.Write;
+        using (var client = Open("unity-outage", settings))
+        {
+            client.ConnectionChanged += (state, reason) => states.Add(state);
+            Expect("outage client connects", WaitFor(() => client.IsConnected, 15000), client.LastError);
+            long backMs;
+            using (var producer = new Producer(client, OutageRate))
+            {
+                WaitFor(() => producer.Tracked >= OutageRate / 2, 5000);
+                Ask("stop");
+                Expect("a stopped daemon is unreachable", WaitFor(() => client.State == ConnectionState.Unreachable, 5000)
+                       && client.LastError != null, client.State.ToString());
+                long atStop = producer.Tracked;
+                WaitFor(() => producer.Tracked >= atStop + OutageRate * OutageMs / 1000, OutageMs * 2);
+                // The daemon's own start-up, which takes the wrapper seconds on a loaded machine, is left out of the
+                // outage: the game tracks 6 s of events while it is away, then whatever the reconnect delay adds.
+                producer.Paused = true;
+                Ask("start");
+                producer.Paused = false;
+                var back = Stopwatch.StartNew();
+                WaitFor(() => client.IsConnected, 10000);
+                backMs = back.ElapsedMilliseconds;
+            }
+            Report("reconnect_ms", backMs.ToString());
+            Expect("the client is back within " + ReconnectBoundMs + " ms of the daemon", client.IsConnected && backMs < ReconnectBoundMs, backMs + " ms");
+            // The configs link reconnects on its own, within its own retry delay.
+            Expect("LastError is cleared once both links are back", WaitFor(() => client.LastError == null, 2000), client.LastError);
+            Expect("ConnectionChanged followed: connected, lost, unreachable, connected again", states.Count >= 4
+                   && states[0] == ConnectionState.Connected && states[1] == ConnectionState.Connecting && states.Contains(ConnectionState.Unreachable)
+                   && states.FindAll(state => state == ConnectionState.Connected).Count == 2 && states[states.Count - 1] == ConnectionState.Connected,
+                   string.Join(",", states));
+            Expect("the console said it once, and that it is back", WaitFor(() => log.Find(BridgeLogLevel.Info, "welcomed") != null, 2000)
+                   && log.Count(BridgeLogLevel.Warning) == 1, log.ToString());
+            Expect("everything is acknowledged", WaitFor(() => client.GetStats().Queued == 0, 30000), Describe(client));
+            var stats = client.GetStats();
+            Expect("the default queue held the outage: nothing dropped", stats.Dropped == 0 && stats.Stored + stats.Duplicates == stats.Tracked,
+                   Describe(client));
+            Report("outage_events", stats.Tracked.ToString());
+        }
+    }
+
+    private static void LimitChecks()
+    {
+        using (var client = Open("unity-limits", Options(1000, options["limits-ingress"], options["limits-publish"])))
+        {
+            Expect("the client reaches the daemon with small limits", WaitFor(() => client.IsConnected, 15000), client.LastError);
+            // That daemon's welcome: max_fields 8, max_string_chars 100, max_event_id_chars 40, max_depth 2,
+            // max_batch_events 10, max_message_bytes 8192.
+            var text = new string('t', 100);
+            Throws<ArgumentException>("fields", () => client.TrackCustom("n", Keys(8, text)));
+            Throws<ArgumentException>("message", () => client.TrackError(ErrorSeverity.Error, text + "!"));
+            Throws<ArgumentException>("options.Id", () => client.Track(EventCategory.Custom, new Dictionary<string, object> { { "name", "n" } },
+                                                                       new EventOptions { Id = new string('i', 41) }));
+            Throws<ArgumentException>("fields", () => client.TrackCustom("n", new Dictionary<string, object> { { "a", Nest(2) } }));
+            var lists = new Dictionary<string, object>();
+            foreach (var key in Keys(7, text).Keys) lists[key] = new[] { text, text, text, text, text, text, text, text };
+            Throws<ArgumentException>("fields", () => client.TrackCustom("n", lists));   // over a quarter of 8192 bytes
+            Expect("refused calls queue nothing", client.GetStats().Tracked == 0, Describe(client));
+            for (int i = 0; i < LimitedEvents; i++) client.TrackCustom("n", Keys(7, text));
+            Expect("events at the limits are stored, in batches that daemon takes", WaitFor(() => client.GetStats().Stored == LimitedEvents, 15000)
+                   && client.GetStats().Rejected == 0, Describe(client));
+        }
     }
 
     private static void LauncherChecks()
@@ -535,7 +714,10 @@ internal static class BridgeTests
             LogPath = logPath,
         };
         var real = Open("unity-launched", launched);
+        WaitFor(() => Says(logPath, "engine-bridge ready"), 30000);
+        var ready = Stopwatch.StartNew();
         Expect("the client reaches the daemon it launched", WaitFor(() => real.IsConnected, 30000), Describe(real));
+        Expect("within " + ReconnectBoundMs + " ms of its being ready", ready.ElapsedMilliseconds < ReconnectBoundMs, ready.ElapsedMilliseconds + " ms");
         long pid = real.GetStats().DaemonPid;
         Expect("its pid is reported", pid > 0, Describe(real));
         real.TrackDesign("launched:hello", 1);
@@ -638,6 +820,174 @@ internal static class BridgeTests
         }
     }
 
+    /// <summary>Fields k0..k(n-1), each holding the text.</summary>
+    private static Dictionary<string, object> Keys(int count, string text)
+    {
+        var fields = new Dictionary<string, object>();
+        for (int i = 0; i < count; i++) fields["k" + i] = text;
+        return fields;
+    }
+
+    /// <summary>What a client wrote to its log hook, for the checks; written and read on the pumping thread.</summary>
+    private sealed class LogLines
+    {
+        private readonly List<KeyValuePair<BridgeLogLevel, string>> lines = new List<KeyValuePair<BridgeLogLevel, string>>();
+        private readonly List<int> threads = new List<int>();
+
+        public void Write(BridgeLogLevel level, string message)
+        {
+            lines.Add(new KeyValuePair<BridgeLogLevel, string>(level, message));
+            threads.Add(Thread.CurrentThread.ManagedThreadId);
+        }
+
+        public int Count(BridgeLogLevel level)
+        {
+            return lines.FindAll(l => l.Key == level).Count;
+        }
+
+        /// <summary>The first message of the level that contains the text, or null.</summary>
+        public string Find(BridgeLogLevel level, string text)
+        {
+            var line = lines.Find(l => l.Key == level && l.Value.Contains(text));
+            return line.Value;
+        }
+
+        public bool OnlyOn(int thread)
+        {
+            return threads.TrueForAll(t => t == thread);
+        }
+
+        public override string ToString()
+        {
+            var text = new StringBuilder();
+            foreach (var line in lines) text.Append("\n    ").Append(line.Key).Append(": ").Append(line.Value);
+            return text.ToString();
+        }
+    }
+
+    /// <summary>
+    /// A loopback port held by a program that is not the daemon. It takes every connection and counts it, then
+    /// hangs up at once, or first sends <see cref="Greeting"/> (a banner such as an SSH server's) when one is set.
+    /// </summary>
+    private sealed class ForeignPort : IDisposable
+    {
+        private readonly TcpListener listener = new TcpListener(IPAddress.Loopback, 0);
+        private readonly Thread thread;
+        private int accepted;
+
+        public ForeignPort()
+        {
+            listener.Start();
+            Endpoint = "tcp://127.0.0.1:" + ((IPEndPoint)listener.LocalEndpoint).Port;
+            thread = new Thread(Serve) { IsBackground = true };
+            thread.Start();
+        }
+
+        public string Endpoint { get; private set; }
+
+        public volatile byte[] Greeting;
+
+        public int Accepted { get { return Volatile.Read(ref accepted); } }
+
+        public void Dispose()
+        {
+            listener.Stop();
+            thread.Join(2000);
+        }
+
+        private void Serve()
+        {
+            while (true)
+            {
+                Socket socket;
+                try
+                {
+                    socket = listener.AcceptSocket();
+                }
+                catch (SocketException)
+                {
+                    return;   // stopped
+                }
+                catch (ObjectDisposedException)
+                {
+                    return;
+                }
+                Interlocked.Increment(ref accepted);
+                using (socket)
+                {
+                    var greeting = Greeting;
+                    if (greeting == null) continue;
+                    try
+                    {
+                        socket.Send(greeting);
+                        // Read until the client hangs up: closing with its bytes unread would reset the connection,
+                        // and the client might lose the banner.
+                        socket.ReceiveTimeout = 5000;
+                        var sink = new byte[256];
+                        while (socket.Receive(sink) > 0)
+                        {
+                        }
+                    }
+                    catch (SocketException)
+                    {
+                        // The client hung up first.
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Tracks "outage:tick" events at a steady rate on a thread of its own, as a game's frames would.</summary>
+    private sealed class Producer : IDisposable
+    {
+        private readonly BridgeClient client;
+        private readonly int perSecond;
+        private readonly Thread thread;
+        private volatile bool stopping;
+        private long tracked;
+
+        /// <summary>While set, the producer's clock stands still: nothing is tracked, and nothing is owed afterwards.</summary>
+        public volatile bool Paused;
+
+        public Producer(BridgeClient client, int perSecond)
+        {
+            this.client = client;
+            this.perSecond = perSecond;
+            thread = new Thread(Run) { IsBackground = true };
+            thread.Start();
+        }
+
+        public long Tracked { get { return Interlocked.Read(ref tracked); } }
+
+        public void Dispose()
+        {
+            stopping = true;
+            thread.Join();
+        }
+
+        private void Run()
+        {
+            var clock = new Stopwatch();
+            while (!stopping)
+            {
+                if (Paused)
+                {
+                    clock.Stop();
+                    Thread.Sleep(1);
+                    continue;
+                }
+                clock.Start();
+                long due = clock.ElapsedMilliseconds * perSecond / 1000;
+                while (Tracked < due)
+                {
+                    client.TrackDesign("outage:tick", Tracked);
+                    Interlocked.Increment(ref tracked);
+                }
+                Thread.Sleep(1);
+            }
+        }
+    }
+
     private static int TrackStream(BridgeClient client, int first, int count)
     {
         double worst;
@@ -692,6 +1042,14 @@ internal static class BridgeTests
         return client;
     }
 
+    /// <summary>Whether a file another process is still writing holds the text.</summary>
+    private static bool Says(string path, string text)
+    {
+        if (!File.Exists(path)) return false;
+        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite))
+        using (var reader = new StreamReader(stream)) return reader.ReadToEnd().Contains(text);
+    }
+
     private static bool ProcessGone(long pid)
     {
         try
@@ -715,42 +1073,6 @@ internal static class BridgeTests
         catch (SocketException)
         {
             return false;
-        }
-    }
-
-    private static void Run(string title, Action checks)
-    {
-        Console.WriteLine("# " + title);
-        try
-        {
-            checks();
-        }
-        catch (Exception e)
-        {
-            Expect(title + " ran to the end", false, e.ToString());
-        }
-    }
-
-    private static void Expect(string name, bool ok, string detail)
-    {
-        if (ok) passed++;
-        else failed++;
-        Console.WriteLine((ok ? "ok    " : "FAIL  ") + name + (ok || string.IsNullOrEmpty(detail) ? "" : "  -- " + detail));
-    }
-
-    private static void Throws<T>(string parameter, Action call) where T : ArgumentException
-    {
-        string name = typeof(T).Name + " names " + parameter;
-        try
-        {
-            call();
-            Expect(name, false, "no exception");
-        }
-        catch (Exception e)
-        {
-            var argument = e as ArgumentException;
-            Expect(name, e.GetType() == typeof(T) && argument.ParamName == parameter,
-                   e.GetType().Name + " for " + (argument != null ? argument.ParamName : "?") + ": " + e.Message);
         }
     }
 
@@ -802,7 +1124,8 @@ internal static class BridgeTests
     {
         var parsed = new Dictionary<string, string>();
         for (int i = 0; i + 1 < args.Length; i += 2) parsed[args[i].TrimStart('-')] = args[i + 1];
-        foreach (string required in new[] { "ingress", "publish", "staq-ingress", "staq-publish", "python", "repo", "workdir", "launch-config" })
+        foreach (string required in new[] { "ingress", "publish", "staq-ingress", "staq-publish", "ga-ingress", "ga-publish",
+                                            "limits-ingress", "limits-publish", "python", "repo", "workdir", "launch-config" })
         {
             if (!parsed.ContainsKey(required)) throw new ArgumentException("missing --" + required);
         }

@@ -7,7 +7,8 @@
  * - every function that can fail returns an eb_status; eb_last_error() then holds a readable message
  *   (per thread, valid until the next call on that thread);
  * - free-form data (custom fields, config values, reply bodies) crosses as msgpack bytes;
- * - callbacks run inside eb_poll, on the thread that calls it.
+ * - callbacks run inside eb_poll, on the thread that calls it;
+ * - nothing throws: a C++ exception never crosses this ABI (memory running out is EB_INTERNAL).
  * Strings are UTF-8 and NUL-terminated; NULL where a string is required gives EB_INVALID_ARGUMENT.
  */
 #ifndef ENGINE_BRIDGE_H
@@ -56,6 +57,10 @@ typedef enum eb_ad_type {
   EB_AD_VIDEO = 0, EB_AD_REWARDED_VIDEO = 1, EB_AD_PLAYABLE = 2, EB_AD_INTERSTITIAL = 3, EB_AD_OFFER_WALL = 4, EB_AD_BANNER = 5
 } eb_ad_type;
 typedef enum eb_purchase_store { EB_STORE_APPLE = 0, EB_STORE_GOOGLE_PLAY = 1 } eb_purchase_store;
+typedef enum eb_connection_state {
+  EB_CONNECTING = 0, EB_CONNECTED = 1, EB_UNREACHABLE = 2, EB_WRONG_PEER = 3
+} eb_connection_state;
+typedef enum eb_log_level { EB_LOG_INFO = 0, EB_LOG_WARNING = 1, EB_LOG_ERROR = 2 } eb_log_level;
 
 typedef struct eb_client eb_client;
 
@@ -89,13 +94,45 @@ typedef struct eb_purchase_result {
 typedef void (*eb_purchase_fn)(void* user, const eb_purchase_result* result);
 /* Room for a purchase id and its NUL. */
 #define EB_PURCHASE_ID_SIZE 65
+/* An event the daemon stored but a provider's rules refuse (engine_bridge::ProviderRefusal); its strings live
+ * only during the callback. */
+typedef struct eb_provider_refusal {
+  const char* event_id;
+  const char* provider; /* e.g. "gameanalytics" */
+  const char* rule;     /* the rule broken */
+} eb_provider_refusal;
+typedef void (*eb_refusal_fn)(void* user, const eb_provider_refusal* refusal);
+/* detail: what happened, for people; valid only during the call. */
+typedef void (*eb_connection_fn)(void* user, eb_connection_state state, const char* detail);
+/* message: one console line, starting with "engine-bridge: "; valid only during the call. */
+typedef void (*eb_log_fn)(void* user, eb_log_level level, const char* message);
+
+/* Per-event options of eb_track_with (engine_bridge::EventOptions), for dedicated servers and replays. */
+typedef struct eb_event_options {
+  const char* id;       /* NULL or "": a fresh UUID v4; else 1-64 chars of A-Z a-z 0-9 - _ . : */
+  const char* user_id;  /* NULL or "": the hello user; a dedicated server names the player */
+  int has_timestamp;    /* 0: now */
+  int64_t timestamp_ms; /* ms since the Unix epoch */
+} eb_event_options;
+
+/* Options of eb_start_session_with / eb_end_session_with (engine_bridge::SessionOptions). */
+typedef struct eb_session_options {
+  const char* user_id;  /* NULL or "": the hello user */
+  const char* user_ip;  /* NULL or "": none; sent to providers as X-Forwarded-For */
+  int has_timestamp;    /* 0: the daemon's clock */
+  int64_t timestamp_ms;
+} eb_session_options;
+
 /* value: msgpack of the key's new value (nil when the key was removed); valid only during the call. */
 typedef void (*eb_config_fn)(void* user, const char* key, const void* value, size_t value_len);
 
+/* engine_bridge::Stats; the strings come from eb_last_rejection and eb_connection_error. */
 typedef struct eb_stats {
   int connected;
   uint64_t tracked, queued, in_flight, acknowledged, stored, duplicates, rejected, dropped, resent, reconnects;
   int64_t daemon_pid;
+  eb_connection_state connection;
+  uint64_t provider_refusals, abandoned;
 } eb_stats;
 
 /* The thread's last error message ("" after a success). */
@@ -133,11 +170,19 @@ EB_API eb_status eb_track_ad(eb_client* client, eb_ad_action action, eb_ad_type 
 /* fields: a msgpack map (NULL with fields_len 0: no fields). */
 EB_API eb_status eb_track_custom(eb_client* client, const char* name, const void* fields, size_t fields_len);
 EB_API eb_status eb_track(eb_client* client, eb_category category, const void* fields, size_t fields_len);
+/* eb_track with the event's own id, user and time; options may be NULL. */
+EB_API eb_status eb_track_with(eb_client* client, eb_category category, const void* fields, size_t fields_len,
+                               const eb_event_options* options);
 
 /* on_reply may be NULL (fire and forget). */
 EB_API eb_status eb_start_session(eb_client* client, eb_reply_fn on_reply, void* user);
 EB_API eb_status eb_end_session(eb_client* client, eb_reply_fn on_reply, void* user);
 EB_API eb_status eb_flush(eb_client* client, eb_reply_fn on_reply, void* user);
+/* The sessions of another player (a dedicated server); options may be NULL. */
+EB_API eb_status eb_start_session_with(eb_client* client, const eb_session_options* options, eb_reply_fn on_reply,
+                                       void* user);
+EB_API eb_status eb_end_session_with(eb_client* client, const eb_session_options* options, eb_reply_fn on_reply,
+                                     void* user);
 /* Sends a receipt for verification. id may be NULL (a UUID is generated); out_id (may be NULL, else
  * EB_PURCHASE_ID_SIZE bytes) receives the id. signature is required for Google Play only; price_usd < 0:
  * not sent. on_result (required) runs exactly once, in eb_poll: with the verdict as soon as the daemon has
@@ -163,9 +208,22 @@ EB_API int64_t eb_config_int(const eb_client* client, const char* key, int64_t f
 EB_API double eb_config_double(const eb_client* client, const char* key, double fallback);
 EB_API int eb_config_bool(const eb_client* client, const char* key, int fallback);
 
+/* What the game hears of the daemon, in eb_poll; each callable before eb_connect, NULL removes the handler.
+ * Refusals: every event a provider refuses (also counted in eb_stats.provider_refusals and warned about,
+ * rate-limited, in the log). Connection: every change of state. Log: the binding's console lines (default,
+ * without a handler: standard error). */
+EB_API eb_status eb_set_refusal_handler(eb_client* client, eb_refusal_fn handler, void* user);
+EB_API eb_status eb_set_connection_handler(eb_client* client, eb_connection_fn handler, void* user);
+EB_API eb_status eb_set_log_handler(eb_client* client, eb_log_fn handler, void* user);
+
 /* Runs ready callbacks on this thread; returns how many ran. */
 EB_API size_t eb_poll(eb_client* client);
 EB_API void eb_get_stats(const eb_client* client, eb_stats* out);
+/* Stats::last_rejection (why the daemon refused the last refused event) and Stats::last_error (why the daemon
+ * cannot be used; "" while connected), copied like eb_config_string: NUL-terminated, truncated to buf_len,
+ * the full length returned. */
+EB_API size_t eb_last_rejection(const eb_client* client, char* buf, size_t buf_len);
+EB_API size_t eb_connection_error(const eb_client* client, char* buf, size_t buf_len);
 
 #ifdef __cplusplus
 }

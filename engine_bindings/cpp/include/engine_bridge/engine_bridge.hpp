@@ -2,8 +2,10 @@
 //
 // A Client talks to the engine-bridge daemon (protocol v1, see protocol.md) from a background thread.
 // Every call a game makes per frame returns in microseconds: Track* only validates and enqueues, Poll()
-// runs the callbacks that the background thread has prepared. Nothing here throws; bad arguments come
-// back as a Status with ErrorCode::InvalidArgument and a message naming the argument.
+// runs the callbacks that the background thread has prepared. Nothing here throws, so an engine built with
+// -fno-exceptions can use it: every member is noexcept but Poll, which lets through only what the game's own
+// callbacks throw. Bad arguments come back as a Status with ErrorCode::InvalidArgument and a message naming
+// the argument, an allocation failure inside the library as ErrorCode::Internal.
 //
 // The public header uses only the standard library, so ZeroMQ and msgpack macros never leak into an
 // engine's translation units (Unreal's among them).
@@ -26,7 +28,7 @@ namespace engine_bridge {
 
 /// Sent in `hello` as `binding` / `binding_version`, so the daemon knows which client it talks to.
 inline constexpr const char* kBindingName = "engine-bridge-cpp";
-inline constexpr const char* kBindingVersion = "0.1.0";
+inline constexpr const char* kBindingVersion = "2.0.0";  // the CMake package version too
 /// The highest wire protocol version this binding speaks.
 inline constexpr int kProtocolVersion = 1;
 
@@ -37,7 +39,7 @@ enum class ErrorCode {
   NotConnected,      ///< Connect() has not been called (or Shutdown() was)
   AlreadyConnected,  ///< Connect() twice without Shutdown() in between
   QueueFull,         ///< too many control requests (sessions, flushes, purchases) wait for the daemon
-  Internal,          ///< ZeroMQ could not set up (out of file descriptors, say)
+  Internal,          ///< ZeroMQ could not set up (out of file descriptors, say), or memory ran out
 };
 
 /// The outcome of a call: cheap when Ok (no allocation), a readable message otherwise.
@@ -81,7 +83,12 @@ class Value {
   using Array = std::vector<Value>;
   /// Keeps insertion order; keys must be unique (checked when an event is tracked).
   using Map = std::vector<std::pair<std::string, Value>>;
-  enum class Type { Nil, Bool, Int, UInt, Double, String, Array, Map };
+  /// msgpack bin: raw bytes, which a JSON-based provider receives as base64 text.
+  struct Bytes {
+    std::string data;
+    friend bool operator==(const Bytes& a, const Bytes& b) { return a.data == b.data; }
+  };
+  enum class Type { Nil, Bool, Int, UInt, Double, String, Array, Map, Bytes };
 
   Value() noexcept = default;
   Value(std::nullptr_t) noexcept {}
@@ -105,6 +112,7 @@ class Value {
   Value(std::string_view s) : v_(std::string(s)) {}
   Value(Array a) noexcept : v_(std::move(a)) {}
   Value(Map m) noexcept : v_(std::move(m)) {}
+  Value(Bytes b) noexcept : v_(std::move(b)) {}
 
   Type type() const noexcept { return static_cast<Type>(v_.index()); }
   bool is_nil() const noexcept { return type() == Type::Nil; }
@@ -118,6 +126,7 @@ class Value {
   const std::string* AsString() const noexcept { return std::get_if<std::string>(&v_); }
   const Array* AsArray() const noexcept { return std::get_if<Array>(&v_); }
   const Map* AsMap() const noexcept { return std::get_if<Map>(&v_); }
+  const Bytes* AsBytes() const noexcept { return std::get_if<Bytes>(&v_); }
   /// The entry of a Map with this key, or null.
   const Value* Find(std::string_view key) const noexcept;
 
@@ -126,7 +135,7 @@ class Value {
 
  private:
   // The alternative order matches Type.
-  std::variant<std::monostate, bool, std::int64_t, std::uint64_t, double, std::string, Array, Map> v_;
+  std::variant<std::monostate, bool, std::int64_t, std::uint64_t, double, std::string, Array, Map, Bytes> v_;
 };
 
 /// An event's fields: `{{"step", 3}, {"skipped", true}}`.
@@ -175,8 +184,10 @@ struct DaemonLaunch {
 struct Settings {
   std::string ingress_endpoint = "tcp://127.0.0.1:5555";
   std::string configs_endpoint = "tcp://127.0.0.1:5556";
-  /// Events kept until acknowledged (waiting or in flight). When full, the oldest waiting one is dropped
-  /// and counted in Stats::dropped, so memory stays bounded while the daemon is down.
+  /// Events kept until acknowledged (waiting or in flight), so memory stays bounded while the daemon is
+  /// away. When full, the oldest event never sent is dropped (Stats::dropped); one already sent is kept,
+  /// since the daemon may have stored it. Size it for your rate and the longest outage to ride out:
+  /// rate × (outage + 1 s of reconnect), e.g. 1,000 events/s through a 6 s outage needs 7,000.
   std::size_t queue_capacity = 10000;
   /// Requests sent and not yet answered; more overlap the daemon's commits with the network.
   std::size_t max_in_flight = 4;
@@ -187,6 +198,16 @@ struct Settings {
   /// Shutdown() keeps sending this long for events still queued.
   std::chrono::milliseconds shutdown_grace{300};
   DaemonLaunch daemon;
+};
+
+/// Options of StartSession()/EndSession() for a dedicated server, which runs the sessions of many players.
+struct SessionOptions {
+  /// 1–128 chars; empty: the `hello` user.
+  std::string user_id;
+  /// The player's IP address (≤ 45 chars), which providers receive as X-Forwarded-For; empty: none.
+  std::string user_ip;
+  /// ms since the Unix epoch; empty: the daemon's clock.
+  std::optional<std::int64_t> timestamp_ms;
 };
 
 /// Options of the generic Track(): only needed by dedicated servers and replayed events.
@@ -242,7 +263,31 @@ struct Reply {
   Value body;              ///< the whole reply map
 };
 
+/// An event the daemon stored and acknowledged but that a provider's rules refuse (the ack's `invalid`):
+/// that provider will not get it (it is dead-lettered there: `engine-bridge dead-letters` lists it and can
+/// re-queue it after a fix); the other providers still do.
+struct ProviderRefusal {
+  std::string event_id;
+  std::string provider;  ///< the provider's name in the daemon's configuration, e.g. "gameanalytics"
+  std::string rule;      ///< the rule broken, e.g. "event_id: 'a:b:c:d:e:f' must have 1 or 2 or 3 or 4 or 5 parts ..."
+};
+
+/// What the client knows of the daemon at its ingress endpoint.
+enum class ConnectionState {
+  Connecting,   ///< not yet answered: just connected, or the connection dropped
+  Connected,    ///< the daemon said `welcome`
+  Unreachable,  ///< nothing accepts connections at the endpoint: no daemon is running there
+  WrongPeer,    ///< the endpoint belongs to another program, which does not speak engine-bridge
+};
+
+enum class LogLevel { Info, Warning, Error };
+
 using ReplyCallback = std::function<void(const Reply&)>;
+using ProviderRefusalCallback = std::function<void(const ProviderRefusal&)>;
+/// `detail` says what happened, for people (the console message without its prefix).
+using ConnectionCallback = std::function<void(ConnectionState state, std::string_view detail)>;
+/// The binding's console messages; `message` starts with "engine-bridge: ".
+using LogCallback = std::function<void(LogLevel level, std::string_view message)>;
 using PurchaseCallback = std::function<void(const PurchaseResult&)>;
 /// `value` is Nil when the key was removed from every config topic.
 using ConfigCallback = std::function<void(std::string_view key, const Value& value)>;
@@ -251,6 +296,7 @@ using SubscriptionId = std::uint64_t;
 /// Counters for a HUD or a log line; a snapshot taken under a short lock.
 struct Stats {
   bool connected = false;         ///< a `welcome` came on the current connection
+  ConnectionState connection = ConnectionState::Connecting;
   std::uint64_t tracked = 0;      ///< events accepted by Track calls
   std::uint64_t queued = 0;       ///< events not yet acknowledged (waiting or in flight)
   std::uint64_t in_flight = 0;    ///< events sent and not yet acknowledged
@@ -258,17 +304,22 @@ struct Stats {
   std::uint64_t stored = 0;
   std::uint64_t duplicates = 0;   ///< the daemon had them already (a resend after a lost ack)
   std::uint64_t rejected = 0;     ///< refused by the daemon's checks; `last_rejection` says why
-  std::uint64_t dropped = 0;      ///< oldest events dropped because the queue was full
+  std::uint64_t provider_refusals = 0;  ///< stored, but refused by a provider's rules (ProviderRefusal)
+  std::uint64_t dropped = 0;      ///< never sent: dropped because the queue was full
+  std::uint64_t abandoned = 0;    ///< sent, then dropped from a full queue before their ack: perhaps stored
   std::uint64_t resent = 0;       ///< events sent again after a reconnect, an error or a timeout
   std::uint64_t reconnects = 0;   ///< welcomes after the first
   std::int64_t daemon_pid = 0;    ///< the daemon this client launched, 0 if none
   std::string last_rejection;
+  /// Why the daemon cannot be used (unreachable, another program on the port, a failed launch); empty once
+  /// it said `welcome`.
+  std::string last_error;
 };
 
 /// One connection to the daemon. Thread-safe except Connect/Shutdown, which must not race other calls.
 class Client {
  public:
-  Client();
+  Client() noexcept;
   /// Shutdown() with the configured grace.
   ~Client();
   Client(const Client&) = delete;
@@ -276,42 +327,42 @@ class Client {
 
   /// Checks the arguments, opens the sockets and starts the background thread; returns at once, whether
   /// or not a daemon is listening yet (events queue until one answers).
-  Status Connect(const GameInfo& game, const Settings& settings = Settings());
+  Status Connect(const GameInfo& game, const Settings& settings = Settings()) noexcept;
   /// Keeps sending queued events for at most `grace` (default Settings::shutdown_grace), then stops the
   /// thread, closes the sockets and stops a daemon this client launched. Unacknowledged events stay
   /// queued for the next Connect().
-  void Shutdown(std::optional<std::chrono::milliseconds> grace = std::nullopt);
+  void Shutdown(std::optional<std::chrono::milliseconds> grace = std::nullopt) noexcept;
 
   // --- events: validate, encode, enqueue, return -------------------------------------------------------
 
   /// `event_id`: 1–5 parts joined by ':', e.g. "ui:click:play".
-  Status TrackDesign(Text event_id, std::optional<double> value = std::nullopt, const Fields& extra = {});
+  Status TrackDesign(Text event_id, std::optional<double> value = std::nullopt, const Fields& extra = {}) noexcept;
   /// `currency` ISO 4217 ("USD"), `amount_cents` in its minor unit; the event_id becomes itemType:itemId.
   Status TrackBusiness(Text currency, std::int64_t amount_cents, Text item_type, Text item_id,
-                       Text cart_type = {}, const Fields& extra = {});
+                       Text cart_type = {}, const Fields& extra = {}) noexcept;
   /// Up to three progression levels: world, level, phase; later ones may be empty.
   Status TrackProgression(ProgressionStatus status, Text progression01, Text progression02 = {},
                           Text progression03 = {}, std::optional<std::int64_t> score = std::nullopt,
-                          std::optional<std::int64_t> attempt_num = std::nullopt, const Fields& extra = {});
+                          std::optional<std::int64_t> attempt_num = std::nullopt, const Fields& extra = {}) noexcept;
   /// `amount` is positive for both flows; the flow gives the direction.
   Status TrackResource(ResourceFlow flow, Text currency, double amount, Text item_type, Text item_id,
-                       const Fields& extra = {});
-  Status TrackError(ErrorSeverity severity, Text message, const Fields& extra = {});
+                       const Fields& extra = {}) noexcept;
+  Status TrackError(ErrorSeverity severity, Text message, const Fields& extra = {}) noexcept;
   /// What happened to which ad, the ad network's SDK and the placement; `extra` may add "ad_fb_error".
   Status TrackAd(AdAction action, AdType ad_type, Text sdk_name, Text placement,
-                 std::optional<std::int64_t> duration_ms = std::nullopt, const Fields& extra = {});
+                 std::optional<std::int64_t> duration_ms = std::nullopt, const Fields& extra = {}) noexcept;
   /// `name` 1–64 chars; `fields` anything within protocol.md's limits.
-  Status TrackCustom(Text name, const Fields& fields = {});
+  Status TrackCustom(Text name, const Fields& fields = {}) noexcept;
   /// Any category with its fields as protocol.md section 5 lists them (the required ones are checked):
   /// for what the typed helpers do not cover, and for dedicated servers (EventOptions).
-  Status Track(EventCategory category, const Fields& fields, const EventOptions& options = {});
+  Status Track(EventCategory category, const Fields& fields, const EventOptions& options = {}) noexcept;
 
   // --- requests with a reply: sent in order after the events tracked before them ---------------------
 
-  Status StartSession(ReplyCallback on_reply = nullptr);
-  Status EndSession(ReplyCallback on_reply = nullptr);
+  Status StartSession(ReplyCallback on_reply = nullptr, const SessionOptions& options = {}) noexcept;
+  Status EndSession(ReplyCallback on_reply = nullptr, const SessionOptions& options = {}) noexcept;
   /// Asks the daemon to hand queued events to the providers now (e.g. before quitting).
-  Status Flush(ReplyCallback on_reply = nullptr);
+  Status Flush(ReplyCallback on_reply = nullptr) noexcept;
   /// Sends a receipt for verification. `on_result` runs exactly once, in Poll(): with the verdict as soon
   /// as the daemon has it (in the reply, or, when the store's server did not answer within the daemon's
   /// 5 s, later from the configs socket), or with the daemon's error (`not_configured` without staq).
@@ -319,33 +370,45 @@ class Client {
   /// destroyed before it never calls `on_result`, and the next run's purchase handler gets the verdict.
   /// `id` (may be null) receives the purchase's id, generated when Purchase::id is empty: keep it with
   /// the unfinished purchase, so that the game recognises the verdict however it arrives.
-  Status VerifyPurchase(const Purchase& purchase, PurchaseCallback on_result, std::string* id = nullptr);
+  Status VerifyPurchase(const Purchase& purchase, PurchaseCallback on_result, std::string* id = nullptr) noexcept;
   /// The game-wide handler, run in Poll(), for verdicts on purchases this client did not send: those
   /// made by an earlier run (the daemon repeats a device's last 50 verdicts to every new client) or by
   /// another client of the same device. Each purchase id reaches the game once per Client object: through
   /// a VerifyPurchase callback or this handler, never both, never twice (a later VerifyPurchase of the same
   /// id still gets its own callback). Verdicts that arrive while no handler is set wait for one. Callable
   /// before Connect(); nullptr removes the handler.
-  void SetPurchaseHandler(PurchaseCallback handler);
+  void SetPurchaseHandler(PurchaseCallback handler) noexcept;
 
   // --- configs -------------------------------------------------------------------------------------------
 
   /// `callback` runs in Poll() whenever the key's value changes, and once with the current value if it
   /// is already known (a late subscribe). Callable before Connect().
-  Status SubscribeConfig(Text key, ConfigCallback callback, SubscriptionId* id = nullptr);
-  void Unsubscribe(SubscriptionId id);
+  Status SubscribeConfig(Text key, ConfigCallback callback, SubscriptionId* id = nullptr) noexcept;
+  void Unsubscribe(SubscriptionId id) noexcept;
   /// Typed getters: the key's value as of the last Poll(), or `fallback` when absent or of another type.
-  std::string GetString(Text key, std::string fallback = {}) const;
-  std::int64_t GetInt(Text key, std::int64_t fallback = 0) const;
-  double GetDouble(Text key, double fallback = 0.0) const;
-  bool GetBool(Text key, bool fallback = false) const;
-  std::optional<Value> GetConfig(Text key) const;
+  std::string GetString(Text key, std::string fallback = {}) const noexcept;
+  std::int64_t GetInt(Text key, std::int64_t fallback = 0) const noexcept;
+  double GetDouble(Text key, double fallback = 0.0) const noexcept;
+  bool GetBool(Text key, bool fallback = false) const noexcept;
+  std::optional<Value> GetConfig(Text key) const noexcept;
 
-  /// Runs the callbacks that are ready (config changes, replies) on the calling thread; call it once a
-  /// frame. Returns how many ran.
+  // --- what the game hears of the daemon: all run in Poll(), all callable before Connect() ---------------
+
+  /// Every event a provider refuses (the ack's `invalid`), one call each. Each is also counted in
+  /// Stats::provider_refusals and, rate-limited, warned about in the log. nullptr: no callback.
+  void SetProviderRefusalHandler(ProviderRefusalCallback handler) noexcept;
+  /// Every change of ConnectionState. The log also says, once per outage, when no daemon answers or when
+  /// another program holds the endpoint, and when the daemon is back.
+  void SetConnectionHandler(ConnectionCallback handler) noexcept;
+  /// Where the binding's console messages go (UE_LOG, say); nullptr: standard error, the default.
+  void SetLogHandler(LogCallback handler) noexcept;
+
+  /// Runs the callbacks that are ready (config changes, replies, refusals, log lines) on the calling
+  /// thread; call it once a frame. Returns how many ran. An exception your own callback throws leaves
+  /// Poll (the callbacks after it run at the next Poll); the binding's own code never throws.
   std::size_t Poll();
 
-  Stats GetStats() const;
+  Stats GetStats() const noexcept;
 
  private:
   class Impl;

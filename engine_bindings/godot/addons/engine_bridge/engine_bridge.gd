@@ -1,12 +1,16 @@
 # EngineBridge: the game's side of engine-bridge (protocol.md, version 1), registered as the
-# autoload `EngineBridge` by the editor plugin. Every call returns at once: events wait in a bounded
-# queue and _process() moves them to the daemon over two small ZMTP connections without ever
-# waiting for the network. Runs unchanged in Godot 3 and 4; what differs lives in the adapters
-# godot3/adapter.gd and godot4/adapter.gd.
+# autoload `EngineBridge`. Every call returns at once: events wait in a bounded queue and _process()
+# moves them to the daemon over two small ZMTP connections without ever waiting for the network;
+# only the end of the game waits, briefly, for what is still queued. Runs unchanged in Godot 3 and
+# 4; what differs lives in godot3/adapter.gd and godot4/adapter.gd. The parts are in internal/,
+# named like the Unity binding's Runtime/Internal/ (wire, queue, links, configs, purchases,
+# launcher).
 extends Node
 
 # The daemon said welcome (true), or the connection to it was lost (false).
 signal connection_changed(connected)
+# Every change of get_connection_state(), with why (e.g. the connection error), for a status line.
+signal connection_state_changed(state, detail)
 # A config key's effective value changed (null: the key is gone). See protocol.md section 7.
 signal config_changed(key, value)
 # The effective configs after any new publication, as a key -> value Dictionary.
@@ -22,85 +26,57 @@ signal flushed(queued)
 signal purchase_verified(purchase_id, result)
 # The daemon refused one event (the event is not stored and is not sent again).
 signal event_rejected(event_id, code, message)
+# The daemon stored the event, but `provider` will refuse it by its own `rule` (e.g. GameAnalytics'
+# event id pattern): it is dead-lettered for that provider (`engine-bridge dead-letters`).
+signal provider_refused(event_id, provider, rule)
 # A start_session/end_session/flush request failed, e.g. code "no_session".
 signal request_failed(request_type, code, message)
 
-const BINDING = "engine-bridge-godot"
-const BINDING_VERSION = "0.1.0"
-const PROTOCOL_VERSION = 1
-const REQUEST_TIMEOUT_MS = 10000
-const RETRY_AFTER_ERROR_MS = 1000
-# Batches in flight at once: enough to keep the daemon busy, few enough to resend cheaply.
-const MAX_IN_FLIGHT = 4
 # Encoding time allowed per frame, so a burst of events never stalls the game.
 const ENCODE_BUDGET_USEC = 4000
 const DEVICE_ID_FILE = "user://engine_bridge_device_id"
-# Per device: the purchases without a verdict (sent again at the next start, so a purchase is not
-# lost when the game quits before the daemon has it) and the ids of the last HANDLED_KEPT verdicts
-# given to the game (the daemon repeats its last 50 at every start: none may be granted twice).
-const PURCHASES_FILE = "user://engine_bridge_purchases_%s"
-const HANDLED_KEPT = 200
-# Requests that go out only once everything before them is acknowledged, and hold back what
-# follows until their reply (protocol.md section 3: session_start and session_end are not resent).
-const BARRIER_KINDS = ["session_start", "session_end", "flush"]
 const ID_PREFIX_BYTES = 8
 
 const Settings = preload("settings.gd")
-const MsgPack = preload("msgpack.gd")
-const Zmtp = preload("zmtp.gd")
-const EventFields = preload("event_fields.gd")
-const ConfigStore = preload("config_store.gd")
+const Wire = preload("internal/wire.gd")
+const Zmtp = preload("internal/zmtp.gd")
+const MsgPack = preload("internal/msgpack.gd")
+const Check = preload("internal/check.gd")
+const EventQueue = preload("internal/event_queue.gd")
+const IngressLink = preload("internal/ingress_link.gd")
+const ConfigLink = preload("internal/config_link.gd")
+const PurchaseVerdicts = preload("internal/purchase_verdicts.gd")
+const DaemonProcess = preload("internal/daemon_process.gd")
+const Console = preload("internal/console.gd")
 
-const LINK_DOWN = 0  # no ZMTP connection
-const LINK_HELLO = 1  # connected, hello sent, waiting for welcome
-const LINK_UP = 2  # welcomed: requests flow
+# The connection states of get_connection_state() and connection_state_changed.
+const STATE_CONNECTING = IngressLink.CONNECTING
+const STATE_CONNECTED = IngressLink.CONNECTED
+const STATE_UNREACHABLE = IngressLink.UNREACHABLE
+const STATE_NOT_A_DAEMON = IngressLink.NOT_A_DAEMON
+const STATE_REFUSED = IngressLink.REFUSED
 
 var _a
+var _quit_requests = []  # the adapter's, kept: every frame's notification is compared with them
 var _mp
-var _fields
+var _check
+var _queue
+var _link
 var _configs
-var _ingress
-var _sub
+var _purchases
+var _launcher
+var _console
 var _settings = {}
 var _device_id = ""
-var _user_id = ""
-var _game_build = ""
-var _link = LINK_DOWN
-var _halted = false  # the daemon refused our hello: retrying would fail the same way
-var _limits = {"max_message_bytes": 262144, "max_batch_events": 1000}
-var _topics = []  # config topic prefixes to subscribe to
-var _purchase_topic = ""
-# Purchases without a result yet: id -> {body (the request map), callback (or null)}.
-var _awaiting = {}
-# Purchase ids whose verdict the game has had; _handled_order: oldest first.
-var _handled = {}
-var _handled_order = []
-# The outgoing queue: a ring buffer of events and control requests (maps with a "type").
-var _queue = []
-var _q_head = 0
-var _q_count = 0
-# Requests awaiting their reply: rid -> {kind, items, frame, sent}; _order keeps send order.
-var _inflight = {}
-var _order = []
-var _barrier = false  # a control request is in flight; nothing else goes out until its reply
-var _paused_until = 0
-var _next_rid = 0
 var _id_prefix = ""
 var _seq = 0
-var _session = null
-var _launched = false
+var _session = null  # the open session, as the daemon last told it
+var _session_open = false  # a session is open or being opened: the end of the game ends it
 var _last_error = ""
-var _stats = {
-	"sent": 0,
-	"acked": 0,
-	"stored": 0,
-	"duplicates": 0,
-	"rejected": 0,
-	"dropped": 0,
-	"resent": 0,
-	"welcomes": 0,
-	"daemon_pid": 0,  # the process auto_launch started, if it did
-}
+var _ending = false  # shutdown() is draining
+# The queue's `pushed` as of the last shutdown: each way the end shows drains only what is new.
+var _drained_at = -1
+var _stats = {"acked": 0, "stored": 0, "duplicates": 0, "rejected": 0, "invalid": 0}
 
 
 func _init():
@@ -108,10 +84,15 @@ func _init():
 	var dir = get_script().resource_path.get_base_dir()
 	_a = load("%s/godot%d/adapter.gd" % [dir, 3 if major < 4 else 4]).new()
 	_a.process_always(self)
+	_quit_requests = _a.quit_requests()
 	_mp = MsgPack.new(_a)
-	_fields = EventFields.new(_a)
-	_ingress = Zmtp.new(_a, "DEALER")
-	_sub = Zmtp.new(_a, "SUB")
+	_check = Check.new(_a)
+	_queue = EventQueue.new()
+	_link = IngressLink.new(_a, _mp, _queue)
+	_configs = ConfigLink.new(_a, _mp)
+	_purchases = PurchaseVerdicts.new(_a, _mp, self)
+	_launcher = DaemonProcess.new(_a)
+	_console = Console.new()
 	_id_prefix = Crypto.new().generate_random_bytes(ID_PREFIX_BYTES).hex_encode() + "-"
 	var defaults = {}
 	for item in Settings.ITEMS:
@@ -125,16 +106,23 @@ func _init():
 		_refuse("settings", problem[1])
 		_settings[problem[0]] = defaults[problem[0]]
 		problem = _settings_problem(_settings)
-	_apply_settings()
+	_apply_settings(null)
 
 
 func _process(_delta):
-	_tick(_a.ticks_ms())
+	_tick(_a.ticks_ms(), _a.ticks_usec() + ENCODE_BUDGET_USEC)
 
 
+# Every way the game ends that Godot tells about: the player's quit request, the autoload leaving
+# the tree (get_tree().quit() and the end of the main loop), the node being freed.
 func _notification(what):
-	if _a != null and what == _a.quit_notification():
-		_drain_before_quit()
+	if _a == null:
+		return
+	if what in _quit_requests:
+		if _a.quits_on_request(get_tree() if is_inside_tree() else null, what):
+			_on_game_ending()
+	elif what == NOTIFICATION_EXIT_TREE or what == NOTIFICATION_PREDELETE:
+		_on_game_ending()
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -145,16 +133,17 @@ func _notification(what):
 
 # A design event: event_id is 1 to 5 parts joined by ':', e.g. "ui:click:play"; value is optional.
 func track_design(event_id, value = null, extra = {}):
-	return _enqueue("design", _fields.design(event_id, value, extra), "track_design")
+	return _enqueue("design", _check.design(event_id, value, extra), "track_design")
 
 
-# A purchase with real money: amount in cents, currency an ISO 4217 code such as "USD".
+# A purchase with real money: amount in cents (>= 0), currency an ISO 4217 code such as "USD".
 func track_business(currency, amount, item_type, item_id, cart_type = "", extra = {}):
-	var f = _fields.business(currency, amount, item_type, item_id, cart_type, extra)
+	var f = _check.business(currency, amount, item_type, item_id, cart_type, extra)
 	return _enqueue("business", f, "track_business")
 
 
-# status is "Start", "Fail" or "Complete"; then 1 to 3 progression names (world, level, phase).
+# status is "Start", "Fail" or "Complete"; then 1 to 3 progression names (world, level, phase);
+# attempt_num, when given, is at least 1.
 func track_progression(
 	status,
 	progression_01,
@@ -165,30 +154,32 @@ func track_progression(
 	extra = {}
 ):
 	var names = [progression_01, progression_02, progression_03]
-	var f = _fields.progression(status, names, score, attempt_num, extra)
+	var f = _check.progression(status, names, score, attempt_num, extra)
 	return _enqueue("progression", f, "track_progression")
 
 
-# flow is "Source" (gained) or "Sink" (spent) of an in-game currency.
+# flow is "Source" (gained) or "Sink" (spent) of an in-game currency; amount is above 0 for both.
 func track_resource(flow, currency, amount, item_type, item_id, extra = {}):
-	var f = _fields.resource(flow, currency, amount, item_type, item_id, extra)
+	var f = _check.resource(flow, currency, amount, item_type, item_id, extra)
 	return _enqueue("resource", f, "track_resource")
 
 
 # severity is "debug", "info", "warning", "error" or "critical".
 func track_error(severity, message, extra = {}):
-	return _enqueue("error", _fields.error_event(severity, message, extra), "track_error")
+	return _enqueue("error", _check.error_event(severity, message, extra), "track_error")
 
 
 # An ad event, e.g. track_ads("show", "rewarded_video", "admob", "end_of_level", 15000).
+# action: clicked, show, failed_show, reward_received, request, loaded; ad_type: video,
+# rewarded_video, playable, interstitial, offer_wall, banner.
 func track_ads(action, ad_type, sdk_name, placement, duration_ms = null, fb_error = "", extra = {}):
-	var f = _fields.ads(action, ad_type, sdk_name, placement, duration_ms, fb_error, extra)
+	var f = _check.ads(action, ad_type, sdk_name, placement, duration_ms, fb_error, extra)
 	return _enqueue("ads", f, "track_ads")
 
 
 # A custom event: a name (1 to 64 chars) and any fields.
 func track(event_name, fields = {}):
-	return _enqueue("custom", _fields.custom(event_name, fields), "track")
+	return _enqueue("custom", _check.custom(event_name, fields), "track")
 
 
 # --- sessions, flush, purchases ---------------------------------------------------------------
@@ -196,16 +187,18 @@ func track(event_name, fields = {}):
 
 
 func start_session():
-	_q_push({"type": "session_start", "ts": _a.unix_ms()})
+	_queue.push({"type": "session_start", "ts": _a.unix_ms()})
+	_session_open = true
 
 
 func end_session():
-	_q_push({"type": "session_end", "ts": _a.unix_ms()})
+	_queue.push({"type": "session_end", "ts": _a.unix_ms()})
+	_session_open = false
 
 
-# Asks the daemon to hand this device's events to the providers now (e.g. before quitting).
+# Asks the daemon to hand this device's events to the providers now.
 func flush():
-	_q_push({"type": "flush"})
+	_queue.push({"type": "flush"})
 
 
 # Sends a store receipt (base64) for verification through the daemon. `callback` (a FuncRef in
@@ -225,16 +218,44 @@ func verify_purchase(
 		return _refuse("verify_purchase", "callback must be a %s or null, got %s" % [
 			_a.callback_type_name(), str(callback)
 		])
-	_seq += 1
-	var purchase_id = _id_prefix + str(_seq)
-	var body = _fields.purchase(purchase_id, store, receipt, price_usd, signature, metadata)
+	var body = _check.purchase(_next_id(), store, receipt, price_usd, signature, metadata)
 	if body == null:
-		return _refuse("verify_purchase", _fields.error)
+		return _refuse("verify_purchase", _check.error)
 	body["type"] = "purchase"
-	_awaiting[purchase_id] = {"body": body, "callback": callback}
-	_save_purchases()
-	_q_push(body)
-	return purchase_id
+	_purchases.add(body, callback)
+	_queue.push(body)
+	return body["id"]
+
+
+# Ends this game's use of the daemon now: ends the session that is open or being opened, asks for a
+# flush, and waits at most `timeout_ms` (default: the quit_drain_ms setting) for the daemon to
+# acknowledge everything queued; then closes the connections. Returns true when nothing was left
+# unacknowledged. It runs by itself when the game ends in a way Godot tells about (README,
+# "Quitting"); call it before ending the game any other way. A call after it starts the bridge
+# again.
+func shutdown(timeout_ms = -1):
+	if _ending:
+		return false  # called from a signal this shutdown emits: the outer call goes on draining
+	var budget = _settings["quit_drain_ms"] if timeout_ms < 0 else timeout_ms
+	if _session_open:
+		end_session()
+	if pending_count() > 0:
+		flush()
+	_drained_at = _queue.pushed
+	var now = _a.ticks_ms()
+	var until = now + budget
+	_ending = true
+	_link.hurry(now, until)
+	# The only wait in the addon: the game is closing anyway (protocol.md section 10).
+	while pending_count() > 0 and now < until:
+		_tick(now, _a.ticks_usec() + (until - now) * 1000)
+		OS.delay_usec(1000)
+		now = _a.ticks_ms()
+	_ending = false
+	for r in _link.close("shut down", now):
+		_on_link(r, now)
+	_configs.close("shut down")
+	return pending_count() == 0
 
 
 # --- configs --------------------------------------------------------------------------------------
@@ -243,12 +264,12 @@ func verify_purchase(
 # A config value: config/local wins over this device's GameRamp config, which wins over
 # GameAnalytics; default_value when no topic has the key.
 func get_config(key, default_value = null):
-	return _configs.get_value(key, default_value)
+	return _configs.store.get_value(key, default_value)
 
 
 # Every effective config, key -> value.
 func get_configs():
-	return _configs.snapshot()
+	return _configs.store.snapshot()
 
 
 # --- state and settings ---------------------------------------------------------------------------
@@ -256,34 +277,43 @@ func get_configs():
 
 # True while the daemon has welcomed this client.
 func is_online():
-	return _link == LINK_UP
+	return _link.is_up()
+
+
+# STATE_CONNECTING, STATE_CONNECTED, STATE_UNREACHABLE (nothing listens at the endpoint),
+# STATE_NOT_A_DAEMON (another program holds the port) or STATE_REFUSED (the daemon refused this
+# client, see get_last_error()).
+func get_connection_state():
+	return _link.state
 
 
 # Events and requests not yet acknowledged: queued plus in flight.
 func pending_count():
-	var n = _q_count
-	for rid in _order:
-		n += _inflight[rid]["items"].size()
-	return n
+	return _queue.size() + _link.pending()
 
 
+# The latest problem: a refused call or setting, the daemon being absent (cleared when it welcomes
+# this client), a refusal by the daemon.
 func get_last_error():
 	return _last_error
 
 
 func get_stats():
 	var out = _stats.duplicate()
-	out["queued"] = _q_count
+	for source in [_link.stats, _link.connection_stats()]:
+		for key in source:
+			out[key] = source[key]
+	out["dropped"] = _queue.dropped
+	out["abandoned"] = _queue.abandoned
+	out["queued"] = _queue.size()
 	out["pending"] = pending_count()
 	out["online"] = is_online()
+	out["state"] = _link.state
+	out["limits"] = _link.limits.duplicate()
 	out["device_id"] = _device_id
-	out["purchases_awaiting"] = _awaiting.size()
+	out["purchases_awaiting"] = _purchases.awaiting_count()
 	out["session_id"] = _session["session_id"] if typeof(_session) == TYPE_DICTIONARY else ""
-	out["connects"] = _ingress.stats["connects"]
-	out["connect_failures"] = _ingress.stats["failures"]
-	out["pings_received"] = _ingress.stats["pings_received"]
-	out["pongs_received"] = _ingress.stats["pongs_received"]
-	out["connection_error"] = _ingress.last_error
+	out["daemon_pid"] = _launcher.pid
 	return out
 
 
@@ -306,17 +336,7 @@ func configure(overrides):
 		return false
 	var old = _settings
 	_settings = candidate
-	_apply_settings()
-	var reconnect = false
-	for key in ["ingress_endpoint", "game_build", "device_id", "user_id"]:
-		reconnect = reconnect or old[key] != _settings[key]
-	if reconnect:
-		# A new connection says hello with the new identity (and may succeed where one failed).
-		_halted = false
-		_ingress.close("settings changed")
-		_on_link_lost()
-	if old["configs_endpoint"] != _settings["configs_endpoint"]:
-		_sub.close("endpoint changed")
+	_apply_settings(old)
 	return true
 
 
@@ -329,13 +349,22 @@ func _refuse(caller, message):
 	return ""
 
 
+func _next_id():
+	_seq += 1
+	return _id_prefix + str(_seq)
+
+
 func _enqueue(category, fields, caller):
 	if fields == null:
-		return _refuse(caller, _fields.error)
-	_seq += 1
-	var id = _id_prefix + str(_seq)
-	_q_push({"id": id, "category": category, "ts": _a.unix_ms(), "fields": fields})
+		return _refuse(caller, _check.error)
+	var id = _next_id()
+	_queue.push({"id": id, "category": category, "ts": _a.unix_ms(), "fields": fields})
 	return id
+
+
+func _on_game_ending():
+	if _drained_at != _queue.pushed:
+		shutdown()
 
 
 # [key, what is wrong] for the first bad setting in `s`, or [] when all are good.
@@ -352,6 +381,9 @@ func _settings_problem(s):
 			return [key, "%s: %s" % [key, problem]]
 	if s["queue_size"] < 1:
 		return ["queue_size", "queue_size must be at least 1, got %d" % s["queue_size"]]
+	for key in ["quit_drain_ms", "warning_interval_ms"]:
+		if s[key] < 0:
+			return [key, "%s must be at least 0, got %d" % [key, s[key]]]
 	if s["game_build"].length() > 32:
 		return ["game_build", "game_build must have at most 32 chars: %s" % s["game_build"]]
 	for key in ["device_id", "user_id"]:
@@ -360,26 +392,39 @@ func _settings_problem(s):
 	return []
 
 
-# Puts valid settings (checked by _settings_problem) into force.
-func _apply_settings():
+# Puts valid settings (checked by _settings_problem) into force; `old` is null at the start.
+func _apply_settings(old):
 	var s = _settings
-	_ingress.set_endpoint(s["ingress_endpoint"])
-	_sub.set_endpoint(s["configs_endpoint"])
-	_resize_queue(s["queue_size"])
-	_game_build = s["game_build"]
-	if _game_build == "" and ProjectSettings.has_setting("application/config/version"):
-		_game_build = str(ProjectSettings.get_setting("application/config/version")).substr(0, 32)
-	if _game_build == "":
-		_game_build = "0.0.0"
-	_device_id = s["device_id"] if s["device_id"] != "" else _stored_device_id()
-	_user_id = s["user_id"]
-	if _purchase_topic != "purchase/" + _device_id:
-		# A new device id: its own GameRamp and purchase topics, configs received again.
-		_purchase_topic = "purchase/" + _device_id
-		_load_purchases()
-		_topics = ["config/", _purchase_topic]
-		_configs = ConfigStore.new(_device_id)
-		_sub.close("device id changed")
+	_queue.set_capacity(s["queue_size"])
+	_console.interval_ms = s["warning_interval_ms"]
+	var game_build = s["game_build"]
+	if game_build == "" and ProjectSettings.has_setting("application/config/version"):
+		game_build = str(ProjectSettings.get_setting("application/config/version")).substr(0, 32)
+	var device_id = s["device_id"] if s["device_id"] != "" else _stored_device_id()
+	_link.identity = {
+		"game_build": game_build if game_build != "" else "0.0.0",
+		"device_id": device_id,
+		"user_id": s["user_id"],
+	}
+	if device_id != _device_id:
+		_device_id = device_id
+		_configs.set_device(device_id)
+		for body in _purchases.load_for(device_id):
+			_queue.push(body)
+	if old == null or old["configs_endpoint"] != s["configs_endpoint"]:
+		_configs.set_endpoint(s["configs_endpoint"])
+	if old == null:
+		_link.set_endpoint(s["ingress_endpoint"])
+		return
+	var reconnect = false
+	for key in ["ingress_endpoint", "game_build", "device_id", "user_id"]:
+		reconnect = reconnect or old[key] != s[key]
+	if reconnect:
+		# A new connection says hello with the new identity (and may succeed where one failed).
+		_link.set_endpoint(s["ingress_endpoint"])
+		var now = _a.ticks_ms()
+		for r in _link.close("settings changed", now):
+			_on_link(r, now)
 
 
 # A random id made on the first run and kept in user://, so it is stable for this install.
@@ -393,480 +438,146 @@ func _stored_device_id():
 	return made
 
 
-func _tick(now):
-	if not _halted:
-		for ev in _ingress.poll(now):
-			_on_ingress(ev, now)
-	for ev in _sub.poll(now):
-		_on_sub(ev)
-	if _link != LINK_DOWN:
-		_resend_late(now)
-	if _link == LINK_UP:
-		_pump(now)
-	for ev in _ingress.write_now(now):
-		_on_ingress(ev, now)
-	for ev in _sub.write_now(now):
-		_on_sub(ev)
-	if _settings["auto_launch"] and not _launched and _ingress.stats["failures"] > 0:
-		if _ingress.stats["connects"] == 0:
-			_launch_daemon()
+func _tick(now, encode_until):
+	for r in _link.poll(now, encode_until):
+		_on_link(r, now)
+	for r in _configs.poll(now):
+		_on_configs(r)
+	_console.tick(now)
+	if _settings["auto_launch"] and not _ending and _link.nobody_answers():
+		var s = _settings
+		var pid = _launcher.maybe_launch(
+			now, s["daemon_executable"], s["daemon_arguments"], s["ingress_endpoint"], s["configs_endpoint"]
+		)
+		if pid > 0:
+			_link.expect_daemon(now, DaemonProcess.STARTUP_GRACE_MS)
+		elif pid < 0:
+			_refuse("auto_launch", "could not start %s" % s["daemon_executable"])
 
 
-func _launch_daemon():
-	_launched = true
-	var args = []
-	for arg in _settings["daemon_arguments"]:
-		args.append(str(arg))
-	args += ["--ingress", _settings["ingress_endpoint"], "--publish", _settings["configs_endpoint"]]
-	var pid = _a.start_process(_settings["daemon_executable"], args)
-	_stats["daemon_pid"] = pid
-	if pid <= 0:
-		_refuse("auto_launch", "could not start %s" % _settings["daemon_executable"])
-	else:
-		print("EngineBridge: started the daemon (pid %d): %s %s" % [
-			pid, _settings["daemon_executable"], str(args)
-		])
+func _on_link(r, now):
+	var kind = r[0]
+	if kind == IngressLink.R_WELCOME:
+		_on_welcome(r[1], now)
+	elif kind == IngressLink.R_REPLY:
+		_on_reply(r[1], r[2], r[3], now)
+	elif kind == IngressLink.R_FAILED:
+		_on_failed(r[1], r[2], r[3], r[4], now)
+	elif kind == IngressLink.R_STATE:
+		_on_state(r[1], r[2], r[3])
+	elif kind == IngressLink.R_UNSENDABLE:
+		_stats["rejected"] += 1
+		_console.warn("rejected", "event %s cannot be sent: %s" % [r[1]["id"], r[2]], now)
+		emit_signal("event_rejected", r[1]["id"], "too_large", r[2])
 
 
-func _on_ingress(ev, now):
-	if ev[0] == Zmtp.EV_READY:
-		_link = LINK_HELLO
-		_send_hello(now)
-	elif ev[0] == Zmtp.EV_MESSAGE:
-		var frames = ev[1]
-		var msg = _mp.decode(frames[frames.size() - 1])
-		if typeof(msg) != TYPE_DICTIONARY:
-			push_warning("EngineBridge: unreadable reply from the daemon: %s" % _mp.error)
-			return
-		_on_reply(msg, now)
-	elif ev[0] == Zmtp.EV_CLOSED:
-		_on_link_lost()
+func _on_welcome(msg, now):
+	_check.set_limits(_link.limits)
+	if typeof(msg.get("topics")) == TYPE_ARRAY:
+		_configs.subscribe(msg["topics"])
+	_session = msg.get("session") if typeof(msg.get("session")) == TYPE_DICTIONARY else null
+	_session_open = _session_open or _session != null
+	_launcher.on_connected()
+	_last_error = ""
+	_link.request({"type": "configs", "prefix": "config/"}, "configs", [], now)
 
 
-func _on_sub(ev):
-	if ev[0] == Zmtp.EV_READY:
-		for prefix in _topics:
-			_sub.subscribe(prefix)
-	elif ev[0] == Zmtp.EV_MESSAGE and ev[1].size() == 2:
-		var topic = ev[1][0].get_string_from_utf8()
-		var publication = _mp.decode(ev[1][1])
-		if typeof(publication) == TYPE_DICTIONARY:
-			_on_publication(topic, publication)
+func _on_state(state, detail, previous):
+	emit_signal("connection_state_changed", state, detail)
+	var endpoint = _settings["ingress_endpoint"]
+	if state == STATE_CONNECTED or previous == STATE_CONNECTED:
+		emit_signal("connection_changed", state == STATE_CONNECTED)
+	if state == STATE_UNREACHABLE:
+		_absent(
+			(
+				"no engine-bridge daemon answers at %s (%s). Events wait in memory, up to queue_size"
+				+ " (%d), until one does: start it (engine-bridge run) or turn on"
+				+ " engine_bridge/daemon/auto_launch."
+			)
+			% [endpoint, detail, _settings["queue_size"]]
+		)
+	elif state == STATE_NOT_A_DAEMON:
+		_absent(
+			(
+				"%s belongs to another program, not an engine-bridge daemon (%s). Point"
+				+ " engine_bridge/connection/ingress_endpoint at the daemon, or free that port."
+			)
+			% [endpoint, detail]
+		)
+	elif state == STATE_REFUSED:
+		_refuse("hello", detail)
 
 
-func _on_publication(topic, publication):
-	if topic == _purchase_topic:
-		_on_purchase_publication(publication)
-		return
-	var changes = _configs.apply(topic, publication)
-	if changes == null:
-		return
-	for change in changes:
-		emit_signal("config_changed", change[0], change[1])
-	emit_signal("configs_updated", _configs.snapshot())
+# Said once per outage, in the console and in get_last_error().
+func _absent(text):
+	_last_error = "EngineBridge: " + text
+	push_warning(_last_error)
 
 
-# Verdicts pushed on purchase/<device_id>: `values` maps the device's recent purchase ids to
-# {is_valid, is_duplicate, reason, store, verified_at}. Each arrives many times (every publication
-# repeats them all); only one the game has not had yet is delivered.
-func _on_purchase_publication(publication):
-	var values = publication.get("values")
-	if typeof(values) != TYPE_DICTIONARY:
-		return
-	for purchase_id in values:
-		var v = values[purchase_id]
-		if _handled.has(purchase_id) or typeof(v) != TYPE_DICTIONARY:
-			continue
-		if typeof(v.get("is_valid")) == TYPE_BOOL:
-			_deliver(purchase_id, v, "", "")
-
-
-# Gives a purchase its result, once: to the callback of the verify_purchase() call that made it,
-# else (no callback, its object freed, or a purchase of an earlier run) to purchase_verified.
-# `verdict` is a `purchase` reply or a topic value; `code` and `message` an error reply's.
-func _deliver(purchase_id, verdict, code, message):
-	var own = _awaiting.get(purchase_id, {"body": {}, "callback": null})
-	var body = own["body"]
-	var reason = verdict.get("reason")
-	var result = {
-		"is_valid": typeof(verdict.get("is_valid")) == TYPE_BOOL and verdict["is_valid"],
-		"is_duplicate": typeof(verdict.get("is_duplicate")) == TYPE_BOOL and verdict["is_duplicate"],
-		"reason": reason if typeof(reason) == TYPE_STRING else "",
-		"store": body.get("store", verdict.get("store", "")),
-		"metadata": body.get("metadata", {}).duplicate(true),
-		"error": code,
-		"message": message,
-	}
-	_awaiting.erase(purchase_id)
-	if code == "":
-		_handled[purchase_id] = true
-		_handled_order.append(purchase_id)
-		while _handled_order.size() > HANDLED_KEPT:
-			_handled.erase(_handled_order.pop_front())
-	_save_purchases()
-	if typeof(own["callback"]) != TYPE_NIL and _a.call_back(own["callback"], [purchase_id, result]):
-		return
-	emit_signal("purchase_verified", purchase_id, result)
-
-
-func _purchases_file():
-	return PURCHASES_FILE % _device_id.md5_text()
-
-
-# Takes up what an earlier run left for this device: the ids handled, and the purchases still
-# without a verdict, queued again with their ids (the daemon stores a purchase once).
-func _load_purchases():
-	_awaiting = {}
-	_handled = {}
-	_handled_order = []
-	var text = _a.read_text(_purchases_file())
-	if text == "":
-		return
-	var saved = _mp.decode(Marshalls.base64_to_raw(text))
-	if typeof(saved) != TYPE_DICTIONARY or typeof(saved.get("handled")) != TYPE_ARRAY:
-		push_warning("EngineBridge: %s is unreadable (%s)" % [_purchases_file(), _mp.error])
-		return
-	for purchase_id in saved["handled"]:
-		_handled[purchase_id] = true
-		_handled_order.append(purchase_id)
-	for body in saved.get("awaiting", []):
-		if typeof(body) == TYPE_DICTIONARY and typeof(body.get("id")) == TYPE_STRING:
-			_awaiting[body["id"]] = {"body": body, "callback": null}
-			_q_push(body)
-
-
-# Saved at once, at each purchase and each result (a small file, rarely written), so a crash
-# neither loses a purchase nor lets a verdict be granted twice.
-func _save_purchases():
-	var awaiting = []
-	for purchase_id in _awaiting:
-		awaiting.append(_awaiting[purchase_id]["body"])
-	var data = _mp.encode({"handled": _handled_order, "awaiting": awaiting})
-	if _a.write_text(_purchases_file(), Marshalls.raw_to_base64(data)) != OK:
-		push_warning("EngineBridge: cannot save the purchases in %s" % _purchases_file())
-
-
-func _on_link_lost():
-	var was_up = _link == LINK_UP
-	_link = LINK_DOWN
-	_requeue_inflight()
-	if was_up:
-		emit_signal("connection_changed", false)
-
-
-# Puts every unacknowledged event and control request back at the front of the queue, in their
-# original order, to go out again with the same ids (the daemon deduplicates them).
-func _requeue_inflight():
-	for i in range(_order.size() - 1, -1, -1):
-		var items = _inflight[_order[i]]["items"]
-		for j in range(items.size() - 1, -1, -1):
-			_q_push_front(items[j])
-	_inflight.clear()
-	_order.clear()
-	_barrier = false
-
-
-func _send_hello(now):
-	var msg = {
-		"type": "hello",
-		"protocol": PROTOCOL_VERSION,
-		"engine": "godot",
-		"engine_version": str(Engine.get_version_info()["string"]).substr(0, 64),
-		"binding": BINDING,
-		"binding_version": BINDING_VERSION,
-		"game_build": _game_build,
-		"device_id": _device_id,
-		"platform": _platform(),
-		"device": OS.get_model_name().substr(0, 64),
-	}
-	if _user_id != "":
-		msg["user_id"] = _user_id
-	_request(msg, "hello", [], now)
-
-
-static func _platform():
-	var names = {
-		"X11": "linux",
-		"Server": "linux",
-		"LinuxBSD": "linux",
-		"Linux": "linux",
-		"Windows": "windows",
-		"UWP": "windows",
-		"OSX": "mac_osx",
-		"macOS": "mac_osx",
-		"Android": "android",
-		"iOS": "ios",
-		"HTML5": "webgl",
-		"Web": "webgl",
-	}
-	return names.get(OS.get_name(), OS.get_name().to_lower().substr(0, 32))
-
-
-# Sends one request map now; its reply is matched by rid. `items` are what a loss would requeue.
-func _request(msg, kind, items, now):
-	var rid = _new_rid()
-	msg["rid"] = rid
-	var frame = _mp.encode(msg)
-	_transmit(rid, kind, items, frame, now)
-
-
-func _transmit(rid, kind, items, frame, now):
-	_inflight[rid] = {"kind": kind, "items": items, "frame": frame, "sent": now}
-	_order.append(rid)
-	_ingress.send([frame])
-
-
-func _new_rid():
-	_next_rid = (_next_rid + 1) & 0xffffffff
-	while _inflight.has(_next_rid):
-		_next_rid = (_next_rid + 1) & 0xffffffff
-	return _next_rid
-
-
-# A request without a reply after REQUEST_TIMEOUT_MS goes again, same rid, same bytes.
-func _resend_late(now):
-	for rid in _order:
-		var rec = _inflight[rid]
-		if now - rec["sent"] > REQUEST_TIMEOUT_MS:
-			rec["sent"] = now
-			_stats["resent"] += rec["items"].size()
-			_ingress.send([rec["frame"]])
-
-
-# Moves queued items out in queue order: events in batches, requests one by one.
-func _pump(now):
-	if now < _paused_until:
-		return
-	var deadline = _a.ticks_usec() + ENCODE_BUDGET_USEC
-	while not _barrier and _q_count > 0 and _order.size() < MAX_IN_FLIGHT:
-		var item = _queue[_q_head]
-		if not item.has("type"):
-			if not _send_batch(now, deadline):
-				return
-			continue
-		# A barrier request waits for the events before it and holds back those after it. A purchase
-		# does neither: its reply can take 5 s, and a resent purchase is the same purchase.
-		var barrier = item["type"] in BARRIER_KINDS
-		if barrier and _order.size() > 0:
-			return
-		_q_pop()
-		_barrier = barrier
-		_request(item.duplicate(), item["type"], [item], now)
-
-
-# One `events` request from the front of the queue: up to max_batch_events and
-# max_message_bytes, stopping at a control request or when the frame's time budget is spent.
-func _send_batch(now, deadline):
-	var rid = _new_rid()
-	var max_bytes = _limits["max_message_bytes"]
-	var max_events = min(_limits["max_batch_events"], 65535)
-	_mp.begin()
-	_mp.put_map_header(3)
-	_mp.put("type")
-	_mp.put("events")
-	_mp.put("rid")
-	_mp.put(rid)
-	_mp.put("events")
-	var count_at = _mp.size()
-	_mp.put_array16_header()
-	var items = []
-	while _q_count > 0 and items.size() < max_events:
-		var item = _queue[_q_head]
-		if item.has("type"):
-			break
-		var before = _mp.size()
-		_mp.put(item)
-		if _mp.size() > max_bytes or _mp.error != "":
-			_mp.rewind(before)
-			if items.size() > 0 and _mp.error == "":
-				break
-			_q_pop()
-			var why = _mp.error if _mp.error != "" else "over %d bytes" % max_bytes
-			_mp.error = ""
-			_stats["rejected"] += 1
-			push_error("EngineBridge: event %s cannot be sent: %s" % [item["id"], why])
-			emit_signal("event_rejected", item["id"], "too_large", why)
-			continue
-		_q_pop()
-		items.append(item)
-		if items.size() % 64 == 0 and _a.ticks_usec() > deadline:
-			break
-	if items.size() == 0:
-		return false
-	_mp.patch_array16_header(count_at, items.size())
-	_stats["sent"] += items.size()
-	_transmit(rid, "events", items, _mp.take(), now)
-	return true
-
-
-func _forget(rid):
-	_inflight.erase(rid)
-	_order.erase(rid)
-
-
-func _on_reply(msg, now):
-	var rid = msg.get("rid")
-	if typeof(rid) != TYPE_INT or not _inflight.has(rid):
-		return  # the second reply to a request sent twice
-	var rec = _inflight[rid]
-	_forget(rid)
-	var kind = rec["kind"]
-	if kind in BARRIER_KINDS:
-		_barrier = false
-	if msg.get("type") == "error":
-		_on_error_reply(rec, msg, now)
-	elif kind == "events":
-		_on_ack(rec["items"], msg)
-	elif kind == "hello":
-		_on_welcome(msg, now)
+func _on_reply(kind, items, msg, now):
+	if kind == "events":
+		_on_ack(items, msg, now)
 	elif kind == "configs":
-		var topics = msg.get("topics")
-		if typeof(topics) == TYPE_DICTIONARY:
-			for topic in topics:
-				_on_publication(topic, topics[topic])
-	elif kind == "session_start" or kind == "session_end":
+		if typeof(msg.get("topics")) == TYPE_DICTIONARY:
+			for r in _configs.apply_all(msg["topics"]):
+				_on_configs(r)
+	elif kind in Wire.HOLD_BACK:
 		var open = typeof(msg.get("ended_at")) == TYPE_NIL
 		_session = msg if open else null
+		_session_open = open
 		emit_signal("session_started" if open else "session_ended", msg)
 	elif kind == "flush":
 		emit_signal("flushed", msg.get("queued"))
 	elif kind == "purchase":
-		_on_purchase_reply(rec["items"][0]["id"], msg)
+		_purchases.on_reply(items[0]["id"], msg)
 
 
-# "verified" carries the verdict; "pending" means it will come on the purchase topic.
-func _on_purchase_reply(purchase_id, msg):
-	if _awaiting.has(purchase_id) and msg.get("state") == "verified":
-		_deliver(purchase_id, msg, "", "")
-
-
-func _on_welcome(msg, now):
-	_link = LINK_UP
-	_stats["welcomes"] += 1
-	var limits = msg.get("limits")
-	if typeof(limits) == TYPE_DICTIONARY:
-		for key in _limits:
-			if typeof(limits.get(key)) == TYPE_INT and limits[key] > 0:
-				_limits[key] = limits[key]
-	var topics = msg.get("topics")
-	if typeof(topics) == TYPE_ARRAY:
-		for topic in topics:
-			if typeof(topic) == TYPE_STRING and not topic in _topics:
-				_topics.append(topic)
-				_sub.subscribe(topic)
-	_session = msg.get("session") if typeof(msg.get("session")) == TYPE_DICTIONARY else null
-	emit_signal("connection_changed", true)
-	_request({"type": "configs", "prefix": "config/"}, "configs", [], now)
-
-
-func _on_ack(items, msg):
+func _on_ack(items, msg, now):
 	_stats["acked"] += items.size()
 	for key in ["stored", "duplicates"]:
 		if typeof(msg.get(key)) == TYPE_INT:
 			_stats[key] += msg[key]
-	var rejected = msg.get("rejected")
-	if typeof(rejected) != TYPE_ARRAY:
-		return
-	_stats["rejected"] += rejected.size()
-	for r in rejected:
-		if typeof(r) == TYPE_DICTIONARY:
-			var text = "EngineBridge: the daemon refused event %s: %s %s" % [
-				str(r.get("id")), str(r.get("code")), str(r.get("message"))
-			]
-			push_warning(text)
-			emit_signal("event_rejected", r.get("id"), r.get("code"), r.get("message"))
+	# An event of a user without an open session opens one (protocol.md section 4.4).
+	_session_open = _session_open or (typeof(msg.get("stored")) == TYPE_INT and msg["stored"] > 0)
+	for r in Wire.refusals(msg, "rejected"):
+		_stats["rejected"] += 1
+		_console.warn("rejected", "the daemon refused event %s: %s %s" % [
+			r["id"], r["code"], r["message"]
+		], now)
+		emit_signal("event_rejected", r["id"], r["code"], r["message"])
+	for r in Wire.refusals(msg, "invalid"):
+		_stats["invalid"] += 1
+		var text = (
+			"%s refuses event %s: %s. The daemon stored it and keeps it as a dead letter for %s"
+			+ " (engine-bridge dead-letters); fix the call that made it."
+		)
+		_console.warn("invalid", text % [r["provider"], r["id"], r["message"], r["provider"]], now)
+		emit_signal("provider_refused", r["id"], r["provider"], r["message"])
 
 
-func _on_error_reply(rec, msg, now):
-	var code = str(msg.get("code"))
-	var message = str(msg.get("message"))
-	var kind = rec["kind"]
-	if code == "hello_required":
-		# The daemon forgot this connection: say hello again, then everything goes again.
-		_link = LINK_HELLO
-		_requeue_inflight()
-		_push_front_all(rec["items"])
-		_send_hello(now)
-	elif code == "unavailable" or code == "internal":
-		_push_front_all(rec["items"])
-		_paused_until = now + RETRY_AFTER_ERROR_MS
-	elif kind == "hello":
-		_halted = true
-		_ingress.close("hello refused")
-		_link = LINK_DOWN
-		_refuse("hello", "the daemon refused this client (%s): %s" % [code, message])
-	elif kind == "events":
-		_stats["rejected"] += rec["items"].size()
+func _on_failed(kind, items, code, message, now):
+	if kind == "events":
+		_stats["rejected"] += items.size()
 		_refuse("events", "the daemon refused a batch (%s): %s" % [code, message])
-		for item in rec["items"]:
+		for item in items:
 			emit_signal("event_rejected", item["id"], code, message)
 	elif kind == "purchase":
-		var purchase_id = rec["items"][0]["id"]
-		if _awaiting.has(purchase_id):
-			_deliver(purchase_id, {}, code, message)
-	elif kind != "configs":
-		push_warning("EngineBridge: %s failed (%s): %s" % [kind, code, message])
+		_purchases.on_error(items[0]["id"], code, message)
+	elif kind == "configs":
+		return
+	elif kind == "session_end" and code == "no_session" and _ending:
+		_session_open = false  # the end of the game ended a session the daemon had already closed
+	else:
+		if kind == "session_end" and code == "no_session":
+			_session_open = false
+		_console.warn("failed", "%s failed (%s): %s" % [kind, code, message], now)
 		emit_signal("request_failed", kind, code, message)
 
 
-func _push_front_all(items):
-	for j in range(items.size() - 1, -1, -1):
-		_q_push_front(items[j])
-
-
-# At quit, give the daemon a brief chance (quit_drain_ms) to acknowledge what is queued: the only
-# place this binding waits, because the game is closing anyway (protocol.md section 10).
-func _drain_before_quit():
-	var budget = _settings["quit_drain_ms"]
-	if budget <= 0 or pending_count() == 0:
+func _on_configs(r):
+	if r[0] == ConfigLink.VERDICTS:
+		_purchases.on_publication(r[1])
 		return
-	if typeof(_session) == TYPE_DICTIONARY:
-		end_session()
-	flush()
-	var until = _a.ticks_ms() + budget
-	while pending_count() > 0 and _a.ticks_ms() < until:
-		_tick(_a.ticks_ms())
-		OS.delay_usec(1000)
-
-
-# --- the queue: a ring buffer, so a full queue drops its oldest item in O(1) ----------------------
-
-
-func _resize_queue(capacity):
-	var items = []
-	for i in range(_q_count):
-		items.append(_queue[(_q_head + i) % _queue.size()])
-	_queue = []
-	_queue.resize(capacity)
-	_q_head = 0
-	_q_count = 0
-	for item in items:
-		_q_push(item)
-
-
-func _q_push(item):
-	var cap = _queue.size()
-	if _q_count == cap:
-		_queue[_q_head] = null
-		_q_head = (_q_head + 1) % cap
-		_q_count -= 1
-		_stats["dropped"] += 1
-	_queue[(_q_head + _q_count) % cap] = item
-	_q_count += 1
-
-
-# Items going back to the front are the oldest: with the queue full, they are the ones dropped.
-func _q_push_front(item):
-	var cap = _queue.size()
-	if _q_count == cap:
-		_stats["dropped"] += 1
-		return
-	_q_head = (_q_head - 1 + cap) % cap
-	_queue[_q_head] = item
-	_q_count += 1
-
-
-func _q_pop():
-	_queue[_q_head] = null
-	_q_head = (_q_head + 1) % _queue.size()
-	_q_count -= 1
+	for change in r[1]:
+		emit_signal("config_changed", change[0], change[1])
+	emit_signal("configs_updated", r[2])

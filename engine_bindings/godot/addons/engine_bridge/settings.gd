@@ -71,7 +71,14 @@ const ITEMS = [
 		"name": "engine_bridge/behavior/quit_drain_ms",
 		"type": TYPE_INT,
 		"default": 300,
-		"doc": "on quit, wait at most this long for queued events to be acknowledged; 0: do not wait",
+		"doc": "when the game ends, wait at most this long for what is queued to be acknowledged",
+	},
+	{
+		"key": "warning_interval_ms",
+		"name": "engine_bridge/behavior/warning_interval_ms",
+		"type": TYPE_INT,
+		"default": 10000,
+		"doc": "at most one console warning of a kind per this many ms; the ones between are summed up",
 	},
 ]
 

@@ -7,7 +7,7 @@ namespace EngineBridge.Internal
     /// <summary>
     /// Argument checks run at the call site, before anything is queued, so a bad call fails at once with an
     /// ArgumentException naming the parameter instead of being refused by the daemon later. The checks follow
-    /// protocol.md sections 4 and 5; none allocates unless it throws.
+    /// protocol.md sections 4 and 5, within the daemon's <see cref="Limits"/>; none allocates unless it throws.
     /// </summary>
     internal static class Check
     {
@@ -34,16 +34,16 @@ namespace EngineBridge.Internal
         }
 
         /// <summary>One part of a ':'-joined event id: not empty and without ':'.</summary>
-        public static void Part(string value, string name)
+        public static void Part(Limits limits, string value, string name)
         {
-            Text(value, name, 1, Wire.MaxStringChars);
+            Text(value, name, 1, limits.MaxStringChars);
             if (value.IndexOf(':') >= 0) throw new ArgumentException(name + " must not contain ':' (\"" + value + "\")", name);
         }
 
         /// <summary>An event id of 1 to <paramref name="maxParts"/> non-empty parts joined by ':'.</summary>
-        public static void EventId(string value, string name, int maxParts)
+        public static void EventId(Limits limits, string value, string name, int maxParts)
         {
-            Text(value, name, 1, Wire.MaxStringChars);
+            Text(value, name, 1, limits.MaxStringChars);
             int parts = 1;
             int partStart = 0;
             for (int i = 0; i <= value.Length; i++)
@@ -59,10 +59,10 @@ namespace EngineBridge.Internal
             }
         }
 
-        /// <summary>A client-chosen event or purchase id: 1 to 64 chars of A–Z a–z 0–9 - _ . : (protocol.md section 5).</summary>
-        public static void EventUid(string value, string name)
+        /// <summary>A client-chosen event or purchase id: 1 to max_event_id_chars of A–Z a–z 0–9 - _ . : (protocol.md section 5).</summary>
+        public static void EventUid(Limits limits, string value, string name)
         {
-            Text(value, name, 1, Wire.MaxEventIdChars);
+            Text(value, name, 1, limits.MaxEventIdChars);
             foreach (char c in value)
             {
                 bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
@@ -97,12 +97,12 @@ namespace EngineBridge.Internal
         }
 
         /// <summary>The length of parts about to be joined by ':' (each null part counts as absent).</summary>
-        public static void JoinedLength(int chars, string name)
+        public static void JoinedLength(Limits limits, int chars, string name)
         {
-            if (chars > Wire.MaxStringChars)
+            if (chars > limits.MaxStringChars)
             {
                 throw new ArgumentException("the parts of " + name + " join to " + chars + " chars; the limit is "
-                                            + Wire.MaxStringChars, name);
+                                            + limits.MaxStringChars, name);
             }
         }
 
@@ -141,17 +141,17 @@ namespace EngineBridge.Internal
         }
 
         /// <summary>
-        /// A map of event fields or metadata: string keys of 1 to 64 chars, at most 64 entries per map or list,
-        /// at most 4 levels of nesting, strings within the protocol's limit, finite numbers, encodable types.
+        /// A map of event fields or metadata: string keys of 1 to 64 chars, within the daemon's limits of entries per
+        /// map or list, levels of nesting and chars per string; finite numbers, encodable types.
         /// </summary>
-        public static void Fields(IDictionary<string, object> fields, string name)
+        public static void Fields(Limits limits, IDictionary<string, object> fields, string name)
         {
             if (fields == null) throw new ArgumentNullException(name);
-            CheckMapSize(fields.Count, name, name);
+            CheckMapSize(limits, fields.Count, name, name);
             foreach (var entry in fields)
             {
                 CheckKey(entry.Key, name, name);
-                Value(entry.Value, name + "." + entry.Key, 1, name);
+                Value(limits, entry.Value, name + "." + entry.Key, 1, name);
             }
         }
 
@@ -211,15 +211,19 @@ namespace EngineBridge.Internal
             return new KeyValuePair<string, Kind>(key, kind);
         }
 
-        private static void Value(object value, string path, int depth, string name)
+        private static void Value(Limits limits, object value, string path, int depth, string name)
         {
+            if (value is ulong && (ulong)value > long.MaxValue)
+            {
+                throw new ArgumentException(path + " is " + value + ", beyond the signed 64-bit range the protocol allows", name);
+            }
             if (value == null || value is bool || IsInteger(value) || value is byte[]) return;
             var text = value as string;
             if (text != null)
             {
-                if (text.Length > Wire.MaxStringChars)
+                if (text.Length > limits.MaxStringChars)
                 {
-                    throw new ArgumentException(path + " is " + text.Length + " chars; the limit is " + Wire.MaxStringChars, name);
+                    throw new ArgumentException(path + " is " + text.Length + " chars; the limit is " + limits.MaxStringChars, name);
                 }
                 return;
             }
@@ -239,24 +243,24 @@ namespace EngineBridge.Internal
                 throw new ArgumentException(path + " has type " + value.GetType().FullName
                                             + ", which cannot be sent (use bool, numbers, string, byte[], maps, lists)", name);
             }
-            if (depth >= Wire.MaxDepth)
+            if (depth >= limits.MaxDepth)
             {
-                throw new ArgumentException(path + " is nested deeper than " + Wire.MaxDepth + " levels", name);
+                throw new ArgumentException(path + " is nested deeper than " + limits.MaxDepth + " levels", name);
             }
             if (map != null)
             {
-                CheckMapSize(map.Count, path, name);
+                CheckMapSize(limits, map.Count, path, name);
                 foreach (DictionaryEntry entry in map)
                 {
                     var key = entry.Key as string;
                     if (key == null) throw new ArgumentException(path + " has a key that is not a string", name);
                     CheckKey(key, path, name);
-                    Value(entry.Value, path + "." + key, depth + 1, name);
+                    Value(limits, entry.Value, path + "." + key, depth + 1, name);
                 }
                 return;
             }
-            CheckMapSize(list.Count, path, name);
-            for (int i = 0; i < list.Count; i++) Value(list[i], path + "[" + i + "]", depth + 1, name);
+            CheckMapSize(limits, list.Count, path, name);
+            for (int i = 0; i < list.Count; i++) Value(limits, list[i], path + "[" + i + "]", depth + 1, name);
         }
 
         private static void CheckKey(string key, string path, string name)
@@ -268,11 +272,11 @@ namespace EngineBridge.Internal
             }
         }
 
-        private static void CheckMapSize(int count, string path, string name)
+        private static void CheckMapSize(Limits limits, int count, string path, string name)
         {
-            if (count > Wire.MaxFields)
+            if (count > limits.MaxFields)
             {
-                throw new ArgumentException(path + " holds " + count + " entries; the limit is " + Wire.MaxFields, name);
+                throw new ArgumentException(path + " holds " + count + " entries; the limit is " + limits.MaxFields, name);
             }
         }
 

@@ -1,3 +1,4 @@
+using System;
 using System.Text;
 
 namespace EngineBridge.Internal
@@ -18,8 +19,11 @@ namespace EngineBridge.Internal
         private string topic;
         private bool skipping;
 
-        public ConfigLink(ZmtpEndpoint endpoint, ConfigStore configs, PurchaseVerdicts purchases)
-            : base(endpoint, "SUB", "engine-bridge configs")
+        private static readonly string[] PeerTypes = { "XPUB", "PUB" };
+
+        public ConfigLink(ZmtpEndpoint endpoint, ConfigStore configs, PurchaseVerdicts purchases,
+                          Action<ConnectionState, string> stateChanged)
+            : base(endpoint, "SUB", PeerTypes, "engine-bridge configs", stateChanged)
         {
             this.configs = configs;
             this.purchases = purchases;
@@ -33,7 +37,7 @@ namespace EngineBridge.Internal
             {
                 if (!Connection.Send(subscription, 0, subscription.Length, false)) return;
             }
-            ResetBackoff();
+            OnAccepted("subscribed to the daemon's configs at " + Endpoint);
         }
 
         protected override void OnDisconnected()
@@ -72,7 +76,7 @@ namespace EngineBridge.Internal
                 if (current == purchases.Topic) purchases.Apply(publication);
                 else configs.Apply(current, publication);
             }
-            catch (System.FormatException e)
+            catch (FormatException e)
             {
                 LastError = "unreadable publication on " + current + ": " + e.Message;
             }

@@ -52,22 +52,27 @@ namespace EngineBridge.Internal
             nextLaunchMs = Clock.Milliseconds + probeMs;
         }
 
-        /// <summary>Starts the daemon if it is time to and ours is not already running; called on the ingress thread.</summary>
-        public void MaybeLaunch()
+        /// <summary>
+        /// Starts the daemon if it is time to and ours is not already running; called on the ingress thread.
+        /// True when it started one, which will listen shortly.
+        /// </summary>
+        public bool MaybeLaunch()
         {
             long now = Clock.Milliseconds;
-            if (now < nextLaunchMs) return;
+            if (now < nextLaunchMs) return false;
             nextLaunchMs = now + backoffMs;
             backoffMs = Math.Min(backoffMs * 2, MaxBackoffMs);
+            bool started = false;
             lock (gate)
             {
-                if (stopped || (process != null && !process.HasExited)) return;
+                if (stopped || (process != null && !process.HasExited)) return false;
                 Release();
                 try
                 {
                     process = Start();
                     pid = process.Id;
                     lastFailure = null;
+                    started = true;
                 }
                 catch (Exception e)
                 {
@@ -77,7 +82,11 @@ namespace EngineBridge.Internal
             }
             AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
             AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
+            return started;
         }
+
+        /// <summary>The command line, for messages.</summary>
+        public string Command { get { return string.Join(" ", command); } }
 
         /// <summary>
         /// Stops the launched daemon: SIGTERM on Unix-like systems (elsewhere a kill), up to StopTimeoutMs for a

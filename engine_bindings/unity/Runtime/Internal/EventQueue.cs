@@ -10,7 +10,8 @@ namespace EngineBridge.Internal
     /// event, addressed by a 64-bit sequence number: <c>head</c> is the oldest event not yet acknowledged,
     /// <c>sendNext</c> the first not yet sent on this connection, <c>tail</c> the next to be written. An event
     /// leaves the ring only when an ack covers it, so everything unacknowledged is resent after a reconnect
-    /// (from <c>head</c>, with its original id). When the ring is full the oldest event is overwritten and counted.
+    /// (from <c>head</c>, with its original id). When the ring is full the oldest event is overwritten; it is counted
+    /// as dropped only if it was never sent, since a sent one is counted by its ack when that comes.
     ///
     /// Producers hold <see cref="Gate"/> for one Track call (a few hundred nanoseconds); the I/O thread holds it
     /// only to reserve a batch and to copy it out in short chunks, so a game thread never waits on I/O.
@@ -27,6 +28,7 @@ namespace EngineBridge.Internal
 
         private readonly byte[][] slots;
         private readonly int[] lengths;
+        private readonly bool[] sent;
         private readonly int capacity;
         private readonly MsgPackWriter writer;
         private readonly LinkedList<ControlRequest> controls = new LinkedList<ControlRequest>();
@@ -44,6 +46,7 @@ namespace EngineBridge.Internal
             this.capacity = capacity;
             slots = new byte[capacity][];
             lengths = new int[capacity];
+            sent = new bool[capacity];
             for (int i = 0; i < capacity; i++) slots[i] = new byte[slotBytes];
             writer = new MsgPackWriter(0);
             byte[] seed = Guid.NewGuid().ToByteArray();
@@ -61,10 +64,11 @@ namespace EngineBridge.Internal
         {
             if (tail - head == capacity)
             {
+                if (!sent[Index(head)]) dropped++;
                 head++;
-                dropped++;
                 if (sendNext < head) sendNext = head;
             }
+            sent[Index(tail)] = false;
             writer.Attach(slots[Index(tail)]);
             writer.WriteMapHeader(userId == null ? 4 : 5);
             writer.WriteRaw(Wire.Id);
@@ -128,7 +132,8 @@ namespace EngineBridge.Internal
         /// <summary>
         /// Appends the reserved events' bytes to <paramref name="output"/>, holding the gate only a chunk at a
         /// time. A slot overwritten meanwhile (the ring overflowed) now holds a newer complete event; sending it
-        /// early is harmless: it is sent again in its turn and the daemon deduplicates it.
+        /// early is harmless: it is sent again in its turn and the daemon deduplicates it. Each slot copied is
+        /// marked sent, per slot rather than per sequence number, so that such an early copy counts too.
         /// </summary>
         public void CopyBatch(long first, int count, MsgPackWriter output)
         {
@@ -141,6 +146,7 @@ namespace EngineBridge.Internal
                     {
                         int index = Index(first + i);
                         output.WriteRaw(slots[index], 0, lengths[index]);
+                        sent[index] = true;
                     }
                 }
             }

@@ -10,13 +10,18 @@ namespace EngineBridge.Internal
     /// the queue as <c>ack</c>s come back, sends the queued session/flush/purchase requests in their place in
     /// the stream, and after a drop, a <c>hello_required</c> or a timeout resends everything unacknowledged.
     /// A purchase, whose reply the daemon holds up to 5 s for the verdict, does not hold back what follows it.
+    /// The <c>welcome</c>'s limits are taken for the batches and the call-site checks; the <c>ack</c>s' provider
+    /// refusals go to <see cref="ProviderRefusals"/>.
     /// </summary>
     internal sealed class IngressLink : Link
     {
         private const int IdleWaitMs = 10;
         private const int TransientPauseMs = 1000;
+        private static readonly string[] PeerTypes = { "ROUTER" };
 
         private readonly EventQueue queue;
+        private readonly Limits limits;
+        private readonly ProviderRefusals refusals;
         private readonly DaemonProcess daemon;
         private readonly byte[] helloPairs;
         private readonly int helloPairCount;
@@ -32,31 +37,35 @@ namespace EngineBridge.Internal
         private long helloSentMs;
         private long pausedUntilMs;
         private int maxBatchEvents;
-        private int maxBatchBytes = BatchBytesFor(Wire.MaxMessageBytes);
+        private int maxBatchBytes;
         private long stored;
         private long duplicates;
         private long rejected;
-        private volatile bool connected;
         private volatile string daemonVersion;
         private volatile SessionInfo session;
         private volatile string lastRejection;
 
         /// <param name="helloPairs">the encoded fields of <c>hello</c> other than <c>type</c> and <c>rid</c></param>
+        /// <param name="limits">the daemon's limits, updated at each <c>welcome</c></param>
         /// <param name="daemon">the daemon to launch while none answers, or null</param>
-        public IngressLink(ZmtpEndpoint endpoint, EventQueue queue, byte[] helloPairs, int helloPairCount,
-                           int maxBatchEvents, int window, int requestTimeoutMs, DaemonProcess daemon)
-            : base(endpoint, "DEALER", "engine-bridge ingress")
+        public IngressLink(ZmtpEndpoint endpoint, EventQueue queue, Limits limits, ProviderRefusals refusals,
+                           byte[] helloPairs, int helloPairCount, BridgeSettings settings, DaemonProcess daemon,
+                           Action<ConnectionState, string> stateChanged)
+            : base(endpoint, "DEALER", PeerTypes, "engine-bridge ingress", stateChanged)
         {
             this.queue = queue;
+            this.limits = limits;
+            this.refusals = refusals;
             this.daemon = daemon;
             this.helloPairs = helloPairs;
             this.helloPairCount = helloPairCount;
-            this.window = window;
-            this.requestTimeoutMs = requestTimeoutMs;
-            settingsBatchEvents = this.maxBatchEvents = maxBatchEvents;
+            window = settings.MaxInFlight;
+            requestTimeoutMs = settings.RequestTimeoutMs;
+            settingsBatchEvents = settings.MaxBatchEvents;
+            TakeLimits();
         }
 
-        public bool IsConnected { get { return connected; } }
+        public bool IsConnected { get { return State == ConnectionState.Connected; } }
 
         public string DaemonVersion { get { return daemonVersion; } }
 
@@ -73,7 +82,7 @@ namespace EngineBridge.Internal
             stats.Duplicates = Interlocked.Read(ref duplicates);
             stats.Rejected = Interlocked.Read(ref rejected);
             stats.Acknowledged = stats.Stored + stats.Duplicates + stats.Rejected;
-            stats.Connected = connected;
+            stats.Connected = IsConnected;
             stats.Reconnects = Math.Max(0, Connections - 1);
             stats.LastRejection = lastRejection;
             if (daemon != null)
@@ -91,12 +100,11 @@ namespace EngineBridge.Internal
 
         protected override void WhileDisconnected()
         {
-            if (daemon != null) daemon.MaybeLaunch();
+            if (daemon != null && daemon.MaybeLaunch()) RetrySoon();
         }
 
         protected override void OnDisconnected()
         {
-            connected = false;
             welcomed = false;
             Rewind();
             ResendHeld();
@@ -107,7 +115,7 @@ namespace EngineBridge.Internal
             long now = Clock.Milliseconds;
             if (!welcomed)
             {
-                if (now - helloSentMs > requestTimeoutMs) Drop("no welcome from the daemon in time", true);
+                if (now - helloSentMs > requestTimeoutMs) Drop("no welcome from the daemon at " + Endpoint + " in time", true, ConnectionState.Unreachable);
                 return IdleWaitMs;
             }
             if (RequestTimedOut(now))
@@ -169,8 +177,7 @@ namespace EngineBridge.Internal
             helloRid = NextRid();
             helloSentMs = Clock.Milliseconds;
             frame.Reset();
-            Wire.WriteRequestHeader(frame, Wire.HelloType, helloRid, helloPairCount);
-            frame.WriteRaw(helloPairs);
+            Wire.WriteRequest(frame, Wire.HelloType, helloRid, helloPairs, helloPairCount);
             Connection.Send(frame.Buffer, 0, frame.Length, false);
         }
 
@@ -178,22 +185,32 @@ namespace EngineBridge.Internal
         {
             if (reply.IsError)
             {
-                Drop("the daemon refused hello: " + reply.ErrorCode + ": " + reply.ErrorMessage, true);
+                Drop("the daemon at " + Endpoint + " refused hello: " + reply.ErrorCode + ": " + reply.ErrorMessage, true,
+                     ConnectionState.WrongProgram);
                 return;
             }
-            var limits = reply.GetMap("limits");
-            if (limits != null)
+            var announced = reply.GetMap("limits");
+            if (announced != null)
             {
-                var view = new WireReply(limits);
-                maxBatchEvents = (int)Math.Max(1, Math.Min(settingsBatchEvents, view.GetLong("max_batch_events", Wire.MaxBatchEvents)));
-                maxBatchBytes = BatchBytesFor(view.GetLong("max_message_bytes", Wire.MaxMessageBytes));
+                limits.Apply(new WireReply(announced));
+                TakeLimits();
             }
             daemonVersion = reply.GetString("daemon_version");
             var open = reply.GetMap("session");
             session = open != null ? new SessionInfo(open) : null;
             welcomed = true;
-            connected = true;
-            ResetBackoff();
+            OnAccepted("welcomed by engine-bridge " + daemonVersion + " at " + Endpoint);
+        }
+
+        /// <summary>
+        /// The batch sizes under the daemon's limits: its event count (and this client's own setting), and its
+        /// message size less room for the request's envelope. A batch exceeds the byte budget only when its single
+        /// event does, and Track calls keep every event under <see cref="Limits.MaxEventBytes"/>.
+        /// </summary>
+        private void TakeLimits()
+        {
+            maxBatchEvents = Math.Min(settingsBatchEvents, limits.MaxBatchEvents);
+            maxBatchBytes = limits.MaxMessageBytes - 1024;
         }
 
         /// <summary>Sends batches while the window has room, and the next request once the events before it are acknowledged.</summary>
@@ -233,10 +250,7 @@ namespace EngineBridge.Internal
             if (count == 0) return false;
             uint rid = NextRid();
             frame.Reset();
-            Wire.WriteRequestHeader(frame, Wire.EventsType, rid, 1);
-            frame.WriteRaw(Wire.Events);
-            frame.WriteArrayHeader(count);
-            queue.CopyBatch(first, count, frame);
+            Wire.WriteEventsRequest(frame, rid, queue, first, count);
             inFlight.Add(new InFlightBatch(rid, first, count, Clock.Milliseconds));
             if (!Connection.Send(frame.Buffer, 0, frame.Length, false))
             {
@@ -252,8 +266,7 @@ namespace EngineBridge.Internal
             control.InFlight = true;
             control.SentAtMs = Clock.Milliseconds;
             frame.Reset();
-            Wire.WriteRequestHeader(frame, control.Type, control.Rid, control.PairCount);
-            if (control.Pairs != null) frame.WriteRaw(control.Pairs);
+            Wire.WriteRequest(frame, control.Type, control.Rid, control.Pairs, control.PairCount);
             if (!Connection.Send(frame.Buffer, 0, frame.Length, false)) Drop("sending to the daemon failed", false);
         }
 
@@ -279,17 +292,19 @@ namespace EngineBridge.Internal
             }
             else
             {
-                var refusals = reply.GetArray("rejected");
-                int refused = refusals != null ? refusals.Length : 0;
+                var rejections = reply.GetArray("rejected");
+                int refused = rejections != null ? rejections.Length : 0;
                 if (refused > 0)
                 {
-                    var last = refusals[refused - 1] as Dictionary<string, object>;
+                    var last = rejections[refused - 1] as Dictionary<string, object>;
                     if (last != null)
                     {
                         var entry = new WireReply(last);
                         LastError = lastRejection = entry.GetString("code") + ": " + entry.GetString("message");
                     }
                 }
+                // Provider refusals first: once the counters show this ack, its refusals are posted too.
+                refusals.AddFrom(reply);
                 Interlocked.Add(ref stored, reply.GetLong("stored", 0));
                 Interlocked.Add(ref duplicates, reply.GetLong("duplicates", 0));
                 Interlocked.Add(ref rejected, refused);
@@ -325,7 +340,6 @@ namespace EngineBridge.Internal
         private void Rehello()
         {
             welcomed = false;
-            connected = false;
             Rewind();
             ResendHeld();
             SendHello();
@@ -359,15 +373,6 @@ namespace EngineBridge.Internal
         private uint NextRid()
         {
             return unchecked(nextRid++);
-        }
-
-        /// <summary>
-        /// A batch's byte budget under the daemon's message limit. A batch exceeds it only when its single event
-        /// does, and Track calls keep every event under <see cref="Wire.MaxEventBytes"/>.
-        /// </summary>
-        private static int BatchBytesFor(long maxMessageBytes)
-        {
-            return (int)Math.Max(4096, Math.Min(192 * 1024, maxMessageBytes - 1024));
         }
 
         private sealed class InFlightBatch

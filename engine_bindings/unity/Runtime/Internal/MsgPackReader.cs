@@ -59,11 +59,7 @@ namespace EngineBridge.Internal
                 case 0xc4: return ReadBinary((int)ReadBigEndian(1));
                 case 0xc5: return ReadBinary((int)ReadBigEndian(2));
                 case 0xc6: return ReadBinary(CheckedLength(ReadBigEndian(4)));
-                case 0xca:
-                    {
-                        int bits = (int)ReadBigEndian(4);
-                        return (double)BitConverter.ToSingle(BitConverter.GetBytes(bits), 0);
-                    }
+                case 0xca: return (double)new Float32Bits { Bits = (uint)ReadBigEndian(4) }.Value;
                 case 0xcb: return BitConverter.Int64BitsToDouble((long)ReadBigEndian(8));
                 case 0xcc: return (long)ReadBigEndian(1);
                 case 0xcd: return (long)ReadBigEndian(2);

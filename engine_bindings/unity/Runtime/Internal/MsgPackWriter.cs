@@ -1,5 +1,6 @@
 using System;
 using System.Collections;
+using System.Runtime.InteropServices;
 
 namespace EngineBridge.Internal
 {
@@ -124,6 +125,14 @@ namespace EngineBridge.Internal
                 buffer[position++] = 0xcf;
                 PutBigEndian(value, 8);
             }
+        }
+
+        /// <summary>A float 32: what a C# float is, so it travels as the game gave it.</summary>
+        public void WriteSingle(float value)
+        {
+            Ensure(5);
+            buffer[position++] = 0xca;
+            PutBigEndian(new Float32Bits { Value = value }.Bits, 4);
         }
 
         public void WriteDouble(double value)
@@ -260,7 +269,7 @@ namespace EngineBridge.Internal
                 case TypeCode.UInt16: WriteUInt((ushort)value); return;
                 case TypeCode.UInt32: WriteUInt((uint)value); return;
                 case TypeCode.UInt64: WriteUInt((ulong)value); return;
-                case TypeCode.Single: WriteDouble((float)value); return;
+                case TypeCode.Single: WriteSingle((float)value); return;
                 case TypeCode.Double: WriteDouble((double)value); return;
             }
             var bytes = value as byte[];
@@ -421,5 +430,13 @@ namespace EngineBridge.Internal
             System.Buffer.BlockCopy(buffer, 0, grown, 0, position);
             buffer = grown;
         }
+    }
+
+    /// <summary>The bits of a float 32 without allocating (BitConverter.SingleToInt32Bits is not in Unity's .NET 4.x profile).</summary>
+    [StructLayout(LayoutKind.Explicit)]
+    internal struct Float32Bits
+    {
+        [FieldOffset(0)] public float Value;
+        [FieldOffset(0)] public uint Bits;
     }
 }

@@ -5,17 +5,13 @@ using System.Threading;
 namespace EngineBridge.Internal
 {
     /// <summary>
-    /// Protocol v1 names and limits (protocol.md), each spelled once. Keys and fixed values are kept
-    /// msgpack-encoded so the Track calls copy them instead of encoding them again.
+    /// Protocol v1 names and fixed sizes (protocol.md), each spelled once; the limits a daemon states in its
+    /// <c>welcome</c> are in <see cref="Limits"/>. Keys and fixed values are kept msgpack-encoded so the Track calls
+    /// copy them instead of encoding them again.
     /// </summary>
     internal static class Wire
     {
         public const int ProtocolVersion = 1;
-        public const int MaxMessageBytes = 256 * 1024;
-        public const int MaxBatchEvents = 1000;
-        public const int MaxFields = 64;
-        public const int MaxStringChars = 8192;
-        public const int MaxDepth = 4;
         public const int MaxFieldNameChars = 64;
         public const int MaxCustomNameChars = 64;
         public const int MaxReceiptChars = 65536;
@@ -23,13 +19,6 @@ namespace EngineBridge.Internal
 
         /// <summary>How long the daemon may hold a <c>purchase</c> reply waiting for the verdict before it says <c>pending</c>.</summary>
         public const int PurchaseReplyWaitMs = 5000;
-
-        /// <summary>The largest encoded event a Track call accepts, so that any one event fits in a message.</summary>
-        public const int MaxEventBytes = 128 * 1024;
-
-        /// <summary>The most a helper's extra fields may take: with the helper's own (at most 64 KiB) they fit an event.</summary>
-        public const int MaxExtraBytes = 64 * 1024;
-        public const int MaxEventIdChars = 64;
 
         // Request envelope and event envelope.
         public static readonly byte[] Type = MsgPackWriter.Encode("type");
@@ -85,13 +74,29 @@ namespace EngineBridge.Internal
         public static readonly string[] PurchaseStatusNames = { "completed", "processing" };
 
         /// <summary>Starts a request map: its header (two more pairs than the caller's), <c>type</c> and <c>rid</c>.</summary>
-        public static void WriteRequestHeader(MsgPackWriter writer, byte[] type, uint rid, int otherPairs)
+        private static void WriteRequestHeader(MsgPackWriter writer, byte[] type, uint rid, int otherPairs)
         {
             writer.WriteMapHeader(otherPairs + 2);
             writer.WriteRaw(Type);
             writer.WriteRaw(type);
             writer.WriteRaw(Rid);
             writer.WriteUInt(rid);
+        }
+
+        /// <summary>A whole request: <c>type</c>, <c>rid</c>, then its other pairs, already encoded.</summary>
+        public static void WriteRequest(MsgPackWriter writer, byte[] type, uint rid, byte[] pairs, int pairCount)
+        {
+            WriteRequestHeader(writer, type, rid, pairCount);
+            if (pairs != null) writer.WriteRaw(pairs);
+        }
+
+        /// <summary>An <c>events</c> request holding the queued events reserved from <paramref name="first"/>.</summary>
+        public static void WriteEventsRequest(MsgPackWriter writer, uint rid, EventQueue queue, long first, int count)
+        {
+            WriteRequestHeader(writer, EventsType, rid, 1);
+            writer.WriteRaw(Events);
+            writer.WriteArrayHeader(count);
+            queue.CopyBatch(first, count, writer);
         }
 
         /// <summary>Writes one key/value pair of a request unless the value is null, counting what it wrote.</summary>

@@ -42,6 +42,16 @@ namespace EngineBridge.Internal
             return new ZmtpEndpoint(host, port);
         }
 
+        /// <summary>True for a daemon on this machine: <c>localhost</c> or a loopback address.</summary>
+        public bool IsLoopback
+        {
+            get
+            {
+                IPAddress address;
+                return Host == "localhost" || (IPAddress.TryParse(Host, out address) && IPAddress.IsLoopback(address));
+            }
+        }
+
         public IPAddress Resolve()
         {
             IPAddress address;
@@ -101,9 +111,10 @@ namespace EngineBridge.Internal
 
         /// <summary>
         /// Connects, exchanges greetings and READY commands; throws (SocketException, ZmtpException) on any failure,
-        /// within about <paramref name="timeoutMs"/> for each step.
+        /// within about <paramref name="timeoutMs"/> for each step. A peer that is not a ZeroMQ socket of one of
+        /// <paramref name="peerTypes"/> throws a ZmtpException whose <see cref="ZmtpException.ForeignPeer"/> is set.
         /// </summary>
-        public static ZmtpConnection Open(ZmtpEndpoint endpoint, string socketType, int timeoutMs)
+        public static ZmtpConnection Open(ZmtpEndpoint endpoint, string socketType, string[] peerTypes, int timeoutMs)
         {
             IPAddress address = endpoint.Resolve();
             var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -119,7 +130,7 @@ namespace EngineBridge.Internal
                 socket.EndConnect(pending);
                 socket.ReceiveTimeout = timeoutMs;
                 socket.SendTimeout = timeoutMs;
-                connection.Handshake(socketType);
+                connection.Handshake(socketType, peerTypes);
                 socket.ReceiveTimeout = 0;
                 socket.SendTimeout = HeartbeatTtlMs;
                 connection.lastReceivedMs = connection.lastPingMs = Clock.Milliseconds;
@@ -246,7 +257,7 @@ namespace EngineBridge.Internal
             }
         }
 
-        private void Handshake(string socketType)
+        private void Handshake(string socketType, string[] peerTypes)
         {
             var greeting = new byte[64];
             greeting[0] = 0xff;
@@ -255,14 +266,14 @@ namespace EngineBridge.Internal
             greeting[11] = 1;
             Encoding.ASCII.GetBytes("NULL", 0, 4, greeting, 12);
             if (!SendAll(greeting, 0, greeting.Length)) throw new ZmtpException("peer closed during the greeting");
+            // The signature alone tells a ZeroMQ peer from any other program, which may send less than a greeting.
+            ReadAtLeast(10);
+            if (received[0] != 0xff || received[9] != 0x7f) throw Foreign("answers, but not in ZeroMQ's protocol (ZMTP)");
             ReadAtLeast(64);
-            if (received[0] != 0xff || received[9] != 0x7f) throw new ZmtpException("peer is not a ZMTP endpoint");
-            if (received[10] < 3) throw new ZmtpException("peer speaks ZMTP " + received[10] + ".x; 3.0 or later is needed");
+            if (received[10] < 3) throw Foreign("speaks ZMTP " + received[10] + ".x, an older ZeroMQ than engine-bridge's 3.x");
             peerHeartbeats = received[10] > 3 || received[11] >= 1;
-            if (Encoding.ASCII.GetString(received, 12, 20).TrimEnd('\0') != "NULL")
-            {
-                throw new ZmtpException("peer asks for a security mechanism other than NULL");
-            }
+            string mechanism = Encoding.ASCII.GetString(received, 12, 20).TrimEnd('\0');
+            if (mechanism != "NULL") throw Foreign("is a ZeroMQ socket with " + mechanism + " security, which engine-bridge does not use");
             start = 64;
 
             var ready = new CommandBuilder(64);
@@ -277,11 +288,42 @@ namespace EngineBridge.Internal
                 int bodyOffset, bodyLength;
                 while (!TryParse(out flags, out bodyOffset, out bodyLength)) ReadAtLeast(end - start + 1);
                 start = bodyOffset + bodyLength;
-                if ((flags & FlagCommand) == 0) throw new ZmtpException("peer sent a message before READY");
+                if ((flags & FlagCommand) == 0) throw Foreign("sent a message before its ZMTP READY");
                 string name = CommandName(bodyOffset, bodyLength);
-                if (name == "READY") return;
-                if (name == "ERROR") throw new ZmtpException("peer refused the handshake: " + ErrorReason(bodyOffset, bodyLength));
+                if (name == "ERROR") throw Foreign("refused the ZeroMQ handshake: " + ErrorReason(bodyOffset, bodyLength));
+                if (name != "READY") continue;
+                string peerType = SocketTypeOf(bodyOffset, bodyLength);
+                if (Array.IndexOf(peerTypes, peerType) >= 0) return;
+                throw Foreign("is a ZeroMQ " + peerType + " socket where engine-bridge has a " + string.Join(" or ", peerTypes)
+                              + " (another ZeroMQ program, or the ingress and configs endpoints swapped)");
             }
+        }
+
+        /// <summary>The Socket-Type property of a READY command (rfc.zeromq.org/spec/23: name, then name/value pairs).</summary>
+        private string SocketTypeOf(int offset, int length)
+        {
+            int end = offset + length;
+            int at = offset + 1 + received[offset];
+            while (at < end)
+            {
+                int nameLength = received[at];
+                int valueAt = at + 1 + nameLength + 4;
+                if (valueAt > end) break;
+                int valueLength = (received[valueAt - 4] << 24) | (received[valueAt - 3] << 16) | (received[valueAt - 2] << 8) | received[valueAt - 1];
+                if (valueLength < 0 || valueLength > end - valueAt) break;
+                string name = Encoding.ASCII.GetString(received, at + 1, nameLength);
+                if (string.Equals(name, "Socket-Type", StringComparison.OrdinalIgnoreCase))
+                {
+                    return Encoding.ASCII.GetString(received, valueAt, valueLength);
+                }
+                at = valueAt + valueLength;
+            }
+            return "(untyped)";
+        }
+
+        private static ZmtpException Foreign(string message)
+        {
+            return new ZmtpException("the peer " + message, true);
         }
 
         private void HandleCommand(int offset, int length)
@@ -475,9 +517,13 @@ namespace EngineBridge.Internal
     /// <summary>A ZMTP handshake or framing failure; the connection is dropped and made again later.</summary>
     internal sealed class ZmtpException : Exception
     {
-        public ZmtpException(string message) : base(message)
+        public ZmtpException(string message, bool foreignPeer = false) : base(message)
         {
+            ForeignPeer = foreignPeer;
         }
+
+        /// <summary>The peer is not the daemon's kind of socket: another program holds the endpoint.</summary>
+        public bool ForeignPeer { get; private set; }
     }
 
     /// <summary>A monotonic millisecond clock for timeouts and heartbeats (never the wall clock).</summary>

@@ -20,7 +20,7 @@ namespace EngineBridge.Unity
         [Tooltip("The daemon's configs (XPUB) endpoint.")]
         public string configsEndpoint = "tcp://127.0.0.1:5556";
 
-        [Tooltip("Events kept in memory while the daemon is away; the oldest are dropped beyond this.")]
+        [Tooltip("Events kept in memory while the daemon is away: events per second × (the outage + 1 s) loses nothing; the oldest are dropped beyond this.")]
         public int queueCapacity = 10000;
 
         [Tooltip("Send session_start as soon as the client exists.")]

@@ -48,7 +48,7 @@ internal static class ConsoleSample
         }
 
         client.TrackBusiness("USD", 199, "gems", "small_pack");
-        client.TrackProgression(ProgressionStatus.Complete, "world01", "level01", score: 4200);
+        client.TrackProgression(ProgressionStatus.Complete, "world01", "level01", score: 4200, attemptNum: 1);
         client.EndSession();
         client.Flush(reply => Console.WriteLine(reply.Ok ? "flushed: " + reply.Body["queued"] + " events not yet at the providers"
                                                           : "flush failed: " + reply.ErrorCode));

@@ -12,6 +12,7 @@ public sealed class QuickStart : MonoBehaviour
     private System.IDisposable configSubscription;
     private int maxLives = 3;
     private int gems;
+    private int attempt;
 
     private void Start()
     {
@@ -24,6 +25,7 @@ public sealed class QuickStart : MonoBehaviour
         });
         // Verdicts of purchases an earlier run made but quit before hearing about.
         bridge.PurchaseVerified += Grant;
+        attempt++;
         bridge.TrackProgression(ProgressionStatus.Start, "world01", "level01");
         bridge.TrackDesign("ui:scene_loaded", Time.realtimeSinceStartup);
     }
@@ -35,7 +37,9 @@ public sealed class QuickStart : MonoBehaviour
 
     public void OnLevelComplete(int score)
     {
-        EngineBridgeRunner.Client.TrackProgression(ProgressionStatus.Complete, "world01", "level01", score: score);
+        // GameAnalytics wants the attempt on Fail and Complete: without it the event would be refused (a warning
+        // in the console, and ProviderRefused).
+        EngineBridgeRunner.Client.TrackProgression(ProgressionStatus.Complete, "world01", "level01", score: score, attemptNum: attempt);
         EngineBridgeRunner.Client.TrackResource(ResourceFlow.Source, "gold", 50, "reward", "level_complete");
     }
 

@@ -1,5 +1,5 @@
 # Godot 3 half of the version adapter: every engine name the shared core needs that Godot 4 renamed.
-# The core (engine_bridge.gd, zmtp.gd, msgpack.gd, ...) never names these itself, so it parses and
+# The core (engine_bridge.gd and internal/) never names these itself, so it parses and
 # runs unchanged in both majors; godot4/adapter.gd answers the same calls.
 
 
@@ -55,9 +55,17 @@ func process_always(node):
 	node.pause_mode = Node.PAUSE_MODE_PROCESS
 
 
-# The notification a Node receives when the player closes the game window.
-func quit_notification():
-	return MainLoop.NOTIFICATION_WM_QUIT_REQUEST
+# The notifications a Node receives when the player asks to quit: the window's close button, and
+# Android's back button.
+func quit_requests():
+	return [MainLoop.NOTIFICATION_WM_QUIT_REQUEST, MainLoop.NOTIFICATION_WM_GO_BACK_REQUEST]
+
+
+# Whether that request ends the game. Godot 3 has no getter for SceneTree's auto_accept_quit and
+# quit_on_go_back, so a request is taken to end it (the defaults); a game that turns them off and
+# goes on after a request is started again by its next call (README, "Quitting").
+func quits_on_request(_tree, _what):
+	return true
 
 
 # The whole text of a file, or "" if it cannot be read.

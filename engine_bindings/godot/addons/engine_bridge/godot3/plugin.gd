@@ -1,7 +1,9 @@
 tool
 extends EditorPlugin
 # Godot 3 editor plugin: adds the EngineBridge autoload and the engine_bridge/ Project Settings.
-# To use it, plugin.cfg's script line reads script="godot3/plugin.gd".
+# Godot 3 reads only addons/<folder>/plugin.cfg, so it finds this through
+# addons/engine_bridge_godot3/plugin.cfg; this folder has none (Godot 4's is godot4/plugin.cfg),
+# and an update never means editing a file.
 
 const Settings = preload("../settings.gd")
 const AUTOLOAD = "EngineBridge"
@@ -12,7 +14,8 @@ func _enter_tree():
 
 
 func enable_plugin():
-	var addon_dir = get_script().resource_path.get_base_dir().get_base_dir()
+	# Loaded as addons/engine_bridge_godot3/../engine_bridge/godot3/plugin.gd.
+	var addon_dir = get_script().resource_path.simplify_path().get_base_dir().get_base_dir()
 	add_autoload_singleton(AUTOLOAD, addon_dir + "/engine_bridge.gd")
 
 

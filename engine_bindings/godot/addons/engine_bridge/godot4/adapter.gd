@@ -58,9 +58,20 @@ func process_always(node):
 	node.process_mode = Node.PROCESS_MODE_ALWAYS
 
 
-# The notification a Node receives when the player closes the game window.
-func quit_notification():
-	return Node.NOTIFICATION_WM_CLOSE_REQUEST
+# The notifications a Node receives when the player asks to quit: the window's close button, and
+# Android's back button.
+func quit_requests():
+	return [Node.NOTIFICATION_WM_CLOSE_REQUEST, Node.NOTIFICATION_WM_GO_BACK_REQUEST]
+
+
+# Whether that request ends the game: a game may turn that off to ask the player first, and then
+# quits itself (the bridge then drains as it leaves the tree).
+func quits_on_request(tree, what):
+	if tree == null:
+		return true
+	if what == Node.NOTIFICATION_WM_GO_BACK_REQUEST:
+		return tree.quit_on_go_back
+	return tree.auto_accept_quit
 
 
 # The whole text of a file, or "" if it cannot be read.

@@ -1,7 +1,8 @@
 @tool
 extends EditorPlugin
 # Godot 4 editor plugin: adds the EngineBridge autoload and the engine_bridge/ Project Settings.
-# (plugin.cfg names this file; Godot 3 projects point it at godot3/plugin.gd instead.)
+# Godot 4 finds godot4/plugin.cfg (it looks into addon folders that have no plugin.cfg of their
+# own); Godot 3 finds addons/engine_bridge_godot3/plugin.cfg instead.
 
 const Settings = preload("../settings.gd")
 const AUTOLOAD = "EngineBridge"

@@ -1,22 +1,28 @@
-# Builds the `fields` map of each event category (protocol.md section 5) and checks every argument
-# where the game passes it, so a mistake is reported at the call site, naming the argument, instead
-# of as a rejected event later. Limits are those of protocol.md section 8.
-# Each builder returns the map, or null with `error` saying what is wrong.
+# Checks every argument where the game passes it and builds the `fields` map of each event category
+# (protocol.md section 5), so a mistake is reported at the call site, naming the argument, instead
+# of as a rejected event later. The rules are those of the Unity (Runtime/Internal/Check.cs) and C++
+# (src/events.cpp) bindings; the size limits are the welcome's (protocol.md section 8). Each builder
+# returns the map, or null with `error` saying what is wrong.
 
-const MAX_FIELDS = 64
-const MAX_STRING_CHARS = 8192
-const MAX_DEPTH = 4
+const Wire = preload("wire.gd")
+
+# Field names, event id parts, custom event names, ad texts, cart types.
 const MAX_NAME_CHARS = 64
 const MAX_RECEIPT_CHARS = 65536
 const SEVERITIES = ["debug", "info", "warning", "error", "critical"]
 const PROGRESSION_STATUSES = ["Start", "Fail", "Complete"]
 const RESOURCE_FLOWS = ["Source", "Sink"]
+const AD_ACTIONS = ["clicked", "show", "failed_show", "reward_received", "request", "loaded"]
+const AD_TYPES = ["video", "rewarded_video", "playable", "interstitial", "offer_wall", "banner"]
 const STORES = ["apple", "googleplay"]
 const TEXT_FIELDS = ["custom_01", "custom_02", "custom_03", "cart_type", "ad_fb_error"]
 const UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 var error = ""
 
+var _max_fields = 0
+var _max_string_chars = 0
+var _max_depth = 0
 var _t_float
 var _t_bytes
 
@@ -25,6 +31,14 @@ func _init(adapter):
 	var types = adapter.variant_types()
 	_t_float = types["float"]
 	_t_bytes = types["bytes"]
+	set_limits(Wire.DEFAULT_LIMITS)
+
+
+# The welcome's limits (protocol.md section 8) for the checks from now on.
+func set_limits(limits):
+	_max_fields = limits["max_fields"]
+	_max_string_chars = limits["max_string_chars"]
+	_max_depth = limits["max_depth"]
 
 
 func design(event_id, value, extra):
@@ -67,9 +81,9 @@ func progression(status, names, score, attempt_num, extra):
 			return null
 		event_id += ":" + names[i]
 	var fields = {"event_id": event_id}
-	if not _optional_int(fields, "score", score):
+	if not _optional_int(fields, "score", "score", score, null):
 		return null
-	if not _optional_int(fields, "attempt_num", attempt_num):
+	if not _optional_int(fields, "attempt_num", "attempt_num", attempt_num, 1):
 		return null
 	return _with(fields, extra)
 
@@ -82,6 +96,8 @@ func resource(flow, currency, amount, item_type, item_id, extra):
 		return null
 	if not (_part(item_id, "item_id") and _number(amount, "amount")):
 		return null
+	if amount <= 0:
+		return _fail("amount must be > 0 (the flow says the direction), got %s" % str(amount))
 	var event_id = "%s:%s:%s:%s" % [flow, currency, item_type, item_id]
 	return _with({"event_id": event_id, "amount": amount}, extra)
 
@@ -90,21 +106,25 @@ func error_event(severity, message, extra):
 	error = ""
 	if not severity in SEVERITIES:
 		return _fail("severity must be one of %s, got %s" % [str(SEVERITIES), _show(severity)])
-	if not _text(message, "message", 0, MAX_STRING_CHARS):
+	if not _text(message, "message", 0, _max_string_chars):
 		return null
 	return _with({"severity": severity, "message": message}, extra)
 
 
 func ads(action, ad_type, sdk_name, placement, duration_ms, fb_error, extra):
 	error = ""
-	var fields = {}
-	var names = ["ad_action", "ad_type", "ad_sdk_name", "ad_placement"]
-	var values = [action, ad_type, sdk_name, placement]
-	for i in range(names.size()):
-		if not _text(values[i], names[i], 1, MAX_NAME_CHARS):
-			return null
-		fields[names[i]] = values[i]
-	if not _optional_int(fields, "ad_duration", duration_ms):
+	if not action in AD_ACTIONS:
+		return _fail("action must be one of %s, got %s" % [str(AD_ACTIONS), _show(action)])
+	if not ad_type in AD_TYPES:
+		return _fail("ad_type must be one of %s, got %s" % [str(AD_TYPES), _show(ad_type)])
+	if not _text(sdk_name, "sdk_name", 1, MAX_NAME_CHARS):
+		return null
+	if not _text(placement, "placement", 1, MAX_NAME_CHARS):
+		return null
+	var fields = {
+		"ad_action": action, "ad_type": ad_type, "ad_sdk_name": sdk_name, "ad_placement": placement
+	}
+	if not _optional_int(fields, "ad_duration", "duration_ms", duration_ms, 0):
 		return null
 	if not _optional_text(fields, "ad_fb_error", fb_error):
 		return null
@@ -159,8 +179,8 @@ func _with(fields, extra):
 		return _fail("extra fields must be a Dictionary, got %s" % _show(extra))
 	if extra.size() == 0:
 		return fields
-	if fields.size() + extra.size() > MAX_FIELDS:
-		return _fail("an event holds at most %d fields" % MAX_FIELDS)
+	if fields.size() + extra.size() > _max_fields:
+		return _fail("an event holds at most %d fields" % _max_fields)
 	for key in extra:
 		if typeof(key) != TYPE_STRING or key.length() < 1 or key.length() > MAX_NAME_CHARS:
 			return _fail("field names must be strings of 1 to %d chars, got %s" % [
@@ -173,7 +193,8 @@ func _with(fields, extra):
 			return _fail("%s must be a String, got %s" % [key, _show(v)])
 		if key == "custom_fields" and typeof(v) != TYPE_DICTIONARY:
 			return _fail("custom_fields must be a Dictionary, got %s" % _show(v))
-		if not _value(v, key, 0):
+		# `fields` is the first level of nesting (protocol.md section 8): its values are on the second.
+		if not _value(v, key, 1):
 			return null
 	var copy = extra.duplicate(true)
 	for key in copy:
@@ -189,18 +210,18 @@ func _value(v, path, depth):
 	if t == _t_float:
 		return _number(v, path)
 	if t == TYPE_STRING:
-		return _text(v, path, 0, MAX_STRING_CHARS)
+		return _text(v, path, 0, _max_string_chars)
 	if t == TYPE_ARRAY or t == TYPE_DICTIONARY:
-		if depth >= MAX_DEPTH:
-			_fail("%s: nested deeper than %d levels of maps and arrays" % [path, MAX_DEPTH])
+		if depth >= _max_depth:
+			_fail("%s: nested deeper than %d levels of maps and arrays" % [path, _max_depth])
 			return false
 		if t == TYPE_ARRAY:
 			for i in range(v.size()):
 				if not _value(v[i], "%s[%d]" % [path, i], depth + 1):
 					return false
 			return true
-		if v.size() > MAX_FIELDS:
-			_fail("%s: a map holds at most %d entries" % [path, MAX_FIELDS])
+		if v.size() > _max_fields:
+			_fail("%s: a map holds at most %d entries" % [path, _max_fields])
 			return false
 		for key in v:
 			if typeof(key) != TYPE_STRING or key.length() < 1 or key.length() > MAX_NAME_CHARS:
@@ -267,17 +288,17 @@ func _part(v, name):
 	return true
 
 
-# An event id of `lo` to `hi` non-empty parts joined by ':'.
+# An event id of `lo` to `hi` parts of 1 to MAX_NAME_CHARS chars joined by ':'.
 func _parts(v, name, lo, hi):
-	if not _text(v, name, 1, MAX_STRING_CHARS):
+	if not _text(v, name, 1, _max_string_chars):
 		return false
 	var parts = v.split(":")
 	if parts.size() < lo or parts.size() > hi:
 		_fail("%s must have %d to %d parts joined by ':', got %s" % [name, lo, hi, _show(v)])
 		return false
 	for p in parts:
-		if p == "":
-			_fail("%s has an empty part: %s" % [name, _show(v)])
+		if p == "" or p.length() > MAX_NAME_CHARS:
+			_fail("%s: every part must have 1 to %d chars: %s" % [name, MAX_NAME_CHARS, _show(v)])
 			return false
 	return true
 
@@ -293,14 +314,18 @@ func _currency(v):
 	return true
 
 
-# Adds an optional int argument (null: left out).
-func _optional_int(fields, name, v):
+# Adds an optional int argument `name` as field `key` (null: left out), at least `minimum` unless
+# that is null.
+func _optional_int(fields, key, name, v, minimum):
 	if typeof(v) == TYPE_NIL:
 		return true
 	if typeof(v) != TYPE_INT:
 		_fail("%s must be an int or null, got %s" % [name, _show(v)])
 		return false
-	fields[name] = v
+	if typeof(minimum) == TYPE_INT and v < minimum:
+		_fail("%s must be at least %d, got %d" % [name, minimum, v])
+		return false
+	fields[key] = v
 	return true
 
 

@@ -1,7 +1,8 @@
 # A small ZMTP 3.1 peer (RFC 23 and 37, rfc.zeromq.org) over the engine's own TCP stream, with the
 # NULL mechanism: enough to be the DEALER or the SUB end of the daemon's sockets, since Godot has no
 # libzmq. It never waits: poll() does the work that is ready now (connect, handshake, read, write,
-# heartbeats, reconnect with backoff) and returns what happened. Shared by Godot 3 and 4.
+# heartbeats, reconnect with backoff) and returns what happened. Shared by Godot 3 and 4. Unity's
+# twin is Runtime/Internal/ZmtpConnection.cs (with Link.cs for the reconnecting).
 
 # What poll() reports, as [kind, ...] arrays.
 const EV_READY = 0  # [EV_READY]: handshake done, messages may flow
@@ -9,7 +10,9 @@ const EV_MESSAGE = 1  # [EV_MESSAGE, frames]: one message, an Array of byte arra
 const EV_CLOSED = 2  # [EV_CLOSED, reason]: a ready connection was lost
 
 const BACKOFF_FIRST_MS = 100
-const BACKOFF_MAX_MS = 5000
+# A connection attempt costs next to nothing, so the wait stays short: a daemon that comes back is
+# found within a second, before a long outage's queue overflows (README, "Sizing the queue").
+const BACKOFF_MAX_MS = 1000
 const CONNECT_TIMEOUT_MS = 3000
 const HANDSHAKE_TIMEOUT_MS = 5000
 # Send a PING after this long without hearing from the peer; give up on it after HEARTBEAT_TTL_MS.
@@ -29,10 +32,17 @@ const STATE_CONNECTING = 1
 const STATE_HANDSHAKE = 2  # TCP is up, greeting and READY under way
 const STATE_READY = 3
 
+const FAIL_NOBODY = "nobody"
+const FAIL_FOREIGN = "foreign"
+
 # Plain counters for diagnostics and tests.
 var stats = {"connects": 0, "failures": 0, "pings_received": 0, "pongs_received": 0}
-# Why the last connection attempt failed or the last connection closed.
+# Why the last connection attempt failed or the last connection closed; "" once connected.
 var last_error = ""
+# What the last failed attempt met: FAIL_NOBODY (no connection: nothing listens there) or
+# FAIL_FOREIGN (a connection, but no ZMTP peer we can speak to: another program holds the port); ""
+# once connected.
+var failure = ""
 
 var _a
 var _socket_type
@@ -42,6 +52,7 @@ var _tcp = null
 var _state = STATE_IDLE
 var _retry_at = 0
 var _backoff = BACKOFF_FIRST_MS
+var _eager_until = 0  # until then, failed attempts are retried without growing the backoff
 var _since = 0  # when the current state began
 var _last_rx = 0
 var _last_ping = 0
@@ -115,12 +126,22 @@ func subscribe(prefix):
 	return send([body])
 
 
-# Drops the connection on purpose (a changed endpoint or identity): no EV_CLOSED, not counted as a
-# failure, and the next poll() connects again at once.
+# Drops the connection on purpose (a changed endpoint or identity, the end): no EV_CLOSED, not a
+# failure (the last one is forgotten), and the next poll() connects again at once.
 func close(reason):
 	_teardown(reason)
 	_retry_at = 0
 	_backoff = BACKOFF_FIRST_MS
+	failure = ""
+
+
+# Tries again at once, and every BACKOFF_FIRST_MS until `until` (ticks ms) if it fails: a daemon is
+# known to be coming (just launched) or the game is about to quit and has no time to wait.
+func hurry(now, until):
+	_eager_until = until
+	_backoff = BACKOFF_FIRST_MS
+	if _state == STATE_IDLE:
+		_retry_at = now
 
 
 # Does whatever is ready and returns the events that happened, oldest first.
@@ -236,6 +257,10 @@ func _parse(now, events):
 		var avail = _rx.get_available_bytes()
 		if not _greeted:
 			if avail < 64:
+				# A greeting starts with 0xff: another protocol (an HTTP server...) shows at once.
+				if avail > 0 and _rx.data_array[_rx.get_position()] != 0xff:
+					_close("the peer does not speak ZMTP", now, events)
+					return false
 				return true
 			var reason = _check_greeting(_rx.get_data(64)[1])
 			if reason != "":
@@ -295,6 +320,8 @@ func _command(body, now, events):
 		if _state == STATE_HANDSHAKE:
 			_state = STATE_READY
 			_backoff = BACKOFF_FIRST_MS
+			last_error = ""
+			failure = ""
 			_last_ping = now
 			stats["connects"] += 1
 			events.append([EV_READY])
@@ -317,9 +344,11 @@ func _close(reason, now, events):
 		events.append([EV_CLOSED, reason])
 	else:
 		stats["failures"] += 1
+		failure = FAIL_FOREIGN if _state == STATE_HANDSHAKE else FAIL_NOBODY
 	_teardown(reason)
 	_retry_at = now + _backoff
-	_backoff = min(_backoff * 2, BACKOFF_MAX_MS)
+	if now >= _eager_until:
+		_backoff = min(_backoff * 2, BACKOFF_MAX_MS)
 
 
 func _teardown(reason):

@@ -1,7 +1,8 @@
 # MessagePack (https://github.com/msgpack/msgpack/blob/master/spec.md) for protocol v1 frames.
 # Encodes the way Python's msgpack does (smallest int form, float 64, the shortest str/bin/array/map
 # header) so a frame is byte-identical to the daemon's own encoding; decodes every type except
-# extensions, which protocol v1 never uses. Shared by Godot 3 and 4 through the adapter.
+# extensions, which protocol v1 never uses. Shared by Godot 3 and 4 through the adapter. Unity's
+# twins are Runtime/Internal/MsgPackWriter.cs and MsgPackReader.cs.
 
 # Deeper nesting than this is refused: it is never valid protocol v1 and guards the recursion.
 const MAX_DEPTH = 32
@@ -68,15 +69,25 @@ func rewind(position):
 	_out.seek(position)
 
 
-# Writes an array 16 header at `position` (reserved earlier with put_array16_header).
-func patch_array16_header(position, count):
+# Gives the array header reserved at `position` (by put_array16_header) its count, in the smallest
+# form: under 16 items the fixarray byte takes the 3 bytes' place and the rest moves up (a small
+# frame, so a cheap copy).
+func patch_array_header(position, count):
 	var end = _out.get_position()
-	_out.seek(position + 1)
-	_out.put_u16(count)
-	_out.seek(end)
+	if count >= 16:
+		_out.seek(position + 1)
+		_out.put_u16(count)
+		_out.seek(end)
+		return
+	var data = _out.data_array
+	var out = _a.slice_bytes(data, 0, position)
+	out.append(0x90 | count)
+	out.append_array(_a.slice_bytes(data, position + 3, end))
+	_out.data_array = out
+	_out.seek(out.size())
 
 
-# An array 16 header whose count is patched later: a batch does not know its length in advance.
+# Room for an array header whose count is given later: a batch does not know its length in advance.
 func put_array16_header():
 	_out.put_u8(0xdc)
 	_out.put_u16(0)

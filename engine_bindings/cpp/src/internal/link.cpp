@@ -1,0 +1,312 @@
+// The connection to the daemon: the sockets, what the client knows of the peer (ConnectionState, told to the
+// game and, once per outage, to its console), the launcher, and the I/O thread's loop.
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "check.hpp"
+#include "client_impl.hpp"
+
+namespace engine_bridge {
+
+namespace {
+
+constexpr auto kMaxLaunchBackoff = std::chrono::milliseconds(30000);
+// How long connections must have been refused before the game is told that no daemon runs: long enough
+// for a daemon that is starting with the game, short enough to be seen in the first seconds of play.
+constexpr auto kUnreachableAfter = std::chrono::milliseconds(2000);
+// With a launch command: the daemon we start takes a few seconds to listen.
+constexpr auto kLaunchGrace = std::chrono::milliseconds(10000);
+// libzmq reconnects every 100 ms, doubling up to this: loopback attempts cost nothing, and the daemon is
+// found within a second of coming back, however long it was away.
+constexpr int kReconnectMaxMs = 1000;
+// A peer that accepts the TCP connection but never completes the ZeroMQ handshake is given this long.
+constexpr int kHandshakeMs = 3000;
+
+}  // namespace
+
+Status Client::Impl::Connect(const GameInfo& game, const Settings& settings) {
+  if (thread_.joinable()) return Status(ErrorCode::AlreadyConnected, "Connect: already connected; Shutdown() first");
+  if (Status s = detail::CheckGameInfo(game); !s) return s;
+  if (settings.ingress_endpoint.empty() || settings.configs_endpoint.empty()) {
+    return detail::Invalid("Connect: Settings.ingress_endpoint and configs_endpoint must be set");
+  }
+  if (settings.queue_capacity == 0) return detail::Invalid("Connect: Settings.queue_capacity must be at least 1");
+  if (settings.max_in_flight == 0) return detail::Invalid("Connect: Settings.max_in_flight must be at least 1");
+  if (settings.send_interval.count() <= 0 || settings.request_timeout.count() <= 0) {
+    return detail::Invalid("Connect: Settings.send_interval and request_timeout must be positive");
+  }
+  if (!settings.daemon.command.empty() && !detail::CanLaunchDaemon()) {
+    return detail::Invalid("Connect: Settings.daemon.command: launching the daemon is not supported on this platform");
+  }
+
+  game_ = game;
+  settings_ = settings;
+  hello_body_ = detail::HelloBody(game_);
+  purchase_topic_ = std::string(detail::kPurchasePrefix) + game_.device_id;
+  configs.SetDevice(game_.device_id);
+  try {
+    OpenSockets();
+  } catch (const zmq::error_t& e) {
+    CloseSockets();
+    // A malformed endpoint is the caller's mistake; anything else (out of file descriptors) is not.
+    const bool bad_endpoint = e.num() == EINVAL || e.num() == EPROTONOSUPPORT || e.num() == ENOCOMPATPROTO;
+    return Status(bad_endpoint ? ErrorCode::InvalidArgument : ErrorCode::Internal,
+                  "Connect: cannot open sockets to " + settings_.ingress_endpoint + " and " +
+                      settings_.configs_endpoint + ": " + e.what());
+  }
+  queue.Open(settings_.queue_capacity);
+  {
+    std::lock_guard<std::mutex> lk(stop_mu_);
+    stopping_ = false;
+  }
+  const Clock::time_point now = Clock::now();
+  state_ = ConnectionState::Connecting;
+  queue.Update([](Stats& s) { s.connection = ConnectionState::Connecting; });
+  tcp_up_ = transport_up_ = refused_ = ready_ = false;
+  down_since_ = now;
+  last_reached_ = Clock::time_point();
+  hello_due_at_.reset();
+  hello_rid_.reset();
+  welcomes_ = 0;
+  requests_.clear();
+  event_requests_ = 0;
+  wire_limits_ = limits.Get();
+  pause_until_ = Clock::time_point();
+  launch_backoff_ = settings_.daemon.probe;
+  next_launch_ = now + settings_.daemon.probe;
+  running_.store(true, std::memory_order_release);
+  thread_ = std::thread([this] { Run(); });
+  return Status();
+}
+
+void Client::Impl::OpenSockets() {
+  ctx_ = zmq::context_t(1);
+  // A daemon we launch runs on this machine: look for it every 100 ms until it listens.
+  const int reconnect_max = settings_.daemon.command.empty() ? kReconnectMaxMs : 0;
+  dealer_ = zmq::socket_t(ctx_, zmq::socket_type::dealer);
+  dealer_.set(zmq::sockopt::linger, 0);
+  // Queue only to a connection whose handshake is done: what we send then goes to a daemon that is there.
+  dealer_.set(zmq::sockopt::immediate, 1);
+  dealer_.set(zmq::sockopt::reconnect_ivl, 100);
+  dealer_.set(zmq::sockopt::reconnect_ivl_max, reconnect_max);
+  dealer_.set(zmq::sockopt::handshake_ivl, kHandshakeMs);
+  dealer_.set(zmq::sockopt::heartbeat_ivl, 2000);  // notice a daemon that hangs without closing
+  dealer_.set(zmq::sockopt::heartbeat_timeout, 6000);
+  dealer_.set(zmq::sockopt::sndhwm, 0);
+  // The monitor tells us about every (re)connect, so we say hello again at once, and about what went wrong.
+  const std::string monitor_endpoint =
+      "inproc://engine-bridge-monitor-" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
+  if (zmq_socket_monitor(dealer_.handle(), monitor_endpoint.c_str(),
+                         ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_DISCONNECTED) != 0) {
+    throw zmq::error_t();
+  }
+  monitor_ = zmq::socket_t(ctx_, zmq::socket_type::pair);
+  monitor_.set(zmq::sockopt::linger, 0);
+  monitor_.connect(monitor_endpoint);
+  dealer_.connect(settings_.ingress_endpoint);
+
+  sub_ = zmq::socket_t(ctx_, zmq::socket_type::sub);
+  sub_.set(zmq::sockopt::linger, 0);
+  sub_.set(zmq::sockopt::reconnect_ivl, 100);
+  sub_.set(zmq::sockopt::reconnect_ivl_max, reconnect_max);
+  // Subscribe before the welcome (which lists the same two): a late subscriber gets every config topic's
+  // current value at once, and this device's recent purchase verdicts.
+  sub_.set(zmq::sockopt::subscribe, detail::kConfigPrefix);
+  sub_.set(zmq::sockopt::subscribe, purchase_topic_);
+  subscribed_ = {std::string(detail::kConfigPrefix), purchase_topic_};
+  versions_.clear();
+  sub_.connect(settings_.configs_endpoint);
+}
+
+void Client::Impl::CloseSockets() {
+  if (dealer_.handle() != nullptr) zmq_socket_monitor(dealer_.handle(), nullptr, 0);
+  dealer_.close();
+  sub_.close();
+  monitor_.close();
+  ctx_.close();
+}
+
+void Client::Impl::Shutdown(std::optional<std::chrono::milliseconds> grace) {
+  if (!thread_.joinable()) return;
+  running_.store(false, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lk(stop_mu_);
+    stopping_ = true;
+    stop_deadline_ = Clock::now() + grace.value_or(settings_.shutdown_grace);
+  }
+  thread_.join();
+}
+
+// --- the I/O thread -----------------------------------------------------------------------------------------
+
+void Client::Impl::Run() {
+  for (;;) {
+    const Clock::time_point now = Clock::now();
+    {
+      std::lock_guard<std::mutex> lk(stop_mu_);
+      if (stopping_ && now >= stop_deadline_) break;
+    }
+    if (!Running() && Drained()) break;
+    try {
+      Turn(now);
+    } catch (const std::exception& e) {
+      // EINTR and friends, or memory running out: the next turn tries again; nothing here is worth killing
+      // the game for.
+      queue.Update([&](Stats& s) { s.last_error = std::string("I/O thread: ") + e.what(); });
+    }
+  }
+  try {
+    RequeueAll();
+  } catch (const std::exception&) {
+    // Out of memory while putting back what was in flight: those events wait in the queue all the same.
+  }
+  CloseSockets();
+  daemon_.Stop(settings_.daemon.stop_timeout);
+  queue.Update([](Stats& s) {
+    s.connected = false;
+    s.daemon_pid = 0;
+  });
+}
+
+void Client::Impl::Turn(Clock::time_point now) {
+  MaybeLaunchDaemon(now);
+  CheckUnreachable(now);
+  console.Tick(now);
+  if (hello_due_at_ && now >= *hello_due_at_) SendHello(now);
+  if (ready_ && now >= pause_until_) SendWork(now);
+  CheckTimeouts(now);
+
+  zmq::pollitem_t items[] = {
+      {dealer_.handle(), 0, ZMQ_POLLIN, 0},
+      {sub_.handle(), 0, ZMQ_POLLIN, 0},
+      {monitor_.handle(), 0, ZMQ_POLLIN, 0},
+  };
+  zmq::poll(items, 3, settings_.send_interval);
+  if (items[2].revents & ZMQ_POLLIN) HandleMonitor(Clock::now());
+  if (items[0].revents & ZMQ_POLLIN) {
+    zmq::message_t msg;
+    while (dealer_.recv(msg, zmq::recv_flags::dontwait)) HandleFrame(msg, Clock::now());
+  }
+  if (items[1].revents & ZMQ_POLLIN) HandlePublications();
+}
+
+bool Client::Impl::Drained() {
+  return queue.Empty() && controls_ready_.empty() && requests_.size() == event_requests_;
+}
+
+void Client::Impl::HandleMonitor(Clock::time_point now) {
+  const std::string& endpoint = settings_.ingress_endpoint;
+  zmq::message_t event, address;
+  while (monitor_.recv(event, zmq::recv_flags::dontwait)) {
+    // Two frames: the event (id, value), then the endpoint, which we know.
+    if (event.more() && !monitor_.recv(address, zmq::recv_flags::dontwait)) continue;
+    if (event.size() < 2) continue;
+    std::uint16_t id;
+    std::memcpy(&id, event.data(), sizeof id);
+    switch (id) {
+      case ZMQ_EVENT_CONNECTED:
+        tcp_up_ = true;
+        refused_ = false;
+        last_reached_ = now;
+        break;
+      case ZMQ_EVENT_CONNECT_RETRIED:
+        refused_ = true;
+        break;
+      case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        transport_up_ = true;
+        hello_due_at_ = now;
+        launch_backoff_ = settings_.daemon.probe;
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        tcp_up_ = false;
+        last_reached_ = now;
+        SetState(ConnectionState::WrongPeer, "another program holds " + endpoint + " (or the daemon there hangs): "
+                 "the ZeroMQ handshake failed. Stop it, or point Settings::ingress_endpoint at the daemon");
+        break;
+      case ZMQ_EVENT_DISCONNECTED: {
+        const bool welcomed = ready_;
+        const bool reached = tcp_up_;
+        if (reached) last_reached_ = now;
+        tcp_up_ = transport_up_ = ready_ = false;
+        hello_due_at_.reset();
+        hello_rid_.reset();
+        RequeueAll();
+        queue.Update([](Stats& s) { s.connected = false; });
+        if (welcomed) {
+          down_since_ = now;
+          SetState(ConnectionState::Connecting, "the connection to the daemon at " + endpoint + " dropped; reconnecting");
+        } else if (reached) {
+          SetState(ConnectionState::WrongPeer, "another program holds " + endpoint + ": it closed the connection "
+                   "without saying welcome. Stop it, or point Settings::ingress_endpoint at the daemon");
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+}
+
+void Client::Impl::SetState(ConnectionState state, std::string detail) {
+  if (state == state_) return;  // told once: an outage is one message, however many retries it takes
+  const ConnectionState was = state_;
+  state_ = state;
+  const bool problem = state == ConnectionState::Unreachable || state == ConnectionState::WrongPeer;
+  queue.Update([&](Stats& s) {
+    s.connection = state;
+    if (problem) s.last_error = detail;
+    if (state == ConnectionState::Connected) s.last_error.clear();
+  });
+  if (problem) {
+    console.Log(LogLevel::Warning, detail);
+  } else if (state == ConnectionState::Connected &&
+             (was == ConnectionState::Unreachable || was == ConnectionState::WrongPeer)) {
+    console.Log(LogLevel::Info, detail);
+  }
+  callbacks.Post([this, state, detail = std::move(detail)] {
+    if (std::shared_ptr<ConnectionCallback> handler = connection_handler.Get()) (*handler)(state, detail);
+  });
+}
+
+void Client::Impl::CheckUnreachable(Clock::time_point now) {
+  if (ready_ || tcp_up_ || !refused_ || state_ == ConnectionState::Unreachable) return;
+  const bool launching = !settings_.daemon.command.empty();
+  // libzmq also retries after a failed handshake: only refused connections, for a while, mean nobody listens.
+  const Clock::time_point since = std::max(down_since_, last_reached_);
+  if (now - since < (launching ? settings_.daemon.probe + kLaunchGrace : kUnreachableAfter)) return;
+  std::string detail = "no daemon answers at " + settings_.ingress_endpoint;
+  detail += launching ? ", not even the one this game started (see " +
+                            (settings_.daemon.log_path.empty() ? std::string("the game's output")
+                                                               : settings_.daemon.log_path) + ")"
+                      : ": start it with `engine-bridge run`, or set Settings::daemon.command to launch it with the game";
+  detail += ". Events wait in memory (up to " + std::to_string(settings_.queue_capacity) + ") until it answers";
+  SetState(ConnectionState::Unreachable, std::move(detail));
+}
+
+void Client::Impl::MaybeLaunchDaemon(Clock::time_point now) {
+  if (settings_.daemon.command.empty()) return;
+  const bool alive = daemon_.Running();
+  queue.Update([&](Stats& s) { s.daemon_pid = daemon_.pid(); });
+  if (transport_up_ || alive || now < next_launch_) return;
+  Status started = daemon_.Start(settings_.daemon.command, settings_.daemon.log_path);
+  if (started) {
+    console.Log(LogLevel::Info, "no daemon answered at " + settings_.ingress_endpoint + "; started `" +
+                                    settings_.daemon.command.front() + "` (pid " + std::to_string(daemon_.pid()) + ")");
+  } else {
+    console.Log(LogLevel::Warning, "cannot launch the daemon: " + started.message());
+  }
+  queue.Update([&](Stats& s) {
+    s.daemon_pid = daemon_.pid();
+    if (!started) s.last_error = "daemon launch: " + started.message();
+  });
+  // If it dies before answering (a port taken, a broken install), try again later and less often.
+  next_launch_ = now + launch_backoff_;
+  launch_backoff_ = std::min(launch_backoff_ * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kMaxLaunchBackoff));
+}
+
+}  // namespace engine_bridge
