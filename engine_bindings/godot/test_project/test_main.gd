@@ -702,14 +702,14 @@ func _run_refusals():
 	ok = yield(wait("drained", [EngineBridge], 10.0), "completed")
 	var stats = EngineBridge.get_stats()
 	check(
-		ok and stats["invalid"] == 1 and stats["stored"] == 2 and stats["rejected"] == 0,
-		"counted as invalid, and stored: %s" % str(stats)
+		ok and stats["provider_refusals"] == 1 and stats["stored"] == 2 and stats["rejected"] == 0,
+		"counted in provider_refusals, and stored: %s" % str(stats)
 	)
 	for i in range(MORE_REFUSALS):
 		EngineBridge.track_design("shop:bad#%d" % i)
 	ok = yield(wait("has_signal_count", ["provider_refused", 1 + MORE_REFUSALS], 10.0), "completed")
 	check(
-		ok and EngineBridge.get_stats()["invalid"] == 1 + MORE_REFUSALS,
+		ok and EngineBridge.get_stats()["provider_refusals"] == 1 + MORE_REFUSALS,
 		"every refusal signalled and counted: %s" % str(EngineBridge.get_stats())
 	)
 	# They are summed up in one console warning once the interval is over (the wrapper reads it).
@@ -749,8 +749,8 @@ func _run_absent():
 		ok and got["connection_state_changed"].size() == 1, "three more attempts, nothing more said"
 	)
 	check(bridge.configure({"ingress_endpoint": foreign}), "point at another program")
-	ok = yield(wait("state_is", [bridge, "not_a_daemon"], 10.0), "completed")
-	check(ok, "not_a_daemon: %s" % str(got["connection_state_changed"]))
+	ok = yield(wait("state_is", [bridge, "wrong_peer"], 10.0), "completed")
+	check(ok, "wrong_peer: %s" % str(got["connection_state_changed"]))
 	check(
 		bridge.get_last_error().find(foreign + " belongs to another program") >= 0,
 		"get_last_error says so: %s" % bridge.get_last_error()
@@ -772,7 +772,7 @@ func _run_absent():
 	for s in got["connection_state_changed"]:
 		states.append(s[0])
 	check(
-		same(states, ["unreachable", "connecting", "not_a_daemon", "connecting", "connected"]),
+		same(states, ["unreachable", "connecting", "wrong_peer", "connecting", "connected"]),
 		"the states in order: %s" % str(states)
 	)
 	fact("absent", {"nobody": nobody, "foreign": foreign})

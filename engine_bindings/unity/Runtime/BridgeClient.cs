@@ -115,7 +115,7 @@ namespace EngineBridge
 
         /// <summary>
         /// Events the daemon stored but that a provider's rules refuse (<see cref="ProviderRefusal"/>: the event id,
-        /// the provider, the rule), one call each, on the pump thread. Counted in <see cref="BridgeStats.Invalid"/>
+        /// the provider, the rule), one call each, on the pump thread. Counted in <see cref="BridgeStats.ProviderRefusals"/>
         /// and written to the engine's console as a warning, at most once per
         /// <see cref="BridgeSettings.WarningIntervalMs"/>.
         /// </summary>
@@ -160,16 +160,18 @@ namespace EngineBridge
 
         /// <summary>
         /// A real-money purchase: <paramref name="amountCents"/> in the minor unit of <paramref name="currency"/>
-        /// (ISO 4217, e.g. <c>USD</c>); the event id becomes <c>itemType:itemId</c>.
+        /// (ISO 4217, e.g. <c>USD</c>), zero or more; the event id becomes <c>itemType:itemId</c> (each part 1 to 64 chars,
+        /// as <paramref name="cartType"/> if given).
         /// </summary>
         public void TrackBusiness(string currency, long amountCents, string itemType, string itemId, string cartType = null,
                                   IDictionary<string, object> extra = null)
         {
             Check.Currency(currency, "currency");
+            Check.AtLeast(amountCents, 0, "amountCents");
             Check.Part(limits, itemType, "itemType");
             Check.Part(limits, itemId, "itemId");
             Check.JoinedLength(limits, itemType.Length + 1 + itemId.Length, "itemType:itemId");
-            Check.OptionalText(cartType, "cartType", limits.MaxStringChars);
+            Check.OptionalText(cartType, "cartType", Wire.MaxPartChars);
             var more = EncodeExtra(extra, BusinessFields);
             if (RefuseAfterShutdown()) return;
             long ts = Wire.NowMs();
@@ -289,8 +291,8 @@ namespace EngineBridge
         {
             Check.Defined((int)action, Wire.AdActionBytes.Length, "action");
             Check.Defined((int)adType, Wire.AdTypeBytes.Length, "adType");
-            Check.Text(sdkName, "sdkName", 1, limits.MaxStringChars);
-            Check.Text(placement, "placement", 1, limits.MaxStringChars);
+            Check.Text(sdkName, "sdkName", 1, Wire.MaxPartChars);
+            Check.Text(placement, "placement", 1, Wire.MaxPartChars);
             if (durationMs.HasValue) Check.AtLeast(durationMs.Value, 0, "durationMs");
             var more = EncodeExtra(extra, AdFields);
             if (RefuseAfterShutdown()) return;
@@ -342,6 +344,7 @@ namespace EngineBridge
             Check.Defined((int)category, Wire.CategoryNames.Length, "category");
             Check.NotNull(fields, "fields");
             Check.RequiredFields(category, fields, "fields");
+            Check.JoinedId(category, fields, "fields");
             var encoded = Encode(fields, "fields", limits.MaxEventBytes - 512);
             string id = null, userId = null;
             long ts = -1;
@@ -524,7 +527,7 @@ namespace EngineBridge
             var stats = new BridgeStats();
             queue.ReadCounters(ref stats);
             ingress.ReadCounters(ref stats);
-            stats.Invalid = refusals.Count;
+            stats.ProviderRefusals = refusals.Count;
             return stats;
         }
 

@@ -35,7 +35,7 @@ namespace EngineBridge
         /// Provider refusals (<see cref="BridgeClient.ProviderRefused"/>): events stored, but that a provider's rules
         /// refuse; an event two providers refuse counts twice.
         /// </summary>
-        public long Invalid;
+        public long ProviderRefusals;
 
         /// <summary>Events sent again because their ack had not come when the connection dropped or failed.</summary>
         public long Resent;

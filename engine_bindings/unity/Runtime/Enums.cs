@@ -89,7 +89,7 @@ namespace EngineBridge
         /// Something answers at the endpoint, but not an engine-bridge daemon this client can talk to: another
         /// program holds the port, the two endpoints are swapped, or the daemon refused <c>hello</c>.
         /// </summary>
-        WrongProgram,
+        WrongPeer,
 
         /// <summary>This platform cannot run the client (WebGL): every call is a no-op.</summary>
         Unsupported,

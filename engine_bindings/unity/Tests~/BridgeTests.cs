@@ -171,6 +171,17 @@ internal static class BridgeTests
             Throws<ArgumentException>("currency", () => client.TrackBusiness("usd", 1, "gems", "pack"));
             Throws<ArgumentNullException>("itemType", () => client.TrackBusiness("USD", 1, null, "pack"));
             Throws<ArgumentException>("itemType", () => client.TrackBusiness("USD", 1, "a:b", "pack"));
+            Throws<ArgumentOutOfRangeException>("amountCents", () => client.TrackBusiness("USD", -1, "gems", "pack"));
+            Throws<ArgumentException>("itemType", () => client.TrackBusiness("USD", 1, new string('t', 65), "pack"));
+            Throws<ArgumentException>("itemId", () => client.TrackBusiness("USD", 1, "gems", new string('i', 65)));
+            Throws<ArgumentException>("cartType", () => client.TrackBusiness("USD", 1, "gems", "pack", new string('c', 65)));
+            Throws<ArgumentException>("eventId", () => client.TrackDesign("a:" + new string('x', 65)));
+            Throws<ArgumentException>("progression02", () => client.TrackProgression(ProgressionStatus.Start, "w", new string('l', 65)));
+            Throws<ArgumentException>("currency", () => client.TrackResource(ResourceFlow.Sink, new string('g', 65), 1, "a", "b"));
+            Throws<ArgumentException>("fields", () => client.Track(EventCategory.Design, new Dictionary<string, object>
+                                                                   { { "event_id", "a:" + new string('x', 65) } }));
+            Throws<ArgumentException>("fields", () => client.Track(EventCategory.Progression, new Dictionary<string, object>
+                                                                   { { "event_id", "Begin:w" } }));
             Throws<ArgumentNullException>("progression01", () => client.TrackProgression(ProgressionStatus.Start, null));
             Throws<ArgumentException>("progression03", () => client.TrackProgression(ProgressionStatus.Start, "w", null, "l"));
             Throws<ArgumentOutOfRangeException>("status", () => client.TrackProgression((ProgressionStatus)7, "w"));
@@ -179,6 +190,9 @@ internal static class BridgeTests
             Throws<ArgumentNullException>("message", () => client.TrackError(ErrorSeverity.Error, null));
             Throws<ArgumentException>("message", () => client.TrackError(ErrorSeverity.Error, new string('m', 8193)));
             Throws<ArgumentException>("sdkName", () => client.TrackAd(AdAction.Show, AdType.Banner, "", "menu"));
+            Throws<ArgumentException>("sdkName", () => client.TrackAd(AdAction.Show, AdType.Banner, new string('s', 65), "menu"));
+            Throws<ArgumentException>("placement", () => client.TrackAd(AdAction.Show, AdType.Banner, "admob", ""));
+            Throws<ArgumentException>("placement", () => client.TrackAd(AdAction.Show, AdType.Banner, "admob", new string('p', 65)));
             Throws<ArgumentOutOfRangeException>("durationMs", () => client.TrackAd(AdAction.Show, AdType.Banner, "admob", "menu", -1));
             Throws<ArgumentException>("name", () => client.TrackCustom(new string('n', 65)));
             Throws<ArgumentException>("fields", () => client.TrackCustom("n", fields));
@@ -544,7 +558,7 @@ internal static class BridgeTests
             Expect("the console warns with the event id, the provider and the rule", warning != null
                    && warning.Contains("gameanalytics") && warning.Contains(first.Rule), log.ToString());
             Expect("written on the pumping thread", log.OnlyOn(mainThread), log.ToString());
-            Expect("the stats count it", client.GetStats().Invalid == 1, Describe(client));
+            Expect("the stats count it", client.GetStats().ProviderRefusals == 1, Describe(client));
             if (first != null)
             {
                 Report("refused_id", first.EventId);
@@ -555,7 +569,7 @@ internal static class BridgeTests
             for (int i = 0; i < RefusalBurst; i++) client.TrackProgression(ProgressionStatus.Complete, "world01", "level" + i);
             Expect("every refusal of a burst reaches the callback", WaitFor(() => refused.Count == 1 + RefusalBurst, 15000)
                    && refused[RefusalBurst].Rule.Contains("attempt_num"), refused.Count + " refusals");
-            Expect("and the stats", client.GetStats().Invalid == 1 + RefusalBurst, Describe(client));
+            Expect("and the stats", client.GetStats().ProviderRefusals == 1 + RefusalBurst, Describe(client));
             Expect("the console sums the burst up instead of repeating it", WaitFor(() => log.Find(BridgeLogLevel.Warning, "more events refused") != null, 5000)
                    && log.Count(BridgeLogLevel.Warning) <= 3, log.ToString());
         }
@@ -584,7 +598,7 @@ internal static class BridgeTests
                 int before = port.Accepted;
                 port.Greeting = Encoding.ASCII.GetBytes("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
                 Expect("another program answering is the wrong program, over many attempts",
-                       WaitFor(() => port.Accepted >= before + 4 && client.State == ConnectionState.WrongProgram, 10000), client.State + " " + port.Accepted);
+                       WaitFor(() => port.Accepted >= before + 4 && client.State == ConnectionState.WrongPeer, 10000), client.State + " " + port.Accepted);
                 Expect("the console says it once, as an error", log.Count(BridgeLogLevel.Error) == 1
                        && log.Find(BridgeLogLevel.Error, "not in ZeroMQ's protocol") != null && log.Count(BridgeLogLevel.Warning) == 1, log.ToString());
                 Expect("LastError names the endpoint", (client.LastError ?? "").Contains(port.Endpoint), client.LastError);
@@ -598,7 +612,7 @@ internal static class BridgeTests
         {
             Expect("swapped endpoints: each link meets the other's socket type, and says so",
                    WaitFor(() => swappedLog.Find(BridgeLogLevel.Error, "XPUB socket") != null && swappedLog.Find(BridgeLogLevel.Error, "ROUTER socket") != null, 10000)
-                   && client.State == ConnectionState.WrongProgram, swappedLog.ToString());
+                   && client.State == ConnectionState.WrongPeer, swappedLog.ToString());
         }
     }
 

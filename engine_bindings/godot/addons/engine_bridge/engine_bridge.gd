@@ -53,7 +53,7 @@ const Console = preload("internal/console.gd")
 const STATE_CONNECTING = IngressLink.CONNECTING
 const STATE_CONNECTED = IngressLink.CONNECTED
 const STATE_UNREACHABLE = IngressLink.UNREACHABLE
-const STATE_NOT_A_DAEMON = IngressLink.NOT_A_DAEMON
+const STATE_WRONG_PEER = IngressLink.WRONG_PEER
 const STATE_REFUSED = IngressLink.REFUSED
 
 var _a
@@ -76,7 +76,7 @@ var _last_error = ""
 var _ending = false  # shutdown() is draining
 # The queue's `pushed` as of the last shutdown: each way the end shows drains only what is new.
 var _drained_at = -1
-var _stats = {"acked": 0, "stored": 0, "duplicates": 0, "rejected": 0, "invalid": 0}
+var _stats = {"acked": 0, "stored": 0, "duplicates": 0, "rejected": 0, "provider_refusals": 0}
 
 
 func _init():
@@ -281,7 +281,7 @@ func is_online():
 
 
 # STATE_CONNECTING, STATE_CONNECTED, STATE_UNREACHABLE (nothing listens at the endpoint),
-# STATE_NOT_A_DAEMON (another program holds the port) or STATE_REFUSED (the daemon refused this
+# STATE_WRONG_PEER (another program holds the port) or STATE_REFUSED (the daemon refused this
 # client, see get_last_error()).
 func get_connection_state():
 	return _link.state
@@ -496,7 +496,7 @@ func _on_state(state, detail, previous):
 			)
 			% [endpoint, detail, _settings["queue_size"]]
 		)
-	elif state == STATE_NOT_A_DAEMON:
+	elif state == STATE_WRONG_PEER:
 		_absent(
 			(
 				"%s belongs to another program, not an engine-bridge daemon (%s). Point"
@@ -546,7 +546,7 @@ func _on_ack(items, msg, now):
 		], now)
 		emit_signal("event_rejected", r["id"], r["code"], r["message"])
 	for r in Wire.refusals(msg, "invalid"):
-		_stats["invalid"] += 1
+		_stats["provider_refusals"] += 1
 		var text = (
 			"%s refuses event %s: %s. The daemon stored it and keeps it as a dead letter for %s"
 			+ " (engine-bridge dead-letters); fix the call that made it."

@@ -33,14 +33,14 @@ namespace EngineBridge.Internal
             if (value != null) Text(value, name, 0, maxChars);
         }
 
-        /// <summary>One part of a ':'-joined event id: not empty and without ':'.</summary>
+        /// <summary>One part of a ':'-joined event id: 1 to 64 chars, without ':'.</summary>
         public static void Part(Limits limits, string value, string name)
         {
-            Text(value, name, 1, limits.MaxStringChars);
+            Text(value, name, 1, Wire.MaxPartChars);
             if (value.IndexOf(':') >= 0) throw new ArgumentException(name + " must not contain ':' (\"" + value + "\")", name);
         }
 
-        /// <summary>An event id of 1 to <paramref name="maxParts"/> non-empty parts joined by ':'.</summary>
+        /// <summary>An event id of 1 to <paramref name="maxParts"/> parts of 1 to 64 chars joined by ':'.</summary>
         public static void EventId(Limits limits, string value, string name, int maxParts)
         {
             Text(value, name, 1, limits.MaxStringChars);
@@ -50,6 +50,11 @@ namespace EngineBridge.Internal
             {
                 if (i < value.Length && value[i] != ':') continue;
                 if (i == partStart) throw new ArgumentException(name + " has an empty part (\"" + value + "\")", name);
+                if (i - partStart > Wire.MaxPartChars)
+                {
+                    throw new ArgumentException(name + " has a part of " + (i - partStart) + " chars; every part must be 1 to "
+                                                + Wire.MaxPartChars + " chars (\"" + Clip(value) + "\")", name);
+                }
                 if (i < value.Length) parts++;
                 partStart = i + 1;
             }
@@ -57,6 +62,50 @@ namespace EngineBridge.Internal
             {
                 throw new ArgumentException(name + " has " + parts + " parts; at most " + maxParts + " are allowed", name);
             }
+        }
+
+        /// <summary>
+        /// The event_id of a generic <see cref="BridgeClient.Track"/> event, as the C++ binding checks it: parts of 1 to 64
+        /// chars joined by ':'; design 1 to 5 parts, business itemType:itemId, progression Start|Fail|Complete then 1 to
+        /// 3 parts, resource Source|Sink:currency:itemType:itemId.
+        /// </summary>
+        public static void JoinedId(EventCategory category, IDictionary<string, object> fields, string name)
+        {
+            object value;
+            string id = fields.TryGetValue("event_id", out value) ? value as string : null;
+            if (id == null) return;   // RequiredFields has refused a missing event_id where one is required
+            var parts = id.Split(':');
+            foreach (string part in parts)
+            {
+                if (part.Length < 1 || part.Length > Wire.MaxPartChars)
+                {
+                    throw new ArgumentException(name + "[\"event_id\"] \"" + Clip(id) + "\": every part must be 1 to "
+                                                + Wire.MaxPartChars + " chars", name);
+                }
+            }
+            string rule = null;
+            switch (category)
+            {
+                case EventCategory.Design:
+                    if (parts.Length > 5) rule = "1 to 5 parts joined by ':'";
+                    break;
+                case EventCategory.Business:
+                    if (parts.Length != 2) rule = "itemType:itemId";
+                    break;
+                case EventCategory.Progression:
+                    if (parts.Length < 2 || parts.Length > 4 || (parts[0] != "Start" && parts[0] != "Fail" && parts[0] != "Complete"))
+                        rule = "Start|Fail|Complete then 1 to 3 parts";
+                    break;
+                case EventCategory.Resource:
+                    if (parts.Length != 4 || (parts[0] != "Source" && parts[0] != "Sink")) rule = "Source|Sink:currency:itemType:itemId";
+                    break;
+            }
+            if (rule != null) throw new ArgumentException(name + "[\"event_id\"] \"" + Clip(id) + "\" must be " + rule, name);
+        }
+
+        private static string Clip(string value)
+        {
+            return value.Length <= 200 ? value : value.Substring(0, 200);
         }
 
         /// <summary>A client-chosen event or purchase id: 1 to max_event_id_chars of A–Z a–z 0–9 - _ . : (protocol.md section 5).</summary>

@@ -68,7 +68,7 @@ namespace EngineBridge.Internal
                               + (launchCommand != null ? "this game starts it (BridgeSettings.Daemon: " + launchCommand + ")."
                                                        : "start it with `engine-bridge run`, or set BridgeSettings.Daemon to have the game start it."));
                     return;
-                case ConnectionState.WrongProgram:
+                case ConnectionState.WrongPeer:
                     if (outage.Reported == state) return;
                     outage.Reported = state;
                     log.Write(BridgeLogLevel.Error, reason + ". Check that IngressEndpoint and ConfigsEndpoint name the daemon's"

@@ -186,7 +186,7 @@ namespace EngineBridge.Internal
             if (reply.IsError)
             {
                 Drop("the daemon at " + Endpoint + " refused hello: " + reply.ErrorCode + ": " + reply.ErrorMessage, true,
-                     ConnectionState.WrongProgram);
+                     ConnectionState.WrongPeer);
                 return;
             }
             var announced = reply.GetMap("limits");

@@ -190,7 +190,7 @@ namespace EngineBridge.Internal
             catch (Exception e)
             {
                 var zmtp = e as ZmtpException;
-                if (zmtp != null && zmtp.ForeignPeer) Drop(endpoint + " is not the daemon: " + e.Message, true, ConnectionState.WrongProgram);
+                if (zmtp != null && zmtp.ForeignPeer) Drop(endpoint + " is not the daemon: " + e.Message, true, ConnectionState.WrongPeer);
                 else Drop("cannot reach the daemon at " + endpoint + ": " + e.Message, true, ConnectionState.Unreachable);
                 return false;
             }

@@ -86,7 +86,7 @@ namespace EngineBridge.Internal
             {
                 long now = Clock.Milliseconds;
                 if (heldBack == 0 || now - lastWarningMs < intervalMs) return;
-                Warn(now, heldBack + " more events refused by providers since the last warning (GetStats().Invalid counts"
+                Warn(now, heldBack + " more events refused by providers since the last warning (GetStats().ProviderRefusals counts"
                           + " them all); the latest: " + Describe(latest));
             }
         }

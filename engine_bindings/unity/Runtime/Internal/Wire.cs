@@ -14,6 +14,7 @@ namespace EngineBridge.Internal
         public const int ProtocolVersion = 1;
         public const int MaxFieldNameChars = 64;
         public const int MaxCustomNameChars = 64;
+        public const int MaxPartChars = 64;  // one part of a ':'-joined event id, an ad's SDK name or placement, a cart type
         public const int MaxReceiptChars = 65536;
         public const int MaxPurchaseCommentChars = 1024;
 

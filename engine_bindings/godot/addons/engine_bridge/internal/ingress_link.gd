@@ -24,7 +24,7 @@ const R_UNSENDABLE = 4  # [R_UNSENDABLE, event, why]: no frame can carry it; it 
 const CONNECTING = "connecting"  # at start, and after a connection was lost
 const CONNECTED = "connected"  # welcomed
 const UNREACHABLE = "unreachable"  # nothing answers at the endpoint
-const NOT_A_DAEMON = "not_a_daemon"  # something answers, but it is no engine-bridge daemon
+const WRONG_PEER = "wrong_peer"  # something answers, but it is no engine-bridge daemon
 const REFUSED = "refused"  # the daemon refused the hello; no retry until the settings change
 
 const LINK_DOWN = 0  # no ZMTP connection
@@ -177,9 +177,9 @@ func _watch(now, reports):
 	if _link == LINK_UP or _halted:
 		return
 	if _zmtp.failure == Zmtp.FAIL_FOREIGN:
-		_set_state(NOT_A_DAEMON, _zmtp.last_error, reports)
+		_set_state(WRONG_PEER, _zmtp.last_error, reports)
 	elif _link == LINK_HELLO and now - _hello_at >= Wire.REQUEST_TIMEOUT_MS:
-		_set_state(NOT_A_DAEMON, "it speaks ZMTP but does not answer hello", reports)
+		_set_state(WRONG_PEER, "it speaks ZMTP but does not answer hello", reports)
 	elif _zmtp.failure == Zmtp.FAIL_NOBODY and now >= _absent_at:
 		_set_state(UNREACHABLE, _zmtp.last_error, reports)
 
