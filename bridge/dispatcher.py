@@ -136,10 +136,8 @@ class Lane:
             self.started = True
             try:
                 await self.provider.start()
-            except SQLAlchemyError as exc:  # a provider's start-up must not end its lane: sending retries it
-                log.error("%s: start failed: %s", self.name, error_text(exc))
-            except Exception:
-                log.exception("%s: start failed", self.name)
+            except Exception as exc:  # a provider's start-up must not end its lane: sending retries it
+                _log_failure(f"{self.name}: start failed", exc)
         self.in_flight = len(events)
         try:
             outcome = await self.provider.send(events)
@@ -185,10 +183,8 @@ class Lane:
             await asyncio.sleep(1.0)
             try:
                 await self.provider.tick()
-            except SQLAlchemyError as exc:
-                log.error("%s: timer failed: %s", self.name, error_text(exc))
-            except Exception:
-                log.exception("%s: timer failed", self.name)
+            except Exception as exc:
+                _log_failure(f"{self.name}: timer failed", exc)
 
     def status(self) -> dict[str, Any]:
         figures: dict[str, Any] = {**self.outbox.figures(self.name), "in_flight": self.in_flight,
@@ -328,12 +324,20 @@ async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
         started = time.monotonic()
         try:
             await loop()
-        except SQLAlchemyError as exc:
-            reason = error_text(exc)
         except Exception as exc:
-            log.exception("%s failed", name)
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = _log_failure(f"{name} failed", exc)
         failures = 1 if time.monotonic() - started > STORE_RETRY_CAP_S else failures + 1
         delay = backoff_delay(failures, STORE_RETRY_BASE_S, STORE_RETRY_CAP_S)
         log.error("%s stopped (%s); resuming in %.1f s", name, reason, delay)
         await asyncio.sleep(delay)
+
+
+def _log_failure(what: str, exc: Exception) -> str:
+    """A store error in one line (its statement and parameters may hold tokens), anything else, a bug, with
+    its traceback; returns the reason for the next line."""
+    if isinstance(exc, SQLAlchemyError):
+        reason = error_text(exc)
+        log.error("%s: %s", what, reason)
+        return reason
+    log.error("%s", what, exc_info=exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -323,16 +323,12 @@ class Ingress:
         if state.burst:
             try:
                 inserted = self.store.commit_burst(conn, state.burst)
-            except SQLAlchemyError as exc:
+            except Exception as exc:  # a store error, or a bug: the burst is refused, the ingress goes on
                 committed = False
-                reason = f"store commit failed: {error_text(exc)}"
-                log.error("%s", reason)
+                store_error = isinstance(exc, SQLAlchemyError)
+                reason = f"store commit failed: {error_text(exc) if store_error else 'a daemon bug'}"
+                log.error("%s", reason, exc_info=None if store_error else exc)
                 self.counters.note_error(Code.UNAVAILABLE, reason)
-                self._reload_sessions(state.now)
-            except Exception:  # a bug: its burst is refused like a failed commit, the ingress goes on
-                committed = False
-                log.exception("store commit failed")
-                self.counters.note_error(Code.UNAVAILABLE, "store commit failed (a daemon bug)")
                 self._reload_sessions(state.now)
         claimed: set[EventKey] = set()
         for item in state.out:

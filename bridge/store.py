@@ -350,7 +350,8 @@ class Store:
 
     def _check_sqlite_file(self) -> None:
         """Every page of the file is read once (SQLite's quick_check): damage shows now, not at the first ack."""
-        if self.path is None or not self.path.exists() or not self.path.stat().st_size:
+        size = self.path.stat().st_size if self.path is not None and self.path.exists() else 0
+        if self.path is None or not size:
             return
         with open(self.path, "rb") as fh:
             header = fh.read(100)
@@ -358,7 +359,7 @@ class Store:
             raise StoreCorrupt(self.path, "not a database: the file does not start with SQLite's header")
         page_size = int.from_bytes(header[16:18], "big") if len(header) >= 18 else 0
         page_size = 65536 if page_size == 1 else page_size
-        if page_size < 512 or self.path.stat().st_size % page_size:
+        if page_size < 512 or size % page_size:
             # SQLite reads a file cut inside its first page as an empty database: check before it does
             raise StoreCorrupt(self.path, "truncated: the file is not a whole number of pages")
         with self.engine.connect() as conn:

@@ -1125,15 +1125,6 @@ internal static class BridgeTests
                + " rejection=" + s.LastRejection + " last=" + client.LastError;
     }
 
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
-
     private static Dictionary<string, string> ParseOptions(string[] args)
     {
         var parsed = new Dictionary<string, string>();

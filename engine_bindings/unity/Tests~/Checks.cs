@@ -3,6 +3,8 @@
 // /proc/self/task/<tid>/comm).
 using System;
 using System.IO;
+using System.Net;
+using System.Net.Sockets;
 
 internal static class Checks
 {
@@ -63,5 +65,15 @@ internal static class Checks
             if (File.ReadAllText(Path.Combine(task, "comm")).StartsWith("engine-bridge", StringComparison.Ordinal)) count++;
         }
         return count;
+    }
+
+    /// <summary>A loopback TCP port nobody listens on right now.</summary>
+    public static int FreePort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
     }
 }

@@ -607,15 +607,6 @@ internal static class ConformanceTests
         return bytes;
     }
 
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
-
     /// <summary>
     /// Just enough JSON for the vectors file: objects (in file order), arrays, strings, true/false/null, and numbers,
     /// integers as long (the file writes only integers untagged) and the rest as double.
