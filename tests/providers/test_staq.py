@@ -35,6 +35,11 @@ def client_events(sb: StaqSandbox) -> list[dict]:
     return [e for e in sb.events() if not str(e.get("event", "")).startswith("server_")]
 
 
+def staq_refs(daemon: Daemon) -> list[str]:
+    with sqlite3.connect(daemon.db_path) as db:
+        return [r[0] for r in db.execute("SELECT ref FROM provider_refs WHERE provider = 'staq' ORDER BY event_pk")]
+
+
 def purchase(store: str = "apple", receipt: str | None = None, **fields: object) -> dict:
     msg = {"type": "purchase", "id": uuid.uuid4().hex, "store": store,
            "receipt": receipt or base64.b64encode(uuid.uuid4().bytes).decode(), "price_usd": 4.99}
@@ -81,12 +86,12 @@ def test_custom_events_delivered_and_their_ids_kept(tmp_path: Path, staq_sandbox
         sent = [make_event("custom", name=f"quest_{i}", value=i, zone="north") for i in range(5)]
         c.request({"type": "events", "events": sent})
         got = wait_until(lambda: len(client_events(sb)) == 5 and client_events(sb), what="5 staq events")
+        # The ids are stored after staq's answer arrives, a moment after the sandbox has seen the events.
+        refs = wait_until(lambda: len(staq_refs(daemon)) == 5 and staq_refs(daemon), what="5 staq ids stored")
     assert [e["event"] for e in got] == [f"quest_{i}" for i in range(5)]
     assert [e["value"] for e in got] == list(range(5))
     assert got[0]["metadata"] == {"zone": "north", "step": 3}  # the other fields ride in metadata
     assert [parse_ms_date(e["timestamp"]) for e in got] == [e["ts"] for e in sent]
-    with sqlite3.connect(daemon.db_path) as db:
-        refs = [r[0] for r in db.execute("SELECT ref FROM provider_refs WHERE provider = 'staq' ORDER BY event_pk")]
     assert refs == [e["id"] for e in got] and len(set(refs)) == 5
 
 
