@@ -52,3 +52,9 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str 
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def settled(client: Any, provider: str) -> dict[str, Any] | None:
+    """`provider`'s stats once nothing is queued or in flight for it, else None (for wait_until)."""
+    stats: dict[str, Any] = client.request({"type": "stats"})["providers"][provider]
+    return stats if stats["queued"] == 0 and stats["in_flight"] == 0 else None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bridge.client import recv_publication, subscribe
 from tests.harness import Daemon
+from tests.sandboxes import wait_until
 
 
 def wait_for(sock, predicate, timeout_s: float = 5.0) -> dict:
@@ -62,7 +63,7 @@ def test_broken_file_keeps_last_good_values(daemon: Daemon) -> None:
     assert daemon.config_path is not None and daemon.proc is not None
     daemon.config_path.write_text("[configs\nthis is not toml")
     daemon.proc.send_signal(signal.SIGHUP)
-    time.sleep(1.5)
+    wait_until(lambda: "keeping the previous local configs" in daemon.log(), what="the reload refused")
     assert daemon.proc.poll() is None
     sock = subscribe(daemon.publish, "config/local")
     try:

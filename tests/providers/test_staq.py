@@ -22,7 +22,7 @@ from bridge.sandbox.server import Request, Response, SandboxServer
 from bridge.sandbox.staq import StaqSandbox
 from bridge.store import Store
 from tests.harness import Client, Daemon, make_event
-from tests.sandboxes import provider_table, wait_until
+from tests.sandboxes import provider_table, settled, wait_until
 
 HELLO = {"platform": "android", "os_version": "android 14", "device": "pixel", "manufacturer": "google"}
 
@@ -131,8 +131,7 @@ def test_outage_then_recovery_loses_nothing_and_doubles_nothing(tmp_path: Path, 
         for k in range(3):
             c.request({"type": "events", "events": [make_event("custom", name=f"o{k}_{i}") for i in range(20)]})
         wait_until(lambda: len(client_events(sb)) >= 60, 20, what="everything after the outage")
-        time.sleep(0.5)
-        stats = c.request({"type": "stats"})["providers"]["staq"]
+        stats = wait_until(lambda: settled(c, "staq"), what="the queue empty")
     names = [e["event"] for e in client_events(sb)]
     assert len(names) == len(set(names)) == 60
     assert stats["queued"] == 0 and stats["dead_lettered"] == 0
