@@ -41,7 +41,7 @@ oracle-long: setup system-deps
 	$(PY) -m tests.oracle --long
 
 bench: setup system-deps
-	$(PY) benchmarks/run_all.py
+	$(PY) -m benchmarks.run_all
 
 clean:
 	rm -rf $(VENV) build *.egg-info

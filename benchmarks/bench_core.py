@@ -7,7 +7,7 @@ synchronous=NORMAL, the same columns and unique key) and replies; our ratio to i
 over 30 s and its resident memory.
 Each phase starts after a 2 s settle, for the daemon and the ceiling alike.
 
-    python benchmarks/bench_core.py [--quick]
+    python -m benchmarks.bench_core [--quick]
 """
 
 from __future__ import annotations
@@ -22,24 +22,22 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import zmq
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO))
-
-from tests.harness import Daemon, free_port  # noqa: E402
+from benchmarks.support import REPO, Daemon, child_env, free_port, module_command
 
 SETTLE_S = 2.0
 
 
-def run_loadgen(endpoint: str, mode: str, count: int, window: int, rate: float = 0) -> dict:
+def run_loadgen(endpoint: str, mode: str, count: int, window: int, rate: float = 0) -> dict[str, float]:
     """The shared load generator, in its own process."""
-    out = subprocess.run([sys.executable, str(HERE / "loadgen.py"), endpoint, mode, str(count), str(window),
-                          str(rate)], capture_output=True, text=True, timeout=600, check=True)
-    return json.loads(out.stdout)
+    out = subprocess.run(module_command("benchmarks.loadgen", endpoint, mode, str(count), str(window), str(rate)),
+                         capture_output=True, text=True, timeout=600, check=True, env=child_env(), cwd=REPO)
+    figures: dict[str, float] = json.loads(out.stdout)
+    return figures
 
 
 # --- the raw ceiling (runs in its own process) --------------------------------------------------------
@@ -53,12 +51,13 @@ def raw_server(endpoint: str, db_path: str) -> None:
                "session_id TEXT, category TEXT, client_ts INTEGER, received_at INTEGER, game_build TEXT, "
                "fields BLOB, UNIQUE (device_id, client_ts, uid))")
     session_id = str(uuid.uuid4())
-    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
     sock.bind(endpoint)
     print("ready", flush=True)
     while True:
         sock.poll()
-        replies, rows = [], []
+        replies: list[tuple[bytes, dict[str, Any]]] = []
+        rows: list[tuple[Any, ...]] = []
         for _ in range(2048):
             try:
                 ident, payload = sock.recv_multipart(zmq.NOBLOCK)
@@ -78,13 +77,13 @@ def raw_server(endpoint: str, db_path: str) -> None:
             sock.send_multipart([ident, msgpack.packb(reply)])
 
 
-def measure(endpoint: str, quick: bool) -> dict:
+def measure(endpoint: str, quick: bool) -> dict[str, dict[str, float]]:
     """The three phases, each after a settle, so one phase's catch-up work (a WAL checkpoint after a burst)
     does not land in the next phase's figures; daemon and ceiling are treated alike."""
     n_single, n_batch, n_lat = (20_000, 200_000, 20_000) if quick else (100_000, 600_000, 50_000)
     phases = {"single": ("single", n_single, 64, 0), "batch": ("batch", n_batch, 16, 0),
               "latency": ("single", n_lat, 1000, 10_000)}
-    figures = {}
+    figures: dict[str, dict[str, float]] = {}
     for name, (mode, count, window, rate) in phases.items():
         time.sleep(SETTLE_S)
         figures[name] = run_loadgen(endpoint, mode, count, window, rate)
@@ -103,34 +102,37 @@ def proc_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def ceiling_figures(work: Path, quick: bool) -> dict[str, dict[str, float]]:
+    """The three phases against the raw server, in its own process."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    raw = subprocess.Popen(module_command("benchmarks.bench_core", "raw-server", endpoint, str(work / "raw.db")),
+                           stdout=subprocess.PIPE, text=True, env=child_env(), cwd=REPO)
+    try:
+        assert raw.stdout is not None and raw.stdout.readline().strip() == "ready"
+        return measure(endpoint, quick)
+    finally:
+        raw.kill()
+        raw.wait(5)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller runs and a 5 s idle window")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="eb-bench-"))
-
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    raw = subprocess.Popen([sys.executable, __file__, "raw-server", endpoint, str(work / "raw.db")],
-                           stdout=subprocess.PIPE, text=True)
-    assert raw.stdout is not None and raw.stdout.readline().strip() == "ready"
-    try:
-        ceiling = measure(endpoint, args.quick)
-    finally:
-        raw.kill()
-
-    with Daemon(work / "daemon") as daemon:
-        ours = measure(daemon.ingress, args.quick)
-        assert daemon.proc is not None
-        pid = daemon.proc.pid
-        rss_loaded = proc_rss_mb(pid)
-        daemon.restart()
-        pid = daemon.proc.pid
-        time.sleep(2)
-        idle_s = 5 if args.quick else 30
-        cpu0 = proc_cpu_seconds(pid)
-        time.sleep(idle_s)
-        idle_cpu = 100 * (proc_cpu_seconds(pid) - cpu0) / idle_s
-        rss_idle = proc_rss_mb(pid)
+    idle_s = 5 if args.quick else 30
+    with tempfile.TemporaryDirectory(prefix="eb-bench-") as tmp:
+        work = Path(tmp)
+        ceiling = ceiling_figures(work, args.quick)
+        with Daemon(work / "daemon") as daemon:
+            ours = measure(daemon.ingress, args.quick)
+            rss_loaded = proc_rss_mb(daemon.pid)
+            daemon.restart()
+            pid = daemon.pid
+            time.sleep(2)
+            cpu0 = proc_cpu_seconds(pid)
+            time.sleep(idle_s)
+            idle_cpu = 100 * (proc_cpu_seconds(pid) - cpu0) / idle_s
+            rss_idle = proc_rss_mb(pid)
 
     print("engine-bridge core benchmark (load from a separate process, loopback TCP)")
     print(f"{'':32}{'daemon':>14}{'raw ceiling':>14}{'ratio':>9}")

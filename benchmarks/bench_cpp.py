@@ -7,7 +7,7 @@ daemon's own ceiling: a bare pyzmq DEALER sending pre-encoded batches of the sam
 Each measurement gets a fresh daemon, because the store slows as it fills. Targets: Track median < 1 µs,
 at least 50,000 events/s. A measurement, not a test: it fails only if a run itself breaks.
 
-    python benchmarks/bench_cpp.py [--quick]
+    python -m benchmarks.bench_cpp [--quick]
 """
 
 from __future__ import annotations
@@ -15,16 +15,11 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-import loadgen  # noqa: E402  (benchmarks/ is on the path when this runs as a script)
-
-from tests.harness import Daemon  # noqa: E402
+from benchmarks import loadgen
+from benchmarks.support import REPO, Daemon
 
 SOURCE = REPO / "engine_bindings" / "cpp"
 CONFIG = "[providers]\n"  # nothing leaves the machine

@@ -5,7 +5,7 @@ microseconds: what one call takes from the game's frame) and the sustained rate 
 acknowledged while the game kept 20,000 events waiting for 5 s. Targets: under 20 µs per call, at least
 10,000 events/s. A measurement, not a test: it prints numbers and fails only if the run itself breaks.
 
-    python benchmarks/bench_godot.py
+    python -m benchmarks.bench_godot
 """
 
 from __future__ import annotations
@@ -18,12 +18,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from tests.bindings.godot_project import write_project_file  # noqa: E402
-from tests.harness import Daemon  # noqa: E402
+from benchmarks.support import REPO, Daemon
 
 GODOT = REPO / "engine_bindings" / "godot"
 RUN_TIMEOUT_S = 400
@@ -32,14 +29,27 @@ TARGET_EVENTS_PER_S = 10_000
 
 
 def build_project(root: Path, daemon: Daemon) -> Path:
+    """bench/ with the addon, its main scene and the EngineBridge autoload wired to the daemon's endpoints."""
     project = root / "project"
     shutil.copytree(GODOT / "bench", project)
     shutil.copytree(GODOT / "addons" / "engine_bridge", project / "addons" / "engine_bridge")
-    write_project_file(project, "engine-bridge godot bench", daemon)
+    (project / "project.godot").write_text(f"""config_version=4
+
+[application]
+config/name="engine-bridge godot bench"
+run/main_scene="res://main.tscn"
+
+[autoload]
+EngineBridge="*res://addons/engine_bridge/engine_bridge.gd"
+
+[engine_bridge]
+connection/ingress_endpoint="{daemon.ingress}"
+connection/configs_endpoint="{daemon.publish}"
+""")
     return project
 
 
-def run(root: Path) -> dict:
+def run(root: Path) -> dict[str, Any]:
     godot = shutil.which("godot3-server")
     if godot is None:
         sys.exit("godot3-server is missing: run scripts/install-system-deps.sh (Debian package godot3-server)")
@@ -53,7 +63,7 @@ def run(root: Path) -> dict:
         lines = [line for line in proc.stdout.splitlines() if line.startswith("EB_BENCH ")]
         if proc.returncode != 0 or not lines or "SCRIPT ERROR" in proc.stdout + proc.stderr:
             sys.exit(f"the Godot run failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-        result = json.loads(lines[-1].split(" ", 1)[1])
+        result: dict[str, Any] = json.loads(lines[-1].split(" ", 1)[1])
         with sqlite3.connect(daemon.db_path) as db:
             result["in_store"] = db.execute(
                 "SELECT COUNT(*) FROM events WHERE category = 'design'").fetchone()[0]

@@ -11,7 +11,7 @@ Builds engine_bindings/unity (Runtime/ + Benchmarks~/BridgeBench.cs) with `mcs -
   and the binding's ratio to it.
 Targets (issue 6): median under 2 µs, zero allocations per call, at least 50,000 events/s sustained.
 
-    python benchmarks/bench_unity.py [--quick]
+    python -m benchmarks.bench_unity [--quick]
 """
 
 from __future__ import annotations
@@ -19,16 +19,11 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-import loadgen  # noqa: E402  (benchmarks/ is on the path when this runs as a script)
-
-from tests.harness import Daemon  # noqa: E402
+from benchmarks import loadgen
+from benchmarks.support import REPO, Daemon
 
 UNITY = REPO / "engine_bindings" / "unity"
 CONFIG = "[providers]\n\n[configs]\ndifficulty = \"normal\"\n"

@@ -1,7 +1,7 @@
 """The load generator every benchmark shares: pre-encoded requests from a bare DEALER, a window in flight.
 
 Frames are encoded before the clock starts, so the figure is the daemon's (or the ceiling's), not msgpack's.
-`python benchmarks/loadgen.py ENDPOINT single|batch COUNT WINDOW RATE` runs it in its own process and prints
+`python -m benchmarks.loadgen ENDPOINT single|batch COUNT WINDOW RATE` runs it in its own process and prints
 its figures as JSON: the core benchmark's load comes from a separate process.
 """
 
@@ -36,7 +36,7 @@ def frames(per_message: int, events: int) -> list[bytes]:
 
 def drive(endpoint: str, todo: list[bytes], per_message: int, window: int, rate: float = 0.0) -> dict[str, float]:
     """Send every frame (rid = position + 1), `window` in flight, paced to `rate` events/s if > 0; the figures."""
-    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
     sock.linger = 0
     sock.connect(endpoint)
     try:
