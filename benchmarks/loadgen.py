@@ -18,6 +18,7 @@ import zmq
 
 HELLO = {"type": "hello", "rid": 0, "protocol": 1, "engine": "bench", "binding": "bench", "binding_version": "1",
          "game_build": "1", "device_id": "bench-device"}
+SILENCE_S = 30  # an unacknowledged request this old means the daemon dropped it: the run fails, it does not hang
 
 
 def design_event(i: int) -> dict[str, Any]:
@@ -55,9 +56,11 @@ def drive(endpoint: str, todo: list[bytes], per_message: int, window: int, rate:
                 sent_at[sent + 1] = time.perf_counter()
                 sock.send(todo[sent], copy=False)
                 sent += 1
-            if not sock.poll(1 if rate > 0 else 30_000):
-                if rate <= 0:
-                    raise SystemExit("the daemon stopped answering")
+            if not sock.poll(1 if rate > 0 else SILENCE_S * 1000):
+                # sent_at keeps the order of sending: its first entry is the oldest request not acknowledged.
+                if rate <= 0 or (sent_at and now - next(iter(sent_at.values())) > SILENCE_S):
+                    raise SystemExit(f"the daemon stopped answering: {len(sent_at)} requests unacknowledged "
+                                     f"after {SILENCE_S:.0f} s ({done} of {len(todo)} acknowledged)")
                 continue
             while True:
                 try:
