@@ -7,6 +7,7 @@ Nothing here fakes a part. The client is the product's own (`bridge.client.Clien
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -130,7 +131,7 @@ def gameanalytics_table(url: str, **settings: Any) -> str:
     values = {"type": "gameanalytics", "endpoint": url, "game_key": SANDBOX_GAME_KEY,
               "secret_key": SANDBOX_SECRET_KEY, **settings}
     lines = ["[providers.gameanalytics]"]
-    lines += [f'{key} = "{value}"' if isinstance(value, str) else f"{key} = {value}" for key, value in values.items()]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]  # JSON scalars are TOML's too
     return "\n".join(lines) + "\n"
 
 

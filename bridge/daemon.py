@@ -24,6 +24,7 @@ from .dispatcher import Dispatcher
 from .ingress import VERDICTS, Ingress, IngressHooks, PurchaseHooks
 from .local_configs import LocalConfigs
 from .providers.registry import UnknownProvider
+from .providers.settings import SettingsError
 from .publisher import Publisher
 from .stats import Counters, Reporter
 from .store import Store, StoreCorrupt, StoreError, error_text
@@ -96,7 +97,7 @@ class Daemon:
             self.reporter = Reporter(self.ctx)
             self.ingress = Ingress(self.ctx, settings.ingress, self.store, self._ingress_hooks(), self.counters,
                                    settings.session_timeout_s, self.reporter)
-        except UnknownProvider as exc:
+        except (UnknownProvider, SettingsError) as exc:
             self.ctx.destroy(0)
             raise StartupError(f"configuration: {exc}", Exit.CONFIG) from None
         except zmq.ZMQError as exc:

@@ -17,7 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .outbox import Outbox, Purchase, PurchaseResult
 from .protocol import PURCHASE_PREFIX
-from .providers.base import Provider
+from .providers.base import Provider, TryLater
+from .providers.settings import LaneSettings
 from .retry import backoff_delay
 from .store import now_ms
 
@@ -32,20 +33,19 @@ Notify = Callable[[str, str, PurchaseResult], None]
 
 class PurchaseLane:
     def __init__(self, provider: Provider, outbox: Outbox, publish: Callable[..., bool], notify: Notify,
-                 retry_base_s: float, retry_cap_s: float) -> None:
+                 settings: LaneSettings) -> None:
         self.provider = provider
         self.outbox = outbox
         self.publish = publish
         self.notify = notify
-        self.retry_base_s = retry_base_s
-        self.retry_cap_s = retry_cap_s
+        self.settings = settings
         self.nudge = asyncio.Event()
         self.verified = 0
 
     async def run(self) -> None:
         while True:
             self.nudge.clear()
-            due = self.outbox.due_purchases(BATCH, now_ms())
+            due = await asyncio.to_thread(self.outbox.due_purchases, BATCH, now_ms())
             if not due:
                 await self._wait()
                 continue
@@ -64,6 +64,9 @@ class PurchaseLane:
     async def _verify(self, purchase: Purchase) -> None:
         try:
             result = await self.provider.verify_purchase(purchase)
+        except TryLater as exc:  # no answer, or staq's authorization failed: on its own backoff
+            log.warning("%s: purchase %s: %s", self.provider.name, purchase.purchase_id, exc)
+            result = None
         except SQLAlchemyError:
             raise  # the store failed, not the provider: the dispatcher pauses this lane and resumes it
         except Exception:  # a provider bug must not lose the purchase: it stays pending
@@ -71,11 +74,11 @@ class PurchaseLane:
             result = None
         if result is None:
             failures = purchase.failures + 1
-            delay = backoff_delay(failures, self.retry_base_s, self.retry_cap_s)
-            self.outbox.retry_purchase_at(purchase.pk, failures, now_ms() + int(delay * 1000))
+            delay = backoff_delay(failures, self.settings.retry_base, self.settings.retry_cap)
+            await asyncio.to_thread(self.outbox.retry_purchase_at, purchase.pk, failures, now_ms() + int(delay * 1000))
             return
-        self.outbox.record_purchase(purchase.pk, result)
+        await asyncio.to_thread(self.outbox.record_purchase, purchase.pk, result)
         self.verified += 1
-        self.publish(PURCHASE_PREFIX + purchase.device_id,
-                     self.outbox.recent_results(purchase.device_id, RECENT_RESULTS), self.provider.kind, None)
+        recent = await asyncio.to_thread(self.outbox.recent_results, purchase.device_id, RECENT_RESULTS)
+        self.publish(PURCHASE_PREFIX + purchase.device_id, recent, self.provider.kind, None)
         self.notify(purchase.device_id, purchase.purchase_id, result)

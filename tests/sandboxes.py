@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ def provider_table(name: str, url: str, kind: str = "gameanalytics", **overrides
     settings = {"type": kind, "endpoint": url, **CREDENTIALS[kind], **FAST, **overrides}
     lines = [f"[providers.{name}]"]
     for key, value in settings.items():
-        lines.append(f'{key} = "{value}"' if isinstance(value, str) else f"{key} = {value}")
+        lines.append(f"{key} = {json.dumps(value)}")  # JSON's strings, numbers and booleans are TOML's too
     return "\n".join(lines) + "\n"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 BRIDGE = Path(__file__).resolve().parent.parent / "bridge"
@@ -25,3 +26,79 @@ def imports_of(path: Path) -> set[str]:
 def test_the_ingress_knows_protocol_sessions_stats_and_the_store_only() -> None:
     imported = imports_of(BRIDGE / "ingress.py")
     assert imported <= {"bridge.__version__", "bridge.protocol", "bridge.sessions", "bridge.stats", "bridge.store"}, imported
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every dotted name one file imports, `from a import b` as `a.b` (b may be a module or a name in a)."""
+    package = ["bridge", *path.relative_to(BRIDGE).parent.parts]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + (node.module.split(".") if node.module else []))
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("bridge")}
+
+
+def module_name(path: Path) -> str:
+    parts = ["bridge", *path.relative_to(BRIDGE).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the bridge modules it imports (a name imported from a package counts as the package)."""
+    modules = {module_name(p): p for p in BRIDGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = set()
+        for imported in imported_names(path):
+            while imported and imported not in modules:
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name:
+                targets.add(imported)
+        graph[name] = targets
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import cycle, found by depth-first search (each reported once, from where it was entered)."""
+    found: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                found.append(path[path.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return found
+
+
+def test_cycles_are_found_when_there_are_some() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+def test_no_import_cycle_anywhere_in_bridge() -> None:
+    graph = import_graph()
+    assert "bridge.providers.gameanalytics.provider" in graph  # the graph is the real one
+    assert cycles(graph) == []
+
+
+def test_one_module_sends_provider_http_and_no_provider_catches_transport_errors() -> None:
+    clients = {module_name(p) for p in BRIDGE.rglob("*.py")
+               if "sandbox" not in p.parts and re.search(r"httpx\.(Async)?Client\(", p.read_text())}
+    assert clients == {"bridge.sender"}
+    for path in (BRIDGE / "providers").rglob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"TransportError|TimeoutException|TRANSIENT|\.client\b", text), path

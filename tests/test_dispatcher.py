@@ -92,22 +92,22 @@ def test_unknown_provider_type_fails_start_up_with_a_reason(tmp_path: Path) -> N
 
 
 POISON_PROVIDER = """
-from bridge.providers.base import Outcome, Provider
+from bridge.providers.base import Built, Outcome, Provider
 
 
 class Fragile(Provider):
     kind = "fragile"
     categories = frozenset({"custom"})
-    requests = 0
+    builds = 0
 
-    async def send(self, events):
-        self.requests += 1
+    async def build(self, events):
+        self.builds += 1
         if any(e.fields.get("poison") for e in events):
             raise RuntimeError("cannot digest poison")
-        return Outcome(delivered={e.pk for e in events})
+        return Built(settled=Outcome(delivered={e.pk for e in events}))
 
     def status(self):
-        return {"requests": self.requests}
+        return {"builds": self.builds}
 """
 
 
@@ -134,6 +134,6 @@ def test_a_poison_event_is_dead_lettered_and_the_lane_goes_on(tmp_path: Path) ->
     assert stats["dead_lettered"] == 1 and stats["delivered"] == 499  # the good events, before and after it
     # halving 500 down to the one: the first try, 2 per halving (9 of them), 3 tries of the event alone, and
     # a spare for a batch claimed in two parts; one request per event (once ~500) fails this
-    assert stats["requests"] <= 1 + 2 * 9 + 3 + 2, stats
+    assert stats["builds"] <= 1 + 2 * 9 + 3 + 2, stats
     assert "provider_error: RuntimeError: cannot digest poison" in listed.stdout
     assert batch[321]["id"] in listed.stdout

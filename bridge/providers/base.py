@@ -1,44 +1,94 @@
-"""The one interface every provider implements, and the `Outcome` it returns for each batch it sends.
+"""The one interface every provider implements: it builds requests and classifies answers; the lane sends.
 
-The dispatcher never knows which provider it drives: it claims stored events, asks the provider which it
-takes (`accepts`), hands it a batch (`send`), and applies the `Outcome`. The ingress asks `check` as
-events arrive, so an engine learns in its ack that a provider will refuse an event. A provider implements
-only the hooks it needs; authentication, retries of its own protocol (re-login, splitting a too-large body)
-and config sources live inside it.
+The dispatcher never knows which provider it drives. A lane claims stored events, asks the provider which it
+takes (`accepts`), has it turn a batch into `Call`s (`build`), sends them itself (one place holds the HTTP
+client, time-outs, bounded concurrency, backoff and `Retry-After`) and has the provider read each answer
+(`classify`) into an `Outcome`. Authentication rides on the requests as `httpx.Auth` flows, so a re-login or
+a token refresh is part of sending, never a provider's own retry loop. The ingress asks `check` as events
+arrive, so an engine learns in its ack that a provider will refuse an event. A provider implements only the
+hooks it needs (aiosmtpd's handlers are the model).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import httpx
+
+from .settings import LaneSettings
 
 if TYPE_CHECKING:
     from ..outbox import Outbox, Purchase, PurchaseResult, StoredEvent
 
 
+class TryLater(Exception):
+    """What was asked cannot be done now and is retried later: no answer (time-out, refused or dropped
+    connection, raised by the lane's sending) or a missing prerequisite (a login that failed). The message
+    says why, for `status`."""
+
+
+class Paused(TryLater):
+    """The provider must not be sent to for a while (disabled, keys refused): the events are kept."""
+
+
+@dataclass
+class Call:
+    """One request a provider built, and what `classify` needs to read its answer."""
+
+    request: httpx.Request
+    key: str = ""  # calls of one key (a player) are sent one after another, in the order they were built
+    auth: httpx.Auth | None = None
+    context: Any = None  # the provider's own, e.g. the event bodies a 400 answer refers to
+
+
 @dataclass
 class Outcome:
-    """What became of a batch. Events in none of the lists are retried later (transient failure)."""
+    """What became of some events. Events in none of the lists are retried later (transient failure)."""
 
     delivered: set[int] = field(default_factory=set)  # event pks the provider accepted
     dead: list[tuple[int, str, str]] = field(default_factory=list)  # (pk, code, reason): refused for good
+    refs: list[tuple[int, str]] = field(default_factory=list)  # (pk, the provider's id for the event)
+    then: list[Call] = field(default_factory=list)  # calls sent instead of the one classified (a split)
     error: str | None = None  # why the rest was not delivered, for `status`
     retry_after: float | None = None  # seconds the provider asked us to wait (Retry-After)
     paused: str | None = None  # the provider must not be sent to now (disabled, wrong keys): why
-    crashed: bool = False  # send() raised: set by the dispatcher, never by a provider
+    crashed: bool = False  # a hook raised: set by the lane, never by a provider
+
+    def merge(self, other: Outcome) -> None:
+        self.delivered |= other.delivered
+        self.dead.extend(other.dead)
+        self.refs.extend(other.refs)
+        self.error = other.error or self.error
+        self.paused = other.paused or self.paused
+        self.crashed = self.crashed or other.crashed
+        if other.retry_after is not None:
+            self.retry_after = max(self.retry_after or 0.0, other.retry_after)
+
+
+@dataclass
+class Built:
+    """A batch turned into calls, with what was settled without a request (invalid events, session starts)."""
+
+    calls: list[Call] = field(default_factory=list)
+    settled: Outcome = field(default_factory=Outcome)
+
+
+class Send(Protocol):
+    """The lane's one sending site; raises TryLater when no answer came."""
+
+    def __call__(self, request: httpx.Request, auth: httpx.Auth | None = None) -> Awaitable[httpx.Response]: ...
 
 
 @dataclass
 class ProviderContext:
-    """What the daemon lends a provider: its settings, HTTP, the store's provider state, config publishing."""
+    """What the daemon lends a provider: its settings, sending, the store's provider state, config publishing."""
 
     name: str
-    settings: dict[str, Any]
-    http: httpx.AsyncClient
+    settings: Any  # the provider's own `Settings` dataclass, checked at start-up
+    send: Send
     outbox: Outbox
     publish: Callable[[str, dict[str, Any], str, dict[str, Any] | None], bool]
     log: logging.Logger
@@ -48,6 +98,7 @@ class Provider:
     """Base class: routing rules from the settings, and no-op hooks a provider overrides."""
 
     kind: ClassVar[str] = ""
+    Settings: ClassVar[type[LaneSettings]] = LaneSettings  # a provider's own extends LaneSettings
     categories: ClassVar[frozenset[str]] = frozenset()  # categories this provider understands
     batch_size: ClassVar[int] = 500
     verifies_purchases: ClassVar[bool] = False  # True: the dispatcher hands it purchases too
@@ -55,9 +106,9 @@ class Provider:
     def __init__(self, ctx: ProviderContext) -> None:
         self.ctx = ctx
         self.name = ctx.name
-        routes = ctx.settings.get("categories")
-        self.route_categories = frozenset(routes) if routes else self.categories
-        self.route_prefixes = tuple(ctx.settings.get("event_id_prefixes") or ())
+        settings: LaneSettings = ctx.settings
+        self.route_categories = frozenset(settings.categories) if settings.categories else self.categories
+        self.route_prefixes = settings.event_id_prefixes
 
     def accepts(self, event: StoredEvent) -> bool:
         """Routing: the configured categories (default: all this provider understands) and event id prefixes."""
@@ -69,14 +120,20 @@ class Provider:
 
     def check(self, category: str, fields: dict[str, Any]) -> str | None:
         """The provider's own rules for an event's fields, asked by the ingress so the engine hears of a
-        problem in its ack: None if valid, else the rule broken. `send` must still refuse (as `dead`) what
+        problem in its ack: None if valid, else the rule broken. `build` must still refuse (as dead) what
         it cannot deliver; this is only the early word."""
         return None
 
     async def start(self) -> None:
-        """Authenticate or initialise; called once before the first send."""
+        """Authenticate or initialise; called once before the first batch."""
 
-    async def send(self, events: list[StoredEvent]) -> Outcome:
+    async def build(self, batch: list[StoredEvent]) -> Built:
+        """The requests that carry `batch`; may send what it needs first (an init) through `ctx.send`."""
+        raise NotImplementedError
+
+    def classify(self, call: Call, answer: httpx.Response) -> Outcome:
+        """What an answer to `call` means for each of its events. The lane has already taken answers that
+        say "later" (408, 425, 429, 5xx) as a retry."""
         raise NotImplementedError
 
     async def verify_purchase(self, purchase: Purchase) -> PurchaseResult | None:
@@ -89,3 +146,4 @@ class Provider:
     def status(self) -> dict[str, Any]:
         """Provider-specific figures for `engine-bridge status`."""
         return {}
+

@@ -24,6 +24,8 @@ import hashlib
 import hmac
 import time
 from collections import defaultdict
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -32,8 +34,9 @@ import httpx
 
 from ..outbox import StoredEvent
 from ..protocol import CONFIG_PREFIX, SESSION_START
-from .base import Outcome, Provider, ProviderContext
-from .http import TRANSIENT, json_object, json_text, request_id
+from .base import Built, Call, Outcome, Provider, ProviderContext, TryLater
+from .http import json_object, json_text, request_id
+from .settings import LaneSettings, SettingsError
 
 DEFAULT_ENDPOINT = "https://api.gameramp.com"
 TIME_WINDOW_ERROR = "Request timestamp is outside the acceptable time window"
@@ -95,23 +98,45 @@ def _epoch(value: Any) -> float | None:
         return None
 
 
+@dataclass(frozen=True, kw_only=True)
+class GameRampSettings(LaneSettings):
+    endpoint: str = DEFAULT_ENDPOINT
+    api_key: str
+    api_secret: str = field(repr=False)
+    refresh: float = DEFAULT_STATUS_REFRESH_S  # s between player status fetches
+    status_route: str = DEFAULT_STATUS_ROUTE
+    status_config_field: str = DEFAULT_STATUS_CONFIG_FIELD
+    events_route: str | None = None  # e.g. "/v1/events"; None: events are not forwarded
+    events_envelope: str = DEFAULT_EVENTS_ENVELOPE
+    event_fields: dict[str, str] = field(default_factory=dict)  # renames of DEFAULT_EVENT_FIELDS' names
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        unknown = sorted(set(self.event_fields) - set(DEFAULT_EVENT_FIELDS))
+        if unknown:
+            raise SettingsError(f"event_fields: no field {', '.join(unknown)}; the fields are "
+                                f"{', '.join(DEFAULT_EVENT_FIELDS)}")
+
+
 class GameRamp(Provider):
     kind = "gameramp"
+    Settings = GameRampSettings
     categories = frozenset({"design", "business", "progression", "resource", "error", "ads", "custom"})
 
     def __init__(self, ctx: ProviderContext) -> None:
         super().__init__(ctx)
-        s = ctx.settings
-        self.endpoint = str(s.get("endpoint", DEFAULT_ENDPOINT)).rstrip("/")
-        self.api_key = str(s["api_key"])
-        self.api_secret = str(s["api_secret"])
-        self.status_refresh_s = float(s.get("refresh", DEFAULT_STATUS_REFRESH_S))
-        self.status_route = str(s.get("status_route", DEFAULT_STATUS_ROUTE))
-        self.status_config_field = str(s.get("status_config_field", DEFAULT_STATUS_CONFIG_FIELD))
-        self.events_route = s.get("events_route")  # e.g. "/v1/events"; None: events are not forwarded
-        self.events_envelope = str(s.get("events_envelope", DEFAULT_EVENTS_ENVELOPE))
-        self.event_fields = {**DEFAULT_EVENT_FIELDS, **dict(s.get("event_fields") or {})}
-        self.max_body_bytes = int(s.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES))
+        settings: GameRampSettings = ctx.settings
+        self.endpoint = settings.endpoint.rstrip("/")
+        self.api_key = settings.api_key
+        self.api_secret = settings.api_secret
+        self.status_refresh_s = settings.refresh
+        self.status_route = settings.status_route
+        self.status_config_field = settings.status_config_field
+        self.events_route = settings.events_route
+        self.events_envelope = settings.events_envelope
+        self.event_fields = {**DEFAULT_EVENT_FIELDS, **settings.event_fields}
+        self.max_body_bytes = settings.max_body_bytes
         self.clock_offset_s = float(ctx.outbox.state(self.name, "clock_offset") or 0)
         self.sessions: dict[str, dict[str, Any]] = {}  # user_id -> tokens and ids
         self.configs: dict[str, dict[str, Any]] = {}  # user_id -> raw playerConfig
@@ -125,61 +150,63 @@ class GameRamp(Provider):
         """Session starts (they refresh the player's config); other events only to a configured route."""
         return event.category == SESSION_START or (self.events_route is not None and super().accepts(event))
 
-    # --- tokens ---------------------------------------------------------------------------------
+    # --- tokens (sent by the _Bearer flow) ----------------------------------------------------------
 
     def _now(self) -> float:
         return time.time() + self.clock_offset_s
 
-    async def login(self, user_id: str, corrected: bool = False) -> dict[str, Any] | None:
+    def login_request(self, user_id: str) -> httpx.Request:
         timestamp = login_timestamp(self._now())
-        body = {"apiKey": self.api_key, "deviceId": user_id, "timestamp": timestamp,
-                "signature": login_signature(self.api_key, user_id, timestamp, self.api_secret)}
+        return httpx.Request("POST", f"{self.endpoint}/auth/login", json={
+            "apiKey": self.api_key, "deviceId": user_id, "timestamp": timestamp,
+            "signature": login_signature(self.api_key, user_id, timestamp, self.api_secret)})
+
+    def refresh_request(self, session: dict[str, Any]) -> httpx.Request:
+        return httpx.Request("POST", f"{self.endpoint}/auth/refresh", json={"refreshToken": session["refreshToken"]})
+
+    def clock_refused(self, answer: httpx.Response) -> bool:
+        """A login refused for its time window: learn the server's clock from the answer's Date header."""
+        if answer.status_code != 400 or json_object(answer).get("error") != TIME_WINDOW_ERROR:
+            return False
         try:
-            answer = await self.ctx.http.post(f"{self.endpoint}/auth/login", json=body)
-        except TRANSIENT as exc:
-            self.last_error = f"login: {type(exc).__name__}"
-            return None
+            server = parsedate_to_datetime(answer.headers["Date"]).timestamp()
+        except (KeyError, TypeError, ValueError):
+            return False
+        self.clock_offset_s = server - time.time()
+        self.ctx.outbox.set_state(self.name, "clock_offset", self.clock_offset_s)
+        self.ctx.log.warning("%s: our clock is %+.0f s off GameRamp's; correcting", self.name, -self.clock_offset_s)
+        return True
+
+    def logged_in(self, user_id: str, answer: httpx.Response) -> dict[str, Any]:
+        """The player's tokens from a login answer; TryLater when it has none."""
         data = json_object(answer)
-        if answer.status_code == 400 and data.get("error") == TIME_WINDOW_ERROR and not corrected:
-            self._learn_clock(answer)
-            return await self.login(user_id, corrected=True)
         if answer.status_code != 200 or not isinstance(data.get("accessToken"), str):
-            self._failed(f"login answered {answer.status_code}: {data.get('error', answer.text[:200])}", answer)
-            return None
+            raise self._failed(f"login answered {answer.status_code}: {data.get('error', answer.text[:200])}", answer)
         self.logins += 1
         return self._keep(user_id, data, answer)
 
-    async def refresh(self, user_id: str) -> dict[str, Any] | None:
-        """New tokens from the refresh token; a new login when that is refused."""
-        session = self.sessions.get(user_id)
-        if session is None:
-            return await self.login(user_id)
-        try:
-            answer = await self.ctx.http.post(f"{self.endpoint}/auth/refresh",
-                                              json={"refreshToken": session["refreshToken"]})
-        except TRANSIENT as exc:
-            self.last_error = f"refresh: {type(exc).__name__}"
-            return None
+    def refreshed(self, user_id: str, session: dict[str, Any], answer: httpx.Response) -> dict[str, Any] | None:
+        """The player's tokens from a refresh answer; None when it was refused (a new login follows)."""
         data = json_object(answer)
         if answer.status_code != 200 or not isinstance(data.get("accessToken"), str):
             self.ctx.log.info("%s: refresh for %s answered %d: logging in again", self.name, user_id,
                               answer.status_code)
-            return await self.login(user_id)
+            return None
         self.refreshes += 1
         return self._keep(user_id, {**session, **data}, answer)
 
-    def _failed(self, error: str, answer: httpx.Response) -> None:
+    def _failed(self, error: str, answer: httpx.Response) -> TryLater:
         self.failures += 1
         self.last_error = error
         self.ctx.log.error("%s: %s (request %s)", self.name, error, request_id(answer))
+        return TryLater(error)
 
-    def _keep(self, user_id: str, data: dict[str, Any], answer: httpx.Response) -> dict[str, Any] | None:
+    def _keep(self, user_id: str, data: dict[str, Any], answer: httpx.Response) -> dict[str, Any]:
         """Keep a login or refresh answer's tokens; one without the ids every call names is malformed."""
         missing = [k for k in ("refreshToken", "tenantId", "gameId") if not (isinstance(data.get(k), str) and data[k])]
         if missing:
-            self._failed(f"login answer without {', '.join(missing)}: refused as malformed, logging in again "
-                         "later", answer)
-            return None
+            raise self._failed(f"login answer without {', '.join(missing)}: refused as malformed, logging in "
+                               "again later", answer)
         expires_in = float(data.get("expiresIn") or 3600)
         session = {k: data.get(k) for k in ("accessToken", "refreshToken", "userId", "gameId", "tenantId")}
         session["expiresAt"] = time.time() + expires_in
@@ -190,53 +217,26 @@ class GameRamp(Provider):
             self._publish(user_id, data["playerConfig"])
         return session
 
-    def _learn_clock(self, answer: httpx.Response) -> None:
-        try:
-            server = parsedate_to_datetime(answer.headers["Date"]).timestamp()
-        except (KeyError, TypeError, ValueError):
-            return
-        self.clock_offset_s = server - time.time()
-        self.ctx.outbox.set_state(self.name, "clock_offset", self.clock_offset_s)
-        self.ctx.log.warning("%s: our clock is %+.0f s off GameRamp's; correcting", self.name, -self.clock_offset_s)
-
-    async def session_for(self, user_id: str) -> dict[str, Any] | None:
-        """Valid tokens for a player: kept, refreshed ahead of expiry, or a new login (one at a time per
-        player: the timer and the events lane may both need them)."""
-        async with self.locks[user_id]:
-            session = self.sessions.get(user_id)
-            if session is None:
-                stored = self.ctx.outbox.state(self.name, f"player:{user_id}")
-                if stored:
-                    self.sessions[user_id] = session = stored
-            if session is None:
-                return await self.login(user_id)
-            if time.time() >= session["refreshAt"]:
-                return await self.refresh(user_id)
-            return session
-
-    @staticmethod
-    def _headers(session: dict[str, Any]) -> dict[str, str]:
-        return {"Authorization": f"Bearer {session['accessToken']}", "X-Tenant-ID": session["tenantId"],
-                "X-Game-Id": session["gameId"]}
+    def session(self, user_id: str) -> dict[str, Any] | None:
+        """The player's kept tokens (from memory, else from the store), fresh or not."""
+        session = self.sessions.get(user_id)
+        if session is None:
+            stored = self.ctx.outbox.state(self.name, f"player:{user_id}")
+            if stored:
+                self.sessions[user_id] = session = stored
+        return session
 
     # --- player configs -------------------------------------------------------------------------
 
     async def fetch_status(self, user_id: str) -> None:
-        """GET the status route; a 401 refreshes the tokens (or logs in) and asks once more."""
+        """GET the status route (the bearer flow refreshes or logs in on a 401 and asks once more)."""
         self.fetched_at[user_id] = time.monotonic()
-        for attempt in range(2):
-            session = await self.session_for(user_id)
-            if session is None:
-                return
-            try:
-                answer = await self.ctx.http.get(f"{self.endpoint}{self.status_route}", headers=self._headers(session))
-            except TRANSIENT as exc:
-                self.last_error = f"player status: {type(exc).__name__}"
-                return
-            if answer.status_code == 401 and attempt == 0:
-                await self.refresh(user_id)
-                continue
-            break
+        request = httpx.Request("GET", f"{self.endpoint}{self.status_route}")
+        try:
+            answer = await self.ctx.send(request, _Bearer(self, user_id))
+        except TryLater as exc:  # asked again at the next refresh
+            self.last_error = f"player status: {exc}"
+            return
         data = json_object(answer)
         config = data.get(self.status_config_field) if self.status_config_field else data
         if answer.status_code != 200 or not isinstance(config, dict):
@@ -267,25 +267,22 @@ class GameRamp(Provider):
 
     # --- events ---------------------------------------------------------------------------------
 
-    async def send(self, batch: list[StoredEvent]) -> Outcome:
-        outcome = Outcome()
+    async def build(self, batch: list[StoredEvent]) -> Built:
+        """One request per player (a body over GameRamp's limit split); session starts only refresh configs."""
+        built = Built()
         by_player: dict[str, list[tuple[StoredEvent, dict[str, Any]]]] = {}
         for ev in batch:
             if ev.category == SESSION_START:
                 self.fetched_at.pop(ev.user_id, None)  # a new session: the next tick asks for the player's config
-                outcome.delivered.add(ev.pk)
+                built.settled.delivered.add(ev.pk)
                 continue
             try:
                 by_player.setdefault(ev.user_id, []).append((ev, self._event(ev)))
             except (ValueError, OverflowError):
-                outcome.dead.append((ev.pk, "invalid", f"ts {ev.client_ts} is beyond what ISO 8601 writes"))
+                built.settled.dead.append((ev.pk, "invalid", f"ts {ev.client_ts} is beyond what ISO 8601 writes"))
         for user_id, items in by_player.items():
-            session = await self.session_for(user_id)
-            if session is None:
-                outcome.error = self.last_error or "GameRamp login failed"
-                break
-            await self._forward(user_id, session, items, outcome)
-        return outcome
+            built.calls.extend(self._calls(user_id, items))
+        return built
 
     def _event(self, ev: StoredEvent) -> dict[str, Any]:
         """One event in the configured layout (default: the fact sheet's `{eventType, timestamp, payload,
@@ -295,42 +292,36 @@ class GameRamp(Provider):
                 names["payload"]: ev.fields,
                 names["metadata"]: {"eventId": ev.uid, "sessionId": ev.session_id, "build": ev.game_build}}
 
-    async def _forward(self, user_id: str, session: dict[str, Any], items: list[tuple[StoredEvent, dict[str, Any]]],
-                       outcome: Outcome) -> None:
-        """POST one player's events; a body over GameRamp's limit is split, an event too large alone dead."""
-        evs = [ev for ev, _ in items]
+    def _calls(self, user_id: str, items: list[tuple[StoredEvent, dict[str, Any]]]) -> list[Call]:
         events = [item for _, item in items]
         body = json_text({self.events_envelope: events} if self.events_envelope else events).encode()
         if len(body) > self.max_body_bytes and len(items) > 1:
-            await self._halves(user_id, session, items, outcome)
-            return
-        try:
-            answer = await self.ctx.http.post(f"{self.endpoint}{self.events_route}", content=body,
-                                              headers={**self._headers(session), "Content-Type": "application/json"})
-        except TRANSIENT as exc:
-            outcome.error = f"{type(exc).__name__} talking to GameRamp"
-            return
+            return self._halves(user_id, items)
+        request = httpx.Request("POST", f"{self.endpoint}{self.events_route}", content=body,
+                                headers={"Content-Type": "application/json"})
+        return [Call(request, key=user_id, auth=_Bearer(self, user_id), context=(user_id, items))]
+
+    def _halves(self, user_id: str, items: list[tuple[StoredEvent, dict[str, Any]]]) -> list[Call]:
+        half = len(items) // 2
+        return self._calls(user_id, items[:half]) + self._calls(user_id, items[half:])
+
+    def classify(self, call: Call, answer: httpx.Response) -> Outcome:
+        user_id, items = call.context
+        evs = [ev for ev, _ in items]
+        outcome = Outcome()
         status = answer.status_code
         if status in (200, 201, 202, 204):
             outcome.delivered.update(ev.pk for ev in evs)
         elif status == 413 and len(items) > 1:
-            await self._halves(user_id, session, items, outcome)
+            outcome.then = self._halves(user_id, items)
         elif status == 413:
             outcome.dead.append((evs[0].pk, "too_large", "the event alone is over GameRamp's body limit (413)"))
-        elif status == 401:
-            await self.refresh(user_id)
-            outcome.error = "401 from the events route: tokens refreshed, retrying"
         elif status in (400, 422):
             reason = f"GameRamp refused the events ({status}): {answer.text[:300]}"
             outcome.dead.extend((ev.pk, "rejected", reason) for ev in evs)
         else:
             outcome.error = f"HTTP {status} from the events route"
-
-    async def _halves(self, user_id: str, session: dict[str, Any], items: list[tuple[StoredEvent, dict[str, Any]]],
-                      outcome: Outcome) -> None:
-        half = len(items) // 2
-        await self._forward(user_id, session, items[:half], outcome)
-        await self._forward(user_id, session, items[half:], outcome)
+        return outcome
 
     def status(self) -> dict[str, Any]:
         figures: dict[str, Any] = {"players": len(self.sessions), "logins": self.logins, "refreshes": self.refreshes,
@@ -338,3 +329,37 @@ class GameRamp(Provider):
         if self.last_error:
             figures["provider_error"] = self.last_error
         return figures
+
+
+class _Bearer(httpx.Auth):
+    """GameRamp's bearer tokens on a call: kept, refreshed ahead of expiry, or a new login (one at a time per
+    player: the timer and the events lane may both need them); a 401 refreshes and the call goes once more."""
+
+    def __init__(self, gameramp: GameRamp, user_id: str) -> None:
+        self.gameramp = gameramp
+        self.user_id = user_id
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        gr, user_id = self.gameramp, self.user_id
+        refused: str | None = None  # the access token a 401 refused
+        for _ in range(2):
+            async with gr.locks[user_id]:
+                session = gr.session(user_id)
+                if session is not None and (time.time() >= session["refreshAt"]
+                                            or session["accessToken"] == refused):
+                    answer = yield gr.refresh_request(session)
+                    await answer.aread()  # a flow of our own reads the answers it uses
+                    session = gr.refreshed(user_id, session, answer)
+                if session is None:
+                    answer = yield gr.login_request(user_id)
+                    await answer.aread()
+                    if gr.clock_refused(answer):  # learnt the server's clock: once more, on time
+                        answer = yield gr.login_request(user_id)
+                        await answer.aread()
+                    session = gr.logged_in(user_id, answer)
+            request.headers.update({"Authorization": f"Bearer {session['accessToken']}",
+                                    "X-Tenant-ID": session["tenantId"], "X-Game-Id": session["gameId"]})
+            answer = yield request
+            if answer.status_code != 401:
+                return
+            refused = session["accessToken"]

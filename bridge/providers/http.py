@@ -1,5 +1,4 @@
-"""What every provider needs of HTTP: JSON bodies from event fields, which failures are transient, an
-answer's JSON if any, its request id."""
+"""What every provider needs of HTTP: JSON bodies from event fields, an answer's JSON if any, its request id."""
 
 from __future__ import annotations
 
@@ -8,10 +7,6 @@ import json
 from typing import Any
 
 import httpx
-
-# No answer at all (time-out, refused or dropped connection): the events are kept and retried.
-TRANSIENT = (httpx.TimeoutException, httpx.TransportError)
-
 
 def jsonable(value: Any) -> Any:
     """`default=` for json.dumps: event fields may hold msgpack binary, which JSON carries as base64 text."""

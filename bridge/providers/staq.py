@@ -20,7 +20,8 @@ import base64
 import binascii
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -30,8 +31,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..outbox import Purchase, PurchaseResult, StoredEvent
 from ..protocol import SESSION_START
-from .base import Outcome, Provider, ProviderContext
-from .http import TRANSIENT, json_object, json_or_none, json_text, request_id
+from .base import Built, Call, Outcome, Paused, Provider, ProviderContext, TryLater
+from .http import json_object, json_or_none, json_text, request_id
+from .settings import LaneSettings
 
 DEFAULT_ENDPOINT = "https://api.staq.io/v1"
 DEFAULT_SECRET_HEADER = "AppSecret"
@@ -107,23 +109,35 @@ class Auth:
     sid: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class StaqSettings(LaneSettings):
+    endpoint: str = DEFAULT_ENDPOINT
+    app_id: str
+    app_secret: str = field(repr=False)
+    app_secret_header: str = DEFAULT_SECRET_HEADER  # the docs do not name the header
+    google_play_public_key: str | None = None  # refuse forged Google Play receipts without a network call
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+
 class Staq(Provider):
     kind = "staq"
+    Settings = StaqSettings
     categories = frozenset({"custom"})
     batch_size = 200
     verifies_purchases = True
 
     def __init__(self, ctx: ProviderContext) -> None:
         super().__init__(ctx)
-        s = ctx.settings
-        self.base = str(s.get("endpoint", DEFAULT_ENDPOINT)).rstrip("/") + f"/apps/{s['app_id']}"
-        self.app_secret = str(s["app_secret"])
-        self.secret_header = str(s.get("app_secret_header", DEFAULT_SECRET_HEADER))
-        key = s.get("google_play_public_key")
-        self.play_key = load_public_key(str(key)) if key else None
-        self.max_body_bytes = int(s.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES))
+        settings: StaqSettings = ctx.settings
+        self.base = settings.endpoint.rstrip("/") + f"/apps/{settings.app_id}"
+        self.app_secret = settings.app_secret
+        self.secret_header = settings.app_secret_header
+        key = settings.google_play_public_key
+        self.play_key = load_public_key(key) if key else None
+        self.max_body_bytes = settings.max_body_bytes
         self.players: dict[str, dict[str, Any]] = {}  # user_id -> {uid, token, sessions: {session key: sid}}
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)  # the event and purchase lanes
+        self.refused: set[tuple[str, str]] = set()  # (user, session key) whose staq session staq refused
         self.paused: str | None = None
         self.authorizations = 0
         self.forged = 0
@@ -141,23 +155,18 @@ class Staq(Provider):
 
     # --- authorization --------------------------------------------------------------------------
 
-    async def auth_for(self, seat: Seat) -> Auth | None:
-        """The staq user, token and sid of a play session; its first sight authorizes a new staq session."""
+    async def auth_for(self, seat: Seat) -> Auth:
+        """The staq user, token and sid of a play session. Its first sight authorizes a new staq session, and
+        so does a session staq refused; TryLater (or Paused) when authorization failed."""
         async with self.locks[seat.user_id]:
             player = self._player(seat.user_id)
-            if player is not None and seat.session_key in player["sessions"]:
+            refused = (seat.user_id, seat.session_key) in self.refused
+            if player is not None and seat.session_key in player["sessions"] and not refused:
                 return Auth(player["uid"], player["token"], player["sessions"][seat.session_key])
-            return await self._authorize(seat, player, keep_sid=False)
-
-    async def reauthorize(self, seat: Seat, refused: Auth, token_only: bool) -> Auth | None:
-        """After staq refused `refused`: a new authorization. For a refused token (token_only) the play session
-        keeps its sid (unless the other lane renewed the token meanwhile); else it moves to the new sid."""
-        async with self.locks[seat.user_id]:
-            player = self._player(seat.user_id)
-            if token_only and player is not None and player["token"] != refused.token \
-                    and seat.session_key in player["sessions"]:
-                return Auth(player["uid"], player["token"], player["sessions"][seat.session_key])
-            return await self._authorize(seat, player, keep_sid=token_only)
+            answer = await self.ctx.send(self._authorization(seat))
+            auth = self._authorized(seat, player, answer, keep_sid=False)
+            self.refused.discard((seat.user_id, seat.session_key))
+            return auth
 
     def _player(self, user_id: str) -> dict[str, Any] | None:
         player = self.players.get(user_id) or self.ctx.outbox.state(self.name, f"player:{user_id}")
@@ -165,27 +174,26 @@ class Staq(Provider):
             self.players[user_id] = player
         return player
 
-    async def _authorize(self, seat: Seat, player: dict[str, Any] | None, keep_sid: bool) -> Auth | None:
-        """POST auth/device with the player's user id as staq's deviceId; call with the player's lock held."""
+    def _authorization(self, seat: Seat) -> httpx.Request:
+        """POST auth/device with the player's user id as staq's deviceId."""
         device = seat.device
         info = {k: device.get(k) for k in ("platform", "os_version", "device", "manufacturer", "engine",
                                            "engine_version", "game_build") if device.get(k) is not None}
-        try:
-            answer = await self.ctx.http.post(f"{self.base}/auth/device", content=staq_json(
-                {"deviceId": seat.user_id, "deviceInfo": info}), headers={
-                self.secret_header: self.app_secret, "Content-Type": "application/json"})
-        except TRANSIENT as exc:
-            self.ctx.log.warning("%s: authorization: %s", self.name, type(exc).__name__)
-            return None
+        return httpx.Request("POST", f"{self.base}/auth/device", content=staq_json(
+            {"deviceId": seat.user_id, "deviceInfo": info}), headers={
+            self.secret_header: self.app_secret, "Content-Type": "application/json"})
+
+    def _authorized(self, seat: Seat, player: dict[str, Any] | None, answer: httpx.Response, keep_sid: bool) -> Auth:
+        """Keep an authorization's user, token and sid (the play session keeps its sid if `keep_sid`)."""
         if answer.status_code in (401, 403):
             self.paused = f"authorization refused ({answer.status_code}): check app_id and app_secret"
             self.ctx.log.error("%s: %s", self.name, self.paused)
-            return None
+            raise Paused(self.paused)
         data = json_object(answer)
         if answer.status_code != 200 or not all(isinstance(data.get(k), str) for k in ("uid", "sid", "token")):
             self.ctx.log.error("%s: authorization answered %d without uid/sid/token (request %s)",
                                self.name, answer.status_code, request_id(answer))
-            return None
+            raise TryLater(f"staq authorization answered {answer.status_code} without uid/sid/token")
         self.paused = None
         self.authorizations += 1
         sessions = dict(player["sessions"]) if player else {}
@@ -199,72 +207,60 @@ class Staq(Provider):
         self.ctx.outbox.set_state(self.name, f"player:{seat.user_id}", player)
         return Auth(data["uid"], data["token"], sessions[seat.session_key])
 
-    async def _post(self, auth: Auth, route: str, body: bytes) -> httpx.Response:
-        return await self.ctx.http.post(f"{self.base}/users/{auth.uid}/{route}", content=body,
-                                        headers={"Auth-Token": auth.token, "Content-Type": "application/json"})
+    def _request(self, auth: Auth, route: str, body: dict[str, Any]) -> httpx.Request:
+        return httpx.Request("POST", f"{self.base}/users/{auth.uid}/{route}",
+                             content=staq_json({"sid": auth.sid, **body}), headers={"Content-Type": "application/json"})
 
     # --- events ---------------------------------------------------------------------------------
 
-    async def send(self, batch: list[StoredEvent]) -> Outcome:
-        outcome = Outcome()
-        by_session: dict[tuple[str, str], list[StoredEvent]] = {}  # in the order of their first event
+    async def build(self, batch: list[StoredEvent]) -> Built:
+        """One request per play session, in the order of its first event; a body over the limit split."""
+        built = Built()
+        by_session: dict[tuple[str, str], list[StoredEvent]] = {}
         for ev in batch:
             rule = None if ev.category == SESSION_START else self.check(ev.category, ev.fields)
             if rule:
-                outcome.dead.append((ev.pk, "invalid", rule))
+                built.settled.dead.append((ev.pk, "invalid", rule))
             else:
                 by_session.setdefault((ev.user_id, ev.session_id or OUTSIDE_SESSIONS), []).append(ev)
         for (user_id, session_key), evs in by_session.items():
             seat = Seat(user_id, session_key, _device_of(evs[0]))
             auth = await self.auth_for(seat)
-            if auth is None:
-                outcome.error = self.paused or "staq authorization failed"
-                break
-            outcome.delivered.update(ev.pk for ev in evs if ev.category == SESSION_START)
+            built.settled.delivered.update(ev.pk for ev in evs if ev.category == SESSION_START)
             custom = [ev for ev in evs if ev.category != SESSION_START]
             if custom:
-                await self._send_events(seat, auth, custom, outcome)
-        if self.paused:
-            outcome.paused = self.paused
-        return outcome
+                built.calls.extend(self._calls(seat, auth, custom))
+        return built
 
-    async def _send_events(self, seat: Seat, auth: Auth, evs: list[StoredEvent], outcome: Outcome,
-                           renewed: bool = False) -> None:
-        """POST one play session's events: a refusal is bisected down to the event to blame, a body over the
-        limit split, a refused token or session authorized again (once)."""
-        body = staq_json({"sid": auth.sid, "events": [_staq_event(ev) for ev in evs]})
-        if len(body) > self.max_body_bytes and len(evs) > 1:
-            await self._halves(seat, auth, evs, outcome, renewed)
-            return
-        try:
-            answer = await self._post(auth, "events", body)
-        except TRANSIENT as exc:
-            outcome.error = f"{type(exc).__name__} talking to staq"
-            return
+    def _calls(self, seat: Seat, auth: Auth, evs: list[StoredEvent]) -> list[Call]:
+        request = self._request(auth, "events", {"events": [_staq_event(ev) for ev in evs]})
+        if len(request.content) > self.max_body_bytes and len(evs) > 1:
+            return self._halves(seat, auth, evs)
+        return [Call(request, key=seat.user_id, auth=_Token(self, seat, auth), context=(seat, auth, evs))]
+
+    def _halves(self, seat: Seat, auth: Auth, evs: list[StoredEvent]) -> list[Call]:
+        half = len(evs) // 2
+        return self._calls(seat, auth, evs[:half]) + self._calls(seat, auth, evs[half:])
+
+    def classify(self, call: Call, answer: httpx.Response) -> Outcome:
+        """A refusal is bisected down to the event to blame; a refusal of our session authorizes it anew."""
+        seat, auth, evs = call.context
+        outcome = Outcome()
         status = answer.status_code
         if status == 200:
             self._delivered(evs, answer, outcome)
-        elif about_us(answer) and not renewed:
-            renewed_auth = await self.reauthorize(seat, auth, token_only=status == 401)
-            if renewed_auth is None:
-                outcome.error = f"{status} from the events route and authorization failed"
-            else:
-                await self._send_events(seat, renewed_auth, evs, outcome, renewed=True)
         elif about_us(answer):
-            outcome.error = f"staq refused our session again ({status}): {error_text(answer)[:200]}"
+            self.refused.add((seat.user_id, seat.session_key))
+            outcome.error = f"staq refused our session ({status}): {error_text(answer)[:200]}; authorizing again"
         elif status in (400, 413, 422) and len(evs) > 1:
-            await self._halves(seat, auth, evs, outcome, renewed)
+            outcome.then = self._halves(seat, auth, evs)
         elif status == 413:
             outcome.dead.append((evs[0].pk, "too_large", "the event alone is over staq's body limit (413)"))
         elif status in (400, 422):
             outcome.dead.append((evs[0].pk, "rejected", f"staq refused the event ({status}): {error_text(answer)}"))
         else:
             outcome.error = f"HTTP {status} from the events route"
-
-    async def _halves(self, seat: Seat, auth: Auth, evs: list[StoredEvent], outcome: Outcome, renewed: bool) -> None:
-        half = len(evs) // 2
-        await self._send_events(seat, auth, evs[:half], outcome, renewed)
-        await self._send_events(seat, auth, evs[half:], outcome, renewed)
+        return outcome
 
     def _delivered(self, evs: list[StoredEvent], answer: httpx.Response, outcome: Outcome) -> None:
         """Only the documented answer, an id per event, is a delivery; anything else is retried."""
@@ -275,7 +271,7 @@ class Staq(Provider):
                                answer.text)
             return
         outcome.delivered.update(ev.pk for ev in evs)
-        self.ctx.outbox.save_refs(self.name, [(ev.pk, i) for ev, i in zip(evs, ids, strict=True)])
+        outcome.refs.extend((ev.pk, i) for ev, i in zip(evs, ids, strict=True))
 
     # --- purchases ------------------------------------------------------------------------------
 
@@ -287,26 +283,20 @@ class Staq(Provider):
             return PurchaseResult(False, False, "forged: the Google Play signature does not match the app's "
                                                 "public key (checked locally)")
         seat = Seat(purchase.user_id, purchase.session_id or OUTSIDE_SESSIONS, purchase.device)
-        auth = await self.auth_for(seat)
         body: dict[str, Any] = {"receipt": purchase.receipt, "priceUsd": purchase.price_usd, "status": purchase.status,
                                 "comment": purchase.comment, "metadata": purchase.metadata}
         if purchase.store == "googleplay":
             body["signature"] = purchase.signature
         for renewed in (False, True):
-            if auth is None:
-                return None
+            auth = await self.auth_for(seat)
             self.ctx.outbox.purchase_sent(purchase.pk)  # before it goes: staq may spend it, then we may crash
-            try:
-                answer = await self._post(auth, f"iap/{purchase.store}", staq_json({"sid": auth.sid, **body}))
-            except TRANSIENT as exc:
-                self.ctx.log.warning("%s: purchase verification: %s", self.name, type(exc).__name__)
-                return None
+            answer = await self.ctx.send(self._request(auth, f"iap/{purchase.store}", body), _Token(self, seat, auth))
             if not about_us(answer):
                 return self._verdict(purchase, answer)
             self.ctx.log.warning("%s: purchase %s: staq refused our session (%d: %s)%s", self.name,
                                  purchase.purchase_id, answer.status_code, error_text(answer)[:200],
                                  "; will retry" if renewed else "; authorizing again")
-            auth = None if renewed else await self.reauthorize(seat, auth, token_only=answer.status_code == 401)
+            self.refused.add((seat.user_id, seat.session_key))
         return None
 
     def _verdict(self, purchase: Purchase, answer: httpx.Response) -> PurchaseResult | None:
@@ -332,6 +322,33 @@ class Staq(Provider):
         if self.paused:
             figures["paused"] = self.paused
         return figures
+
+
+class _Token(httpx.Auth):
+    """staq's Auth-Token on a call; a 401 renews the player's token (its play session keeps its sid) and the
+    call goes once more, unless the other lane renewed it meanwhile."""
+
+    def __init__(self, staq: Staq, seat: Seat, auth: Auth) -> None:
+        self.staq = staq
+        self.seat = seat
+        self.auth = auth
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        request.headers["Auth-Token"] = self.auth.token
+        answer = yield request
+        if answer.status_code != 401:
+            return
+        staq, seat = self.staq, self.seat
+        async with staq.locks[seat.user_id]:
+            player = staq._player(seat.user_id)
+            if player is not None and player["token"] != self.auth.token:
+                token = player["token"]
+            else:
+                authorization = yield staq._authorization(seat)
+                await authorization.aread()  # a flow of our own reads the answers it uses
+                token = staq._authorized(seat, player, authorization, keep_sid=True).token
+        request.headers["Auth-Token"] = token
+        yield request
 
 
 def _device_of(ev: StoredEvent) -> dict[str, Any]:

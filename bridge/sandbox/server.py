@@ -16,7 +16,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -130,7 +130,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         request = Request(self.command, url.path, dict(parse_qsl(url.query)), self.headers, length, self.rfile)
         try:
-            response = self._answer(emulator, request)
+            with self.server.answering_one():
+                response = self._answer(emulator, request)
         except ConnectionError:
             self.close_connection = True
             return
@@ -178,7 +179,20 @@ class _HTTPServer(ThreadingHTTPServer):
         self.emulator = emulator
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self.answering = 0  # requests being answered now, and the most at once: a client's concurrency
+        self.peak_answering = 0
         super().__init__(address, _Handler)
+
+    @contextlib.contextmanager
+    def answering_one(self) -> Iterator[None]:
+        with self._connections_lock:
+            self.answering += 1
+            self.peak_answering = max(self.peak_answering, self.answering)
+        try:
+            yield
+        finally:
+            with self._connections_lock:
+                self.answering -= 1
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
@@ -234,6 +248,11 @@ class SandboxServer:
         """The base URL to give a client in place of the provider's, e.g. http://127.0.0.1:43117."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def peak_concurrency(self) -> int:
+        """The most requests this server was answering at once."""
+        return self._httpd.peak_answering if self._httpd is not None else 0
 
     def start(self) -> SandboxServer:
         """Bind (raising OSError if the port is taken) and serve on a daemon thread; returns self."""

@@ -16,36 +16,44 @@ import httpx
 
 from ...outbox import StoredEvent
 from ...protocol import SESSION_START
-from ..base import Outcome, Provider, ProviderContext
-from ..http import TRANSIENT, json_or_none, jsonable, request_id
+from ..base import Built, Call, Outcome, Paused, Provider, ProviderContext
+from ..http import json_or_none, jsonable, request_id
 from . import events as ga_events
 from .remote_configs import RemoteConfigs
-from .signing import MAX_BODY_BYTES, encode_body, headers
+from .settings import GameAnalyticsSettings
+from .signing import MAX_BODY_BYTES, Signature, encode_body, gzipped_json
 
 REINIT_EVERY_S = 300.0
+Items = list[tuple[int, dict[str, Any]]]  # (event pk, the collector's event)
 
 
 class GameAnalytics(Provider):
     kind = "gameanalytics"
+    Settings = GameAnalyticsSettings
     categories = ga_events.CATEGORIES
     batch_size = 500
 
     def __init__(self, ctx: ProviderContext) -> None:
         super().__init__(ctx)
-        s = ctx.settings
-        self.endpoint = str(s["endpoint"]).rstrip("/")
-        self.game_key = str(s["game_key"])
-        self.secret_key = str(s["secret_key"])
+        settings: GameAnalyticsSettings = ctx.settings
+        self.endpoint = settings.endpoint.rstrip("/")
+        self.game_key = settings.game_key
+        self.signature = Signature(settings.secret_key)
         self.defaults = ga_events.host_defaults()
         self.offset_s = 0
         self.enabled: bool | None = None  # None until the first init answered
         self.paused: str | None = None
+        self.stale = False  # the events route answered 401: init again before the next batch
         self.last_init = 0.0
         self.auth_failures = 0
-        self.requests = 0
         self.transactions: dict[str, int] = {}
         self._transaction_of: dict[int, int] = {}
-        self.remote = RemoteConfigs(self) if s.get("remote_configs", True) else None
+        self.remote = RemoteConfigs(ctx, self.post, settings, self.defaults, self.server_now) \
+            if settings.remote_configs else None
+
+    def server_now(self) -> int:
+        """Now by the collector's clock (learnt at init), in seconds."""
+        return int(time.time()) + self.offset_s
 
     # --- init ---------------------------------------------------------------------------------------
 
@@ -57,15 +65,12 @@ class GameAnalytics(Provider):
     async def init(self) -> bool:
         """POST /v2/<game_key>/init: enabled flag and server time; returns whether sending may go on."""
         self.last_init = time.monotonic()
+        self.stale = False
         device = self.ctx.outbox.latest_device() or {}
         body = encode_body({"platform": device.get("platform") or self.defaults["platform"],
                             "os_version": device.get("os_version") or self.defaults["os_version"],
                             "sdk_version": ga_events.SDK_VERSION})
-        try:
-            answer = await self.post(f"/v2/{self.game_key}/init", body)
-        except TRANSIENT as exc:
-            self.ctx.log.warning("%s: init failed: %s", self.name, type(exc).__name__)
-            return self.paused is None
+        answer = await self.post(f"/v2/{self.game_key}/init", body)
         if answer.status_code == 401:
             self.auth_failures += 1
             self.paused = "init refused with 401: wrong game key or secret key; events are kept"
@@ -88,6 +93,11 @@ class GameAnalytics(Provider):
             await self.init()
         if self.remote:
             await self.remote.tick()
+
+    async def post(self, path: str, body: bytes, params: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> httpx.Response:
+        """A signed POST of an `encode_body` body, for init and remote configs."""
+        return await self.ctx.send(gzipped_json("POST", self.endpoint + path, body, headers, params), self.signature)
 
     # --- events -------------------------------------------------------------------------------------
 
@@ -125,71 +135,65 @@ class GameAnalytics(Provider):
         self._transaction_of[ev.pk] = self.transactions[user_id]
         return self.transactions[user_id]
 
-    async def send(self, batch: list[StoredEvent]) -> Outcome:
-        outcome = Outcome()
-        if self.paused and not await self.init():
-            outcome.paused = self.paused
-            return outcome
+    async def build(self, batch: list[StoredEvent]) -> Built:
+        """One signed request per user (the user's IP in X-Forwarded-For when a dedicated server gave it),
+        each body under the collector's 1 MB."""
+        built = Built()
+        if (self.paused or self.stale) and not await self.init():
+            raise Paused(self.paused or "GameAnalytics refused our keys")
         if any(ev.category == SESSION_START for ev in batch):
             await self.init()  # per new session, as the docs ask
             if self.remote:
                 await self.remote.refresh()
         extra = self._annotations()
-        by_user: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        by_user: dict[str, Items] = {}
         ips: dict[str, str | None] = {}
         for ev in batch:
             body = self._collector_event(ev, extra)
             rule = ga_events.check(body)
             if rule:
-                outcome.dead.append((ev.pk, "invalid", rule))
+                built.settled.dead.append((ev.pk, "invalid", rule))
                 continue
             by_user.setdefault(ev.user_id, []).append((ev.pk, body))
             ips[ev.user_id] = ev.user_ip or ips.get(ev.user_id)
         for user_id, items in by_user.items():
-            await self._send_items(items, ips.get(user_id), outcome)
-            if outcome.paused:
-                break
-        return outcome
+            built.calls.extend(self._calls(user_id, items, ips.get(user_id)))
+        return built
 
-    async def _send_items(self, items: list[tuple[int, dict[str, Any]]], user_ip: str | None,
-                          outcome: Outcome, reauthed: bool = False) -> None:
-        """POST one user's events; split when too large; classify the answer into the outcome."""
+    def _calls(self, user_id: str, items: Items, user_ip: str | None) -> list[Call]:
+        """One user's events as requests, halved until each body is under the limit."""
         body = encode_body([event for _, event in items])
         if len(body) > MAX_BODY_BYTES and len(items) > 1:
-            half = len(items) // 2
-            await self._send_items(items[:half], user_ip, outcome)
-            await self._send_items(items[half:], user_ip, outcome)
-            return
-        extra_headers = {"X-Forwarded-For": user_ip} if user_ip else {}
-        try:
-            answer = await self.post(f"/v2/{self.game_key}/events", body, extra_headers)
-        except TRANSIENT as exc:
-            outcome.error = f"{type(exc).__name__} talking to {self.endpoint}"
-            return
+            return self._halves(user_id, items, user_ip)
+        headers = {"X-Forwarded-For": user_ip} if user_ip else {}
+        request = gzipped_json("POST", f"{self.endpoint}/v2/{self.game_key}/events", body, headers)
+        return [Call(request, key=user_id, auth=self.signature, context=(user_id, items, user_ip))]
+
+    def _halves(self, user_id: str, items: Items, user_ip: str | None) -> list[Call]:
+        half = len(items) // 2
+        return self._calls(user_id, items[:half], user_ip) + self._calls(user_id, items[half:], user_ip)
+
+    def classify(self, call: Call, answer: httpx.Response) -> Outcome:
+        user_id, items, user_ip = call.context
+        outcome = Outcome()
         status = answer.status_code
         if status == 200:
             outcome.delivered.update(pk for pk, _ in items)
         elif status == 400:
             self._on_rejected(items, answer, outcome)
         elif status == 413 and len(items) > 1:
-            half = len(items) // 2
-            await self._send_items(items[:half], user_ip, outcome)
-            await self._send_items(items[half:], user_ip, outcome)
+            outcome.then = self._halves(user_id, items, user_ip)
         elif status == 413:
             outcome.dead.append((items[0][0], "too_large", "a single event over the collector's 1 MB limit"))
         elif status == 401:
             self.auth_failures += 1
-            outcome.error = "401 from the events route: signature or keys refused"
-            if not reauthed and await self.init():
-                await self._send_items(items, user_ip, outcome, reauthed=True)
-            elif self.paused:
-                outcome.paused = self.paused
+            self.stale = True
+            outcome.error = "401 from the events route: signature or keys refused; init again"
         else:
             outcome.error = f"HTTP {status} from the events route"
-            if status == 429:
-                outcome.retry_after = _retry_after(answer)
+        return outcome
 
-    def _on_rejected(self, items: list[tuple[int, dict[str, Any]]], answer: httpx.Response,
+    def _on_rejected(self, items: Items, answer: httpx.Response,
                      outcome: Outcome) -> None:
         """400: the listed events are invalid, the others were stored by the collector."""
         listed = json_or_none(answer)
@@ -214,17 +218,8 @@ class GameAnalytics(Provider):
             else:
                 outcome.delivered.add(pk)
 
-    async def post(self, path: str, body: bytes, extra_headers: dict[str, str] | None = None,
-                   params: dict[str, Any] | None = None) -> httpx.Response:
-        self.requests += 1
-        hdrs = headers(body, self.secret_key)
-        if extra_headers:
-            hdrs.update(extra_headers)
-        return await self.ctx.http.post(self.endpoint + path, content=body, headers=hdrs, params=params)
-
     def status(self) -> dict[str, Any]:
-        figures: dict[str, Any] = {"clock_offset_s": self.offset_s, "requests": self.requests,
-                                   "auth_failures": self.auth_failures}
+        figures: dict[str, Any] = {"clock_offset_s": self.offset_s, "auth_failures": self.auth_failures}
         if self.paused:
             figures["paused"] = self.paused
         if self.remote:
@@ -234,11 +229,3 @@ class GameAnalytics(Provider):
 
 def _canonical(event: Any) -> str:
     return json.dumps(event, sort_keys=True, separators=(",", ":"), default=jsonable)
-
-
-def _retry_after(answer: httpx.Response) -> float | None:
-    try:
-        return float(answer.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
-

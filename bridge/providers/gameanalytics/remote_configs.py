@@ -9,27 +9,40 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
-from ..http import TRANSIENT, json_object, request_id
+import httpx
+
+from ..base import ProviderContext, TryLater
+from ..http import json_object, request_id
 from .events import SDK_VERSION
+from .settings import GameAnalyticsSettings
 from .signing import encode_body
 
-if TYPE_CHECKING:
-    from .provider import GameAnalytics
+
+class Post(Protocol):
+    """The provider's signed POST to the collector."""
+
+    def __call__(self, path: str, body: bytes, params: dict[str, Any] | None = None) -> Awaitable[httpx.Response]: ...
+
 
 TOPIC = "config/gameanalytics"
 CONFIG_VSN_SUPPORTED = 3
-DEFAULT_REFRESH_S = 300.0
 
 
 class RemoteConfigs:
-    def __init__(self, provider: GameAnalytics) -> None:
-        self.provider = provider
-        self.ctx = provider.ctx
-        self.refresh_s = float(self.ctx.settings.get("remote_configs_refresh", DEFAULT_REFRESH_S))
-        self.interval_seconds = int(self.ctx.settings.get("remote_configs_interval_seconds", 0))
-        saved = self.ctx.outbox.state(provider.name, "remote_configs") or {}
+    def __init__(self, ctx: ProviderContext, post: Post, settings: GameAnalyticsSettings, defaults: dict[str, str],
+                 server_now: Callable[[], int]) -> None:
+        self.ctx = ctx
+        self.name = ctx.name
+        self.post = post
+        self.game_key = settings.game_key
+        self.refresh_s = settings.remote_configs_refresh
+        self.interval_seconds = settings.remote_configs_interval_seconds
+        self.defaults = defaults
+        self.server_now = server_now
+        saved = self.ctx.outbox.state(self.name, "remote_configs") or {}
         self.configs_hash: str | None = saved.get("configs_hash")
         self.ab_id: str | None = saved.get("ab_id")
         self.ab_variant_id: str | None = saved.get("ab_variant_id")
@@ -49,44 +62,44 @@ class RemoteConfigs:
         device = self.ctx.outbox.latest_device()
         if device is None:
             return  # nobody has played yet: configs are per user
-        defaults = self.provider.defaults
+        defaults = self.defaults
         body = encode_body({"user_id": device["user_id"], "platform": device["platform"] or defaults["platform"],
                             "os_version": device["os_version"] or defaults["os_version"],
                             "sdk_version": SDK_VERSION, "build": device["game_build"],
                             "random_salt": secrets.randbelow(2**31)})
-        params: dict[str, Any] = {"game_key": self.provider.game_key, "interval_seconds": self.interval_seconds,
+        params: dict[str, Any] = {"game_key": self.game_key, "interval_seconds": self.interval_seconds,
                                   "config_vsn_supported": CONFIG_VSN_SUPPORTED}
         if self.configs_hash:
             params["configs_hash"] = self.configs_hash
         try:
-            answer = await self.provider.post("/remote_configs/v1/init", body, params=params)
-        except TRANSIENT as exc:
-            self.ctx.log.warning("%s: remote configs: %s", self.provider.name, type(exc).__name__)
+            answer = await self.post("/remote_configs/v1/init", body, params=params)
+        except TryLater as exc:  # the configs are asked again at the next session or refresh
+            self.ctx.log.warning("%s: remote configs: %s", self.name, exc)
             return
         self.last_status = answer.status_code
         if answer.status_code == 201:
             data = json_object(answer)
             if "configs" not in data:
-                self.ctx.log.error("%s: remote configs 201 without configs (request %s)", self.provider.name,
+                self.ctx.log.error("%s: remote configs 201 without configs (request %s)", self.name,
                                    request_id(answer))
                 return
             self._apply(data)
         elif answer.status_code != 200:
-            self.ctx.log.warning("%s: remote configs answered %d", self.provider.name, answer.status_code)
+            self.ctx.log.warning("%s: remote configs answered %d", self.name, answer.status_code)
 
     def _apply(self, data: dict[str, Any]) -> None:
         self.configs = [c for c in data.get("configs") or [] if isinstance(c, dict) and "key" in c]
         self.configs_hash = data.get("configs_hash")
         self.ab_id = data.get("ab_id")
         self.ab_variant_id = data.get("ab_variant_id")
-        self.ctx.outbox.set_state(self.provider.name, "remote_configs", {
+        self.ctx.outbox.set_state(self.name, "remote_configs", {
             "configs_hash": self.configs_hash, "ab_id": self.ab_id, "ab_variant_id": self.ab_variant_id,
             "configs": self.configs})
         self._publish()
 
     def _publish(self) -> None:
         """The configs live now (by the server's clock) on the provider's topic, with the A/B ids."""
-        now = int(time.time()) + self.provider.offset_s
+        now = self.server_now()
         values = {str(c["key"]): c.get("value") for c in self.configs
                   if (c.get("start_ts") is None or c["start_ts"] <= now)
                   and (c.get("end_ts") is None or now <= c["end_ts"])}

@@ -6,7 +6,10 @@ import base64
 import gzip
 import hashlib
 import hmac
+from collections.abc import Generator
 from typing import Any
+
+import httpx
 
 from ..http import json_text
 
@@ -23,6 +26,21 @@ def sign(body: bytes, secret_key: str) -> str:
     return base64.b64encode(hmac.new(secret_key.encode(), body, hashlib.sha256).digest()).decode()
 
 
-def headers(body: bytes, secret_key: str) -> dict[str, str]:
-    return {"Authorization": sign(body, secret_key), "Content-Type": "application/json",
-            "Content-Encoding": "gzip"}
+class Signature(httpx.Auth):
+    """The collector's authentication: every request signed over the exact bytes it carries."""
+
+    requires_request_body = True
+
+    def __init__(self, secret_key: str) -> None:
+        self._secret_key = secret_key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = sign(request.content, self._secret_key)
+        yield request
+
+
+def gzipped_json(method: str, url: str, body: bytes, headers: dict[str, str] | None = None,
+                 params: dict[str, Any] | None = None) -> httpx.Request:
+    """A request carrying an `encode_body` body (signed when sent, by `Signature`)."""
+    return httpx.Request(method, url, content=body, params=params,
+                         headers={"Content-Type": "application/json", "Content-Encoding": "gzip", **(headers or {})})
