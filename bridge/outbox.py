@@ -16,14 +16,13 @@ import msgpack
 from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
-from .store import (
-    Store,
+from .store.database import Store, now_ms
+from .store.schema import (
     dead_letters,
     delivery_cursors,
     devices,
     events,
     meta,
-    now_ms,
     provider_refs,
     provider_state,
     purchases,

@@ -18,7 +18,8 @@ from sqlalchemy import inspect, text, update
 from bridge.client import recv_publication, subscribe
 from bridge.outbox import Outbox
 from bridge.sandbox.staq import StaqSandbox
-from bridge.store import SCHEMA_VERSION, Store, meta
+from bridge.store import Store
+from bridge.store.schema import SCHEMA_VERSION, meta
 from tests.harness import Client
 from tests.postgres import PostgresServer
 from tests.providers.test_staq import HELLO, purchase, staq_daemon

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select, update
 
-from bridge.store import SCHEMA_VERSION, Store, StoreError, events, meta
+from bridge.store import Store, StoreError, schema
+from bridge.store.schema import SCHEMA_VERSION, events, meta
 from tests.harness import Client, Daemon, make_event
 from tests.postgres import PostgresServer
 
@@ -86,13 +87,11 @@ def test_version_2_events_are_rekeyed_keeping_rows_and_pks(tmp_path: Path) -> No
 
 
 def test_older_schema_is_upgraded_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bridge.store as store_module
-
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     store.upgrade()
     applied: list[int] = []
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setitem(store_module.MIGRATIONS, SCHEMA_VERSION, lambda conn: applied.append(SCHEMA_VERSION))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(schema.MIGRATIONS, SCHEMA_VERSION, lambda conn: applied.append(SCHEMA_VERSION))
     assert store.upgrade() == SCHEMA_VERSION + 1
     assert applied == [SCHEMA_VERSION]
     store.dispose()
