@@ -20,13 +20,12 @@ import msgpack
 import zmq
 from sqlalchemy.exc import SQLAlchemyError
 
-from .outbox import Outbox, PurchaseResult, StoredEvent
 from .providers.base import Outcome, Provider, ProviderContext
 from .providers.registry import UnknownProvider, provider_class
 from .publisher import Publisher
 from .purchases import PurchaseLane
 from .retry import backoff_delay
-from .store import Store, error_text, now_ms
+from .store import Delivery, PurchaseResult, Store, StoredEvent, StoreViews, error_text, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +44,10 @@ TRIM_TO_FRACTION = 0.9  # trimming goes a little below the cap, so it does not r
 class Lane:
     """One provider's loop: claim → check → send → finish or back off."""
 
-    def __init__(self, provider: Provider, outbox: Outbox, settings: dict[str, Any]) -> None:
+    def __init__(self, provider: Provider, delivery: Delivery, settings: dict[str, Any]) -> None:
         self.provider = provider
         self.name = provider.name
-        self.outbox = outbox
+        self.delivery = delivery
         self.interval_s = float(settings.get("interval", DEFAULT_INTERVAL_S))
         self.retry_base_s = float(settings.get("retry_base", DEFAULT_RETRY_BASE_S))
         self.retry_cap_s = float(settings.get("retry_cap", DEFAULT_RETRY_CAP_S))
@@ -63,10 +62,10 @@ class Lane:
         self.paused: str | None = None
 
     async def run(self) -> None:
-        cursor = self.outbox.cursor(self.name)
+        cursor = self.delivery.cursor(self.name)
         while True:
             await self._send_requeued()
-            claimed = self.outbox.claim(cursor, self.provider.batch_size)
+            claimed = self.delivery.claim(cursor, self.provider.batch_size)
             if not claimed or self._should_wait(claimed):
                 await self._sleep(self._wait_time(claimed), wake_on_nudge=True)
                 continue
@@ -114,13 +113,13 @@ class Lane:
             parts[0] = [ev for ev in part if ev.pk not in done]
             if parts[0] and not done and not outcome.crashed:
                 await self._back_off(outcome)
-        self.outbox.finish(self.name, claimed[-1].pk, delivered, dead)
+        self.delivery.finish(self.name, claimed[-1].pk, delivered, dead)
         if dead:
             log.warning("%s: %d event(s) dead-lettered, e.g. %s", self.name, len(dead), dead[0][2])
 
     async def _send_requeued(self) -> None:
         """Dead letters an operator re-queued go first, once; those refused again are dead once more."""
-        letters = self.outbox.take_requeued(self.name, self.provider.batch_size)
+        letters = self.delivery.take_requeued(self.name, self.provider.batch_size)
         if not letters:
             return
         outcome = await self._send([ev for _, ev in letters])
@@ -129,7 +128,7 @@ class Lane:
         again = [(by_event[pk], code, reason) for pk, code, reason in outcome.dead]
         if outcome.crashed:  # back to the dead letters, rather than raising on them at every turn
             again = [(letter, "provider_error", outcome.error or "the provider raised") for letter, _ in letters]
-        self.outbox.settle_requeued(done, again)
+        self.delivery.settle_requeued(done, again)
 
     async def _send(self, events: list[StoredEvent]) -> Outcome:
         if not self.started:
@@ -187,7 +186,7 @@ class Lane:
                 _log_failure(f"{self.name}: timer failed", exc)
 
     def status(self) -> dict[str, Any]:
-        figures: dict[str, Any] = {**self.outbox.figures(self.name), "in_flight": self.in_flight,
+        figures: dict[str, Any] = {**self.delivery.figures(self.name), "in_flight": self.in_flight,
                                    "last_error": self.last_error, "last_error_at": self.last_error_at,
                                    "next_retry_at": self.next_retry_at}
         figures.update(self.provider.status())
@@ -199,7 +198,7 @@ class Dispatcher:
 
     def __init__(self, providers: dict[str, dict[str, Any]], store: Store, publisher: Publisher,
                  store_cap_mb: float | None, keep_delivered_s: float) -> None:
-        self.outbox = Outbox(store)
+        self.views = StoreViews(store)
         self.store_cap_bytes = int(store_cap_mb * 1024 * 1024) if store_cap_mb else None
         self.keep_delivered_s = keep_delivered_s
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -209,15 +208,15 @@ class Dispatcher:
             kind = provider_class(str(spec.get("type", name)))  # an unknown type fails start-up, not later
             client = httpx.AsyncClient(timeout=float(spec.get("timeout", DEFAULT_TIMEOUT_S)))
             self.clients.append(client)
-            ctx = ProviderContext(name, spec, client, self.outbox, publisher.publish,
+            ctx = ProviderContext(name, spec, client, self.views, publisher.publish,
                                   logging.getLogger(f"bridge.providers.{name}"))
-            self.lanes[name] = Lane(kind(ctx), self.outbox, spec)
+            self.lanes[name] = Lane(kind(ctx), self.views.delivery, spec)
         self.verdicts: zmq.Socket[bytes] | None = None  # to the ingress, made on the dispatcher's own thread
         verifiers = [lane for lane in self.lanes.values() if lane.provider.verifies_purchases]
         if len(verifiers) > 1:
             raise UnknownProvider(f"only one provider may verify purchases; configured: "
                                   f"{', '.join(v.name for v in verifiers)}")
-        self.purchase_lane = PurchaseLane(verifiers[0].provider, self.outbox, publisher.publish,
+        self.purchase_lane = PurchaseLane(verifiers[0].provider, self.views.purchases, publisher.publish,
                                           self._tell_ingress,
                                           verifiers[0].retry_base_s, verifiers[0].retry_cap_s) if verifiers else None
 
@@ -286,7 +285,7 @@ class Dispatcher:
         return figures
 
     def trimmed(self) -> int:
-        return self.outbox.trimmed()
+        return self.views.housekeeping.trimmed()
 
     async def _housekeeping(self) -> None:
         while True:
@@ -295,18 +294,18 @@ class Dispatcher:
 
     def _purge_and_trim(self) -> None:
         """Drop events every provider is done with (after `keep_delivered`), then trim to the cap."""
-        self.outbox.purge_delivered(list(self.lanes), time.time() - self.keep_delivered_s)
-        if self.store_cap_bytes is None or self.outbox.size_bytes() <= self.store_cap_bytes:
+        self.views.housekeeping.purge_delivered(list(self.lanes), time.time() - self.keep_delivered_s)
+        if self.store_cap_bytes is None or self.views.housekeeping.size_bytes() <= self.store_cap_bytes:
             return
-        rows, row_bytes = self.outbox.live_event_bytes()
+        rows, row_bytes = self.views.housekeeping.live_event_bytes()
         if rows * row_bytes <= self.store_cap_bytes:
             return
-        self.outbox.purge_delivered(list(self.lanes), time.time())  # delivered events go before undelivered
-        rows, row_bytes = self.outbox.live_event_bytes()
+        self.views.housekeeping.purge_delivered(list(self.lanes), time.time())  # delivered events go before undelivered
+        rows, row_bytes = self.views.housekeeping.live_event_bytes()
         excess = int(rows - TRIM_TO_FRACTION * self.store_cap_bytes / row_bytes)
         trimmed = 0
         while trimmed < excess:
-            gone = self.outbox.trim_oldest_sessions()
+            gone = self.views.housekeeping.trim_oldest_sessions()
             if not gone:
                 break
             trimmed += gone

@@ -15,11 +15,10 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .outbox import Outbox, Purchase, PurchaseResult
 from .protocol import PURCHASE_PREFIX
 from .providers.base import Provider
 from .retry import backoff_delay
-from .store import now_ms
+from .store import Purchase, PurchaseResult, Purchases, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +30,10 @@ Notify = Callable[[str, str, PurchaseResult], None]
 
 
 class PurchaseLane:
-    def __init__(self, provider: Provider, outbox: Outbox, publish: Callable[..., bool], notify: Notify,
+    def __init__(self, provider: Provider, purchases: Purchases, publish: Callable[..., bool], notify: Notify,
                  retry_base_s: float, retry_cap_s: float) -> None:
         self.provider = provider
-        self.outbox = outbox
+        self.purchases = purchases
         self.publish = publish
         self.notify = notify
         self.retry_base_s = retry_base_s
@@ -45,7 +44,7 @@ class PurchaseLane:
     async def run(self) -> None:
         while True:
             self.nudge.clear()
-            due = self.outbox.due_purchases(BATCH, now_ms())
+            due = self.purchases.due_purchases(BATCH, now_ms())
             if not due:
                 await self._wait()
                 continue
@@ -72,10 +71,10 @@ class PurchaseLane:
         if result is None:
             failures = purchase.failures + 1
             delay = backoff_delay(failures, self.retry_base_s, self.retry_cap_s)
-            self.outbox.retry_purchase_at(purchase.pk, failures, now_ms() + int(delay * 1000))
+            self.purchases.retry_purchase_at(purchase.pk, failures, now_ms() + int(delay * 1000))
             return
-        self.outbox.record_purchase(purchase.pk, result)
+        self.purchases.record_purchase(purchase.pk, result)
         self.verified += 1
         self.publish(PURCHASE_PREFIX + purchase.device_id,
-                     self.outbox.recent_results(purchase.device_id, RECENT_RESULTS), self.provider.kind, None)
+                     self.purchases.recent_results(purchase.device_id, RECENT_RESULTS), self.provider.kind, None)
         self.notify(purchase.device_id, purchase.purchase_id, result)

@@ -16,9 +16,8 @@ import pytest
 from sqlalchemy import inspect, text, update
 
 from bridge.client import recv_publication, subscribe
-from bridge.outbox import Outbox
 from bridge.sandbox.staq import StaqSandbox
-from bridge.store import Store
+from bridge.store import Purchases, Store
 from bridge.store.schema import SCHEMA_VERSION, meta
 from tests.harness import Client
 from tests.postgres import PostgresServer
@@ -167,9 +166,9 @@ def test_a_schema_3_store_is_upgraded_in_place_to_purchase_retries(store_url: st
     assert SCHEMA_VERSION == 4 and store.upgrade() == 4
     columns = {c["name"] for c in inspect(store.engine).get_columns("purchases")}
     assert {"sent_at", "failures", "next_try_at"} <= columns
-    outbox = Outbox(store)
-    [pending] = outbox.due_purchases(10, now=2)
+    purchases = Purchases(store)
+    [pending] = purchases.due_purchases(10, now=2)
     assert (pending.purchase_id, pending.sent_at, pending.failures) == ("p-1", None, 0)
-    outbox.retry_purchase_at(pending.pk, 1, at=1_000)
-    assert outbox.due_purchases(10, now=999) == [] and len(outbox.due_purchases(10, now=1_000)) == 1
+    purchases.retry_purchase_at(pending.pk, 1, at=1_000)
+    assert purchases.due_purchases(10, now=999) == [] and len(purchases.due_purchases(10, now=1_000)) == 1
     store.dispose()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx
 
 if TYPE_CHECKING:
-    from ..outbox import Outbox, Purchase, PurchaseResult, StoredEvent
+    from ..store import Purchase, PurchaseResult, StoredEvent, StoreViews
 
 
 @dataclass
@@ -39,7 +39,7 @@ class ProviderContext:
     name: str
     settings: dict[str, Any]
     http: httpx.AsyncClient
-    outbox: Outbox
+    store: StoreViews
     publish: Callable[[str, dict[str, Any], str, dict[str, Any] | None], bool]
     log: logging.Logger
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from ..outbox import StoredEvent
+from ..store import StoredEvent
 from ..protocol import CONFIG_PREFIX, SESSION_START
 from .base import Outcome, Provider, ProviderContext
 from .http import TRANSIENT, json_object, json_text, request_id
@@ -112,7 +112,7 @@ class GameRamp(Provider):
         self.events_envelope = str(s.get("events_envelope", DEFAULT_EVENTS_ENVELOPE))
         self.event_fields = {**DEFAULT_EVENT_FIELDS, **dict(s.get("event_fields") or {})}
         self.max_body_bytes = int(s.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES))
-        self.clock_offset_s = float(ctx.outbox.state(self.name, "clock_offset") or 0)
+        self.clock_offset_s = float(ctx.store.state.get(self.name, "clock_offset") or 0)
         self.sessions: dict[str, dict[str, Any]] = {}  # user_id -> tokens and ids
         self.configs: dict[str, dict[str, Any]] = {}  # user_id -> raw playerConfig
         self.topics: dict[str, set[str]] = {}  # user_id -> the topics its config goes to
@@ -185,7 +185,7 @@ class GameRamp(Provider):
         session["expiresAt"] = time.time() + expires_in
         session["refreshAt"] = time.time() + expires_in * (1 - REFRESH_AHEAD)
         self.sessions[user_id] = session
-        self.ctx.outbox.set_state(self.name, f"player:{user_id}", session)
+        self.ctx.store.state.set(self.name, f"player:{user_id}", session)
         if isinstance(data.get("playerConfig"), dict):
             self._publish(user_id, data["playerConfig"])
         return session
@@ -196,7 +196,7 @@ class GameRamp(Provider):
         except (KeyError, TypeError, ValueError):
             return
         self.clock_offset_s = server - time.time()
-        self.ctx.outbox.set_state(self.name, "clock_offset", self.clock_offset_s)
+        self.ctx.store.state.set(self.name, "clock_offset", self.clock_offset_s)
         self.ctx.log.warning("%s: our clock is %+.0f s off GameRamp's; correcting", self.name, -self.clock_offset_s)
 
     async def session_for(self, user_id: str) -> dict[str, Any] | None:
@@ -205,7 +205,7 @@ class GameRamp(Provider):
         async with self.locks[user_id]:
             session = self.sessions.get(user_id)
             if session is None:
-                stored = self.ctx.outbox.state(self.name, f"player:{user_id}")
+                stored = self.ctx.store.state.get(self.name, f"player:{user_id}")
                 if stored:
                     self.sessions[user_id] = session = stored
             if session is None:
@@ -256,7 +256,7 @@ class GameRamp(Provider):
     async def tick(self) -> None:
         """Keep every recent player's tokens fresh and its config current; expire entries as time passes."""
         topics: dict[str, set[str]] = {}
-        for device_id, user_id, own in self.ctx.outbox.active_players(time.time() - ACTIVE_PLAYER_S):
+        for device_id, user_id, own in self.ctx.store.state.active_players(time.time() - ACTIVE_PLAYER_S):
             topics.setdefault(user_id, set()).add(player_topic(device_id, user_id, own))
         self.topics = topics
         for user_id in topics:

@@ -28,7 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ..outbox import Purchase, PurchaseResult, StoredEvent
+from ..store import Purchase, PurchaseResult, StoredEvent
 from ..protocol import SESSION_START
 from .base import Outcome, Provider, ProviderContext
 from .http import TRANSIENT, json_object, json_or_none, json_text, request_id
@@ -160,7 +160,7 @@ class Staq(Provider):
             return await self._authorize(seat, player, keep_sid=token_only)
 
     def _player(self, user_id: str) -> dict[str, Any] | None:
-        player = self.players.get(user_id) or self.ctx.outbox.state(self.name, f"player:{user_id}")
+        player = self.players.get(user_id) or self.ctx.store.state.get(self.name, f"player:{user_id}")
         if player:
             self.players[user_id] = player
         return player
@@ -196,7 +196,7 @@ class Staq(Provider):
             sessions.pop(next(iter(sessions)))
         player = {"uid": data["uid"], "token": data["token"], "sessions": sessions}
         self.players[seat.user_id] = player
-        self.ctx.outbox.set_state(self.name, f"player:{seat.user_id}", player)
+        self.ctx.store.state.set(self.name, f"player:{seat.user_id}", player)
         return Auth(data["uid"], data["token"], sessions[seat.session_key])
 
     async def _post(self, auth: Auth, route: str, body: bytes) -> httpx.Response:
@@ -275,7 +275,7 @@ class Staq(Provider):
                                answer.text)
             return
         outcome.delivered.update(ev.pk for ev in evs)
-        self.ctx.outbox.save_refs(self.name, [(ev.pk, i) for ev, i in zip(evs, ids, strict=True)])
+        self.ctx.store.delivery.save_refs(self.name, [(ev.pk, i) for ev, i in zip(evs, ids, strict=True)])
 
     # --- purchases ------------------------------------------------------------------------------
 
@@ -295,7 +295,7 @@ class Staq(Provider):
         for renewed in (False, True):
             if auth is None:
                 return None
-            self.ctx.outbox.purchase_sent(purchase.pk)  # before it goes: staq may spend it, then we may crash
+            self.ctx.store.purchases.purchase_sent(purchase.pk)  # before it goes: staq may spend it, then we may crash
             try:
                 answer = await self._post(auth, f"iap/{purchase.store}", staq_json({"sid": auth.sid, **body}))
             except TRANSIENT as exc:
@@ -321,7 +321,8 @@ class Staq(Provider):
                                purchase.purchase_id, status, request_id(answer))
             return None
         duplicate = any(data.get(flag) is True for flag in DUPLICATE_FLAGS)
-        if valid and duplicate and purchase.sent_at is not None and not self.ctx.outbox.receipt_granted(purchase):
+        if (valid and duplicate and purchase.sent_at is not None
+                and not self.ctx.store.purchases.receipt_granted(purchase)):
             return PurchaseResult(True, False, "verified by staq (on our earlier request for this purchase, "
                                                "whose answer never reached us)")
         return PurchaseResult(valid, duplicate, "verified by staq")

@@ -1,15 +1,19 @@
-"""The durable store, by concern: schema and migrations, the `Store` itself, ingest, saved state.
+"""The durable store, by concern: schema and migrations, the `Store` itself, and a small view per concern.
 
-Every concern is a small view built on one `Store` (one engine): the ingress writes through `Ingest`, the
-publisher keeps its topics through `SavedConfigs`. Other modules import from here, not from the parts.
+Every view is built on one `Store` (one engine): the ingress writes through `Ingest`, the dispatcher and the
+providers use `StoreViews` (delivery, purchases, provider state, housekeeping), the publisher keeps its
+topics through `SavedConfigs`. Other modules import what they use from here, not from the parts.
 """
 
 from .database import Store, StoreCorrupt, StoreError, error_text, now_ms
+from .delivery import Delivery
 from .ingest import Burst, EventKey, Ingest
-from .rows import OpenSession, SavedConfig
+from .purchases import Purchases
+from .rows import Purchase, PurchaseResult, SavedConfig, StoredEvent
 from .state import SavedConfigs
+from .views import StoreViews
 
 __all__ = [
-    "Burst", "EventKey", "Ingest", "OpenSession", "SavedConfig", "SavedConfigs", "Store", "StoreCorrupt",
-    "StoreError", "error_text", "now_ms",
+    "Burst", "Delivery", "EventKey", "Ingest", "Purchase", "PurchaseResult", "Purchases", "SavedConfig",
+    "SavedConfigs", "Store", "StoreCorrupt", "StoreError", "StoreViews", "StoredEvent", "error_text", "now_ms",
 ]

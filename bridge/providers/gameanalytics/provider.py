@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from ...outbox import StoredEvent
+from ...store import StoredEvent
 from ...protocol import SESSION_START
 from ..base import Outcome, Provider, ProviderContext
 from ..http import TRANSIENT, json_or_none, jsonable, request_id
@@ -57,7 +57,7 @@ class GameAnalytics(Provider):
     async def init(self) -> bool:
         """POST /v2/<game_key>/init: enabled flag and server time; returns whether sending may go on."""
         self.last_init = time.monotonic()
-        device = self.ctx.outbox.latest_device() or {}
+        device = self.ctx.store.state.latest_device() or {}
         body = encode_body({"platform": device.get("platform") or self.defaults["platform"],
                             "os_version": device.get("os_version") or self.defaults["os_version"],
                             "sdk_version": ga_events.SDK_VERSION})
@@ -117,9 +117,9 @@ class GameAnalytics(Provider):
             return self._transaction_of[ev.pk]
         user_id = ev.user_id
         if user_id not in self.transactions:
-            self.transactions[user_id] = int(self.ctx.outbox.state(self.name, f"transactions:{user_id}") or 0)
+            self.transactions[user_id] = int(self.ctx.store.state.get(self.name, f"transactions:{user_id}") or 0)
         self.transactions[user_id] += 1
-        self.ctx.outbox.set_state(self.name, f"transactions:{user_id}", self.transactions[user_id])
+        self.ctx.store.state.set(self.name, f"transactions:{user_id}", self.transactions[user_id])
         if len(self._transaction_of) > 10_000:
             self._transaction_of.clear()
         self._transaction_of[ev.pk] = self.transactions[user_id]

@@ -29,7 +29,7 @@ class RemoteConfigs:
         self.ctx = provider.ctx
         self.refresh_s = float(self.ctx.settings.get("remote_configs_refresh", DEFAULT_REFRESH_S))
         self.interval_seconds = int(self.ctx.settings.get("remote_configs_interval_seconds", 0))
-        saved = self.ctx.outbox.state(provider.name, "remote_configs") or {}
+        saved = self.ctx.store.state.get(provider.name, "remote_configs") or {}
         self.configs_hash: str | None = saved.get("configs_hash")
         self.ab_id: str | None = saved.get("ab_id")
         self.ab_variant_id: str | None = saved.get("ab_variant_id")
@@ -46,7 +46,7 @@ class RemoteConfigs:
     async def refresh(self) -> None:
         """Ask for the configs of the user who played last; publish them when the answer is new."""
         self.last_refresh = time.monotonic()
-        device = self.ctx.outbox.latest_device()
+        device = self.ctx.store.state.latest_device()
         if device is None:
             return  # nobody has played yet: configs are per user
         defaults = self.provider.defaults
@@ -79,7 +79,7 @@ class RemoteConfigs:
         self.configs_hash = data.get("configs_hash")
         self.ab_id = data.get("ab_id")
         self.ab_variant_id = data.get("ab_variant_id")
-        self.ctx.outbox.set_state(self.provider.name, "remote_configs", {
+        self.ctx.store.state.set(self.provider.name, "remote_configs", {
             "configs_hash": self.configs_hash, "ab_id": self.ab_id, "ab_variant_id": self.ab_variant_id,
             "configs": self.configs})
         self._publish()
