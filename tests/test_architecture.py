@@ -25,3 +25,17 @@ def imports_of(path: Path) -> set[str]:
 def test_the_ingress_knows_protocol_sessions_stats_and_the_store_only() -> None:
     imported = imports_of(BRIDGE / "ingress.py")
     assert imported <= {"bridge.__version__", "bridge.protocol", "bridge.sessions", "bridge.stats", "bridge.store"}, imported
+
+
+def test_the_store_parts_import_one_another_in_layers() -> None:
+    """Schema and rows know no other part, the Store knows the schema, each concern builds on the Store, schema
+    and rows (never on another concern), and views gathers the concerns: no cycle. The store imports nothing
+    else of the bridge."""
+    layer = {"schema": 0, "rows": 0, "database": 1, "ingest": 2, "delivery": 2, "purchases": 2, "state": 2,
+             "housekeeping": 2, "views": 3}
+    parts = {path.stem: imports_of(path) for path in (BRIDGE / "store").glob("*.py") if path.stem != "__init__"}
+    assert set(parts) == set(layer)
+    for part, imported in parts.items():
+        for name in imported:
+            assert name.startswith("bridge.store."), (part, name)
+            assert layer[name.split(".")[2]] < layer[part], (part, name)
