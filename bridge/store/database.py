@@ -46,6 +46,7 @@ def error_text(exc: BaseException) -> str:
 
 
 def now_ms() -> int:
+    """Milliseconds since the epoch: the unit of every time the store keeps."""
     return int(time.time() * 1000)
 
 

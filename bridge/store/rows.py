@@ -1,4 +1,5 @@
-"""What the store hands out: one small dataclass per kind of row, read by field name, never by position."""
+"""What the store hands out: one small dataclass per kind of row, built and read by field name (a named tuple
+where its callers unpack it), never a bare positional tuple."""
 
 from __future__ import annotations
 
