@@ -248,15 +248,14 @@ def cmd_configs(args: argparse.Namespace) -> int:
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
-    from .outbox import Outbox
-    from .store import Store
+    from .store import Delivery, Store
 
     settings = load(args.config, data_dir=args.data_dir, store_url=args.store_url)
     store = Store(settings.resolved_store_url, settings.durability)
     store.upgrade()
-    outbox = Outbox(store)
+    delivery = Delivery(store)
     try:
-        letters = outbox.dead_letters(args.provider, limit=10_000)
+        letters = delivery.dead_letters(args.provider, limit=10_000)
         for d in letters:
             if args.json:
                 print(json.dumps({"provider": d.provider, "event_pk": d.event_pk, "uid": d.uid,
@@ -266,7 +265,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
                 at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.created_at / 1000))
                 print(f"{at}  {d.provider:<14} {d.category or '?':<12} {d.uid or '?':<38} {d.code}: {d.reason}")
         if args.requeue:
-            print(f"re-queued {outbox.requeue(args.provider)} dead letter(s)", file=sys.stderr)
+            print(f"re-queued {delivery.requeue(args.provider)} dead letter(s)", file=sys.stderr)
         elif not args.json:
             print(f"{len(letters)} dead letter(s)", file=sys.stderr)
     finally:

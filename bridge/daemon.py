@@ -27,7 +27,7 @@ from .providers.registry import UnknownProvider
 from .providers.settings import SettingsError
 from .publisher import Publisher
 from .stats import Counters, Reporter
-from .store import Store, StoreCorrupt, StoreError, error_text
+from .store import Purchases, Store, StoreCorrupt, StoreError, error_text
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,10 @@ class Daemon:
 
     def _ingress_hooks(self) -> IngressHooks:
         """The ingress's view of the other parts: callables, so that it imports none of them."""
-        dispatcher, outbox = self.dispatcher, self.dispatcher.outbox
+        dispatcher, stored_purchases = self.dispatcher, Purchases(self.store)
 
         def verdict(device_id: str, purchase_id: str) -> dict[str, Any] | None:
-            result = outbox.purchase_result(device_id, purchase_id)
+            result = stored_purchases.purchase_result(device_id, purchase_id)
             return None if result is None else result.to_wire()
 
         def figures() -> dict[str, Any]:  # on the reporter thread: these count rows

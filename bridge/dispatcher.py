@@ -18,15 +18,14 @@ import msgpack
 import zmq
 
 from .lane import Lane, log_failure
-from .outbox import Outbox, PurchaseResult
-from .providers.base import Provider, ProviderContext
+from .providers.base import Provider, ProviderContext, ProviderStore
 from .providers.registry import UnknownProvider, provider_class
 from .providers.settings import parse_settings
 from .publisher import Publisher
 from .purchases import PurchaseLane
 from .retry import backoff_delay
 from .sender import Sender
-from .store import Store
+from .store import PurchaseResult, Store, StoreViews
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ class Dispatcher:
 
     def __init__(self, providers: dict[str, dict[str, Any]], store: Store, publisher: Publisher,
                  store_cap_mb: float | None, keep_delivered_s: float) -> None:
-        self.outbox = Outbox(store)
+        self.views = StoreViews(store)
         self.store_cap_bytes = int(store_cap_mb * 1024 * 1024) if store_cap_mb else None
         self.keep_delivered_s = keep_delivered_s
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -50,15 +49,15 @@ class Dispatcher:
             kind = provider_class(str(spec.get("type", name)))  # an unknown type fails start-up, not later
             settings = parse_settings(name, kind.Settings, spec)  # so does a misspelt or mistyped setting
             sender = Sender(settings.timeout, settings.max_in_flight)
-            ctx = ProviderContext(name, settings, sender.send, self.outbox, publisher.publish,
+            ctx = ProviderContext(name, settings, sender.send, ProviderStore(self.views, name), publisher.publish,
                                   logging.getLogger(f"bridge.providers.{name}"))
-            self.lanes[name] = Lane(kind(ctx), self.outbox, settings, sender)
+            self.lanes[name] = Lane(kind(ctx), self.views.delivery, settings, sender)
         self.verdicts: zmq.Socket[bytes] | None = None  # to the ingress, made on the dispatcher's own thread
         verifiers = [lane for lane in self.lanes.values() if lane.provider.verifies_purchases]
         if len(verifiers) > 1:
             raise UnknownProvider(f"only one provider may verify purchases; configured: "
                                   f"{', '.join(v.name for v in verifiers)}")
-        self.purchase_lane = PurchaseLane(verifiers[0].provider, self.outbox, publisher.publish,
+        self.purchase_lane = PurchaseLane(verifiers[0].provider, self.views.purchases, publisher.publish,
                                           self._tell_ingress,
                                           verifiers[0].settings) if verifiers else None
 
@@ -127,7 +126,7 @@ class Dispatcher:
         return figures
 
     def trimmed(self) -> int:
-        return self.outbox.trimmed()
+        return self.views.housekeeping.trimmed()
 
     async def _housekeeping(self) -> None:
         while True:
@@ -136,18 +135,18 @@ class Dispatcher:
 
     def _purge_and_trim(self) -> None:
         """Drop events every provider is done with (after `keep_delivered`), then trim to the cap."""
-        self.outbox.purge_delivered(list(self.lanes), time.time() - self.keep_delivered_s)
-        if self.store_cap_bytes is None or self.outbox.size_bytes() <= self.store_cap_bytes:
+        self.views.housekeeping.purge_delivered(list(self.lanes), time.time() - self.keep_delivered_s)
+        if self.store_cap_bytes is None or self.views.housekeeping.size_bytes() <= self.store_cap_bytes:
             return
-        rows, row_bytes = self.outbox.live_event_bytes()
+        rows, row_bytes = self.views.housekeeping.live_event_bytes()
         if rows * row_bytes <= self.store_cap_bytes:
             return
-        self.outbox.purge_delivered(list(self.lanes), time.time())  # delivered events go before undelivered
-        rows, row_bytes = self.outbox.live_event_bytes()
+        self.views.housekeeping.purge_delivered(list(self.lanes), time.time())  # delivered events go before undelivered
+        rows, row_bytes = self.views.housekeeping.live_event_bytes()
         excess = int(rows - TRIM_TO_FRACTION * self.store_cap_bytes / row_bytes)
         trimmed = 0
         while trimmed < excess:
-            gone = self.outbox.trim_oldest_sessions()
+            gone = self.views.housekeeping.trim_oldest_sessions()
             if not gone:
                 break
             trimmed += gone

@@ -27,7 +27,7 @@ from . import __version__, protocol
 from .protocol import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, Code, Hello, ProtocolError, Rejection
 from .sessions import SessionBook
 from .stats import REPLIES, Counters, Reporter
-from .store import Burst, EventKey, Store, error_text, now_ms
+from .store import Burst, EventKey, Ingest, Store, error_text, now_ms
 
 log = logging.getLogger(__name__)
 packb = msgpack.Packer(use_bin_type=True).pack  # one packer for every event's fields, not one per call
@@ -120,6 +120,7 @@ class Ingress:
     def __init__(self, ctx: zmq.Context[Any], endpoint: str, store: Store, hooks: IngressHooks, counters: Counters,
                  session_timeout_s: float, reporter: Reporter) -> None:
         self.store = store
+        self.ingest = Ingest(store)
         self.hooks = hooks
         self.checkers = hooks.checkers
         self.counters = counters
@@ -158,7 +159,7 @@ class Ingress:
         self.verdicts.bind(VERDICTS)
         self._packer = msgpack.Packer(use_bin_type=True)
         self.monitor = self.sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
-        self.book = SessionBook(store, now_ms())
+        self.book = SessionBook(self.ingest, now_ms())
         self._last_stamp = 0
         self._handlers: dict[str, Callable[[BurstState, list[bytes], Hello, dict[str, Any], int], None]] = {
             "event": self._on_events, "events": self._on_events, "session_start": self._on_session_start,
@@ -322,7 +323,7 @@ class Ingress:
         committed = True
         if state.burst:
             try:
-                inserted = self.store.commit_burst(conn, state.burst)
+                inserted = self.ingest.commit_burst(conn, state.burst)
             except Exception as exc:  # a store error, or a bug: the burst is refused, the ingress goes on
                 committed = False
                 store_error = isinstance(exc, SQLAlchemyError)
@@ -359,7 +360,7 @@ class Ingress:
     def _reload_sessions(self, now: int) -> None:
         """After a failed commit: forget sessions that never reached the store (as it is now)."""
         try:
-            self.book = SessionBook(self.store, now)
+            self.book = SessionBook(self.ingest, now)
         except SQLAlchemyError as exc:  # still unreadable: keep the book; the next failure tries again
             log.error("could not reread sessions: %s", error_text(exc))
         self._last_stamp = now
@@ -495,7 +496,7 @@ class Ingress:
         device_id = hello.device_id
         self.hooks.flush()
         self._defer(envelope, rid, ("flushed", device_id), lambda: {
-            "type": "flushed", "queued": self.store.queued_for_device(device_id)})
+            "type": "flushed", "queued": self.ingest.queued_for_device(device_id)})
 
     def _on_ping(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                  rid: int) -> None:

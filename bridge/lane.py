@@ -22,12 +22,11 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .outbox import Outbox, StoredEvent
 from .providers.base import Call, Outcome, Paused, Provider, TryLater
 from .providers.settings import LaneSettings
 from .retry import backoff_delay
 from .sender import Sender, retry_after, says_later
-from .store import error_text, now_ms
+from .store import Delivery, StoredEvent, error_text, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +47,10 @@ class _Batch:
 class Lane:
     """One provider's loop; `sender` is the only way its requests leave."""
 
-    def __init__(self, provider: Provider, outbox: Outbox, settings: LaneSettings, sender: Sender) -> None:
+    def __init__(self, provider: Provider, delivery: Delivery, settings: LaneSettings, sender: Sender) -> None:
         self.provider = provider
         self.name = provider.name
-        self.outbox = outbox
+        self.delivery = delivery
         self.settings = settings
         self.sender = sender
         self.nudge = asyncio.Event()
@@ -70,13 +69,13 @@ class Lane:
 
     async def run(self) -> None:
         self._batches.clear()
-        self._cursor = await asyncio.to_thread(self.outbox.cursor, self.name)
+        self._cursor = await asyncio.to_thread(self.delivery.cursor, self.name)
         try:
             while True:
                 await self._finish_done()
                 await self._send_requeued()
                 if len(self._batches) < self.settings.max_in_flight:
-                    claimed = await asyncio.to_thread(self.outbox.claim, self._claimed_up_to(),
+                    claimed = await asyncio.to_thread(self.delivery.claim, self._claimed_up_to(),
                                                     self.provider.batch_size)
                     if claimed and not self._should_wait(claimed):
                         self.nudge.clear()
@@ -101,7 +100,7 @@ class Lane:
             batch = self._batches[0]
             assert batch.task is not None
             batch.task.result()  # a store error in the batch ends the loop here (see _supervised)
-            await asyncio.to_thread(self.outbox.finish, self.name, batch.events[-1].pk, batch.delivered, batch.dead)
+            await asyncio.to_thread(self.delivery.finish, self.name, batch.events[-1].pk, batch.delivered, batch.dead)
             self._cursor = batch.events[-1].pk
             self._batches.popleft()
             if batch.dead:
@@ -162,13 +161,13 @@ class Lane:
             batch.delivered += len(outcome.delivered)
             batch.dead.extend(outcome.dead)
             if outcome.refs:
-                await asyncio.to_thread(self.outbox.save_refs, self.name, outcome.refs)
+                await asyncio.to_thread(self.delivery.save_refs, self.name, outcome.refs)
             if parts[0] and not done and not outcome.crashed:
                 await self._back_off(outcome)
 
     async def _send_requeued(self) -> None:
         """Dead letters an operator re-queued go first, once; those refused again are dead once more."""
-        letters = await asyncio.to_thread(self.outbox.take_requeued, self.name, self.provider.batch_size)
+        letters = await asyncio.to_thread(self.delivery.take_requeued, self.name, self.provider.batch_size)
         if not letters:
             return
         outcome = await self._exchange([ev for _, ev in letters])
@@ -178,8 +177,8 @@ class Lane:
         if outcome.crashed:  # back to the dead letters, rather than raising on them at every turn
             again = [(letter, "provider_error", outcome.error or "the provider raised") for letter, _ in letters]
         if outcome.refs:
-            await asyncio.to_thread(self.outbox.save_refs, self.name, outcome.refs)
-        await asyncio.to_thread(self.outbox.settle_requeued, done, again)
+            await asyncio.to_thread(self.delivery.save_refs, self.name, outcome.refs)
+        await asyncio.to_thread(self.delivery.settle_requeued, done, again)
 
     async def _exchange(self, events: list[StoredEvent]) -> Outcome:
         """Build, send and classify once: what became of `events` this time. Batches are built one at a time,
@@ -287,6 +286,8 @@ class Lane:
     # --- timers and figures -----------------------------------------------------------------------------
 
     async def tick_forever(self) -> None:
+        async with self._building:
+            await self._start()  # timers run from the start, events or not (configs before the first event)
         while True:
             await asyncio.sleep(1.0)
             try:
@@ -298,7 +299,7 @@ class Lane:
 
     def status(self) -> dict[str, Any]:
         in_flight = sum(len(b.events) for b in self._batches)
-        figures: dict[str, Any] = {**self.outbox.figures(self.name), "in_flight": in_flight,
+        figures: dict[str, Any] = {**self.delivery.figures(self.name), "in_flight": in_flight,
                                    "requests": self.sender.requests, "last_error": self.last_error,
                                    "last_error_at": self.last_error_at, "next_retry_at": self.next_retry_at}
         figures.update(self.provider.status())

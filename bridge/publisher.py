@@ -17,7 +17,7 @@ import zmq
 from sqlalchemy.exc import SQLAlchemyError
 
 from .protocol import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS
-from .store import Store, error_text, now_ms
+from .store import SavedConfig, SavedConfigs, Store, error_text, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +29,11 @@ class Publisher:
 
     def __init__(self, ctx: zmq.Context[Any], endpoint: str, store: Store) -> None:
         self.ctx = ctx
-        self.store = store
+        self.configs = SavedConfigs(store)
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[dict[str, Any], bytes]] = {}
-        for row in store.load_configs():
-            self._cache[row["topic"]] = (msgpack.unpackb(row["payload"]), row["payload"])
+        for saved in self.configs.load():
+            self._cache[saved.topic] = (msgpack.unpackb(saved.payload), saved.payload)
         self.xpub = ctx.socket(zmq.XPUB)
         self.xpub.linger = 0
         self.xpub.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription, not only a topic's first
@@ -58,7 +58,8 @@ class Publisher:
                        "values": values, "meta": meta}
             packed = msgpack.packb(payload, use_bin_type=True)
             try:
-                self.store.save_config(topic, version, source, packed, updated_at)
+                self.configs.save(SavedConfig(topic=topic, version=version, source=source, payload=packed,
+                                              updated_at=updated_at))
             except SQLAlchemyError as exc:  # disk full: the game still gets it now; a restart republishes it
                 log.warning("%s: version %d published but not saved: %s", topic, version,
                             error_text(exc))

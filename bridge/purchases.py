@@ -15,12 +15,11 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .outbox import Outbox, Purchase, PurchaseResult
 from .protocol import PURCHASE_PREFIX
 from .providers.base import Provider, TryLater
 from .providers.settings import LaneSettings
 from .retry import backoff_delay
-from .store import now_ms
+from .store import Purchase, PurchaseResult, Purchases, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +31,10 @@ Notify = Callable[[str, str, PurchaseResult], None]
 
 
 class PurchaseLane:
-    def __init__(self, provider: Provider, outbox: Outbox, publish: Callable[..., bool], notify: Notify,
+    def __init__(self, provider: Provider, purchases: Purchases, publish: Callable[..., bool], notify: Notify,
                  settings: LaneSettings) -> None:
         self.provider = provider
-        self.outbox = outbox
+        self.purchases = purchases
         self.publish = publish
         self.notify = notify
         self.settings = settings
@@ -45,7 +44,7 @@ class PurchaseLane:
     async def run(self) -> None:
         while True:
             self.nudge.clear()
-            due = await asyncio.to_thread(self.outbox.due_purchases, BATCH, now_ms())
+            due = await asyncio.to_thread(self.purchases.due_purchases, BATCH, now_ms())
             if not due:
                 await self._wait()
                 continue
@@ -75,10 +74,11 @@ class PurchaseLane:
         if result is None:
             failures = purchase.failures + 1
             delay = backoff_delay(failures, self.settings.retry_base, self.settings.retry_cap)
-            await asyncio.to_thread(self.outbox.retry_purchase_at, purchase.pk, failures, now_ms() + int(delay * 1000))
+            retry_at = now_ms() + int(delay * 1000)
+            await asyncio.to_thread(self.purchases.retry_purchase_at, purchase.pk, failures, retry_at)
             return
-        await asyncio.to_thread(self.outbox.record_purchase, purchase.pk, result)
+        await asyncio.to_thread(self.purchases.record_purchase, purchase.pk, result)
         self.verified += 1
-        recent = await asyncio.to_thread(self.outbox.recent_results, purchase.device_id, RECENT_RESULTS)
+        recent = await asyncio.to_thread(self.purchases.recent_results, purchase.device_id, RECENT_RESULTS)
         self.publish(PURCHASE_PREFIX + purchase.device_id, recent, self.provider.kind, None)
         self.notify(purchase.device_id, purchase.purchase_id, result)

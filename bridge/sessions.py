@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 
 from .protocol import SESSION_END, SESSION_START
-from .store import Burst, Store
+from .store import Burst, Ingest
 
 MAX_LENGTH_S = 2**31 - 1  # sessions.length is a 32-bit column; client clocks can make any span
 
@@ -37,12 +37,12 @@ class Session:
 class SessionBook:
     """Open sessions by user id, and the last session number of every user."""
 
-    def __init__(self, store: Store, now: int) -> None:
+    def __init__(self, ingest: Ingest, now: int) -> None:
         self.open: dict[str, Session] = {}
-        self.last_num = store.last_session_nums()
-        for row in store.open_sessions():
-            self.open[row["user_id"]] = Session(row["session_id"], row["device_id"], row["user_id"],
-                                                row["session_num"], row["started_at"], row["user_ip"], now)
+        self.last_num = ingest.last_session_nums()
+        for row in ingest.open_sessions():
+            self.open[row.user_id] = Session(row.session_id, row.device_id, row.user_id, row.session_num,
+                                             row.started_at, row.user_ip, now)
 
     def current(self, user_id: str) -> Session | None:
         return self.open.get(user_id)

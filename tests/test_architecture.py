@@ -102,3 +102,17 @@ def test_one_module_sends_provider_http_and_no_provider_catches_transport_errors
     for path in (BRIDGE / "providers").rglob("*.py"):
         text = path.read_text()
         assert not re.search(r"TransportError|TimeoutException|TRANSIENT|\.client\b", text), path
+
+
+def test_the_store_parts_import_one_another_in_layers() -> None:
+    """Schema and rows know no other part, the Store knows the schema, each concern builds on the Store, schema
+    and rows (never on another concern), and views gathers the concerns: no cycle. The store imports nothing
+    else of the bridge."""
+    layer = {"schema": 0, "rows": 0, "database": 1, "ingest": 2, "delivery": 2, "purchases": 2, "state": 2,
+             "housekeeping": 2, "views": 3}
+    parts = {path.stem: imports_of(path) for path in (BRIDGE / "store").glob("*.py") if path.stem != "__init__"}
+    assert set(parts) == set(layer)
+    for part, imported in parts.items():
+        for name in imported:
+            assert name.startswith("bridge.store."), (part, name)
+            assert layer[name.split(".")[2]] < layer[part], (part, name)

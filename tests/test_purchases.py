@@ -1,6 +1,5 @@
 """The purchase lane against the staq sandbox: what a game grants (valid and not a duplicate) must come exactly
-once per purchase, whatever staq's answers, our time-outs and crashes do; one purchase never holds up another.
-And the store's schema 4, which keeps each purchase's in-flight mark and backoff."""
+once per purchase, whatever staq's answers, our time-outs and crashes do; one purchase never holds up another."""
 
 from __future__ import annotations
 
@@ -9,18 +8,12 @@ import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
 
-import msgpack
 import pytest
-from sqlalchemy import inspect, text, update
 
 from bridge.client import recv_publication, subscribe
-from bridge.outbox import Outbox
 from bridge.sandbox.staq import StaqSandbox
-from bridge.store import SCHEMA_VERSION, Store, meta
 from tests.harness import Client
-from tests.postgres import PostgresServer
 from tests.providers.test_staq import HELLO, purchase, staq_daemon
 from tests.sandboxes import wait_until
 
@@ -138,37 +131,3 @@ def test_a_refusal_that_names_neither_us_nor_the_receipt_is_retried_not_a_verdic
         reply = c.request(purchase(receipt=valid_receipt(sb)))
     assert reply["state"] == "verified" and granted(reply)
     assert sb.faults.fired()["iap_apple"] == 2
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 's.db'}"
-        return
-    server = PostgresServer().start()
-    yield server.url
-    server.stop()
-
-
-def test_a_schema_3_store_is_upgraded_in_place_to_purchase_retries(store_url: str) -> None:
-    """Schema 4 adds sent_at, failures and next_try_at to purchases; rows and their verdicts stay."""
-    store = Store(store_url)
-    store.upgrade()
-    with store.engine.begin() as conn:  # the purchases table as schema 3 made it, with one pending purchase
-        for column in ("sent_at", "failures", "next_try_at"):
-            conn.exec_driver_sql(f"ALTER TABLE purchases DROP COLUMN {column}")
-        conn.execute(text("INSERT INTO purchases (device_id, purchase_id, user_id, store, receipt, price_usd, status, "
-                          "comment, metadata, created_at) VALUES ('d', 'p-1', 'd', 'apple', 'cmVjZWlwdA==', 0.99, "
-                          "'completed', '', :metadata, 1)"), {"metadata": msgpack.packb({})})
-        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="3"))
-    store.dispose()
-    store = Store(store_url)
-    assert SCHEMA_VERSION == 4 and store.upgrade() == 4
-    columns = {c["name"] for c in inspect(store.engine).get_columns("purchases")}
-    assert {"sent_at", "failures", "next_try_at"} <= columns
-    outbox = Outbox(store)
-    [pending] = outbox.due_purchases(10, now=2)
-    assert (pending.purchase_id, pending.sent_at, pending.failures) == ("p-1", None, 0)
-    outbox.retry_purchase_at(pending.pk, 1, at=1_000)
-    assert outbox.due_purchases(10, now=999) == [] and len(outbox.due_purchases(10, now=1_000)) == 1
-    store.dispose()

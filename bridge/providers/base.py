@@ -11,17 +11,16 @@ hooks it needs (aiosmtpd's handlers are the model).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import httpx
 
+from ..store import Player, Purchase, PurchaseResult, StoredEvent, StoreViews
 from .settings import LaneSettings
-
-if TYPE_CHECKING:
-    from ..outbox import Outbox, Purchase, PurchaseResult, StoredEvent
 
 
 class TryLater(Exception):
@@ -82,6 +81,33 @@ class Send(Protocol):
     def __call__(self, request: httpx.Request, auth: httpx.Auth | None = None) -> Awaitable[httpx.Response]: ...
 
 
+class ProviderStore:
+    """The store as a provider sees it: its own kept state and the few facts it asks for. Each call runs in a
+    thread, off the event loop, so that a stalled database delays no provider's HTTP."""
+
+    def __init__(self, views: StoreViews, provider: str) -> None:
+        self._views = views
+        self._provider = provider
+
+    async def get(self, key: str) -> Any:
+        return await asyncio.to_thread(self._views.state.get, self._provider, key)
+
+    async def set(self, key: str, value: Any) -> None:
+        await asyncio.to_thread(self._views.state.set, self._provider, key, value)
+
+    async def latest_device(self) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self._views.state.latest_device)
+
+    async def active_players(self, seen_since_s: float) -> list[Player]:
+        return await asyncio.to_thread(self._views.state.active_players, seen_since_s)
+
+    async def purchase_sent(self, pk: int) -> None:
+        await asyncio.to_thread(self._views.purchases.purchase_sent, pk)
+
+    async def receipt_granted(self, purchase: Purchase) -> bool:
+        return await asyncio.to_thread(self._views.purchases.receipt_granted, purchase)
+
+
 @dataclass
 class ProviderContext:
     """What the daemon lends a provider: its settings, sending, the store's provider state, config publishing."""
@@ -89,7 +115,7 @@ class ProviderContext:
     name: str
     settings: Any  # the provider's own `Settings` dataclass, checked at start-up
     send: Send
-    outbox: Outbox
+    store: ProviderStore
     publish: Callable[[str, dict[str, Any], str, dict[str, Any] | None], bool]
     log: logging.Logger
 

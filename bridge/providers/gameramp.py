@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from ..outbox import StoredEvent
+from ..store import StoredEvent
 from ..protocol import CONFIG_PREFIX, SESSION_START
 from .base import Built, Call, Outcome, Provider, ProviderContext, TryLater
 from .http import json_object, json_text, request_id
@@ -137,7 +137,7 @@ class GameRamp(Provider):
         self.events_envelope = settings.events_envelope
         self.event_fields = {**DEFAULT_EVENT_FIELDS, **settings.event_fields}
         self.max_body_bytes = settings.max_body_bytes
-        self.clock_offset_s = float(ctx.outbox.state(self.name, "clock_offset") or 0)
+        self.clock_offset_s = 0.0  # the server's clock minus ours, kept in the store (read at start)
         self.sessions: dict[str, dict[str, Any]] = {}  # user_id -> tokens and ids
         self.configs: dict[str, dict[str, Any]] = {}  # user_id -> raw playerConfig
         self.topics: dict[str, set[str]] = {}  # user_id -> the topics its config goes to
@@ -145,6 +145,9 @@ class GameRamp(Provider):
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.logins = self.refreshes = self.failures = 0
         self.last_error: str | None = None
+
+    async def start(self) -> None:
+        self.clock_offset_s = float(await self.ctx.store.get("clock_offset") or 0)
 
     def accepts(self, event: StoredEvent) -> bool:
         """Session starts (they refresh the player's config); other events only to a configured route."""
@@ -164,7 +167,7 @@ class GameRamp(Provider):
     def refresh_request(self, session: dict[str, Any]) -> httpx.Request:
         return httpx.Request("POST", f"{self.endpoint}/auth/refresh", json={"refreshToken": session["refreshToken"]})
 
-    def clock_refused(self, answer: httpx.Response) -> bool:
+    async def clock_refused(self, answer: httpx.Response) -> bool:
         """A login refused for its time window: learn the server's clock from the answer's Date header."""
         if answer.status_code != 400 or json_object(answer).get("error") != TIME_WINDOW_ERROR:
             return False
@@ -173,19 +176,19 @@ class GameRamp(Provider):
         except (KeyError, TypeError, ValueError):
             return False
         self.clock_offset_s = server - time.time()
-        self.ctx.outbox.set_state(self.name, "clock_offset", self.clock_offset_s)
+        await self.ctx.store.set("clock_offset", self.clock_offset_s)
         self.ctx.log.warning("%s: our clock is %+.0f s off GameRamp's; correcting", self.name, -self.clock_offset_s)
         return True
 
-    def logged_in(self, user_id: str, answer: httpx.Response) -> dict[str, Any]:
+    async def logged_in(self, user_id: str, answer: httpx.Response) -> dict[str, Any]:
         """The player's tokens from a login answer; TryLater when it has none."""
         data = json_object(answer)
         if answer.status_code != 200 or not isinstance(data.get("accessToken"), str):
             raise self._failed(f"login answered {answer.status_code}: {data.get('error', answer.text[:200])}", answer)
         self.logins += 1
-        return self._keep(user_id, data, answer)
+        return await self._keep(user_id, data, answer)
 
-    def refreshed(self, user_id: str, session: dict[str, Any], answer: httpx.Response) -> dict[str, Any] | None:
+    async def refreshed(self, user_id: str, session: dict[str, Any], answer: httpx.Response) -> dict[str, Any] | None:
         """The player's tokens from a refresh answer; None when it was refused (a new login follows)."""
         data = json_object(answer)
         if answer.status_code != 200 or not isinstance(data.get("accessToken"), str):
@@ -193,7 +196,7 @@ class GameRamp(Provider):
                               answer.status_code)
             return None
         self.refreshes += 1
-        return self._keep(user_id, {**session, **data}, answer)
+        return await self._keep(user_id, {**session, **data}, answer)
 
     def _failed(self, error: str, answer: httpx.Response) -> TryLater:
         self.failures += 1
@@ -201,7 +204,7 @@ class GameRamp(Provider):
         self.ctx.log.error("%s: %s (request %s)", self.name, error, request_id(answer))
         return TryLater(error)
 
-    def _keep(self, user_id: str, data: dict[str, Any], answer: httpx.Response) -> dict[str, Any]:
+    async def _keep(self, user_id: str, data: dict[str, Any], answer: httpx.Response) -> dict[str, Any]:
         """Keep a login or refresh answer's tokens; one without the ids every call names is malformed."""
         missing = [k for k in ("refreshToken", "tenantId", "gameId") if not (isinstance(data.get(k), str) and data[k])]
         if missing:
@@ -212,16 +215,16 @@ class GameRamp(Provider):
         session["expiresAt"] = time.time() + expires_in
         session["refreshAt"] = time.time() + expires_in * (1 - REFRESH_AHEAD)
         self.sessions[user_id] = session
-        self.ctx.outbox.set_state(self.name, f"player:{user_id}", session)
+        await self.ctx.store.set(f"player:{user_id}", session)
         if isinstance(data.get("playerConfig"), dict):
             self._publish(user_id, data["playerConfig"])
         return session
 
-    def session(self, user_id: str) -> dict[str, Any] | None:
+    async def session(self, user_id: str) -> dict[str, Any] | None:
         """The player's kept tokens (from memory, else from the store), fresh or not."""
         session = self.sessions.get(user_id)
         if session is None:
-            stored = self.ctx.outbox.state(self.name, f"player:{user_id}")
+            stored = await self.ctx.store.get(f"player:{user_id}")
             if stored:
                 self.sessions[user_id] = session = stored
         return session
@@ -256,7 +259,7 @@ class GameRamp(Provider):
     async def tick(self) -> None:
         """Keep every recent player's tokens fresh and its config current; expire entries as time passes."""
         topics: dict[str, set[str]] = {}
-        for device_id, user_id, own in self.ctx.outbox.active_players(time.time() - ACTIVE_PLAYER_S):
+        for device_id, user_id, own in await self.ctx.store.active_players(time.time() - ACTIVE_PLAYER_S):
             topics.setdefault(user_id, set()).add(player_topic(device_id, user_id, own))
         self.topics = topics
         for user_id in topics:
@@ -344,19 +347,19 @@ class _Bearer(httpx.Auth):
         refused: str | None = None  # the access token a 401 refused
         for _ in range(2):
             async with gr.locks[user_id]:
-                session = gr.session(user_id)
+                session = await gr.session(user_id)
                 if session is not None and (time.time() >= session["refreshAt"]
                                             or session["accessToken"] == refused):
                     answer = yield gr.refresh_request(session)
                     await answer.aread()  # a flow of our own reads the answers it uses
-                    session = gr.refreshed(user_id, session, answer)
+                    session = await gr.refreshed(user_id, session, answer)
                 if session is None:
                     answer = yield gr.login_request(user_id)
                     await answer.aread()
-                    if gr.clock_refused(answer):  # learnt the server's clock: once more, on time
+                    if await gr.clock_refused(answer):  # learnt the server's clock: once more, on time
                         answer = yield gr.login_request(user_id)
                         await answer.aread()
-                    session = gr.logged_in(user_id, answer)
+                    session = await gr.logged_in(user_id, answer)
             request.headers.update({"Authorization": f"Bearer {session['accessToken']}",
                                     "X-Tenant-ID": session["tenantId"], "X-Game-Id": session["gameId"]})
             answer = yield request

@@ -29,7 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ..outbox import Purchase, PurchaseResult, StoredEvent
+from ..store import Purchase, PurchaseResult, StoredEvent
 from ..protocol import SESSION_START
 from .base import Built, Call, Outcome, Paused, Provider, ProviderContext, TryLater
 from .http import json_object, json_or_none, json_text, request_id
@@ -159,17 +159,17 @@ class Staq(Provider):
         """The staq user, token and sid of a play session. Its first sight authorizes a new staq session, and
         so does a session staq refused; TryLater (or Paused) when authorization failed."""
         async with self.locks[seat.user_id]:
-            player = self._player(seat.user_id)
+            player = await self._player(seat.user_id)
             refused = (seat.user_id, seat.session_key) in self.refused
             if player is not None and seat.session_key in player["sessions"] and not refused:
                 return Auth(player["uid"], player["token"], player["sessions"][seat.session_key])
             answer = await self.ctx.send(self._authorization(seat))
-            auth = self._authorized(seat, player, answer, keep_sid=False)
+            auth = await self._authorized(seat, player, answer, keep_sid=False)
             self.refused.discard((seat.user_id, seat.session_key))
             return auth
 
-    def _player(self, user_id: str) -> dict[str, Any] | None:
-        player = self.players.get(user_id) or self.ctx.outbox.state(self.name, f"player:{user_id}")
+    async def _player(self, user_id: str) -> dict[str, Any] | None:
+        player = self.players.get(user_id) or await self.ctx.store.get(f"player:{user_id}")
         if player:
             self.players[user_id] = player
         return player
@@ -183,7 +183,8 @@ class Staq(Provider):
             {"deviceId": seat.user_id, "deviceInfo": info}), headers={
             self.secret_header: self.app_secret, "Content-Type": "application/json"})
 
-    def _authorized(self, seat: Seat, player: dict[str, Any] | None, answer: httpx.Response, keep_sid: bool) -> Auth:
+    async def _authorized(self, seat: Seat, player: dict[str, Any] | None, answer: httpx.Response,
+                          keep_sid: bool) -> Auth:
         """Keep an authorization's user, token and sid (the play session keeps its sid if `keep_sid`)."""
         if answer.status_code in (401, 403):
             self.paused = f"authorization refused ({answer.status_code}): check app_id and app_secret"
@@ -204,7 +205,7 @@ class Staq(Provider):
             sessions.pop(next(iter(sessions)))
         player = {"uid": data["uid"], "token": data["token"], "sessions": sessions}
         self.players[seat.user_id] = player
-        self.ctx.outbox.set_state(self.name, f"player:{seat.user_id}", player)
+        await self.ctx.store.set(f"player:{seat.user_id}", player)
         return Auth(data["uid"], data["token"], sessions[seat.session_key])
 
     def _request(self, auth: Auth, route: str, body: dict[str, Any]) -> httpx.Request:
@@ -289,17 +290,17 @@ class Staq(Provider):
             body["signature"] = purchase.signature
         for renewed in (False, True):
             auth = await self.auth_for(seat)
-            self.ctx.outbox.purchase_sent(purchase.pk)  # before it goes: staq may spend it, then we may crash
+            await self.ctx.store.purchase_sent(purchase.pk)  # before it goes: staq may spend it, then we may crash
             answer = await self.ctx.send(self._request(auth, f"iap/{purchase.store}", body), _Token(self, seat, auth))
             if not about_us(answer):
-                return self._verdict(purchase, answer)
+                return await self._verdict(purchase, answer)
             self.ctx.log.warning("%s: purchase %s: staq refused our session (%d: %s)%s", self.name,
                                  purchase.purchase_id, answer.status_code, error_text(answer)[:200],
                                  "; will retry" if renewed else "; authorizing again")
             self.refused.add((seat.user_id, seat.session_key))
         return None
 
-    def _verdict(self, purchase: Purchase, answer: httpx.Response) -> PurchaseResult | None:
+    async def _verdict(self, purchase: Purchase, answer: httpx.Response) -> PurchaseResult | None:
         """staq's answer as a verdict, or None (retried) when the answer is not one."""
         status = answer.status_code
         if status in (400, 422) and ABOUT_RECEIPT.search(error_text(answer)):
@@ -311,7 +312,7 @@ class Staq(Provider):
                                purchase.purchase_id, status, request_id(answer))
             return None
         duplicate = any(data.get(flag) is True for flag in DUPLICATE_FLAGS)
-        if valid and duplicate and purchase.sent_at is not None and not self.ctx.outbox.receipt_granted(purchase):
+        if valid and duplicate and purchase.sent_at is not None and not await self.ctx.store.receipt_granted(purchase):
             return PurchaseResult(True, False, "verified by staq (on our earlier request for this purchase, "
                                                "whose answer never reached us)")
         return PurchaseResult(valid, duplicate, "verified by staq")
@@ -340,13 +341,13 @@ class _Token(httpx.Auth):
             return
         staq, seat = self.staq, self.seat
         async with staq.locks[seat.user_id]:
-            player = staq._player(seat.user_id)
+            player = await staq._player(seat.user_id)
             if player is not None and player["token"] != self.auth.token:
                 token = player["token"]
             else:
                 authorization = yield staq._authorization(seat)
                 await authorization.aread()  # a flow of our own reads the answers it uses
-                token = staq._authorized(seat, player, authorization, keep_sid=True).token
+                token = (await staq._authorized(seat, player, authorization, keep_sid=True)).token
         request.headers["Auth-Token"] = token
         yield request
 

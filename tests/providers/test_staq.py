@@ -15,12 +15,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bridge.client import recv_publication, subscribe
-from bridge.outbox import Outbox
 from bridge.providers.staq import google_play_signature_ok, load_public_key, ms_date, staq_json
 from bridge.sandbox.api import Route
 from bridge.sandbox.server import Request, Response, SandboxServer
 from bridge.sandbox.staq import StaqSandbox
-from bridge.store import Store
+from bridge.store import Delivery, Store
 from tests.harness import Client, Daemon, make_event
 from tests.sandboxes import provider_table, settled, wait_until
 
@@ -333,7 +332,7 @@ def test_an_event_staq_refuses_is_bisected_out_and_stays_alone_when_requeued(tmp
         wait_until(lambda: len(client_events(sb)) == 7, what="the seven others")
         calls = len(sb.calls("events"))
         store = Store(f"sqlite:///{daemon.db_path}")
-        assert Outbox(store).requeue("staq") == 1
+        assert Delivery(store).requeue("staq") == 1
         store.dispose()
         wait_until(lambda: len(sb.calls("events")) == calls + 1 and dead_letters(daemon), what="the requeued letter")
         [again] = dead_letters(daemon)

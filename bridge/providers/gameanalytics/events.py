@@ -11,7 +11,7 @@ import platform as host_platform
 import re
 from typing import Any, TypeGuard
 
-from ...outbox import StoredEvent
+from ...store import StoredEvent
 from ...protocol import SESSION_END, SESSION_START
 
 SDK_VERSION = "rest api v2"

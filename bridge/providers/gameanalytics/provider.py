@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from ...outbox import StoredEvent
+from ...store import StoredEvent
 from ...protocol import SESSION_START
 from ..base import Built, Call, Outcome, Paused, Provider, ProviderContext
 from ..http import json_or_none, jsonable, request_id
@@ -66,7 +66,7 @@ class GameAnalytics(Provider):
         """POST /v2/<game_key>/init: enabled flag and server time; returns whether sending may go on."""
         self.last_init = time.monotonic()
         self.stale = False
-        device = self.ctx.outbox.latest_device() or {}
+        device = await self.ctx.store.latest_device() or {}
         body = encode_body({"platform": device.get("platform") or self.defaults["platform"],
                             "os_version": device.get("os_version") or self.defaults["os_version"],
                             "sdk_version": ga_events.SDK_VERSION})
@@ -115,21 +115,21 @@ class GameAnalytics(Provider):
                 extra["ab_variant_id"] = self.remote.ab_variant_id
         return extra
 
-    def _collector_event(self, ev: StoredEvent, extra: dict[str, Any]) -> dict[str, Any]:
+    async def _collector_event(self, ev: StoredEvent, extra: dict[str, Any]) -> dict[str, Any]:
         body = ga_events.to_collector(ev, self.offset_s, self.defaults, extra)
         if body["category"] == "business" and "transaction_num" not in body:
-            body["transaction_num"] = self._transaction_num(ev)
+            body["transaction_num"] = await self._transaction_num(ev)
         return body
 
-    def _transaction_num(self, ev: StoredEvent) -> int:
+    async def _transaction_num(self, ev: StoredEvent) -> int:
         """The user's running count of purchases, fixed per event so that a resend carries the same number."""
         if ev.pk in self._transaction_of:
             return self._transaction_of[ev.pk]
         user_id = ev.user_id
         if user_id not in self.transactions:
-            self.transactions[user_id] = int(self.ctx.outbox.state(self.name, f"transactions:{user_id}") or 0)
+            self.transactions[user_id] = int(await self.ctx.store.get(f"transactions:{user_id}") or 0)
         self.transactions[user_id] += 1
-        self.ctx.outbox.set_state(self.name, f"transactions:{user_id}", self.transactions[user_id])
+        await self.ctx.store.set(f"transactions:{user_id}", self.transactions[user_id])
         if len(self._transaction_of) > 10_000:
             self._transaction_of.clear()
         self._transaction_of[ev.pk] = self.transactions[user_id]
@@ -149,7 +149,7 @@ class GameAnalytics(Provider):
         by_user: dict[str, Items] = {}
         ips: dict[str, str | None] = {}
         for ev in batch:
-            body = self._collector_event(ev, extra)
+            body = await self._collector_event(ev, extra)
             rule = ga_events.check(body)
             if rule:
                 built.settled.dead.append((ev.pk, "invalid", rule))

@@ -42,13 +42,24 @@ class RemoteConfigs:
         self.interval_seconds = settings.remote_configs_interval_seconds
         self.defaults = defaults
         self.server_now = server_now
-        saved = self.ctx.outbox.state(self.name, "remote_configs") or {}
-        self.configs_hash: str | None = saved.get("configs_hash")
-        self.ab_id: str | None = saved.get("ab_id")
-        self.ab_variant_id: str | None = saved.get("ab_variant_id")
-        self.configs: list[dict[str, Any]] = saved.get("configs") or []
+        self.configs_hash: str | None = None
+        self.ab_id: str | None = None
+        self.ab_variant_id: str | None = None
+        self.configs: list[dict[str, Any]] = []
         self.last_refresh = 0.0
         self.last_status: int | None = None
+        self._loaded = False
+
+    async def _load(self) -> None:
+        """The configs kept in the store, once: a restarted daemon does not download unchanged configs again."""
+        if self._loaded:
+            return
+        saved = await self.ctx.store.get("remote_configs") or {}
+        self.configs_hash = saved.get("configs_hash")
+        self.ab_id = saved.get("ab_id")
+        self.ab_variant_id = saved.get("ab_variant_id")
+        self.configs = saved.get("configs") or []
+        self._loaded = True
 
     async def tick(self) -> None:
         if time.monotonic() - self.last_refresh >= self.refresh_s:
@@ -59,7 +70,8 @@ class RemoteConfigs:
     async def refresh(self) -> None:
         """Ask for the configs of the user who played last; publish them when the answer is new."""
         self.last_refresh = time.monotonic()
-        device = self.ctx.outbox.latest_device()
+        await self._load()
+        device = await self.ctx.store.latest_device()
         if device is None:
             return  # nobody has played yet: configs are per user
         defaults = self.defaults
@@ -83,16 +95,16 @@ class RemoteConfigs:
                 self.ctx.log.error("%s: remote configs 201 without configs (request %s)", self.name,
                                    request_id(answer))
                 return
-            self._apply(data)
+            await self._apply(data)
         elif answer.status_code != 200:
             self.ctx.log.warning("%s: remote configs answered %d", self.name, answer.status_code)
 
-    def _apply(self, data: dict[str, Any]) -> None:
+    async def _apply(self, data: dict[str, Any]) -> None:
         self.configs = [c for c in data.get("configs") or [] if isinstance(c, dict) and "key" in c]
         self.configs_hash = data.get("configs_hash")
         self.ab_id = data.get("ab_id")
         self.ab_variant_id = data.get("ab_variant_id")
-        self.ctx.outbox.set_state(self.name, "remote_configs", {
+        await self.ctx.store.set("remote_configs", {
             "configs_hash": self.configs_hash, "ab_id": self.ab_id, "ab_variant_id": self.ab_variant_id,
             "configs": self.configs})
         self._publish()

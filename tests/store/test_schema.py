@@ -1,15 +1,18 @@
-"""The store: schema versions, SQLite settings, and the same daemon running on a real PostgreSQL."""
+"""The schema: a new store records its version, a newer one is refused, and a store of every older version is
+upgraded in place, its rows kept; event pks are never reused."""
 
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
+import msgpack
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect, select, text, update
 
-from bridge.store import SCHEMA_VERSION, Store, StoreError, events, meta
+from bridge.store import Purchases, Store, StoreError, schema
+from bridge.store.schema import SCHEMA_VERSION, events, meta
 from tests.harness import Client, Daemon, make_event
 from tests.postgres import PostgresServer
 
@@ -35,8 +38,6 @@ def test_a_newer_schema_is_refused_not_damaged(tmp_path: Path) -> None:
 
 def test_version_1_store_is_upgraded_to_purchases(tmp_path: Path) -> None:
     """A store written by the first release (schema 1) gains the purchase tables and keeps its events."""
-    from sqlalchemy import inspect
-
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     store.upgrade()
     with store.engine.begin() as conn:
@@ -55,8 +56,6 @@ def test_version_1_store_is_upgraded_to_purchases(tmp_path: Path) -> None:
 
 def test_version_2_events_are_rekeyed_keeping_rows_and_pks(tmp_path: Path) -> None:
     """Schema 2 deduplicated on (device_id, uid); schema 3 on (device_id, client_ts, uid), rows and pks kept."""
-    from sqlalchemy import inspect
-
     path = tmp_path / "s.db"
     store = Store(f"sqlite:///{path}")
     store.upgrade()
@@ -85,32 +84,49 @@ def test_version_2_events_are_rekeyed_keeping_rows_and_pks(tmp_path: Path) -> No
     store.dispose()
 
 
-def test_older_schema_is_upgraded_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bridge.store as store_module
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 's.db'}"
+        return
+    server = PostgresServer().start()
+    yield server.url
+    server.stop()
 
+
+def test_a_schema_3_store_is_upgraded_in_place_to_purchase_retries(store_url: str) -> None:
+    """Schema 4 adds sent_at, failures and next_try_at to purchases; rows and their verdicts stay."""
+    store = Store(store_url)
+    store.upgrade()
+    with store.engine.begin() as conn:  # the purchases table as schema 3 made it, with one pending purchase
+        for column in ("sent_at", "failures", "next_try_at"):
+            conn.exec_driver_sql(f"ALTER TABLE purchases DROP COLUMN {column}")
+        conn.execute(text("INSERT INTO purchases (device_id, purchase_id, user_id, store, receipt, price_usd, status, "
+                          "comment, metadata, created_at) VALUES ('d', 'p-1', 'd', 'apple', 'cmVjZWlwdA==', 0.99, "
+                          "'completed', '', :metadata, 1)"), {"metadata": msgpack.packb({})})
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="3"))
+    store.dispose()
+    store = Store(store_url)
+    assert SCHEMA_VERSION == 4 and store.upgrade() == 4
+    columns = {c["name"] for c in inspect(store.engine).get_columns("purchases")}
+    assert {"sent_at", "failures", "next_try_at"} <= columns
+    purchases = Purchases(store)
+    [pending] = purchases.due_purchases(10, now=2)
+    assert (pending.purchase_id, pending.sent_at, pending.failures) == ("p-1", None, 0)
+    purchases.retry_purchase_at(pending.pk, 1, at=1_000)
+    assert purchases.due_purchases(10, now=999) == [] and len(purchases.due_purchases(10, now=1_000)) == 1
+    store.dispose()
+
+
+def test_older_schema_is_upgraded_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     store.upgrade()
     applied: list[int] = []
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setitem(store_module.MIGRATIONS, SCHEMA_VERSION, lambda conn: applied.append(SCHEMA_VERSION))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(schema.MIGRATIONS, SCHEMA_VERSION, lambda conn: applied.append(SCHEMA_VERSION))
     assert store.upgrade() == SCHEMA_VERSION + 1
     assert applied == [SCHEMA_VERSION]
     store.dispose()
-
-
-@pytest.mark.parametrize("durability,expected", [("normal", 1), ("full", 2)])
-def test_sqlite_runs_in_wal_with_the_chosen_durability(tmp_path: Path, durability: str, expected: int) -> None:
-    store = Store(f"sqlite:///{tmp_path / 's.db'}", durability)
-    store.upgrade()
-    with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == expected
-    store.dispose()
-
-
-def test_unsupported_dialect_is_named(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="not supported"):
-        Store("mysql+pymysql://u:p@127.0.0.1/db")
 
 
 def test_event_pks_are_never_reused(tmp_path: Path) -> None:
@@ -123,33 +139,3 @@ def test_event_pks_are_never_reused(tmp_path: Path) -> None:
             db.execute("DELETE FROM events WHERE pk = ?", (top,))
         c.request({"type": "event", "event": make_event()})
         assert daemon.events()[-1]["pk"] > top
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer().start()
-    yield server
-    server.stop()
-
-
-def test_daemon_on_postgresql(tmp_path: Path, postgres: PostgresServer) -> None:
-    batch = [make_event(c) for c in ("design", "business", "ads")]
-    with Daemon(tmp_path, store_url=postgres.url) as daemon:
-        with Client(daemon.ingress, device_id="pg-dev") as c:
-            assert c.hello()["type"] == "welcome"
-            assert c.request({"type": "events", "events": batch})["stored"] == 3
-            again = c.request({"type": "events", "events": batch})
-            assert (again["stored"], again["duplicates"]) == (0, 3)
-            stats = c.request({"type": "stats"})
-            assert stats["store"]["url"].startswith("postgresql+psycopg://bridge@")
-        assert not (daemon.data_dir / "bridge.sqlite3").exists()
-        daemon.restart()
-        with Client(daemon.ingress, device_id="pg-dev") as c:
-            c.hello()
-            assert c.request({"type": "events", "events": batch})["duplicates"] == 3
-    store = Store(postgres.url)
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(events.c.uid, events.c.category).where(events.c.device_id == "pg-dev")
-                            .order_by(events.c.pk)).all()
-    store.dispose()
-    assert [r.uid for r in rows if r.category != "session_start"] == [e["id"] for e in batch]

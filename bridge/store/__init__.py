@@ -1,0 +1,19 @@
+"""The durable store, by concern: schema and migrations, the `Store` itself, and a small view per concern.
+
+Every view is built on one `Store` (one engine): the ingress writes through `Ingest`, the dispatcher and the
+providers use `StoreViews` (delivery, purchases, provider state, housekeeping), the publisher keeps its
+topics through `SavedConfigs`. Other modules import what they use from here, not from the parts.
+"""
+
+from .database import Store, StoreCorrupt, StoreError, error_text, now_ms
+from .delivery import Delivery
+from .ingest import Burst, EventKey, Ingest
+from .purchases import Purchases
+from .rows import Player, Purchase, PurchaseResult, SavedConfig, StoredEvent
+from .state import SavedConfigs
+from .views import StoreViews
+
+__all__ = [
+    "Burst", "Delivery", "EventKey", "Ingest", "Player", "Purchase", "PurchaseResult", "Purchases", "SavedConfig",
+    "SavedConfigs", "Store", "StoreCorrupt", "StoreError", "StoreViews", "StoredEvent", "error_text", "now_ms",
+]

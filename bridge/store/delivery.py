@@ -1,0 +1,136 @@
+"""Delivery: what is due to each provider, what it finished with, what it refused for good.
+
+Each provider has a cursor: the highest event pk it has finished with (delivered or dead-lettered). It
+claims the next events past its cursor in pk order, so delivery is oldest first, and moves the cursor only
+after the provider answered. A crash between a send and the cursor's move repeats that batch, never skips it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields as dataclass_fields
+
+import msgpack
+from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
+from sqlalchemy.engine import RowMapping
+
+from .database import Store, now_ms
+from .rows import DeadLetter, Requeued, StoredEvent
+from .schema import dead_letters, delivery_cursors, devices, events, provider_refs, sessions
+
+# An event with its session's number and IP and its device's annotations: what a provider needs of it.
+_CLAIM_COLUMNS = (*events.c, sessions.c.session_num, sessions.c.user_ip, devices.c.platform, devices.c.os_version,
+                  devices.c.device, devices.c.manufacturer, devices.c.engine_version)
+_CLAIM_FROM = (events.outerjoin(sessions, sessions.c.session_id == events.c.session_id)
+               .outerjoin(devices, devices.c.device_id == events.c.device_id))
+_STORED_EVENT_FIELDS = tuple(f.name for f in dataclass_fields(StoredEvent))
+
+
+def _stored_event(row: RowMapping) -> StoredEvent:
+    """A claimed row, by column name (`fields` is msgpack in the store)."""
+    values = {name: row[name] for name in _STORED_EVENT_FIELDS}
+    values["fields"] = msgpack.unpackb(values["fields"])
+    return StoredEvent(**values)
+
+
+class Delivery:
+    """Cursors, claims and dead letters of every provider, and the ids providers gave our events."""
+
+    def __init__(self, store: Store) -> None:
+        self.dialect = store.dialect
+        self.engine = store.engine
+
+    # --- cursors ------------------------------------------------------------------------------------
+
+    def cursor(self, provider: str) -> int:
+        """The provider's cursor, created at 0 (everything stored is due) the first time."""
+        with self.engine.begin() as conn:
+            last = conn.execute(select(delivery_cursors.c.last_pk)
+                                .where(delivery_cursors.c.provider == provider)).scalar()
+            if last is None:
+                conn.execute(insert(delivery_cursors).values(provider=provider, last_pk=0, delivered=0,
+                                                             updated_at=now_ms()))
+                return 0
+            return int(last)
+
+    def claim(self, after_pk: int, limit: int) -> list[StoredEvent]:
+        """The next events past a cursor, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*_CLAIM_COLUMNS).select_from(_CLAIM_FROM).where(events.c.pk > after_pk)
+                                .order_by(events.c.pk).limit(limit)).mappings().all()
+        return [_stored_event(r) for r in rows]
+
+    def finish(self, provider: str, up_to_pk: int, delivered: int,
+               dead: list[tuple[int, str, str]]) -> None:
+        """Move the cursor past a finished batch and record its dead letters, in one transaction."""
+        with self.engine.begin() as conn:
+            if dead:
+                now = now_ms()
+                conn.execute(insert(dead_letters), [
+                    {"provider": provider, "event_pk": pk, "code": code, "reason": reason, "created_at": now}
+                    for pk, code, reason in dead])
+            conn.execute(update(delivery_cursors).where(delivery_cursors.c.provider == provider).values(
+                last_pk=func.max(delivery_cursors.c.last_pk, up_to_pk) if self.dialect == "sqlite"
+                else func.greatest(delivery_cursors.c.last_pk, up_to_pk),
+                delivered=delivery_cursors.c.delivered + delivered, updated_at=now_ms()))
+
+    def figures(self, provider: str) -> dict[str, int]:
+        """Queued (past the cursor), delivered and dead-lettered counts of one provider."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(delivery_cursors.c.last_pk, delivery_cursors.c.delivered)
+                               .where(delivery_cursors.c.provider == provider)).first()
+            last, delivered = (row[0], row[1]) if row else (0, 0)
+            queued = conn.execute(select(func.count()).select_from(events).where(events.c.pk > last)).scalar_one()
+            dead = conn.execute(select(func.count()).select_from(dead_letters).where(
+                dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_(None))).scalar_one()
+        return {"queued": int(queued), "delivered": int(delivered), "dead_lettered": int(dead)}
+
+    # --- dead letters -------------------------------------------------------------------------------
+
+    def dead_letters(self, provider: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        query = (select(dead_letters, events.c.category, events.c.uid)
+                 .select_from(dead_letters.outerjoin(events, events.c.pk == dead_letters.c.event_pk))
+                 .where(dead_letters.c.requeued_at.is_(None)).order_by(dead_letters.c.pk).limit(limit))
+        if provider:
+            query = query.where(dead_letters.c.provider == provider)
+        with self.engine.connect() as conn:
+            return [DeadLetter(**r) for r in conn.execute(query).mappings()]
+
+    def take_requeued(self, provider: str, limit: int) -> list[Requeued]:
+        """Dead letters an operator re-queued, with their events: delivered again before new events."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(dead_letters.c.pk.label("dl_pk"), *_CLAIM_COLUMNS)
+                .select_from(_CLAIM_FROM.join(dead_letters, events.c.pk == dead_letters.c.event_pk))
+                .where(dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_not(None))
+                .order_by(dead_letters.c.pk).limit(limit)).mappings().all()
+            return [Requeued(letter_pk=r["dl_pk"], event=_stored_event(r)) for r in rows]
+
+    def requeue(self, provider: str | None = None) -> int:
+        """Mark dead letters for another try; returns how many. The provider picks them up at once."""
+        now = now_ms()
+        cond: ColumnElement[bool] = dead_letters.c.requeued_at.is_(None)
+        if provider:
+            cond = and_(cond, dead_letters.c.provider == provider)
+        with self.engine.begin() as conn:
+            return conn.execute(update(dead_letters).where(cond).values(requeued_at=now)).rowcount
+
+    def settle_requeued(self, done: list[int], dead: list[tuple[int, str, str]]) -> None:
+        """Delivered re-queued letters leave the table; those that failed again are dead once more."""
+        with self.engine.begin() as conn:
+            if done:
+                conn.execute(delete(dead_letters).where(dead_letters.c.pk.in_(done)))
+            for pk, code, reason in dead:
+                conn.execute(update(dead_letters).where(dead_letters.c.pk == pk).values(
+                    code=code, reason=reason, requeued_at=None, created_at=now_ms()))
+
+    # --- provider refs ------------------------------------------------------------------------------
+
+    def save_refs(self, provider: str, refs: list[tuple[int, str]]) -> None:
+        """A provider's own ids for our events (staq's event ids), kept for tracing."""
+        if not refs:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(delete(provider_refs).where(provider_refs.c.provider == provider,
+                                                     provider_refs.c.event_pk.in_([pk for pk, _ in refs])))
+            conn.execute(insert(provider_refs), [{"provider": provider, "event_pk": pk, "ref": ref}
+                                                 for pk, ref in refs])

@@ -1,0 +1,135 @@
+"""The ingress's side of the store: group commit of a `Burst`, and what it reads back at start and on request.
+
+The ingress commits one `Burst` per transaction: every event, session change and device seen since the last
+commit, so that many acknowledgements share one commit. Events are deduplicated on (device_id, client_ts,
+uid): a resent event repeats both its id and its time, and a key that starts with the time keeps index
+inserts near the end of the index instead of scattered over it (random ids alone made commits grow with the
+store).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, tuple_, update
+
+from .database import Store, upsert
+from .rows import OpenSession
+from .schema import delivery_cursors, devices, events, purchases, sessions
+
+EventKey = tuple[str, int, str]  # (device_id, client_ts, uid): what makes an event the same event
+
+EVENT_COLUMNS = ("device_id", "uid", "user_id", "session_id", "category", "client_ts", "received_at",
+                 "game_build", "fields")
+
+# Compiled once per dialect (placeholders differ); the hot path hands rows straight to executemany.
+INSERT_EVENTS_SQL = (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({{marks}}) "
+                     "ON CONFLICT (device_id, client_ts, uid) DO NOTHING")
+
+
+@dataclass
+class Burst:
+    """What one transaction writes: all the events, sessions and devices since the last commit.
+
+    `stamp` is the `received_at` of every event row in it: ms since the epoch, strictly greater than the
+    previous burst's, so a burst's rows can be told from older ones. Event rows stay plain tuples in
+    EVENT_COLUMNS order: they go to executemany as they are, on the ack path.
+    """
+
+    stamp: int
+    events: list[tuple[Any, ...]] = field(default_factory=list)  # in EVENT_COLUMNS order
+    purchases: list[dict[str, Any]] = field(default_factory=list)
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    new_sessions: list[dict[str, Any]] = field(default_factory=list)
+    ended_sessions: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.devices or self.new_sessions or self.ended_sessions or self.purchases)
+
+
+class Ingest:
+    """The ingress's writes (on its own connection) and the reads it makes of the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.engine = store.engine
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._insert_sql = INSERT_EVENTS_SQL.format(marks=",".join([mark] * len(EVENT_COLUMNS)))
+
+    def commit_burst(self, conn: Connection, burst: Burst) -> set[EventKey] | None:
+        """Write a burst in one transaction; returns the keys (device_id, client_ts, uid) of the new events, or
+        None when every event was new (the usual case, told by the row count alone).
+
+        One executemany of INSERT ... ON CONFLICT DO NOTHING. Only when the row count says some were
+        duplicates are this burst's keys read back: a row this burst wrote carries the burst's own
+        `received_at` stamp, unique per burst.
+        """
+        with conn.begin():
+            for device in burst.devices.values():
+                _upsert_device(conn, device)
+            if burst.new_sessions:
+                conn.execute(insert(sessions), burst.new_sessions)
+            for ended in burst.ended_sessions:
+                conn.execute(update(sessions).where(sessions.c.session_id == ended["session_id"])
+                             .values(ended_at=ended["ended_at"], length=ended["length"]))
+            for purchase in burst.purchases:
+                _insert_purchase(conn, purchase)
+            if not burst.events:
+                return None
+            written = conn.exec_driver_sql(self._insert_sql, burst.events).rowcount
+            if written == len(burst.events):
+                return None
+            return _written_by(conn, {(row[0], row[5], row[1]) for row in burst.events}, burst.stamp)
+
+    def open_sessions(self) -> list[OpenSession]:
+        """Sessions not yet ended: the ingress resumes them after a restart."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(sessions.c.session_id, sessions.c.device_id, sessions.c.user_id,
+                                       sessions.c.session_num, sessions.c.started_at, sessions.c.user_ip)
+                                .where(sessions.c.ended_at.is_(None))).mappings().all()
+        return [OpenSession(**r) for r in rows]
+
+    def last_session_nums(self) -> dict[str, int]:
+        """Per user, the highest session number so far, so numbering continues after a restart."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(sessions.c.user_id, func.max(sessions.c.session_num))
+                                .group_by(sessions.c.user_id)).all()
+        return {user: int(num) for user, num in rows}
+
+    def queued_for_device(self, device_id: str) -> int:
+        """The device's events some provider has yet to finish with (the `flush` reply)."""
+        with self.engine.connect() as conn:
+            low = conn.execute(select(func.min(delivery_cursors.c.last_pk))).scalar()
+            if low is None:
+                return 0
+            return int(conn.execute(select(func.count()).select_from(events).where(
+                events.c.device_id == device_id, events.c.pk > low)).scalar_one())
+
+
+def _written_by(conn: Connection, keys: set[EventKey], stamp: int) -> set[EventKey]:
+    """Which of these keys this burst inserted (the rest were already stored)."""
+    by_device: dict[str, list[tuple[int, str]]] = {}
+    for device_id, client_ts, uid in keys:
+        by_device.setdefault(device_id, []).append((client_ts, uid))
+    new: set[EventKey] = set()
+    for device_id, pairs in by_device.items():
+        for start in range(0, len(pairs), 500):
+            rows = conn.execute(select(events.c.client_ts, events.c.uid).where(
+                events.c.device_id == device_id, tuple_(events.c.client_ts, events.c.uid).in_(
+                    pairs[start:start + 500]), events.c.received_at == stamp))
+            new.update((device_id, client_ts, uid) for client_ts, uid in rows)
+    return new
+
+
+def _insert_purchase(conn: Connection, purchase: dict[str, Any]) -> None:
+    """A purchase resent after a lost reply is the same purchase: stored once."""
+    exists = conn.execute(select(purchases.c.pk).where(
+        purchases.c.device_id == purchase["device_id"], purchases.c.purchase_id == purchase["purchase_id"])).first()
+    if exists is None:
+        conn.execute(insert(purchases).values(purchase))
+
+
+def _upsert_device(conn: Connection, device: dict[str, Any]) -> None:
+    """A device's row follows its latest hello; `first_seen` is its first."""
+    values = {k: v for k, v in device.items() if k not in ("device_id", "first_seen")}
+    upsert(conn, devices, {"device_id": device["device_id"]}, values, {"first_seen": device["first_seen"]})

@@ -1,0 +1,118 @@
+"""What the store hands out: one small dataclass per kind of row, built and read by field name (a named tuple
+where its callers unpack it), never a bare positional tuple."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+
+@dataclass(slots=True)
+class StoredEvent:
+    """An event as a provider sees it: the event, its session and the device that sent it."""
+
+    pk: int
+    device_id: str
+    uid: str
+    user_id: str
+    session_id: str | None
+    category: str
+    client_ts: int
+    received_at: int
+    game_build: str
+    fields: dict[str, Any]
+    session_num: int | None
+    user_ip: str | None
+    platform: str | None
+    os_version: str | None
+    device: str | None
+    manufacturer: str | None
+    engine_version: str | None
+
+
+class Requeued(NamedTuple):
+    """A dead letter an operator re-queued, with its event (a named tuple: the dispatcher unpacks the pair)."""
+
+    letter_pk: int
+    event: StoredEvent
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """An event a provider refused for good; `category` and `uid` are None once the event was purged."""
+
+    pk: int
+    provider: str
+    event_pk: int
+    code: str
+    reason: str
+    created_at: int
+    requeued_at: int | None
+    category: str | None
+    uid: str | None
+
+
+@dataclass(slots=True)
+class Purchase:
+    """A purchase to verify, with the device context a provider needs to authorize it. `sent_at` is set once
+    a verification request went out: a retry may then find the receipt spent by that very request."""
+
+    pk: int
+    device_id: str
+    purchase_id: str
+    user_id: str
+    session_id: str | None
+    store: str
+    receipt: str
+    signature: str | None
+    price_usd: float
+    status: str
+    comment: str
+    metadata: dict[str, Any]
+    device: dict[str, Any]
+    sent_at: int | None
+    failures: int
+
+
+@dataclass(slots=True)
+class PurchaseResult:
+    """A provider's verdict on a purchase: what a game grants on (valid and not a duplicate)."""
+
+    is_valid: bool
+    is_duplicate: bool
+    reason: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"is_valid": self.is_valid, "is_duplicate": self.is_duplicate, "reason": self.reason}
+
+
+class Player(NamedTuple):
+    """A player whose provider session is kept fresh; `own`: the user of the device's hello, not one a
+    dedicated server named (a named tuple: providers unpack it)."""
+
+    device_id: str
+    user_id: str
+    own: bool
+
+
+@dataclass(slots=True)
+class OpenSession:
+    """A session not yet ended: the ingress resumes it after a restart."""
+
+    session_id: str
+    device_id: str
+    user_id: str
+    session_num: int
+    started_at: int
+    user_ip: str | None
+
+
+@dataclass(slots=True)
+class SavedConfig:
+    """A config topic's latest publication, kept so that versions go on from there after a restart."""
+
+    topic: str
+    version: int
+    source: str
+    payload: bytes  # the msgpack publication map
+    updated_at: int

@@ -1,0 +1,200 @@
+"""The schema: every table, its version, and the migrations that upgrade an older store in place.
+
+A store records its SCHEMA_VERSION in `meta`; `Store.upgrade` walks MIGRATIONS from there to this one, so a
+database written by any earlier release is upgraded where it is, its rows kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    inspect,
+)
+
+SCHEMA_VERSION = 4
+
+metadata = MetaData()
+
+meta = Table(
+    "meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+devices = Table(
+    "devices", metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("user_id", String(128), nullable=False),
+    Column("engine", String(64), nullable=False),
+    Column("engine_version", String(64)),
+    Column("binding", String(64), nullable=False),
+    Column("binding_version", String(32), nullable=False),
+    Column("game_build", String(32), nullable=False),
+    Column("platform", String(32)),
+    Column("os_version", String(64)),
+    Column("device", String(64)),
+    Column("manufacturer", String(64)),
+    Column("first_seen", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("session_id", String(36), primary_key=True),
+    Column("device_id", String(128), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("session_num", Integer, nullable=False),
+    Column("user_ip", String(45)),
+    Column("started_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),
+    Column("length", Integer),
+    Index("ix_sessions_user", "user_id", "session_num"),
+)
+
+events = Table(
+    "events", metadata,
+    Column("pk", Integer().with_variant(BigInteger, "postgresql"), primary_key=True, autoincrement=True),
+    Column("device_id", String(128), nullable=False),
+    Column("uid", String(80), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("session_id", String(36)),
+    Column("category", String(32), nullable=False),
+    Column("client_ts", BigInteger, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("game_build", String(32), nullable=False),
+    Column("fields", LargeBinary, nullable=False),  # msgpack map
+    UniqueConstraint("device_id", "client_ts", "uid", name="uq_events_device_ts_uid"),
+    sqlite_autoincrement=True,  # pks never reused: delivery cursors rely on a growing pk
+)
+
+# Per provider, how far along the event stream it has delivered (events are claimed in pk order).
+delivery_cursors = Table(
+    "delivery_cursors", metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("last_pk", BigInteger, nullable=False, default=0),
+    Column("delivered", BigInteger, nullable=False, default=0),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Tokens, config hashes, clock offsets: whatever a provider must remember across restarts.
+provider_state = Table(
+    "provider_state", metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+configs = Table(
+    "configs", metadata,
+    Column("topic", String(200), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("payload", LargeBinary, nullable=False),  # the msgpack publication map
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+dead_letters = Table(
+    "dead_letters", metadata,
+    Column("pk", Integer().with_variant(BigInteger, "postgresql"), primary_key=True, autoincrement=True),
+    Column("provider", String(64), nullable=False),
+    Column("event_pk", BigInteger, nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("requeued_at", BigInteger),
+    sqlite_autoincrement=True,
+)
+
+# Purchases to verify (staq): stored when the engine sends them, verified by the dispatcher, their result
+# published to the device and kept here.
+purchases = Table(
+    "purchases", metadata,
+    Column("pk", Integer().with_variant(BigInteger, "postgresql"), primary_key=True, autoincrement=True),
+    Column("device_id", String(128), nullable=False),
+    Column("purchase_id", String(64), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("session_id", String(36)),
+    Column("store", String(16), nullable=False),
+    Column("receipt", Text, nullable=False),
+    Column("signature", Text),
+    Column("price_usd", Float, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("metadata", LargeBinary, nullable=False),  # msgpack map
+    Column("created_at", BigInteger, nullable=False),
+    Column("verified_at", BigInteger),
+    Column("is_valid", Boolean),
+    Column("is_duplicate", Boolean),
+    Column("reason", Text),
+    # Schema 4: when a verification request last went out (a retry of it may meet the receipt as already
+    # spent, by ourselves), how many tries ended without a verdict, and when the next one is due.
+    Column("sent_at", BigInteger),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("next_try_at", BigInteger),
+    UniqueConstraint("device_id", "purchase_id", name="uq_purchases_device_id"),
+    Index("ix_purchases_unverified", "verified_at"),
+    sqlite_autoincrement=True,
+)
+
+# What a provider called our events (staq's event ids), for tracing one event across systems.
+provider_refs = Table(
+    "provider_refs", metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("event_pk", BigInteger, primary_key=True),
+    Column("ref", String(200), nullable=False),
+)
+
+
+# Upgrades in place: MIGRATIONS[n] takes a store from schema version n to n + 1.
+def _rekey_events(conn: Connection) -> None:
+    """Schema 3: events deduplicated on (device_id, client_ts, uid) instead of (device_id, uid)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE events DROP CONSTRAINT uq_events_device_uid")
+        conn.exec_driver_sql("ALTER TABLE events ADD CONSTRAINT uq_events_device_ts_uid "
+                             "UNIQUE (device_id, client_ts, uid)")
+        return
+    # SQLite cannot drop a table constraint: rebuild the table, keeping its rows and its pk sequence.
+    seq = conn.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = 'events'").scalar() or 0
+    conn.exec_driver_sql("ALTER TABLE events RENAME TO events_v2")
+    events.create(conn)
+    columns = ", ".join(c.name for c in events.c)
+    conn.exec_driver_sql(f"INSERT INTO events ({columns}) SELECT {columns} FROM events_v2")
+    conn.exec_driver_sql("DROP TABLE events_v2")
+    conn.exec_driver_sql("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'events'", (seq,))
+
+
+def _purchase_retries(conn: Connection) -> None:
+    """Schema 4: purchases remember their verification in flight and retry each on its own backoff.
+    (A store upgraded from schema 1 made its purchases table with these columns already.)"""
+    present = {column["name"] for column in inspect(conn).get_columns("purchases")}
+    for name, ddl in (("sent_at", "BIGINT"), ("failures", "INTEGER NOT NULL DEFAULT 0"), ("next_try_at", "BIGINT")):
+        if name not in present:
+            conn.exec_driver_sql(f"ALTER TABLE purchases ADD COLUMN {name} {ddl}")
+
+
+def _add_purchases(conn: Connection) -> None:
+    """Schema 2: purchase verification."""
+    purchases.create(conn)
+    provider_refs.create(conn)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _add_purchases,  # 2: purchase verification
+    2: _rekey_events,  # 3: time-led dedupe key
+    3: _purchase_retries,  # 4: in-flight mark and a backoff per purchase
+}

@@ -1,0 +1,72 @@
+"""What must survive a restart beside the events: providers' own state, and the publisher's config topics."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from .database import Store, now_ms, upsert
+from .rows import Player, SavedConfig
+from .schema import configs, devices, provider_state, sessions
+
+
+class ProviderState:
+    """Tokens, config hashes, clock offsets, players: what providers keep, and the devices they act for."""
+
+    def __init__(self, store: Store) -> None:
+        self.engine = store.engine
+
+    def get(self, provider: str, key: str) -> Any:
+        """A value the provider set (JSON), or None."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(provider_state.c.value).where(
+                provider_state.c.provider == provider, provider_state.c.key == key)).scalar()
+        return None if value is None else json.loads(value)
+
+    def set(self, provider: str, key: str, value: Any) -> None:
+        with self.engine.begin() as conn:
+            upsert(conn, provider_state, {"provider": provider, "key": key},
+                   {"value": json.dumps(value), "updated_at": now_ms()})
+
+    def active_players(self, seen_since_s: float) -> list[Player]:
+        """Players whose provider sessions are kept fresh: the user of each device that said hello since a
+        time (own), and the users a device named in sessions since then or still open (a dedicated server's
+        players; own when that user is the device's hello user)."""
+        since = int(seen_since_s * 1000)
+        with self.engine.connect() as conn:
+            own = conn.execute(select(devices.c.device_id, devices.c.user_id)
+                               .where(devices.c.last_seen >= since)).tuples().all()
+            named = conn.execute(
+                select(sessions.c.device_id, sessions.c.user_id, sessions.c.user_id == devices.c.user_id)
+                .select_from(sessions.outerjoin(devices, devices.c.device_id == sessions.c.device_id)).distinct()
+                .where(or_(sessions.c.started_at >= since, sessions.c.ended_at.is_(None)))).tuples().all()
+        players = {(device_id, user_id): True for device_id, user_id in own}
+        for device_id, user_id, is_own in named:
+            players.setdefault((device_id, user_id), bool(is_own))
+        return [Player(device_id=device_id, user_id=user_id, own=is_own)
+                for (device_id, user_id), is_own in sorted(players.items())]
+
+    def latest_device(self) -> dict[str, Any] | None:
+        """The device that said hello last: whose user remote configs are asked for."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(devices).order_by(devices.c.last_seen.desc()).limit(1)).mappings().first()
+        return dict(row) if row else None
+
+
+class SavedConfigs:
+    """Every config topic's latest publication, so that its version goes on counting after a restart."""
+
+    def __init__(self, store: Store) -> None:
+        self.engine = store.engine
+
+    def load(self) -> list[SavedConfig]:
+        with self.engine.connect() as conn:
+            return [SavedConfig(**r) for r in conn.execute(select(configs)).mappings().all()]
+
+    def save(self, config: SavedConfig) -> None:
+        with self.engine.begin() as conn:
+            upsert(conn, configs, {"topic": config.topic}, {"version": config.version, "source": config.source,
+                                                             "payload": config.payload,
+                                                             "updated_at": config.updated_at})
