@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.support import Daemon, gameanalytics_sandbox, gameanalytics_table, wait_until
+from benchmarks.support import Daemon, drained, gameanalytics_sandbox, gameanalytics_table
 from bridge.client import Client
 from bridge.providers.gameanalytics.signing import Signature, encode_body, gzipped_json
 from bridge.sandbox.gameanalytics import SANDBOX_GAME_KEY, SANDBOX_SECRET_KEY
@@ -72,11 +72,7 @@ def daemon_rate(url: str, total: int, workdir: Path) -> float:
             admin.delete(f"{url}/_sandbox/faults")
             began = time.perf_counter()
 
-            def settled() -> dict[str, Any] | None:
-                stats: dict[str, Any] = c.request({"type": "stats"})["providers"]["gameanalytics"]
-                return stats if stats["queued"] == 0 and stats["in_flight"] == 0 else None
-
-            ga = wait_until(settled, DRAIN_TIMEOUT_S, "the store to drain", interval_s=0.2)
+            ga = drained(c, "gameanalytics", DRAIN_TIMEOUT_S)
             elapsed = time.perf_counter() - began
             assert ga["dead_lettered"] == 0
         accepted = admin.get(f"{url}/_sandbox/counts").json()["accepted"]

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.support import Daemon, gameanalytics_sandbox, gameanalytics_table, wait_until
+from benchmarks.support import Daemon, drained, gameanalytics_sandbox, gameanalytics_table
 from bridge.client import Client
 
 LATE_S = 0.15
@@ -48,10 +48,7 @@ def drain_rate(url: str, total: int, max_in_flight: int, workdir: Path) -> float
                                                        "delay_s": LATE_S})
             began = time.perf_counter()
 
-            def drained() -> bool:
-                return bool(c.request({"type": "stats"})["providers"]["gameanalytics"]["queued"] == 0)
-
-            wait_until(drained, 600, "the store to drain", interval_s=0.1)
+            drained(c, "gameanalytics", 600)
             elapsed = time.perf_counter() - began
         accepted = admin.get(f"{url}/_sandbox/counts").json()["categories"]["design"]["accepted"]
         assert accepted >= total, f"the sandbox accepted {accepted} of {total}"

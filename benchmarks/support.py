@@ -149,3 +149,12 @@ def gameanalytics_sandbox() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def drained(client: Client, provider: str, timeout_s: float) -> dict[str, Any]:
+    """Wait until nothing is queued or in flight for `provider`; its stats then."""
+    def settled() -> dict[str, Any] | None:
+        stats: dict[str, Any] = client.request({"type": "stats"})["providers"][provider]
+        return stats if stats["queued"] == 0 and stats["in_flight"] == 0 else None
+
+    return wait_until(settled, timeout_s, f"{provider}'s queue to drain", interval_s=0.1)

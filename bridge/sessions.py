@@ -8,25 +8,21 @@ stored as events (`session_start`, `session_end`), so that providers receive the
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import msgpack
 
 from .protocol import SESSION_END, SESSION_START
-from .store import Burst, Ingest
+from .store import Burst, Ingest, OpenSession
 
 MAX_LENGTH_S = 2**31 - 1  # sessions.length is a 32-bit column; client clocks can make any span
 
 
-@dataclass
-class Session:
-    session_id: str
-    device_id: str
-    user_id: str
-    session_num: int
-    started_at: int
-    user_ip: str | None
+@dataclass(slots=True)
+class Session(OpenSession):
+    """An open session as the ingress keeps it: the stored row, and when its user was last heard of."""
+
     last_seen: int
 
     def to_wire(self, ended_at: int | None = None, length: int | None = None) -> dict[str, Any]:
@@ -41,8 +37,7 @@ class SessionBook:
         self.open: dict[str, Session] = {}
         self.last_num = ingest.last_session_nums()
         for row in ingest.open_sessions():
-            self.open[row.user_id] = Session(row.session_id, row.device_id, row.user_id, row.session_num,
-                                             row.started_at, row.user_ip, now)
+            self.open[row.user_id] = Session(**asdict(row), last_seen=now)
 
     def current(self, user_id: str) -> Session | None:
         return self.open.get(user_id)

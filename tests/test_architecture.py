@@ -9,17 +9,25 @@ from pathlib import Path
 BRIDGE = Path(__file__).resolve().parent.parent / "bridge"
 
 
-def imports_of(path: Path) -> set[str]:
-    """The bridge modules one file imports (relative imports resolved), as dotted names."""
+def import_statements(path: Path) -> list[tuple[str, list[str], bool]]:
+    """(module, imported names, written `from module import`) per import of one file, relative ones resolved."""
     package = ["bridge", *path.relative_to(BRIDGE).parent.parts]
-    found: set[str] = set()
+    found: list[tuple[str, list[str], bool]] = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             base = package[: len(package) - node.level + 1] if node.level else []
             module = ".".join(base + (node.module.split(".") if node.module else []))
-            found.update(f"{module}.{alias.name}" if not node.module else module for alias in node.names)
+            found.append((module, [alias.name for alias in node.names], node.module is not None))
         elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+            found.extend((alias.name, [], True) for alias in node.names)
+    return found
+
+
+def imports_of(path: Path) -> set[str]:
+    """The bridge modules one file imports (relative imports resolved), as dotted names."""
+    found: set[str] = set()
+    for module, names, named in import_statements(path):
+        found.update([module] if named else [f"{module}.{name}" for name in names])
     return {name for name in found if name.startswith("bridge")}
 
 
@@ -30,15 +38,9 @@ def test_the_ingress_knows_protocol_sessions_stats_and_the_store_only() -> None:
 
 def imported_names(path: Path) -> set[str]:
     """Every dotted name one file imports, `from a import b` as `a.b` (b may be a module or a name in a)."""
-    package = ["bridge", *path.relative_to(BRIDGE).parent.parts]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            base = package[: len(package) - node.level + 1] if node.level else []
-            module = ".".join(base + (node.module.split(".") if node.module else []))
-            found.update(f"{module}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+    for module, names, _ in import_statements(path):
+        found.update([f"{module}.{name}" for name in names] or [module])
     return {name for name in found if name.startswith("bridge")}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -81,6 +82,17 @@ class Send(Protocol):
     def __call__(self, request: httpx.Request, auth: httpx.Auth | None = None) -> Awaitable[httpx.Response]: ...
 
 
+class Clock:
+    """Wall and monotonic time as a provider reads them; a test hands in one it moves by hand (token expiry,
+    refresh timers) instead of sleeping."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
 class ProviderStore:
     """The store as a provider sees it: its own kept state and the few facts it asks for. Each call runs in a
     thread, off the event loop, so that a stalled database delays no provider's HTTP."""
@@ -118,6 +130,7 @@ class ProviderContext:
     store: ProviderStore
     publish: Callable[[str, dict[str, Any], str, dict[str, Any] | None], bool]
     log: logging.Logger
+    clock: Clock = field(default_factory=Clock)
 
 
 class Provider:

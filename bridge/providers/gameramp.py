@@ -22,7 +22,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import time
 from collections import defaultdict
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
@@ -156,7 +155,7 @@ class GameRamp(Provider):
     # --- tokens (sent by the _Bearer flow) ----------------------------------------------------------
 
     def _now(self) -> float:
-        return time.time() + self.clock_offset_s
+        return self.ctx.clock.time() + self.clock_offset_s
 
     def login_request(self, user_id: str) -> httpx.Request:
         timestamp = login_timestamp(self._now())
@@ -175,7 +174,7 @@ class GameRamp(Provider):
             server = parsedate_to_datetime(answer.headers["Date"]).timestamp()
         except (KeyError, TypeError, ValueError):
             return False
-        self.clock_offset_s = server - time.time()
+        self.clock_offset_s = server - self.ctx.clock.time()
         await self.ctx.store.set("clock_offset", self.clock_offset_s)
         self.ctx.log.warning("%s: our clock is %+.0f s off GameRamp's; correcting", self.name, -self.clock_offset_s)
         return True
@@ -212,8 +211,8 @@ class GameRamp(Provider):
                                "again later", answer)
         expires_in = float(data.get("expiresIn") or 3600)
         session = {k: data.get(k) for k in ("accessToken", "refreshToken", "userId", "gameId", "tenantId")}
-        session["expiresAt"] = time.time() + expires_in
-        session["refreshAt"] = time.time() + expires_in * (1 - REFRESH_AHEAD)
+        session["expiresAt"] = self.ctx.clock.time() + expires_in
+        session["refreshAt"] = self.ctx.clock.time() + expires_in * (1 - REFRESH_AHEAD)
         self.sessions[user_id] = session
         await self.ctx.store.set(f"player:{user_id}", session)
         if isinstance(data.get("playerConfig"), dict):
@@ -233,7 +232,7 @@ class GameRamp(Provider):
 
     async def fetch_status(self, user_id: str) -> None:
         """GET the status route (the bearer flow refreshes or logs in on a 401 and asks once more)."""
-        self.fetched_at[user_id] = time.monotonic()
+        self.fetched_at[user_id] = self.ctx.clock.monotonic()
         request = httpx.Request("GET", f"{self.endpoint}{self.status_route}")
         try:
             answer = await self.ctx.send(request, _Bearer(self, user_id))
@@ -259,11 +258,11 @@ class GameRamp(Provider):
     async def tick(self) -> None:
         """Keep every recent player's tokens fresh and its config current; expire entries as time passes."""
         topics: dict[str, set[str]] = {}
-        for device_id, user_id, own in await self.ctx.store.active_players(time.time() - ACTIVE_PLAYER_S):
+        for device_id, user_id, own in await self.ctx.store.active_players(self.ctx.clock.time() - ACTIVE_PLAYER_S):
             topics.setdefault(user_id, set()).add(player_topic(device_id, user_id, own))
         self.topics = topics
         for user_id in topics:
-            if time.monotonic() - self.fetched_at.get(user_id, -1e9) >= self.status_refresh_s:
+            if self.ctx.clock.monotonic() - self.fetched_at.get(user_id, -1e9) >= self.status_refresh_s:
                 await self.fetch_status(user_id)
             elif user_id in self.configs:
                 self._publish(user_id, self.configs[user_id])  # unchanged values publish nothing
@@ -348,7 +347,7 @@ class _Bearer(httpx.Auth):
         for _ in range(2):
             async with gr.locks[user_id]:
                 session = await gr.session(user_id)
-                if session is not None and (time.time() >= session["refreshAt"]
+                if session is not None and (gr.ctx.clock.time() >= session["refreshAt"]
                                             or session["accessToken"] == refused):
                     answer = yield gr.refresh_request(session)
                     await answer.aread()  # a flow of our own reads the answers it uses

@@ -9,11 +9,12 @@ from .database import Store, StoreCorrupt, StoreError, error_text, now_ms
 from .delivery import Delivery
 from .ingest import Burst, EventKey, Ingest
 from .purchases import Purchases
-from .rows import Player, Purchase, PurchaseResult, SavedConfig, StoredEvent
+from .rows import OpenSession, Player, Purchase, PurchaseResult, SavedConfig, StoredEvent
 from .state import SavedConfigs
 from .views import StoreViews
 
 __all__ = [
-    "Burst", "Delivery", "EventKey", "Ingest", "Player", "Purchase", "PurchaseResult", "Purchases", "SavedConfig",
-    "SavedConfigs", "Store", "StoreCorrupt", "StoreError", "StoreViews", "StoredEvent", "error_text", "now_ms",
+    "Burst", "Delivery", "EventKey", "Ingest", "OpenSession", "Player", "Purchase", "PurchaseResult", "Purchases",
+    "SavedConfig", "SavedConfigs", "Store", "StoreCorrupt", "StoreError", "StoreViews", "StoredEvent",
+    "error_text", "now_ms",
 ]

@@ -9,7 +9,6 @@ the store keeps everything.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import httpx
@@ -53,7 +52,7 @@ class GameAnalytics(Provider):
 
     def server_now(self) -> int:
         """Now by the collector's clock (learnt at init), in seconds."""
-        return int(time.time()) + self.offset_s
+        return int(self.ctx.clock.time()) + self.offset_s
 
     # --- init ---------------------------------------------------------------------------------------
 
@@ -64,7 +63,7 @@ class GameAnalytics(Provider):
 
     async def init(self) -> bool:
         """POST /v2/<game_key>/init: enabled flag and server time; returns whether sending may go on."""
-        self.last_init = time.monotonic()
+        self.last_init = self.ctx.clock.monotonic()
         self.stale = False
         device = await self.ctx.store.latest_device() or {}
         body = encode_body({"platform": device.get("platform") or self.defaults["platform"],
@@ -81,7 +80,7 @@ class GameAnalytics(Provider):
             return self.paused is None
         data = json_or_none(answer) or {}
         if isinstance(data.get("server_ts"), int):
-            self.offset_s = data["server_ts"] - int(time.time())
+            self.offset_s = data["server_ts"] - int(self.ctx.clock.time())
         self.enabled = data.get("enabled", True) is not False
         self.paused = None if self.enabled else "GameAnalytics init answered enabled: false; events are kept"
         if self.paused:
@@ -89,7 +88,7 @@ class GameAnalytics(Provider):
         return self.paused is None
 
     async def tick(self) -> None:
-        if self.paused and time.monotonic() - self.last_init > REINIT_EVERY_S:
+        if self.paused and self.ctx.clock.monotonic() - self.last_init > REINIT_EVERY_S:
             await self.init()
         if self.remote:
             await self.remote.tick()

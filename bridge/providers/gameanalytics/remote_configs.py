@@ -8,7 +8,6 @@ persisted topic `config/gameanalytics`.
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -62,14 +61,14 @@ class RemoteConfigs:
         self._loaded = True
 
     async def tick(self) -> None:
-        if time.monotonic() - self.last_refresh >= self.refresh_s:
+        if self.ctx.clock.monotonic() - self.last_refresh >= self.refresh_s:
             await self.refresh()
         elif self.configs_hash is not None:
             self._publish()  # a config whose start_ts or end_ts just passed changes the live values
 
     async def refresh(self) -> None:
         """Ask for the configs of the user who played last; publish them when the answer is new."""
-        self.last_refresh = time.monotonic()
+        self.last_refresh = self.ctx.clock.monotonic()
         await self._load()
         device = await self.ctx.store.latest_device()
         if device is None:
