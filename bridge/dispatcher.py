@@ -18,7 +18,7 @@ import msgpack
 import zmq
 
 from .lane import Lane, log_failure
-from .providers.base import Provider, ProviderContext, ProviderStore
+from .providers.base import Clock, Provider, ProviderContext, ProviderStore
 from .providers.registry import UnknownProvider, provider_class
 from .providers.settings import parse_settings
 from .publisher import Publisher
@@ -39,18 +39,19 @@ class Dispatcher:
     """Builds a lane per configured provider and runs them all on one event loop in its own thread."""
 
     def __init__(self, providers: dict[str, dict[str, Any]], store: Store, publisher: Publisher,
-                 store_cap_mb: float | None, keep_delivered_s: float) -> None:
+                 store_cap_mb: float | None, keep_delivered_s: float, clock: Clock | None = None) -> None:
         self.views = StoreViews(store)
         self.store_cap_bytes = int(store_cap_mb * 1024 * 1024) if store_cap_mb else None
         self.keep_delivered_s = keep_delivered_s
         self.loop: asyncio.AbstractEventLoop | None = None
         self.lanes: dict[str, Lane] = {}
+        clock = clock or Clock()  # the providers' time; a test hands in one it moves by hand
         for name, spec in providers.items():
             kind = provider_class(str(spec.get("type", name)))  # an unknown type fails start-up, not later
             settings = parse_settings(name, kind.Settings, spec)  # so does a misspelt or mistyped setting
             sender = Sender(settings.timeout, settings.max_in_flight)
             ctx = ProviderContext(name, settings, sender.send, ProviderStore(self.views, name), publisher.publish,
-                                  logging.getLogger(f"bridge.providers.{name}"))
+                                  logging.getLogger(f"bridge.providers.{name}"), clock)
             self.lanes[name] = Lane(kind(ctx), self.views.delivery, settings, sender)
         self.verdicts: zmq.Socket[bytes] | None = None  # to the ingress, made on the dispatcher's own thread
         verifiers = [lane for lane in self.lanes.values() if lane.provider.verifies_purchases]

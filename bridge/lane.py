@@ -31,6 +31,7 @@ from .store import Delivery, StoredEvent, error_text, now_ms
 log = logging.getLogger(__name__)
 
 POISON_AFTER_CRASHES = 3
+TICK_S = 1.0  # between turns of a provider's timers (`tick`)
 
 
 @dataclass
@@ -286,16 +287,24 @@ class Lane:
     # --- timers and figures -----------------------------------------------------------------------------
 
     async def tick_forever(self) -> None:
-        async with self._building:
-            await self._start()  # timers run from the start, events or not (configs before the first event)
+        await self.start()  # timers run from the start, events or not (configs before the first event)
         while True:
-            await asyncio.sleep(1.0)
-            try:
-                await self.provider.tick()
-            except TryLater as exc:
-                log.warning("%s: timer: %s", self.name, exc)
-            except Exception as exc:
-                log_failure(f"{self.name}: timer failed", exc)
+            await asyncio.sleep(TICK_S)
+            await self.tick()
+
+    async def start(self) -> None:
+        """Start the provider, once: before its first batch or its first timer, whichever comes first."""
+        async with self._building:
+            await self._start()
+
+    async def tick(self) -> None:
+        """One turn of the provider's timers: every TICK_S in the daemon, at a test's word in-process."""
+        try:
+            await self.provider.tick()
+        except TryLater as exc:
+            log.warning("%s: timer: %s", self.name, exc)
+        except Exception as exc:
+            log_failure(f"{self.name}: timer failed", exc)
 
     def status(self) -> dict[str, Any]:
         in_flight = sum(len(b.events) for b in self._batches)
