@@ -1,4 +1,9 @@
-"""The GameAnalytics provider against the local sandbox: real daemon, real HTTP, real SQLite."""
+"""The GameAnalytics provider against the local sandbox, over real HTTP into a real SQLite store.
+
+Most tests drive the provider in-process (tests/providers/inprocess.py): its lane, sender and the publisher
+in the test process, its clock and timers moved by hand. The daemon-level tests at the end keep what needs
+the daemon process: the whole path from an engine's connection, the ingress's early word in its acks and
+its session timer, the CLI, kill -9, and remote configs reaching a ZeroMQ subscriber."""
 
 from __future__ import annotations
 
@@ -8,10 +13,10 @@ import hashlib
 import hmac
 import shutil
 import subprocess
-import time
 import uuid
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,8 +26,9 @@ from bridge.providers.gameanalytics.signing import encode_body, sign
 from bridge.sandbox import ga_rules
 from bridge.sandbox.gameanalytics import SANDBOX_SECRET_KEY, GameAnalyticsSandbox
 from bridge.sandbox.server import SandboxServer
-from tests.sandboxes import ga_daemon, settled, start_sandbox, wait_until
 from tests.harness import Client, make_event
+from tests.providers.inprocess import InProcessBridge, ManualClock, provider_spec
+from tests.sandboxes import CREDENTIALS, ga_daemon, start_sandbox, wait_until
 
 HELLO = {"platform": "windows", "os_version": "windows 10", "device": "pc", "manufacturer": "acme"}
 
@@ -36,6 +42,14 @@ def sandbox() -> Iterator[tuple[GameAnalyticsSandbox, SandboxServer]]:
 
 def accepted(sb: GameAnalyticsSandbox, category: str | None = None) -> list[dict]:
     return sb.accepted_events(category=category)
+
+
+def in_process(tmp_path: Path, url: str, clock: ManualClock | None = None, **overrides: Any) -> InProcessBridge:
+    """The GameAnalytics provider's dispatcher in the test process, on a store in `tmp_path`."""
+    return InProcessBridge(tmp_path, {"gameanalytics": provider_spec("gameanalytics", url, **overrides)}, clock)
+
+
+REFRESH_S = CREDENTIALS["gameanalytics"]["remote_configs_refresh"]
 
 
 # --- signing, against the docs' recipe ------------------------------------------------------------------
@@ -106,21 +120,228 @@ def test_bad_annotations_are_refused_by_both(field: str, value: object) -> None:
     assert ga_rules.validate_event(full)
 
 
-# --- end to end -----------------------------------------------------------------------------------------
+# --- in-process: the provider's behaviour -------------------------------------------------------------
+
+def test_clock_offset_from_init_is_applied(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    sb.set_clock_offset(3600)
+    h = in_process(tmp_path, server.url)
+    game = h.hello(**HELLO)
+    with h:
+        ev = make_event("design")
+        game.event(ev)
+        [got] = wait_until(lambda: accepted(sb, "design"), what="the design event")
+        assert abs(h.figures("gameanalytics")["clock_offset_s"] - 3600) <= 2
+    assert abs(got["client_ts"] - (ev["ts"] // 1000 + 3600)) <= 2
+
+
+def test_an_invalid_event_is_dead_lettered_and_never_sent(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    h = in_process(tmp_path, server.url)
+    game = h.hello(**HELLO)
+    with h:
+        bad = make_event("business", currency="usd")
+        ack = game.events([bad, make_event("design")])
+        assert ack["stored"] == 2 and [(i["index"], i["provider"]) for i in ack["invalid"]] == [(0, "gameanalytics")]
+        wait_until(lambda: accepted(sb, "design"), what="the good event")
+        stats = wait_until(lambda: h.settled("gameanalytics"), what="the batch finished")
+        [letter] = h.dead_letters("gameanalytics")
+    assert stats["dead_lettered"] == 1 and stats["delivered"] >= 2  # the user event and the design event
+    assert letter.code == "invalid" and "currency" in letter.reason and letter.uid == bad["id"]
+    assert not accepted(sb, "business") and sb.rejected() == []  # refused by us, never sent
+
+
+def test_400_dead_letters_only_the_listed_events_and_never_resends(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    h = in_process(tmp_path, server.url)
+    game = h.hello(**HELLO)
+    with h:
+        # the sandbox bounds custom_01 to 64 chars, a limit the fact sheet does not give and we do not check
+        odd = make_event("design", custom_01="x" * 100)
+        batch = [make_event("design", event_id=f"mix:{i}") for i in range(5)] + [odd]
+        game.events(batch)
+        wait_until(lambda: sb.rejected(), what="the collector's 400")
+        stats = wait_until(lambda: h.settled("gameanalytics"), what="the batch finished")
+        [letter] = h.dead_letters("gameanalytics")
+    design = accepted(sb, "design")
+    assert sorted(e["event_id"] for e in design) == [f"mix:{i}" for i in range(5)]  # stored once, never resent
+    assert stats["dead_lettered"] == 1 and stats["queued"] == 0
+    assert letter.code == "rejected" and letter.uid == odd["id"]
+    assert sb.counts()["routes"]["events"].get("400", 0) == 1
+
+
+def test_401_reinits_then_delivers(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    h = in_process(tmp_path, server.url)
+    game = h.hello(**HELLO)
+    with h:
+        game.event(make_event("design"))
+        wait_until(lambda: accepted(sb, "design"), what="a first delivery")
+        inits = sb.counts()["routes"]["init"]["200"]
+        sb.faults.fail("events", status=401, count=1)
+        game.event(make_event("design", event_id="after:401"))
+        wait_until(lambda: len(accepted(sb, "design")) == 2, what="delivery after re-init")
+        stats = h.figures("gameanalytics")
+    assert stats["auth_failures"] == 1
+    assert sb.counts()["routes"]["init"]["200"] == inits + 1  # the 401 was answered by a fresh init
+
+
+def test_wrong_keys_stop_sending_keep_storing_and_say_so(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    h = in_process(tmp_path, server.url, secret_key="0" * 40)
+    game = h.hello(**HELLO)
+    with h:
+        game.events([make_event("design") for _ in range(3)])
+        ga = wait_until(lambda: (f := h.figures("gameanalytics")).get("paused") and f, what="the provider to pause")
+    assert "401" in ga["paused"] and ga["queued"] >= 3 and ga["delivered"] == 0
+    assert not accepted(sb)
+    assert len([e for e in h.events() if e["category"] == "design"]) == 3
+
+
+def test_enabled_false_pauses_until_enabled(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    sb.set_enabled(False)
+    h = in_process(tmp_path, server.url)
+    game = h.hello(**HELLO)
+    with h:
+        game.event(make_event("design"))
+        wait_until(lambda: h.figures("gameanalytics").get("paused"), what="the pause")
+        assert not accepted(sb)
+        sb.set_enabled(True)
+        wait_until(lambda: accepted(sb, "design"), what="delivery once enabled")
+        assert "paused" not in h.figures("gameanalytics")
+
+
+def test_413_splits_and_delivers_everything(tmp_path: Path) -> None:
+    sb, server = start_sandbox(max_body_bytes=6000)
+    try:
+        h = in_process(tmp_path, server.url)
+        game = h.hello(**HELLO)
+        with h:
+            sent = [make_event("design", event_id=f"big:{i}", custom_02=uuid.uuid4().hex) for i in range(300)]
+            game.events(sent)
+            wait_until(lambda: len(accepted(sb, "design")) == 300, 20, what="all 300 events")
+            stats = wait_until(lambda: h.settled("gameanalytics"), what="the batch finished")
+        assert sb.counts()["routes"]["events"].get("413", 0) >= 1
+        assert sorted(e["event_id"] for e in accepted(sb, "design")) == sorted(f"big:{i}" for i in range(300))
+        assert stats["dead_lettered"] == 0
+    finally:
+        server.stop()
+
+
+def test_outage_then_recovery_loses_nothing_and_doubles_nothing(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    sb.faults.fail("events", status=503, count=3)
+    sb.faults.drop("events", count=2)
+    sb.faults.fail("events", status=500, count=2)
+    h = in_process(tmp_path, server.url)
+    game = h.hello(**HELLO)
+    with h:
+        for k in range(4):
+            game.events([make_event("design", event_id=f"o:{k}:{i}") for i in range(50)])
+        wait_until(lambda: len(accepted(sb, "design")) >= 200, 30, what="everything after the outage")
+        stats = wait_until(lambda: h.settled("gameanalytics"), what="the queue empty")
+    ids = [e["event_id"] for e in accepted(sb, "design")]
+    assert len(ids) == len(set(ids)) == 200
+    assert stats["queued"] == 0 and stats["dead_lettered"] == 0
+    assert stats["last_error"] is not None  # the outage was seen and reported
+    assert sb.faults.fired()["events"] == 7  # every fault was met, and retried past
+
+
+def test_remote_configs_201_then_200_and_changes_reach_subscribers(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    sb.set_remote_configs([{"key": "gravity", "value": "80"}], ab_id="exp1", variants={"a": [{"key": "gravity",
+                                                                                             "value": "90"}]})
+    h = in_process(tmp_path, server.url)
+    h.hello(**HELLO)  # configs are asked for the user who played last
+    sub = h.subscribe("config/gameanalytics")
+    with h:  # the provider's start asks for them
+        first = sub.next(what="the first remote configs")
+        assert first["source"] == "gameanalytics" and "gravity" in first["values"]
+        assert first["meta"]["configs_hash"]
+        h.tick(REFRESH_S)
+        h.tick(REFRESH_S)  # two refreshes: both answered 200, nothing republished
+        assert h.published("config/gameanalytics") == first and sub.pending() is None
+        sb.set_remote_configs([{"key": "gravity", "value": "70"}, {"key": "speed", "value": "3"}])
+        h.tick(REFRESH_S / 2)  # not yet due
+        assert h.published("config/gameanalytics") == first
+        h.tick(REFRESH_S / 2)
+        changed = sub.next(what="the changed configs")
+        assert changed["values"] == {"gravity": "70", "speed": "3"}
+        assert changed["version"] == first["version"] + 1
+    counts = sb.counts()["routes"]["remote_configs"]
+    assert counts == {"201": 2, "200": 2}
+
+
+def test_ab_ids_are_added_to_events(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    sb.set_remote_configs([{"key": "k", "value": "v"}], ab_id="exp7", variants={"b": [{"key": "k", "value": "w"}]})
+    h = in_process(tmp_path, server.url)
+    game = h.hello(**HELLO)
+    with h:
+        assert h.published("config/gameanalytics")  # remote configs, asked at start
+        game.event(make_event("design"))
+        [ev] = wait_until(lambda: accepted(sb, "design"), what="the design event")
+    assert ev["ab_id"] == "exp7" and ev["ab_variant_id"]
+
+
+def test_a_paused_provider_tries_init_again_on_its_timer(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    sb.set_enabled(False)
+    h = in_process(tmp_path, server.url, paused_retry=3600.0, clock=ManualClock())
+    h.hello(**HELLO)
+    with h:
+        assert "enabled: false" in h.figures("gameanalytics")["paused"]
+        inits = sb.counts()["routes"]["init"]["200"]
+        sb.set_enabled(True)
+        h.tick(299)
+        assert sb.counts()["routes"]["init"]["200"] == inits  # not before REINIT_EVERY_S
+        h.tick(2)
+        assert sb.counts()["routes"]["init"]["200"] == inits + 1
+        assert "paused" not in h.figures("gameanalytics")
+
+
+def test_server_mode_one_request_per_user_with_forwarded_ip(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    h = in_process(tmp_path, server.url, interval=5.0)
+    game = h.hello(device_id="server", **HELLO)
+    with h:
+        for user, ip in (("p1", "203.0.113.1"), ("p2", "203.0.113.2")):
+            game.session_start(user_id=user, user_ip=ip)
+        batch = []
+        for i in range(6):
+            ev = make_event("design", event_id=f"srv:{i}")
+            ev["user_id"] = "p1" if i % 2 else "p2"
+            batch.append(ev)
+        game.events(batch)
+        h.flush()  # the whole batch at once: sessions and events
+        wait_until(lambda: len(accepted(sb, "design")) == 6, what="both users' events")
+    assert sb.counts()["routes"]["events"]["200"] == 2  # one request per user
+    forwarded = {r["event"]["user_id"]: r.get("forwarded_for") for r in sb.accepted(category="design")}
+    assert forwarded == {"p1": "203.0.113.1", "p2": "203.0.113.2"}
+
+
+# --- daemon level: what needs the daemon process --------------------------------------------------------
 
 def test_every_category_is_delivered_with_annotations_and_sessions(tmp_path: Path, sandbox) -> None:
+    """From an engine's connection to the collector, and remote configs back to a ZeroMQ subscriber."""
     sb, server = sandbox
+    sb.set_remote_configs([{"key": "gravity", "value": "80"}])
     with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress, device_id="dev-ga") as c:
-        c.hello(user_id="player-1", game_build="2.0.1", **HELLO)
-        session = c.request({"type": "session_start"})
-        sent = [make_event(cat) for cat in ("design", "business", "progression", "resource", "error", "ads")]
-        sent[3]["fields"]["event_id"] = "Sink:gold:shop:sword"  # sent positive, delivered negative
-        ack = c.request({"type": "events", "events": sent})
-        assert ack["stored"] == 6 and ack["invalid"] == []
-        time.sleep(1.1)
-        c.request({"type": "session_end"})
-        c.request({"type": "flush"})
-        got = wait_until(lambda: len(accepted(sb)) >= 8 and accepted(sb), what="8 events at the sandbox")
+        sub = subscribe(daemon.publish, "config/gameanalytics")
+        try:
+            c.hello(user_id="player-1", game_build="2.0.1", **HELLO)
+            session = c.request({"type": "session_start"})
+            sent = [make_event(cat) for cat in ("design", "business", "progression", "resource", "error", "ads")]
+            sent[3]["fields"]["event_id"] = "Sink:gold:shop:sword"  # sent positive, delivered negative
+            ack = c.request({"type": "events", "events": sent})
+            assert ack["stored"] == 6 and ack["invalid"] == []
+            c.request({"type": "session_end", "ts": session["started_at"] + 1500})  # 1.5 s of play
+            c.request({"type": "flush"})
+            got = wait_until(lambda: len(accepted(sb)) >= 8 and accepted(sb), what="8 events at the sandbox")
+            configs = wait_until(lambda: recv_publication(sub, 100), what="the remote configs")
+        finally:
+            sub.close(0)
     categories = [e["category"] for e in got]
     assert categories[0] == "user" and categories[-1] == "session_end"
     assert sorted(categories[1:-1]) == sorted(["design", "business", "progression", "resource", "error", "ads"])
@@ -129,22 +350,12 @@ def test_every_category_is_delivered_with_annotations_and_sessions(tmp_path: Pat
         assert (e["user_id"], e["build"], e["platform"], e["os_version"]) == ("player-1", "2.0.1", "windows",
                                                                              "windows 10")
         assert e["sdk_version"] == "rest api v2" and e["v"] == 2
-    assert got[-1]["length"] >= 1
+    assert got[-1]["length"] == 1
     by_cat = {e["category"]: e for e in got}
     assert by_cat["resource"]["amount"] == -50
     assert by_cat["business"]["transaction_num"] == 1
     assert sb.rejected() == []
-
-
-def test_clock_offset_from_init_is_applied(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
-    sb.set_clock_offset(3600)
-    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
-        ev = make_event("design")
-        c.request({"type": "event", "event": ev})
-        [got] = wait_until(lambda: accepted(sb, "design"), what="the design event")
-    assert abs(got["client_ts"] - (ev["ts"] // 1000 + 3600)) <= 2
+    assert configs["source"] == "gameanalytics" and configs["values"] == {"gravity": "80"}
 
 
 def test_invalid_event_is_told_in_the_ack_and_dead_lettered(tmp_path: Path, sandbox) -> None:
@@ -167,92 +378,6 @@ def test_invalid_event_is_told_in_the_ack_and_dead_lettered(tmp_path: Path, sand
     assert not accepted(sb, "business")
 
 
-def test_400_dead_letters_only_the_listed_events_and_never_resends(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
-    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
-        # the sandbox bounds custom_01 to 64 chars, a limit the fact sheet does not give and we do not check
-        odd = make_event("design", custom_01="x" * 100)
-        batch = [make_event("design", event_id=f"mix:{i}") for i in range(5)] + [odd]
-        c.request({"type": "events", "events": batch})
-        wait_until(lambda: sb.rejected(), what="the collector's 400")
-        stats = wait_until(lambda: settled(c, "gameanalytics"), what="the batch finished")
-    design = accepted(sb, "design")
-    assert sorted(e["event_id"] for e in design) == [f"mix:{i}" for i in range(5)]  # stored once, never resent
-    assert stats["dead_lettered"] == 1 and stats["queued"] == 0
-    assert sb.counts()["routes"]["events"].get("400", 0) == 1
-
-
-def test_401_reinits_then_delivers(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
-    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
-        c.request({"type": "event", "event": make_event("design")})
-        wait_until(lambda: accepted(sb, "design"), what="a first delivery")
-        sb.faults.fail("events", status=401, count=1)
-        c.request({"type": "event", "event": make_event("design", event_id="after:401")})
-        wait_until(lambda: len(accepted(sb, "design")) == 2, what="delivery after re-init")
-        stats = c.request({"type": "stats"})["providers"]["gameanalytics"]
-    assert stats["auth_failures"] == 1
-
-
-def test_wrong_keys_stop_sending_keep_storing_and_say_so(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
-    with ga_daemon(tmp_path, server.url, secret_key="0" * 40) as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
-        c.request({"type": "events", "events": [make_event("design") for _ in range(3)]})
-        stats = wait_until(lambda: (s := c.request({"type": "stats"}))["providers"]["gameanalytics"].get("paused")
-                           and s, what="the provider to pause")
-    ga = stats["providers"]["gameanalytics"]
-    assert "401" in ga["paused"] and ga["queued"] >= 3 and ga["delivered"] == 0
-    assert not accepted(sb)
-    assert len([e for e in daemon.events() if e["category"] == "design"]) == 3
-
-
-def test_enabled_false_pauses_until_enabled(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
-    sb.set_enabled(False)
-    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
-        c.request({"type": "event", "event": make_event("design")})
-        wait_until(lambda: c.request({"type": "stats"})["providers"]["gameanalytics"].get("paused"),
-                   what="the pause")
-        assert not accepted(sb)
-        sb.set_enabled(True)
-        wait_until(lambda: accepted(sb, "design"), what="delivery once enabled")
-
-
-def test_413_splits_and_delivers_everything(tmp_path: Path) -> None:
-    sb, server = start_sandbox(max_body_bytes=6000)
-    try:
-        with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
-            c.hello(**HELLO)
-            sent = [make_event("design", event_id=f"big:{i}", custom_02=uuid.uuid4().hex) for i in range(300)]
-            c.request({"type": "events", "events": sent})
-            wait_until(lambda: len(accepted(sb, "design")) == 300, 20, what="all 300 events")
-        assert sb.counts()["routes"]["events"].get("413", 0) >= 1
-        assert sorted(e["event_id"] for e in accepted(sb, "design")) == sorted(f"big:{i}" for i in range(300))
-    finally:
-        server.stop()
-
-
-def test_outage_then_recovery_loses_nothing_and_doubles_nothing(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
-    sb.faults.fail("events", status=503, count=3)
-    sb.faults.drop("events", count=2)
-    sb.faults.fail("events", status=500, count=2)
-    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
-        for k in range(4):
-            c.request({"type": "events", "events": [make_event("design", event_id=f"o:{k}:{i}") for i in range(50)]})
-        wait_until(lambda: len(accepted(sb, "design")) >= 200, 30, what="everything after the outage")
-        stats = wait_until(lambda: settled(c, "gameanalytics"), what="the queue empty")
-    ids = [e["event_id"] for e in accepted(sb, "design")]
-    assert len(ids) == len(set(ids)) == 200
-    assert stats["queued"] == 0 and stats["dead_lettered"] == 0
-    assert stats["last_error"] is not None  # the outage was seen and reported
-
-
 def test_restart_mid_outage_delivers_after_restart(tmp_path: Path, sandbox) -> None:
     sb, server = sandbox
     sb.faults.fail("events", status=503, count=None)
@@ -260,47 +385,12 @@ def test_restart_mid_outage_delivers_after_restart(tmp_path: Path, sandbox) -> N
     with Client(daemon.ingress) as c:
         c.hello(**HELLO)
         c.request({"type": "events", "events": [make_event("design", event_id=f"r:{i}") for i in range(20)]})
-    time.sleep(0.5)
+    wait_until(lambda: sb.faults.fired().get("events", 0) >= 2, what="the batch sent and retried mid-outage")
     daemon.kill()
     sb.faults.clear()
     daemon.start()
     wait_until(lambda: len(accepted(sb, "design")) == 20, what="delivery after the restart")
     daemon.stop()
-
-
-def test_remote_configs_201_then_200_and_changes_reach_subscribers(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
-    sb.set_remote_configs([{"key": "gravity", "value": "80"}], ab_id="exp1", variants={"a": [{"key": "gravity",
-                                                                                             "value": "90"}]})
-    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
-        sub = subscribe(daemon.publish, "config/gameanalytics")
-        try:
-            first = wait_until(lambda: recv_publication(sub, 100), what="the first remote configs")
-            assert first["source"] == "gameanalytics" and "gravity" in first["values"]
-            assert first["meta"]["configs_hash"]
-            time.sleep(1.2)  # two refreshes: both answered 200, nothing republished
-            assert recv_publication(sub, 100) is None
-            sb.set_remote_configs([{"key": "gravity", "value": "70"}, {"key": "speed", "value": "3"}])
-            changed = wait_until(lambda: recv_publication(sub, 100), what="the changed configs")
-            assert changed["values"] == {"gravity": "70", "speed": "3"}
-            assert changed["version"] == first["version"] + 1
-        finally:
-            sub.close(0)
-    counts = sb.counts()["routes"]["remote_configs"]
-    assert counts.get("201", 0) >= 2 and counts.get("200", 0) >= 1
-
-
-def test_ab_ids_are_added_to_events(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
-    sb.set_remote_configs([{"key": "k", "value": "v"}], ab_id="exp7", variants={"b": [{"key": "k", "value": "w"}]})
-    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
-        wait_until(lambda: c.request({"type": "configs", "prefix": "config/gameanalytics"})["topics"],
-                   what="remote configs")
-        c.request({"type": "event", "event": make_event("design")})
-        [ev] = wait_until(lambda: accepted(sb, "design"), what="the design event")
-    assert ev["ab_id"] == "exp7" and ev["ab_variant_id"]
 
 
 def test_session_timeout_sends_session_end(tmp_path: Path, sandbox) -> None:
@@ -311,22 +401,3 @@ def test_session_timeout_sends_session_end(tmp_path: Path, sandbox) -> None:
         c.request({"type": "event", "event": make_event("design")})
         [end] = wait_until(lambda: accepted(sb, "session_end"), 15, what="the timed-out session's end")
     assert end["length"] >= 0
-
-
-def test_server_mode_one_request_per_user_with_forwarded_ip(tmp_path: Path, sandbox) -> None:
-    sb, server = sandbox
-    with ga_daemon(tmp_path, server.url, interval=1.0) as daemon, Client(daemon.ingress, device_id="server") as c:
-        c.hello(**HELLO)
-        for user, ip in (("p1", "203.0.113.1"), ("p2", "203.0.113.2")):
-            c.request({"type": "session_start", "user_id": user, "user_ip": ip})
-        batch = []
-        for i in range(6):
-            ev = make_event("design", event_id=f"srv:{i}")
-            ev["user_id"] = "p1" if i % 2 else "p2"
-            batch.append(ev)
-        c.request({"type": "events", "events": batch})
-        wait_until(lambda: len(accepted(sb, "design")) == 6, what="both users' events")
-    requests = sb.counts()["routes"]["events"]["200"]
-    assert requests >= 2
-    forwarded = {r["event"]["user_id"]: r.get("forwarded_for") for r in sb.accepted(category="design")}
-    assert forwarded == {"p1": "203.0.113.1", "p2": "203.0.113.2"}
