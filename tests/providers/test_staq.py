@@ -1,14 +1,21 @@
-"""The staq provider against the local staq sandbox: device auth, custom events, purchases end to end."""
+"""The staq provider against the local staq sandbox: device auth, custom events, purchases end to end.
+
+The provider is driven in-process (tests/providers/inprocess.py); the daemon-level tests at the end keep
+what needs the daemon process: a `purchase` request's reply (held for the verdict, a resend answered from the
+store), a verdict reaching a client that comes back after a kill -9, the replies to bad purchases, and the
+ingress's early word in its ack."""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import sqlite3
-import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -19,9 +26,9 @@ from bridge.providers.staq import google_play_signature_ok, load_public_key, ms_
 from bridge.sandbox.api import Route
 from bridge.sandbox.server import Request, Response, SandboxServer
 from bridge.sandbox.staq import StaqSandbox
-from bridge.store import Delivery, Store
 from tests.harness import Client, Daemon, make_event
-from tests.sandboxes import provider_table, settled, wait_until
+from tests.providers.inprocess import InProcessBridge, provider_spec
+from tests.sandboxes import provider_table, start_sandbox, wait_until
 
 HELLO = {"platform": "android", "os_version": "android 14", "device": "pixel", "manufacturer": "google"}
 
@@ -30,12 +37,17 @@ def staq_daemon(workdir: Path, url: str, **overrides: object) -> Daemon:
     return Daemon(workdir, config=provider_table("staq", url, kind="staq", **overrides))
 
 
+def in_process(workdir: Path, url: str, **overrides: Any) -> InProcessBridge:
+    """The staq provider's dispatcher (its event lane and the purchase lane) in the test process."""
+    return InProcessBridge(workdir, {"staq": provider_spec("staq", url, **overrides)})
+
+
 def client_events(sb: StaqSandbox) -> list[dict]:
     return [e for e in sb.events() if not str(e.get("event", "")).startswith("server_")]
 
 
-def staq_refs(daemon: Daemon) -> list[str]:
-    with sqlite3.connect(daemon.db_path) as db:
+def staq_refs(bridge: Daemon | InProcessBridge) -> list[str]:
+    with sqlite3.connect(bridge.db_path) as db:
         return [r[0] for r in db.execute("SELECT ref FROM provider_refs WHERE provider = 'staq' ORDER BY event_pk")]
 
 
@@ -79,14 +91,15 @@ def test_bad_dates_are_refused() -> None:
 
 def test_custom_events_delivered_and_their_ids_kept(tmp_path: Path, staq_sandbox) -> None:
     sb, server = staq_sandbox
-    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress, device_id="dev-s") as c:
-        c.hello(**HELLO)
-        c.request({"type": "session_start"})
+    h = in_process(tmp_path, server.url)
+    game = h.hello(device_id="dev-s", **HELLO)
+    with h:
+        game.session_start()
         sent = [make_event("custom", name=f"quest_{i}", value=i, zone="north") for i in range(5)]
-        c.request({"type": "events", "events": sent})
+        game.events(sent)
         got = wait_until(lambda: len(client_events(sb)) == 5 and client_events(sb), what="5 staq events")
         # The ids are stored after staq's answer arrives, a moment after the sandbox has seen the events.
-        refs = wait_until(lambda: len(staq_refs(daemon)) == 5 and staq_refs(daemon), what="5 staq ids stored")
+        refs = wait_until(lambda: len(staq_refs(h)) == 5 and staq_refs(h), what="5 staq ids stored")
     assert [e["event"] for e in got] == [f"quest_{i}" for i in range(5)]
     assert [e["value"] for e in got] == list(range(5))
     assert got[0]["metadata"] == {"zone": "north", "step": 3}  # the other fields ride in metadata
@@ -96,27 +109,30 @@ def test_custom_events_delivered_and_their_ids_kept(tmp_path: Path, staq_sandbox
 
 def test_binary_fields_travel_as_base64(tmp_path: Path, staq_sandbox) -> None:
     sb, server = staq_sandbox
-    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
-        c.request({"type": "event", "event": make_event("custom", name="snapshot", blob=b"\x00\xffgame-state")})
+    h = in_process(tmp_path, server.url)
+    game = h.hello(**HELLO)
+    with h:
+        game.event(make_event("custom", name="snapshot", blob=b"\x00\xffgame-state"))
         [got] = wait_until(lambda: client_events(sb), what="the event with a binary field")
     assert got["metadata"]["blob"] == base64.b64encode(b"\x00\xffgame-state").decode()
 
 
 def test_device_authorized_once_per_session(tmp_path: Path, staq_sandbox) -> None:
     sb, server = staq_sandbox
-    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress, device_id="dev-a") as c:
-        c.hello(**HELLO)
+    h = in_process(tmp_path, server.url)
+    game = h.hello(device_id="dev-a", **HELLO)
+    with h:
         sids = []
         for session in range(2):
-            c.request({"type": "session_start"})
+            game.session_start()
             for k in range(3):
-                c.request({"type": "event", "event": make_event("custom", name=f"s{session}e{k}")})
-                time.sleep(0.15)
-            wait_until(lambda: len(client_events(sb)) == 3 * (session + 1), what="the session's events")
+                game.event(make_event("custom", name=f"s{session}e{k}"))
+                n = 3 * session + k + 1  # each event delivered before the next is sent: a batch of its own
+                wait_until(lambda: len(client_events(sb)) == n, what=f"event {n}")
             sids.append({e["sid"] for e in client_events(sb)[-3:]})
+    assert len(sb.calls("events")) == 6  # six batches ...
     auths = sb.calls("auth")
-    assert len(auths) == 2  # one per session, not one per batch
+    assert len(auths) == 2  # ... and one authorization per session, not one per batch
     assert len(sids[0]) == len(sids[1]) == 1 and sids[0] != sids[1]
     assert len({e["uid"] for e in client_events(sb)}) == 1  # the same device keeps its uid
 
@@ -125,29 +141,269 @@ def test_outage_then_recovery_loses_nothing_and_doubles_nothing(tmp_path: Path, 
     sb, server = staq_sandbox
     sb.faults.fail("events", status=503, count=3)
     sb.faults.drop("events", count=1)
-    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
+    h = in_process(tmp_path, server.url)
+    game = h.hello(**HELLO)
+    with h:
         for k in range(3):
-            c.request({"type": "events", "events": [make_event("custom", name=f"o{k}_{i}") for i in range(20)]})
+            game.events([make_event("custom", name=f"o{k}_{i}") for i in range(20)])
         wait_until(lambda: len(client_events(sb)) >= 60, 20, what="everything after the outage")
-        stats = wait_until(lambda: settled(c, "staq"), what="the queue empty")
+        stats = wait_until(lambda: h.settled("staq"), what="the queue empty")
     names = [e["event"] for e in client_events(sb)]
     assert len(names) == len(set(names)) == 60
     assert stats["queued"] == 0 and stats["dead_lettered"] == 0
+    assert sb.faults.fired()["events"] == 4  # every fault was met, and retried past
 
 
 def test_wrong_app_secret_pauses_and_keeps_events(tmp_path: Path, staq_sandbox) -> None:
     sb, server = staq_sandbox
-    with staq_daemon(tmp_path, server.url, app_secret="wrong") as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
-        c.request({"type": "event", "event": make_event("custom")})
-        stats = wait_until(lambda: (s := c.request({"type": "stats"})["providers"]["staq"]).get("paused") and s,
-                           what="the pause")
+    h = in_process(tmp_path, server.url, app_secret="wrong")
+    game = h.hello(**HELLO)
+    with h:
+        game.event(make_event("custom"))
+        stats = wait_until(lambda: (s := h.figures("staq")).get("paused") and s, what="the pause")
     assert "app_secret" in stats["paused"] and stats["queued"] >= 1
     assert not client_events(sb)
 
 
 # --- purchases -------------------------------------------------------------------------------------------
+
+def test_a_receipt_staq_refuses_gets_a_verdict_not_endless_retries(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
+    sb.faults.fail("iap_apple", status=400, count=1, body='{"error": "receipt is not a valid iOS receipt"}')
+    good = base64.b64encode(b"good-after-a-refused-one").decode()
+    sb.register_receipt(good, valid=True)
+    h = in_process(tmp_path, server.url)
+    game = h.hello(**HELLO)
+    with h:
+        refused = game.buy(purchase())
+        after = game.buy(purchase(receipt=good))  # the lane goes on past a refused purchase
+    assert refused is not None and refused["is_valid"] is False
+    assert "refused by staq (400): receipt is not a valid iOS receipt" in refused["reason"]
+    assert after is not None and after["is_valid"] is True
+    assert sb.faults.fired()["iap_apple"] == 1  # a verdict, not retried
+
+
+def test_forged_google_play_receipt_is_refused_without_a_network_call(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = base64.b64encode(key.public_key().public_bytes(serialization.Encoding.DER,
+                                                             serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    data = json.dumps({"orderId": "GPA.1234", "productId": "gems_100"}).encode()
+    receipt = base64.b64encode(data).decode()
+    signature = base64.b64encode(key.sign(data, padding.PKCS1v15(), hashes.SHA1())).decode()
+    assert google_play_signature_ok(load_public_key(public), receipt, signature)
+    sb.register_receipt(receipt, valid=True)
+    forged = base64.b64encode(b"\0" * 256).decode()
+    h = in_process(tmp_path, server.url, google_play_public_key=public)
+    game = h.hello(**HELLO)
+    with h:
+        honest = game.buy(purchase("googleplay", receipt, signature=signature))
+        fake = game.buy(purchase("googleplay", receipt, signature=forged))
+        stats = h.figures("staq")
+    assert honest is not None and honest["is_valid"] is True
+    assert fake is not None and fake["is_valid"] is False and "forged" in fake["reason"]
+    assert len(sb.purchases()) == 1 and stats["forged_receipts"] == 1
+
+
+def test_answers_that_are_not_json_are_logged_and_retried_never_a_crash(tmp_path: Path, staq_sandbox,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    sb, server = staq_sandbox
+    receipt = base64.b64encode(b"garbled-answer").decode()
+    sb.register_receipt(receipt, valid=True)
+    sb.faults.fail("iap_apple", status=502, body="<html>gateway hiccup</html>", count=2)
+    sb.faults.fail("events", status=502, body="not json either", count=1)
+    h = in_process(tmp_path, server.url)
+    game = h.hello(**HELLO)
+    with h:
+        game.event(make_event("custom", name="after_garbage"))
+        verdict = game.buy(purchase(receipt=receipt))
+        wait_until(lambda: client_events(sb), what="the event after a 502 with a non-JSON body")
+        stats = wait_until(lambda: h.settled("staq"), what="the batch finished")
+    assert verdict is not None and verdict["is_valid"] is True  # retried past the two garbled answers
+    assert sb.faults.fired() == {"iap_apple": 2, "events": 1} and stats["dead_lettered"] == 0
+    assert "without isValid" in caplog.text and "request" in caplog.text
+
+
+# --- delivery: limits, refusals, answers -----------------------------------------------------------------
+
+def big_events(count: int) -> list[dict]:
+    """Custom events of ~96 KB each (the protocol's string and field limits allow that much)."""
+    return [make_event("custom", name=f"big_{i}", **{f"part{k}": "x" * 8000 for k in range(12)})
+            for i in range(count)]
+
+
+def dead_letters(bridge: Daemon | InProcessBridge) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(bridge.db_path) as db:
+        return db.execute("SELECT d.code, d.reason, e.uid FROM dead_letters d JOIN events e ON e.pk = d.event_pk "
+                          "WHERE d.requeued_at IS NULL ORDER BY d.pk").fetchall()
+
+
+def test_a_batch_over_staqs_body_limit_is_split_and_an_event_too_large_alone_dead_lettered(tmp_path: Path,
+                                                                                             staq_sandbox) -> None:
+    sb, server = staq_sandbox
+    sent = big_events(12)  # ~1.15 MB in one request: over the sandbox's (and our default) 1 MB
+    h = in_process(tmp_path, server.url, interval=5.0)
+    game = h.hello(**HELLO)
+    with h:
+        for i in range(0, 12, 2):
+            assert game.events(sent[i:i + 2])["stored"] == 2
+        h.flush()
+        got = wait_until(lambda: len(client_events(sb)) == 12 and client_events(sb), 20, what="the split batch")
+        sb.faults.fail("events", status=413, count=1)  # a staq whose limit is lower than ours
+        game.events([make_event("custom", name=f"small_{i}") for i in range(3)])
+        h.flush()
+        wait_until(lambda: len(client_events(sb)) == 15, what="the small batch, split after its 413")
+        sb.faults.fail("events", status=413, count=None)  # as staq answers an event over its limit
+        alone = make_event("custom", name="too_large_alone")
+        game.event(alone)
+        h.flush()
+        [letter] = wait_until(lambda: dead_letters(h), what="the dead letter")
+        faulted = sb.faults.fired()["events"]
+        sb.faults.clear()
+        game.event(make_event("custom", name="after"))
+        h.flush()
+        wait_until(lambda: client_events(sb)[-1]["event"] == "after", what="the lane going on")
+    assert sorted(e["event"] for e in got) == sorted(e["fields"]["name"] for e in sent)
+    served = [(c["status"], c["count"]) for c in sb.calls("events")]  # faulted requests leave no call record
+    assert served == [(200, 6), (200, 6), (200, 1), (200, 2), (200, 1)] and faulted == 2
+    assert letter[0] == "too_large" and letter[2] == alone["id"]
+
+
+def test_an_event_staq_refuses_is_bisected_out_and_stays_alone_when_requeued(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
+    sb.refuse_event("cheat_detected", "this event name is reserved")  # a staq rule no client can check
+    sent = [make_event("custom", name=f"ok_{i}") for i in range(7)]
+    sent.insert(5, make_event("custom", name="cheat_detected"))
+    h = in_process(tmp_path, server.url, interval=5.0)
+    game = h.hello(**HELLO)
+    with h:
+        game.events(sent)
+        h.flush()
+        [letter] = wait_until(lambda: dead_letters(h), what="the refused event's dead letter")
+        wait_until(lambda: len(client_events(sb)) == 7, what="the seven others")
+        calls = len(sb.calls("events"))
+        assert h.dispatcher.views.delivery.requeue("staq") == 1  # as `engine-bridge dead-letters --requeue`
+        h.flush()
+        wait_until(lambda: len(sb.calls("events")) == calls + 1 and dead_letters(h), what="the requeued letter")
+        [again] = dead_letters(h)
+    assert [e["event"] for e in client_events(sb)] == [f"ok_{i}" for i in range(7)]  # in order, none twice
+    assert letter[0] == "rejected" and "this event name is reserved" in letter[1] and letter[2] == sent[5]["id"]
+    assert calls <= 1 + 2 * 3  # bisected: about 2·log2(8) requests, not one per event
+    assert sb.calls("events")[-1]["count"] == 1 and again[2] == sent[5]["id"]  # sent back alone
+
+
+def test_an_event_staq_would_refuse_is_dead_lettered_without_being_sent(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
+    h = in_process(tmp_path, server.url)
+    game = h.hello(**HELLO)
+    with h:
+        bad = make_event("custom", name="inventory", value={"sword": 1})
+        ack = game.events([make_event("custom", name="fine"), bad])
+        [letter] = wait_until(lambda: dead_letters(h), what="the dead letter")
+        wait_until(lambda: client_events(sb), what="the valid event")
+    assert [(i["index"], i["id"], i["provider"]) for i in ack["invalid"]] == [(1, bad["id"], "staq")]
+    assert letter[0] == "invalid" and letter[2] == bad["id"]
+    assert [e["event"] for e in client_events(sb)] == ["fine"]
+    assert all(call["status"] == 200 for call in sb.calls("events"))  # the refused one never went out
+
+
+class CaptivePortal(StaqSandbox):
+    """staq behind something that answers the first events posts 200 with a page of its own, storing nothing."""
+
+    def __init__(self, garbled: int) -> None:
+        super().__init__()
+        self.garbled = garbled
+
+    def serve_route(self, route: Route, request: Request, call: dict) -> Response:
+        if route.name == "events" and self.garbled:
+            self.garbled -= 1
+            return Response(200, b"<html>Welcome to the hotel wifi</html>",
+                            (("Content-Type", "text/html"), ("X-Request-Id", f"portal-{self.garbled}")))
+        return super().serve_route(route, request, call)
+
+
+def test_a_200_that_is_not_the_documented_id_list_is_retried_and_logged_with_its_request_id(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    portal = CaptivePortal(garbled=2)
+    with SandboxServer(portal) as server:
+        h = in_process(tmp_path, server.url)
+        game = h.hello(**HELLO)
+        with h:
+            game.events([make_event("custom", name=f"e{i}") for i in range(3)])
+            got = wait_until(lambda: len(client_events(portal)) == 3 and client_events(portal), what="the events")
+            stats = wait_until(lambda: h.settled("staq"), what="the batch finished")
+    assert [e["event"] for e in got] == ["e0", "e1", "e2"]
+    assert portal.garbled == 0 and stats["dead_lettered"] == 0
+    assert "portal-1" in caplog.text and "portal-0" in caplog.text
+
+
+# --- sessions and players --------------------------------------------------------------------------------
+
+def sessions_of(sb: StaqSandbox) -> list[list[str]]:
+    """The client events grouped by staq session, in the order the sessions first appear."""
+    by_sid: dict[str, list[str]] = {}
+    for e in client_events(sb):
+        by_sid.setdefault(e["sid"], []).append(e["event"])
+    return list(by_sid.values())
+
+
+def test_sessions_played_while_staq_was_unreachable_arrive_each_in_its_own_session(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
+    sb.faults.drop("*", count=None)
+    h = in_process(tmp_path, server.url, interval=5.0)
+    game = h.hello(**HELLO)
+    with h:
+        for n in range(3):
+            game.session_start()
+            game.events([make_event("custom", name=f"s{n}_{k}") for k in range(2)])
+            game.session_end()
+        h.flush()  # the three sessions in one batch
+        wait_until(lambda: sb.faults.fired(), what="staq being tried while unreachable")
+        sb.faults.clear()
+        wait_until(lambda: len(client_events(sb)) == 6, 15, what="the three sessions' events")
+    assert sessions_of(sb) == [["s0_0", "s0_1"], ["s1_0", "s1_1"], ["s2_0", "s2_1"]]
+    assert len(sb.events(event="server_SESSION_START")) == 3
+
+
+def test_a_token_renewal_after_a_401_keeps_the_events_in_their_session(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
+    h = in_process(tmp_path, server.url)
+    game = h.hello(**HELLO)
+    with h:
+        game.session_start()
+        game.events([make_event("custom", name=f"before_{k}") for k in range(2)])
+        wait_until(lambda: len(client_events(sb)) == 2, what="the first events")
+        assert sb.revoke_tokens() == 1
+        game.events([make_event("custom", name=f"after_{k}") for k in range(2)])
+        wait_until(lambda: len(client_events(sb)) == 4, what="the events after the token was revoked")
+    assert sessions_of(sb) == [["before_0", "before_1", "after_0", "after_1"]]
+    assert [call["status"] for call in sb.calls("events")] == [200, 401, 200]
+    assert len(sb.calls("auth")) == 2
+
+
+def test_a_dedicated_servers_players_are_staq_users_of_their_own(tmp_path: Path, staq_sandbox) -> None:
+    sb, server = staq_sandbox
+    receipt = base64.b64encode(b"bought-by-p2").decode()
+    sb.register_receipt(receipt, valid=True)
+    h = in_process(tmp_path, server.url)
+    game = h.hello(device_id="server-1", **HELLO)
+    with h:
+        for player in ("p1", "p2"):
+            game.session_start(user_id=player, user_ip="203.0.113.7")
+        game.events([{**make_event("custom", name=f"{p}_event"), "user_id": p} for p in ("p1", "p2", "p1")])
+        bought = game.buy({**purchase(receipt=receipt), "user_id": "p2"})
+        wait_until(lambda: len(client_events(sb)) == 3, what="both players' events")
+    uids = {call["device_id"]: call["uid"] for call in sb.calls("auth")}
+    assert set(uids) == {"p1", "p2"} and uids["p1"] != uids["p2"]
+    assert {e["event"]: e["uid"] for e in client_events(sb)} == {"p1_event": uids["p1"], "p2_event": uids["p2"]}
+    assert bought is not None and bought["is_valid"] is True and [p["uid"] for p in sb.purchases()] == [uids["p2"]]
+    p2_sessions = {e["sid"] for e in client_events(sb) if e["uid"] == uids["p2"]}
+    assert {p["sid"] for p in sb.purchases()} == p2_sessions  # in the buyer's own play session
+
+
+# --- daemon level: the ingress's replies, kill -9, a returning subscriber -------------------------------
 
 def test_purchase_verified_while_connected_and_duplicates_told(tmp_path: Path, staq_sandbox) -> None:
     sb, server = staq_sandbox
@@ -198,39 +454,15 @@ def test_purchase_made_offline_is_verified_later_and_reaches_the_returning_clien
     assert topic["values"][reply["id"]]["is_valid"] is True
 
 
-def test_a_receipt_staq_refuses_gets_a_verdict_not_endless_retries(tmp_path: Path, staq_sandbox) -> None:
-    sb, server = staq_sandbox
-    sb.faults.fail("iap_apple", status=400, count=1, body='{"error": "receipt is not a valid iOS receipt"}')
-    good = base64.b64encode(b"good-after-a-refused-one").decode()
-    sb.register_receipt(good, valid=True)
-    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
-        refused = c.request(purchase())
-        after = c.request(purchase(receipt=good))  # the lane goes on past a refused purchase
-    assert (refused["state"], refused["is_valid"]) == ("verified", False)
-    assert "refused by staq (400): receipt is not a valid iOS receipt" in refused["reason"]
-    assert (after["state"], after["is_valid"]) == ("verified", True)
-
-
-def test_forged_google_play_receipt_is_refused_without_a_network_call(tmp_path: Path, staq_sandbox) -> None:
-    sb, server = staq_sandbox
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = base64.b64encode(key.public_key().public_bytes(serialization.Encoding.DER,
-                                                             serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
-    data = json.dumps({"orderId": "GPA.1234", "productId": "gems_100"}).encode()
-    receipt = base64.b64encode(data).decode()
-    signature = base64.b64encode(key.sign(data, padding.PKCS1v15(), hashes.SHA1())).decode()
-    assert google_play_signature_ok(load_public_key(public), receipt, signature)
-    sb.register_receipt(receipt, valid=True)
-    forged = base64.b64encode(b"\0" * 256).decode()
-    with staq_daemon(tmp_path, server.url, google_play_public_key=public) as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
-        honest = c.request(purchase("googleplay", receipt, signature=signature))
-        fake = c.request(purchase("googleplay", receipt, signature=forged))
-        stats = c.request({"type": "stats"})["providers"]["staq"]
-    assert honest["is_valid"] is True
-    assert fake["is_valid"] is False and "forged" in fake["reason"]
-    assert len(sb.purchases()) == 1 and stats["forged_receipts"] == 1
+@pytest.fixture(scope="module")
+def bad_purchase_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One daemon for every bad purchase: each is refused before anything is stored."""
+    sb, server = start_sandbox("staq")
+    try:
+        with staq_daemon(tmp_path_factory.mktemp("bad-purchases"), server.url) as daemon:
+            yield daemon
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("fields,code,field", [
@@ -244,10 +476,10 @@ def test_forged_google_play_receipt_is_refused_without_a_network_call(tmp_path: 
     ({"receipt": "not base64!"}, "invalid_value", "receipt"),
     ({"store": "googleplay", "signature": "%%%"}, "invalid_value", "signature"),
 ])
-def test_bad_purchases_get_a_clear_error_and_nothing_is_stored(tmp_path: Path, staq_sandbox, fields: dict, code: str,
+def test_bad_purchases_get_a_clear_error_and_nothing_is_stored(bad_purchase_daemon: Daemon, fields: dict, code: str,
                                                                field: str) -> None:
-    _, server = staq_sandbox
-    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+    daemon = bad_purchase_daemon
+    with Client(daemon.ingress) as c:
         c.hello(**HELLO)
         msg = purchase(**fields)
         if fields.get("receipt", "") is None:
@@ -257,89 +489,6 @@ def test_bad_purchases_get_a_clear_error_and_nothing_is_stored(tmp_path: Path, s
     assert (reply["code"], reply["field"]) == (code, field)
     with sqlite3.connect(daemon.db_path) as db:
         assert db.execute("SELECT count(*) FROM purchases").fetchone()[0] == 0
-
-
-def test_answers_that_are_not_json_are_logged_and_retried_never_a_crash(tmp_path: Path, staq_sandbox) -> None:
-    sb, server = staq_sandbox
-    receipt = base64.b64encode(b"garbled-answer").decode()
-    sb.register_receipt(receipt, valid=True)
-    sb.faults.fail("iap_apple", status=502, body="<html>gateway hiccup</html>", count=2)
-    sb.faults.fail("events", status=502, body="not json either", count=1)
-    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress, timeout_ms=10_000) as c:
-        c.hello(**HELLO)
-        c.request({"type": "event", "event": make_event("custom", name="after_garbage")})
-        reply = c.request(purchase(receipt=receipt))
-        wait_until(lambda: client_events(sb), what="the event after a 502 with a non-JSON body")
-        assert c.request({"type": "ping"})["type"] == "pong"
-    assert reply["state"] == "verified" and reply["is_valid"] is True  # retried past the two garbled answers
-    assert "without isValid" in daemon.log() and "request" in daemon.log()
-
-
-# --- delivery: limits, refusals, answers -----------------------------------------------------------------
-
-def big_events(count: int) -> list[dict]:
-    """Custom events of ~96 KB each (the protocol's string and field limits allow that much)."""
-    return [make_event("custom", name=f"big_{i}", **{f"part{k}": "x" * 8000 for k in range(12)})
-            for i in range(count)]
-
-
-def dead_letters(daemon: Daemon) -> list[tuple[str, str, str]]:
-    with sqlite3.connect(daemon.db_path) as db:
-        return db.execute("SELECT d.code, d.reason, e.uid FROM dead_letters d JOIN events e ON e.pk = d.event_pk "
-                          "WHERE d.requeued_at IS NULL ORDER BY d.pk").fetchall()
-
-
-def test_a_batch_over_staqs_body_limit_is_split_and_an_event_too_large_alone_dead_lettered(tmp_path: Path,
-                                                                                             staq_sandbox) -> None:
-    sb, server = staq_sandbox
-    sent = big_events(12)  # ~1.15 MB in one request: over the sandbox's (and our default) 1 MB
-    with staq_daemon(tmp_path, server.url, interval=5.0) as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
-        for i in range(0, 12, 2):
-            assert c.request({"type": "events", "events": sent[i:i + 2]})["stored"] == 2
-        c.request({"type": "flush"})
-        got = wait_until(lambda: len(client_events(sb)) == 12 and client_events(sb), 20, what="the split batch")
-        sb.faults.fail("events", status=413, count=1)  # a staq whose limit is lower than ours
-        c.request({"type": "events", "events": [make_event("custom", name=f"small_{i}") for i in range(3)]})
-        c.request({"type": "flush"})
-        wait_until(lambda: len(client_events(sb)) == 15, what="the small batch, split after its 413")
-        sb.faults.fail("events", status=413, count=None)  # as staq answers an event over its limit
-        alone = make_event("custom", name="too_large_alone")
-        c.request({"type": "event", "event": alone})
-        c.request({"type": "flush"})
-        [letter] = wait_until(lambda: dead_letters(daemon), what="the dead letter")
-        faulted = sb.faults.fired()["events"]
-        sb.faults.clear()
-        c.request({"type": "event", "event": make_event("custom", name="after")})
-        c.request({"type": "flush"})
-        wait_until(lambda: client_events(sb)[-1]["event"] == "after", what="the lane going on")
-    assert sorted(e["event"] for e in got) == sorted(e["fields"]["name"] for e in sent)
-    served = [(c["status"], c["count"]) for c in sb.calls("events")]  # faulted requests leave no call record
-    assert served == [(200, 6), (200, 6), (200, 1), (200, 2), (200, 1)] and faulted == 2
-    assert letter[0] == "too_large" and letter[2] == alone["id"]
-
-
-def test_an_event_staq_refuses_is_bisected_out_and_stays_alone_when_requeued(tmp_path: Path, staq_sandbox) -> None:
-    sb, server = staq_sandbox
-    sb.refuse_event("cheat_detected", "this event name is reserved")  # a staq rule no client can check
-    sent = [make_event("custom", name=f"ok_{i}") for i in range(7)]
-    sent.insert(5, make_event("custom", name="cheat_detected"))
-    with staq_daemon(tmp_path, server.url, interval=5.0) as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
-        c.request({"type": "events", "events": sent})
-        c.request({"type": "flush"})
-        [letter] = wait_until(lambda: dead_letters(daemon), what="the refused event's dead letter")
-        wait_until(lambda: len(client_events(sb)) == 7, what="the seven others")
-        calls = len(sb.calls("events"))
-        store = Store(f"sqlite:///{daemon.db_path}")
-        assert Delivery(store).requeue("staq") == 1
-        store.dispose()
-        wait_until(lambda: len(sb.calls("events")) == calls + 1 and dead_letters(daemon), what="the requeued letter")
-        [again] = dead_letters(daemon)
-    assert [e["event"] for e in client_events(sb)] == [f"ok_{i}" for i in range(7)]  # in order, none twice
-    assert letter[0] == "rejected" and "this event name is reserved" in letter[1] and letter[2] == sent[5]["id"]
-    assert calls <= 1 + 2 * 3  # bisected: about 2·log2(8) requests, not one per event
-    assert sb.calls("events")[-1]["count"] == 1 and again[2] == sent[5]["id"]  # sent back alone
 
 
 def test_the_game_hears_in_its_ack_of_an_event_staq_will_refuse(tmp_path: Path, staq_sandbox) -> None:
@@ -357,96 +506,3 @@ def test_the_game_hears_in_its_ack_of_an_event_staq_will_refuse(tmp_path: Path, 
     assert letter[0] == "invalid" and letter[2] == bad["id"]
     assert [e["event"] for e in client_events(sb)] == ["fine"]
     assert all(call["status"] == 200 for call in sb.calls("events"))  # the refused one never went out
-
-
-class CaptivePortal(StaqSandbox):
-    """staq behind something that answers the first events posts 200 with a page of its own, storing nothing."""
-
-    def __init__(self, garbled: int) -> None:
-        super().__init__()
-        self.garbled = garbled
-
-    def serve_route(self, route: Route, request: Request, call: dict) -> Response:
-        if route.name == "events" and self.garbled:
-            self.garbled -= 1
-            return Response(200, b"<html>Welcome to the hotel wifi</html>",
-                            (("Content-Type", "text/html"), ("X-Request-Id", f"portal-{self.garbled}")))
-        return super().serve_route(route, request, call)
-
-
-def test_a_200_that_is_not_the_documented_id_list_is_retried_and_logged_with_its_request_id(tmp_path: Path) -> None:
-    portal = CaptivePortal(garbled=2)
-    server = SandboxServer(portal).start()
-    try:
-        with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
-            c.hello(**HELLO)
-            c.request({"type": "events", "events": [make_event("custom", name=f"e{i}") for i in range(3)]})
-            got = wait_until(lambda: len(client_events(portal)) == 3 and client_events(portal), what="the events")
-            stats = wait_until(lambda: (s := c.request({"type": "stats"})["providers"]["staq"])["queued"] == 0 and s,
-                               what="the batch finished")
-    finally:
-        server.stop()
-    assert [e["event"] for e in got] == ["e0", "e1", "e2"]
-    assert portal.garbled == 0 and stats["dead_lettered"] == 0
-    assert "portal-1" in daemon.log() and "portal-0" in daemon.log()
-
-
-# --- sessions and players --------------------------------------------------------------------------------
-
-def sessions_of(sb: StaqSandbox) -> list[list[str]]:
-    """The client events grouped by staq session, in the order the sessions first appear."""
-    by_sid: dict[str, list[str]] = {}
-    for e in client_events(sb):
-        by_sid.setdefault(e["sid"], []).append(e["event"])
-    return list(by_sid.values())
-
-
-def test_sessions_played_while_staq_was_unreachable_arrive_each_in_its_own_session(tmp_path: Path, staq_sandbox) -> None:
-    sb, server = staq_sandbox
-    sb.faults.drop("*", count=None)
-    with staq_daemon(tmp_path, server.url, interval=1.0) as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
-        for n in range(3):
-            c.request({"type": "session_start"})
-            c.request({"type": "events", "events": [make_event("custom", name=f"s{n}_{k}") for k in range(2)]})
-            c.request({"type": "session_end"})
-        wait_until(lambda: sb.faults.fired(), what="staq being tried while unreachable")
-        sb.faults.clear()
-        wait_until(lambda: len(client_events(sb)) == 6, 15, what="the three sessions' events")
-    assert sessions_of(sb) == [["s0_0", "s0_1"], ["s1_0", "s1_1"], ["s2_0", "s2_1"]]
-    assert len(sb.events(event="server_SESSION_START")) == 3
-
-
-def test_a_token_renewal_after_a_401_keeps_the_events_in_their_session(tmp_path: Path, staq_sandbox) -> None:
-    sb, server = staq_sandbox
-    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
-        c.hello(**HELLO)
-        c.request({"type": "session_start"})
-        c.request({"type": "events", "events": [make_event("custom", name=f"before_{k}") for k in range(2)]})
-        wait_until(lambda: len(client_events(sb)) == 2, what="the first events")
-        assert sb.revoke_tokens() == 1
-        c.request({"type": "events", "events": [make_event("custom", name=f"after_{k}") for k in range(2)]})
-        wait_until(lambda: len(client_events(sb)) == 4, what="the events after the token was revoked")
-    assert sessions_of(sb) == [["before_0", "before_1", "after_0", "after_1"]]
-    assert [call["status"] for call in sb.calls("events")] == [200, 401, 200]
-    assert len(sb.calls("auth")) == 2
-
-
-def test_a_dedicated_servers_players_are_staq_users_of_their_own(tmp_path: Path, staq_sandbox) -> None:
-    sb, server = staq_sandbox
-    receipt = base64.b64encode(b"bought-by-p2").decode()
-    sb.register_receipt(receipt, valid=True)
-    with staq_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress, device_id="server-1") as c:
-        c.hello(**HELLO)
-        for player in ("p1", "p2"):
-            c.request({"type": "session_start", "user_id": player, "user_ip": "203.0.113.7"})
-        c.request({"type": "events", "events": [{**make_event("custom", name=f"{p}_event"), "user_id": p}
-                                                for p in ("p1", "p2", "p1")]})
-        bought = c.request({**purchase(receipt=receipt), "user_id": "p2"})
-        wait_until(lambda: len(client_events(sb)) == 3, what="both players' events")
-    uids = {call["device_id"]: call["uid"] for call in sb.calls("auth")}
-    assert set(uids) == {"p1", "p2"} and uids["p1"] != uids["p2"]
-    assert {e["event"]: e["uid"] for e in client_events(sb)} == {"p1_event": uids["p1"], "p2_event": uids["p2"]}
-    assert bought["is_valid"] is True and [p["uid"] for p in sb.purchases()] == [uids["p2"]]
-    p2_sessions = {e["sid"] for e in client_events(sb) if e["uid"] == uids["p2"]}
-    assert {p["sid"] for p in sb.purchases()} == p2_sessions  # in the buyer's own play session
