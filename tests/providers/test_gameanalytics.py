@@ -234,7 +234,7 @@ def test_outage_then_recovery_loses_nothing_and_doubles_nothing(tmp_path: Path, 
     sb.faults.fail("events", status=503, count=3)
     sb.faults.drop("events", count=2)
     sb.faults.fail("events", status=500, count=2)
-    h = in_process(tmp_path, server.url)
+    h = in_process(tmp_path, server.url, retry_base=0.01, retry_cap=0.05)  # what is proven is not the backoff
     game = h.hello(**HELLO)
     with h:
         for k in range(4):
@@ -305,16 +305,16 @@ def test_server_mode_one_request_per_user_with_forwarded_ip(tmp_path: Path, sand
     sb, server = sandbox
     h = in_process(tmp_path, server.url, interval=5.0)
     game = h.hello(device_id="server", **HELLO)
+    for user, ip in (("p1", "203.0.113.1"), ("p2", "203.0.113.2")):
+        game.session_start(user_id=user, user_ip=ip)
+    batch = []
+    for i in range(6):
+        ev = make_event("design", event_id=f"srv:{i}")
+        ev["user_id"] = "p1" if i % 2 else "p2"
+        batch.append(ev)
+    game.events(batch)  # stored before the lane runs, to go in one batch: sessions and events
     with h:
-        for user, ip in (("p1", "203.0.113.1"), ("p2", "203.0.113.2")):
-            game.session_start(user_id=user, user_ip=ip)
-        batch = []
-        for i in range(6):
-            ev = make_event("design", event_id=f"srv:{i}")
-            ev["user_id"] = "p1" if i % 2 else "p2"
-            batch.append(ev)
-        game.events(batch)
-        h.flush()  # the whole batch at once: sessions and events
+        h.flush()
         wait_until(lambda: len(accepted(sb, "design")) == 6, what="both users' events")
     assert sb.counts()["routes"]["events"]["200"] == 2  # one request per user
     forwarded = {r["event"]["user_id"]: r.get("forwarded_for") for r in sb.accepted(category="design")}
