@@ -191,6 +191,7 @@ class InProcessBridge:
             self.stop()
         finally:
             self._stop_publisher.set()
+            self.subscribe("\0wake")  # a subscription ends the publisher's poll now, not at its next timeout
             self._publisher_thread.join(5)
             for sock in [*self._sockets, self._verdicts]:
                 sock.close(0)
@@ -222,7 +223,9 @@ class InProcessBridge:
 
     def tick(self, advance_s: float = 0.0) -> None:
         """Move the clock by `advance_s`, then one turn of every provider's timers, waited for."""
-        if advance_s and isinstance(self.clock, ManualClock):
+        if advance_s:
+            if not isinstance(self.clock, ManualClock):
+                raise TypeError("only a ManualClock is moved by hand")
             self.clock.advance(advance_s)
 
         async def turn() -> None:
