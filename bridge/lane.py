@@ -65,6 +65,7 @@ class Lane:
         self._tails: dict[str, asyncio.Future[None]] = {}  # per key: the last call sent or waiting
         self._building = asyncio.Lock()
         self._cursor = 0  # the store's cursor: every event up to it is finished
+        self._flushing = False  # a flush asked for: part-filled batches go at once until the store is drained
 
     # --- the loop ---------------------------------------------------------------------------------------
 
@@ -76,10 +77,16 @@ class Lane:
                 await self._finish_done()
                 await self._send_requeued()
                 if len(self._batches) < self.settings.max_in_flight:
+                    if self.nudge.is_set():  # cleared before the claim: a flush during it counts next turn
+                        self.nudge.clear()
+                        self._flushing = True
                     claimed = await asyncio.to_thread(self.delivery.claim, self._claimed_up_to(),
                                                     self.provider.batch_size)
-                    if claimed and not self._should_wait(claimed):
-                        self.nudge.clear()
+                    full = len(claimed) >= self.provider.batch_size
+                    go_now = full or self._flushing
+                    if not full:
+                        self._flushing = False  # a flush ends with what is stored now
+                    if claimed and (go_now or not self._should_wait(claimed)):
                         batch = _Batch(claimed)
                         batch.task = asyncio.create_task(self._deliver(batch), name=f"{self.name} batch")
                         self._batches.append(batch)
@@ -122,9 +129,7 @@ class Lane:
                 waits[0].cancel()
 
     def _should_wait(self, claimed: list[StoredEvent]) -> bool:
-        """A part-filled batch waits for more until its oldest event is `interval` old or a flush came."""
-        if len(claimed) >= self.provider.batch_size or self.nudge.is_set():
-            return False
+        """A part-filled batch waits for more until its oldest event is `interval` old (or a flush came)."""
         return now_ms() - claimed[0].received_at < self.settings.interval * 1000
 
     def _wait_time(self, claimed: list[StoredEvent]) -> float:

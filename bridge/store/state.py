@@ -37,11 +37,11 @@ class ProviderState:
         since = int(seen_since_s * 1000)
         with self.engine.connect() as conn:
             own = conn.execute(select(devices.c.device_id, devices.c.user_id)
-                               .where(devices.c.last_seen >= since)).tuples().all()
+                               .where(devices.c.last_seen >= since)).all()
             named = conn.execute(
                 select(sessions.c.device_id, sessions.c.user_id, sessions.c.user_id == devices.c.user_id)
                 .select_from(sessions.outerjoin(devices, devices.c.device_id == sessions.c.device_id)).distinct()
-                .where(or_(sessions.c.started_at >= since, sessions.c.ended_at.is_(None)))).tuples().all()
+                .where(or_(sessions.c.started_at >= since, sessions.c.ended_at.is_(None)))).all()
         players = {(device_id, user_id): True for device_id, user_id in own}
         for device_id, user_id, is_own in named:
             players.setdefault((device_id, user_id), bool(is_own))
