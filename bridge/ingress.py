@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import msgpack
 import zmq
@@ -24,13 +24,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from zmq.utils.monitor import recv_monitor_message
 
 from . import __version__, protocol
+from .intake import Checker, add_device, add_events, add_purchase
 from .protocol import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, Code, Hello, ProtocolError, Rejection
 from .sessions import SessionBook
 from .stats import REPLIES, Counters, Reporter
 from .store import Burst, EventKey, Ingest, Store, error_text, now_ms
 
 log = logging.getLogger(__name__)
-packb = msgpack.Packer(use_bin_type=True).pack  # one packer for every event's fields, not one per call
 
 MAX_BURST_MESSAGES = 2048
 # A burst also ends after this long, so that a flood (of any request) holds an ack back by one short burst,
@@ -53,14 +53,6 @@ STALLED_S = 1.0  # a peer whose queue was full is not heard for this long: its r
 LARGE_REPLY_BYTES = 16 * 1024
 LARGE_BUDGET_BYTES = 1024 * 1024  # a peer's burst of large replies ...
 LARGE_REFILL_BYTES_S = 256 * 1024  # ... and its sustained rate
-
-
-class Checker(Protocol):
-    """A provider's early word on an event's fields: None when valid, else the rule broken."""
-
-    name: str
-
-    def check(self, category: str, fields: dict[str, Any]) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -428,12 +420,7 @@ class Ingress:
             self.last_seen.pop(gone, None)
             self.large_budget.pop(gone, None)
         if hello.role == protocol.ROLE_GAME:
-            state.burst.devices[hello.device_id] = {
-                "device_id": hello.device_id, "user_id": hello.user_id, "engine": hello.engine,
-                "engine_version": hello.engine_version, "binding": hello.binding,
-                "binding_version": hello.binding_version, "game_build": hello.game_build,
-                "platform": hello.platform, "os_version": hello.os_version, "device": hello.device,
-                "manufacturer": hello.manufacturer, "first_seen": state.now, "last_seen": state.now}
+            add_device(state.burst, hello, state.now)
         session = self.book.current(hello.user_id)
         state.out.append(Outgoing(envelope, {
             "type": "welcome", "rid": rid, "protocol": hello.protocol, "server_time": state.now,
@@ -448,26 +435,7 @@ class Ingress:
         counters.received += len(good) + len(rejected)
         if rejected:
             counters.rejected += len(rejected)
-        keys: list[EventKey] = []
-        invalid: list[dict[str, Any]] = []
-        append_row = state.burst.events.append
-        checkers = self.checkers
-        device_id, build, now = hello.device_id, hello.game_build, state.now
-        sessions: dict[str, str] = {}  # user -> session id, looked up once per request
-        for index, ev in good:
-            category = ev.category
-            if category in checkers:
-                for provider in checkers[category]:
-                    rule = provider.check(category, ev.fields)
-                    if rule:
-                        invalid.append({"index": index, "id": ev.id, "provider": provider.name, "message": rule})
-            user_id = ev.user_id or hello.user_id
-            session_id = sessions.get(user_id)
-            if session_id is None:
-                session_id = sessions[user_id] = self.book.ensure(state.burst, device_id, user_id, build,
-                                                                  now).session_id
-            append_row((device_id, ev.id, user_id, session_id, category, ev.ts, now, build, packb(ev.fields)))
-            keys.append((device_id, ev.ts, ev.id))
+        keys, invalid = add_events(state.burst, self.book, hello, good, state.now, self.checkers)
         state.out.append(Outgoing(envelope, PendingAck(rid, keys, rejected, invalid), bool(keys)))
 
     def _session_args(self, hello: Hello, msg: dict[str, Any], now: int) -> tuple[str, int]:
@@ -534,14 +502,7 @@ class Ingress:
         if self.hooks.purchases is None:
             raise ProtocolError(Code.NOT_CONFIGURED, "purchase verification needs a provider that verifies "
                                 "purchases (staq), and none is configured in this daemon")
-        purchase = protocol.read_purchase(msg)
-        user_id = purchase.pop("user_id") or hello.user_id
-        session = self.book.current(user_id)
-        purchase.update(device_id=hello.device_id, user_id=user_id, created_at=state.now,
-                        session_id=session.session_id if session else None,
-                        metadata=msgpack.packb(purchase["metadata"], use_bin_type=True))
-        state.burst.purchases.append(purchase)
-        key = (hello.device_id, purchase["purchase_id"])
+        key = add_purchase(state.burst, self.book, hello, protocol.read_purchase(msg), state.now)
         state.out.append(Outgoing(envelope, lambda conn: self._hold_purchase_reply(envelope, rid, key), True))
 
     def _hold_purchase_reply(self, envelope: list[bytes], rid: int, key: tuple[str, str]) -> dict[str, Any] | None:

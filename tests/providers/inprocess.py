@@ -27,6 +27,7 @@ from bridge import __version__, protocol
 from bridge.client import recv_publication
 from bridge.dispatcher import Dispatcher
 from bridge.ingress import PURCHASE_WAIT_S, VERDICTS
+from bridge.intake import add_device, add_events, add_purchase
 from bridge.lane import Lane
 from bridge.providers.base import Clock
 from bridge.publisher import Publisher
@@ -247,12 +248,7 @@ class InProcessBridge:
         hello = protocol.read_hello(msg)
         burst = self._burst()
         if hello.role == protocol.ROLE_GAME:
-            burst.devices[hello.device_id] = {
-                "device_id": hello.device_id, "user_id": hello.user_id, "engine": hello.engine,
-                "engine_version": hello.engine_version, "binding": hello.binding,
-                "binding_version": hello.binding_version, "game_build": hello.game_build,
-                "platform": hello.platform, "os_version": hello.os_version, "device": hello.device,
-                "manufacturer": hello.manufacturer, "first_seen": burst.stamp, "last_seen": burst.stamp}
+            add_device(burst, hello, burst.stamp)
         self._commit(burst)
         return Game(self, hello)
 
@@ -267,22 +263,7 @@ class InProcessBridge:
     def _events(self, hello: protocol.Hello, msg: dict[str, Any]) -> dict[str, Any]:
         good, rejected = protocol.read_events(msg, msg["type"])
         burst = self._burst()
-        checkers = self.dispatcher.checkers()
-        keys: list[tuple[str, int, str]] = []
-        invalid: list[dict[str, Any]] = []
-        sessions: dict[str, str] = {}
-        for index, ev in good:
-            for checker in checkers.get(ev.category, ()):
-                rule = checker.check(ev.category, ev.fields)
-                if rule:
-                    invalid.append({"index": index, "id": ev.id, "provider": checker.name, "message": rule})
-            user_id = ev.user_id or hello.user_id
-            if user_id not in sessions:
-                sessions[user_id] = self.book.ensure(burst, hello.device_id, user_id, hello.game_build,
-                                                     burst.stamp).session_id
-            burst.events.append((hello.device_id, ev.id, user_id, sessions[user_id], ev.category, ev.ts,
-                                 burst.stamp, hello.game_build, msgpack.packb(ev.fields, use_bin_type=True)))
-            keys.append((hello.device_id, ev.ts, ev.id))
+        keys, invalid = add_events(burst, self.book, hello, good, burst.stamp, self.dispatcher.checkers())
         inserted = self._commit(burst)
         stored = len(keys) if inserted is None else len(set(keys) & inserted)
         return {"stored": stored, "duplicates": len(keys) - stored, "rejected": [r.to_wire() for r in rejected],
@@ -304,17 +285,11 @@ class InProcessBridge:
         return ended
 
     def _purchase(self, hello: protocol.Hello, msg: dict[str, Any]) -> str:
-        purchase = protocol.read_purchase(msg)
         burst = self._burst()
-        user_id = purchase.pop("user_id") or hello.user_id
-        session = self.book.current(user_id)
-        purchase.update(device_id=hello.device_id, user_id=user_id, created_at=burst.stamp,
-                        session_id=session.session_id if session else None,
-                        metadata=msgpack.packb(purchase["metadata"], use_bin_type=True))
-        burst.purchases.append(purchase)
+        _, purchase_id = add_purchase(burst, self.book, hello, protocol.read_purchase(msg), burst.stamp)
         self._commit(burst)
         self.dispatcher.nudge_purchases()
-        return str(purchase["purchase_id"])
+        return purchase_id
 
     # --- what a test reads ---------------------------------------------------------------------------
 

@@ -1,0 +1,69 @@
+"""What a game's requests add to a burst: its device row, its events (with the providers' early word) and its
+purchases. The ingress feeds these with its sockets' requests; nothing here knows a socket, so an in-process
+test builds exactly the rows the daemon would."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import msgpack
+
+from .protocol import Event, Hello
+from .sessions import SessionBook
+from .store import Burst, EventKey
+
+packb = msgpack.Packer(use_bin_type=True).pack  # one packer for every event's fields, not one per call
+
+
+class Checker(Protocol):
+    """A provider's early word on an event's fields: None when valid, else the rule broken."""
+
+    name: str
+
+    def check(self, category: str, fields: dict[str, Any]) -> str | None: ...
+
+
+def add_device(burst: Burst, hello: Hello, now: int) -> None:
+    """The device a game's hello describes, seen now."""
+    burst.devices[hello.device_id] = {
+        "device_id": hello.device_id, "user_id": hello.user_id, "engine": hello.engine,
+        "engine_version": hello.engine_version, "binding": hello.binding, "binding_version": hello.binding_version,
+        "game_build": hello.game_build, "platform": hello.platform, "os_version": hello.os_version,
+        "device": hello.device, "manufacturer": hello.manufacturer, "first_seen": now, "last_seen": now}
+
+
+def add_events(burst: Burst, book: SessionBook, hello: Hello, good: Sequence[tuple[int, Event]], now: int,
+               checkers: Mapping[str, Sequence[Checker]]) -> tuple[list[EventKey], list[dict[str, Any]]]:
+    """The rows of a request's valid events, each in its user's session (opened if none); returns their keys
+    and what the providers' rules say of them (the ack's `invalid`)."""
+    keys: list[EventKey] = []
+    invalid: list[dict[str, Any]] = []
+    append_row = burst.events.append
+    device_id, build = hello.device_id, hello.game_build
+    sessions: dict[str, str] = {}  # user -> session id, looked up once per request
+    for index, ev in good:
+        category = ev.category
+        if category in checkers:
+            for provider in checkers[category]:
+                rule = provider.check(category, ev.fields)
+                if rule:
+                    invalid.append({"index": index, "id": ev.id, "provider": provider.name, "message": rule})
+        user_id = ev.user_id or hello.user_id
+        session_id = sessions.get(user_id)
+        if session_id is None:
+            session_id = sessions[user_id] = book.ensure(burst, device_id, user_id, build, now).session_id
+        append_row((device_id, ev.id, user_id, session_id, category, ev.ts, now, build, packb(ev.fields)))
+        keys.append((device_id, ev.ts, ev.id))
+    return keys, invalid
+
+
+def add_purchase(burst: Burst, book: SessionBook, hello: Hello, purchase: dict[str, Any], now: int) -> tuple[str, str]:
+    """The row of a checked purchase (`protocol.read_purchase`), in its buyer's open session if any; returns
+    its key, (device id, purchase id)."""
+    user_id = purchase.pop("user_id") or hello.user_id
+    session = book.current(user_id)
+    purchase.update(device_id=hello.device_id, user_id=user_id, created_at=now,
+                    session_id=session.session_id if session else None, metadata=packb(purchase["metadata"]))
+    burst.purchases.append(purchase)
+    return hello.device_id, str(purchase["purchase_id"])
