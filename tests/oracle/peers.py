@@ -17,8 +17,9 @@ What must hold for each peer: the daemon's resident memory stays under 250 MB. T
 idle and 79 MB after 700k events (target < 80 MB); a daemon that bounds what it queues for one peer (a
 few hundred 100 KB replies at most, say) stays below 250 MB even with the three peers of A, while one that
 queues without bound reaches gigabytes (each phase stops early at 1 GB to spare the shared machine). The
-well-behaved client's ack p99 stays under 50 ms while the peer misbehaves (25 times the README's p99 of
-2 ms at 10k events/s: one misbehaving peer may cost the others a little, not hundreds of ms), a new
+well-behaved client is never stalled while the peer misbehaves: its ack p99 stays under 250 ms (a stats
+flood once cost it 2.9 s; a quiet machine measures ~13 ms, printed beside the client's figure alone first,
+and a loaded 2-core machine some 60-100 ms: the bound is for stalls, the figures are for speed), a new
 client is answered within 3 s once the peer has gone, and the daemon's log holds no traceback.
 """
 
@@ -46,7 +47,7 @@ CONFIG_KEYS = 100
 CONFIG_VALUE_CHARS = 1000  # 100 keys of 1000 chars: a ~100 KB `configs` reply
 RSS_BOUND_MB = 250.0
 RSS_CEILING_MB = 1024.0  # past this the phase stops at once: the check has failed, the machine is shared
-P99_BOUND_S = 0.050
+P99_BOUND_S = 0.250  # a stall, not a slow machine (see the docstring)
 NEWCOMER_TIMEOUT_S = 3.0
 BASELINE_S = 1.0  # the well-behaved client alone, before the peer starts: the reference figure
 PEER_JOIN_S = 5.0
