@@ -159,7 +159,7 @@ class Lane:
                 parts[0:1] = [rest[:len(rest) // 2], rest[len(rest) // 2:]]
             else:
                 crashes = crashes + 1 if outcome.crashed else 0
-                if crashes >= POISON_AFTER_CRASHES:
+                if crashes >= POISON_AFTER_CRASHES and rest:
                     crashes = 0
                     outcome.dead.append((rest[0].pk, "provider_error", outcome.error or "the provider raised"))
                     rest = rest[1:]
