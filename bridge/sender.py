@@ -18,8 +18,8 @@ from .providers.base import TryLater
 
 # No answer at all (time-out, refused or dropped connection): what was asked is kept and retried.
 TRANSIENT = (httpx.TimeoutException, httpx.TransportError)
-# Answers that judge nothing of what was sent: the request is retried after a backoff (or Retry-After).
-LATER = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Answers that judge nothing of what was sent (these and every 5xx): retried after a backoff (or Retry-After).
+LATER = frozenset({408, 425, 429})
 
 
 class Sender:
@@ -29,19 +29,15 @@ class Sender:
         self.client = httpx.AsyncClient(timeout=timeout_s)
         self.slots = asyncio.Semaphore(max_in_flight)
         self.requests = 0
-        self.in_flight = 0
 
     async def send(self, request: httpx.Request, auth: httpx.Auth | None = None) -> httpx.Response:
         """The answer, whatever its status; TryLater when none came."""
         async with self.slots:
             self.requests += 1
-            self.in_flight += 1
             try:
                 return await self.client.send(request, auth=auth)
             except TRANSIENT as exc:
                 raise TryLater(f"{type(exc).__name__} talking to {request.url.host}") from None
-            finally:
-                self.in_flight -= 1
 
     async def aclose(self) -> None:
         await self.client.aclose()
