@@ -7,13 +7,16 @@ directory and SQLite file; `Client` (from `bridge.client`) speaks protocol v1 ov
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +27,42 @@ from bridge.client import Client
 REPO = Path(__file__).resolve().parent.parent
 
 
+PORTS_BASE, PORTS_PER_PROCESS, PORT_SLOTS = 10_000, 2_000, 11  # 10000-31999: below Linux's ephemeral range
+
+
+def _port_sequence() -> Iterator[int]:
+    """This process's own block of ports, from a random place in it, round and round.
+
+    A port is handed out some time before the daemon binds it. A port the kernel picked (bind to 0) could be
+    picked again meanwhile by another pytest-xdist worker, or taken by any process's outgoing connection (those
+    come from the ephemeral range too). Ports below that range the kernel never hands out by itself, and each
+    xdist worker has a block of its own (the main process, the oracle and the benchmarks share the last one);
+    the random start keeps two concurrent runs of the suite apart."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    slot = int(worker[2:]) % (PORT_SLOTS - 1) if worker.startswith("gw") else PORT_SLOTS - 1
+    first = PORTS_BASE + slot * PORTS_PER_PROCESS
+    start = random.randrange(PORTS_PER_PROCESS)
+    while True:
+        for i in range(PORTS_PER_PROCESS):
+            yield first + (start + i) % PORTS_PER_PROCESS
+
+
+_ports = _port_sequence()
+_ports_lock = threading.Lock()
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port of this process's block that nobody uses right now (never the same twice in a row)."""
+    with _ports_lock:
+        for _ in range(PORTS_PER_PROCESS):
+            port = next(_ports)
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))  # no SO_REUSEADDR: a port in TIME_WAIT is passed over too
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError(f"no free port left in {PORTS_PER_PROCESS} of this process's block")
 
 
 class Daemon:
