@@ -27,7 +27,11 @@ from bridge.client import Client
 REPO = Path(__file__).resolve().parent.parent
 
 
-PORTS_BASE, PORTS_PER_PROCESS, PORT_SLOTS = 10_000, 2_000, 11  # 10000-31999: below Linux's ephemeral range
+# Ports 10000-31999, below Linux's ephemeral range, in blocks: one per pytest-xdist worker (gw0 to gw15), a few
+# for processes that say which they use (PORT_SLOT_ENV: the oracle's concurrent scenarios), the last for any other.
+PORTS_BASE, PORTS_PER_PROCESS, PORT_SLOTS = 10_000, 1_000, 22
+XDIST_SLOTS = 16
+PORT_SLOT_ENV = "EB_TEST_PORT_SLOT"
 
 
 def _port_sequence() -> Iterator[int]:
@@ -36,10 +40,14 @@ def _port_sequence() -> Iterator[int]:
     A port is handed out some time before the daemon binds it. A port the kernel picked (bind to 0) could be
     picked again meanwhile by another pytest-xdist worker, or taken by any process's outgoing connection (those
     come from the ephemeral range too). Ports below that range the kernel never hands out by itself, and each
-    xdist worker has a block of its own (the main process, the oracle and the benchmarks share the last one);
-    the random start keeps two concurrent runs of the suite apart."""
+    worker has a block of its own; the random start keeps two concurrent runs of the suite apart."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    slot = int(worker[2:]) % (PORT_SLOTS - 1) if worker.startswith("gw") else PORT_SLOTS - 1
+    if os.environ.get(PORT_SLOT_ENV):
+        slot = int(os.environ[PORT_SLOT_ENV]) % PORT_SLOTS
+    elif worker.startswith("gw"):
+        slot = int(worker[2:]) % XDIST_SLOTS
+    else:
+        slot = PORT_SLOTS - 1
     first = PORTS_BASE + slot * PORTS_PER_PROCESS
     start = random.randrange(PORTS_PER_PROCESS)
     while True:
@@ -99,12 +107,20 @@ class Daemon:
             cmd += ["--store", self.store_url]
         return cmd + self.extra_args
 
-    def start(self, timeout: float = 15.0) -> Daemon:
+    def start(self, timeout: float = 30.0) -> Daemon:
+        """Start it and wait until it answers (on a busy machine a start under coverage can take seconds); one
+        that does not answer in time is killed, not left running."""
         log = open(self.log_path, "ab")
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(str(p) for p in self.python_path))
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
         log.close()
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(5)
+            raise
         return self
 
     def wait_ready(self, timeout: float) -> None:
