@@ -466,7 +466,8 @@ class MainActs:
             proc.send_signal(signal.SIGHUP)
         elif step == "outage":
             self.daemon.kill()
-            time.sleep(OUTAGE_S)  # the outage itself
+            self.daemon.prepare()  # the next daemon's interpreter and imports, during the outage
+            time.sleep(OUTAGE_S)  # the outage itself: the daemon is back this long after the kill, not a start more
             self.daemon.start()
         elif step == "pause_daemon":
             proc.send_signal(signal.SIGSTOP)  # it takes bytes into its socket buffers, and answers nothing
