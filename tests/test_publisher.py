@@ -21,7 +21,15 @@ def wait_for(sock, predicate, timeout_s: float = 5.0) -> dict:
 
 
 def test_late_subscriber_gets_the_current_value_at_once(daemon: Daemon) -> None:
-    time.sleep(0.3)  # the daemon has long published config/local: this subscriber is late
+    # The daemon published config/local at start, before its publisher thread ran; that thread sends it out in
+    # its first turn, the earliest turn that can answer a subscription. So once a first subscriber got anything,
+    # config/local has gone out (a new connection takes far longer than the rest of that turn), and a second
+    # subscriber is late: only the cache can give it the value.
+    first = subscribe(daemon.publish, "config/")
+    try:
+        assert wait_for(first, lambda p: True)["topic"] == "config/local"
+    finally:
+        first.close(0)
     sock = subscribe(daemon.publish, "config/")
     try:
         pub = recv_publication(sock, 3000)
@@ -34,9 +42,12 @@ def test_late_subscriber_gets_the_current_value_at_once(daemon: Daemon) -> None:
 
 
 def test_prefix_filters_the_snapshot(daemon: Daemon) -> None:
-    sock = subscribe(daemon.publish, "purchase/")
+    """A subscription to purchase/ is answered with nothing: the one to config/local, made after it on the same
+    connection, is answered after it, so the first publication to arrive is config/local's."""
+    sock = subscribe(daemon.publish, "purchase/", "config/local")
     try:
-        assert recv_publication(sock, 700) is None
+        pub = recv_publication(sock, 3000)
+        assert pub is not None and pub["topic"] == "config/local", pub
     finally:
         sock.close(0)
 
@@ -50,8 +61,10 @@ def test_file_change_reaches_subscribers_with_a_new_version(daemon: Daemon) -> N
         daemon.proc.send_signal(signal.SIGHUP)
         pub = wait_for(sock, lambda p: p["version"] > first["version"], 3)
         assert pub["values"]["difficulty"] == "hard" and pub["version"] == first["version"] + 1
-        # without a signal the watcher notices the file within about a second
-        time.sleep(0.05)
+        # without a signal the watcher notices the file within about a second; it compares modification times,
+        # which the kernel takes from a clock that moves by ticks (at most 10 ms): wait for the next tick
+        written = daemon.config_path.stat().st_mtime
+        wait_until(lambda: time.time() > written + 0.01, what="a new modification time")
         daemon.config_path.write_text('[configs]\ndifficulty = "nightmare"\n')
         pub = wait_for(sock, lambda p: p["values"].get("difficulty") == "nightmare", 5)
         assert pub["values"] == {"difficulty": "nightmare"}
