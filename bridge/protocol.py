@@ -142,6 +142,21 @@ class Hello:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRequest:
+    """A `session_start` or `session_end`: whose session (None: the hello user's), when (None: now), and for a
+    start the player's IP address and device (a dedicated server's player plays on a device of its own)."""
+
+    user_id: str | None
+    ts: int | None
+    user_ip: str | None = None
+    device: dict[str, str] = field(default_factory=dict)
+
+
+# A player's device: a `hello` gives the game's own player's, a `session_start` a dedicated server's player's.
+PLAYER_DEVICE_MAX_CHARS = {"platform": 32, "os_version": 64, "device": 64, "manufacturer": 64, "engine_version": 64}
+
+
 # --- decoding -------------------------------------------------------------------------------------------
 
 def decode(frame: bytes) -> dict[str, Any]:
@@ -295,6 +310,7 @@ def read_hello(msg: dict[str, Any]) -> Hello:
                             "protocol", {"supported": list(SUPPORTED_VERSIONS)})
     device_id = need_text(msg, "device_id", "", max_len=128)
     user_id = text(msg, "user_id", "", required=False, max_len=128) or device_id
+    device = read_player_device(msg)
     role = text(msg, "role", "", required=False, max_len=16) or ROLE_GAME
     if role not in ROLES:
         raise ProtocolError(Code.INVALID_VALUE, f"role: {role!r} is not one of {', '.join(ROLES)}", "role")
@@ -306,13 +322,29 @@ def read_hello(msg: dict[str, Any]) -> Hello:
         game_build=need_text(msg, "game_build", "", max_len=32),
         device_id=device_id,
         user_id=user_id,
-        engine_version=text(msg, "engine_version", "", required=False, min_len=0),
-        platform=text(msg, "platform", "", required=False, min_len=0, max_len=32),
-        os_version=text(msg, "os_version", "", required=False, min_len=0),
-        device=text(msg, "device", "", required=False, min_len=0),
-        manufacturer=text(msg, "manufacturer", "", required=False, min_len=0),
+        engine_version=device.get("engine_version"),
+        platform=device.get("platform"),
+        os_version=device.get("os_version"),
+        device=device.get("device"),
+        manufacturer=device.get("manufacturer"),
         role=role,
     )
+
+
+def read_player_device(msg: dict[str, Any]) -> dict[str, str]:
+    """The player-device fields `msg` gives, checked; absent ones are left out."""
+    given = {name: text(msg, name, "", required=False, min_len=0, max_len=limit)
+             for name, limit in PLAYER_DEVICE_MAX_CHARS.items()}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def read_session(msg: dict[str, Any], start: bool) -> SessionRequest:
+    """Check a `session_start` (`start`) or `session_end`."""
+    user_id = text(msg, "user_id", "", required=False, max_len=128)
+    ts = integer(msg, "ts", "", required=False)
+    if not start:
+        return SessionRequest(user_id, ts)
+    return SessionRequest(user_id, ts, text(msg, "user_ip", "", required=False, max_len=45), read_player_device(msg))
 
 
 # --- events ---------------------------------------------------------------------------------------------

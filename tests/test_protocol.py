@@ -108,3 +108,17 @@ def test_session_and_hello_integers_have_the_same_range() -> None:
         protocol.read_hello({"protocol": 2**64 - 1, "engine": "e", "binding": "b", "binding_version": "1",
                              "game_build": "1", "device_id": "d"})
     assert err.value.code == Code.INVALID_VALUE
+
+
+def test_session_start_reads_the_players_own_device() -> None:
+    request = protocol.read_session({"type": "session_start", "user_id": "p1", "user_ip": "203.0.113.9",
+                                     "platform": "android", "os_version": "android 14", "device": "Pixel 8",
+                                     "manufacturer": "google", "engine_version": "unity 2022.3"}, start=True)
+    assert (request.user_id, request.user_ip, request.ts) == ("p1", "203.0.113.9", None)
+    assert request.device == {"platform": "android", "os_version": "android 14", "device": "Pixel 8",
+                              "manufacturer": "google", "engine_version": "unity 2022.3"}
+    assert protocol.read_session({"type": "session_start"}, start=True).device == {}
+    with pytest.raises(ProtocolError) as refused:
+        protocol.read_session({"type": "session_start", "platform": "p" * 33}, start=True)
+    assert (refused.value.code, refused.value.field) == (Code.INVALID_VALUE, "platform")
+    assert protocol.read_session({"type": "session_end", "platform": "ios"}, start=False).device == {}

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import func, inspect, select, text, update
 
 from bridge.store import Purchases, Store, StoreError, schema
-from bridge.store.schema import PLAYER_DEVICE, SCHEMA_VERSION, delivery_done, events, meta, sessions
+from bridge import protocol
+from bridge.store.schema import PLAYER_DEVICE, SCHEMA_VERSION, delivery_done, devices, events, meta, sessions
 from tests.harness import Client, Daemon, make_event
 from tests.postgres import PostgresServer
 
@@ -161,3 +162,10 @@ def test_event_pks_are_never_reused(tmp_path: Path) -> None:
             db.execute("DELETE FROM events WHERE pk = ?", (top,))
         c.request({"type": "event", "event": make_event()})
         assert daemon.events()[-1]["pk"] > top
+
+
+def test_player_device_columns_hold_what_the_protocol_lets_through() -> None:
+    """A hello's device and a session_start's player device land in columns of the protocol's limits."""
+    assert set(PLAYER_DEVICE) == set(protocol.PLAYER_DEVICE_MAX_CHARS)
+    for name, limit in protocol.PLAYER_DEVICE_MAX_CHARS.items():
+        assert sessions.c[name].type.length == devices.c[name].type.length == limit, name
