@@ -6,6 +6,7 @@ directory and SQLite file; `Client` (from `bridge.client`) speaks protocol v1 ov
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -57,6 +58,21 @@ def _port_sequence() -> Iterator[int]:
 
 _ports = _port_sequence()
 _ports_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def priority(nice: int) -> Iterator[None]:
+    """This thread (and the processes it starts) at `nice` if allowed (root), else as it is."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except PermissionError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, before)
 
 
 def free_port() -> int:

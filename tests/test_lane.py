@@ -8,20 +8,17 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from bridge.sandbox.gameanalytics import GameAnalyticsSandbox
-from bridge.sandbox.server import SandboxServer
 from bridge.store.schema import delivery_done
 
 from tests.harness import Client, Daemon, make_event
 from tests.providers.inprocess import InProcessBridge, provider_spec
-from tests.sandboxes import provider_table, start_sandbox, wait_until
+from tests.sandboxes import GaSandbox, provider_table, start_sandbox, wait_until
 
 HELLO = {"platform": "windows", "os_version": "windows 10", "device": "pc", "manufacturer": "acme"}
 
@@ -32,13 +29,6 @@ def designs(sb: GameAnalyticsSandbox) -> list[dict[str, Any]]:
 
 def queued(c: Client, provider: str) -> int:
     return int(c.request({"type": "stats"})["providers"][provider]["queued"])
-
-
-@pytest.fixture
-def sandbox() -> Iterator[tuple[GameAnalyticsSandbox, SandboxServer]]:
-    sb, server = start_sandbox()
-    yield sb, server
-    server.stop()
 
 
 def server_bridge(tmp_path: Path, url: str, **overrides: Any) -> InProcessBridge:
@@ -57,10 +47,10 @@ def players_events(players: int, each: int) -> list[dict[str, Any]]:
     return batch
 
 
-def test_each_players_events_go_in_one_request(tmp_path: Path, sandbox: tuple[GameAnalyticsSandbox, SandboxServer]) -> None:
+def test_each_players_events_go_in_one_request(tmp_path: Path, ga_sandbox: GaSandbox) -> None:
     """100 players' 2,100 events, interleaved: one request per player carrying all of that player's events,
     not a share of each 500-event batch (which made ~5 requests per player of ~4 events each)."""
-    sb, server = sandbox
+    sb, server = ga_sandbox
     with server_bridge(tmp_path, server.url, interval=30.0) as h:
         game = h.hello(device_id="server")
         for p in range(100):
@@ -74,10 +64,10 @@ def test_each_players_events_go_in_one_request(tmp_path: Path, sandbox: tuple[Ga
         wait_until(lambda: h.settled("gameanalytics"), what="the lane finished with them")
 
 
-def test_a_players_bucket_waits_its_own_interval(tmp_path: Path, sandbox: tuple[GameAnalyticsSandbox, SandboxServer]) -> None:
+def test_a_players_bucket_waits_its_own_interval(tmp_path: Path, ga_sandbox: GaSandbox) -> None:
     """Each player's events go once that player's oldest is `interval` old: a player who began later is
     not sent early along with the others (never sooner; later is the machine's doing)."""
-    sb, server = sandbox
+    sb, server = ga_sandbox
     interval = 1.5
     with server_bridge(tmp_path, server.url, interval=interval) as h:
         game = h.hello(device_id="server")
@@ -95,10 +85,10 @@ def test_a_players_bucket_waits_its_own_interval(tmp_path: Path, sandbox: tuple[
             assert record["received_at"] >= stored[user] + interval - 0.01, user
 
 
-def test_batches_finished_out_of_order_are_not_sent_again_after_a_restart(tmp_path: Path, sandbox: tuple[GameAnalyticsSandbox, SandboxServer]) -> None:
+def test_batches_finished_out_of_order_are_not_sent_again_after_a_restart(tmp_path: Path, ga_sandbox: GaSandbox) -> None:
     """One player's request hangs while another's is delivered: the store records the finished one past the
     cursor, so a restart sends only the unfinished player's events again."""
-    sb, server = sandbox
+    sb, server = ga_sandbox
     with server_bridge(tmp_path, server.url, timeout=30.0) as h:
         game = h.hello(device_id="server")
         game.events(players_events(2, 5))

@@ -4,17 +4,13 @@ In-process (tests/providers/inprocess.py): the real store, lanes and publisher, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 
-from bridge.sandbox.gameanalytics import GameAnalyticsSandbox
-from bridge.sandbox.server import SandboxServer
 from tests.harness import make_event
 from tests.providers.inprocess import InProcessBridge, provider_spec
-from tests.sandboxes import start_sandbox, wait_until
+from tests.sandboxes import GaSandbox, wait_until
 
 SERVER = {"platform": "linux", "os_version": "linux 6.1", "device": "server", "manufacturer": "acme"}
 PLAYERS = {
@@ -22,13 +18,6 @@ PLAYERS = {
             "engine_version": "unity 2022.3.10"},
     "ios": {"platform": "ios", "os_version": "ios 17.1", "device": "iPhone15,2", "manufacturer": "apple"},
 }
-
-
-@pytest.fixture
-def sandbox() -> Iterator[tuple[GameAnalyticsSandbox, SandboxServer]]:
-    sb, server = start_sandbox()
-    yield sb, server
-    server.stop()
 
 
 def server_bridge(tmp_path: Path, url: str, **overrides: Any) -> InProcessBridge:
@@ -42,10 +31,10 @@ def player_event(user_id: str, event_id: str) -> dict[str, Any]:
     return ev
 
 
-def test_each_players_events_carry_that_players_device(tmp_path: Path, sandbox) -> None:
+def test_each_players_events_carry_that_players_device(tmp_path: Path, ga_sandbox: GaSandbox) -> None:
     """Players named in session_start with their own devices: their events show their platform, OS, device
     and manufacturer, not the server's; a player whose session_start named none shows the server's."""
-    sb, server = sandbox
+    sb, server = ga_sandbox
     with server_bridge(tmp_path, server.url) as h:
         game = h.hello(device_id="server", engine_version="godot 3.5", **SERVER)
         for user, device in PLAYERS.items():
