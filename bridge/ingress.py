@@ -281,17 +281,25 @@ class Ingress:
                 return
             del self.stalled[identity]
         self.last_seen[identity] = state.clock
-        if len(frames) == 3 and not frames[1]:
-            envelope, payload = frames[:2], frames[2]  # a REQ client: keep its delimiter
-        elif len(frames) == 2:
+        if len(frames) == 2:
             envelope, payload = frames[:1], frames[1]
+        elif len(frames) == 3 and not frames[1]:
+            envelope, payload = frames[:2], frames[2]  # a REQ client: keep its delimiter
         else:
-            self._error(state, frames[:1], None, ProtocolError(
-                Code.MALFORMED, f"a message must be one frame; got {len(frames) - 1}"))
+            # A REQ client's delimiter goes back with the error, or REQ would drop it; the rid is the first
+            # frame's, when that can be read, so that a client with requests in flight can match the error.
+            envelope = frames[:2] if len(frames) > 2 and not frames[1] else frames[:1]
+            parts = frames[len(envelope):]
+            self._error(state, envelope, protocol.readable_rid(parts[0]) if parts else None, ProtocolError(
+                Code.MALFORMED, f"a message must be one frame; got {len(parts)}"))
             return
         rid: int | None = None
         try:
-            msg = protocol.decode(payload)
+            try:
+                msg = protocol.decode(payload)
+            except ProtocolError:
+                rid = protocol.readable_rid(payload)  # too large or not msgpack: its rid, if it can be read
+                raise
             rid = protocol.read_rid(msg)
             kind, rid = protocol.check_request(msg)
             if kind == "hello":

@@ -188,6 +188,26 @@ def read_rid(msg: dict[str, Any]) -> int | None:
     return None
 
 
+def readable_rid(frame: bytes) -> int | None:
+    """The `rid` of a frame refused before it became a map (too large, not msgpack, more than one value), or of
+    the first frame of a message of several: read from the frame's start, entry by entry of its top-level map,
+    as far as the frame is valid msgpack. None when the frame does not start with a map, no usable `rid` entry
+    comes before the first byte that is not msgpack, or that entry is not an int in 0..RID_MAX; a later `rid`
+    entry replaces an earlier one, as it does in a map that decodes."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=max(len(frame), 1))
+    unpacker.feed(frame)
+    rid: Any = None
+    try:
+        for _ in range(unpacker.read_map_header()):
+            if unpacker.unpack() == "rid":
+                rid = unpacker.unpack()
+            else:
+                unpacker.skip()  # read at C speed, nothing built: a too-large frame is up to 16 MiB
+    except (ValueError, TypeError, msgpack.UnpackException):
+        pass  # not a map, or the frame stops being msgpack here: the rid read so far is all there is
+    return rid if type(rid) is int and 0 <= rid <= RID_MAX else None
+
+
 def check_request(msg: dict[str, Any]) -> tuple[str, int]:
     """The checks every request shares: `type` and `rid`."""
     kind = msg.get("type")

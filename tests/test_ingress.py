@@ -300,6 +300,51 @@ def test_rid_is_echoed_in_errors_when_readable(client: Client) -> None:
     assert reply["rid"] is not None and reply["code"] == "unknown_type"
 
 
+# --- the rid of a message refused whole (protocol.md section 3) -----------------------------------------
+
+TOO_LARGE = msgpack.packb({"type": "events", "rid": 41, "events": [make_event(name="x" * 100)] * 3000})
+
+
+@pytest.mark.parametrize("frame,code,rid", [
+    (TOO_LARGE, "too_large", 41),  # over max_message_bytes, but it decodes
+    (TOO_LARGE[:-1000], "too_large", 41),  # ... or its start does
+    (b"\x81\xa4type" + msgpack.packb("x" * (300 * 1024)), "too_large", None),  # no rid in it
+    (msgpack.packb({"type": "ping", "rid": 42}) + b"\x01", "malformed", 42),
+    (b"\x83\xa4type\xa4ping\xa3rid\x2b\x91\x01\x02", "malformed", 43),  # an array key after the rid
+    (b"\x82\xa4type\xa4ping\xa3rid", "malformed", None),
+    (msgpack.packb({"type": "ping", "rid": 2**32}) + b"\x01", "malformed", None),
+], ids=["too_large", "too_large cut short", "too_large without rid", "two values", "array key",
+        "cut before the rid", "rid out of range"])
+def test_a_message_refused_whole_carries_its_rid_when_it_can_be_read(client: Client, frame: bytes, code: str,
+                                                                   rid: int | None) -> None:
+    """A client with a window of requests in flight matches an error by its rid: nil left it guessing."""
+    client.send_raw(frame)
+    reply = client.recv()
+    assert (reply["type"], reply["code"], reply["rid"]) == ("error", code, rid), reply
+
+
+def test_a_message_of_several_frames_carries_the_first_frames_rid(client: Client) -> None:
+    client.sock.send_multipart([msgpack.packb({"type": "ping", "rid": 44}), b"\x01"])
+    reply = client.recv()
+    assert (reply["code"], reply["rid"], reply["message"]) == ("malformed", 44, "a message must be one frame; got 2")
+    client.sock.send_multipart([b"\xc1", msgpack.packb({"type": "ping", "rid": 45})])
+    assert (client.recv()["rid"]) is None  # the rid of a later frame is not read
+
+
+def test_a_req_client_sending_several_frames_gets_its_error(daemon: Since) -> None:
+    """The delimiter goes back with the error: without it a REQ socket drops the reply and waits for ever."""
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.linger = 0
+    sock.connect(daemon.ingress)
+    try:
+        sock.send_multipart([msgpack.packb({"type": "ping", "rid": 46}), b"\x01"])
+        assert sock.poll(5000), "no reply"
+        reply = msgpack.unpackb(sock.recv())
+        assert (reply["code"], reply["rid"]) == ("malformed", 46)
+    finally:
+        sock.close(0)
+
+
 def test_requests_before_hello_are_refused(daemon: Since) -> None:
     with Client(daemon.ingress) as c:
         reply = c.request({"type": "event", "event": make_event()})

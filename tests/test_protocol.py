@@ -122,3 +122,30 @@ def test_session_start_reads_the_players_own_device() -> None:
         protocol.read_session({"type": "session_start", "platform": "p" * 33}, start=True)
     assert (refused.value.code, refused.value.field) == (Code.INVALID_VALUE, "platform")
     assert protocol.read_session({"type": "session_end", "platform": "ios"}, start=False).device == {}
+
+
+# --- the rid of a frame refused whole (protocol.md section 3) ------------------------------------------
+
+BIG = "x" * (protocol.MAX_MESSAGE_BYTES + 1)
+
+
+@pytest.mark.parametrize("frame,rid", [
+    (msgpack.packb({"type": "events", "rid": 7, "events": [BIG]}), 7),  # too large, decodes
+    (msgpack.packb({"type": "events", "rid": 8, "events": [BIG]})[:-100], 8),  # too large, cut short after rid
+    (msgpack.packb({"type": "ping", "rid": 9}) + b"\x01", 9),  # a second value after the map
+    (b"\x83\xa4type\xa4ping\xa3rid\x0a\x91\x01\x02", 10),  # an array key after the rid
+    (b"\x82\xa3rid\x0b\xa3rid\x0c", 12),  # the later entry wins, as in a map that decodes
+    (b"\x82\xa3rid\x0b\xa3rid", 11),  # ... unless it is cut short
+    (b"\x82\xa4type\xa4ping\xa3rid", None),  # cut short before the rid's value
+    (b"\x83\xa4type\xa4ping\x91\x01\x02\xa3rid\x01", 1),  # an array key ([1]: 2) is msgpack still
+    (b"\x82\xa4type\xa4ping\xc1\xa3rid\x01", None),  # 0xc1 is no msgpack at all, before the rid
+    (msgpack.packb([1, 2]), None),  # not a map
+    (b"\xc1", None),
+    (b"", None),
+    (msgpack.packb({"rid": -1}) + b"\x01", None),  # not a usable rid
+    (msgpack.packb({"rid": 2**32}) + b"\x01", None),
+    (msgpack.packb({"rid": "7"}) + b"\x01", None),
+    (msgpack.packb({"rid": True}) + b"\x01", None),
+])
+def test_the_rid_of_a_frame_refused_whole_is_read_when_it_can_be(frame: bytes, rid: int | None) -> None:
+    assert protocol.readable_rid(frame) == rid
