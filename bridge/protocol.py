@@ -215,9 +215,9 @@ def check_request(msg: dict[str, Any]) -> tuple[str, int]:
         raise ProtocolError(Code.MISSING_FIELD, "type: missing", "type")
     if not isinstance(kind, str):
         raise _wrong_type("type", "str", kind)
-    if "rid" not in msg:
+    rid = msg.get("rid")
+    if rid is None:  # nil is absent, here as for every field (protocol.md section 2)
         raise ProtocolError(Code.MISSING_FIELD, "rid: missing", "rid")
-    rid = msg["rid"]
     if type(rid) is not int:
         raise _wrong_type("rid", "uint", rid)
     if not 0 <= rid <= RID_MAX:
@@ -451,9 +451,13 @@ FIELD_KINDS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     for category, (required, optional) in CATEGORY_FIELDS.items()}
 
 
-def _check_fields(category: str, fields: dict[str, Any], where: str) -> None:
-    _check_value(fields, where, 0)
+def _check_fields(category: str, fields: dict[str, Any], where: str) -> dict[str, Any]:
+    """The fields checked, without the named ones that are nil: nil is absent (protocol.md section 2), so a
+    provider sees no field rather than a nil it would refuse. Fields this page does not name keep their nil."""
     required, kinds = FIELD_KINDS[category]
+    if any(fields.get(name, ...) is None for name in kinds):
+        fields = {key: value for key, value in fields.items() if value is not None or key not in kinds}
+    _check_value(fields, where, 0)
     for name in required:
         if name not in fields:
             raise ProtocolError(Code.MISSING_FIELD, f"{where}.{name}: missing (required for {category})",
@@ -464,6 +468,7 @@ def _check_fields(category: str, fields: dict[str, Any], where: str) -> None:
             raise _wrong_type(f"{where}.{name}", kind, value)
     if category == "custom" and not 1 <= len(fields["name"]) <= 64:
         raise ProtocolError(Code.INVALID_VALUE, f"{where}.name: length must be 1..64", f"{where}.name")
+    return fields
 
 
 def _flat_fields_ok(category: str, fields: dict[str, Any]) -> bool:
@@ -530,8 +535,7 @@ def _read_event_slowly(raw: Any, path: str) -> Event:
     fields = mapping(raw, "fields", prefix)
     assert fields is not None
     user_id = text(raw, "user_id", prefix, required=False, max_len=128)
-    _check_fields(category, fields, prefix + "fields")
-    return Event(event_id, category, ts, fields, user_id)
+    return Event(event_id, category, ts, _check_fields(category, fields, prefix + "fields"), user_id)
 
 
 def read_events(msg: dict[str, Any], kind: str) -> tuple[list[tuple[int, Event]], list[Rejection]]:

@@ -234,6 +234,7 @@ BAD_FRAMES = [
     (msgpack.packb({"type": "ping"}), "missing_field", "rid"),
     (msgpack.packb({"type": "ping", "rid": -1}), "invalid_value", "rid"),
     (msgpack.packb({"type": "ping", "rid": "x"}), "wrong_type", "rid"),
+    (msgpack.packb({"type": "ping", "rid": None}), "missing_field", "rid"),  # nil is absent
     (msgpack.packb({"type": "teleport", "rid": 6}), "unknown_type", "type"),
     (msgpack.packb({"type": "events", "rid": 7}), "missing_field", "events"),
     (msgpack.packb({"type": "events", "rid": 8, "events": {}}), "wrong_type", "events"),
@@ -345,6 +346,24 @@ def test_a_req_client_sending_several_frames_gets_its_error(daemon: Since) -> No
         sock.close(0)
 
 
+def test_nil_is_a_field_left_out_in_every_request(daemon: Since) -> None:
+    """protocol.md section 2: nil for a field is the field left out (its default), never wrong_type."""
+    with Client(daemon.ingress, device_id=f"dev-{uuid.uuid4().hex[:8]}") as c:
+        nils = dict.fromkeys(("protocol_min", "engine_version", "user_id", "platform", "os_version", "device",
+                              "manufacturer", "role"))
+        assert c.hello(**nils)["type"] == "welcome"
+        opened = c.request({"type": "session_start", "user_id": None, "user_ip": None, "ts": None})
+        assert (opened["type"], opened["user_id"]) == ("session", c.device_id), opened
+        event = {**make_event("design", value=None, custom_01=None, free=None), "user_id": None}
+        assert c.request({"type": "event", "event": event})["stored"] == 1
+        assert c.request({"type": "configs", "prefix": None})["type"] == "configs"
+        ended = c.request({"type": "session_end", "user_id": None, "ts": None})
+        assert (ended["type"], ended["session_id"]) == ("session", opened["session_id"]), ended
+        [row] = [e for e in daemon.events() if e["uid"] == event["id"]]
+        assert row["fields"] == {"event_id": "ui:click:play", "free": None}  # named fields that are nil: left out
+        assert (row["user_id"], row["session_id"]) == (c.device_id, opened["session_id"])
+
+
 def test_requests_before_hello_are_refused(daemon: Since) -> None:
     with Client(daemon.ingress) as c:
         reply = c.request({"type": "event", "event": make_event()})
@@ -380,7 +399,7 @@ def test_mixed_batch_stores_the_good_and_lists_the_bad(daemon: Since, client: Cl
         ({**make_event("design"), "id": "has space"}, "invalid_value"),
         (make_event("error", message="m" * (protocol.MAX_STRING_CHARS + 1)), "invalid_value"),
         (make_event("custom", deep={"a": {"b": {"c": {"d": 1}}}}), "invalid_value"),
-        (make_event("resource", amount=None), "wrong_type"),
+        (make_event("resource", amount=None), "missing_field"),  # nil is absent
         ({**make_event("resource"), "fields": {"event_id": "Source:gold:x:y"}}, "missing_field"),
         ("not a map", "wrong_type"),
     ]

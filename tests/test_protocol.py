@@ -149,3 +149,69 @@ BIG = "x" * (protocol.MAX_MESSAGE_BYTES + 1)
 ])
 def test_the_rid_of_a_frame_refused_whole_is_read_when_it_can_be(frame: bytes, rid: int | None) -> None:
     assert protocol.readable_rid(frame) == rid
+
+
+# --- nil is absent (protocol.md section 2) --------------------------------------------------------------
+
+HELLO = {"type": "hello", "rid": 1, "protocol": 1, "engine": "e", "binding": "b", "binding_version": "1",
+         "game_build": "1", "device_id": "d"}
+HELLO_OPTIONAL = ("protocol_min", "engine_version", "user_id", "platform", "os_version", "device", "manufacturer",
+                  "role")
+
+
+def test_nil_for_an_optional_hello_field_is_the_field_left_out() -> None:
+    assert protocol.read_hello({**HELLO, **dict.fromkeys(HELLO_OPTIONAL)}) == protocol.read_hello(HELLO)
+
+
+PURCHASE = {"id": "p-1", "store": "apple", "receipt": "cmVjZWlwdA=="}
+
+
+def test_nil_for_an_optional_purchase_field_is_the_field_left_out() -> None:
+    optional = dict.fromkeys(("signature", "price_usd", "status", "comment", "metadata", "user_id"))
+    assert protocol.read_purchase({**PURCHASE, **optional}) == protocol.read_purchase(dict(PURCHASE))
+
+
+@pytest.mark.parametrize("category,named", [
+    ("design", {"value": None}),
+    ("business", {"cart_type": None, "transaction_num": None, "receipt_info": None}),
+    ("progression", {"attempt_num": None, "score": None}),
+    ("ads", {"ad_duration": None, "ad_fb_error": None}),
+    ("custom", {"custom_01": None, "custom_02": None, "custom_03": None, "custom_fields": None}),
+])
+def test_nil_for_a_named_optional_field_in_fields_is_the_field_left_out(category: str, named: dict) -> None:
+    """Stored without it, so a provider sees no field rather than a nil it refuses; a field this page does not
+    name keeps its nil: its value is the game's."""
+    fields = {**_fields_of(category), **named, "free": None}
+    event = protocol.read_event({"id": "e", "category": category, "ts": 1, "fields": fields, "user_id": None},
+                                None)
+    assert event.fields == {**_fields_of(category), "free": None} and event.user_id is None
+
+
+def _fields_of(category: str) -> dict:
+    return {"design": {"event_id": "a:b"}, "business": {"event_id": "a:b", "amount": 1, "currency": "USD"},
+            "progression": {"event_id": "Start:w"}, "ads": {"ad_action": "show", "ad_type": "banner",
+                                                            "ad_sdk_name": "s", "ad_placement": "p"},
+            "custom": {"name": "n"}}[category]
+
+
+@pytest.mark.parametrize("change,where", [
+    ({"id": None}, "event.id"),
+    ({"category": None}, "event.category"),
+    ({"ts": None}, "event.ts"),
+    ({"fields": None}, "event.fields"),
+    ({"fields": {"event_id": None}}, "event.fields.event_id"),
+    ({"category": "resource", "fields": {"event_id": "Source:a:b:c", "amount": None}}, "event.fields.amount"),
+    ({"category": "custom", "fields": {"name": None}}, "event.fields.name"),
+])
+def test_nil_for_a_required_event_field_is_missing(change: dict, where: str) -> None:
+    event = {"id": "e", "category": "design", "ts": 1, "fields": {"event_id": "a:b"}, **change}
+    with pytest.raises(ProtocolError) as err:
+        protocol.read_event(event, None)
+    assert (err.value.code, err.value.field) == (Code.MISSING_FIELD, where)
+
+
+@pytest.mark.parametrize("name", ["type", "rid"])
+def test_nil_for_type_or_rid_is_missing(name: str) -> None:
+    with pytest.raises(ProtocolError) as err:
+        protocol.check_request({"type": "ping", "rid": 1, name: None})
+    assert (err.value.code, err.value.field) == (Code.MISSING_FIELD, name)
