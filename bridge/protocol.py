@@ -352,9 +352,12 @@ def read_hello(msg: dict[str, Any]) -> Hello:
 
 
 def read_player_device(msg: dict[str, Any]) -> dict[str, str]:
-    """The player-device fields `msg` gives, checked; absent ones are left out."""
+    """The player-device fields `msg` gives, checked; absent ones are left out. The platform is kept lower case,
+    as providers want it (GameAnalytics refuses every event of a `Windows` device)."""
     given = {name: text(msg, name, "", required=False, min_len=0, max_len=limit)
              for name, limit in PLAYER_DEVICE_MAX_CHARS.items()}
+    if given["platform"] is not None:
+        given["platform"] = given["platform"].lower()
     return {name: value for name, value in given.items() if value is not None}
 
 

@@ -86,6 +86,11 @@ def test_hello_welcome_carries_version_time_limits_and_topics(daemon: Since) -> 
     assert reply["limits"]["max_batch_events"] == protocol.MAX_BATCH_EVENTS
     assert reply["topics"] == ["config/", "purchase/dev-h"]
     assert reply["session"] is None
+    with Client(daemon.ingress, device_id="dev-h-upper") as c:
+        assert c.hello(platform="WebGL")["type"] == "welcome"  # sent once the device row has committed
+    with sqlite3.connect(daemon.db_path) as db:
+        platform = db.execute("SELECT platform FROM devices WHERE device_id = 'dev-h-upper'").fetchone()[0]
+    assert platform == "webgl"  # lower case, as providers want it
 
 
 @pytest.mark.parametrize("category", protocol.CATEGORIES)

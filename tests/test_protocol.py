@@ -215,3 +215,12 @@ def test_nil_for_type_or_rid_is_missing(name: str) -> None:
     with pytest.raises(ProtocolError) as err:
         protocol.check_request({"type": "ping", "rid": 1, name: None})
     assert (err.value.code, err.value.field) == (Code.MISSING_FIELD, name)
+
+
+@pytest.mark.parametrize("sent,kept", [("Windows", "windows"), ("MAC_OSX", "mac_osx"), ("linux", "linux"),
+                                       ("", "")])
+def test_the_platform_is_kept_lower_case(sent: str, kept: str) -> None:
+    """protocol.md sections 4.1 and 4.4: providers want it lower case (GameAnalytics refuses every event
+    otherwise), in a hello and in a dedicated server's session_start alike."""
+    assert protocol.read_hello({**HELLO, "platform": sent}).platform == kept
+    assert protocol.read_session({"type": "session_start", "platform": sent}, start=True).device["platform"] == kept
