@@ -636,8 +636,14 @@ EXAMPLES: list[tuple[str, dict[str, Any]]] = [
     ("`event` (design)", {"type": "event", "rid": 2, "event": {
         "id": "e-1", "category": "design", "ts": 1795600000123, "fields": {"event_id": "ui:play", "value": 1.5}}}),
     ("its `ack`", {"type": "ack", "rid": 2, "stored": 1, "duplicates": 0, "rejected": [], "invalid": []}),
-    ("an `error`", {"type": "error", "rid": 3, "code": "missing_field", "message": "events[0].ts: missing",
-                    "field": "events[0].ts"}),
+    ("`event` without its `ts`", {"type": "event", "rid": 3, "event": {
+        "id": "e-2", "category": "design", "fields": {"event_id": "ui:quit"}}}),
+    ("its `ack`: an event that fails the checks is refused alone, listed in `rejected`",
+     {"type": "ack", "rid": 3, "stored": 0, "duplicates": 0, "rejected": [
+         {"index": 0, "id": "e-2", "code": "missing_field", "message": "event.ts: missing"}], "invalid": []}),
+    ("`events` without its `events` array", {"type": "events", "rid": 4}),
+    ("its `error`: a problem with the message itself refuses it whole",
+     {"type": "error", "rid": 4, "code": "missing_field", "message": "events: missing", "field": "events"}),
 ]
 
 

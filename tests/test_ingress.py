@@ -93,6 +93,20 @@ def test_hello_welcome_carries_version_time_limits_and_topics(daemon: Since) -> 
     assert platform == "webgl"  # lower case, as providers want it
 
 
+def test_protocol_md_examples_are_what_the_daemon_answers(daemon: Since) -> None:
+    """Section 9's requests, sent as they are: each reply is its example (the clock and the version aside, and
+    the welcome's `limits` and `topics`, which the example leaves out). Its error example was once an event's
+    error that the daemon never sends (an event that fails the checks comes back in its ack's `rejected`)."""
+    requests = [msg for _, msg in protocol.EXAMPLES if msg["type"] in protocol.REQUEST_TYPES]
+    replies = {msg["rid"]: msg for _, msg in protocol.EXAMPLES if msg["type"] not in protocol.REQUEST_TYPES}
+    assert len(requests) == len(replies) == 4
+    with Client(daemon.ingress) as c:
+        for request in requests:
+            real, example = c.request(dict(request)), replies[request["rid"]]
+            same = [k for k in example if k not in ("server_time", "daemon_version")]
+            assert {k: real[k] for k in same} == {k: example[k] for k in same}, request
+
+
 @pytest.mark.parametrize("category", protocol.CATEGORIES)
 def test_every_category_round_trips_into_the_store(daemon: Since, client: Client, category: str) -> None:
     event = make_event(category)
