@@ -154,6 +154,32 @@ def test_duplicate_ids_are_stored_once_and_acked_again(daemon: Since, client: Cl
     assert len(uids) == len(set(uids)) == 12
 
 
+def test_the_same_event_twice_in_one_batch_is_stored_once_as_first_sent(daemon: Since, client: Client) -> None:
+    """protocol.md section 4.3: the first copy is stored, a later one is a duplicate whatever its fields; a copy
+    the checks refuse is rejected, not a duplicate; the same id at another ts is another event."""
+    first = make_event("design", value=1.0)
+    again = {**first, "fields": {**first["fields"], "value": 2.0}}
+    refused = {**first, "fields": {"event_id": 5}}
+    later = {**first, "ts": first["ts"] + 1}
+    reply = client.request({"type": "events", "events": [refused, first, again, later]})
+    assert (reply["stored"], reply["duplicates"], [r["index"] for r in reply["rejected"]]) == (2, 1, [0]), reply
+    rows = [(e["client_ts"], e["fields"]["value"]) for e in daemon.events() if e["uid"] == first["id"]]
+    assert rows == [(first["ts"], 1.0), (first["ts"] + 1, 1.0)]
+
+
+def test_a_resend_after_a_reconnect_is_acknowledged_as_duplicates(daemon: Since, client: Client) -> None:
+    """The resend keeps its rid (it may take another: the daemon only echoes it); its ack counts every event
+    stored before as a duplicate, and the reply to the first send, if it was lost with the connection, is not
+    needed."""
+    batch = [make_event("design") for _ in range(5)]
+    assert client.request({"type": "events", "rid": 900, "events": batch})["stored"] == 5
+    with Client(daemon.ingress, device_id=client.device_id) as again:
+        again.hello()
+        resent = again.request({"type": "events", "rid": 900, "events": batch + [make_event("design")]})
+    assert (resent["rid"], resent["stored"], resent["duplicates"]) == (900, 1, 5)
+    assert len(stored_uids(daemon)) == 6
+
+
 def test_duplicates_inside_one_burst_from_two_requests(daemon: Since, client: Client) -> None:
     """Two requests in flight with the same event: exactly one of them stores it."""
     event = make_event("design")
@@ -192,6 +218,19 @@ def test_sessions_start_end_and_numbering(daemon: Since, client: Client) -> None
                        ("session_start", second["session_id"])]
     with Client(daemon.ingress, device_id=client.device_id) as again:
         assert again.hello()["session"]["session_id"] == second["session_id"]
+
+
+@pytest.mark.parametrize("start,end,length", [
+    (1_700_000_000_000, 1_700_000_002_999, 2),  # whole seconds, rounded down
+    (1_700_000_000_000, 1_700_000_000_999, 0),
+    (1_700_000_000_000, 1_699_999_000_000, 0),  # an end before the start (client clocks): 0
+    (0, 2**63 - 1, 2**31 - 1),  # at most 2^31-1
+])
+def test_session_length_is_whole_seconds_between_the_two_ts(client: Client, start: int, end: int,
+                                                            length: int) -> None:
+    opened = client.request({"type": "session_start", "ts": start})
+    ended = client.request({"type": "session_end", "ts": end})
+    assert (opened["started_at"], ended["ended_at"], ended["length"]) == (start, end, length)
 
 
 def test_server_mode_sessions_per_user(daemon: Since, client: Client) -> None:

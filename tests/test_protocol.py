@@ -224,3 +224,10 @@ def test_the_platform_is_kept_lower_case(sent: str, kept: str) -> None:
     otherwise), in a hello and in a dedicated server's session_start alike."""
     assert protocol.read_hello({**HELLO, "platform": sent}).platform == kept
     assert protocol.read_session({"type": "session_start", "platform": sent}, start=True).device["platform"] == kept
+
+
+def test_an_empty_batch_is_refused_whole() -> None:
+    """protocol.md section 4.3: `events` holds 1 to 1000 events; [] is invalid_value, not an empty ack."""
+    with pytest.raises(ProtocolError) as err:
+        protocol.read_events({"type": "events", "rid": 1, "events": []}, "events")
+    assert (err.value.code, err.value.field) == (Code.INVALID_VALUE, "events")
