@@ -231,3 +231,20 @@ def test_an_empty_batch_is_refused_whole() -> None:
     with pytest.raises(ProtocolError) as err:
         protocol.read_events({"type": "events", "rid": 1, "events": []}, "events")
     assert (err.value.code, err.value.field) == (Code.INVALID_VALUE, "events")
+
+
+@pytest.mark.parametrize("category,fields", [
+    ("design", {"event_id": "a:b:c:d:e:f"}),  # six parts
+    ("business", {"event_id": "gems", "amount": 1, "currency": "usd", "transaction_num": -1, "cart_type": "c" * 33,
+                  "receipt_info": {"store": "steam"}}),
+    ("progression", {"event_id": "Fail:world01", "attempt_num": -1}),
+    ("resource", {"event_id": "Gift:gold:x:y", "amount": 0}),
+    ("error", {"severity": "fatal", "message": "m"}),
+    ("ads", {"ad_action": "watched", "ad_type": "popup", "ad_sdk_name": "AdMob!", "ad_placement": ""}),
+    ("design", {"event_id": "a", "connection_type": "5g", "custom_fields": {f"k{i}": i for i in range(51)}}),
+    ("custom", {"name": "n", "value": {"a": 1}}),  # staq's rule
+])
+def test_the_providers_rules_are_not_the_daemons(category: str, fields: dict) -> None:
+    """protocol.md section 5.1: an event that breaks only a provider's rules is stored (and listed in
+    `invalid`), never rejected by the daemon."""
+    assert protocol.read_event({"id": "e", "category": category, "ts": 1, "fields": fields}, None).fields == fields
