@@ -50,7 +50,9 @@ CATEGORIES = ("design", "business", "progression", "resource", "error", "ads", "
 SESSION_START = "session_start"
 SESSION_END = "session_end"
 
-# ZMTP heartbeats on both daemon sockets: a peer silent for the timeout is dropped, so is one that vanished
+# The configs socket PINGs every peer (ZMTP 3.0 ones too) every HEARTBEAT_MS, TTL HEARTBEAT_TIMEOUT_MS, and drops
+# one HEARTBEAT_TIMEOUT_MS after the first PING since it last heard it: 15-20 s of silence (protocol.md section 1).
+# The ingress sends no PINGs: its TCP keepalive probes an idle peer after HEARTBEAT_TIMEOUT_MS, every HEARTBEAT_MS.
 HEARTBEAT_MS = 5000
 HEARTBEAT_TIMEOUT_MS = 15000
 
