@@ -410,7 +410,8 @@ def test_nil_is_a_field_left_out_in_every_request(daemon: Since) -> None:
         nils = dict.fromkeys(("protocol_min", "engine_version", "user_id", "platform", "os_version", "device",
                               "manufacturer", "role"))
         assert c.hello(**nils)["type"] == "welcome"
-        opened = c.request({"type": "session_start", "user_id": None, "user_ip": None, "ts": None})
+        opened = c.request({"type": "session_start", "user_id": None, "user_ip": None, "ts": None,
+                            **dict.fromkeys(protocol.PLAYER_DEVICE_MAX_CHARS)})
         assert (opened["type"], opened["user_id"]) == ("session", c.device_id), opened
         event = {**make_event("design", value=None, custom_01=None, free=None), "user_id": None}
         assert c.request({"type": "event", "event": event})["stored"] == 1

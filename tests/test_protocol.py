@@ -163,6 +163,12 @@ def test_nil_for_an_optional_hello_field_is_the_field_left_out() -> None:
     assert protocol.read_hello({**HELLO, **dict.fromkeys(HELLO_OPTIONAL)}) == protocol.read_hello(HELLO)
 
 
+def test_nil_for_an_optional_session_field_is_the_field_left_out() -> None:
+    nils = dict.fromkeys(("user_id", "ts", "user_ip", *protocol.PLAYER_DEVICE_MAX_CHARS))
+    for start in (True, False):
+        assert protocol.read_session({"type": "session_start", **nils}, start) == protocol.read_session({}, start)
+
+
 PURCHASE = {"id": "p-1", "store": "apple", "receipt": "cmVjZWlwdA=="}
 
 
