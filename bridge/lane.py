@@ -157,12 +157,19 @@ class Lane:
         while self._buckets.count < self.settings.max_waiting:
             claimed = await asyncio.to_thread(self.delivery.claim, self.name, self._finished.claimed_up_to,
                                               CLAIM_ROWS)
+            routed = []
             for ev in claimed:
                 self._finished.claimed(ev.pk)
                 if self.provider.accepts(ev):
                     self._buckets.add(ev)
+                    routed.append(ev)
                 else:
                     self._finished.finish([ev.pk])
+            if routed:
+                try:
+                    self.provider.claimed(routed)
+                except Exception as exc:  # a provider bug: its events still go, when due
+                    log_failure(f"{self.name}: claimed failed", exc)
             if len(claimed) < CLAIM_ROWS:
                 return
 

@@ -166,6 +166,11 @@ class Provider:
     async def start(self) -> None:
         """Authenticate or initialise; called once before the first batch."""
 
+    def claimed(self, events: list[StoredEvent]) -> None:
+        """Events just read from the store for this provider, built once their player's batch is due (up to
+        `interval` later): the moment to start slow per-player work early, in tasks of its own (GameAnalytics
+        asks a starting player's remote configs). Must not block: the lane is waiting."""
+
     async def build(self, batch: list[StoredEvent]) -> Built:
         """The requests that carry `batch`; may send what it needs first (an init) through `ctx.send`."""
         raise NotImplementedError
