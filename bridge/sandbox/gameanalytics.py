@@ -25,7 +25,9 @@ Admin routes under `/_sandbox/` (JSON; they need no signature, so keep the sandb
 | `GET games`, `PUT games` `{"game_key", "secret_key"}` | registered games (secrets not shown), register one |
 | `PUT enabled` `{"enabled": false, "game_key"?}` | what init answers in `enabled` |
 | `PUT clock` `{"offset_seconds": n}` | shift `server_ts`, to exercise a client's clock correction |
-| `POST reset` | forget events, counts, faults, configs, enabled flags and clock offset; games stay |
+| `PUT success_status` `{"status": 204}` | what a wholly valid events post answers (200, 201, 202 or 204) |
+| `PUT echo` `{"omit": ["field", ...]}` | fields left out of the events a 400 answer lists |
+| `POST reset` | forget events, counts, faults, configs, enabled flags, clock, success status, echo; games stay |
 
 A record is `{"index", "game_key", "category", "received_at" (epoch s), "event", "forwarded_for"}` (the request's
 X-Forwarded-For, which a server sending on behalf of its users sets per user), plus `"errors": [{"error_type",
@@ -44,6 +46,7 @@ import re
 import sys
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +68,7 @@ SANDBOX_SECRET_KEY = "16813a12f718bc5c620f56944e1abc3ea13ccbac"
 MAX_BODY_BYTES = 1_000_000  # "1MB"; the decimal reading, the stricter one, so a client fits either
 MAX_INFLATED_BYTES = 64 * 1024 * 1024  # ours: a gzip body that inflates beyond this is answered 413
 MAX_ADMIN_BODY_BYTES = 16 * 1024 * 1024
+SUCCESS_STATUSES = frozenset({200, 201, 202, 204})
 DEFAULT_KEEP = 100_000  # records kept per list; counts stay exact beyond it
 DEFAULT_PAGE = 1000
 
@@ -250,6 +254,8 @@ class GameAnalyticsSandbox:
         self._by_category: dict[str, dict[str, int]] = {}
         self._by_route: dict[str, dict[str, int]] = {}
         self._clock_offset = 0
+        self._success_status = 200
+        self._echo_omit: frozenset[str] = frozenset()
         self.register_game(SANDBOX_GAME_KEY, SANDBOX_SECRET_KEY)
         for game_key, secret_key in (games or {}).items():
             self.register_game(game_key, secret_key)
@@ -311,6 +317,23 @@ class GameAnalyticsSandbox:
     def server_ts(self) -> int:
         return int(time.time()) + self._clock_offset
 
+    def set_success_status(self, status: int) -> None:
+        """What the events route answers when every event was valid: 200 (the docs), or another 2xx such as
+        204 No Content (empty body), which the C++ SDK also takes as success (*assumption*: the collector
+        may answer it)."""
+        if status not in SUCCESS_STATUSES:
+            raise ValueError(f"success status must be one of {sorted(SUCCESS_STATUSES)}, not {status!r}")
+        self._success_status = status
+
+    def set_echo(self, omit: Iterable[str] = ()) -> None:
+        """Leave these fields out of the events a 400 answer lists (*assumption*: the docs show the collector
+        echoing each invalid event, but do not promise the echo is byte for byte what was sent), so that a
+        client that finds its events by an exact echo is caught."""
+        names = tuple(omit) if not isinstance(omit, str) else (omit,)
+        if any(not isinstance(name, str) or not name for name in names):
+            raise ValueError("echo omit must be a list of field names")
+        self._echo_omit = frozenset(names)
+
     def accepted(self, game_key: str | None = None, category: str | None = None, since: int = 0,
                  limit: int | None = None) -> list[dict[str, Any]]:
         """Accepted event records from index `since`, oldest first."""
@@ -349,6 +372,8 @@ class GameAnalyticsSandbox:
                 game.enabled = True
                 game.remote_configs = RemoteConfigSet()
             self._clock_offset = 0
+            self._success_status = 200
+            self._echo_omit = frozenset()
         self.faults.clear()
 
     # -- HTTP ------------------------------------------------------------------------------------------
@@ -427,7 +452,10 @@ class GameAnalyticsSandbox:
             errors = validate_event(event)
             if errors:
                 rejected.append((event, errors))
-                answer.append({"event": event,
+                echoed = event
+                if self._echo_omit and isinstance(event, dict):
+                    echoed = {k: v for k, v in event.items() if k not in self._echo_omit}
+                answer.append({"event": echoed,
                                "errors": [{"error_type": kind, "path": path} for kind, path, _ in errors]})
             else:
                 accepted.append(event)
@@ -448,9 +476,12 @@ class GameAnalyticsSandbox:
                 log.info("accepted %-11s %s", event["category"], _event_label(event))
             for event, errors in rejected:
                 log.info("rejected %-11s %s: %s", _category_of(event), _event_label(event), _reasons(errors))
+        headers = (*COLLECTOR_HEADERS, ("X-Request-Id", uuid.uuid4().hex))  # *assumption*: for support traces
         if answer:
-            return Response.json(400, answer, COLLECTOR_HEADERS)
-        return Response.json(200, {}, COLLECTOR_HEADERS)
+            return Response.json(400, answer, headers)
+        if self._success_status == 204:
+            return Response(204, b"", headers)
+        return Response.json(self._success_status, {}, headers)
 
     def _count(self, category: str, outcome: str) -> None:
         counts = self._by_category.setdefault(category, {"accepted": 0, "rejected": 0})
@@ -531,6 +562,12 @@ class GameAnalyticsSandbox:
         if action == ("PUT", "clock"):
             self.set_clock_offset(required_field(body, "offset_seconds"))
             return Response.json(200, {"offset_seconds": self._clock_offset, "server_ts": self.server_ts()})
+        if action == ("PUT", "success_status"):
+            self.set_success_status(required_field(body, "status"))
+            return Response.json(200, {"status": self._success_status})
+        if action == ("PUT", "echo"):
+            self.set_echo(body.get("omit", ()))
+            return Response.json(200, {"omit": sorted(self._echo_omit)})
         if action == ("POST", "reset"):
             self.reset()
             return Response.json(200, {})

@@ -176,7 +176,7 @@ class GameAnalytics(Provider):
         user_id, items, user_ip = call.context
         outcome = Outcome()
         status = answer.status_code
-        if status == 200:
+        if 200 <= status < 300:  # 200, 201 and 204 in the C++ SDK (GAHTTPApi.cpp): a 204 has no body to read
             outcome.delivered.update(pk for pk, _ in items)
         elif status == 400:
             self._on_rejected(items, answer, outcome)
