@@ -17,15 +17,16 @@ A `Rule` is a dict with these keys (all optional except `kind`):
 
 | key | applies to | meaning |
 | --- | --- | --- |
-| `kind` | all | `string`, `integer`, `number`, `boolean`, `object` or `event_id` (see below) |
+| `kind` | all | `string`, `integer`, `number`, `boolean`, `object`, `array` or `event_id` (see below) |
 | `required` | all | the field must be present |
 | `one_of` | string, integer | the value must be one of these |
 | `pattern` | string | the whole value must match this regular expression |
 | `min_len`, `max_len` | string | length in characters, inclusive |
 | `minimum`, `maximum` | integer, number | inclusive bounds |
 | `exclusive_minimum`, `exclusive_maximum` | integer, number | exclusive bounds |
-| `max_entries` | object | at most this many keys |
+| `max_entries` | object, array | at most this many keys (items) |
 | `fields` | object | the object's own fields (a nested table); other keys are refused |
+| `items` | array | the rule every item follows |
 | `parts` | event_id | (fewest, most) parts, the first part included |
 | `first_part` | event_id | the first part must be one of these; every other part matches `EVENT_ID_PART` |
 
@@ -49,7 +50,7 @@ routes). The error types, chosen to read like the collector's troubleshooting pa
 | `invalid_type` | the JSON type is wrong (a string where an integer belongs, `true` for an integer, ...) |
 | `not_in_range` | a value outside its bounds or not in its set (`one_of`), a non-finite number |
 | `regex_no_match` | a string not matching its pattern; an `event_id` with a bad part, count of parts or first part |
-| `invalid_length` | a string shorter than `min_len` or longer than `max_len` |
+| `invalid_length` | a string shorter than `min_len` or longer than `max_len` (checked before `pattern`) |
 | `too_many_entries` | an object with more than `max_entries` keys |
 | `unknown_field` | a field the event's category does not define (with `STRICT_EVENTS`) |
 
@@ -63,7 +64,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypedDict
 
-Kind = Literal["string", "integer", "number", "boolean", "object", "event_id"]
+Kind = Literal["string", "integer", "number", "boolean", "object", "array", "event_id"]
 
 
 class Rule(TypedDict, total=False):
@@ -81,6 +82,7 @@ class Rule(TypedDict, total=False):
     exclusive_maximum: float
     max_entries: int
     fields: Mapping[str, Rule]
+    items: Rule
     parts: tuple[int, int]
     first_part: tuple[str, ...]
 
@@ -105,6 +107,9 @@ PLATFORM = r"^[a-z0-9_]{1,32}$"
 OS_VERSION = r"^[a-z0-9_]{1,32} [0-9]{1,5}(\.[0-9]{1,5}){0,2}$"
 CURRENCY = r"^[A-Z]{3}$"
 AD_SDK_NAME = r"^[a-z0-9_]{1,32}$"
+# What the SDKs accept for a game engine's version (GAValidator::validateEngineVersion, gameanalytics-sdk-cpp):
+# one of their engines, a space, up to three numeric groups. *assumption*: the collector refuses others too.
+ENGINE_VERSION = r"^(unity|unreal|corona|cocos2d|lumberyard|gamemaker|defold|godot) [0-9]{0,5}(\.[0-9]{0,5}){0,2}$"
 
 SDK_VERSION = "rest api v2"
 EVENT_VERSION = 2
@@ -117,7 +122,9 @@ CATEGORY_NAMES = ("user", "session_end", "business", "resource", "progression", 
 ANNOTATIONS: Mapping[str, Rule] = {
     "category": {"kind": "string", "required": True, "one_of": CATEGORY_NAMES},
     "v": {"kind": "integer", "required": True, "one_of": (EVENT_VERSION,)},
-    "user_id": {"kind": "string", "required": True, "min_len": 1},
+    # The SDKs refuse a user id above 64 characters (configureUserId: "Cannot be null, empty or above 64
+    # length"). *assumption*: so does the collector.
+    "user_id": {"kind": "string", "required": True, "min_len": 1, "max_len": 64},
     "client_ts": {"kind": "integer", "required": True, "minimum": CLIENT_TS_MIN, "maximum": CLIENT_TS_MAX},
     "sdk_version": {"kind": "string", "required": True, "one_of": (SDK_VERSION,)},
     "os_version": {"kind": "string", "required": True, "pattern": OS_VERSION},
@@ -129,7 +136,17 @@ ANNOTATIONS: Mapping[str, Rule] = {
     # Optional annotations. Lengths: build and engine_version as protocol v1 bounds them; the others are an
     # *assumption* (1 to 64 characters) where the fact sheet names the field without a limit.
     "build": {"kind": "string", "min_len": 1, "max_len": 32},
-    "engine_version": {"kind": "string", "min_len": 1, "max_len": 64},
+    "engine_version": {"kind": "string", "min_len": 1, "max_len": 64, "pattern": ENGINE_VERSION},
+    # Sent by the current SDKs on every event (GAState::getEventAnnotations): a random UUID per event.
+    # *assumption*: a lower-case UUID v4, as session_id.
+    "event_uuid": {"kind": "string", "pattern": SESSION_ID},
+    # The remote configs in effect, as the current SDKs tag events when they asked with config_vsn_supported=3
+    # (GAState::buildRemoteConfigsJsons): key, id and vsn of each. *assumption*: id a string, vsn an integer.
+    "configurations_v3": {"kind": "array", "max_entries": 100, "items": {"kind": "object", "fields": {
+        "key": {"kind": "string", "required": True, "min_len": 1, "max_len": 128},
+        "id": {"kind": "string", "min_len": 1, "max_len": 128},
+        "vsn": {"kind": "integer", "minimum": 0},
+    }}},
     "connection_type": {"kind": "string", "one_of": ("offline", "wwan", "wifi", "lan")},
     "custom_01": {"kind": "string", "min_len": 1, "max_len": 64},
     "custom_02": {"kind": "string", "min_len": 1, "max_len": 64},
@@ -308,10 +325,10 @@ def _compile_string(rule: Rule, path: str, note: str) -> _Check:
             errors.append(("invalid_type", path, "must be a string"))
         elif one_of and value not in one_of:
             errors.append(("not_in_range", path, one_of_detail))
-        elif regex is not None and regex.fullmatch(value) is None:
-            errors.append(("regex_no_match", path, regex_detail))
         elif not low <= len(value) <= high:
             errors.append(("invalid_length", path, length_detail))
+        elif regex is not None and regex.fullmatch(value) is None:
+            errors.append(("regex_no_match", path, regex_detail))
 
     return check
 
@@ -422,12 +439,31 @@ def _compile_object(rule: Rule, path: str, note: str) -> _Check:
                            max_entries=rule.get("max_entries")).check
 
 
+def _compile_array(rule: Rule, path: str, note: str) -> _Check:
+    most = rule.get("max_entries", 100)
+    items = rule.get("items")
+    # One check per index, compiled once: an error's path names the item.
+    item_checks = [_compile(items, f"{path}/{i}") for i in range(most)] if items is not None else []
+
+    def check(value: Any, errors: list[Error]) -> None:
+        if type(value) is not list:
+            errors.append(("invalid_type", path, "must be a JSON array"))
+        elif len(value) > most:
+            errors.append(("too_many_entries", path, f"must have at most {most} items"))
+        else:
+            for index, item in enumerate(value if item_checks else ()):
+                item_checks[index](item, errors)
+
+    return check
+
+
 _COMPILERS: Mapping[str, Callable[[Rule, str, str], _Check]] = {
     "string": _compile_string,
     "integer": _compile_integer,
     "number": _compile_number,
     "boolean": _compile_boolean,
     "object": _compile_object,
+    "array": _compile_array,
     "event_id": _compile_event_id,
 }
 
@@ -457,6 +493,70 @@ def validate_event(event: Any) -> list[Error]:
     category = event.get("category") if type(event) is dict else None
     compiled = _EVENTS.get(category) if type(category) is str else None
     (compiled or _ANNOTATIONS_ONLY).check(event, errors)
+    return errors
+
+
+# ---------------------------------------------------------------------------------------------------
+# A game's own lists: what the SDKs refuse before sending unless the game configured the value first
+# (configureAvailableCustomDimensions01..03, configureAvailableResourceCurrencies and ...ItemTypes; the
+# checks in GAValidator::validateDimension01..03 and validateResourceEvent, gameanalytics-sdk-cpp).
+# *assumption*: the collector knows these lists and refuses what is not in them, as the SDKs do. A list the
+# game left empty is not checked (the SDKs would refuse every value; a daemon that is not told the lists
+# must not).
+# ---------------------------------------------------------------------------------------------------
+
+LIST_NAMES = ("custom_dimensions_01", "custom_dimensions_02", "custom_dimensions_03", "resource_currencies",
+              "resource_item_types")
+# At most 20 values each; a dimension value up to 32 characters, a currency letters only (up to 64), an item
+# type an event-id part up to 32 (GAValidator::validateCustomDimensions, validateResourceCurrencies,
+# validateResourceItemTypes).
+MAX_LIST_VALUES = 20
+LIST_VALUE_PATTERNS = {
+    "custom_dimensions_01": r"^.{1,32}$", "custom_dimensions_02": r"^.{1,32}$", "custom_dimensions_03": r"^.{1,32}$",
+    "resource_currencies": r"^[A-Za-z]{1,64}$",
+    "resource_item_types": r"^[A-Za-z0-9\s\-_\.\(\)\!\?]{1,32}$",
+}
+GameLists = Mapping[str, tuple[str, ...]]
+
+
+def check_lists(lists: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """A game's lists as given (name → list of strings), checked as the SDKs check them when configured."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, values in lists.items():
+        if name not in LIST_NAMES:
+            raise ValueError(f"unknown list {name!r}; the lists are {', '.join(LIST_NAMES)}")
+        if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
+            raise ValueError(f"{name} must be a list of strings")
+        if len(values) > MAX_LIST_VALUES:
+            raise ValueError(f"{name}: at most {MAX_LIST_VALUES} values")
+        for value in values:
+            if not isinstance(value, str) or not re.fullmatch(LIST_VALUE_PATTERNS[name], value):
+                raise ValueError(f"{name}: {value!r} must match {LIST_VALUE_PATTERNS[name]}")
+        out[name] = tuple(values)
+    return out
+
+
+def validate_lists(event: Any, lists: GameLists) -> list[Error]:
+    """The rules of a game's lists that `event` breaks (nothing when the game set no list)."""
+    if not lists or type(event) is not dict:
+        return []
+    errors: list[Error] = []
+    for n in ("01", "02", "03"):
+        allowed = lists.get(f"custom_dimensions_{n}")
+        value = event.get(f"custom_{n}")
+        if allowed and value is not None and value not in allowed:
+            errors.append(("not_in_range", f"/custom_{n}", f"must be one of the game's custom dimensions {n}: "
+                                                           f"{', '.join(allowed)}"))
+    event_id = event.get("event_id")
+    if event.get("category") == "resource" and type(event_id) is str and event_id.count(":") == 3:
+        _, currency, item_type, _ = event_id.split(":")
+        currencies, item_types = lists.get("resource_currencies"), lists.get("resource_item_types")
+        if currencies and currency not in currencies:
+            errors.append(("not_in_range", "/event_id", f"currency {currency!r} is not one of the game's "
+                                                        f"resource currencies: {', '.join(currencies)}"))
+        if item_types and item_type not in item_types:
+            errors.append(("not_in_range", "/event_id", f"item type {item_type!r} is not one of the game's "
+                                                        f"resource item types: {', '.join(item_types)}"))
     return errors
 
 

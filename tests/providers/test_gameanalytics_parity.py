@@ -49,3 +49,78 @@ def test_a_204_counts_as_delivered_and_is_never_sent_again(tmp_path: Path, sandb
     assert stats["dead_lettered"] == 0 and stats["last_error"] is None
     routes = sb.counts()["routes"]["events"]
     assert set(routes) == {"204"}
+
+
+# --- annotations: engine_version, event_uuid, connection_type, configurations_v3 --------------------------
+
+def test_events_carry_engine_version_a_stable_event_uuid_connection_type_and_configurations(tmp_path: Path,
+                                                                                          sandbox) -> None:
+    sb, server = sandbox
+    sb.set_remote_configs([{"key": "gravity", "value": "80", "id": "cfg-1", "vsn": 2},
+                           {"key": "later", "value": "1", "id": "cfg-2", "vsn": 1,
+                            "start_ts": int(time.time()) + 3600}])
+    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(engine="unity", engine_version="2022.3.10f1", **HELLO)
+        wait_until(lambda: c.request({"type": "configs", "prefix": "config/gameanalytics"})["topics"],
+                   what="remote configs")
+        sb.faults.slow("events", delay_s=2.5)  # over the daemon's 2 s time-out: served late, and sent again
+        sent = [make_event("design", event_id="ann:one", connection_type="wifi"), make_event("design", event_id="ann:two")]
+        c.request({"type": "events", "events": sent})
+        got = wait_until(lambda: len(accepted(sb, "design")) >= 4 and accepted(sb, "design"), 15,
+                         what="both copies of both events")
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for e in got:
+        by_id.setdefault(e["event_id"], []).append(e)
+    assert {k: len(v) for k, v in by_id.items()} == {"ann:one": 2, "ann:two": 2}
+    one, two = by_id["ann:one"], by_id["ann:two"]
+    assert one[0]["event_uuid"] == one[1]["event_uuid"] != two[0]["event_uuid"] == two[1]["event_uuid"]
+    for e in got:
+        assert e["engine_version"] == "unity 2022.3.10"
+        assert e["configurations_v3"] == [{"key": "gravity", "id": "cfg-1", "vsn": 2}]  # the live one only
+    assert one[0]["connection_type"] == "wifi" and "connection_type" not in two[0]
+    assert sb.rejected() == []
+
+
+def test_an_engine_the_sdks_do_not_name_sends_no_engine_version(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(engine="custom", engine_version="1.0", **HELLO)
+        c.request({"type": "event", "event": make_event("design")})
+        [got] = wait_until(lambda: accepted(sb, "design"), what="the design event")
+    assert "engine_version" not in got and got["event_uuid"]
+
+
+# --- a 400's listed events are found by event_uuid ------------------------------------------------------
+
+def test_a_400_whose_echo_differs_dead_letters_the_listed_event_found_by_its_uuid(tmp_path: Path,
+                                                                               sandbox) -> None:
+    sb, server = sandbox
+    sb.set_lists(custom_dimensions_01=["paid", "free"])  # the daemon is not told the list: only the sandbox refuses
+    sb.set_echo(omit=["client_ts"])
+    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        bad = make_event("design", event_id="echo:bad", custom_01="vip")
+        batch = [make_event("design", event_id=f"echo:{i}", custom_01="paid") for i in range(3)] + [bad]
+        ack = c.request({"type": "events", "events": batch})
+        assert ack["invalid"] == []
+        wait_until(lambda: sb.rejected(), what="the collector's 400")
+        stats = wait_until(lambda: settled(c, "gameanalytics"), what="the batch finished")
+        out = daemon.events()
+    assert sorted(e["event_id"] for e in accepted(sb, "design")) == ["echo:0", "echo:1", "echo:2"]
+    assert stats["dead_lettered"] == 1 and stats["queued"] == 0
+    assert sb.counts()["routes"]["events"].get("400", 0) == 1  # never resent
+    assert bad["id"] in {e["uid"] for e in out}
+
+
+def test_a_400_entry_that_matches_no_event_is_logged_with_the_request_id(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    sb.set_lists(custom_dimensions_01=["paid"])
+    sb.set_echo(omit=["event_uuid"])
+    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        c.request({"type": "events", "events": [make_event("design", custom_01="vip"), make_event("design")]})
+        [record] = wait_until(lambda: sb.rejected(), what="the collector's 400")
+        stats = wait_until(lambda: settled(c, "gameanalytics"), what="the batch finished")
+        log = wait_until(lambda: record["request_id"] in daemon.log() and daemon.log(), what="the logged entry")
+    assert "matches none sent by its event_uuid" in log
+    assert stats["dead_lettered"] == 0

@@ -74,7 +74,7 @@ def ga(server: SandboxServer) -> Iterator[Collector]:
 def annotations(**overrides: Any) -> dict[str, Any]:
     event = {"v": 2, "user_id": "user-1", "client_ts": int(time.time()), "sdk_version": "rest api v2",
              "os_version": "ios 8.1", "manufacturer": "apple", "device": "iPhone6,1", "platform": "ios",
-             "session_id": str(uuid.uuid4()), "session_num": 1}
+             "session_id": str(uuid.uuid4()), "session_num": 1, "event_uuid": str(uuid.uuid4())}
     event.update(overrides)
     return event
 
@@ -119,4 +119,94 @@ def test_the_400_echo_can_leave_fields_out(ga: Collector) -> None:
     assert ga.admin("PUT", "echo", {"omit": ["custom_01", "client_ts"]}).json() == {"omit": ["client_ts", "custom_01"]}
     [entry] = ga.events([bad]).json()
     assert entry["event"] == {k: v for k, v in bad.items() if k not in ("custom_01", "client_ts")}
+    assert entry["event"]["event_uuid"] == bad["event_uuid"]
     assert ga.sandbox.rejected()[0]["event"] == bad  # the sandbox keeps what was sent
+
+
+# --- annotations --------------------------------------------------------------------------------------------
+
+ANNOTATION_CASES: list[tuple[dict[str, Any], tuple[str, str] | None]] = [
+    ({"event_uuid": DELETE}, None),  # the SDKs always send one; *assumption*: the collector does not require it
+    ({"event_uuid": "0f6b1c9e-2d3a-4b5c-8d7e-1f2a3b4c5d6e"}, None),
+    ({"event_uuid": "0F6B1C9E-2D3A-4B5C-8D7E-1F2A3B4C5D6E"}, ("regex_no_match", "/event_uuid")),
+    ({"event_uuid": "not-a-uuid"}, ("regex_no_match", "/event_uuid")),
+    ({"event_uuid": 5}, ("invalid_type", "/event_uuid")),
+    ({"engine_version": "unity 2022.3.10"}, None),
+    ({"engine_version": "godot 4"}, None),
+    ({"engine_version": "unreal 5.3.2"}, None),
+    ({"engine_version": "custom 1.0"}, ("regex_no_match", "/engine_version")),
+    ({"engine_version": "2022.3.10f1"}, ("regex_no_match", "/engine_version")),
+    ({"engine_version": "Unity 2022.3"}, ("regex_no_match", "/engine_version")),
+    ({"engine_version": "unity " + "1" * 60}, ("invalid_length", "/engine_version")),
+    ({"configurations_v3": [{"key": "gravity", "id": "c1", "vsn": 3}, {"key": "speed"}]}, None),
+    ({"configurations_v3": []}, None),
+    ({"configurations_v3": {"key": "gravity"}}, ("invalid_type", "/configurations_v3")),
+    ({"configurations_v3": [{"id": "c1"}]}, ("required", "/configurations_v3/0/key")),
+    ({"configurations_v3": [{"key": "a"}, {"key": "b", "vsn": "3"}]}, ("invalid_type", "/configurations_v3/1/vsn")),
+    ({"configurations_v3": [{"key": "a", "value": "1"}]}, ("unknown_field", "/configurations_v3/0/value")),
+    ({"configurations_v3": [{"key": f"k{i}"} for i in range(101)]}, ("too_many_entries", "/configurations_v3")),
+    ({"user_id": "u" * 64}, None),
+    ({"user_id": "u" * 65}, ("invalid_length", "/user_id")),  # configureUserId: "above 64 length" is refused
+    ({"device": "d" * 64}, None),  # configureDeviceModel: validateString, at most 64
+]
+
+
+@pytest.mark.parametrize("changes,error", ANNOTATION_CASES, ids=[str(i) for i in range(len(ANNOTATION_CASES))])
+def test_the_parity_annotations(ga: Collector, changes: dict[str, Any], error: tuple[str, str] | None) -> None:
+    sent = event("design", **changes)
+    answer = ga.events([sent])
+    if error is None:
+        assert answer.status_code == 200, answer.text
+    else:
+        assert answer.status_code == 400
+        assert answer.json() == [{"event": sent, "errors": [{"error_type": error[0], "path": error[1]}]}]
+
+
+# --- remote configs: id and vsn for versioned clients ---------------------------------------------------------
+
+def test_remote_configs_carry_id_and_vsn_only_to_clients_that_ask_for_versioned_configs(ga: Collector) -> None:
+    ga.sandbox.set_remote_configs([{"key": "gravity", "value": "80", "id": "cfg-1", "vsn": 4},
+                                   {"key": "plain", "value": "1"}])
+    versioned = ga.remote_configs().json()["configs"]
+    assert versioned == [{"key": "gravity", "value": "80", "start_ts": None, "end_ts": None, "id": "cfg-1", "vsn": 4},
+                         {"key": "plain", "value": "1", "start_ts": None, "end_ts": None}]
+    legacy = ga.remote_configs(vsn=None).json()["configs"]
+    assert legacy == [{"key": "gravity", "value": "80", "start_ts": None, "end_ts": None},
+                      {"key": "plain", "value": "1", "start_ts": None, "end_ts": None}]
+    for bad in ({"key": "k", "value": "v", "id": ""}, {"key": "k", "value": "v", "vsn": -1},
+                {"key": "k", "value": "v", "vsn": "1"}):
+        assert ga.admin("PUT", "configs", {"configs": [bad]}).status_code == 400
+
+
+# --- a game's own lists ----------------------------------------------------------------------------------------
+
+def resource(event_id: str, amount: float = 5) -> dict[str, Any]:
+    return annotations(category="resource", event_id=event_id, amount=amount)
+
+
+def test_a_games_lists_refuse_values_outside_them_and_an_empty_list_checks_nothing(ga: Collector) -> None:
+    assert ga.events([event("design", custom_01="anything"), resource("Source:gems:shop:pack")]).status_code == 200
+    lists = ga.admin("PUT", "lists", {"custom_dimensions_01": ["paid", "free"], "custom_dimensions_03": ["eu"],
+                                      "resource_currencies": ["gold", "Gems"], "resource_item_types": ["shop"]})
+    assert lists.status_code == 200 and lists.json()["lists"]["resource_currencies"] == ["gold", "Gems"]
+    good = [event("design", custom_01="paid", custom_02="not checked", custom_03="eu"),
+            resource("Source:gold:shop:sword"), resource("Sink:Gems:shop:x", -1)]
+    assert ga.events(good).status_code == 200
+    bad = [event("design", custom_01="vip"), event("design", custom_03="us"), resource("Source:coins:shop:x"),
+           resource("Source:gold:quest:x"), resource("Source:Gold:shop:x")]
+    answer = ga.events(bad)
+    assert answer.status_code == 400
+    assert [(e["errors"][0]["error_type"], e["errors"][0]["path"]) for e in answer.json()] == [
+        ("not_in_range", "/custom_01"), ("not_in_range", "/custom_03"), ("not_in_range", "/event_id"),
+        ("not_in_range", "/event_id"), ("not_in_range", "/event_id")]
+    assert len(ga.sandbox.accepted()) == 2 + len(good)
+
+
+@pytest.mark.parametrize("lists", [{"custom_dimensions_01": ["x"] * 21}, {"custom_dimensions_02": ["d" * 33]},
+                                   {"resource_currencies": ["gold1"]}, {"resource_item_types": ["a:b"]},
+                                   {"resource_item_types": ["i" * 33]}, {"custom_dimensions_04": ["a"]},
+                                   {"resource_currencies": "gold"}, {"custom_dimensions_01": [""]}])
+def test_lists_are_checked_as_the_sdks_check_them(ga: Collector, lists: dict[str, Any]) -> None:
+    assert ga.admin("PUT", "lists", lists).status_code == 400
+    with pytest.raises(ValueError):
+        ga.sandbox.set_lists(**lists)

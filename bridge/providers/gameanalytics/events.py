@@ -6,9 +6,11 @@ of the sandbox's validator, so that the tests can check one against the other.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import platform as host_platform
 import re
+import uuid
 from typing import Any, TypeGuard
 
 from ...store import StoredEvent
@@ -28,6 +30,12 @@ AD_ACTIONS = frozenset({"clicked", "show", "failed_show", "reward_received", "re
 AD_TYPES = frozenset({"video", "rewarded_video", "playable", "interstitial", "offer_wall", "banner"})
 RECEIPT_STORES = frozenset({"apple", "google_play"})
 CONNECTION_TYPES = frozenset({"offline", "wwan", "wifi", "lan"})
+# The engines the SDKs name in `engine_version`, and its shape (GAValidator::validateEngineVersion in
+# gameanalytics-sdk-cpp): "<engine> <up to three numeric groups>", e.g. "unity 2022.3.10".
+ENGINES = ("unity", "unreal", "corona", "cocos2d", "lumberyard", "gamemaker", "defold", "godot")
+ENGINE_VERSION = re.compile(rf"({'|'.join(ENGINES)}) [0-9]{{0,5}}(\.[0-9]{{0,5}}){{0,2}}")
+_LEADING_VERSION = re.compile(r"[0-9]{1,5}(\.[0-9]{1,5}){0,2}")
+EVENT_UUID = SESSION_ID
 # The fields each category defines; an engine's other fields travel in custom_fields (the collector refuses
 # fields it does not know).
 CATEGORY_FIELDS = {
@@ -41,6 +49,7 @@ CATEGORY_FIELDS = {
 OPTIONAL_ANNOTATIONS = ("custom_01", "custom_02", "custom_03", "connection_type", "limit_ad_tracking",
                         "jailbroken")
 MAX_CUSTOM_FIELDS = 50
+MAX_USER_ID = 64  # configureUserId refuses longer ids (GA-SDK-JAVASCRIPT GameAnalytics.ts, validateUserId)
 
 
 def host_defaults() -> dict[str, str]:
@@ -50,6 +59,28 @@ def host_defaults() -> dict[str, str]:
     version = re.match(r"[0-9]{1,5}(\.[0-9]{1,5}){0,2}", host_platform.release())
     release = version.group(0) if version else "0"
     return {"platform": name, "os_version": f"{name} {release}", "device": "unknown", "manufacturer": "unknown"}
+
+
+def engine_version(engine: str | None, version: str | None) -> str | None:
+    """The SDKs' `engine_version` annotation from a hello's `engine` and `engine_version` ("unity" and
+    "2022.3.10f1" give "unity 2022.3.10"); None for an engine the SDKs do not name or a version without a
+    leading number, which the SDKs leave out too."""
+    if not engine or not version or engine.lower() not in ENGINES:
+        return None
+    name = engine.lower()
+    text = version.strip()
+    if text.lower().startswith(name + " "):
+        text = text[len(name) + 1:]
+    number = _LEADING_VERSION.match(text)
+    return f"{name} {number.group(0)}" if number else None
+
+
+def event_uuid(device_id: str, client_ts: int, uid: str) -> str:
+    """The event's `event_uuid`, derived from what makes it the same event in the store (device, time, id), so
+    a resent event carries the same one. The SDKs draw a random UUID v4 per event; this one is shaped as a
+    v4 too (version and variant bits set), lower case."""
+    digest = hashlib.sha256(f"{device_id}\0{client_ts}\0{uid}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 def _is_int(value: Any) -> bool:
@@ -156,8 +187,8 @@ def check_annotations(event: dict[str, Any]) -> str | None:
     """The default annotations every event carries."""
     if event.get("v") != 2:
         return "v: must be 2"
-    if not isinstance(event.get("user_id"), str) or not event["user_id"]:
-        return "user_id: required"
+    if not isinstance(event.get("user_id"), str) or not 1 <= len(event["user_id"]) <= MAX_USER_ID:
+        return f"user_id: required, at most {MAX_USER_ID} characters"
     if not _is_int(event.get("client_ts")):
         return "client_ts: must be integer epoch seconds"
     if event.get("sdk_version") != SDK_VERSION:
@@ -174,6 +205,21 @@ def check_annotations(event: dict[str, Any]) -> str | None:
         return "session_id: must be a lower-case UUID v4"
     if not _is_int(event.get("session_num")) or event["session_num"] < 1:
         return "session_num: must be an integer >= 1"
+    if "event_uuid" in event and (not isinstance(event["event_uuid"], str)
+                                  or not EVENT_UUID.fullmatch(event["event_uuid"])):
+        return "event_uuid: must be a lower-case UUID v4"
+    if "engine_version" in event and (not isinstance(event["engine_version"], str)
+                                      or not ENGINE_VERSION.fullmatch(event["engine_version"])):
+        return f"engine_version: must be one of {', '.join(ENGINES)}, a space and a numeric version"
+    return _check_configurations(event.get("configurations_v3"))
+
+
+def _check_configurations(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(c, dict) and isinstance(c.get("key"), str) and c["key"]
+                                              for c in value):
+        return "configurations_v3: must be a list of {key, id, vsn}"
     return None
 
 
@@ -215,7 +261,11 @@ def to_collector(ev: StoredEvent, offset_s: int, defaults: dict[str, str], extra
         "session_id": ev.session_id,
         "session_num": ev.session_num,
         "build": ev.game_build,
+        "event_uuid": event_uuid(ev.device_id, ev.client_ts, ev.uid),
     })
+    engine = engine_version(ev.engine, ev.engine_version)
+    if engine:
+        body["engine_version"] = engine
     body.update(extra)
     return body
 

@@ -1,14 +1,13 @@
 """The GameAnalytics provider: init and clock offset, signed gzipped event batches, remote configs.
 
 One request per user (with the user's IP in X-Forwarded-For when a dedicated server gave it), bodies kept
-under 1 MB and split on 413, a 400's listed events dead-lettered while the rest count as delivered (the
-collector stored them), 401 answered by a fresh init, `enabled: false` and wrong keys pause sending while
-the store keeps everything.
+under 1 MB and split on 413, any 2xx taken as success, a 400's listed events (found by their `event_uuid`)
+dead-lettered while the rest count as delivered (the collector stored them), 401 answered by a fresh init,
+`enabled: false` and wrong keys pause sending while the store keeps everything.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
@@ -16,13 +15,14 @@ import httpx
 from ...store import StoredEvent
 from ...protocol import SESSION_START
 from ..base import Built, Call, Outcome, Paused, Provider, ProviderContext
-from ..http import json_or_none, jsonable, request_id
+from ..http import json_or_none, json_text, request_id
 from . import events as ga_events
 from .remote_configs import RemoteConfigs
 from .settings import GameAnalyticsSettings
 from .signing import MAX_BODY_BYTES, Signature, encode_body, gzipped_json
 
 REINIT_EVERY_S = 300.0
+MAX_LOGGED_ENTRIES = 5  # of a 400's entries that match no event sent, logged one by one
 Items = list[tuple[int, dict[str, Any]]]  # (event pk, the collector's event)
 
 
@@ -112,6 +112,8 @@ class GameAnalytics(Provider):
             extra["ab_id"] = self.remote.ab_id
             if self.remote.ab_variant_id:
                 extra["ab_variant_id"] = self.remote.ab_variant_id
+        if self.remote and (tracking := self.remote.tracking()):
+            extra["configurations_v3"] = tracking
         return extra
 
     async def _collector_event(self, ev: StoredEvent, extra: dict[str, Any]) -> dict[str, Any]:
@@ -194,23 +196,33 @@ class GameAnalytics(Provider):
 
     def _on_rejected(self, items: Items, answer: httpx.Response,
                      outcome: Outcome) -> None:
-        """400: the listed events are invalid, the others were stored by the collector."""
+        """400: the listed events are invalid, the others were stored by the collector. A listed event is
+        found by its `event_uuid`, never by its echo being the very JSON sent (an echo may differ)."""
         listed = json_or_none(answer)
         if not isinstance(listed, list):
             reason = "400 with a body that is not the collector's list of invalid events"
             self.ctx.log.error("%s: %s (request %s)", self.name, reason, request_id(answer))
             outcome.dead.extend((pk, "rejected", reason) for pk, _ in items)
             return
-        by_body = {_canonical(event): pk for pk, event in items}
+        by_uuid = {event.get("event_uuid"): pk for pk, event in items}
         rejected: dict[int, str] = {}
+        unmatched: list[Any] = []
         for entry in listed:
-            if not isinstance(entry, dict):
+            echo = entry.get("event") if isinstance(entry, dict) else None
+            pk = by_uuid.get(echo.get("event_uuid")) if isinstance(echo, dict) else None
+            if pk is None:
+                unmatched.append(entry)
                 continue
-            pk = by_body.get(_canonical(entry.get("event")))
-            if pk is not None:
-                errors = entry.get("errors") or []
-                rejected[pk] = "; ".join(f"{e.get('error_type')} at {e.get('path')}" for e in errors
-                                         if isinstance(e, dict)) or "rejected by the collector"
+            errors = entry.get("errors") or []
+            rejected[pk] = "; ".join(f"{e.get('error_type')} at {e.get('path')}" for e in errors
+                                     if isinstance(e, dict)) or "rejected by the collector"
+        for entry in unmatched[:MAX_LOGGED_ENTRIES]:
+            self.ctx.log.error("%s: a 400 lists an event that matches none sent by its event_uuid (request %s); "
+                               "the events not found count as delivered: %.300s", self.name, request_id(answer),
+                               json_text(entry))
+        if len(unmatched) > MAX_LOGGED_ENTRIES:
+            self.ctx.log.error("%s: ... and %d more such entries (request %s)", self.name,
+                               len(unmatched) - MAX_LOGGED_ENTRIES, request_id(answer))
         for pk, _ in items:
             if pk in rejected:
                 outcome.dead.append((pk, "rejected", rejected[pk]))
@@ -224,7 +236,3 @@ class GameAnalytics(Provider):
         if self.remote:
             figures.update(self.remote.status())
         return figures
-
-
-def _canonical(event: Any) -> str:
-    return json.dumps(event, sort_keys=True, separators=(",", ":"), default=jsonable)

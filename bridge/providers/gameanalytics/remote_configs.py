@@ -108,12 +108,20 @@ class RemoteConfigs:
             "configs": self.configs})
         self._publish()
 
+    def _live(self) -> list[dict[str, Any]]:
+        """The configs in effect now, by the server's clock."""
+        now = self.server_now()
+        return [c for c in self.configs if (c.get("start_ts") is None or c["start_ts"] <= now)
+                and (c.get("end_ts") is None or now <= c["end_ts"])]
+
+    def tracking(self) -> list[dict[str, Any]]:
+        """The configs in effect as the current SDKs tag every event with them (`configurations_v3`: the key,
+        id and vsn of each, as the answer gave them; GAState::buildRemoteConfigsJsons in gameanalytics-sdk-cpp)."""
+        return [{k: c[k] for k in ("key", "id", "vsn") if c.get(k) is not None} for c in self._live()]
+
     def _publish(self) -> None:
         """The configs live now (by the server's clock) on the provider's topic, with the A/B ids."""
-        now = self.server_now()
-        values = {str(c["key"]): c.get("value") for c in self.configs
-                  if (c.get("start_ts") is None or c["start_ts"] <= now)
-                  and (c.get("end_ts") is None or now <= c["end_ts"])}
+        values = {str(c["key"]): c.get("value") for c in self._live()}
         meta = {k: v for k, v in (("ab_id", self.ab_id), ("ab_variant_id", self.ab_variant_id),
                                   ("configs_hash", self.configs_hash)) if v is not None}
         self.ctx.publish(TOPIC, values, "gameanalytics", meta)
