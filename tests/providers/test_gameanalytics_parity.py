@@ -124,3 +124,21 @@ def test_a_400_entry_that_matches_no_event_is_logged_with_the_request_id(tmp_pat
         log = wait_until(lambda: record["request_id"] in daemon.log() and daemon.log(), what="the logged entry")
     assert "matches none sent by its event_uuid" in log
     assert stats["dead_lettered"] == 0
+
+
+# --- the clock offset from the remote-configs init ------------------------------------------------------
+
+def test_the_clock_offset_comes_from_the_remote_configs_init_when_the_v2_init_is_gone(tmp_path: Path,
+                                                                                     sandbox) -> None:
+    sb, server = sandbox
+    sb.set_clock_offset(3600)
+    sb.faults.fail("init", status=404, count=None)  # current SDKs never call /v2/<key>/init
+    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        ev = make_event("design")
+        c.request({"type": "event", "event": ev})
+        [got] = wait_until(lambda: accepted(sb, "design"), what="the design event")
+        stats = ga_stats(c)
+    assert abs(got["client_ts"] - (ev["ts"] // 1000 + 3600)) <= 2
+    assert abs(stats["clock_offset_s"] - 3600) <= 2
+    assert sb.faults.fired().get("init", 0) >= 1

@@ -15,7 +15,7 @@ import httpx
 from ...store import StoredEvent
 from ...protocol import SESSION_START
 from ..base import Built, Call, Outcome, Paused, Provider, ProviderContext
-from ..http import json_or_none, json_text, request_id
+from ..http import json_object, json_or_none, json_text, request_id
 from . import events as ga_events
 from .remote_configs import RemoteConfigs
 from .settings import GameAnalyticsSettings
@@ -47,12 +47,16 @@ class GameAnalytics(Provider):
         self.auth_failures = 0
         self.transactions: dict[str, int] = {}
         self._transaction_of: dict[int, int] = {}
-        self.remote = RemoteConfigs(ctx, self.post, settings, self.defaults, self.server_now) \
+        self.remote = RemoteConfigs(ctx, self.post, settings, self.defaults, self.server_now, self.set_server_ts) \
             if settings.remote_configs else None
 
     def server_now(self) -> int:
         """Now by the collector's clock (learnt at init), in seconds."""
         return int(self.ctx.clock.time()) + self.offset_s
+
+    def set_server_ts(self, server_ts: int) -> None:
+        """The collector's clock as either init answered it: the offset added to every event's client_ts."""
+        self.offset_s = server_ts - int(self.ctx.clock.time())
 
     # --- init ---------------------------------------------------------------------------------------
 
@@ -78,9 +82,9 @@ class GameAnalytics(Provider):
         if answer.status_code != 200:
             self.ctx.log.warning("%s: init answered %d", self.name, answer.status_code)
             return self.paused is None
-        data = json_or_none(answer) or {}
-        if isinstance(data.get("server_ts"), int):
-            self.offset_s = data["server_ts"] - int(self.ctx.clock.time())
+        data = json_object(answer)
+        if type(data.get("server_ts")) is int and data["server_ts"] > 0:
+            self.set_server_ts(data["server_ts"])
         self.enabled = data.get("enabled", True) is not False
         self.paused = None if self.enabled else "GameAnalytics init answered enabled: false; events are kept"
         if self.paused:

@@ -32,7 +32,7 @@ CONFIG_VSN_SUPPORTED = 3
 
 class RemoteConfigs:
     def __init__(self, ctx: ProviderContext, post: Post, settings: GameAnalyticsSettings, defaults: dict[str, str],
-                 server_now: Callable[[], int]) -> None:
+                 server_now: Callable[[], int], on_server_ts: Callable[[int], None]) -> None:
         self.ctx = ctx
         self.name = ctx.name
         self.post = post
@@ -41,6 +41,7 @@ class RemoteConfigs:
         self.interval_seconds = settings.remote_configs_interval_seconds
         self.defaults = defaults
         self.server_now = server_now
+        self.on_server_ts = on_server_ts
         self.configs_hash: str | None = None
         self.ab_id: str | None = None
         self.ab_variant_id: str | None = None
@@ -88,8 +89,13 @@ class RemoteConfigs:
             self.ctx.log.warning("%s: remote configs: %s", self.name, exc)
             return
         self.last_status = answer.status_code
+        data = json_object(answer) if answer.status_code in (200, 201) else {}
+        server_ts = data.get("server_ts")
+        if type(server_ts) is int and server_ts > 0:
+            # Current SDKs ask only this init and take their clock offset from it (GAState::startNewSession
+            # in gameanalytics-sdk-cpp, State.lua in GA-SDK-ROBLOX): "always returned", 200 or 201.
+            self.on_server_ts(server_ts)
         if answer.status_code == 201:
-            data = json_object(answer)
             if "configs" not in data:
                 self.ctx.log.error("%s: remote configs 201 without configs (request %s)", self.name,
                                    request_id(answer))
