@@ -212,9 +212,10 @@ CONDITIONS: Mapping[str, tuple[Condition, ...]] = {
         {"event_id_part": 0, "is_one_of": ("Source",), "field": "amount", "rule": {"exclusive_minimum": 0}},
         {"event_id_part": 0, "is_one_of": ("Sink",), "field": "amount", "rule": {"exclusive_maximum": 0}},
     ),
+    # The SDKs send attempt_num on Complete and never on Fail (GAEvents::addProgressionEvent,
+    # gameanalytics-sdk-cpp; Events.lua, GA-SDK-ROBLOX). *assumption*: the collector requires it on Complete.
     "progression": (
-        {"event_id_part": 0, "is_one_of": ("Fail", "Complete"), "field": "attempt_num",
-         "rule": {"required": True}},
+        {"event_id_part": 0, "is_one_of": ("Complete",), "field": "attempt_num", "rule": {"required": True}},
     ),
 }
 

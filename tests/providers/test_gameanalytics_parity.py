@@ -142,3 +142,64 @@ def test_the_clock_offset_comes_from_the_remote_configs_init_when_the_v2_init_is
     assert abs(got["client_ts"] - (ev["ts"] // 1000 + 3600)) <= 2
     assert abs(stats["clock_offset_s"] - 3600) <= 2
     assert sb.faults.fired().get("init", 0) >= 1
+
+
+# --- progression attempts --------------------------------------------------------------------------------
+
+def progression(event_id: str, user_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    ev = make_event("progression", event_id=event_id)
+    del ev["fields"]["attempt_num"], ev["fields"]["score"]
+    ev["fields"].update(fields)
+    if user_id:
+        ev["user_id"] = user_id
+    return ev
+
+
+def test_attempts_are_counted_per_player_and_progression_and_survive_a_restart(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    daemon = ga_daemon(tmp_path, server.url).start()
+    try:
+        with Client(daemon.ingress, device_id="server") as c:
+            c.hello(**HELLO)
+            first = [progression("Start:w1:l1", "p1"), progression("Fail:w1:l1", "p1"),
+                     progression("Fail:w1:l1", "p2"), progression("Fail:w1:l2", "p1"), progression("Fail:w1:l1", "p1")]
+            ack = c.request({"type": "events", "events": first})
+            assert ack["invalid"] == [] and ack["stored"] == 5  # a Fail without attempt_num is valid
+            wait_until(lambda: len(accepted(sb, "progression")) == 5, what="the first events")
+        daemon.stop()
+        daemon.start()
+        with Client(daemon.ingress, device_id="server") as c:
+            c.hello(**HELLO)
+            c.request({"type": "events", "events": [
+                progression("Complete:w1:l1", "p1"), progression("Complete:w1:l1", "p2"),
+                progression("Fail:w1:l1", "p1"), progression("Complete:w1:l1", "p1"),
+                progression("Complete:w1:l2", "p1", attempt_num=7)]})
+            got = wait_until(lambda: len(accepted(sb, "progression")) == 10 and accepted(sb, "progression"),
+                             what="the later events")
+            stats = ga_stats(c)
+    finally:
+        daemon.stop()
+    sent: dict[str, list[tuple[str, int | None]]] = {}
+    for e in got:  # one request per player: the order holds within a player
+        sent.setdefault(e["user_id"], []).append((e["event_id"], e.get("attempt_num")))
+    assert sent["p1"] == [
+        ("Start:w1:l1", None), ("Fail:w1:l1", None), ("Fail:w1:l2", None), ("Fail:w1:l1", None),
+        ("Complete:w1:l1", 3),  # two Fails, then this try: counted across the restart
+        ("Fail:w1:l1", None),
+        ("Complete:w1:l1", 2),  # a Complete starts the count again
+        ("Complete:w1:l2", 7),  # the engine's own number wins
+    ]
+    assert sent["p2"] == [("Fail:w1:l1", None), ("Complete:w1:l1", 2)]  # each player counts for itself
+    assert stats["dead_lettered"] == 0 and sb.rejected() == []
+
+
+def test_a_resent_complete_keeps_its_attempt_number(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        c.request({"type": "events", "events": [progression("Fail:w2"), progression("Fail:w2")]})
+        wait_until(lambda: len(accepted(sb, "progression")) == 2, what="the fails")
+        sb.faults.fail("events", status=503, count=3)
+        c.request({"type": "event", "event": progression("Complete:w2")})
+        [done] = wait_until(lambda: accepted(sb, "progression")[2:], what="the complete after the outage")
+    assert done["attempt_num"] == 3

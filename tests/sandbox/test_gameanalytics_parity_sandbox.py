@@ -210,3 +210,17 @@ def test_lists_are_checked_as_the_sdks_check_them(ga: Collector, lists: dict[str
     assert ga.admin("PUT", "lists", lists).status_code == 400
     with pytest.raises(ValueError):
         ga.sandbox.set_lists(**lists)
+
+
+# --- progression attempts ------------------------------------------------------------------------------------
+
+def test_attempt_num_is_required_on_complete_only(ga: Collector) -> None:
+    def progression(event_id: str, **fields: Any) -> dict[str, Any]:
+        return annotations(category="progression", event_id=event_id, **fields)
+
+    good = [progression("Start:w1"), progression("Fail:w1"), progression("Fail:w1:l1", attempt_num=2),
+            progression("Complete:w1", attempt_num=3)]
+    assert ga.events(good).status_code == 200
+    answer = ga.events([progression("Complete:w1:l1")])
+    assert answer.status_code == 400
+    assert answer.json()[0]["errors"] == [{"error_type": "required", "path": "/attempt_num"}]

@@ -134,8 +134,8 @@ def check_category(event: dict[str, Any]) -> str | None:
             return parts
         if parts[0] not in ("Start", "Fail", "Complete"):
             return "event_id: must start with Start, Fail or Complete"
-        if parts[0] != "Start" and not _is_int(event.get("attempt_num")):
-            return "attempt_num: an integer is required on Fail and Complete"
+        if parts[0] == "Complete" and not _is_int(event.get("attempt_num")):
+            return "attempt_num: an integer is required on Complete"  # a Fail is sent without (the SDKs)
         if "attempt_num" in event and (not _is_int(event["attempt_num"]) or event["attempt_num"] < 0):
             return "attempt_num: must be an integer >= 0"
         if "score" in event and not _is_int(event["score"]):

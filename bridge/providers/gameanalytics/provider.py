@@ -22,7 +22,8 @@ from .settings import GameAnalyticsSettings
 from .signing import MAX_BODY_BYTES, Signature, encode_body, gzipped_json
 
 REINIT_EVERY_S = 300.0
-MAX_LOGGED_ENTRIES = 5  # of a 400's entries that match no event sent, logged one by one
+MAX_LOGGED_ENTRIES = 5
+MAX_REMEMBERED_COMPLETES = 64  # per player: the attempt numbers Complete events were sent with, for resends  # of a 400's entries that match no event sent, logged one by one
 Items = list[tuple[int, dict[str, Any]]]  # (event pk, the collector's event)
 
 
@@ -47,6 +48,8 @@ class GameAnalytics(Provider):
         self.auth_failures = 0
         self.transactions: dict[str, int] = {}
         self._transaction_of: dict[int, int] = {}
+        self._progress_of: dict[str, dict[str, Any]] = {}  # per player: see _count_attempt
+        self._progress_dirty: set[str] = set()
         self.remote = RemoteConfigs(ctx, self.post, settings, self.defaults, self.server_now, self.set_server_ts) \
             if settings.remote_configs else None
 
@@ -108,6 +111,8 @@ class GameAnalytics(Provider):
         event = ga_events.category_fields(category, fields)
         if category == "business":
             event.setdefault("transaction_num", 0)  # counted by the provider when the engine leaves it out
+        if category == "progression":
+            event.setdefault("attempt_num", 1)  # counted by the provider on Complete, as the SDKs count it
         return ga_events.check_category(event)
 
     def _annotations(self) -> dict[str, Any]:
@@ -124,7 +129,55 @@ class GameAnalytics(Provider):
         body = ga_events.to_collector(ev, self.offset_s, self.defaults, extra)
         if body["category"] == "business" and "transaction_num" not in body:
             body["transaction_num"] = await self._transaction_num(ev)
+        elif body["category"] == "progression":
+            await self._count_attempt(ev, body)
         return body
+
+    async def _count_attempt(self, ev: StoredEvent, body: dict[str, Any]) -> None:
+        """Attempts per player and progression, as the SDKs count them (GAEvents::addProgressionEvent in
+        gameanalytics-sdk-cpp, Events.lua in GA-SDK-ROBLOX, per player): every Fail and Complete is a try, a
+        Complete carries `attempt_num` (the tries so far, this one included) and starts the count again; a
+        Fail is sent without it. The engine's own `attempt_num` wins where it gave one.
+
+        Kept in the store per player, with the last event counted: an event rebuilt for a resend (a retry, a
+        restart) is not counted again, and a Complete carries the number it had the first time."""
+        status, _, progression = str(body.get("event_id", "")).partition(":")
+        if status not in ("Fail", "Complete") or ga_events.check({"attempt_num": 1, **body}):
+            return  # a Start, or an event refused for another rule: the SDKs count neither
+        state = await self._progress(ev.user_id)
+        completes: dict[str, int] = state["completes"]
+        if ev.pk <= state["upto"]:  # counted before: a resend
+            if status == "Complete" and "attempt_num" not in body:
+                body["attempt_num"] = completes.get(str(ev.pk), state["tries"].get(progression, 0) + 1)
+            return
+        state["upto"] = ev.pk
+        tries = state["tries"].get(progression, 0) + 1
+        if status == "Fail":
+            state["tries"][progression] = tries
+        else:
+            given = body.get("attempt_num")
+            body.setdefault("attempt_num", tries)
+            completes[str(ev.pk)] = given if type(given) is int else tries
+            for old in sorted(completes, key=int)[:-MAX_REMEMBERED_COMPLETES]:
+                del completes[old]
+            state["tries"].pop(progression, None)
+        self._progress_dirty.add(ev.user_id)
+
+    async def _progress(self, user_id: str) -> dict[str, Any]:
+        if user_id not in self._progress_of:
+            if len(self._progress_of) > 10_000:
+                await self._save_progress()
+                self._progress_of.clear()
+            saved = await self.ctx.store.get(f"progression:{user_id}")
+            self._progress_of[user_id] = saved if isinstance(saved, dict) else {"upto": 0, "tries": {},
+                                                                                "completes": {}}
+        return self._progress_of[user_id]
+
+    async def _save_progress(self) -> None:
+        """The counted attempts, written before the events that carry them are sent."""
+        for user_id in sorted(self._progress_dirty):
+            await self.ctx.store.set(f"progression:{user_id}", self._progress_of[user_id])
+        self._progress_dirty.clear()
 
     async def _transaction_num(self, ev: StoredEvent) -> int:
         """The user's running count of purchases, fixed per event so that a resend carries the same number."""
@@ -161,6 +214,7 @@ class GameAnalytics(Provider):
                 continue
             by_user.setdefault(ev.user_id, []).append((ev.pk, body))
             ips[ev.user_id] = ev.user_ip or ips.get(ev.user_id)
+        await self._save_progress()
         for user_id, items in by_user.items():
             built.calls.extend(self._calls(user_id, items, ips.get(user_id)))
         return built
