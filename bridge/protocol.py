@@ -329,7 +329,7 @@ CATEGORY_FIELDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "resource": ({"event_id": STR, "amount": NUMBER}, {}),
     "error": ({"severity": STR, "message": STR}, {}),
     "ads": ({"ad_action": STR, "ad_type": STR, "ad_sdk_name": STR, "ad_placement": STR},
-            {"ad_duration": INT, "ad_fb_error": STR}),
+            {"ad_duration": INT, "ad_fail_show_reason": STR, "ad_fb_error": STR}),  # ad_fb_error: v1's old name
     "custom": ({"name": STR}, {}),
 }
 COMMON_OPTIONAL = {"custom_01": STR, "custom_02": STR, "custom_03": STR, "custom_fields": MAP}

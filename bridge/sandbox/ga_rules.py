@@ -195,15 +195,20 @@ CATEGORIES: Mapping[str, Mapping[str, Rule]] = {
                      "one_of": ("debug", "info", "warning", "error", "critical")},
         "message": {"kind": "string", "required": True, "max_len": 8192},
     },
+    # The values the SDKs send (GAAdAction, GAAdType, GAAdError in GA-SDK-UNITY's Enums.cs). They send the
+    # reason on failed_show and the duration for video ads only; *assumption*: the collector does not refuse
+    # either elsewhere (these rules do not say so).
     "ads": {
         "ad_action": {"kind": "string", "required": True,
                       "one_of": ("clicked", "show", "failed_show", "reward_received", "request", "loaded")},
         "ad_type": {"kind": "string", "required": True,
-                    "one_of": ("video", "rewarded_video", "playable", "interstitial", "offer_wall", "banner")},
+                    "one_of": ("video", "rewarded_video", "playable", "interstitial", "offer_wall", "banner",
+                               "app_open")},
         "ad_sdk_name": {"kind": "string", "required": True, "pattern": AD_SDK_NAME},
         "ad_placement": {"kind": "string", "required": True, "min_len": 1, "max_len": 64},
         "ad_duration": {"kind": "integer", "minimum": 0},
-        "ad_fb_error": {"kind": "string"},
+        "ad_fail_show_reason": {"kind": "string", "one_of": ("unknown", "offline", "no_fill", "internal_error",
+                                                            "invalid_request", "unable_to_precache")},
     },
 }
 

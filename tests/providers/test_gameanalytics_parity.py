@@ -203,3 +203,36 @@ def test_a_resent_complete_keeps_its_attempt_number(tmp_path: Path, sandbox) -> 
         c.request({"type": "event", "event": progression("Complete:w2")})
         [done] = wait_until(lambda: accepted(sb, "progression")[2:], what="the complete after the outage")
     assert done["attempt_num"] == 3
+
+
+# --- ads ---------------------------------------------------------------------------------------------------
+
+def ad(action: str, ad_type: str, **fields: Any) -> dict[str, Any]:
+    return make_event("ads", ad_action=action, ad_type=ad_type, ad_placement=f"{action}-{ad_type}", **fields)
+
+
+def test_ads_as_the_sdks_send_them(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        sent = [ad("show", "app_open"), ad("request", "interstitial"), ad("loaded", "playable"),
+                ad("failed_show", "banner", ad_fail_show_reason="no_fill"),
+                ad("failed_show", "offer_wall", ad_fb_error="offline"),  # a v1 client's name for the reason
+                ad("reward_received", "rewarded_video", ad_duration=30000),
+                ad("show", "banner", ad_duration=500, ad_fail_show_reason="unknown")]
+        bad = ad("failed_show", "video", ad_fail_show_reason="timeout")
+        ack = c.request({"type": "events", "events": [*sent, bad]})
+        assert [(i["index"], i["provider"]) for i in ack["invalid"]] == [(7, "gameanalytics")]
+        assert "ad_fail_show_reason" in ack["invalid"][0]["message"]
+        got = wait_until(lambda: len(accepted(sb, "ads")) == 7 and accepted(sb, "ads"), what="the ad events")
+        stats = wait_until(lambda: settled(c, "gameanalytics"), what="the batch settled")
+    by = {e["ad_placement"]: e for e in got}
+    assert by["failed_show-banner"]["ad_fail_show_reason"] == "no_fill"
+    assert by["failed_show-offer_wall"]["ad_fail_show_reason"] == "offline"
+    assert all("ad_fb_error" not in e and "ad_fb_error" not in e.get("custom_fields", {}) for e in got)
+    assert by["reward_received-rewarded_video"]["ad_duration"] == 30000
+    banner = by["show-banner"]  # no reason but on failed_show, no duration but for video: kept as custom fields
+    assert "ad_duration" not in banner and "ad_fail_show_reason" not in banner
+    assert banner["custom_fields"] == {"ad_duration": 500, "ad_fail_show_reason": "unknown"}
+    assert by["show-app_open"]["ad_type"] == "app_open"
+    assert stats["dead_lettered"] == 1 and sb.rejected() == []

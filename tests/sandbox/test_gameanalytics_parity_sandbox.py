@@ -224,3 +224,30 @@ def test_attempt_num_is_required_on_complete_only(ga: Collector) -> None:
     answer = ga.events([progression("Complete:w1:l1")])
     assert answer.status_code == 400
     assert answer.json()[0]["errors"] == [{"error_type": "required", "path": "/attempt_num"}]
+
+
+# --- ads -----------------------------------------------------------------------------------------------------
+
+def ad(**fields: Any) -> dict[str, Any]:
+    return annotations(category="ads", **{"ad_action": "show", "ad_type": "rewarded_video", "ad_sdk_name": "admob",
+                                          "ad_placement": "end_of_level", **fields})
+
+
+@pytest.mark.parametrize("fields,error", [
+    ({"ad_type": "app_open"}, None),
+    ({"ad_action": "request"}, None),
+    ({"ad_action": "loaded"}, None),
+    ({"ad_action": "failed_show", "ad_fail_show_reason": "unable_to_precache"}, None),
+    ({"ad_duration": 0}, None),
+    ({"ad_fail_show_reason": "timeout"}, ("not_in_range", "/ad_fail_show_reason")),
+    ({"ad_fail_show_reason": 3}, ("invalid_type", "/ad_fail_show_reason")),
+    ({"ad_fb_error": "no_fill"}, ("unknown_field", "/ad_fb_error")),  # no SDK sends it
+    ({"ad_type": "native"}, ("not_in_range", "/ad_type")),
+])
+def test_ad_events(ga: Collector, fields: dict[str, Any], error: tuple[str, str] | None) -> None:
+    sent = ad(**fields)
+    answer = ga.events([sent])
+    if error is None:
+        assert answer.status_code == 200, answer.text
+    else:
+        assert answer.json() == [{"event": sent, "errors": [{"error_type": error[0], "path": error[1]}]}]

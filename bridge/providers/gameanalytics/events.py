@@ -26,8 +26,13 @@ SESSION_ID = re.compile(r"[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}
 AD_SDK = re.compile(r"[a-z0-9_]{1,32}")
 OS_VERSION = re.compile(r"[a-z0-9_]{1,32} [0-9]{1,5}(\.[0-9]{1,5}){0,2}")
 SEVERITIES = frozenset({"debug", "info", "warning", "error", "critical"})
+# What the SDKs send (GAAdAction, GAAdType and GAAdError in GA-SDK-UNITY's Enums.cs; EGAAdError in
+# GA-SDK-JAVASCRIPT): a reason only with failed_show, a duration only for the video types.
 AD_ACTIONS = frozenset({"clicked", "show", "failed_show", "reward_received", "request", "loaded"})
-AD_TYPES = frozenset({"video", "rewarded_video", "playable", "interstitial", "offer_wall", "banner"})
+AD_TYPES = frozenset({"video", "rewarded_video", "playable", "interstitial", "offer_wall", "banner", "app_open"})
+AD_FAIL_REASONS = frozenset({"unknown", "offline", "no_fill", "internal_error", "invalid_request",
+                             "unable_to_precache"})
+VIDEO_AD_TYPES = frozenset({"video", "rewarded_video"})
 RECEIPT_STORES = frozenset({"apple", "google_play"})
 CONNECTION_TYPES = frozenset({"offline", "wwan", "wifi", "lan"})
 # The engines the SDKs name in `engine_version`, and its shape (GAValidator::validateEngineVersion in
@@ -44,7 +49,7 @@ CATEGORY_FIELDS = {
     "progression": ("event_id", "attempt_num", "score"),
     "resource": ("event_id", "amount"),
     "error": ("severity", "message"),
-    "ads": ("ad_action", "ad_type", "ad_sdk_name", "ad_placement", "ad_duration", "ad_fb_error"),
+    "ads": ("ad_action", "ad_type", "ad_sdk_name", "ad_placement", "ad_duration", "ad_fail_show_reason"),
 }
 OPTIONAL_ANNOTATIONS = ("custom_01", "custom_02", "custom_03", "connection_type", "limit_ad_tracking",
                         "jailbroken")
@@ -167,8 +172,10 @@ def check_category(event: dict[str, Any]) -> str | None:
         placement = event.get("ad_placement")
         if not isinstance(placement, str) or not 1 <= len(placement) <= 64:
             return "ad_placement: must be a string of 1 to 64 characters"
-        if "ad_duration" in event and not _is_int(event["ad_duration"]):
-            return "ad_duration: must be an integer (ms)"
+        if "ad_duration" in event and (not _is_int(event["ad_duration"]) or event["ad_duration"] < 0):
+            return "ad_duration: must be an integer >= 0 (ms)"
+        if "ad_fail_show_reason" in event and event["ad_fail_show_reason"] not in AD_FAIL_REASONS:
+            return f"ad_fail_show_reason: must be one of {', '.join(sorted(AD_FAIL_REASONS))}"
     elif category == "session_end":
         if not _is_int(event.get("length")) or event["length"] < 0:
             return "length: must be an integer >= 0"
@@ -237,6 +244,8 @@ def category_fields(category: str, fields: dict[str, Any]) -> dict[str, Any]:
             out[key] = value
         elif key != "custom_fields":
             extra[key] = value
+    if category == "ads":
+        _ad_fields(out, extra)
     if extra:
         out["custom_fields"] = extra
     if category == "resource":
@@ -244,6 +253,21 @@ def category_fields(category: str, fields: dict[str, Any]) -> dict[str, Any]:
         if isinstance(event_id, str) and event_id.startswith("Sink:") and _is_number(amount) and amount > 0:
             out["amount"] = -amount
     return out
+
+
+def _ad_fields(out: dict[str, Any], extra: dict[str, Any]) -> None:
+    """An ad event as the SDKs send it: the failure reason on failed_show only, the duration for video ads
+    only (the rest stays in custom_fields); `ad_fb_error`, protocol v1's name for the reason, read as it."""
+    legacy = extra.pop("ad_fb_error", None)
+    if legacy is not None:
+        if "ad_fail_show_reason" in out:
+            extra["ad_fb_error"] = legacy
+        else:
+            out["ad_fail_show_reason"] = legacy
+    if "ad_fail_show_reason" in out and out.get("ad_action") != "failed_show":
+        extra["ad_fail_show_reason"] = out.pop("ad_fail_show_reason")
+    if "ad_duration" in out and out.get("ad_type") not in VIDEO_AD_TYPES:
+        extra["ad_duration"] = out.pop("ad_duration")
 
 
 def to_collector(ev: StoredEvent, offset_s: int, defaults: dict[str, str], extra: dict[str, Any]) -> dict[str, Any]:

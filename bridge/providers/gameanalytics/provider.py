@@ -22,8 +22,8 @@ from .settings import GameAnalyticsSettings
 from .signing import MAX_BODY_BYTES, Signature, encode_body, gzipped_json
 
 REINIT_EVERY_S = 300.0
-MAX_LOGGED_ENTRIES = 5
-MAX_REMEMBERED_COMPLETES = 64  # per player: the attempt numbers Complete events were sent with, for resends  # of a 400's entries that match no event sent, logged one by one
+MAX_LOGGED_ENTRIES = 5  # of a 400's entries that match no event sent, logged one by one
+MAX_REMEMBERED_COMPLETES = 64  # per player: the attempt numbers Complete events were sent with, for resends
 Items = list[tuple[int, dict[str, Any]]]  # (event pk, the collector's event)
 
 
