@@ -17,7 +17,7 @@ A `Rule` is a dict with these keys (all optional except `kind`):
 
 | key | applies to | meaning |
 | --- | --- | --- |
-| `kind` | all | `string`, `integer`, `number`, `boolean`, `object`, `array` or `event_id` (see below) |
+| `kind` | all | `string`, `integer`, `number`, `boolean`, `scalar`, `object`, `array` or `event_id` (see below) |
 | `required` | all | the field must be present |
 | `one_of` | string, integer | the value must be one of these |
 | `pattern` | string | the whole value must match this regular expression |
@@ -27,10 +27,13 @@ A `Rule` is a dict with these keys (all optional except `kind`):
 | `max_entries` | object, array | at most this many keys (items) |
 | `fields` | object | the object's own fields (a nested table); other keys are refused |
 | `items` | array | the rule every item follows |
+| `key_pattern` | object | every key matches this regular expression (an object without `fields`) |
+| `values` | object | the rule every value follows (an object without `fields`) |
 | `parts` | event_id | (fewest, most) parts, the first part included |
 | `first_part` | event_id | the first part must be one of these; every other part matches `EVENT_ID_PART` |
 
-`integer` is a JSON integer (never `true`, never `5.0`); `number` is an integer or a finite float; `event_id` is a
+`integer` is a JSON integer (never `true`, never `5.0`); `number` is an integer or a finite float; `scalar` is a
+number, `true`/`false` or a string (within `min_len`, `max_len`); `event_id` is a
 string of `:`-separated parts, each matching `EVENT_ID_PART` (after `first_part`, when there is one).
 
 A `Condition` says: when part `event_id_part` of the event's `event_id` is one of `is_one_of`, the rule of
@@ -64,7 +67,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypedDict
 
-Kind = Literal["string", "integer", "number", "boolean", "object", "array", "event_id"]
+Kind = Literal["string", "integer", "number", "boolean", "scalar", "object", "array", "event_id"]
 
 
 class Rule(TypedDict, total=False):
@@ -83,6 +86,8 @@ class Rule(TypedDict, total=False):
     max_entries: int
     fields: Mapping[str, Rule]
     items: Rule
+    key_pattern: str
+    values: Rule
     parts: tuple[int, int]
     first_part: tuple[str, ...]
 
@@ -148,15 +153,21 @@ ANNOTATIONS: Mapping[str, Rule] = {
         "vsn": {"kind": "integer", "minimum": 0},
     }}},
     "connection_type": {"kind": "string", "one_of": ("offline", "wwan", "wifi", "lan")},
-    "custom_01": {"kind": "string", "min_len": 1, "max_len": 64},
-    "custom_02": {"kind": "string", "min_len": 1, "max_len": 64},
-    "custom_03": {"kind": "string", "min_len": 1, "max_len": 64},
+    # A custom dimension value is one the game configured, each at most 32 characters
+    # (GAValidator::validateCustomDimensions, gameanalytics-sdk-cpp); the game's own lists: validate_lists.
+    "custom_01": {"kind": "string", "min_len": 1, "max_len": 32},
+    "custom_02": {"kind": "string", "min_len": 1, "max_len": 32},
+    "custom_03": {"kind": "string", "min_len": 1, "max_len": 32},
     "ab_id": {"kind": "string", "min_len": 1, "max_len": 64},
     "ab_variant_id": {"kind": "string", "min_len": 1, "max_len": 64},
     "limit_ad_tracking": {"kind": "boolean"},
     "jailbroken": {"kind": "boolean"},
     "progression": {"kind": "string", "min_len": 1, "max_len": 255},  # *assumption*: up to 3 joined parts
-    "custom_fields": {"kind": "object", "max_entries": 50},
+    # What the SDKs keep of custom fields (GAState::validateAndCleanCustomFields, gameanalytics-sdk-cpp): at
+    # most 50, keys of word characters up to 64, values a number, a boolean or a string of 1 to 256
+    # characters; they drop the others. *assumption*: the collector refuses what the SDKs drop.
+    "custom_fields": {"kind": "object", "max_entries": 50, "key_pattern": r"^[a-zA-Z0-9_]{1,64}$",
+                      "values": {"kind": "scalar", "min_len": 1, "max_len": 256}},
 }
 
 CATEGORIES: Mapping[str, Mapping[str, Rule]] = {
@@ -347,6 +358,21 @@ def _compile_boolean(rule: Rule, path: str, note: str) -> _Check:
     return check
 
 
+def _compile_scalar(rule: Rule, path: str, note: str) -> _Check:
+    text = _compile_string(rule, path, note)
+
+    def check(value: Any, errors: list[Error]) -> None:
+        kind = type(value)
+        if kind is str:
+            text(value, errors)
+        elif kind is float and not math.isfinite(value):
+            errors.append(("not_in_range", path, "must be finite"))
+        elif kind not in (int, float, bool):
+            errors.append(("invalid_type", path, "must be a number, true or false, or a string"))
+
+    return check
+
+
 def _compile_event_id(rule: Rule, path: str, note: str) -> _Check:
     fewest, most = rule["parts"]
     first = frozenset(rule.get("first_part", ()))
@@ -441,8 +467,39 @@ def _condition_note(condition: Condition) -> str:
 
 def _compile_object(rule: Rule, path: str, note: str) -> _Check:
     fields = rule.get("fields")
+    if fields is None and ("key_pattern" in rule or "values" in rule):
+        return _compile_map(rule, path, note)
     return _CompiledObject(fields or {}, path, strict=fields is not None,
                            max_entries=rule.get("max_entries")).check
+
+
+def _compile_map(rule: Rule, path: str, note: str) -> _Check:
+    """An object of free keys: a bound on entries, a pattern for each key, a rule for each value."""
+    most = rule.get("max_entries")
+    key = re.compile(rule["key_pattern"]) if "key_pattern" in rule else None
+    key_detail = f"keys must match {rule.get('key_pattern')}"
+    values = rule.get("values")
+    per_key: dict[str, _Check] = {}  # a value's check names its key in the path; compiled once per key
+
+    def check(value: Any, errors: list[Error]) -> None:
+        if type(value) is not dict:
+            errors.append(("invalid_type", path, "must be a JSON object"))
+            return
+        if most is not None and len(value) > most:
+            errors.append(("too_many_entries", path, f"must have at most {most} entries"))
+        for name, item in value.items():
+            where = _pointer(path, name)
+            if key is not None and key.fullmatch(name) is None:
+                errors.append(("regex_no_match", where, key_detail))
+            elif values is not None:
+                each = per_key.get(name)
+                if each is None:
+                    if len(per_key) > 10_000:  # keys are the game's own: bound the cache
+                        per_key.clear()
+                    each = per_key[name] = _compile(values, where)
+                each(item, errors)
+
+    return check
 
 
 def _compile_array(rule: Rule, path: str, note: str) -> _Check:
@@ -468,6 +525,7 @@ _COMPILERS: Mapping[str, Callable[[Rule, str, str], _Check]] = {
     "integer": _compile_integer,
     "number": _compile_number,
     "boolean": _compile_boolean,
+    "scalar": _compile_scalar,
     "object": _compile_object,
     "array": _compile_array,
     "event_id": _compile_event_id,

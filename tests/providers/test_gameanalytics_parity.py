@@ -236,3 +236,73 @@ def test_ads_as_the_sdks_send_them(tmp_path: Path, sandbox) -> None:
     assert banner["custom_fields"] == {"ad_duration": 500, "ad_fail_show_reason": "unknown"}
     assert by["show-app_open"]["ad_type"] == "app_open"
     assert stats["dead_lettered"] == 1 and sb.rejected() == []
+
+
+# --- limits and lists --------------------------------------------------------------------------------------
+
+LISTS = {"custom_dimensions_01": ["paid", "free"], "resource_currencies": ["gold", "gems"],
+         "resource_item_types": ["shop", "reward"]}
+
+
+def test_limits_and_lists_as_the_sdks_apply_them(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    sb.set_lists(**LISTS)  # the collector, as the sandbox assumes it, knows the game's lists too
+    with ga_daemon(tmp_path, server.url, **LISTS) as daemon, Client(daemon.ingress, device_id="server") as c:
+        c.hello(**HELLO)
+        good = [make_event("design", event_id="lim:ok", custom_01="paid", custom_02="d" * 32),
+                make_event("resource", event_id="Sink:gems:shop:sword"),
+                {**make_event("design", event_id="lim:user"), "user_id": "u" * 64}]
+        bad = [make_event("design", custom_01="vip"),  # not in custom_dimensions_01
+               make_event("design", custom_02="d" * 33),  # a dimension is at most 32 characters
+               make_event("resource", event_id="Source:coins:shop:x"),  # currency not in the list
+               make_event("resource", event_id="Source:gold:quest:x"),  # item type not in the list
+               {**make_event("design"), "user_id": "u" * 65}]  # the SDKs refuse a user id over 64
+        ack = c.request({"type": "events", "events": good + bad})
+        assert ack["stored"] == 8
+        assert [i["index"] for i in ack["invalid"]] == [3, 4, 5, 6, 7]
+        assert [i["message"].split(":")[0] for i in ack["invalid"]] == ["custom_01", "custom_02", "event_id",
+                                                                         "event_id", "user_id"]
+        got = wait_until(lambda: len(accepted(sb, "design")) + len(accepted(sb, "resource")) == 3 and accepted(sb),
+                         what="the valid events")
+        # the five, and the session start of the user whose id is too long
+        stats = wait_until(lambda: (s := settled(c, "gameanalytics")) and s["dead_lettered"] == 6 and s,
+                           what="the dead letters")
+    assert {e.get("event_id") for e in got if e["category"] != "user"} == {"lim:ok", "Sink:gems:shop:sword",
+                                                                           "lim:user"}
+    assert sb.rejected() == [] and stats["queued"] == 0
+
+
+def test_custom_fields_are_cleaned_as_the_sdks_clean_them(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        fields = {"kept_int": 1, "kept_float": 2.5, "kept_flag": True, "kept_text": "t" * 256, "bad key": 1,
+                  "too_long": "x" * 257, "empty": "", "nested": {"a": 1}, "listed": [1], "nothing": None,
+                  "dash-key": 1, "blob": b"\x00"}
+        fields.update({f"more_{i:02d}": i for i in range(50)})  # 62 entries: the protocol's limit is 64
+        ev = make_event("design", custom_fields=fields, engine_extra="rides along")
+        ack = c.request({"type": "event", "event": ev})
+        assert ack["invalid"] == []  # cleaned, not refused
+        [got] = wait_until(lambda: accepted(sb, "design"), what="the design event")
+        log = daemon.log()
+    kept = got["custom_fields"]
+    assert len(kept) == 50
+    assert list(kept)[:4] == ["kept_int", "kept_float", "kept_flag", "kept_text"]
+    assert kept["kept_text"] == "t" * 256 and kept["kept_flag"] is True
+    assert list(kept)[4:] == [f"more_{i:02d}" for i in range(46)]  # the first 50 good ones
+    assert "engine_extra" not in kept  # over the 50: the engine's other fields count too
+    assert "custom fields left out" in log and "bad key" in log
+    assert sb.rejected() == []
+
+
+def test_settings_lists_are_checked_at_start_up(tmp_path: Path) -> None:
+    from bridge.providers.gameanalytics.settings import GameAnalyticsSettings
+    from bridge.providers.settings import SettingsError, parse_settings
+
+    base = {"game_key": "k", "secret_key": "s"}
+    assert parse_settings("ga", GameAnalyticsSettings, {**base, **LISTS}).resource_currencies == ("gold", "gems")
+    for bad in ({"custom_dimensions_02": ["x"] * 21}, {"custom_dimensions_03": ["d" * 33]},
+                {"resource_currencies": ["gold1"]}, {"resource_item_types": ["a:b"]},
+                {"resource_item_types": "shop"}):
+        with pytest.raises(SettingsError, match="providers.ga."):
+            parse_settings("ga", GameAnalyticsSettings, {**base, **bad})

@@ -251,3 +251,29 @@ def test_ad_events(ga: Collector, fields: dict[str, Any], error: tuple[str, str]
         assert answer.status_code == 200, answer.text
     else:
         assert answer.json() == [{"event": sent, "errors": [{"error_type": error[0], "path": error[1]}]}]
+
+
+# --- limits: custom dimensions and custom fields ----------------------------------------------------------
+
+@pytest.mark.parametrize("changes,error", [
+    ({"custom_01": "c" * 32}, None),
+    ({"custom_02": "c" * 33}, ("invalid_length", "/custom_02")),
+    ({"custom_fields": {"a_1": 1, "B": 2.5, "flag": False, "text": "t" * 256}}, None),
+    ({"custom_fields": {f"k{i}": i for i in range(50)}}, None),
+    ({"custom_fields": {f"k{i}": i for i in range(51)}}, ("too_many_entries", "/custom_fields")),
+    ({"custom_fields": {"bad key": 1}}, ("regex_no_match", "/custom_fields/bad key")),
+    ({"custom_fields": {"k" * 65: 1}}, ("regex_no_match", "/custom_fields/" + "k" * 65)),
+    ({"custom_fields": {"text": "t" * 257}}, ("invalid_length", "/custom_fields/text")),
+    ({"custom_fields": {"text": ""}}, ("invalid_length", "/custom_fields/text")),
+    ({"custom_fields": {"nested": {"a": 1}}}, ("invalid_type", "/custom_fields/nested")),
+    ({"custom_fields": {"listed": [1]}}, ("invalid_type", "/custom_fields/listed")),
+    ({"custom_fields": {"nothing": None}}, ("invalid_type", "/custom_fields/nothing")),
+])
+def test_custom_dimension_and_custom_field_limits(ga: Collector, changes: dict[str, Any],
+                                                  error: tuple[str, str] | None) -> None:
+    sent = event("design", **changes)
+    answer = ga.events([sent])
+    if error is None:
+        assert answer.status_code == 200, answer.text
+    else:
+        assert answer.json() == [{"event": sent, "errors": [{"error_type": error[0], "path": error[1]}]}]

@@ -11,10 +11,12 @@ import math
 import platform as host_platform
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from ...store import StoredEvent
 from ...protocol import SESSION_END, SESSION_START
+from .settings import GameAnalyticsSettings
 
 SDK_VERSION = "rest api v2"
 CATEGORIES = frozenset({"design", "business", "progression", "resource", "error", "ads", SESSION_START,
@@ -53,8 +55,32 @@ CATEGORY_FIELDS = {
 }
 OPTIONAL_ANNOTATIONS = ("custom_01", "custom_02", "custom_03", "connection_type", "limit_ad_tracking",
                         "jailbroken")
+# What the SDKs keep of custom fields (GAState::validateAndCleanCustomFields, gameanalytics-sdk-cpp): at most
+# 50 entries, keys of word characters up to 64, values a number, a boolean or a string of 1 to 256; they drop
+# the rest (a null value too).
 MAX_CUSTOM_FIELDS = 50
+CUSTOM_FIELD_KEY = re.compile(r"[a-zA-Z0-9_]{1,64}")
+MAX_CUSTOM_FIELD_STRING = 256
+MAX_DIMENSION = 32  # a custom dimension value (GAValidator::validateCustomDimensions)
 MAX_USER_ID = 64  # configureUserId refuses longer ids (GA-SDK-JAVASCRIPT GameAnalytics.ts, validateUserId)
+
+
+@dataclass(frozen=True)
+class Lists:
+    """A game's own lists (its settings): the custom dimension values, resource currencies and item types an
+    event may use. An empty list checks nothing."""
+
+    dimensions: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = ((), (), ())
+    currencies: tuple[str, ...] = ()
+    item_types: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, settings: GameAnalyticsSettings) -> Lists:
+        return cls((settings.custom_dimensions_01, settings.custom_dimensions_02, settings.custom_dimensions_03),
+                   settings.resource_currencies, settings.resource_item_types)
+
+
+NO_LISTS = Lists()
 
 
 def host_defaults() -> dict[str, str]:
@@ -185,8 +211,29 @@ def check_category(event: dict[str, Any]) -> str | None:
     if custom_fields is not None and (not isinstance(custom_fields, dict) or len(custom_fields) > MAX_CUSTOM_FIELDS):
         return f"custom_fields: must be an object of at most {MAX_CUSTOM_FIELDS} entries (the engine's extra " \
                "fields count too)"
+    for name in ("custom_01", "custom_02", "custom_03"):
+        if name in event and (not isinstance(event[name], str) or not 1 <= len(event[name]) <= MAX_DIMENSION):
+            return f"{name}: must be a string of 1 to {MAX_DIMENSION} characters"
     if "connection_type" in event and event["connection_type"] not in CONNECTION_TYPES:
         return f"connection_type: must be one of {', '.join(sorted(CONNECTION_TYPES))}"
+    return None
+
+
+def check_lists(event: dict[str, Any], lists: Lists) -> str | None:
+    """The game's own lists, as the SDKs apply them before sending (GAValidator::validateDimension01..03 and
+    validateResourceEvent in gameanalytics-sdk-cpp)."""
+    for n, allowed in enumerate(lists.dimensions, 1):
+        value = event.get(f"custom_0{n}")
+        if allowed and value is not None and value not in allowed:
+            return f"custom_0{n}: {value!r} is not one of custom_dimensions_0{n} ({', '.join(allowed)})"
+    event_id = event.get("event_id")
+    if event.get("category") == "resource" and isinstance(event_id, str) and event_id.count(":") == 3:
+        _, currency, item_type, _ = event_id.split(":")
+        if lists.currencies and currency not in lists.currencies:
+            return f"event_id: currency {currency!r} is not one of resource_currencies ({', '.join(lists.currencies)})"
+        if lists.item_types and item_type not in lists.item_types:
+            return f"event_id: item type {item_type!r} is not one of resource_item_types " \
+                   f"({', '.join(lists.item_types)})"
     return None
 
 
@@ -230,8 +277,23 @@ def _check_configurations(value: Any) -> str | None:
     return None
 
 
-def category_fields(category: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """The engine's fields as GameAnalytics names them: Sink amounts go negative, sessions get their names."""
+def clean_custom_fields(fields: dict[str, Any], dropped: list[str] | None = None) -> dict[str, Any]:
+    """The custom fields the SDKs would keep, in order; the keys of the others go to `dropped`."""
+    kept: dict[str, Any] = {}
+    for key, value in fields.items():
+        if (value is not None and len(kept) < MAX_CUSTOM_FIELDS and CUSTOM_FIELD_KEY.fullmatch(key)
+                and (type(value) is bool or _is_number(value)
+                     or isinstance(value, str) and 1 <= len(value) <= MAX_CUSTOM_FIELD_STRING)):
+            kept[key] = value
+        elif dropped is not None:
+            dropped.append(key)
+    return kept
+
+
+def category_fields(category: str, fields: dict[str, Any], dropped: list[str] | None = None) -> dict[str, Any]:
+    """The engine's fields as GameAnalytics names them: Sink amounts go negative, sessions get their names,
+    fields the category does not define travel in custom_fields, cleaned as the SDKs clean them (the keys
+    left out go to `dropped`)."""
     if category == SESSION_START:
         return {"category": "user"}
     if category == SESSION_END:
@@ -246,6 +308,7 @@ def category_fields(category: str, fields: dict[str, Any]) -> dict[str, Any]:
             extra[key] = value
     if category == "ads":
         _ad_fields(out, extra)
+    extra = clean_custom_fields(extra, dropped)
     if extra:
         out["custom_fields"] = extra
     if category == "resource":
@@ -270,9 +333,10 @@ def _ad_fields(out: dict[str, Any], extra: dict[str, Any]) -> None:
         extra["ad_duration"] = out.pop("ad_duration")
 
 
-def to_collector(ev: StoredEvent, offset_s: int, defaults: dict[str, str], extra: dict[str, Any]) -> dict[str, Any]:
+def to_collector(ev: StoredEvent, offset_s: int, defaults: dict[str, str], extra: dict[str, Any],
+                 dropped: list[str] | None = None) -> dict[str, Any]:
     """One stored event as the collector's JSON object: the category fields and the default annotations."""
-    body = category_fields(ev.category, ev.fields)
+    body = category_fields(ev.category, ev.fields, dropped)
     body.update({
         "v": 2,
         "user_id": ev.user_id,
@@ -294,6 +358,6 @@ def to_collector(ev: StoredEvent, offset_s: int, defaults: dict[str, str], extra
     return body
 
 
-def check(event: dict[str, Any]) -> str | None:
-    """Every rule: the category's fields, then the annotations."""
-    return check_category(event) or check_annotations(event)
+def check(event: dict[str, Any], lists: Lists = NO_LISTS) -> str | None:
+    """Every rule: the category's fields, the game's lists, then the annotations."""
+    return check_category(event) or check_lists(event, lists) or check_annotations(event)

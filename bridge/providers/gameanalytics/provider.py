@@ -39,6 +39,7 @@ class GameAnalytics(Provider):
         self.endpoint = settings.endpoint.rstrip("/")
         self.game_key = settings.game_key
         self.signature = Signature(settings.secret_key)
+        self.lists = ga_events.Lists.of(settings)
         self.defaults = ga_events.host_defaults()
         self.offset_s = 0
         self.enabled: bool | None = None  # None until the first init answered
@@ -113,7 +114,12 @@ class GameAnalytics(Provider):
             event.setdefault("transaction_num", 0)  # counted by the provider when the engine leaves it out
         if category == "progression":
             event.setdefault("attempt_num", 1)  # counted by the provider on Complete, as the SDKs count it
-        return ga_events.check_category(event)
+        return ga_events.check_category(event) or ga_events.check_lists(event, self.lists)
+
+    def check_user(self, user_id: str) -> str | None:
+        if len(user_id) > ga_events.MAX_USER_ID:
+            return f"user_id: at most {ga_events.MAX_USER_ID} characters (the SDKs refuse longer ones)"
+        return None
 
     def _annotations(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
@@ -126,7 +132,12 @@ class GameAnalytics(Provider):
         return extra
 
     async def _collector_event(self, ev: StoredEvent, extra: dict[str, Any]) -> dict[str, Any]:
-        body = ga_events.to_collector(ev, self.offset_s, self.defaults, extra)
+        dropped: list[str] = []
+        body = ga_events.to_collector(ev, self.offset_s, self.defaults, extra, dropped)
+        if dropped:
+            self.ctx.log.info("%s: event %s: custom fields left out as the SDKs leave them out (keys of word "
+                              "characters up to 64, values a number, boolean or 1 to 256 characters, at most "
+                              "%d): %s", self.name, ev.uid, ga_events.MAX_CUSTOM_FIELDS, ", ".join(dropped[:10]))
         if body["category"] == "business" and "transaction_num" not in body:
             body["transaction_num"] = await self._transaction_num(ev)
         elif body["category"] == "progression":
@@ -142,7 +153,7 @@ class GameAnalytics(Provider):
         Kept in the store per player, with the last event counted: an event rebuilt for a resend (a retry, a
         restart) is not counted again, and a Complete carries the number it had the first time."""
         status, _, progression = str(body.get("event_id", "")).partition(":")
-        if status not in ("Fail", "Complete") or ga_events.check({"attempt_num": 1, **body}):
+        if status not in ("Fail", "Complete") or ga_events.check({"attempt_num": 1, **body}, self.lists):
             return  # a Start, or an event refused for another rule: the SDKs count neither
         state = await self._progress(ev.user_id)
         completes: dict[str, int] = state["completes"]
@@ -208,7 +219,7 @@ class GameAnalytics(Provider):
         ips: dict[str, str | None] = {}
         for ev in batch:
             body = await self._collector_event(ev, extra)
-            rule = ga_events.check(body)
+            rule = ga_events.check(body, self.lists)
             if rule:
                 built.settled.dead.append((ev.pk, "invalid", rule))
                 continue
