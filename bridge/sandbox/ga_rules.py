@@ -8,6 +8,7 @@ sharing a code path.
 The table
 ---------
 `ANNOTATIONS`  field name → `Rule`, the default annotations every event carries (plus `category`).
+`ANNOTATIONS_OF` category name → annotations, for a category whose own differ (`sdk_error`).
 `CATEGORIES`   category name → {field name → `Rule`}, the fields of that category beyond the annotations.
 `CONDITIONS`   category name → `Condition`s: extra constraints that depend on a part of `event_id`.
 `STRICT_EVENTS` whether a field named in neither `ANNOTATIONS` nor the event's category is refused.
@@ -122,7 +123,8 @@ EVENT_VERSION = 2
 CLIENT_TS_MIN = 1_000_000_000
 CLIENT_TS_MAX = 99_999_999_999
 
-CATEGORY_NAMES = ("user", "session_end", "business", "resource", "progression", "design", "error", "ads")
+CATEGORY_NAMES = ("user", "session_end", "business", "resource", "progression", "design", "error", "ads",
+                  "impression", "sdk_error")
 
 ANNOTATIONS: Mapping[str, Rule] = {
     "category": {"kind": "string", "required": True, "one_of": CATEGORY_NAMES},
@@ -170,6 +172,22 @@ ANNOTATIONS: Mapping[str, Rule] = {
                       "values": {"kind": "scalar", "min_len": 1, "max_len": 256}},
 }
 
+
+# The SDKs' reports of their own refusals and failures (GAHTTPApi::sendSdkErrorEvent and the strings of
+# GAHTTPApi.h in gameanalytics-sdk-cpp; EGASdkError* in GA-SDK-JAVASCRIPT's Enums.ts).
+SDK_ERROR_CATEGORIES = ("event_validation", "db", "init", "http", "json")
+SDK_ERROR_AREAS = ("business", "resource", "progression", "design", "error", "init_http", "events_http",
+                   "process_events", "add_events_to_store")
+SDK_ERROR_ACTIONS = (
+    "invalid_currency", "invalid_short_string", "invalid_event_part_length", "invalid_event_part_characters",
+    "invalid_store", "invalid_flow_type", "string_empty_or_null", "not_found_in_available_currencies",
+    "invalid_amount", "not_found_in_available_item_types", "wrong_progression_order", "invalid_event_id_length",
+    "invalid_event_id_characters", "invalid_progression_status", "invalid_severity", "invalid_long_string",
+    "db_too_large", "db_open_or_create", "json_error", "fail_http_json_decode", "fail_http_json_encode")
+SDK_ERROR_PARAMETERS = ("currency", "cart_type", "item_type", "item_id", "store", "flow_type", "amount",
+                        "progression01", "progression02", "progression03", "event_id", "progression_status",
+                        "severity", "message")
+
 CATEGORIES: Mapping[str, Mapping[str, Rule]] = {
     "user": {},
     "session_end": {
@@ -177,7 +195,7 @@ CATEGORIES: Mapping[str, Mapping[str, Rule]] = {
     },
     "business": {
         "event_id": {"kind": "event_id", "required": True, "parts": (2, 2)},
-        "amount": {"kind": "integer", "required": True},
+        "amount": {"kind": "integer", "required": True, "minimum": 0},  # "Cannot be less than 0" (the SDKs)
         "currency": {"kind": "string", "required": True, "pattern": CURRENCY},
         "transaction_num": {"kind": "integer", "required": True, "minimum": 0},
         "cart_type": {"kind": "string", "min_len": 1, "max_len": 32},
@@ -205,6 +223,9 @@ CATEGORIES: Mapping[str, Mapping[str, Rule]] = {
         "severity": {"kind": "string", "required": True,
                      "one_of": ("debug", "info", "warning", "error", "critical")},
         "message": {"kind": "string", "required": True, "max_len": 8192},
+        # Where the error was raised, as the C++ SDK sends it (GAEvents::addErrorEvent, trimmed to 256).
+        "function_name": {"kind": "string", "min_len": 1, "max_len": 256},
+        "line_number": {"kind": "integer", "minimum": 0},
     },
     # The values the SDKs send (GAAdAction, GAAdType, GAAdError in GA-SDK-UNITY's Enums.cs). They send the
     # reason on failed_show and the duration for video ads only; *assumption*: the collector does not refuse
@@ -221,6 +242,29 @@ CATEGORIES: Mapping[str, Mapping[str, Rule]] = {
         "ad_fail_show_reason": {"kind": "string", "one_of": ("unknown", "offline", "no_fill", "internal_error",
                                                             "invalid_request", "unable_to_precache")},
     },
+    # Ad revenue (the SDKs' addImpressionEvent, GA-SDK-UNITY's iOS and Android SDKs): the ad network's name and
+    # version and its impression data. *assumption*: names and versions of 1 to 64 characters; the data an object
+    # of whatever the network reports.
+    "impression": {
+        "ad_network_name": {"kind": "string", "required": True, "min_len": 1, "max_len": 64},
+        "ad_network_version": {"kind": "string", "required": True, "min_len": 1, "max_len": 64},
+        "impression_data": {"kind": "object", "required": True},
+    },
+    # An SDK's report of its own refusals and failures (see SDK_ERROR_CATEGORIES).
+    "sdk_error": {
+        "error_category": {"kind": "string", "required": True, "one_of": SDK_ERROR_CATEGORIES},
+        "error_area": {"kind": "string", "required": True, "one_of": SDK_ERROR_AREAS},
+        "error_action": {"kind": "string", "required": True, "one_of": SDK_ERROR_ACTIONS},
+        "error_parameter": {"kind": "string", "one_of": SDK_ERROR_PARAMETERS},
+        "reason": {"kind": "string", "max_len": 256},
+    },
+}
+
+# A category whose annotations differ from ANNOTATIONS: an sdk_error carries the device, but no user, session
+# or time (GAState::getSdkErrorEventAnnotations). *assumption*: the collector takes them when present.
+ANNOTATIONS_OF: Mapping[str, Mapping[str, Rule]] = {
+    "sdk_error": {name: {**rule, "required": False} if name in ("user_id", "client_ts", "session_id", "session_num")
+                  else rule for name, rule in ANNOTATIONS.items()},
 }
 
 CONDITIONS: Mapping[str, tuple[Condition, ...]] = {
@@ -541,7 +585,8 @@ def _compile(rule: Rule, path: str, note: str = "") -> _Check:
 
 
 _EVENTS: Mapping[str, _CompiledObject] = {
-    name: _CompiledObject({**ANNOTATIONS, **fields}, "", STRICT_EVENTS, CONDITIONS.get(name, ()))
+    name: _CompiledObject({**ANNOTATIONS_OF.get(name, ANNOTATIONS), **fields}, "", STRICT_EVENTS,
+                          CONDITIONS.get(name, ()))
     for name, fields in CATEGORIES.items()
 }
 # For an event whose category is unknown or missing: its annotations are still checked, but no field can be

@@ -267,8 +267,11 @@ def test_limits_and_lists_as_the_sdks_apply_them(tmp_path: Path, sandbox) -> Non
         # the five, and the session start of the user whose id is too long
         stats = wait_until(lambda: (s := settled(c, "gameanalytics")) and s["dead_lettered"] == 6 and s,
                            what="the dead letters")
-    assert {e.get("event_id") for e in got if e["category"] != "user"} == {"lim:ok", "Sink:gems:shop:sword",
-                                                                           "lim:user"}
+    assert {e.get("event_id") for e in got if e["category"] not in ("user", "sdk_error")} == {
+        "lim:ok", "Sink:gems:shop:sword", "lim:user"}
+    reports = [(e["error_action"], e["error_parameter"]) for e in accepted(sb, "sdk_error")]
+    assert sorted(reports) == [("not_found_in_available_currencies", "currency"),
+                               ("not_found_in_available_item_types", "item_type")]  # the SDKs report these two
     assert sb.rejected() == [] and stats["queued"] == 0
 
 
@@ -306,3 +309,38 @@ def test_settings_lists_are_checked_at_start_up(tmp_path: Path) -> None:
                 {"resource_item_types": "shop"}):
         with pytest.raises(SettingsError, match="providers.ga."):
             parse_settings("ga", GameAnalyticsSettings, {**base, **bad})
+
+
+# --- sdk_error: the provider's refusals reported as the SDKs report theirs ---------------------------------
+
+def test_refused_events_are_reported_as_sdk_errors_at_most_ten_per_type_and_session(tmp_path: Path,
+                                                                                    sandbox) -> None:
+    sb, server = sandbox
+    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(engine="godot", engine_version="4.2.1.stable", **HELLO)
+        c.request({"type": "session_start"})
+        refused = [make_event("business", currency="usd") for _ in range(12)]
+        refused += [make_event("design", event_id="bad$id"), make_event("ads", ad_type="native"),
+                    make_event("resource", event_id="Gain:gold:shop:x")]
+        ack = c.request({"type": "events", "events": refused})
+        assert len(ack["invalid"]) == 15
+        first = wait_until(lambda: len(accepted(sb, "sdk_error")) == 12 and accepted(sb, "sdk_error"),
+                           what="the first session's reports")
+        c.request({"type": "session_start"})  # a new session counts again
+        c.request({"type": "event", "event": make_event("business", currency="eur")})
+        later = wait_until(lambda: len(accepted(sb, "sdk_error")) == 13 and accepted(sb, "sdk_error")[12:],
+                           what="the second session's report")
+        stats = wait_until(lambda: settled(c, "gameanalytics"), what="everything settled")
+    kinds = [(e["error_area"], e["error_action"], e.get("error_parameter")) for e in first]
+    assert kinds.count(("business", "invalid_currency", "currency")) == 10
+    assert ("design", "invalid_event_id_characters", "event_id") in kinds
+    assert ("resource", "invalid_flow_type", "flow_type") in kinds
+    assert all(e["error_category"] == "event_validation" for e in first)  # and none for the ad: no SDK sends one
+    report = first[0]
+    assert report["reason"].startswith("currency:") and len(report["reason"]) <= 256
+    assert (report["platform"], report["os_version"], report["engine_version"]) == ("windows", "windows 10",
+                                                                                    "godot 4.2.1")
+    assert "user_id" not in report and "session_id" not in report  # as the SDKs send it
+    assert [(e["error_area"], e["error_action"]) for e in later] == [("business", "invalid_currency")]
+    assert stats["dead_lettered"] == 16 and stats["sdk_errors_sent"] == 13
+    assert sb.rejected() == []

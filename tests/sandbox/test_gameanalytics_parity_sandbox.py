@@ -277,3 +277,55 @@ def test_custom_dimension_and_custom_field_limits(ga: Collector, changes: dict[s
         assert answer.status_code == 200, answer.text
     else:
         assert answer.json() == [{"event": sent, "errors": [{"error_type": error[0], "path": error[1]}]}]
+
+
+# --- the categories the SDKs send beyond the Collection API page ----------------------------------------
+
+def sdk_error(**changes: Any) -> dict[str, Any]:
+    """An sdk_error as GAState::getSdkErrorEventAnnotations builds it: the device, no user, session or time."""
+    base = {"v": 2, "event_uuid": str(uuid.uuid4()), "category": "sdk_error", "sdk_version": "rest api v2",
+            "os_version": "ios 8.1", "manufacturer": "apple", "device": "iPhone6,1", "platform": "ios",
+            "connection_type": "wifi", "build": "1.0", "error_category": "event_validation",
+            "error_area": "business", "error_action": "invalid_currency", "error_parameter": "currency",
+            "reason": "usd"}
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not DELETE}
+
+
+@pytest.mark.parametrize("sent,error", [
+    (annotations(category="impression", ad_network_name="max", ad_network_version="11.4.2",
+                 impression_data={"revenue": 0.0012, "country": "US", "nested": {"a": [1]}}), None),
+    (annotations(category="impression", ad_network_name="max", ad_network_version="1",
+                 impression_data="revenue"), ("invalid_type", "/impression_data")),
+    (annotations(category="impression", ad_network_version="1", impression_data={}),
+     ("required", "/ad_network_name")),
+    (annotations(category="impression", ad_network_name="max", impression_data={}),
+     ("required", "/ad_network_version")),
+    (annotations(category="impression", ad_network_name="", ad_network_version="1", impression_data={}),
+     ("invalid_length", "/ad_network_name")),
+    (annotations(category="impression", ad_network_name="max", ad_network_version="1"),
+     ("required", "/impression_data")),
+    (sdk_error(), None),
+    (sdk_error(error_parameter=DELETE, reason=DELETE, connection_type=DELETE), None),
+    ({**sdk_error(), "user_id": "u1", "session_num": 3}, None),
+    (sdk_error(error_category="events"), ("not_in_range", "/error_category")),
+    (sdk_error(error_area="ads"), ("not_in_range", "/error_area")),
+    (sdk_error(error_action="invalid_ad_type"), ("not_in_range", "/error_action")),
+    (sdk_error(error_parameter="ad_type"), ("not_in_range", "/error_parameter")),
+    (sdk_error(reason="r" * 257), ("invalid_length", "/reason")),
+    (sdk_error(error_action=DELETE), ("required", "/error_action")),
+    (sdk_error(platform=DELETE), ("required", "/platform")),
+    (annotations(category="error", severity="error", message="m", function_name="f" * 256, line_number=0), None),
+    (annotations(category="error", severity="error", message="m", function_name="f" * 257),
+     ("invalid_length", "/function_name")),
+    (annotations(category="error", severity="error", message="m", line_number=-1), ("not_in_range", "/line_number")),
+    (annotations(category="business", event_id="a:b", amount=-1, currency="USD", transaction_num=1),
+     ("not_in_range", "/amount")),
+])
+def test_impression_sdk_error_and_error_fields(ga: Collector, sent: dict[str, Any],
+                                                error: tuple[str, str] | None) -> None:
+    answer = ga.events([sent])
+    if error is None:
+        assert answer.status_code == 200, answer.text
+    else:
+        assert answer.json() == [{"event": sent, "errors": [{"error_type": error[0], "path": error[1]}]}]

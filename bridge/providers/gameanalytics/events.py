@@ -19,8 +19,8 @@ from ...protocol import SESSION_END, SESSION_START
 from .settings import GameAnalyticsSettings
 
 SDK_VERSION = "rest api v2"
-CATEGORIES = frozenset({"design", "business", "progression", "resource", "error", "ads", SESSION_START,
-                        SESSION_END})
+CATEGORIES = frozenset({"design", "business", "progression", "resource", "error", "ads", "impression",
+                        SESSION_START, SESSION_END})
 
 PART = re.compile(r"[A-Za-z0-9\s\-_.()!?]{1,64}")
 CURRENCY = re.compile(r"[A-Z]{3}")
@@ -50,8 +50,11 @@ CATEGORY_FIELDS = {
     "business": ("event_id", "amount", "currency", "transaction_num", "cart_type", "receipt_info"),
     "progression": ("event_id", "attempt_num", "score"),
     "resource": ("event_id", "amount"),
-    "error": ("severity", "message"),
+    "error": ("severity", "message", "function_name", "line_number"),
     "ads": ("ad_action", "ad_type", "ad_sdk_name", "ad_placement", "ad_duration", "ad_fail_show_reason"),
+    # Ad revenue, as the SDKs' addImpressionEvent sends it (GA-SDK-UNITY's iOS and Android SDKs): the ad
+    # network's name and version and its impression data, as the network gave it.
+    "impression": ("ad_network_name", "ad_network_version", "impression_data"),
 }
 OPTIONAL_ANNOTATIONS = ("custom_01", "custom_02", "custom_03", "connection_type", "limit_ad_tracking",
                         "jailbroken")
@@ -62,6 +65,8 @@ MAX_CUSTOM_FIELDS = 50
 CUSTOM_FIELD_KEY = re.compile(r"[a-zA-Z0-9_]{1,64}")
 MAX_CUSTOM_FIELD_STRING = 256
 MAX_DIMENSION = 32  # a custom dimension value (GAValidator::validateCustomDimensions)
+MAX_ERROR_MESSAGE = 8192
+MAX_FUNCTION_NAME = 256  # an error event's function_name, trimmed to it (GAEvents::addErrorEvent)
 MAX_USER_ID = 64  # configureUserId refuses longer ids (GA-SDK-JAVASCRIPT GameAnalytics.ts, validateUserId)
 
 
@@ -122,118 +127,163 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
     return type(value) in (int, float) and math.isfinite(value)
 
 
-def _event_id_parts(value: Any, counts: tuple[int, ...]) -> list[str] | str:
+class Refusal(str):
+    """A broken rule, as text; `action` and `parameter` name it as the SDKs' own `sdk_error` events do
+    (GAValidator in gameanalytics-sdk-cpp, EGASdkErrorAction and EGASdkErrorParameter in GA-SDK-JAVASCRIPT),
+    None where no SDK reports it."""
+
+    action: str | None = None
+    parameter: str | None = None
+    part: int | None = None  # an event id's part at fault (0 first), None for the count of parts
+
+
+def refusal(text: str, action: str | None = None, parameter: str | None = None, part: int | None = None) -> Refusal:
+    rule = Refusal(text)
+    rule.action, rule.parameter, rule.part = action, parameter, part
+    return rule
+
+
+def _event_id_parts(value: Any, counts: tuple[int, ...]) -> list[str] | Refusal:
     if not isinstance(value, str):
-        return "event_id: must be a string"
+        return refusal("event_id: must be a string")
     parts = value.split(":")
     if len(parts) not in counts:
-        return f"event_id: {value!r} must have {' or '.join(map(str, counts))} parts separated by ':'"
-    for part in parts:
+        return refusal(f"event_id: {value!r} must have {' or '.join(map(str, counts))} parts separated by ':'")
+    for index, part in enumerate(parts):
         if not PART.fullmatch(part):
-            return f"event_id: part {part!r} must match [A-Za-z0-9 -_.()!?]{{1,64}}"
+            return refusal(f"event_id: part {part!r} must match [A-Za-z0-9 -_.()!?]{{1,64}}", part=index)
     return parts
 
 
-def check_category(event: dict[str, Any]) -> str | None:
+def _part_refusal(rule: Refusal, names: tuple[str | None, ...], count_action: str | None = None) -> Refusal:
+    """An event id's refusal named as the SDKs name it: the part at fault, or the count of parts."""
+    if rule.part is None:
+        return refusal(rule, count_action, "event_id" if count_action else None)
+    name = names[rule.part] if rule.part < len(names) else None
+    return refusal(rule, "invalid_event_part_characters" if name else None, name, rule.part)
+
+
+def check_category(event: dict[str, Any]) -> Refusal | None:
     """The category's own fields (what the engine sent): None if valid, else the rule broken."""
     category = event.get("category")
     if category == "design":
         parts = _event_id_parts(event.get("event_id"), (1, 2, 3, 4, 5))
-        if isinstance(parts, str):
-            return parts
+        if isinstance(parts, Refusal):
+            action = "invalid_event_id_length" if parts.part is None else "invalid_event_id_characters"
+            return refusal(parts, action, "event_id")
         if "value" in event and not _is_number(event["value"]):
-            return "value: must be a finite number"
+            return refusal("value: must be a finite number")
     elif category == "business":
         parts = _event_id_parts(event.get("event_id"), (2,))
-        if isinstance(parts, str):
-            return parts
-        if not _is_int(event.get("amount")):
-            return "amount: must be an integer (cents)"
+        if isinstance(parts, Refusal):
+            return _part_refusal(parts, ("item_type", "item_id"))
+        if not _is_int(event.get("amount")) or event["amount"] < 0:
+            return refusal("amount: must be an integer >= 0 (cents)", "invalid_amount", "amount")
         if not isinstance(event.get("currency"), str) or not CURRENCY.fullmatch(event["currency"]):
-            return "currency: must be three capital letters (ISO 4217), e.g. USD"
+            return refusal("currency: must be three capital letters (ISO 4217), e.g. USD", "invalid_currency",
+                           "currency")
         if not _is_int(event.get("transaction_num")) or event["transaction_num"] < 0:
-            return "transaction_num: must be an integer >= 0"
+            return refusal("transaction_num: must be an integer >= 0")
         if "cart_type" in event and (not isinstance(event["cart_type"], str) or len(event["cart_type"]) > 32):
-            return "cart_type: must be a string of at most 32 characters"
+            return refusal("cart_type: must be a string of at most 32 characters", "invalid_short_string",
+                           "cart_type")
         receipt = event.get("receipt_info")
         if receipt is not None and (not isinstance(receipt, dict) or receipt.get("store") not in RECEIPT_STORES
                                     or not isinstance(receipt.get("receipt"), str)):
-            return "receipt_info: must be {receipt, store: apple or google_play, signature}"
+            return refusal("receipt_info: must be {receipt, store: apple or google_play, signature}",
+                           "invalid_store", "store")
     elif category == "progression":
         parts = _event_id_parts(event.get("event_id"), (2, 3, 4))
-        if isinstance(parts, str):
-            return parts
+        if isinstance(parts, Refusal):
+            return _part_refusal(parts, ("progression_status", "progression01", "progression02", "progression03"),
+                                 "wrong_progression_order")
         if parts[0] not in ("Start", "Fail", "Complete"):
-            return "event_id: must start with Start, Fail or Complete"
+            return refusal("event_id: must start with Start, Fail or Complete", "invalid_progression_status",
+                           "progression_status")
         if parts[0] == "Complete" and not _is_int(event.get("attempt_num")):
-            return "attempt_num: an integer is required on Complete"  # a Fail is sent without (the SDKs)
+            return refusal("attempt_num: an integer is required on Complete")  # a Fail is sent without (the SDKs)
         if "attempt_num" in event and (not _is_int(event["attempt_num"]) or event["attempt_num"] < 0):
-            return "attempt_num: must be an integer >= 0"
+            return refusal("attempt_num: must be an integer >= 0")
         if "score" in event and not _is_int(event["score"]):
-            return "score: must be an integer"
+            return refusal("score: must be an integer")
     elif category == "resource":
         parts = _event_id_parts(event.get("event_id"), (4,))
-        if isinstance(parts, str):
-            return parts
+        if isinstance(parts, Refusal):
+            return _part_refusal(parts, ("flow_type", "currency", "item_type", "item_id"))
         if parts[0] not in ("Source", "Sink"):
-            return "event_id: must start with Source or Sink"
+            return refusal("event_id: must start with Source or Sink", "invalid_flow_type", "flow_type")
         amount = event.get("amount")
         if not _is_number(amount) or amount == 0:
-            return "amount: must be a non-zero finite number"
+            return refusal("amount: must be a non-zero finite number", "invalid_amount", "amount")
         if (parts[0] == "Source") != (amount > 0):
-            return "amount: must be > 0 for Source and < 0 for Sink"
+            return refusal("amount: must be > 0 for Source and < 0 for Sink", "invalid_amount", "amount")
     elif category == "error":
         if event.get("severity") not in SEVERITIES:
-            return f"severity: must be one of {', '.join(sorted(SEVERITIES))}"
+            return refusal(f"severity: must be one of {', '.join(sorted(SEVERITIES))}", "invalid_severity",
+                           "severity")
         message = event.get("message")
-        if not isinstance(message, str) or len(message) > 8192:
-            return "message: must be a string of at most 8192 characters"
+        if not isinstance(message, str) or len(message) > MAX_ERROR_MESSAGE:
+            return refusal(f"message: must be a string of at most {MAX_ERROR_MESSAGE} characters",
+                           "invalid_long_string", "message")
+        if "function_name" in event and (not isinstance(event["function_name"], str)
+                                         or not 1 <= len(event["function_name"]) <= MAX_FUNCTION_NAME):
+            return refusal(f"function_name: must be a string of 1 to {MAX_FUNCTION_NAME} characters")
+        if "line_number" in event and (not _is_int(event["line_number"]) or event["line_number"] < 0):
+            return refusal("line_number: must be an integer >= 0")
     elif category == "ads":
         if event.get("ad_action") not in AD_ACTIONS:
-            return f"ad_action: must be one of {', '.join(sorted(AD_ACTIONS))}"
+            return refusal(f"ad_action: must be one of {', '.join(sorted(AD_ACTIONS))}")
         if event.get("ad_type") not in AD_TYPES:
-            return f"ad_type: must be one of {', '.join(sorted(AD_TYPES))}"
+            return refusal(f"ad_type: must be one of {', '.join(sorted(AD_TYPES))}")
         if not isinstance(event.get("ad_sdk_name"), str) or not AD_SDK.fullmatch(event["ad_sdk_name"]):
-            return "ad_sdk_name: must match [a-z0-9_]{1,32}"
+            return refusal("ad_sdk_name: must match [a-z0-9_]{1,32}")
         placement = event.get("ad_placement")
         if not isinstance(placement, str) or not 1 <= len(placement) <= 64:
-            return "ad_placement: must be a string of 1 to 64 characters"
+            return refusal("ad_placement: must be a string of 1 to 64 characters")
         if "ad_duration" in event and (not _is_int(event["ad_duration"]) or event["ad_duration"] < 0):
-            return "ad_duration: must be an integer >= 0 (ms)"
+            return refusal("ad_duration: must be an integer >= 0 (ms)")
         if "ad_fail_show_reason" in event and event["ad_fail_show_reason"] not in AD_FAIL_REASONS:
-            return f"ad_fail_show_reason: must be one of {', '.join(sorted(AD_FAIL_REASONS))}"
+            return refusal(f"ad_fail_show_reason: must be one of {', '.join(sorted(AD_FAIL_REASONS))}")
+    elif category == "impression":
+        for name in ("ad_network_name", "ad_network_version"):
+            value = event.get(name)
+            if not isinstance(value, str) or not 1 <= len(value) <= 64:
+                return refusal(f"{name}: must be a string of 1 to 64 characters")
+        if not isinstance(event.get("impression_data"), dict):
+            return refusal("impression_data: must be an object (the ad network's impression)")
     elif category == "session_end":
         if not _is_int(event.get("length")) or event["length"] < 0:
-            return "length: must be an integer >= 0"
+            return refusal("length: must be an integer >= 0")
     elif category != "user":
-        return f"category: {category!r} is not a GameAnalytics category"
+        return refusal(f"category: {category!r} is not a GameAnalytics category")
     custom_fields = event.get("custom_fields")
     if custom_fields is not None and (not isinstance(custom_fields, dict) or len(custom_fields) > MAX_CUSTOM_FIELDS):
-        return f"custom_fields: must be an object of at most {MAX_CUSTOM_FIELDS} entries (the engine's extra " \
-               "fields count too)"
+        return refusal(f"custom_fields: must be an object of at most {MAX_CUSTOM_FIELDS} entries (the engine's "
+                       "extra fields count too)")
     for name in ("custom_01", "custom_02", "custom_03"):
         if name in event and (not isinstance(event[name], str) or not 1 <= len(event[name]) <= MAX_DIMENSION):
-            return f"{name}: must be a string of 1 to {MAX_DIMENSION} characters"
+            return refusal(f"{name}: must be a string of 1 to {MAX_DIMENSION} characters")
     if "connection_type" in event and event["connection_type"] not in CONNECTION_TYPES:
-        return f"connection_type: must be one of {', '.join(sorted(CONNECTION_TYPES))}"
+        return refusal(f"connection_type: must be one of {', '.join(sorted(CONNECTION_TYPES))}")
     return None
 
 
-def check_lists(event: dict[str, Any], lists: Lists) -> str | None:
+def check_lists(event: dict[str, Any], lists: Lists) -> Refusal | None:
     """The game's own lists, as the SDKs apply them before sending (GAValidator::validateDimension01..03 and
     validateResourceEvent in gameanalytics-sdk-cpp)."""
     for n, allowed in enumerate(lists.dimensions, 1):
         value = event.get(f"custom_0{n}")
         if allowed and value is not None and value not in allowed:
-            return f"custom_0{n}: {value!r} is not one of custom_dimensions_0{n} ({', '.join(allowed)})"
+            return refusal(f"custom_0{n}: {value!r} is not one of custom_dimensions_0{n} ({', '.join(allowed)})")
     event_id = event.get("event_id")
     if event.get("category") == "resource" and isinstance(event_id, str) and event_id.count(":") == 3:
         _, currency, item_type, _ = event_id.split(":")
         if lists.currencies and currency not in lists.currencies:
-            return f"event_id: currency {currency!r} is not one of resource_currencies ({', '.join(lists.currencies)})"
+            return refusal(f"event_id: currency {currency!r} is not one of resource_currencies "
+                           f"({', '.join(lists.currencies)})", "not_found_in_available_currencies", "currency")
         if lists.item_types and item_type not in lists.item_types:
-            return f"event_id: item type {item_type!r} is not one of resource_item_types " \
-                   f"({', '.join(lists.item_types)})"
+            return refusal(f"event_id: item type {item_type!r} is not one of resource_item_types "
+                           f"({', '.join(lists.item_types)})", "not_found_in_available_item_types", "item_type")
     return None
 
 
@@ -308,6 +358,8 @@ def category_fields(category: str, fields: dict[str, Any], dropped: list[str] | 
             extra[key] = value
     if category == "ads":
         _ad_fields(out, extra)
+    elif category == "error":
+        _error_fields(out, extra)
     extra = clean_custom_fields(extra, dropped)
     if extra:
         out["custom_fields"] = extra
@@ -333,6 +385,16 @@ def _ad_fields(out: dict[str, Any], extra: dict[str, Any]) -> None:
         extra["ad_duration"] = out.pop("ad_duration")
 
 
+def _error_fields(out: dict[str, Any], extra: dict[str, Any]) -> None:
+    """An error event's function name trimmed to 256 characters, and its line only with a function name
+    (GAEvents::addErrorEvent in gameanalytics-sdk-cpp)."""
+    function = out.get("function_name")
+    if isinstance(function, str) and len(function) > MAX_FUNCTION_NAME:
+        out["function_name"] = function[:MAX_FUNCTION_NAME]
+    if "line_number" in out and "function_name" not in out:
+        extra["line_number"] = out.pop("line_number")
+
+
 def to_collector(ev: StoredEvent, offset_s: int, defaults: dict[str, str], extra: dict[str, Any],
                  dropped: list[str] | None = None) -> dict[str, Any]:
     """One stored event as the collector's JSON object: the category fields and the default annotations."""
@@ -356,6 +418,33 @@ def to_collector(ev: StoredEvent, offset_s: int, defaults: dict[str, str], extra
         body["engine_version"] = engine
     body.update(extra)
     return body
+
+
+# The SDKs report their own refusals of a game's events as `sdk_error` events (GAHTTPApi::sendSdkErrorEvent in
+# gameanalytics-sdk-cpp, SdkErrorTask.ts in GA-SDK-JAVASCRIPT): for these areas only (an ad event's has no
+# name there, so it is never sent), at most 10 of a type (category and area) in a while, the reason cut to 256.
+SDK_ERROR_AREAS = frozenset({"business", "resource", "progression", "design", "error"})
+MAX_SDK_ERRORS = 10
+MAX_SDK_ERROR_REASON = 256
+# What an sdk_error carries of the device (GAState::getSdkErrorEventAnnotations): no user, session or time.
+SDK_ERROR_ANNOTATIONS = ("os_version", "manufacturer", "device", "platform", "connection_type", "build",
+                         "engine_version")
+
+
+def sdk_error(ev: StoredEvent, body: dict[str, Any], rule: str) -> dict[str, Any] | None:
+    """The `sdk_error` event the SDKs would send for `body` refused by `rule`, or None where they send none."""
+    area = body.get("category")
+    action = rule.action if isinstance(rule, Refusal) else None
+    if area not in SDK_ERROR_AREAS or action is None:
+        return None
+    out: dict[str, Any] = {"v": 2, "event_uuid": event_uuid(ev.device_id, ev.client_ts, f"{ev.uid}/sdk_error"),
+                           "category": "sdk_error", "sdk_version": SDK_VERSION}
+    out.update((name, body[name]) for name in SDK_ERROR_ANNOTATIONS if name in body)
+    out.update({"error_category": "event_validation", "error_area": area, "error_action": action})
+    if isinstance(rule, Refusal) and rule.parameter:
+        out["error_parameter"] = rule.parameter
+    out["reason"] = str(rule)[:MAX_SDK_ERROR_REASON]
+    return out
 
 
 def check(event: dict[str, Any], lists: Lists = NO_LISTS) -> str | None:

@@ -51,6 +51,8 @@ class GameAnalytics(Provider):
         self._transaction_of: dict[int, int] = {}
         self._progress_of: dict[str, dict[str, Any]] = {}  # per player: see _count_attempt
         self._progress_dirty: set[str] = set()
+        self._sdk_errors: dict[tuple[str, str], int] = {}  # (session, area) -> sdk_error events sent
+        self.sdk_errors_sent = 0
         self.remote = RemoteConfigs(ctx, self.post, settings, self.defaults, self.server_now, self.set_server_ts) \
             if settings.remote_configs else None
 
@@ -220,15 +222,33 @@ class GameAnalytics(Provider):
         for ev in batch:
             body = await self._collector_event(ev, extra)
             rule = ga_events.check(body, self.lists)
+            ips[ev.user_id] = ev.user_ip or ips.get(ev.user_id)
             if rule:
                 built.settled.dead.append((ev.pk, "invalid", rule))
+                report = self._sdk_error(ev, body, rule)
+                if report is not None:  # sent with the player's events, under no event of the store
+                    by_user.setdefault(ev.user_id, []).append((-ev.pk, report))
                 continue
             by_user.setdefault(ev.user_id, []).append((ev.pk, body))
-            ips[ev.user_id] = ev.user_ip or ips.get(ev.user_id)
         await self._save_progress()
         for user_id, items in by_user.items():
             built.calls.extend(self._calls(user_id, items, ips.get(user_id)))
         return built
+
+    def _sdk_error(self, ev: StoredEvent, body: dict[str, Any], rule: str) -> dict[str, Any] | None:
+        """An `sdk_error` for an event refused by a rule, as the SDKs report theirs: at most 10 of a type
+        (its area) per session of the player (the SDKs: 10 per type and hour of their process)."""
+        report = ga_events.sdk_error(ev, body, rule)
+        if report is None:
+            return None
+        key = (ev.session_id or ev.user_id, report["error_area"])
+        if self._sdk_errors.get(key, 0) >= ga_events.MAX_SDK_ERRORS:
+            return None
+        if len(self._sdk_errors) > 10_000:
+            self._sdk_errors.clear()
+        self._sdk_errors[key] = self._sdk_errors.get(key, 0) + 1
+        self.sdk_errors_sent += 1
+        return report
 
     def _calls(self, user_id: str, items: Items, user_ip: str | None) -> list[Call]:
         """One user's events as requests, halved until each body is under the limit."""
@@ -244,6 +264,16 @@ class GameAnalytics(Provider):
         return self._calls(user_id, items[:half], user_ip) + self._calls(user_id, items[half:], user_ip)
 
     def classify(self, call: Call, answer: httpx.Response) -> Outcome:
+        outcome = self._classify(call, answer)
+        # Items under a negative pk are our own sdk_error reports, of no stored event: nothing to settle.
+        for pk, _, reason in outcome.dead:
+            if pk < 0:
+                self.ctx.log.warning("%s: an sdk_error report was refused: %s", self.name, reason)
+        outcome.delivered = {pk for pk in outcome.delivered if pk > 0}
+        outcome.dead = [d for d in outcome.dead if d[0] > 0]
+        return outcome
+
+    def _classify(self, call: Call, answer: httpx.Response) -> Outcome:
         user_id, items, user_ip = call.context
         outcome = Outcome()
         status = answer.status_code
@@ -299,7 +329,8 @@ class GameAnalytics(Provider):
                 outcome.delivered.add(pk)
 
     def status(self) -> dict[str, Any]:
-        figures: dict[str, Any] = {"clock_offset_s": self.offset_s, "auth_failures": self.auth_failures}
+        figures: dict[str, Any] = {"clock_offset_s": self.offset_s, "auth_failures": self.auth_failures,
+                                   "sdk_errors_sent": self.sdk_errors_sent}
         if self.paused:
             figures["paused"] = self.paused
         if self.remote:
