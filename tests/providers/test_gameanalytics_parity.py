@@ -344,3 +344,34 @@ def test_refused_events_are_reported_as_sdk_errors_at_most_ten_per_type_and_sess
     assert [(e["error_area"], e["error_action"]) for e in later] == [("business", "invalid_currency")]
     assert stats["dead_lettered"] == 16 and stats["sdk_errors_sent"] == 13
     assert sb.rejected() == []
+
+
+# --- impression, and the error event's function and line -----------------------------------------------
+
+def impression(**fields: Any) -> dict[str, Any]:
+    ev = make_event("design")
+    ev["category"] = "impression"
+    ev["fields"] = {"ad_network_name": "max", "ad_network_version": "11.4.2",
+                    "impression_data": {"revenue": 0.0012, "currency": "USD", "placement": {"name": "end"}},
+                    **fields}
+    return ev
+
+
+def test_impressions_and_error_locations_are_delivered(tmp_path: Path, sandbox) -> None:
+    sb, server = sandbox
+    with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
+        c.hello(**HELLO)
+        sent = [impression(), impression(ad_network_name="admob", custom_01="x"),
+                make_event("error", function_name="f" * 300, line_number=42),
+                make_event("error", line_number=7)]  # a line without a function: the SDKs send neither
+        ack = c.request({"type": "events", "events": [*sent, impression(ad_network_version="")]})
+        assert ack["stored"] == 5 and [i["index"] for i in ack["invalid"]] == [4]
+        got = wait_until(lambda: len(accepted(sb, "impression")) == 2 and len(accepted(sb, "error")) == 2
+                         and accepted(sb), what="the impressions and errors")
+    impressions = [e for e in got if e["category"] == "impression"]
+    assert impressions[0]["impression_data"] == {"revenue": 0.0012, "currency": "USD", "placement": {"name": "end"}}
+    assert {e["ad_network_name"] for e in impressions} == {"max", "admob"}
+    errors = [e for e in got if e["category"] == "error"]
+    assert errors[0]["function_name"] == "f" * 256 and errors[0]["line_number"] == 42
+    assert "line_number" not in errors[1] and errors[1]["custom_fields"] == {"line_number": 7}
+    assert sb.rejected() == []
