@@ -375,3 +375,63 @@ def test_impressions_and_error_locations_are_delivered(tmp_path: Path, sandbox) 
     assert errors[0]["function_name"] == "f" * 256 and errors[0]["line_number"] == 42
     assert "line_number" not in errors[1] and errors[1]["custom_fields"] == {"line_number": 7}
     assert sb.rejected() == []
+
+
+# --- the provider's rules and the sandbox's agree on every parity rule ----------------------------------
+
+ANNOTATIONS = {"v": 2, "user_id": "u1", "client_ts": 1795600000, "sdk_version": "rest api v2",
+               "os_version": "windows 10", "manufacturer": "acme", "device": "pc", "platform": "windows",
+               "session_id": "1c2c5d8e-95d4-4a7c-9a3e-0b7e1c2d3e4f", "session_num": 1, "build": "1.0",
+               "event_uuid": "0f6b1c9e-2d3a-4b5c-8d7e-1f2a3b4c5d6e"}
+AGREE: list[tuple[dict[str, Any], bool]] = [
+    ({"category": "progression", "event_id": "Fail:w1"}, True),
+    ({"category": "progression", "event_id": "Complete:w1"}, False),
+    ({"category": "design", "event_id": "a", "engine_version": "unity 2022.3.10"}, True),
+    ({"category": "design", "event_id": "a", "engine_version": "custom 1.0"}, False),
+    ({"category": "design", "event_id": "a", "event_uuid": "not-a-uuid"}, False),
+    ({"category": "design", "event_id": "a", "configurations_v3": [{"key": "k", "id": "i", "vsn": 1}]}, True),
+    ({"category": "design", "event_id": "a", "configurations_v3": [{"id": "i"}]}, False),
+    ({"category": "design", "event_id": "a", "user_id": "u" * 64}, True),
+    ({"category": "design", "event_id": "a", "user_id": "u" * 65}, False),
+    ({"category": "design", "event_id": "a", "custom_01": "c" * 32}, True),
+    ({"category": "design", "event_id": "a", "custom_01": "c" * 33}, False),
+    ({"category": "design", "event_id": "a", "custom_fields": {"k_1": 1, "t": "x" * 256, "f": True}}, True),
+    ({"category": "business", "event_id": "a:b", "amount": -1, "currency": "USD", "transaction_num": 1}, False),
+    ({"category": "ads", "ad_action": "show", "ad_type": "app_open", "ad_sdk_name": "max", "ad_placement": "p"},
+     True),
+    ({"category": "ads", "ad_action": "failed_show", "ad_type": "video", "ad_sdk_name": "max", "ad_placement": "p",
+      "ad_fail_show_reason": "no_fill"}, True),
+    ({"category": "ads", "ad_action": "failed_show", "ad_type": "video", "ad_sdk_name": "max", "ad_placement": "p",
+      "ad_fail_show_reason": "timeout"}, False),
+    ({"category": "impression", "ad_network_name": "max", "ad_network_version": "1", "impression_data": {}}, True),
+    ({"category": "impression", "ad_network_name": "max", "ad_network_version": "1"}, False),
+    ({"category": "error", "severity": "info", "message": "m", "function_name": "f", "line_number": 3}, True),
+    ({"category": "error", "severity": "info", "message": "m", "line_number": -3}, False),
+]
+
+
+@pytest.mark.parametrize("event,valid", AGREE, ids=[str(i) for i in range(len(AGREE))])
+def test_provider_and_sandbox_agree_on_the_parity_rules(event: dict[str, Any], valid: bool) -> None:
+    from bridge.providers.gameanalytics import events as ga_events
+    from bridge.sandbox import ga_rules
+
+    full = {**ANNOTATIONS, **event}
+    assert (ga_events.check(full) is None) == valid, ga_events.check(full)
+    assert (not ga_rules.validate_event(full)) == valid, ga_rules.validate_event(full)
+
+
+def test_provider_and_sandbox_agree_on_the_game_lists() -> None:
+    from bridge.providers.gameanalytics import events as ga_events
+    from bridge.sandbox import ga_rules
+
+    lists = ga_events.Lists((("paid",), (), ()), ("gold",), ("shop",))
+    sandbox_lists = {"custom_dimensions_01": ("paid",), "resource_currencies": ("gold",),
+                     "resource_item_types": ("shop",)}
+    for event, valid in [({"category": "design", "event_id": "a", "custom_01": "paid", "custom_02": "any"}, True),
+                         ({"category": "design", "event_id": "a", "custom_01": "vip"}, False),
+                         ({"category": "resource", "event_id": "Source:gold:shop:x", "amount": 1}, True),
+                         ({"category": "resource", "event_id": "Source:gems:shop:x", "amount": 1}, False),
+                         ({"category": "resource", "event_id": "Source:gold:quest:x", "amount": 1}, False)]:
+        full = {**ANNOTATIONS, **event}
+        assert (ga_events.check(full, lists) is None) == valid, event
+        assert (not ga_rules.validate_lists(full, sandbox_lists)) == valid, event
