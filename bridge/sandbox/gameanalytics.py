@@ -11,6 +11,10 @@ waiting minutes for the real dashboard: every accepted and rejected event is log
   is answered 413 and split, not dropped);
 - validates each event with `ga_rules` and answers 400 with `[{"event": ..., "errors": [{"error_type",
   "path"}]}]` for the invalid events only, having stored the valid events of the same request;
+- follows the official SDKs where the docs say nothing (`ga_rules` marks each such rule *assumption*): the
+  current SDKs' annotations and categories (`event_uuid`, `configurations_v3`, `impression`, `sdk_error`),
+  their limits, and a game's own lists of custom dimension values, resource currencies and item types
+  (`set_lists`: the SDKs refuse other values before sending; the sandbox assumes the collector would too);
 - answers `POST /v2/<game_key>/init` with `{enabled, server_ts, flags}` and
   `POST /remote_configs/v1/init` with 201 (configs, configs_hash, A/B ids) or 200 (`{server_ts}`) when the
   client's `configs_hash` is current.
