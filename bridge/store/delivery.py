@@ -19,7 +19,7 @@ from .schema import dead_letters, delivery_cursors, devices, events, provider_re
 
 # An event with its session's number and IP and its device's annotations: what a provider needs of it.
 _CLAIM_COLUMNS = (*events.c, sessions.c.session_num, sessions.c.user_ip, devices.c.platform, devices.c.os_version,
-                  devices.c.device, devices.c.manufacturer, devices.c.engine_version)
+                  devices.c.device, devices.c.manufacturer, devices.c.engine_version, devices.c.engine)
 _CLAIM_FROM = (events.outerjoin(sessions, sessions.c.session_id == events.c.session_id)
                .outerjoin(devices, devices.c.device_id == events.c.device_id))
 _STORED_EVENT_FIELDS = tuple(f.name for f in dataclass_fields(StoredEvent))

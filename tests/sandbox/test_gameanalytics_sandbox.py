@@ -120,6 +120,12 @@ VALID_FIELDS: dict[str, dict[str, Any]] = {
     "ads": {"ad_action": "show", "ad_type": "rewarded_video", "ad_sdk_name": "admob",
             "ad_placement": "end_of_level", "ad_duration": 3000, "ad_fb_error": "none"},
 }
+# Issue 12 (parity with the official SDKs): the categories they send beyond the Collection API page.
+VALID_FIELDS.update({
+    "impression": {"ad_network_name": "max", "ad_network_version": "11.4.2", "impression_data": {"revenue": 0.01}},
+    "sdk_error": {"error_category": "event_validation", "error_area": "business", "error_action": "invalid_currency",
+                  "error_parameter": "currency", "reason": "usd"},
+})
 
 
 def event(kind: str, /, **changes: Any) -> dict[str, Any]:
@@ -157,6 +163,9 @@ VALID_CASES: list[tuple[str, dict[str, Any]]] = [
     ("ads", {"ad_action": "reward_received", "ad_type": "offer_wall", "ad_sdk_name": "iron_source_2",
              "ad_placement": "p" * 64, "ad_duration": DELETE, "ad_fb_error": DELETE}),
 ]
+# Issue 12: a case for each new category (more in test_gameanalytics_parity_sandbox.py).
+VALID_CASES += [("impression", {}), ("sdk_error", {}),
+                ("sdk_error", {"user_id": DELETE, "client_ts": DELETE, "session_id": DELETE, "session_num": DELETE})]
 
 # (category, changes, error_type, path): each event breaks exactly one rule.
 INVALID_CASES: list[tuple[str, dict[str, Any], str, str]] = [
@@ -290,6 +299,22 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("ads", {"ad_duration": -1}, "not_in_range", "/ad_duration"),
     ("ads", {"ad_duration": 1.5}, "invalid_type", "/ad_duration"),
     ("ads", {"ad_fb_error": 5}, "invalid_type", "/ad_fb_error"),
+]
+# Issue 12: a case for each field the SDK parity added (more in test_gameanalytics_parity_sandbox.py).
+INVALID_CASES += [
+    ("design", {"event_uuid": "not-a-uuid"}, "regex_no_match", "/event_uuid"),
+    ("design", {"configurations_v3": {"key": "gravity"}}, "invalid_type", "/configurations_v3"),
+    ("ads", {"ad_fb_error": DELETE, "ad_fail_show_reason": "timeout"}, "not_in_range", "/ad_fail_show_reason"),
+    ("error", {"function_name": ""}, "invalid_length", "/function_name"),
+    ("error", {"line_number": -1}, "not_in_range", "/line_number"),
+    ("impression", {"ad_network_name": DELETE}, "required", "/ad_network_name"),
+    ("impression", {"ad_network_version": 11}, "invalid_type", "/ad_network_version"),
+    ("impression", {"impression_data": "x"}, "invalid_type", "/impression_data"),
+    ("sdk_error", {"error_category": "other"}, "not_in_range", "/error_category"),
+    ("sdk_error", {"error_area": "ads"}, "not_in_range", "/error_area"),
+    ("sdk_error", {"error_action": DELETE}, "required", "/error_action"),
+    ("sdk_error", {"error_parameter": "ad_type"}, "not_in_range", "/error_parameter"),
+    ("sdk_error", {"reason": "r" * 257}, "invalid_length", "/reason"),
 ]
 
 
