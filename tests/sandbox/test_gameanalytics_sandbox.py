@@ -118,7 +118,7 @@ VALID_FIELDS: dict[str, dict[str, Any]] = {
     "design": {"event_id": "Guns:Pistol:Fire", "value": 1.5},
     "error": {"severity": "warning", "message": "low memory"},
     "ads": {"ad_action": "show", "ad_type": "rewarded_video", "ad_sdk_name": "admob",
-            "ad_placement": "end_of_level", "ad_duration": 3000, "ad_fb_error": "none"},
+            "ad_placement": "end_of_level", "ad_duration": 3000},
 }
 # Issue 12 (parity with the official SDKs): the categories they send beyond the Collection API page.
 VALID_FIELDS.update({
@@ -157,11 +157,12 @@ VALID_CASES: list[tuple[str, dict[str, Any]]] = [
     ("resource", {"event_id": "Sink:gold:weapons:sword", "amount": -0.5}),
     ("progression", {"event_id": "Start:world01", "attempt_num": DELETE, "score": DELETE}),
     ("progression", {"event_id": "Fail:w:l:phase", "attempt_num": 1}),
+    ("progression", {"event_id": "Fail:world01", "attempt_num": DELETE}),  # the SDKs send none on Fail
     ("session_end", {"length": 0}),
     ("error", {"severity": "critical", "message": "m" * 8192}),
     ("error", {"severity": "debug", "message": ""}),
     ("ads", {"ad_action": "reward_received", "ad_type": "offer_wall", "ad_sdk_name": "iron_source_2",
-             "ad_placement": "p" * 64, "ad_duration": DELETE, "ad_fb_error": DELETE}),
+             "ad_placement": "p" * 64, "ad_duration": DELETE}),
 ]
 # Issue 12: a case for each new category (more in test_gameanalytics_parity_sandbox.py).
 VALID_CASES += [("impression", {}), ("sdk_error", {}),
@@ -263,7 +264,6 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("resource", {"event_id": "Source:gold:reward:da*ly"}, "regex_no_match", "/event_id"),
     ("resource", {"event_id": DELETE}, "required", "/event_id"),
     # progression
-    ("progression", {"event_id": "Fail:world01", "attempt_num": DELETE}, "required", "/attempt_num"),
     ("progression", {"attempt_num": DELETE}, "required", "/attempt_num"),
     ("progression", {"event_id": "Finish:world01"}, "regex_no_match", "/event_id"),
     ("progression", {"event_id": "Start"}, "regex_no_match", "/event_id"),
@@ -298,13 +298,13 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("ads", {"ad_placement": DELETE}, "required", "/ad_placement"),
     ("ads", {"ad_duration": -1}, "not_in_range", "/ad_duration"),
     ("ads", {"ad_duration": 1.5}, "invalid_type", "/ad_duration"),
-    ("ads", {"ad_fb_error": 5}, "invalid_type", "/ad_fb_error"),
+    ("ads", {"ad_action": "failed_show", "ad_fail_show_reason": 5}, "invalid_type", "/ad_fail_show_reason"),
 ]
 # Issue 12: a case for each field the SDK parity added (more in test_gameanalytics_parity_sandbox.py).
 INVALID_CASES += [
     ("design", {"event_uuid": "not-a-uuid"}, "regex_no_match", "/event_uuid"),
     ("design", {"configurations_v3": {"key": "gravity"}}, "invalid_type", "/configurations_v3"),
-    ("ads", {"ad_fb_error": DELETE, "ad_fail_show_reason": "timeout"}, "not_in_range", "/ad_fail_show_reason"),
+    ("ads", {"ad_fail_show_reason": "timeout"}, "not_in_range", "/ad_fail_show_reason"),
     ("error", {"function_name": ""}, "invalid_length", "/function_name"),
     ("error", {"line_number": -1}, "not_in_range", "/line_number"),
     ("impression", {"ad_network_name": DELETE}, "required", "/ad_network_name"),
@@ -397,7 +397,7 @@ def test_a_non_finite_number_is_out_of_range(ga: Collector) -> None:
 
 def test_a_mixed_batch_keeps_the_valid_events_and_lists_only_the_invalid(ga: Collector) -> None:
     good = [event("design"), event("user"), event("resource", event_id="Sink:gold:shop:sword", amount=-10)]
-    bad = [event("business", currency="eur"), event("progression", event_id="Fail:w1", attempt_num=DELETE)]
+    bad = [event("business", currency="eur"), event("progression", event_id="Complete:w1", attempt_num=DELETE)]
     batch = [good[0], bad[0], good[1], bad[1], good[2]]
     answer = ga.events(batch)
     assert answer.status_code == 400
