@@ -23,11 +23,15 @@ run: setup
 	$(PY) -m bridge run
 
 # The quality gate, the suite with line coverage of bridge/ (daemons included), then the oracle suite.
+# The suite runs in pytest-xdist workers (more than the 2 cores: its tests mostly wait on daemons, engines and
+# sandboxes), each handed its next test as it frees up, the longest first (tests/conftest.py); coverage follows
+# the workers and the daemons they start (patch = ["subprocess"]). PYTEST_PARALLEL= runs it in one process.
+PYTEST_PARALLEL ?= -n 3 --dist load --maxschedchunk 1
 test: setup system-deps
 	$(PY) -m ruff check bridge tests benchmarks
 	$(PY) -m mypy
 	$(PY) -m coverage erase
-	$(PY) -m coverage run -m pytest
+	$(PY) -m coverage run -m pytest $(PYTEST_PARALLEL)
 	$(PY) -m coverage combine -q
 	$(PY) -m coverage report
 	$(PY) -m tests.oracle

@@ -1,19 +1,133 @@
-"""Shared fixtures: a real daemon in its own process on free ports, and a client that has said hello."""
+"""Shared fixtures: a real daemon in its own process on free ports, and a client that has said hello.
+
+Also the run's order and its background builds: the longest tests go first, each followed by a quick one, so that
+pytest-xdist (`--dist load --maxschedchunk 1`, which hands each worker its next tests as it frees up) starts each
+of them on a worker of its own at once instead of leaving one for the end; and the C++ binding's build starts as
+soon as the run knows it holds C++ tests, while the other tests run.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bridge.sandbox.gameanalytics import GameAnalyticsSandbox  # noqa: E402
 from bridge.sandbox.server import SandboxServer  # noqa: E402
 from bridge.sandbox.staq import StaqSandbox  # noqa: E402
-from tests.harness import Client, Daemon  # noqa: E402
+from tests import shared  # noqa: E402
+from tests.bindings import cpp_build  # noqa: E402
+from tests.harness import Client, Daemon, priority  # noqa: E402
 from tests.sandboxes import start_sandbox  # noqa: E402
+
+# The longest tests (seconds, under coverage, on 2 cores), longest first; a test missing here is only run later.
+LONGEST = [
+    "tests/bindings/test_cpp.py::test_cpp_binding_against_the_daemon",  # waits for the build, then ~40 s
+    "tests/bindings/test_unity.py::test_unity_binding_against_real_daemon",  # ~45
+    "tests/bindings/test_godot.py::test_godot_binding_headless",  # ~45
+    "tests/bindings/test_godot.py::test_gdscript_parses_and_lints",  # ~14
+    "tests/bindings/test_cpp.py::test_c_abi_against_the_daemon",  # ~10
+    "tests/bindings/test_godot.py::test_godot_says_once_when_the_daemon_is_absent",  # ~9
+    "tests/providers/test_staq.py::test_purchase_made_offline_is_verified_later_and_reaches_the_returning_client",
+    "tests/store/test_database.py::test_daemon_on_postgresql",
+    "tests/bindings/test_cpp.py::test_installed_package_in_a_consumer_built_without_exceptions",
+    "tests/providers/test_staq.py::test_an_event_staq_refuses_is_bisected_out_and_stays_alone_when_requeued",
+    "tests/test_dispatcher.py::test_store_cap_trims_the_oldest_sessions",
+    "tests/providers/test_gameramp.py::test_token_expiry_mid_stream_is_refreshed_ahead",
+    "tests/providers/test_gameanalytics.py::test_session_timeout_sends_session_end",
+]
+# Quick tests of no module-scoped fixture, to follow each of the longest.
+QUICK = "tests/test_protocol.py::"
+# Tests whose checks hold the binding and the daemon to real-time budgets (1,000 events/s through a 6 s outage,
+# a flush within a game's quit, acks within 2 s): they run, and the processes they start (daemons, engines,
+# sandboxes' threads) inherit, a higher CPU priority than the tests running beside them, so that those
+# others (and whatever else shares the machine) take their CPU time from the tests with no such budget.
+# Only root may raise a priority; for anyone else they run as they always did.
+REALTIME = (
+    "tests/bindings/test_cpp.py::test_cpp_binding_against_the_daemon",
+    "tests/bindings/test_cpp.py::test_c_abi_against_the_daemon",
+    "tests/bindings/test_unity.py::test_unity_binding_against_real_daemon",
+    "tests/bindings/test_godot.py::test_godot_binding_headless",
+    "tests/bindings/test_godot.py::test_godot_provider_refusal_reaches_the_game",
+    "tests/bindings/test_godot.py::test_godot_says_once_when_the_daemon_is_absent",
+    "tests/bindings/test_godot.py::test_godot_every_way_of_quitting_stores_the_queue_and_ends_the_session",
+    "tests/test_daemon.py::test_clean_shutdown_within_two_seconds_keeps_everything",
+    "tests/test_dispatcher.py::test_a_provider_down_does_not_slow_another",
+)
+REALTIME_NICE = -10
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {nodeid: i for i, nodeid in enumerate(LONGEST)}
+    longest = sorted((item for item in items if item.nodeid in rank), key=lambda item: rank[item.nodeid])
+    quick = [item for item in items if item.nodeid.startswith(QUICK)][:len(longest)]
+    front: list[pytest.Item] = []
+    for i, item in enumerate(longest):
+        front.append(item)
+        if i < len(quick):
+            front.append(quick[i])
+    chosen = {id(item) for item in front}
+    items[:] = front + [item for item in items if id(item) not in chosen]
+
+
+def _start_builds(config: pytest.Config, nodeids: Sequence[str]) -> None:
+    if any(nodeid.startswith(cpp_build.TESTS) for nodeid in nodeids):
+        cpp_build.start(shared.shared_dir(config._tmp_path_factory))  # type: ignore[attr-defined]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # a run without xdist; under xdist the controller starts them
+        _start_builds(session.config, [item.nodeid for item in session.items])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: Sequence[str]) -> None:
+    _start_builds(node.config, ids)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's `load` scheduling, except that while the C++ build runs, a worker is handed the C++ tests only
+    when nothing else is left (they would only wait for the build)."""
+    from xdist.scheduler import LoadScheduling
+
+    if config.getoption("dist") != "load":
+        return None
+    build_rc = shared.shared_dir(config._tmp_path_factory) / cpp_build.NAME / "rc"  # type: ignore[attr-defined]
+
+    class BuildAwareScheduling(LoadScheduling):  # type: ignore[misc]
+        def _send_tests(self, node: Any, num: int) -> None:
+            chosen = self.pending[:num]
+            if not build_rc.exists():
+                ready = [i for i in self.pending if not self.collection[i].startswith(cpp_build.TESTS)]
+                chosen = ready[:num] or chosen
+            for index in chosen:
+                self.pending.remove(index)
+            if chosen:
+                self.node2pending[node].extend(chosen)
+                node.send_runtest_some(chosen)
+
+    return BuildAwareScheduling(config, log)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # a worker leaves the builds to the process that started them
+        shared.stop_builds()
+
+
+@pytest.fixture(autouse=True)
+def _realtime_priority(request: pytest.FixtureRequest) -> Iterator[None]:
+    """REALTIME tests at a higher priority (autouse fixtures come first: the test's other fixtures inherit it)."""
+    if not request.node.nodeid.startswith(REALTIME):
+        yield
+        return
+    with priority(REALTIME_NICE):
+        yield
 
 
 @pytest.fixture
@@ -27,6 +141,14 @@ def client(daemon: Daemon) -> Iterator[Client]:
     with Client(daemon.ingress, device_id="dev-1") as c:
         assert c.hello()["type"] == "welcome"
         yield c
+
+
+@pytest.fixture
+def ga_sandbox() -> Iterator[tuple[GameAnalyticsSandbox, SandboxServer]]:
+    """A GameAnalytics sandbox on a free loopback port."""
+    sb, server = start_sandbox()
+    yield sb, server
+    server.stop()
 
 
 @pytest.fixture

@@ -114,8 +114,11 @@ def one_line_failure(daemon: Daemon, *extra: str) -> subprocess.CompletedProcess
     return out
 
 
-def good_store(daemon: Daemon) -> bytes:
-    """A real store with events in it, closed cleanly (its WAL checkpointed into it), as bytes."""
+@pytest.fixture(scope="module")
+def good_store(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A real store with events in it, closed cleanly (its WAL checkpointed into it), as bytes: made once, each
+    test damages its own copy."""
+    daemon = Daemon(tmp_path_factory.mktemp("good-store"))
     with daemon, Client(daemon.ingress) as c:
         c.hello()
         assert c.request({"type": "events", "events": [make_event() for _ in range(300)]})["stored"] == 300
@@ -137,9 +140,10 @@ def damage(data: bytes, how: str) -> bytes:
 
 
 @pytest.mark.parametrize("how", ["not_a_database", "truncated", "truncated_in_first_page", "malformed"])
-def test_a_damaged_store_is_one_clear_line_and_can_be_moved_aside(tmp_path: Path, how: str) -> None:
+def test_a_damaged_store_is_one_clear_line_and_can_be_moved_aside(tmp_path: Path, good_store: bytes,
+                                                                   how: str) -> None:
     daemon = Daemon(tmp_path)
-    damaged = damage(good_store(daemon), how)
+    damaged = damage(good_store, how)
     daemon.db_path.write_bytes(damaged)
     for suffix in ("-wal", "-shm"):
         Path(f"{daemon.db_path}{suffix}").unlink(missing_ok=True)

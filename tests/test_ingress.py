@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -14,15 +15,68 @@ import zmq
 
 from bridge import protocol
 from tests.harness import Client, Daemon, make_event
+from tests.sandboxes import wait_until
 
 
-def stored_uids(daemon: Daemon) -> list[str]:
+def stored_uids(daemon: Daemon | Since) -> list[str]:
     return [e["uid"] for e in daemon.events() if e["category"] in protocol.CATEGORIES]
+
+
+# --- one daemon for the module --------------------------------------------------------------------------
+# A daemon boot is most of what a test here costs. The tests of a module run one after another on a worker
+# (pytest-xdist or not), each talking as devices of its own, and each reads only the events stored since it
+# began: exactly what a daemon started for it alone would hold. The test that reads the daemon's counters
+# gets a daemon of its own.
+
+@pytest.fixture(scope="module")
+def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    with Daemon(tmp_path_factory.mktemp("ingress")) as d:
+        yield d
+
+
+class Since:
+    """The shared daemon as one test sees it: its events are those stored since the test began."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.ingress = daemon.ingress
+        self.db_path = daemon.db_path
+        self.proc = daemon.proc
+        self.first_pk = max((e["pk"] for e in daemon.events()), default=0) + 1
+
+    def events(self) -> list[dict]:
+        return [e for e in self.daemon.events() if e["pk"] >= self.first_pk]
+
+    def log(self) -> str:
+        return self.daemon.log()
+
+
+@pytest.fixture
+def daemon(shared_daemon: Daemon) -> Since:
+    """In this module `daemon` is the shared one, as the test sees it (conftest's is a daemon of its own)."""
+    return Since(shared_daemon)
+
+
+@pytest.fixture
+def client(daemon: Since) -> Iterator[Client]:
+    """A player of its own for each test (sessions and devices are per player)."""
+    with Client(daemon.ingress, device_id=f"dev-{uuid.uuid4().hex[:8]}") as c:
+        assert c.hello()["type"] == "welcome"
+        yield c
+
+
+@pytest.fixture
+def own_client(tmp_path: Path) -> Iterator[Client]:
+    """A player on a daemon of its own, whose [configs] are the topic config/local."""
+    with Daemon(tmp_path, config='[configs]\ndifficulty = "normal"\nmax_lives = 3\n') as d, \
+            Client(d.ingress, device_id="dev-1") as c:
+        assert c.hello()["type"] == "welcome"
+        yield c
 
 
 # --- round trips ----------------------------------------------------------------------------------------
 
-def test_hello_welcome_carries_version_time_limits_and_topics(daemon: Daemon) -> None:
+def test_hello_welcome_carries_version_time_limits_and_topics(daemon: Since) -> None:
     with Client(daemon.ingress, device_id="dev-h") as c:
         before = int(time.time() * 1000)
         reply = c.hello(protocol=3, protocol_min=1, platform="windows", os_version="windows 10")
@@ -32,10 +86,29 @@ def test_hello_welcome_carries_version_time_limits_and_topics(daemon: Daemon) ->
     assert reply["limits"]["max_batch_events"] == protocol.MAX_BATCH_EVENTS
     assert reply["topics"] == ["config/", "purchase/dev-h"]
     assert reply["session"] is None
+    with Client(daemon.ingress, device_id="dev-h-upper") as c:
+        assert c.hello(platform="WebGL")["type"] == "welcome"  # sent once the device row has committed
+    with sqlite3.connect(daemon.db_path) as db:
+        platform = db.execute("SELECT platform FROM devices WHERE device_id = 'dev-h-upper'").fetchone()[0]
+    assert platform == "webgl"  # lower case, as providers want it
+
+
+def test_protocol_md_examples_are_what_the_daemon_answers(daemon: Since) -> None:
+    """Section 9's requests, sent as they are: each reply is its example (the clock and the version aside, and
+    the welcome's `limits` and `topics`, which the example leaves out). Its error example was once an event's
+    error that the daemon never sends (an event that fails the checks comes back in its ack's `rejected`)."""
+    requests = [msg for _, msg in protocol.EXAMPLES if msg["type"] in protocol.REQUEST_TYPES]
+    replies = {msg["rid"]: msg for _, msg in protocol.EXAMPLES if msg["type"] not in protocol.REQUEST_TYPES}
+    assert len(requests) == len(replies) == 4
+    with Client(daemon.ingress) as c:
+        for request in requests:
+            real, example = c.request(dict(request)), replies[request["rid"]]
+            same = [k for k in example if k not in ("server_time", "daemon_version")]
+            assert {k: real[k] for k in same} == {k: example[k] for k in same}, request
 
 
 @pytest.mark.parametrize("category", protocol.CATEGORIES)
-def test_every_category_round_trips_into_the_store(daemon: Daemon, client: Client, category: str) -> None:
+def test_every_category_round_trips_into_the_store(daemon: Since, client: Client, category: str) -> None:
     event = make_event(category)
     reply = client.request({"type": "event", "event": event})
     assert reply == {"type": "ack", "rid": reply["rid"], "stored": 1, "duplicates": 0, "rejected": [],
@@ -44,18 +117,18 @@ def test_every_category_round_trips_into_the_store(daemon: Daemon, client: Clien
     assert row["category"] == category
     assert row["fields"] == event["fields"]
     assert row["client_ts"] == event["ts"]
-    assert row["device_id"] == "dev-1" and row["user_id"] == "dev-1" and row["game_build"] == "dev"
+    assert row["device_id"] == client.device_id and row["user_id"] == client.device_id and row["game_build"] == "dev"
     assert row["session_id"] is not None
 
 
-def test_batch_is_stored_in_order(daemon: Daemon, client: Client) -> None:
+def test_batch_is_stored_in_order(daemon: Since, client: Client) -> None:
     batch = [make_event("design", event_id=f"level:{i}") for i in range(300)]
     reply = client.request({"type": "events", "events": batch})
     assert (reply["stored"], reply["duplicates"], reply["rejected"]) == (300, 0, [])
     assert stored_uids(daemon) == [e["id"] for e in batch]
 
 
-def test_ack_only_after_commit(daemon: Daemon, client: Client) -> None:
+def test_ack_only_after_commit(daemon: Since, client: Client) -> None:
     """Every acknowledged event is already visible to another connection of the store."""
     db = sqlite3.connect(daemon.db_path)
     for i in range(50):
@@ -68,7 +141,7 @@ def test_ack_only_after_commit(daemon: Daemon, client: Client) -> None:
     db.close()
 
 
-def test_duplicate_ids_are_stored_once_and_acked_again(daemon: Daemon, client: Client) -> None:
+def test_duplicate_ids_are_stored_once_and_acked_again(daemon: Since, client: Client) -> None:
     batch = [make_event("design") for _ in range(10)]
     assert client.request({"type": "events", "events": batch})["stored"] == 10
     again = client.request({"type": "events", "events": batch[:5] + [make_event("design")]})
@@ -81,7 +154,33 @@ def test_duplicate_ids_are_stored_once_and_acked_again(daemon: Daemon, client: C
     assert len(uids) == len(set(uids)) == 12
 
 
-def test_duplicates_inside_one_burst_from_two_requests(daemon: Daemon, client: Client) -> None:
+def test_the_same_event_twice_in_one_batch_is_stored_once_as_first_sent(daemon: Since, client: Client) -> None:
+    """protocol.md section 4.3: the first copy is stored, a later one is a duplicate whatever its fields; a copy
+    the checks refuse is rejected, not a duplicate; the same id at another ts is another event."""
+    first = make_event("design", value=1.0)
+    again = {**first, "fields": {**first["fields"], "value": 2.0}}
+    refused = {**first, "fields": {"event_id": 5}}
+    later = {**first, "ts": first["ts"] + 1}
+    reply = client.request({"type": "events", "events": [refused, first, again, later]})
+    assert (reply["stored"], reply["duplicates"], [r["index"] for r in reply["rejected"]]) == (2, 1, [0]), reply
+    rows = [(e["client_ts"], e["fields"]["value"]) for e in daemon.events() if e["uid"] == first["id"]]
+    assert rows == [(first["ts"], 1.0), (first["ts"] + 1, 1.0)]
+
+
+def test_a_resend_after_a_reconnect_is_acknowledged_as_duplicates(daemon: Since, client: Client) -> None:
+    """The resend keeps its rid (it may take another: the daemon only echoes it); its ack counts every event
+    stored before as a duplicate, and the reply to the first send, if it was lost with the connection, is not
+    needed."""
+    batch = [make_event("design") for _ in range(5)]
+    assert client.request({"type": "events", "rid": 900, "events": batch})["stored"] == 5
+    with Client(daemon.ingress, device_id=client.device_id) as again:
+        again.hello()
+        resent = again.request({"type": "events", "rid": 900, "events": batch + [make_event("design")]})
+    assert (resent["rid"], resent["stored"], resent["duplicates"]) == (900, 1, 5)
+    assert len(stored_uids(daemon)) == 6
+
+
+def test_duplicates_inside_one_burst_from_two_requests(daemon: Since, client: Client) -> None:
     """Two requests in flight with the same event: exactly one of them stores it."""
     event = make_event("design")
     rids = [client.send({"type": "event", "event": event}) for _ in range(2)]
@@ -90,7 +189,7 @@ def test_duplicates_inside_one_burst_from_two_requests(daemon: Daemon, client: C
     assert sorted((r["stored"], r["duplicates"]) for r in replies.values()) == [(0, 1), (1, 0)]
 
 
-def test_same_event_id_on_two_devices_is_two_events(daemon: Daemon) -> None:
+def test_same_event_id_on_two_devices_is_two_events(daemon: Since) -> None:
     event = make_event("design")
     for device in ("a", "b"):
         with Client(daemon.ingress, device_id=device) as c:
@@ -99,14 +198,14 @@ def test_same_event_id_on_two_devices_is_two_events(daemon: Daemon) -> None:
     assert stored_uids(daemon).count(event["id"]) == 2
 
 
-def test_sessions_start_end_and_numbering(daemon: Daemon, client: Client) -> None:
+def test_sessions_start_end_and_numbering(daemon: Since, client: Client) -> None:
     first = client.request({"type": "session_start"})
     assert first["type"] == "session" and first["session_num"] == 1 and first["ended_at"] is None
-    assert protocol.EVENT_ID_RE  # the id format below is a UUID v4
     assert uuid.UUID(first["session_id"]).version == 4
     ev = make_event("design")
     client.request({"type": "event", "event": ev})
-    time.sleep(1.1)
+    # a second of the daemon's clock (this machine's) since the session started
+    wait_until(lambda: time.time() * 1000 >= first["started_at"] + 1000, what="a second into the session")
     ended = client.request({"type": "session_end"})
     assert ended["session_id"] == first["session_id"] and ended["length"] >= 1
     assert client.request({"type": "session_end"})["code"] == "no_session"
@@ -117,11 +216,24 @@ def test_sessions_start_end_and_numbering(daemon: Daemon, client: Client) -> Non
     markers = [(r["category"], r["session_id"]) for r in rows if r["category"].startswith("session_")]
     assert markers == [("session_start", first["session_id"]), ("session_end", first["session_id"]),
                        ("session_start", second["session_id"])]
-    with Client(daemon.ingress, device_id="dev-1") as again:
+    with Client(daemon.ingress, device_id=client.device_id) as again:
         assert again.hello()["session"]["session_id"] == second["session_id"]
 
 
-def test_server_mode_sessions_per_user(daemon: Daemon, client: Client) -> None:
+@pytest.mark.parametrize("start,end,length", [
+    (1_700_000_000_000, 1_700_000_002_999, 2),  # whole seconds, rounded down
+    (1_700_000_000_000, 1_700_000_000_999, 0),
+    (1_700_000_000_000, 1_699_999_000_000, 0),  # an end before the start (client clocks): 0
+    (0, 2**63 - 1, 2**31 - 1),  # at most 2^31-1
+])
+def test_session_length_is_whole_seconds_between_the_two_ts(client: Client, start: int, end: int,
+                                                            length: int) -> None:
+    opened = client.request({"type": "session_start", "ts": start})
+    ended = client.request({"type": "session_end", "ts": end})
+    assert (opened["started_at"], ended["ended_at"], ended["length"]) == (start, end, length)
+
+
+def test_server_mode_sessions_per_user(daemon: Since, client: Client) -> None:
     a = client.request({"type": "session_start", "user_id": "player-a", "user_ip": "203.0.113.7"})
     b = client.request({"type": "session_start", "user_id": "player-b"})
     assert a["session_id"] != b["session_id"] and a["user_id"] == "player-a"
@@ -135,7 +247,9 @@ def test_server_mode_sessions_per_user(daemon: Daemon, client: Client) -> None:
     assert ip == "203.0.113.7"
 
 
-def test_ping_flush_stats_configs(daemon: Daemon, client: Client) -> None:
+def test_ping_flush_stats_configs(own_client: Client) -> None:
+    """On a daemon of its own: the counters it reads are the daemon's, not the test's."""
+    client = own_client
     assert client.request({"type": "ping"})["type"] == "pong"
     client.request({"type": "events", "events": [make_event("ads") for _ in range(3)]})
     flushed = client.request({"type": "flush"})
@@ -154,7 +268,7 @@ def test_purchase_is_not_configured_yet(client: Client) -> None:
     assert reply["code"] == "not_configured"
 
 
-def test_req_socket_clients_are_served(daemon: Daemon) -> None:
+def test_req_socket_clients_are_served(daemon: Since) -> None:
     sock = zmq.Context.instance().socket(zmq.REQ)
     sock.linger = 0
     sock.connect(daemon.ingress)
@@ -178,6 +292,7 @@ BAD_FRAMES = [
     (msgpack.packb({"type": "ping"}), "missing_field", "rid"),
     (msgpack.packb({"type": "ping", "rid": -1}), "invalid_value", "rid"),
     (msgpack.packb({"type": "ping", "rid": "x"}), "wrong_type", "rid"),
+    (msgpack.packb({"type": "ping", "rid": None}), "missing_field", "rid"),  # nil is absent
     (msgpack.packb({"type": "teleport", "rid": 6}), "unknown_type", "type"),
     (msgpack.packb({"type": "events", "rid": 7}), "missing_field", "events"),
     (msgpack.packb({"type": "events", "rid": 8, "events": {}}), "wrong_type", "events"),
@@ -195,30 +310,16 @@ BAD_FRAMES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    """One daemon for the bad-input cases: each leaves it as it found it, which is what they prove."""
-    with Daemon(tmp_path_factory.mktemp("bad-input")) as d:
-        yield d
-
-
-@pytest.fixture
-def shared_client(shared_daemon: Daemon) -> Iterator[Client]:
-    with Client(shared_daemon.ingress, device_id=f"bad-{uuid.uuid4().hex[:8]}") as c:
-        assert c.hello()["type"] == "welcome"
-        yield c
-
-
 @pytest.mark.parametrize("frame,code,field", BAD_FRAMES, ids=[c + ":" + str(f) for _, c, f in BAD_FRAMES])
-def test_bad_frames_get_a_clear_error_and_the_daemon_keeps_serving(shared_client: Client, frame: bytes, code: str,
+def test_bad_frames_get_a_clear_error_and_the_daemon_keeps_serving(client: Client, frame: bytes, code: str,
                                                                    field: str | None) -> None:
-    shared_client.send_raw(frame)
-    reply = shared_client.recv()
+    client.send_raw(frame)
+    reply = client.recv()
     assert reply["type"] == "error" and reply["code"] == code, reply
     assert reply["message"]
     if field is not None:
         assert reply["field"] == field
-    assert shared_client.request({"type": "event", "event": make_event()})["stored"] == 1
+    assert client.request({"type": "event", "event": make_event()})["stored"] == 1
 
 
 BAD_EVENTS = [
@@ -232,24 +333,24 @@ BAD_EVENTS = [
 
 
 @pytest.mark.parametrize("change,code", BAD_EVENTS, ids=[str(c) for c, _ in BAD_EVENTS])
-def test_events_the_store_cannot_hold_are_rejected_alone(shared_daemon: Daemon, shared_client: Client,
+def test_events_the_store_cannot_hold_are_rejected_alone(shared_daemon: Daemon, client: Client,
                                                         change: dict, code: str) -> None:
     """A 2^63 `ts` once left the ingress unresponsive; an extension type once reached providers."""
     bad = {**make_event("design"), **change}
     good = make_event("design")
     frame = msgpack.packb({"type": "events", "rid": 77, "events": [bad, good]}, datetime=False)
-    shared_client.send_raw(frame)
-    reply = shared_client.recv()
+    client.send_raw(frame)
+    reply = client.recv()
     assert (reply["stored"], [(r["index"], r["code"]) for r in reply["rejected"]]) == (1, [(0, code)]), reply
     uids = stored_uids(shared_daemon)
     assert good["id"] in uids and bad["id"] not in uids
 
 
-def test_no_bad_input_left_a_traceback(shared_daemon: Daemon, shared_client: Client) -> None:
+def test_no_bad_input_left_a_traceback(shared_daemon: Daemon, client: Client) -> None:
     for frame, _, _ in BAD_FRAMES:
-        shared_client.send_raw(frame)
-        assert shared_client.recv()["type"] == "error"
-    assert shared_client.request({"type": "ping"})["type"] == "pong"
+        client.send_raw(frame)
+        assert client.recv()["type"] == "error"
+    assert client.request({"type": "ping"})["type"] == "pong"
     assert "Traceback" not in shared_daemon.log()
 
 
@@ -258,7 +359,71 @@ def test_rid_is_echoed_in_errors_when_readable(client: Client) -> None:
     assert reply["rid"] is not None and reply["code"] == "unknown_type"
 
 
-def test_requests_before_hello_are_refused(daemon: Daemon) -> None:
+# --- the rid of a message refused whole (protocol.md section 3) -----------------------------------------
+
+TOO_LARGE = msgpack.packb({"type": "events", "rid": 41, "events": [make_event(name="x" * 100)] * 3000})
+
+
+@pytest.mark.parametrize("frame,code,rid", [
+    (TOO_LARGE, "too_large", 41),  # over max_message_bytes, but it decodes
+    (TOO_LARGE[:-1000], "too_large", 41),  # ... or its start does
+    (b"\x81\xa4type" + msgpack.packb("x" * (300 * 1024)), "too_large", None),  # no rid in it
+    (msgpack.packb({"type": "ping", "rid": 42}) + b"\x01", "malformed", 42),
+    (b"\x83\xa4type\xa4ping\xa3rid\x2b\x91\x01\x02", "malformed", 43),  # an array key after the rid
+    (b"\x82\xa4type\xa4ping\xa3rid", "malformed", None),
+    (msgpack.packb({"type": "ping", "rid": 2**32}) + b"\x01", "malformed", None),
+], ids=["too_large", "too_large cut short", "too_large without rid", "two values", "array key",
+        "cut before the rid", "rid out of range"])
+def test_a_message_refused_whole_carries_its_rid_when_it_can_be_read(client: Client, frame: bytes, code: str,
+                                                                   rid: int | None) -> None:
+    """A client with a window of requests in flight matches an error by its rid: nil left it guessing."""
+    client.send_raw(frame)
+    reply = client.recv()
+    assert (reply["type"], reply["code"], reply["rid"]) == ("error", code, rid), reply
+
+
+def test_a_message_of_several_frames_carries_the_first_frames_rid(client: Client) -> None:
+    client.sock.send_multipart([msgpack.packb({"type": "ping", "rid": 44}), b"\x01"])
+    reply = client.recv()
+    assert (reply["code"], reply["rid"], reply["message"]) == ("malformed", 44, "a message must be one frame; got 2")
+    client.sock.send_multipart([b"\xc1", msgpack.packb({"type": "ping", "rid": 45})])
+    assert (client.recv()["rid"]) is None  # the rid of a later frame is not read
+
+
+def test_a_req_client_sending_several_frames_gets_its_error(daemon: Since) -> None:
+    """The delimiter goes back with the error: without it a REQ socket drops the reply and waits for ever."""
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.linger = 0
+    sock.connect(daemon.ingress)
+    try:
+        sock.send_multipart([msgpack.packb({"type": "ping", "rid": 46}), b"\x01"])
+        assert sock.poll(5000), "no reply"
+        reply = msgpack.unpackb(sock.recv())
+        assert (reply["code"], reply["rid"]) == ("malformed", 46)
+    finally:
+        sock.close(0)
+
+
+def test_nil_is_a_field_left_out_in_every_request(daemon: Since) -> None:
+    """protocol.md section 2: nil for a field is the field left out (its default), never wrong_type."""
+    with Client(daemon.ingress, device_id=f"dev-{uuid.uuid4().hex[:8]}") as c:
+        nils = dict.fromkeys(("protocol_min", "engine_version", "user_id", "platform", "os_version", "device",
+                              "manufacturer", "role"))
+        assert c.hello(**nils)["type"] == "welcome"
+        opened = c.request({"type": "session_start", "user_id": None, "user_ip": None, "ts": None,
+                            **dict.fromkeys(protocol.PLAYER_DEVICE_MAX_CHARS)})
+        assert (opened["type"], opened["user_id"]) == ("session", c.device_id), opened
+        event = {**make_event("design", value=None, custom_01=None, free=None), "user_id": None}
+        assert c.request({"type": "event", "event": event})["stored"] == 1
+        assert c.request({"type": "configs", "prefix": None})["type"] == "configs"
+        ended = c.request({"type": "session_end", "user_id": None, "ts": None})
+        assert (ended["type"], ended["session_id"]) == ("session", opened["session_id"]), ended
+        [row] = [e for e in daemon.events() if e["uid"] == event["id"]]
+        assert row["fields"] == {"event_id": "ui:click:play", "free": None}  # named fields that are nil: left out
+        assert (row["user_id"], row["session_id"]) == (c.device_id, opened["session_id"])
+
+
+def test_requests_before_hello_are_refused(daemon: Since) -> None:
     with Client(daemon.ingress) as c:
         reply = c.request({"type": "event", "event": make_event()})
         assert reply["code"] == "hello_required"
@@ -273,7 +438,7 @@ def test_requests_before_hello_are_refused(daemon: Daemon) -> None:
     ({"device_id": None}, "missing_field", "device_id"),
     ({"game_build": "x" * 33}, "invalid_value", "game_build"),
 ])
-def test_bad_hello(daemon: Daemon, overrides: dict, code: str, field: str) -> None:
+def test_bad_hello(daemon: Since, overrides: dict, code: str, field: str) -> None:
     with Client(daemon.ingress) as c:
         reply = c.hello(**overrides)
     assert reply["code"] == code and reply["field"] == field
@@ -281,7 +446,7 @@ def test_bad_hello(daemon: Daemon, overrides: dict, code: str, field: str) -> No
         assert reply["detail"] == {"supported": [1]}
 
 
-def test_mixed_batch_stores_the_good_and_lists_the_bad(daemon: Daemon, client: Client) -> None:
+def test_mixed_batch_stores_the_good_and_lists_the_bad(daemon: Since, client: Client) -> None:
     good = [make_event(c) for c in protocol.CATEGORIES]
     bad = [
         ({**make_event("design"), "category": "telepathy"}, "invalid_value"),
@@ -293,7 +458,7 @@ def test_mixed_batch_stores_the_good_and_lists_the_bad(daemon: Daemon, client: C
         ({**make_event("design"), "id": "has space"}, "invalid_value"),
         (make_event("error", message="m" * (protocol.MAX_STRING_CHARS + 1)), "invalid_value"),
         (make_event("custom", deep={"a": {"b": {"c": {"d": 1}}}}), "invalid_value"),
-        (make_event("resource", amount=None), "wrong_type"),
+        (make_event("resource", amount=None), "missing_field"),  # nil is absent
         ({**make_event("resource"), "fields": {"event_id": "Source:gold:x:y"}}, "missing_field"),
         ("not a map", "wrong_type"),
     ]
@@ -305,7 +470,7 @@ def test_mixed_batch_stores_the_good_and_lists_the_bad(daemon: Daemon, client: C
     assert sorted(stored_uids(daemon)) == sorted(e["id"] for e in good)
 
 
-def test_one_bad_client_does_not_stop_another(daemon: Daemon, client: Client) -> None:
+def test_one_bad_client_does_not_stop_another(daemon: Since, client: Client) -> None:
     with Client(daemon.ingress, device_id="noisy") as noisy:
         for _ in range(200):
             noisy.send_raw(b"\xc1\xc1\xc1")

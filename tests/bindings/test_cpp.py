@@ -23,7 +23,6 @@ import json
 import os
 import queue
 import re
-import shutil
 import signal
 import socket
 import sqlite3
@@ -41,10 +40,11 @@ import pytest
 from bridge import conformance
 from bridge.sandbox.server import SandboxServer
 from bridge.sandbox.staq import StaqSandbox
+from tests.bindings import cpp_build
 from tests.harness import REPO, Daemon, free_port
 from tests.sandboxes import ga_daemon, provider_table, start_sandbox, wait_until
 
-SOURCE = REPO / "engine_bindings" / "cpp"
+SOURCE = cpp_build.SOURCE
 RUN_TIMEOUT_S = 240
 # The checks each program makes when everything runs; each must report at least this many passed.
 MIN_CPP_CHECKS = 140
@@ -118,20 +118,11 @@ def unverified_purchases(daemon: Daemon) -> int:
         return db.execute("SELECT count(*) FROM purchases WHERE verified_at IS NULL").fetchone()[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Configure and build every target of engine_bindings/cpp; returns the build directory."""
-    missing = [tool for tool in ("cmake", "g++", "gcc", "pkg-config") if shutil.which(tool) is None]
-    if missing:
-        pytest.fail(f"missing {', '.join(missing)}: run scripts/install-system-deps.sh")
-    out = tmp_path_factory.mktemp("cpp-build")
-    configure = subprocess.run(["cmake", "-S", str(SOURCE), "-B", str(out), "-DCMAKE_BUILD_TYPE=Debug",
-                                "-DCMAKE_C_COMPILER=gcc", "-DCMAKE_CXX_COMPILER=g++"],
-                               capture_output=True, text=True, timeout=120)
-    assert configure.returncode == 0, f"cmake configure failed:\n{configure.stdout}\n{configure.stderr}"
-    compiled = subprocess.run(["cmake", "--build", str(out), "-j", "2"], capture_output=True, text=True, timeout=600)
-    assert compiled.returncode == 0, f"build failed:\n{compiled.stdout}\n{compiled.stderr}"
-    return out
+    """Every target of engine_bindings/cpp configured and built (once per run, shared by every xdist worker:
+    tests/bindings/cpp_build.py); returns the build directory."""
+    return cpp_build.built(tmp_path_factory)
 
 
 def summary(output: str) -> tuple[int, int]:

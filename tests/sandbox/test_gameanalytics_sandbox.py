@@ -203,8 +203,9 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("design", {"device": DELETE}, "required", "/device"),
     ("design", {"platform": "iOS"}, "regex_no_match", "/platform"),
     ("design", {"platform": DELETE}, "required", "/platform"),
-    ("design", {"session_id": str(uuid.uuid4()).upper()}, "regex_no_match", "/session_id"),
-    ("design", {"session_id": str(uuid.uuid1())}, "regex_no_match", "/session_id"),
+    # fixed ids, not fresh ones: pytest-xdist's workers must collect the same test names
+    ("design", {"session_id": "773F2BAC-EC09-49D7-9A1B-0C5D6E7F8091"}, "regex_no_match", "/session_id"),  # v4, upper
+    ("design", {"session_id": "46ff3b7e-ed8d-11f1-a3c2-0242ac120002"}, "regex_no_match", "/session_id"),  # v1
     ("design", {"session_id": "not-a-uuid"}, "regex_no_match", "/session_id"),
     ("design", {"session_id": DELETE}, "required", "/session_id"),
     ("design", {"session_num": 0}, "not_in_range", "/session_num"),
