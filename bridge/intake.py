@@ -23,6 +23,8 @@ class Checker(Protocol):
 
     def check(self, category: str, fields: dict[str, Any]) -> str | None: ...
 
+    def check_user(self, user_id: str) -> str | None: ...
+
 
 def add_device(burst: Burst, hello: Hello, now: int) -> None:
     """The device a game's hello describes, seen now."""
@@ -59,12 +61,12 @@ def add_events(burst: Burst, book: SessionBook, hello: Hello, good: Sequence[tup
     sessions: dict[str, str] = {}  # user -> session id, looked up once per request
     for index, ev in good:
         category = ev.category
+        user_id = ev.user_id or hello.user_id
         if category in checkers:
             for provider in checkers[category]:
-                rule = provider.check(category, ev.fields)
+                rule = provider.check(category, ev.fields) or provider.check_user(user_id)
                 if rule:
                     invalid.append({"index": index, "id": ev.id, "provider": provider.name, "message": rule})
-        user_id = ev.user_id or hello.user_id
         session_id = sessions.get(user_id)
         if session_id is None:
             session_id = sessions[user_id] = book.ensure(burst, device_id, user_id, build, now).session_id

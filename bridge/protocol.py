@@ -45,7 +45,7 @@ LIMITS = {
 REQUEST_TYPES = ("hello", "event", "events", "session_start", "session_end", "flush", "ping", "stats",
                  "configs", "purchase")
 
-CATEGORIES = ("design", "business", "progression", "resource", "error", "ads", "custom")
+CATEGORIES = ("design", "business", "progression", "resource", "error", "ads", "impression", "custom")
 # Stored beside client events so that session boundaries travel the same ordered, acknowledged stream.
 SESSION_START = "session_start"
 SESSION_END = "session_end"
@@ -384,9 +384,10 @@ CATEGORY_FIELDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
                  {"cart_type": STR, "transaction_num": INT, "receipt_info": MAP}),
     "progression": ({"event_id": STR}, {"attempt_num": INT, "score": INT}),
     "resource": ({"event_id": STR, "amount": NUMBER}, {}),
-    "error": ({"severity": STR, "message": STR}, {}),
+    "error": ({"severity": STR, "message": STR}, {"function_name": STR, "line_number": INT}),
     "ads": ({"ad_action": STR, "ad_type": STR, "ad_sdk_name": STR, "ad_placement": STR},
-            {"ad_duration": INT, "ad_fb_error": STR}),
+            {"ad_duration": INT, "ad_fail_show_reason": STR, "ad_fb_error": STR}),  # ad_fb_error: v1's old name
+    "impression": ({"ad_network_name": STR, "ad_network_version": STR, "impression_data": MAP}, {}),
     "custom": ({"name": STR}, {}),
 }
 COMMON_OPTIONAL = {"custom_01": STR, "custom_02": STR, "custom_03": STR, "custom_fields": MAP}

@@ -232,6 +232,8 @@ def make_event(category: str = "design", **fields: Any) -> dict[str, Any]:
         "error": {"severity": "error", "message": "NullReference in Player.Update"},
         "ads": {"ad_action": "show", "ad_type": "rewarded_video", "ad_sdk_name": "admob",
                 "ad_placement": "end_of_level"},
+        "impression": {"ad_network_name": "max", "ad_network_version": "11.4.2",
+                       "impression_data": {"revenue": 0.0125, "currency": "USD", "network_name": "AppLovin"}},
         "custom": {"name": "tutorial_skipped", "step": 3},
     }
     body = dict(defaults[category])

@@ -97,9 +97,13 @@ def test_batches_finished_out_of_order_are_not_sent_again_after_a_restart(tmp_pa
         wait_until(lambda: len({r["event"]["user_id"] for r in sb.accepted(category="design")}) == 1,
                    what="one player's events")
         [fast] = {r["event"]["user_id"] for r in sb.accepted(category="design")}
-        with h.store.engine.connect() as conn:
-            finished = conn.execute(select(func.count()).select_from(delivery_done)).scalar()
-        assert finished == sum(1 for e in h.events() if e["user_id"] == fast)  # its session_start and 5 events
+        expected = sum(1 for e in h.events() if e["user_id"] == fast)  # its session_start and 5 events
+
+        def finished() -> int:
+            with h.store.engine.connect() as conn:
+                return int(conn.execute(select(func.count()).select_from(delivery_done)).scalar_one())
+        # the collector holds the events before the lane has its answer and records them: wait for the record
+        wait_until(lambda: finished() == expected, what=f"{expected} events recorded finished past the cursor")
         h.restart()
         h.flush()
         wait_until(lambda: {r["event"]["user_id"] for r in sb.accepted(category="design")} == {"p0", "p1"},

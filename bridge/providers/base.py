@@ -163,6 +163,11 @@ class Provider:
         it cannot deliver; this is only the early word."""
         return None
 
+    def check_user(self, user_id: str) -> str | None:
+        """The provider's own rules for an event's user, asked by the ingress beside `check`: None if valid,
+        else the rule broken (GameAnalytics: at most 64 characters)."""
+        return None
+
     async def start(self) -> None:
         """Authenticate or initialise; called once before the first batch."""
 

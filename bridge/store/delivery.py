@@ -28,10 +28,11 @@ from .schema import (
     sessions,
 )
 
-# An event with its session's number and IP and its player's device (the session's, else the hello's): what a
-# provider needs of it.
+# An event with its session's number and IP, its player's device (the session's, else the hello's) and its
+# hello's engine: what a provider needs of it.
 _CLAIM_COLUMNS = (*events.c, sessions.c.session_num, sessions.c.user_ip,
-                  *(func.coalesce(sessions.c[name], devices.c[name]).label(name) for name in PLAYER_DEVICE))
+                  *(func.coalesce(sessions.c[name], devices.c[name]).label(name) for name in PLAYER_DEVICE),
+                  devices.c.engine)
 _CLAIM_FROM = (events.outerjoin(sessions, sessions.c.session_id == events.c.session_id)
                .outerjoin(devices, devices.c.device_id == events.c.device_id))
 _STORED_EVENT_FIELDS = tuple(f.name for f in dataclass_fields(StoredEvent))
