@@ -36,7 +36,7 @@ def test_each_players_events_carry_that_players_device(tmp_path: Path, ga_sandbo
     and manufacturer, not the server's; a player whose session_start named none shows the server's."""
     sb, server = ga_sandbox
     with server_bridge(tmp_path, server.url) as h:
-        game = h.hello(device_id="server", engine_version="godot 3.5", **SERVER)
+        game = h.hello(device_id="server", engine="godot", engine_version="3.5.2", **SERVER)
         for user, device in PLAYERS.items():
             game.session_start(user_id=user, **device)
         game.session_start(user_id="plain")
@@ -48,6 +48,8 @@ def test_each_players_events_carry_that_players_device(tmp_path: Path, ga_sandbo
         for name in ("platform", "os_version", "device", "manufacturer"):
             assert shown[user][name] == device[name], (user, name)
     assert {name: shown["plain"][name] for name in ("platform", "os_version", "device", "manufacturer")} == SERVER
+    assert shown["ana"]["engine_version"] == "unity 2022.3.10"  # its own, naming its engine
+    assert shown["ios"]["engine_version"] == shown["plain"]["engine_version"] == "godot 3.5.2"  # the hello's
 
 
 def test_players_in_different_variants_each_get_their_own_ids_and_configs(tmp_path: Path,
