@@ -39,7 +39,6 @@ class Post(Protocol):
 
 TOPIC = "config/gameanalytics"
 CONFIG_VSN_SUPPORTED = 3
-MAX_ASKING = 2  # players' asks out at once, beside the lane's event requests
 MAX_KEPT = 10_000  # players held in memory; the others are read back from the store when they play
 ACTIVE_PLAYER_S = 24 * 3600.0  # a player seen this recently (or in an open session) is kept fresh
 
@@ -78,8 +77,9 @@ class RemoteConfigs:
         self.on_server_ts = on_server_ts
         self.players: dict[str, PlayerConfigs] = {}
         self._asked_at: dict[str, float] = {}  # per player, when last asked (the clock's wall time, s)
-        self._asking: dict[str, asyncio.Task[None]] = {}
-        self._slots = asyncio.Semaphore(MAX_ASKING)
+        self._asking: dict[str, asyncio.Task[None]] = {}  # asks under way or waiting for a slot
+        self._sent: set[str] = set()  # the players whose ask is out now
+        self._slots = asyncio.Semaphore(settings.max_in_flight)  # so many asks out at once, as event requests
         self.last_refresh: float | None = None
         self.last_status: int | None = None
         self.asks = 0
@@ -97,9 +97,11 @@ class RemoteConfigs:
         task.add_done_callback(lambda _: self._asking.pop(ev.user_id, None))
 
     async def of(self, user_id: str) -> PlayerConfigs | None:
-        """The player's configs for stamping its events: once an ask under way for it is answered."""
+        """The player's configs for stamping its events: once an ask out for it is answered. An ask still
+        waiting for a slot (thousands of players starting at once) is not waited for: the events go with
+        what is known, and the player's next ones carry the answer."""
         asking = self._asking.get(user_id)
-        if asking is not None:
+        if asking is not None and user_id in self._sent:
             await asyncio.shield(asking)
         return self.players.get(user_id) or await self._load(user_id)
 
@@ -129,22 +131,15 @@ class RemoteConfigs:
     async def _ask(self, user_id: str, device_id: str, own: bool, device: dict[str, Any]) -> None:
         """POST /remote_configs/v1/init for one player; its configs published when the answer is new."""
         async with self._slots:
-            self._asked_at[user_id] = self.ctx.clock.time()
-            player = self.players.get(user_id) or await self._load(user_id) or PlayerConfigs(device_id, own)
-            player.device_id, player.own = device_id, own
-            if not player.build and not device.get("build"):  # a player first met on the timer: its device's
-                hello = await self.ctx.store.device(device_id) or {}
-                device = {"platform": hello.get("platform"), "os_version": hello.get("os_version"),
-                          "build": hello.get("game_build")}
-            player.platform = device.get("platform") or player.platform
-            player.os_version = device.get("os_version") or player.os_version
-            player.build = device.get("build") or player.build
-            self._keep(user_id, player)
+            self._sent.add(user_id)
             try:
+                player = await self._player(user_id, device_id, own, device)
                 answer = await self._post(user_id, player)
             except TryLater as exc:  # asked again at the player's next session or the next refresh
                 self.ctx.log.warning("%s: remote configs: %s", self.name, exc)
                 return
+            finally:
+                self._sent.discard(user_id)
         self.asks += 1
         self.last_status = answer.status_code
         data = json_object(answer) if answer.status_code in (200, 201) else {}
@@ -167,6 +162,21 @@ class RemoteConfigs:
             return
         await self.ctx.store.set(f"remote_configs:{user_id}", asdict(player))
         self._publish(user_id, player)
+
+    async def _player(self, user_id: str, device_id: str, own: bool, device: dict[str, Any]) -> PlayerConfigs:
+        """The player as it is asked for now: kept configs, and the device it plays on."""
+        self._asked_at[user_id] = self.ctx.clock.time()
+        player = self.players.get(user_id) or await self._load(user_id) or PlayerConfigs(device_id, own)
+        player.device_id, player.own = device_id, own
+        if not player.build and not device.get("build"):  # a player first met on the timer: its device's
+            hello = await self.ctx.store.device(device_id) or {}
+            device = {"platform": hello.get("platform"), "os_version": hello.get("os_version"),
+                      "build": hello.get("game_build")}
+        player.platform = device.get("platform") or player.platform
+        player.os_version = device.get("os_version") or player.os_version
+        player.build = device.get("build") or player.build
+        self._keep(user_id, player)
+        return player
 
     def _post(self, user_id: str, player: PlayerConfigs) -> Awaitable[httpx.Response]:
         body = encode_body({"user_id": user_id, "platform": player.platform or self.defaults["platform"],
