@@ -238,7 +238,12 @@ def test_unity_binding_against_real_daemon(tmp_path: Path) -> None:
         ("resource", {"event_id": "Sink:gold:weapons:sword", "amount": 150.0}),
         ("error", {"severity": "critical", "message": "NullReference in Player.Update \u00fcn\u00efc\u00f8d\u00e9 \U0001F3AE"}),
         ("ads", {"ad_action": "reward_received", "ad_type": "rewarded_video", "ad_sdk_name": "admob",
-                 "ad_placement": "end_of_level", "ad_duration": 15000, "ad_fb_error": "no_fill"}),
+                 "ad_placement": "end_of_level", "ad_duration": 15000}),
+        ("ads", {"ad_action": "failed_show", "ad_type": "app_open", "ad_sdk_name": "applovin_max",
+                 "ad_placement": "launch", "ad_fail_show_reason": "unable_to_precache"}),
+        # The deprecated ad_fb_error extra field reaches the store under its new name, and only so.
+        ("ads", {"ad_action": "failed_show", "ad_type": "video", "ad_sdk_name": "admob", "ad_placement": "end_of_level",
+                 "ad_duration": 0, "ad_fail_show_reason": "no_fill", "custom_01": "vip"}),
         ("custom", {"name": "tutorial_skipped"}),
         ("custom", {"name": "boss_fight", "step": 3, "ratio": 0.5, "tags": ["a", "b"], "nested": {"k": True},
                     "none": None}),

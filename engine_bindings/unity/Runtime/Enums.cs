@@ -57,6 +57,22 @@ namespace EngineBridge
         Interstitial,
         OfferWall,
         Banner,
+        /// <summary>An ad shown as the app opens or comes back to the foreground.</summary>
+        AppOpen,
+    }
+
+    /// <summary>
+    /// Why an ad failed to show (<see cref="AdAction.FailedShow"/>); sent as <c>ad_fail_show_reason</c> in snake_case
+    /// (<c>no_fill</c>, <c>unable_to_precache</c>, ...), the values GameAnalytics takes.
+    /// </summary>
+    public enum AdFailShowReason
+    {
+        Unknown,
+        Offline,
+        NoFill,
+        InternalError,
+        InvalidRequest,
+        UnableToPrecache,
     }
 
     /// <summary>The store a purchase receipt comes from.</summary>

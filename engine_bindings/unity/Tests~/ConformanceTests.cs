@@ -154,7 +154,9 @@ internal static class ConformanceTests
             case "ads":
                 client.TrackAd((AdAction)Enum.Parse(typeof(AdAction), Pascal(Text(fields, "ad_action"))),
                                (AdType)Enum.Parse(typeof(AdType), Pascal(Text(fields, "ad_type"))), Text(fields, "ad_sdk_name"),
-                               Text(fields, "ad_placement"), Integer(fields, "ad_duration"));
+                               Text(fields, "ad_placement"), Integer(fields, "ad_duration"),
+                               Text(fields, "ad_fail_show_reason") == null ? (AdFailShowReason?)null
+                               : (AdFailShowReason)Enum.Parse(typeof(AdFailShowReason), Pascal(Text(fields, "ad_fail_show_reason"))));
                 break;
             case "custom":
                 var own = new Dictionary<string, object>(fields);
