@@ -267,8 +267,14 @@ def test_cpp_binding_against_the_daemon(build: Path, tmp_path: Path, staq: tuple
         {"event_id": "Complete:world01:level02:boss", "attempt_num": 2, "score": 1200}]
     assert fields_of(mine, "resource") == [{"event_id": "Sink:gold:weapon:sword", "amount": 250.5}]
     assert fields_of(mine, "error") == [{"severity": "critical", "message": "NullReference in Player.Update"}]
-    assert fields_of(mine, "ads") == [{"ad_action": "show", "ad_type": "rewarded_video", "ad_sdk_name": "admob",
-                                       "ad_placement": "end_of_level", "ad_duration": 30000, "ad_fb_error": "no_fill"}]
+    assert fields_of(mine, "ads") == [
+        {"ad_action": "show", "ad_type": "rewarded_video", "ad_sdk_name": "admob", "ad_placement": "end_of_level",
+         "ad_duration": 30000},
+        {"ad_action": "failed_show", "ad_type": "app_open", "ad_sdk_name": "applovin_max", "ad_placement": "launch",
+         "ad_fail_show_reason": "unable_to_precache"},
+        # The deprecated ad_fb_error extra field reaches the store under its new name, and only so.
+        {"ad_action": "failed_show", "ad_type": "video", "ad_sdk_name": "admob", "ad_placement": "end_of_level",
+         "ad_duration": 0, "ad_fail_show_reason": "no_fill", "custom_01": "vip"}]
     [custom] = fields_of(mine, "custom", name="tutorial_step")
     assert custom == {"name": "tutorial_step", "step": 3, "skipped": True, "ratio": 0.25, "tags": ["a", "b"],
                       "nested": {"k": "v"}, "unicode": "h\u00e9llo \u2713"}
@@ -335,8 +341,10 @@ def test_c_abi_against_the_daemon(build: Path, tmp_path: Path, staq: tuple[StaqS
     assert fields_of(events, "progression") == [{"event_id": "Fail:w1:l3", "score": 10}]
     assert fields_of(events, "resource") == [{"event_id": "Source:gems:reward:chest", "amount": 5.0}]
     assert fields_of(events, "error") == [{"severity": "warning", "message": "low memory"}]
-    assert fields_of(events, "ads") == [{"ad_action": "clicked", "ad_type": "banner", "ad_sdk_name": "admob",
-                                         "ad_placement": "menu"}]
+    assert fields_of(events, "ads") == [
+        {"ad_action": "clicked", "ad_type": "banner", "ad_sdk_name": "admob", "ad_placement": "menu"},
+        {"ad_action": "failed_show", "ad_type": "app_open", "ad_sdk_name": "admob", "ad_placement": "launch",
+         "ad_fail_show_reason": "no_fill"}]
     assert fields_of(events, "custom") == [{"name": "c_custom", "level": 3}]
     # eb_track_with: the event's own id, player and time.
     [opt] = [e for e in events if e["uid"] == "c-opt-1"]

@@ -64,7 +64,11 @@ inline constexpr std::string_view kSeverities[] = {"debug", "info", "warning", "
 inline constexpr std::string_view kAdActions[] = {"clicked", "show", "failed_show", "reward_received", "request",
                                                   "loaded"};
 inline constexpr std::string_view kAdTypes[] = {"video", "rewarded_video", "playable", "interstitial", "offer_wall",
-                                                "banner"};
+                                                "banner", "app_open"};
+inline constexpr std::string_view kAdFailShowReasons[] = {"unknown",        "offline",         "no_fill",
+                                                          "internal_error", "invalid_request", "unable_to_precache"};
+/// Protocol v1's first name for "ad_fail_show_reason", still taken in a TrackAd's `extra`.
+inline constexpr std::string_view kAdFbError = "ad_fb_error";
 inline constexpr std::string_view kStores[] = {"apple", "googleplay"};
 
 /// An enum's wire name, or nothing for a value outside the enum (a cast from a bad integer, say from C).
