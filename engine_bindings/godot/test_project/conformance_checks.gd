@@ -80,7 +80,7 @@ func helper_fields(rules, category, f):
 			f["ad_sdk_name"],
 			f["ad_placement"],
 			f.get("ad_duration"),
-			f.get("ad_fb_error", ""),
+			f.get("ad_fail_show_reason", ""),
 			{}
 		)
 	var rest = f.duplicate()
