@@ -33,6 +33,7 @@ namespace EngineBridge
         private static readonly string[] ErrorFields = { "severity", "message" };
         private static readonly string[] AdFields =
             { "ad_action", "ad_type", "ad_sdk_name", "ad_placement", "ad_duration", "ad_fail_show_reason" };
+        private static readonly string[] ImpressionFields = { "ad_network_name", "ad_network_version", "impression_data" };
         private static readonly string[] CustomFields = { Wire.NameField };
 
         private readonly EventQueue queue;
@@ -347,6 +348,47 @@ namespace EngineBridge
                             IDictionary<string, object> extra)
         {
             TrackAd(action, adType, sdkName, placement, durationMs, null, extra);
+        }
+
+        /// <summary>
+        /// Ad revenue: an ad network's impression record as the network's SDK gave it (<paramref name="impressionData"/>:
+        /// revenue, currency, precision, ...), sent as an <c>impression</c> event with the network's name
+        /// (<c>max</c>, <c>admob</c>, <c>ironsource</c>, ...) and its SDK's version, 1 to 64 chars each. The record is
+        /// a field map like <paramref name="extra"/> (the two together encode to at most a quarter of the daemon's
+        /// <c>max_message_bytes</c>), and like it allocates.
+        /// </summary>
+        public void TrackImpression(string adNetworkName, string adNetworkVersion, IDictionary<string, object> impressionData,
+                                    IDictionary<string, object> extra = null)
+        {
+            Check.Text(adNetworkName, "adNetworkName", 1, Wire.MaxPartChars);
+            Check.Text(adNetworkVersion, "adNetworkVersion", 1, Wire.MaxPartChars);
+            Check.FieldMap(limits, impressionData, "impressionData");
+            var more = EncodeExtra(extra, ImpressionFields);
+            var data = new MsgPackWriter(256);
+            data.WriteRaw(Wire.ImpressionData);
+            data.WriteMapHeader(impressionData.Count);
+            foreach (var entry in impressionData)
+            {
+                data.WriteString(entry.Key);
+                data.WriteValue(entry.Value);
+            }
+            if (more != null) data.WriteRaw(more.Buffer, 0, more.Length);
+            if (data.Length > limits.MaxExtraBytes)
+            {
+                throw new ArgumentException("impressionData and extra encode to " + data.Length + " bytes; the limit is "
+                                            + limits.MaxExtraBytes, "impressionData");
+            }
+            if (RefuseAfterShutdown()) return;
+            long ts = Wire.NowMs();
+            lock (queue.Gate)
+            {
+                var w = queue.BeginEvent(Wire.CategoryBytes[(int)EventCategory.Impression], 3 + Count(extra), ts, null, null);
+                w.WriteRaw(Wire.AdNetworkName);
+                w.WriteString(adNetworkName);
+                w.WriteRaw(Wire.AdNetworkVersion);
+                w.WriteString(adNetworkVersion);
+                Commit(w, data);
+            }
         }
 
         /// <summary>A custom event: <paramref name="name"/> 1 to 64 chars, and any fields of its own but <c>name</c>.</summary>

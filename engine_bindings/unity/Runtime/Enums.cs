@@ -10,6 +10,8 @@ namespace EngineBridge
         Error,
         Ads,
         Custom,
+        /// <summary>Ad revenue: an ad network's impression record; after <c>Custom</c>, so that the others keep their values.</summary>
+        Impression,
     }
 
     /// <summary>The first part of a progression event id.</summary>

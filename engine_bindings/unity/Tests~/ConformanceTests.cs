@@ -158,6 +158,10 @@ internal static class ConformanceTests
                                Text(fields, "ad_fail_show_reason") == null ? (AdFailShowReason?)null
                                : (AdFailShowReason)Enum.Parse(typeof(AdFailShowReason), Pascal(Text(fields, "ad_fail_show_reason"))));
                 break;
+            case "impression":
+                client.TrackImpression(Text(fields, "ad_network_name"), Text(fields, "ad_network_version"),
+                                       fields["impression_data"] as Dictionary<string, object>);
+                break;
             case "custom":
                 var own = new Dictionary<string, object>(fields);
                 own.Remove("name");

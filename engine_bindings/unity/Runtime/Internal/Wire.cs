@@ -49,6 +49,9 @@ namespace EngineBridge.Internal
         public static readonly byte[] AdFailShowReason = MsgPackWriter.Encode("ad_fail_show_reason");
         /// <summary>Protocol v1's first name for <c>ad_fail_show_reason</c>, still taken in a <c>TrackAd</c>'s extra fields.</summary>
         public const string AdFbErrorField = "ad_fb_error";
+        public static readonly byte[] AdNetworkName = MsgPackWriter.Encode("ad_network_name");
+        public static readonly byte[] AdNetworkVersion = MsgPackWriter.Encode("ad_network_version");
+        public static readonly byte[] ImpressionData = MsgPackWriter.Encode("impression_data");
         public const string NameField = "name";
         public static readonly byte[] Name = MsgPackWriter.Encode(NameField);
 
@@ -62,7 +65,7 @@ namespace EngineBridge.Internal
 
         /// <summary>The wire name of each category, indexed by <see cref="EventCategory"/>.</summary>
         public static readonly string[] CategoryNames =
-            { "design", "business", "progression", "resource", "error", "ads", "custom" };
+            { "design", "business", "progression", "resource", "error", "ads", "custom", "impression" };
 
         public static readonly byte[][] CategoryBytes = EncodeAll(CategoryNames);
 
