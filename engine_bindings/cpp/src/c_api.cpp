@@ -244,6 +244,16 @@ eb_status eb_track_ad_with_reason(eb_client* client, eb_ad_action action, eb_ad_
   });
 }
 
+eb_status eb_track_impression(eb_client* client, const char* ad_network_name, const char* ad_network_version,
+                              const void* impression_data, size_t impression_data_len) {
+  if (client == nullptr) return NullClient("eb_track_impression");
+  return Guard([&] {
+    Fields data;
+    if (!ReadFields("eb_track_impression", impression_data, impression_data_len, data)) return EB_INVALID_ARGUMENT;
+    return Report(client->client.TrackImpression(ad_network_name, ad_network_version, data));
+  });
+}
+
 eb_status eb_track_custom(eb_client* client, const char* name, const void* fields, size_t fields_len) {
   if (client == nullptr) return NullClient("eb_track_custom");
   return Guard([&] {

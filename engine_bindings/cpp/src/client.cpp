@@ -270,6 +270,20 @@ Status Client::TrackAd(AdAction action, AdType ad_type, Text sdk_name, Text plac
   return TrackAd(action, ad_type, sdk_name, placement, duration_ms, std::nullopt, extra);
 }
 
+Status Client::TrackImpression(Text ad_network_name, Text ad_network_version, const Value::Map& impression_data,
+                               const Fields& extra) noexcept {
+  return Guard([&]() -> Status {
+    constexpr std::string_view api = "TrackImpression";
+    if (Status s = CheckText(api, "ad_network_name", ad_network_name, 1, detail::kMaxPartChars); !s) return s;
+    if (Status s = CheckText(api, "ad_network_version", ad_network_version, 1, detail::kMaxPartChars); !s) return s;
+    const Value data(impression_data);
+    return impl_->Emit(api, "impression",
+                       {{"ad_network_name", ad_network_name.view()}, {"ad_network_version", ad_network_version.view()},
+                        {"impression_data", &data}},
+                       extra, nullptr);
+  });
+}
+
 Status Client::TrackCustom(Text name, const Fields& fields) noexcept {
   return Guard([&]() -> Status {
     constexpr std::string_view api = "TrackCustom";

@@ -479,6 +479,19 @@ int main(int argc, char** argv) {
   Check(client.TrackAd(eb::AdAction::FailedShow, eb::AdType::Video, "admob", "end_of_level", 0,
                        {{"ad_fb_error", "no_fill"}, {"custom_01", "vip"}}).ok(),
         "TrackAd with the deprecated ad_fb_error");
+  Check(client.TrackImpression("max", "12.4.1",
+                               {{"revenue", 0.0123},
+                                {"currency", "USD"},
+                                {"precision", "exact"},
+                                {"ad_unit", eb::Value::Map{{"id", "u-1"}, {"format", "REWARDED"}}}})
+            .ok(),
+        "TrackImpression");
+  Check(client.Track(eb::EventCategory::Impression,
+                     {{"ad_network_name", "admob"},
+                      {"ad_network_version", "23.0.0"},
+                      {"impression_data", eb::Value::Map{{"value_micros", 1200}, {"currency_code", "EUR"}}}})
+            .ok(),
+        "Track (impression)");
   Check(client.TrackCustom("tutorial_step", {{"step", 3},
                                             {"skipped", true},
                                             {"ratio", 0.25},
@@ -497,8 +510,8 @@ int main(int argc, char** argv) {
   Check(WaitFor({&client}, [&] { return AllAcked(client); }, 10s), "every event acknowledged");
   {
     const eb::Stats s = client.GetStats();
-    Check(s.tracked == 10 && s.stored == 10 && s.acknowledged == 10 && s.in_flight == 0 && s.rejected == 0,
-          "ack counts: 10 tracked, 10 stored, none rejected",
+    Check(s.tracked == 12 && s.stored == 12 && s.acknowledged == 12 && s.in_flight == 0 && s.rejected == 0,
+          "ack counts: 12 tracked, 12 stored, none rejected",
           "tracked " + Num(s.tracked) + " stored " + Num(s.stored) + " rejected " + Num(s.rejected) + " (" +
               s.last_rejection + ")");
   }
@@ -669,6 +682,22 @@ int main(int argc, char** argv) {
     CheckInvalid(client, client.TrackAd(eb::AdAction::FailedShow, eb::AdType::Banner, "admob", "menu", std::nullopt,
                                         eb::AdFailShowReason::Offline, {{"ad_fail_show_reason", "offline"}}),
                  "ad_fail_show_reason given twice", "twice");
+    const eb::Value::Map impression{{"revenue", 0.01}};
+    CheckInvalid(client, client.TrackImpression("", "1.0", impression), "empty ad_network_name", "ad_network_name");
+    CheckInvalid(client, client.TrackImpression("max", std::string(65, 'v'), impression), "65-char ad_network_version",
+                 "ad_network_version");
+    CheckInvalid(client, client.TrackImpression("max", "1.0", {{"revenue", nan}}), "NaN in impression_data",
+                 "fields.impression_data.revenue");
+    eb::Value too_deep = eb::Value::Map{{"k", eb::Value::Map{{"k", eb::Value::Map{{"k", 1}}}}}};
+    CheckInvalid(client, client.TrackImpression("max", "1.0", {{"a", too_deep}}), "impression_data over 4 levels",
+                 "deeper");
+    CheckInvalid(client, client.TrackImpression("max", "1.0", impression, {{"impression_data", 1}}),
+                 "impression_data given twice", "twice");
+    CheckInvalid(client, client.Track(eb::EventCategory::Impression, {{"ad_network_name", "max"}, {"ad_network_version", "1"}}),
+                 "impression without impression_data", "impression_data is required");
+    CheckInvalid(client, client.Track(eb::EventCategory::Impression, {{"ad_network_name", "max"}, {"ad_network_version", "1"},
+                                                                      {"impression_data", "{}"}}),
+                 "impression_data that is no map", "a map");
     eb::Purchase google;
     google.store = eb::PurchaseStore::GooglePlay;
     google.receipt = "r";

@@ -141,8 +141,9 @@ class Value {
 /// An event's fields: `{{"step", 3}, {"skipped", true}}`.
 using Fields = Value::Map;
 
-/// The event categories of protocol v1, for the generic Track().
-enum class EventCategory { Design, Business, Progression, Resource, Error, Ads, Custom };
+/// The event categories of protocol v1, for the generic Track(). Impression (ad revenue) came after Custom, so
+/// that the others keep their values.
+enum class EventCategory { Design, Business, Progression, Resource, Error, Ads, Custom, Impression };
 /// The first part of a progression event_id.
 enum class ProgressionStatus { Start, Fail, Complete };
 /// Whether a resource event gains (Source) or spends (Sink) a virtual currency.
@@ -362,6 +363,11 @@ class Client {
   /// TrackAd as 2.0 had it, `extra` in sixth place: kept so that those calls still compile.
   Status TrackAd(AdAction action, AdType ad_type, Text sdk_name, Text placement,
                  std::optional<std::int64_t> duration_ms, const Fields& extra) noexcept;
+  /// Ad revenue: an ad network's impression record as the network's SDK gave it (`impression_data`: revenue,
+  /// currency, precision, ...), sent as an `impression` event with the network's name ("max", "admob",
+  /// "ironsource", ...) and its SDK's version, 1–64 chars each.
+  Status TrackImpression(Text ad_network_name, Text ad_network_version, const Value::Map& impression_data,
+                         const Fields& extra = {}) noexcept;
   /// `name` 1–64 chars; `fields` anything within protocol.md's limits.
   Status TrackCustom(Text name, const Fields& fields = {}) noexcept;
   /// Any category with its fields as protocol.md section 5 lists them (the required ones are checked):

@@ -57,7 +57,7 @@ inline constexpr std::string_view kPurchasePrefix = "purchase/";
 
 // Wire names of the public enums, in declaration order.
 inline constexpr std::string_view kCategories[] = {"design", "business", "progression", "resource", "error", "ads",
-                                                   "custom"};
+                                                   "custom", "impression"};
 inline constexpr std::string_view kProgressionStatuses[] = {"Start", "Fail", "Complete"};
 inline constexpr std::string_view kResourceFlows[] = {"Source", "Sink"};
 inline constexpr std::string_view kSeverities[] = {"debug", "info", "warning", "error", "critical"};
@@ -116,7 +116,8 @@ Status PurchaseBody(std::string_view api, const Purchase& purchase, const Limits
 /// A field a typed helper fills in; a monostate value means "absent, leave it out".
 struct FixedField {
   std::string_view key;
-  std::variant<std::monostate, std::string_view, std::int64_t, double> value;
+  /// A map or any other Value (an impression's impression_data) is checked as `extra`'s values are.
+  std::variant<std::monostate, std::string_view, std::int64_t, double, const Value*> value;
 };
 /// One event (protocol.md section 5), checked and encoded: `fixed` from a typed helper, `extra` from the
 /// game; `options` (may be null) the id, user and time, else a fresh UUID and now.
