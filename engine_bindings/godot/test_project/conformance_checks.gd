@@ -83,6 +83,10 @@ func helper_fields(rules, category, f):
 			f.get("ad_fail_show_reason", ""),
 			{}
 		)
+	if category == "impression":
+		return rules.impression(
+			f["ad_network_name"], f["ad_network_version"], f["impression_data"], {}
+		)
 	var rest = f.duplicate()
 	rest.erase("name")
 	return rules.custom(f.get("name"), rest)

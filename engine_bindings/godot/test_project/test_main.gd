@@ -217,6 +217,18 @@ func _test_every_helper():
 			"",
 			{"ad_fb_error": "no_fill", "custom_01": "vip"}
 		),
+		"impression":
+		EngineBridge.track_impression(
+			"max",
+			"12.4.1",
+			{
+				"revenue": 0.0123,
+				"currency": "USD",
+				"precision": "exact",
+				"ad_unit": {"id": "u-1", "format": "REWARDED"},
+				"deepest": {"k": {"k": 1}},
+			}
+		),
 		"custom": EngineBridge.track("tutorial_skipped", custom),
 	}
 	for key in ids:
@@ -504,6 +516,14 @@ func _test_bad_arguments():
 			["failed_show", "video", "a", "e", null, "offline", {"ad_fail_show_reason": "offline"}],
 			"ad_fail_show_reason"
 		],
+		["track_impression", ["", "1.0", {"revenue": 0.01}], "ad_network_name"],
+		["track_impression", [null, "1.0", {"revenue": 0.01}], "ad_network_name"],
+		["track_impression", ["max", "v".repeat(65), {"revenue": 0.01}], "ad_network_version"],
+		["track_impression", ["max", "1.0", null], "impression_data"],
+		["track_impression", ["max", "1.0", "{}"], "impression_data"],
+		["track_impression", ["max", "1.0", {"revenue": NAN}], "impression_data.revenue"],
+		["track_impression", ["max", "1.0", {"a": {"k": {"k": {"k": 1}}}}], "nested"],
+		["track_impression", ["max", "1.0", {}, {"impression_data": 1}], "impression_data"],
 		["track", ["", {}], "name"],
 		["track", ["x".repeat(65), {}], "name"],
 		["track", ["ok", {"name": "clash"}], "name"],

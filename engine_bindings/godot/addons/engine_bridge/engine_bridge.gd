@@ -185,6 +185,14 @@ func track_ads(
 	return _enqueue("ads", f, "track_ads")
 
 
+# Ad revenue: an ad network's impression record as its SDK gave it (impression_data, a Dictionary:
+# revenue, currency, precision, ...), with the network's name ("max", "admob", "ironsource", ...)
+# and its SDK's version, 1 to 64 chars each.
+func track_impression(ad_network_name, ad_network_version, impression_data, extra = {}):
+	var f = _check.impression(ad_network_name, ad_network_version, impression_data, extra)
+	return _enqueue("impression", f, "track_impression")
+
+
 # A custom event: a name (1 to 64 chars) and any fields.
 func track(event_name, fields = {}):
 	return _enqueue("custom", _check.custom(event_name, fields), "track")

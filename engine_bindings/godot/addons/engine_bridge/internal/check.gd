@@ -157,6 +157,27 @@ func ads(action, ad_type, sdk_name, placement, duration_ms, fail_show_reason, ex
 	return _with(fields, extra)
 
 
+# Ad revenue: the network's name and its SDK's version (1 to 64 chars each), and its impression
+# record.
+func impression(ad_network_name, ad_network_version, impression_data, extra):
+	error = ""
+	if not _text(ad_network_name, "ad_network_name", 1, MAX_NAME_CHARS):
+		return null
+	if not _text(ad_network_version, "ad_network_version", 1, MAX_NAME_CHARS):
+		return null
+	if typeof(impression_data) != TYPE_DICTIONARY:
+		return _fail("impression_data must be a Dictionary, got %s" % _show(impression_data))
+	# A value inside `fields`, as those of `extra` are (section 8: on the second level of nesting).
+	if not _value(impression_data, "impression_data", 1):
+		return null
+	var fields = {
+		"ad_network_name": ad_network_name,
+		"ad_network_version": ad_network_version,
+		"impression_data": impression_data.duplicate(true),
+	}
+	return _with(fields, extra)
+
+
 func custom(event_name, fields):
 	error = ""
 	if not _text(event_name, "name", 1, MAX_NAME_CHARS):
