@@ -267,8 +267,20 @@ def test_cpp_binding_against_the_daemon(build: Path, tmp_path: Path, staq: tuple
         {"event_id": "Complete:world01:level02:boss", "attempt_num": 2, "score": 1200}]
     assert fields_of(mine, "resource") == [{"event_id": "Sink:gold:weapon:sword", "amount": 250.5}]
     assert fields_of(mine, "error") == [{"severity": "critical", "message": "NullReference in Player.Update"}]
-    assert fields_of(mine, "ads") == [{"ad_action": "show", "ad_type": "rewarded_video", "ad_sdk_name": "admob",
-                                       "ad_placement": "end_of_level", "ad_duration": 30000, "ad_fb_error": "no_fill"}]
+    assert fields_of(mine, "ads") == [
+        {"ad_action": "show", "ad_type": "rewarded_video", "ad_sdk_name": "admob", "ad_placement": "end_of_level",
+         "ad_duration": 30000},
+        {"ad_action": "failed_show", "ad_type": "app_open", "ad_sdk_name": "applovin_max", "ad_placement": "launch",
+         "ad_fail_show_reason": "unable_to_precache"},
+        # The deprecated ad_fb_error extra field reaches the store under its new name, and only so.
+        {"ad_action": "failed_show", "ad_type": "video", "ad_sdk_name": "admob", "ad_placement": "end_of_level",
+         "ad_duration": 0, "ad_fail_show_reason": "no_fill", "custom_01": "vip"}]
+    assert fields_of(mine, "impression") == [
+        {"ad_network_name": "max", "ad_network_version": "12.4.1",
+         "impression_data": {"revenue": 0.0123, "currency": "USD", "precision": "exact",
+                             "ad_unit": {"id": "u-1", "format": "REWARDED"}}},
+        {"ad_network_name": "admob", "ad_network_version": "23.0.0",
+         "impression_data": {"value_micros": 1200, "currency_code": "EUR"}}]
     [custom] = fields_of(mine, "custom", name="tutorial_step")
     assert custom == {"name": "tutorial_step", "step": 3, "skipped": True, "ratio": 0.25, "tags": ["a", "b"],
                       "nested": {"k": "v"}, "unicode": "h\u00e9llo \u2713"}
@@ -328,15 +340,19 @@ def test_c_abi_against_the_daemon(build: Path, tmp_path: Path, staq: tuple[StaqS
     # got its verdict from the daemon, not from staq.
     assert [(p["isValid"], p["isDuplicate"]) for p in sandbox.purchases()] == [(True, False), (True, True)]
     assert {e["category"] for e in events} >= {"design", "business", "progression", "resource", "error", "ads",
-                                               "custom"}
+                                               "impression", "custom"}
     assert fields_of(events, "design", event_id="c:design") == [{"event_id": "c:design", "value": 2.5}]
     assert fields_of(events, "design", event_id="c:generic") == [{"event_id": "c:generic"}]
     assert fields_of(events, "business") == [{"event_id": "coins:bag", "amount": 199, "currency": "EUR"}]
     assert fields_of(events, "progression") == [{"event_id": "Fail:w1:l3", "score": 10}]
     assert fields_of(events, "resource") == [{"event_id": "Source:gems:reward:chest", "amount": 5.0}]
     assert fields_of(events, "error") == [{"severity": "warning", "message": "low memory"}]
-    assert fields_of(events, "ads") == [{"ad_action": "clicked", "ad_type": "banner", "ad_sdk_name": "admob",
-                                         "ad_placement": "menu"}]
+    assert fields_of(events, "ads") == [
+        {"ad_action": "clicked", "ad_type": "banner", "ad_sdk_name": "admob", "ad_placement": "menu"},
+        {"ad_action": "failed_show", "ad_type": "app_open", "ad_sdk_name": "admob", "ad_placement": "launch",
+         "ad_fail_show_reason": "no_fill"}]
+    assert fields_of(events, "impression") == [
+        {"ad_network_name": "max", "ad_network_version": "12.4.1", "impression_data": {"revenue": 0.01, "currency": "USD"}}]
     assert fields_of(events, "custom") == [{"name": "c_custom", "level": 3}]
     # eb_track_with: the event's own id, player and time.
     [opt] = [e for e in events if e["uid"] == "c-opt-1"]

@@ -76,6 +76,16 @@ EXPECTED: dict[str, tuple[str, dict[str, Any]]] = {
     "error": ("error", {"severity": "warning", "message": "Texture missing: ünïcödé 日本"}),
     "ads": ("ads", {"ad_action": "show", "ad_type": "rewarded_video", "ad_sdk_name": "admob",
                     "ad_placement": "end_of_level", "ad_duration": 15000}),
+    "ads_failed": ("ads", {"ad_action": "failed_show", "ad_type": "app_open", "ad_sdk_name": "applovin_max",
+                           "ad_placement": "launch", "ad_fail_show_reason": "unable_to_precache"}),
+    # The deprecated ad_fb_error extra field reaches the store under its new name, and only so.
+    "ads_fb_error": ("ads", {"ad_action": "failed_show", "ad_type": "video", "ad_sdk_name": "admob",
+                             "ad_placement": "end_of_level", "ad_duration": 0, "ad_fail_show_reason": "no_fill",
+                             "custom_01": "vip"}),
+    "impression": ("impression", {"ad_network_name": "max", "ad_network_version": "12.4.1",
+                                  "impression_data": {"revenue": 0.0123, "currency": "USD", "precision": "exact",
+                                                      "ad_unit": {"id": "u-1", "format": "REWARDED"},
+                                                      "deepest": {"k": {"k": 1}}}}),
     "custom": ("custom", {"name": "tutorial_skipped", "step": 3, "ratio": -0.25, "big": 5000000000,
                           "neg": -70000, "flag": True, "nothing": None, "text": "héllo 🎮",
                           "blob": b"\x00\x01\xfe\xff", "list": [1, "two", [3.5]],
@@ -184,7 +194,7 @@ def as_godot(value: Any) -> tuple[Any, bool]:
     return value, True
 
 
-HELPER_CATEGORIES = {"design", "business", "progression", "resource", "error", "ads", "custom"}
+HELPER_CATEGORIES = {"design", "business", "progression", "resource", "error", "ads", "impression", "custom"}
 EVENT_ID = re.compile(r"[A-Za-z0-9\-_.:]{1,64}")
 
 

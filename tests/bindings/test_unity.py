@@ -54,7 +54,7 @@ PRESETS = {
     "final": 'difficulty = "brutal"\nmax_lives = 1\n',
 }
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-CATEGORIES = {"design", "business", "progression", "resource", "error", "ads", "custom"}
+CATEGORIES = {"design", "business", "progression", "resource", "error", "ads", "impression", "custom"}
 
 
 def compile_program(out: Path, *sources: Path, defines: tuple[str, ...] = ()) -> Path:
@@ -238,7 +238,19 @@ def test_unity_binding_against_real_daemon(tmp_path: Path) -> None:
         ("resource", {"event_id": "Sink:gold:weapons:sword", "amount": 150.0}),
         ("error", {"severity": "critical", "message": "NullReference in Player.Update \u00fcn\u00efc\u00f8d\u00e9 \U0001F3AE"}),
         ("ads", {"ad_action": "reward_received", "ad_type": "rewarded_video", "ad_sdk_name": "admob",
-                 "ad_placement": "end_of_level", "ad_duration": 15000, "ad_fb_error": "no_fill"}),
+                 "ad_placement": "end_of_level", "ad_duration": 15000}),
+        ("ads", {"ad_action": "failed_show", "ad_type": "app_open", "ad_sdk_name": "applovin_max",
+                 "ad_placement": "launch", "ad_fail_show_reason": "unable_to_precache"}),
+        # The deprecated ad_fb_error extra field reaches the store under its new name, and only so.
+        ("ads", {"ad_action": "failed_show", "ad_type": "video", "ad_sdk_name": "admob", "ad_placement": "end_of_level",
+                 "ad_duration": 0, "ad_fail_show_reason": "no_fill", "custom_01": "vip"}),
+        ("impression", {"ad_network_name": "max", "ad_network_version": "12.4.1",
+                        "impression_data": {"revenue": 0.0123, "currency": "USD", "precision": "exact",
+                                            "network_name": "AppLovin",
+                                            "ad_unit": {"id": "u-1", "format": "REWARDED"},
+                                            "deepest": {"k": {"k": 1}}}}),
+        ("impression", {"ad_network_name": "admob", "ad_network_version": "23.0.0",
+                        "impression_data": {"value_micros": 1200, "currency_code": "EUR"}}),
         ("custom", {"name": "tutorial_skipped"}),
         ("custom", {"name": "boss_fight", "step": 3, "ratio": 0.5, "tags": ["a", "b"], "nested": {"k": True},
                     "none": None}),

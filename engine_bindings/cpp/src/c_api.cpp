@@ -232,6 +232,28 @@ eb_status eb_track_ad(eb_client* client, eb_ad_action action, eb_ad_type ad_type
   });
 }
 
+eb_status eb_track_ad_with_reason(eb_client* client, eb_ad_action action, eb_ad_type ad_type, const char* sdk_name,
+                                  const char* placement, int64_t duration_ms, int has_reason,
+                                  eb_ad_fail_show_reason reason) {
+  if (client == nullptr) return NullClient("eb_track_ad_with_reason");
+  return Guard([&] {
+    return Report(client->client.TrackAd(
+        static_cast<engine_bridge::AdAction>(action), static_cast<engine_bridge::AdType>(ad_type), sdk_name, placement,
+        duration_ms < 0 ? std::nullopt : std::optional(duration_ms),
+        has_reason ? std::optional(static_cast<engine_bridge::AdFailShowReason>(reason)) : std::nullopt));
+  });
+}
+
+eb_status eb_track_impression(eb_client* client, const char* ad_network_name, const char* ad_network_version,
+                              const void* impression_data, size_t impression_data_len) {
+  if (client == nullptr) return NullClient("eb_track_impression");
+  return Guard([&] {
+    Fields data;
+    if (!ReadFields("eb_track_impression", impression_data, impression_data_len, data)) return EB_INVALID_ARGUMENT;
+    return Report(client->client.TrackImpression(ad_network_name, ad_network_version, data));
+  });
+}
+
 eb_status eb_track_custom(eb_client* client, const char* name, const void* fields, size_t fields_len) {
   if (client == nullptr) return NullClient("eb_track_custom");
   return Guard([&] {

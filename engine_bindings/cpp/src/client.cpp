@@ -33,6 +33,38 @@ Status Guard(F&& f) noexcept {
   }
 }
 
+// A TrackAd's "ad_fb_error" extra field (deprecated: protocol v1's first name of "ad_fail_show_reason"), taken
+// as the reason: `fields` is then `rest`, a copy of `extra` without it (this deprecated path alone copies).
+Status TakeAdFbError(std::string_view api, const Fields& extra, std::optional<std::string_view>& reason, Fields& rest,
+                     const Fields*& fields) {
+  fields = &extra;
+  const Value* legacy = nullptr;
+  for (const auto& [key, value] : extra) legacy = key == detail::kAdFbError ? &value : legacy;
+  if (legacy == nullptr) return Status();
+  if (!legacy->is_nil()) {
+    if (reason) {
+      return Invalid(Prefix(api, "extra holds \"ad_fb_error\", the deprecated name of fail_show_reason, which is "
+                                 "given too: give fail_show_reason alone"));
+    }
+    const std::string* text = legacy->AsString();
+    for (std::string_view name : detail::kAdFailShowReasons) {
+      if (text != nullptr && *text == name) reason = name;
+    }
+    if (!reason) {
+      std::string names;
+      for (std::string_view name : detail::kAdFailShowReasons) names.append(names.empty() ? "" : ", ").append(name);
+      return Invalid(Prefix(api, "extra.ad_fb_error (deprecated: use fail_show_reason) must be one of " + names +
+                                     (text != nullptr ? ", got \"" + text->substr(0, 200) + "\"" : std::string())));
+    }
+  }
+  rest.reserve(extra.size() - 1);
+  for (const auto& entry : extra) {
+    if (entry.first != detail::kAdFbError) rest.push_back(entry);
+  }
+  fields = &rest;
+  return Status();
+}
+
 }  // namespace
 
 Status Client::Impl::Emit(std::string_view api, std::string_view category, std::initializer_list<FixedField> fixed,
@@ -204,7 +236,8 @@ Status Client::TrackError(ErrorSeverity severity, Text message, const Fields& ex
 }
 
 Status Client::TrackAd(AdAction action, AdType ad_type, Text sdk_name, Text placement,
-                       std::optional<std::int64_t> duration_ms, const Fields& extra) noexcept {
+                       std::optional<std::int64_t> duration_ms, std::optional<AdFailShowReason> fail_show_reason,
+                       const Fields& extra) noexcept {
   return Guard([&]() -> Status {
     constexpr std::string_view api = "TrackAd";
     const std::optional<std::string_view> action_name = WireName(action, detail::kAdActions);
@@ -214,11 +247,39 @@ Status Client::TrackAd(AdAction action, AdType ad_type, Text sdk_name, Text plac
     if (Status s = CheckText(api, "sdk_name", sdk_name, 1, detail::kMaxPartChars); !s) return s;
     if (Status s = CheckText(api, "placement", placement, 1, detail::kMaxPartChars); !s) return s;
     if (duration_ms && *duration_ms < 0) return Invalid(Prefix(api, "duration_ms must be >= 0"));
-    FixedField duration{"ad_duration", {}};
+    std::optional<std::string_view> reason;
+    if (fail_show_reason) {
+      reason = WireName(*fail_show_reason, detail::kAdFailShowReasons);
+      if (!reason) return NotInEnum(api, "fail_show_reason");
+    }
+    Fields rest;
+    const Fields* fields = nullptr;
+    if (Status s = TakeAdFbError(api, extra, reason, rest, fields); !s) return s;
+    FixedField duration{"ad_duration", {}}, reason_field{"ad_fail_show_reason", {}};
     if (duration_ms) duration.value = *duration_ms;
+    if (reason) reason_field.value = *reason;
     return impl_->Emit(api, "ads",
                        {{"ad_action", *action_name}, {"ad_type", *type_name}, {"ad_sdk_name", sdk_name.view()},
-                        {"ad_placement", placement.view()}, duration},
+                        {"ad_placement", placement.view()}, duration, reason_field},
+                       *fields, nullptr);
+  });
+}
+
+Status Client::TrackAd(AdAction action, AdType ad_type, Text sdk_name, Text placement,
+                       std::optional<std::int64_t> duration_ms, const Fields& extra) noexcept {
+  return TrackAd(action, ad_type, sdk_name, placement, duration_ms, std::nullopt, extra);
+}
+
+Status Client::TrackImpression(Text ad_network_name, Text ad_network_version, const Value::Map& impression_data,
+                               const Fields& extra) noexcept {
+  return Guard([&]() -> Status {
+    constexpr std::string_view api = "TrackImpression";
+    if (Status s = CheckText(api, "ad_network_name", ad_network_name, 1, detail::kMaxPartChars); !s) return s;
+    if (Status s = CheckText(api, "ad_network_version", ad_network_version, 1, detail::kMaxPartChars); !s) return s;
+    const Value data(impression_data);
+    return impl_->Emit(api, "impression",
+                       {{"ad_network_name", ad_network_name.view()}, {"ad_network_version", ad_network_version.view()},
+                        {"impression_data", &data}},
                        extra, nullptr);
   });
 }

@@ -471,8 +471,27 @@ int main(int argc, char** argv) {
         "TrackProgression");
   Check(client.TrackResource(eb::ResourceFlow::Sink, "gold", 250.5, "weapon", "sword").ok(), "TrackResource");
   Check(client.TrackError(eb::ErrorSeverity::Critical, "NullReference in Player.Update").ok(), "TrackError");
-  Check(client.TrackAd(eb::AdAction::Show, eb::AdType::RewardedVideo, "admob", "end_of_level", 30000,
-                        {{"ad_fb_error", "no_fill"}}).ok(), "TrackAd");
+  Check(client.TrackAd(eb::AdAction::Show, eb::AdType::RewardedVideo, "admob", "end_of_level", 30000).ok(), "TrackAd");
+  Check(client.TrackAd(eb::AdAction::FailedShow, eb::AdType::AppOpen, "applovin_max", "launch", std::nullopt,
+                       eb::AdFailShowReason::UnableToPrecache).ok(),
+        "TrackAd with fail_show_reason");
+  // 2.0's form (extra in sixth place) with the deprecated ad_fb_error: sent as ad_fail_show_reason.
+  Check(client.TrackAd(eb::AdAction::FailedShow, eb::AdType::Video, "admob", "end_of_level", 0,
+                       {{"ad_fb_error", "no_fill"}, {"custom_01", "vip"}}).ok(),
+        "TrackAd with the deprecated ad_fb_error");
+  Check(client.TrackImpression("max", "12.4.1",
+                               {{"revenue", 0.0123},
+                                {"currency", "USD"},
+                                {"precision", "exact"},
+                                {"ad_unit", eb::Value::Map{{"id", "u-1"}, {"format", "REWARDED"}}}})
+            .ok(),
+        "TrackImpression");
+  Check(client.Track(eb::EventCategory::Impression,
+                     {{"ad_network_name", "admob"},
+                      {"ad_network_version", "23.0.0"},
+                      {"impression_data", eb::Value::Map{{"value_micros", 1200}, {"currency_code", "EUR"}}}})
+            .ok(),
+        "Track (impression)");
   Check(client.TrackCustom("tutorial_step", {{"step", 3},
                                             {"skipped", true},
                                             {"ratio", 0.25},
@@ -491,8 +510,8 @@ int main(int argc, char** argv) {
   Check(WaitFor({&client}, [&] { return AllAcked(client); }, 10s), "every event acknowledged");
   {
     const eb::Stats s = client.GetStats();
-    Check(s.tracked == 8 && s.stored == 8 && s.acknowledged == 8 && s.in_flight == 0 && s.rejected == 0,
-          "ack counts: 8 tracked, 8 stored, none rejected",
+    Check(s.tracked == 12 && s.stored == 12 && s.acknowledged == 12 && s.in_flight == 0 && s.rejected == 0,
+          "ack counts: 12 tracked, 12 stored, none rejected",
           "tracked " + Num(s.tracked) + " stored " + Num(s.stored) + " rejected " + Num(s.rejected) + " (" +
               s.last_rejection + ")");
   }
@@ -646,6 +665,39 @@ int main(int argc, char** argv) {
                  "8192");
     CheckInvalid(client, client.TrackCustom("n", {{"s", "bad \xff utf-8"}}), "invalid UTF-8", "UTF-8");
     CheckInvalid(client, client.TrackCustom("n", {{"", 1}}), "empty field name", "key");
+    CheckInvalid(client, client.TrackAd(eb::AdAction::Show, static_cast<eb::AdType>(7), "admob", "menu"),
+                 "ad type outside the enum", "ad_type");
+    CheckInvalid(client, client.TrackAd(eb::AdAction::FailedShow, eb::AdType::Banner, "admob", "menu", std::nullopt,
+                                        static_cast<eb::AdFailShowReason>(6)),
+                 "fail_show_reason outside the enum", "fail_show_reason");
+    CheckInvalid(client, client.TrackAd(eb::AdAction::FailedShow, eb::AdType::Banner, "admob", "menu", std::nullopt,
+                                        {{"ad_fb_error", "timeout"}}),
+                 "deprecated ad_fb_error that is no reason", "ad_fb_error");
+    CheckInvalid(client, client.TrackAd(eb::AdAction::FailedShow, eb::AdType::Banner, "admob", "menu", std::nullopt,
+                                        {{"ad_fb_error", 3}}),
+                 "deprecated ad_fb_error that is no string", "ad_fb_error");
+    CheckInvalid(client, client.TrackAd(eb::AdAction::FailedShow, eb::AdType::Banner, "admob", "menu", std::nullopt,
+                                        eb::AdFailShowReason::Offline, {{"ad_fb_error", "offline"}}),
+                 "ad_fb_error and fail_show_reason both", "fail_show_reason alone");
+    CheckInvalid(client, client.TrackAd(eb::AdAction::FailedShow, eb::AdType::Banner, "admob", "menu", std::nullopt,
+                                        eb::AdFailShowReason::Offline, {{"ad_fail_show_reason", "offline"}}),
+                 "ad_fail_show_reason given twice", "twice");
+    const eb::Value::Map impression{{"revenue", 0.01}};
+    CheckInvalid(client, client.TrackImpression("", "1.0", impression), "empty ad_network_name", "ad_network_name");
+    CheckInvalid(client, client.TrackImpression("max", std::string(65, 'v'), impression), "65-char ad_network_version",
+                 "ad_network_version");
+    CheckInvalid(client, client.TrackImpression("max", "1.0", {{"revenue", nan}}), "NaN in impression_data",
+                 "fields.impression_data.revenue");
+    eb::Value too_deep = eb::Value::Map{{"k", eb::Value::Map{{"k", eb::Value::Map{{"k", 1}}}}}};
+    CheckInvalid(client, client.TrackImpression("max", "1.0", {{"a", too_deep}}), "impression_data over 4 levels",
+                 "deeper");
+    CheckInvalid(client, client.TrackImpression("max", "1.0", impression, {{"impression_data", 1}}),
+                 "impression_data given twice", "twice");
+    CheckInvalid(client, client.Track(eb::EventCategory::Impression, {{"ad_network_name", "max"}, {"ad_network_version", "1"}}),
+                 "impression without impression_data", "impression_data is required");
+    CheckInvalid(client, client.Track(eb::EventCategory::Impression, {{"ad_network_name", "max"}, {"ad_network_version", "1"},
+                                                                      {"impression_data", "{}"}}),
+                 "impression_data that is no map", "a map");
     eb::Purchase google;
     google.store = eb::PurchaseStore::GooglePlay;
     google.receipt = "r";

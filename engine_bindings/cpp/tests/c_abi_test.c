@@ -163,6 +163,11 @@ int main(int argc, char** argv) {
   check(eb_track_resource(c, EB_RESOURCE_SOURCE, "gems", 5, "reward", "chest") == EB_OK, "eb_track_resource");
   check(eb_track_error(c, EB_SEVERITY_WARNING, "low memory") == EB_OK, "eb_track_error");
   check(eb_track_ad(c, EB_AD_CLICKED, EB_AD_BANNER, "admob", "menu", -1) == EB_OK, "eb_track_ad");
+  check(eb_track_ad_with_reason(c, EB_AD_FAILED_SHOW, EB_AD_APP_OPEN, "admob", "launch", -1, 1, EB_AD_FAIL_NO_FILL) ==
+            EB_OK, "eb_track_ad_with_reason");
+  static const unsigned char revenue[] = "\x82\xa7" "revenue" "\xcb\x3f\x84\x7a\xe1\x47\xae\x14\x7b" "\xa8" "currency"
+                                         "\xa3" "USD";
+  check(eb_track_impression(c, "max", "12.4.1", revenue, sizeof revenue - 1) == EB_OK, "eb_track_impression");
   check(eb_track_custom(c, "c_custom", level, sizeof level) == EB_OK, "eb_track_custom");
   check(eb_track(c, EB_DESIGN, generic, sizeof generic) == EB_OK, "eb_track (generic)");
 
@@ -177,7 +182,13 @@ int main(int argc, char** argv) {
   check(eb_track_error(c, (eb_severity)42, "m") == EB_INVALID_ARGUMENT, "severity out of range");
   check(eb_track_progression(c, (eb_progression_status)9, "w", NULL, NULL, 0, 0, 0, 0) == EB_INVALID_ARGUMENT,
         "progression status out of range");
-  check(eb_track(c, (eb_category)7, generic, sizeof generic) == EB_INVALID_ARGUMENT, "category out of range");
+  check(eb_track(c, (eb_category)8, generic, sizeof generic) == EB_INVALID_ARGUMENT, "category out of range");
+  check(eb_track(c, EB_IMPRESSION, generic, sizeof generic) == EB_INVALID_ARGUMENT && strstr(eb_last_error(), "ad_network_name"),
+        "an impression without its fields");
+  check(eb_track_impression(c, "max", "1.0", "\xc1", 1) == EB_INVALID_ARGUMENT && strstr(eb_last_error(), "msgpack map"),
+        "impression_data that is not msgpack");
+  check(eb_track_ad_with_reason(c, EB_AD_FAILED_SHOW, EB_AD_BANNER, "admob", "menu", -1, 1, (eb_ad_fail_show_reason)6) ==
+            EB_INVALID_ARGUMENT && strstr(eb_last_error(), "fail_show_reason"), "ad fail_show_reason out of range");
   check(eb_track_design(NULL, "a:b", 0, 0) == EB_INVALID_ARGUMENT && strstr(eb_last_error(), "client is NULL"),
         "NULL client");
   seen_purchases refused = {0};
@@ -189,7 +200,7 @@ int main(int argc, char** argv) {
   eb_stats s;
   char buf_error[256];
   eb_get_stats(c, &s);
-  check(s.tracked == 8, "refused calls queued nothing");
+  check(s.tracked == 10, "refused calls queued nothing");
 
   int acked = 0;
   for (int i = 0; i < 2000 && !acked; ++i) {
@@ -198,7 +209,7 @@ int main(int argc, char** argv) {
     sleep_ms(5);
   }
   eb_get_stats(c, &s);
-  check(acked && s.stored == 8 && s.rejected == 0, "eight events stored");
+  check(acked && s.stored == 10 && s.rejected == 0, "ten events stored");
   check(s.connected == 1 && s.connection == EB_CONNECTED, "stats say connected");
   check(eb_connection_error(c, buf_error, sizeof buf_error) == 0, "no connection error while connected");
 
@@ -221,7 +232,7 @@ int main(int argc, char** argv) {
     sleep_ms(5);
   }
   eb_get_stats(c, &s);
-  check(acked && s.stored == 9 && s.rejected == 1, "the daemon stores one and rejects the other");
+  check(acked && s.stored == 11 && s.rejected == 1, "the daemon stores one and rejects the other");
   char rejection[256];
   check(eb_last_rejection(c, rejection, sizeof rejection) > 0 && strstr(rejection, "transaction_num"),
         "eb_last_rejection names the field");

@@ -80,8 +80,12 @@ func helper_fields(rules, category, f):
 			f["ad_sdk_name"],
 			f["ad_placement"],
 			f.get("ad_duration"),
-			f.get("ad_fb_error", ""),
+			f.get("ad_fail_show_reason", ""),
 			{}
+		)
+	if category == "impression":
+		return rules.impression(
+			f["ad_network_name"], f["ad_network_version"], f["impression_data"], {}
 		)
 	var rest = f.duplicate()
 	rest.erase("name")

@@ -202,6 +202,33 @@ func _test_every_helper():
 		"resource": EngineBridge.track_resource("Sink", "gold", 25.5, "boost", "speed"),
 		"error": EngineBridge.track_error("warning", "Texture missing: ünïcödé 日本"),
 		"ads": EngineBridge.track_ads("show", "rewarded_video", "admob", "end_of_level", 15000, ""),
+		"ads_failed":
+		EngineBridge.track_ads(
+			"failed_show", "app_open", "applovin_max", "launch", null, "unable_to_precache"
+		),
+		# The deprecated ad_fb_error in extra: sent as ad_fail_show_reason.
+		"ads_fb_error":
+		EngineBridge.track_ads(
+			"failed_show",
+			"video",
+			"admob",
+			"end_of_level",
+			0,
+			"",
+			{"ad_fb_error": "no_fill", "custom_01": "vip"}
+		),
+		"impression":
+		EngineBridge.track_impression(
+			"max",
+			"12.4.1",
+			{
+				"revenue": 0.0123,
+				"currency": "USD",
+				"precision": "exact",
+				"ad_unit": {"id": "u-1", "format": "REWARDED"},
+				"deepest": {"k": {"k": 1}},
+			}
+		),
 		"custom": EngineBridge.track("tutorial_skipped", custom),
 	}
 	for key in ids:
@@ -476,6 +503,27 @@ func _test_bad_arguments():
 		["track_ads", ["show", "video", "", "end"], "sdk_name"],
 		["track_ads", ["show", "video", "admob", "end", 1.5], "duration_ms"],
 		["track_ads", ["show", "video", "admob", "end", -1], "duration_ms"],
+		["track_ads", ["failed_show", "video", "admob", "end", null, "timeout"], "fail_show_reason"],
+		["track_ads", ["failed_show", "video", "admob", "end", null, 3], "fail_show_reason"],
+		["track_ads", ["failed_show", "video", "a", "e", null, "", {"ad_fb_error": "x"}], "ad_fb_error"],
+		[
+			"track_ads",
+			["failed_show", "video", "a", "e", null, "offline", {"ad_fb_error": "offline"}],
+			"fail_show_reason alone"
+		],
+		[
+			"track_ads",
+			["failed_show", "video", "a", "e", null, "offline", {"ad_fail_show_reason": "offline"}],
+			"ad_fail_show_reason"
+		],
+		["track_impression", ["", "1.0", {"revenue": 0.01}], "ad_network_name"],
+		["track_impression", [null, "1.0", {"revenue": 0.01}], "ad_network_name"],
+		["track_impression", ["max", "v".repeat(65), {"revenue": 0.01}], "ad_network_version"],
+		["track_impression", ["max", "1.0", null], "impression_data"],
+		["track_impression", ["max", "1.0", "{}"], "impression_data"],
+		["track_impression", ["max", "1.0", {"revenue": NAN}], "impression_data.revenue"],
+		["track_impression", ["max", "1.0", {"a": {"k": {"k": {"k": 1}}}}], "nested"],
+		["track_impression", ["max", "1.0", {}, {"impression_data": 1}], "impression_data"],
 		["track", ["", {}], "name"],
 		["track", ["x".repeat(65), {}], "name"],
 		["track", ["ok", {"name": "clash"}], "name"],

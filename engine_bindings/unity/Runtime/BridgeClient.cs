@@ -31,7 +31,9 @@ namespace EngineBridge
         private static readonly string[] ProgressionFields = { "event_id", "score", "attempt_num" };
         private static readonly string[] ResourceFields = { "event_id", "amount" };
         private static readonly string[] ErrorFields = { "severity", "message" };
-        private static readonly string[] AdFields = { "ad_action", "ad_type", "ad_sdk_name", "ad_placement", "ad_duration" };
+        private static readonly string[] AdFields =
+            { "ad_action", "ad_type", "ad_sdk_name", "ad_placement", "ad_duration", "ad_fail_show_reason" };
+        private static readonly string[] ImpressionFields = { "ad_network_name", "ad_network_version", "impression_data" };
         private static readonly string[] CustomFields = { Wire.NameField };
 
         private readonly EventQueue queue;
@@ -285,21 +287,37 @@ namespace EngineBridge
             }
         }
 
-        /// <summary>An ad event: what happened, the kind of ad, the ad network's SDK and the placement; <paramref name="extra"/> may add <c>ad_fb_error</c>.</summary>
+        /// <summary>
+        /// An ad event: what happened, the kind of ad, the ad network's SDK and the placement (1 to 64 chars each).
+        /// <paramref name="durationMs"/> (at least 0) is sent as <c>ad_duration</c>, which GameAnalytics takes on
+        /// <see cref="AdType.Video"/> and <see cref="AdType.RewardedVideo"/> ads; <paramref name="failShowReason"/> as
+        /// <c>ad_fail_show_reason</c>, which it takes with <see cref="AdAction.FailedShow"/> (on other events it gets
+        /// either in <c>custom_fields</c>). <paramref name="extra"/> may not hold these fields; an <c>ad_fb_error</c>
+        /// in it, the reason's first name, is deprecated: it is taken as <paramref name="failShowReason"/> (one of its
+        /// wire names, <c>no_fill</c>, ...) and sent as <c>ad_fail_show_reason</c>.
+        /// </summary>
         public void TrackAd(AdAction action, AdType adType, string sdkName, string placement, long? durationMs = null,
-                            IDictionary<string, object> extra = null)
+                            AdFailShowReason? failShowReason = null, IDictionary<string, object> extra = null)
         {
             Check.Defined((int)action, Wire.AdActionBytes.Length, "action");
             Check.Defined((int)adType, Wire.AdTypeBytes.Length, "adType");
             Check.Text(sdkName, "sdkName", 1, Wire.MaxPartChars);
             Check.Text(placement, "placement", 1, Wire.MaxPartChars);
             if (durationMs.HasValue) Check.AtLeast(durationMs.Value, 0, "durationMs");
+            int reason = -1;
+            if (failShowReason.HasValue)
+            {
+                reason = (int)failShowReason.Value;
+                Check.Defined(reason, Wire.AdFailShowReasonBytes.Length, "failShowReason");
+            }
+            extra = TakeAdFbError(extra, ref reason);
             var more = EncodeExtra(extra, AdFields);
             if (RefuseAfterShutdown()) return;
             long ts = Wire.NowMs();
+            int fieldCount = 4 + (durationMs.HasValue ? 1 : 0) + (reason >= 0 ? 1 : 0) + Count(extra);
             lock (queue.Gate)
             {
-                var w = queue.BeginEvent(Wire.CategoryBytes[(int)EventCategory.Ads], (durationMs.HasValue ? 5 : 4) + Count(extra), ts, null, null);
+                var w = queue.BeginEvent(Wire.CategoryBytes[(int)EventCategory.Ads], fieldCount, ts, null, null);
                 w.WriteRaw(Wire.AdAction);
                 w.WriteRaw(Wire.AdActionBytes[(int)action]);
                 w.WriteRaw(Wire.AdType);
@@ -313,7 +331,63 @@ namespace EngineBridge
                     w.WriteRaw(Wire.AdDuration);
                     w.WriteInt(durationMs.Value);
                 }
+                if (reason >= 0)
+                {
+                    w.WriteRaw(Wire.AdFailShowReason);
+                    w.WriteRaw(Wire.AdFailShowReasonBytes[reason]);
+                }
                 Commit(w, more);
+            }
+        }
+
+        /// <summary>
+        /// <see cref="TrackAd(AdAction, AdType, string, string, long?, AdFailShowReason?, IDictionary{string, object})"/>
+        /// as 0.3 had it, <paramref name="extra"/> in sixth place: kept so that those calls still compile.
+        /// </summary>
+        public void TrackAd(AdAction action, AdType adType, string sdkName, string placement, long? durationMs,
+                            IDictionary<string, object> extra)
+        {
+            TrackAd(action, adType, sdkName, placement, durationMs, null, extra);
+        }
+
+        /// <summary>
+        /// Ad revenue: an ad network's impression record as the network's SDK gave it (<paramref name="impressionData"/>:
+        /// revenue, currency, precision, ...), sent as an <c>impression</c> event with the network's name
+        /// (<c>max</c>, <c>admob</c>, <c>ironsource</c>, ...) and its SDK's version, 1 to 64 chars each. The record is
+        /// a field map like <paramref name="extra"/> (the two together encode to at most a quarter of the daemon's
+        /// <c>max_message_bytes</c>), and like it allocates.
+        /// </summary>
+        public void TrackImpression(string adNetworkName, string adNetworkVersion, IDictionary<string, object> impressionData,
+                                    IDictionary<string, object> extra = null)
+        {
+            Check.Text(adNetworkName, "adNetworkName", 1, Wire.MaxPartChars);
+            Check.Text(adNetworkVersion, "adNetworkVersion", 1, Wire.MaxPartChars);
+            Check.FieldMap(limits, impressionData, "impressionData");
+            var more = EncodeExtra(extra, ImpressionFields);
+            var data = new MsgPackWriter(256);
+            data.WriteRaw(Wire.ImpressionData);
+            data.WriteMapHeader(impressionData.Count);
+            foreach (var entry in impressionData)
+            {
+                data.WriteString(entry.Key);
+                data.WriteValue(entry.Value);
+            }
+            if (more != null) data.WriteRaw(more.Buffer, 0, more.Length);
+            if (data.Length > limits.MaxExtraBytes)
+            {
+                throw new ArgumentException("impressionData and extra encode to " + data.Length + " bytes; the limit is "
+                                            + limits.MaxExtraBytes, "impressionData");
+            }
+            if (RefuseAfterShutdown()) return;
+            long ts = Wire.NowMs();
+            lock (queue.Gate)
+            {
+                var w = queue.BeginEvent(Wire.CategoryBytes[(int)EventCategory.Impression], 3 + Count(extra), ts, null, null);
+                w.WriteRaw(Wire.AdNetworkName);
+                w.WriteString(adNetworkName);
+                w.WriteRaw(Wire.AdNetworkVersion);
+                w.WriteString(adNetworkVersion);
+                Commit(w, data);
             }
         }
 
@@ -579,6 +653,39 @@ namespace EngineBridge
                 throw new ArgumentException(name + " holds " + extra.Count + " entries; with the call's own fields the limit is " + limits.MaxFields, name);
             }
             return Encode(extra, name, limits.MaxExtraBytes);
+        }
+
+        /// <summary>
+        /// A TrackAd's <c>ad_fb_error</c> extra field (deprecated: protocol v1's first name of
+        /// <c>ad_fail_show_reason</c>), taken as the reason and left out of the fields added: the extra fields without
+        /// it, copied (this deprecated path alone allocates for it).
+        /// </summary>
+        private static IDictionary<string, object> TakeAdFbError(IDictionary<string, object> extra, ref int reason)
+        {
+            object legacy;
+            if (extra == null || !extra.TryGetValue(Wire.AdFbErrorField, out legacy)) return extra;
+            if (legacy != null)
+            {
+                if (reason >= 0)
+                {
+                    throw new ArgumentException("extra holds \"ad_fb_error\", the deprecated name of failShowReason, "
+                                                + "which is given too: give failShowReason alone", "extra");
+                }
+                var text = legacy as string;
+                reason = text == null ? -1 : Array.IndexOf(Wire.AdFailShowReasonNames, text);
+                if (reason < 0)
+                {
+                    throw new ArgumentException("extra[\"ad_fb_error\"] (deprecated: use failShowReason) must be one of "
+                                                + string.Join(", ", Wire.AdFailShowReasonNames) + ", got "
+                                                + (text != null ? "\"" + text + "\"" : legacy.GetType().Name), "extra");
+                }
+            }
+            var rest = new Dictionary<string, object>(extra.Count);
+            foreach (var entry in extra)
+            {
+                if (entry.Key != Wire.AdFbErrorField) rest.Add(entry.Key, entry.Value);
+            }
+            return rest;
         }
 
         /// <summary>Checks a fields map and encodes its pairs into a new buffer of at most <paramref name="maxBytes"/>.</summary>

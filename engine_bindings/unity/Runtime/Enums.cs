@@ -10,6 +10,8 @@ namespace EngineBridge
         Error,
         Ads,
         Custom,
+        /// <summary>Ad revenue: an ad network's impression record; after <c>Custom</c>, so that the others keep their values.</summary>
+        Impression,
     }
 
     /// <summary>The first part of a progression event id.</summary>
@@ -57,6 +59,22 @@ namespace EngineBridge
         Interstitial,
         OfferWall,
         Banner,
+        /// <summary>An ad shown as the app opens or comes back to the foreground.</summary>
+        AppOpen,
+    }
+
+    /// <summary>
+    /// Why an ad failed to show (<see cref="AdAction.FailedShow"/>); sent as <c>ad_fail_show_reason</c> in snake_case
+    /// (<c>no_fill</c>, <c>unable_to_precache</c>, ...), the values GameAnalytics takes.
+    /// </summary>
+    public enum AdFailShowReason
+    {
+        Unknown,
+        Offline,
+        NoFill,
+        InternalError,
+        InvalidRequest,
+        UnableToPrecache,
     }
 
     /// <summary>The store a purchase receipt comes from.</summary>

@@ -107,8 +107,21 @@ internal static class BridgeTests
             client.TrackProgression(ProgressionStatus.Complete, "world01", "level01", score: 1200, attemptNum: 2);
             client.TrackResource(ResourceFlow.Sink, "gold", 150, "weapons", "sword");
             client.TrackError(ErrorSeverity.Critical, "NullReference in Player.Update \u00fcn\u00efc\u00f8d\u00e9 \U0001F3AE");
-            client.TrackAd(AdAction.RewardReceived, AdType.RewardedVideo, "admob", "end_of_level", 15000,
-                           new Dictionary<string, object> { { "ad_fb_error", "no_fill" } });
+            client.TrackAd(AdAction.RewardReceived, AdType.RewardedVideo, "admob", "end_of_level", 15000);
+            client.TrackAd(AdAction.FailedShow, AdType.AppOpen, "applovin_max", "launch", null, AdFailShowReason.UnableToPrecache);
+            // 0.3's form (extra in sixth place) with the deprecated ad_fb_error: sent as ad_fail_show_reason.
+            client.TrackAd(AdAction.FailedShow, AdType.Video, "admob", "end_of_level", 0,
+                           new Dictionary<string, object> { { "ad_fb_error", "no_fill" }, { "custom_01", "vip" } });
+            client.TrackImpression("max", "12.4.1", new Dictionary<string, object>
+            {
+                { "revenue", 0.0123 }, { "currency", "USD" }, { "precision", "exact" }, { "network_name", "AppLovin" },
+                { "ad_unit", new Dictionary<string, object> { { "id", "u-1" }, { "format", "REWARDED" } } }, { "deepest", Nest(2) },
+            });
+            client.Track(EventCategory.Impression, new Dictionary<string, object>
+            {
+                { "ad_network_name", "admob" }, { "ad_network_version", "23.0.0" },
+                { "impression_data", new Dictionary<string, object> { { "value_micros", 1200L }, { "currency_code", "EUR" } } },
+            });
             client.TrackCustom("tutorial_skipped");
             client.TrackCustom("boss_fight", new Dictionary<string, object>
             {
@@ -124,7 +137,7 @@ internal static class BridgeTests
             var replayed = new Dictionary<string, object> { { "name", "replayed" } };
             client.Track(EventCategory.Custom, replayed, replay);
             client.Track(EventCategory.Custom, replayed, replay);
-            const int tracked = 12;
+            const int tracked = 16;
             Expect("every event is acknowledged", WaitFor(() => client.GetStats().Acknowledged == tracked, 15000), Describe(client));
             var stats = client.GetStats();
             Expect("all stored, none rejected", stats.Stored == tracked - 1 && stats.Rejected == 0 && stats.Queued == 0, Describe(client));
@@ -194,6 +207,35 @@ internal static class BridgeTests
             Throws<ArgumentException>("placement", () => client.TrackAd(AdAction.Show, AdType.Banner, "admob", ""));
             Throws<ArgumentException>("placement", () => client.TrackAd(AdAction.Show, AdType.Banner, "admob", new string('p', 65)));
             Throws<ArgumentOutOfRangeException>("durationMs", () => client.TrackAd(AdAction.Show, AdType.Banner, "admob", "menu", -1));
+            Throws<ArgumentOutOfRangeException>("adType", () => client.TrackAd(AdAction.Show, (AdType)7, "admob", "menu"));
+            Throws<ArgumentOutOfRangeException>("failShowReason", () => client.TrackAd(AdAction.FailedShow, AdType.Banner, "admob", "menu",
+                                                                                       null, (AdFailShowReason)6));
+            Throws<ArgumentException>("extra", () => client.TrackAd(AdAction.FailedShow, AdType.Banner, "admob", "menu",
+                                                                    extra: new Dictionary<string, object> { { "ad_fail_show_reason", "no_fill" } }));
+            Throws<ArgumentException>("extra", () => client.TrackAd(AdAction.FailedShow, AdType.Banner, "admob", "menu", null,
+                                                                    new Dictionary<string, object> { { "ad_fb_error", "timeout" } }));
+            Throws<ArgumentException>("extra", () => client.TrackAd(AdAction.FailedShow, AdType.Banner, "admob", "menu", null,
+                                                                    new Dictionary<string, object> { { "ad_fb_error", 3 } }));
+            Throws<ArgumentException>("extra", () => client.TrackAd(AdAction.FailedShow, AdType.Banner, "admob", "menu", null,
+                                                                    AdFailShowReason.Offline,
+                                                                    new Dictionary<string, object> { { "ad_fb_error", "offline" } }));
+            var impression = new Dictionary<string, object> { { "revenue", 0.01 } };
+            Throws<ArgumentException>("adNetworkName", () => client.TrackImpression("", "1.0", impression));
+            Throws<ArgumentNullException>("adNetworkName", () => client.TrackImpression(null, "1.0", impression));
+            Throws<ArgumentException>("adNetworkVersion", () => client.TrackImpression("max", new string('v', 65), impression));
+            Throws<ArgumentNullException>("impressionData", () => client.TrackImpression("max", "1.0", null));
+            Throws<ArgumentException>("impressionData", () => client.TrackImpression("max", "1.0",
+                                                                                     new Dictionary<string, object> { { "revenue", double.NaN } }));
+            // impression_data is the second level of nesting (fields the first): Nest(2) in it reaches the fourth, Nest(3) the fifth.
+            Throws<ArgumentException>("impressionData", () => client.TrackImpression("max", "1.0",
+                                                                                     new Dictionary<string, object> { { "a", Nest(3) } }));
+            Throws<ArgumentException>("extra", () => client.TrackImpression("max", "1.0", impression,
+                                                                            new Dictionary<string, object> { { "impression_data", 1 } }));
+            Throws<ArgumentException>("fields", () => client.Track(EventCategory.Impression, new Dictionary<string, object>
+                                                                   { { "ad_network_name", "max" }, { "ad_network_version", "1.0" } }));
+            Throws<ArgumentException>("fields", () => client.Track(EventCategory.Impression, new Dictionary<string, object>
+                                                                   { { "ad_network_name", "max" }, { "ad_network_version", "1.0" },
+                                                                     { "impression_data", "{\"revenue\": 0.01}" } }));
             Throws<ArgumentException>("name", () => client.TrackCustom(new string('n', 65)));
             Throws<ArgumentException>("fields", () => client.TrackCustom("n", fields));
             Throws<ArgumentException>("fields", () => client.TrackCustom("n", deep));
@@ -248,6 +290,8 @@ internal static class BridgeTests
                 Call("TrackResource", () => client.TrackResource(ResourceFlow.Source, "gold", 10, "reward", "daily")),
                 Call("TrackError", () => client.TrackError(ErrorSeverity.Warning, "low memory")),
                 Call("TrackAd", () => client.TrackAd(AdAction.Show, AdType.Interstitial, "admob", "menu", 3000)),
+                Call("TrackAd with a reason", () => client.TrackAd(AdAction.FailedShow, AdType.AppOpen, "admob", "launch", null,
+                                                                   AdFailShowReason.NoFill)),
                 Call("TrackCustom", () => client.TrackCustom("opened_shop")),
             };
             foreach (var call in calls)

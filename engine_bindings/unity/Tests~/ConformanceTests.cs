@@ -154,7 +154,13 @@ internal static class ConformanceTests
             case "ads":
                 client.TrackAd((AdAction)Enum.Parse(typeof(AdAction), Pascal(Text(fields, "ad_action"))),
                                (AdType)Enum.Parse(typeof(AdType), Pascal(Text(fields, "ad_type"))), Text(fields, "ad_sdk_name"),
-                               Text(fields, "ad_placement"), Integer(fields, "ad_duration"));
+                               Text(fields, "ad_placement"), Integer(fields, "ad_duration"),
+                               Text(fields, "ad_fail_show_reason") == null ? (AdFailShowReason?)null
+                               : (AdFailShowReason)Enum.Parse(typeof(AdFailShowReason), Pascal(Text(fields, "ad_fail_show_reason"))));
+                break;
+            case "impression":
+                client.TrackImpression(Text(fields, "ad_network_name"), Text(fields, "ad_network_version"),
+                                       fields["impression_data"] as Dictionary<string, object>);
                 break;
             case "custom":
                 var own = new Dictionary<string, object>(fields);

@@ -43,7 +43,8 @@ typedef enum eb_status {
 
 /* These match the C++ enums of the same names, value for value. */
 typedef enum eb_category {
-  EB_DESIGN = 0, EB_BUSINESS = 1, EB_PROGRESSION = 2, EB_RESOURCE = 3, EB_ERROR = 4, EB_ADS = 5, EB_CUSTOM = 6
+  EB_DESIGN = 0, EB_BUSINESS = 1, EB_PROGRESSION = 2, EB_RESOURCE = 3, EB_ERROR = 4, EB_ADS = 5, EB_CUSTOM = 6,
+  EB_IMPRESSION = 7
 } eb_category;
 typedef enum eb_progression_status { EB_PROGRESSION_START = 0, EB_PROGRESSION_FAIL = 1, EB_PROGRESSION_COMPLETE = 2 } eb_progression_status;
 typedef enum eb_resource_flow { EB_RESOURCE_SOURCE = 0, EB_RESOURCE_SINK = 1 } eb_resource_flow;
@@ -54,8 +55,13 @@ typedef enum eb_ad_action {
   EB_AD_CLICKED = 0, EB_AD_SHOW = 1, EB_AD_FAILED_SHOW = 2, EB_AD_REWARD_RECEIVED = 3, EB_AD_REQUEST = 4, EB_AD_LOADED = 5
 } eb_ad_action;
 typedef enum eb_ad_type {
-  EB_AD_VIDEO = 0, EB_AD_REWARDED_VIDEO = 1, EB_AD_PLAYABLE = 2, EB_AD_INTERSTITIAL = 3, EB_AD_OFFER_WALL = 4, EB_AD_BANNER = 5
+  EB_AD_VIDEO = 0, EB_AD_REWARDED_VIDEO = 1, EB_AD_PLAYABLE = 2, EB_AD_INTERSTITIAL = 3, EB_AD_OFFER_WALL = 4, EB_AD_BANNER = 5,
+  EB_AD_APP_OPEN = 6
 } eb_ad_type;
+typedef enum eb_ad_fail_show_reason {
+  EB_AD_FAIL_UNKNOWN = 0, EB_AD_FAIL_OFFLINE = 1, EB_AD_FAIL_NO_FILL = 2, EB_AD_FAIL_INTERNAL_ERROR = 3,
+  EB_AD_FAIL_INVALID_REQUEST = 4, EB_AD_FAIL_UNABLE_TO_PRECACHE = 5
+} eb_ad_fail_show_reason;
 typedef enum eb_purchase_store { EB_STORE_APPLE = 0, EB_STORE_GOOGLE_PLAY = 1 } eb_purchase_store;
 typedef enum eb_connection_state {
   EB_CONNECTING = 0, EB_CONNECTED = 1, EB_UNREACHABLE = 2, EB_WRONG_PEER = 3
@@ -167,6 +173,13 @@ EB_API eb_status eb_track_error(eb_client* client, eb_severity severity, const c
 /* duration_ms < 0: not sent. */
 EB_API eb_status eb_track_ad(eb_client* client, eb_ad_action action, eb_ad_type ad_type, const char* sdk_name,
                              const char* placement, int64_t duration_ms);
+/* eb_track_ad with the reason an ad failed to show (ad_fail_show_reason), sent when has_reason is not 0. */
+EB_API eb_status eb_track_ad_with_reason(eb_client* client, eb_ad_action action, eb_ad_type ad_type,
+                                         const char* sdk_name, const char* placement, int64_t duration_ms,
+                                         int has_reason, eb_ad_fail_show_reason reason);
+/* impression_data: a msgpack map, the ad network's impression record (NULL with impression_data_len 0: empty). */
+EB_API eb_status eb_track_impression(eb_client* client, const char* ad_network_name, const char* ad_network_version,
+                                     const void* impression_data, size_t impression_data_len);
 /* fields: a msgpack map (NULL with fields_len 0: no fields). */
 EB_API eb_status eb_track_custom(eb_client* client, const char* name, const void* fields, size_t fields_len);
 EB_API eb_status eb_track(eb_client* client, eb_category category, const void* fields, size_t fields_len);

@@ -141,8 +141,9 @@ class Value {
 /// An event's fields: `{{"step", 3}, {"skipped", true}}`.
 using Fields = Value::Map;
 
-/// The event categories of protocol v1, for the generic Track().
-enum class EventCategory { Design, Business, Progression, Resource, Error, Ads, Custom };
+/// The event categories of protocol v1, for the generic Track(). Impression (ad revenue) came after Custom, so
+/// that the others keep their values.
+enum class EventCategory { Design, Business, Progression, Resource, Error, Ads, Custom, Impression };
 /// The first part of a progression event_id.
 enum class ProgressionStatus { Start, Fail, Complete };
 /// Whether a resource event gains (Source) or spends (Sink) a virtual currency.
@@ -151,8 +152,11 @@ enum class ResourceFlow { Source, Sink };
 enum class ErrorSeverity { Debug, Info, Warning, Error, Critical };
 /// Sent in snake_case: "failed_show", "reward_received", ...
 enum class AdAction { Clicked, Show, FailedShow, RewardReceived, Request, Loaded };
-/// Sent in snake_case: "rewarded_video", "offer_wall", ...
-enum class AdType { Video, RewardedVideo, Playable, Interstitial, OfferWall, Banner };
+/// Sent in snake_case: "rewarded_video", "offer_wall", "app_open", ...
+enum class AdType { Video, RewardedVideo, Playable, Interstitial, OfferWall, Banner, AppOpen };
+/// Why an ad failed to show (AdAction::FailedShow), sent as "ad_fail_show_reason" in snake_case: "no_fill",
+/// "unable_to_precache", ..., the values GameAnalytics takes.
+enum class AdFailShowReason { Unknown, Offline, NoFill, InternalError, InvalidRequest, UnableToPrecache };
 /// Sent as "apple" or "googleplay".
 enum class PurchaseStore { Apple, GooglePlay };
 
@@ -348,9 +352,22 @@ class Client {
   Status TrackResource(ResourceFlow flow, Text currency, double amount, Text item_type, Text item_id,
                        const Fields& extra = {}) noexcept;
   Status TrackError(ErrorSeverity severity, Text message, const Fields& extra = {}) noexcept;
-  /// What happened to which ad, the ad network's SDK and the placement; `extra` may add "ad_fb_error".
+  /// What happened to which ad, the ad network's SDK and the placement (1–64 chars each). `duration_ms`
+  /// (>= 0) is sent as "ad_duration", which GameAnalytics takes on Video and RewardedVideo ads;
+  /// `fail_show_reason` as "ad_fail_show_reason", which it takes with FailedShow. Deprecated: an
+  /// "ad_fb_error" in `extra` (the reason's first name, one of its wire names such as "no_fill") is taken as
+  /// `fail_show_reason` and sent as "ad_fail_show_reason".
   Status TrackAd(AdAction action, AdType ad_type, Text sdk_name, Text placement,
-                 std::optional<std::int64_t> duration_ms = std::nullopt, const Fields& extra = {}) noexcept;
+                 std::optional<std::int64_t> duration_ms = std::nullopt,
+                 std::optional<AdFailShowReason> fail_show_reason = std::nullopt, const Fields& extra = {}) noexcept;
+  /// TrackAd as 2.0 had it, `extra` in sixth place: kept so that those calls still compile.
+  Status TrackAd(AdAction action, AdType ad_type, Text sdk_name, Text placement,
+                 std::optional<std::int64_t> duration_ms, const Fields& extra) noexcept;
+  /// Ad revenue: an ad network's impression record as the network's SDK gave it (`impression_data`: revenue,
+  /// currency, precision, ...), sent as an `impression` event with the network's name ("max", "admob",
+  /// "ironsource", ...) and its SDK's version, 1–64 chars each.
+  Status TrackImpression(Text ad_network_name, Text ad_network_version, const Value::Map& impression_data,
+                         const Fields& extra = {}) noexcept;
   /// `name` 1–64 chars; `fields` anything within protocol.md's limits.
   Status TrackCustom(Text name, const Fields& fields = {}) noexcept;
   /// Any category with its fields as protocol.md section 5 lists them (the required ones are checked):

@@ -252,7 +252,7 @@ namespace {
 
 // The required fields of each category and the kind each must have (protocol.md section 5). In
 // EventCategory order.
-enum class Kind { Str, Int, Number };
+enum class Kind { Str, Int, Number, Map };
 struct Required {
   std::array<std::pair<std::string_view, Kind>, 4> fields;
   std::size_t count;
@@ -265,6 +265,7 @@ constexpr Required kRequired[] = {
     {{{{"severity", Kind::Str}, {"message", Kind::Str}}}, 2},
     {{{{"ad_action", Kind::Str}, {"ad_type", Kind::Str}, {"ad_sdk_name", Kind::Str}, {"ad_placement", Kind::Str}}}, 4},
     {{{{"name", Kind::Str}}}, 1},
+    {{{{"ad_network_name", Kind::Str}, {"ad_network_version", Kind::Str}, {"impression_data", Kind::Map}}}, 3},
 };
 static_assert(std::size(kRequired) == std::size(kCategories));
 
@@ -279,12 +280,16 @@ Status CheckCategoryFields(std::string_view api, EventCategory category, const F
     const Value* v = nullptr;
     for (const auto& [k, value] : fields) v = k == field ? &value : v;
     if (v == nullptr) return Invalid(Prefix(api, "fields." + std::string(field) + " is required for " + std::string(*name)));
-    const bool ok = kind == Kind::Str ? v->AsString() != nullptr
+    const bool ok = kind == Kind::Str   ? v->AsString() != nullptr
                     : kind == Kind::Int ? v->type() == Value::Type::Int || v->type() == Value::Type::UInt
+                    : kind == Kind::Map ? v->AsMap() != nullptr
                                         : v->AsDouble().has_value();
     if (!ok) {
       return Invalid(Prefix(api, "fields." + std::string(field) + " must be " +
-                                     (kind == Kind::Str ? "a string" : kind == Kind::Int ? "an integer" : "a number")));
+                                     (kind == Kind::Str   ? "a string"
+                                      : kind == Kind::Int ? "an integer"
+                                      : kind == Kind::Map ? "a map"
+                                                          : "a number")));
     }
     if (field == "event_id") {
       if (Status s = CheckJoinedId(api, *name, *v->AsString()); !s) return s;

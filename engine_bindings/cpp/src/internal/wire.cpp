@@ -236,8 +236,12 @@ Status EncodeEvent(std::string_view api, std::string_view category, std::initial
       w.Str(*s);
     } else if (const auto* i = std::get_if<std::int64_t>(&f.value)) {
       w.Int(*i);
+    } else if (const auto* d = std::get_if<double>(&f.value)) {
+      w.Double(*d);
     } else {
-      w.Double(std::get<double>(f.value));
+      if (Status st = PackChecked(w, *std::get<const Value*>(f.value), where, 1, limits); !st) {
+        return Invalid(Prefix(api, st.message()));
+      }
     }
   }
   for (std::size_t i = 0; i < extra.size(); ++i) {

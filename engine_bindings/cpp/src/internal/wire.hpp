@@ -57,14 +57,18 @@ inline constexpr std::string_view kPurchasePrefix = "purchase/";
 
 // Wire names of the public enums, in declaration order.
 inline constexpr std::string_view kCategories[] = {"design", "business", "progression", "resource", "error", "ads",
-                                                   "custom"};
+                                                   "custom", "impression"};
 inline constexpr std::string_view kProgressionStatuses[] = {"Start", "Fail", "Complete"};
 inline constexpr std::string_view kResourceFlows[] = {"Source", "Sink"};
 inline constexpr std::string_view kSeverities[] = {"debug", "info", "warning", "error", "critical"};
 inline constexpr std::string_view kAdActions[] = {"clicked", "show", "failed_show", "reward_received", "request",
                                                   "loaded"};
 inline constexpr std::string_view kAdTypes[] = {"video", "rewarded_video", "playable", "interstitial", "offer_wall",
-                                                "banner"};
+                                                "banner", "app_open"};
+inline constexpr std::string_view kAdFailShowReasons[] = {"unknown",        "offline",         "no_fill",
+                                                          "internal_error", "invalid_request", "unable_to_precache"};
+/// Protocol v1's first name for "ad_fail_show_reason", still taken in a TrackAd's `extra`.
+inline constexpr std::string_view kAdFbError = "ad_fb_error";
 inline constexpr std::string_view kStores[] = {"apple", "googleplay"};
 
 /// An enum's wire name, or nothing for a value outside the enum (a cast from a bad integer, say from C).
@@ -112,7 +116,8 @@ Status PurchaseBody(std::string_view api, const Purchase& purchase, const Limits
 /// A field a typed helper fills in; a monostate value means "absent, leave it out".
 struct FixedField {
   std::string_view key;
-  std::variant<std::monostate, std::string_view, std::int64_t, double> value;
+  /// A map or any other Value (an impression's impression_data) is checked as `extra`'s values are.
+  std::variant<std::monostate, std::string_view, std::int64_t, double, const Value*> value;
 };
 /// One event (protocol.md section 5), checked and encoded: `fixed` from a typed helper, `extra` from the
 /// game; `options` (may be null) the id, user and time, else a fresh UUID and now.

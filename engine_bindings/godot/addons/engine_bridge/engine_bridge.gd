@@ -169,12 +169,28 @@ func track_error(severity, message, extra = {}):
 	return _enqueue("error", _check.error_event(severity, message, extra), "track_error")
 
 
-# An ad event, e.g. track_ads("show", "rewarded_video", "admob", "end_of_level", 15000).
+# An ad event, e.g. track_ads("show", "rewarded_video", "admob", "end_of_level", 15000), or
+# track_ads("failed_show", "interstitial", "admob", "level_end", null, "no_fill").
 # action: clicked, show, failed_show, reward_received, request, loaded; ad_type: video,
-# rewarded_video, playable, interstitial, offer_wall, banner.
-func track_ads(action, ad_type, sdk_name, placement, duration_ms = null, fb_error = "", extra = {}):
-	var f = _check.ads(action, ad_type, sdk_name, placement, duration_ms, fb_error, extra)
+# rewarded_video, playable, interstitial, offer_wall, banner, app_open. duration_ms (at least 0)
+# is sent as ad_duration, which GameAnalytics takes on video and rewarded_video ads;
+# fail_show_reason ("" or unknown, offline, no_fill, internal_error, invalid_request,
+# unable_to_precache) as ad_fail_show_reason, which it takes with failed_show. That argument was
+# fb_error, in the same place, so calls keep working; an ad_fb_error in extra, the reason's first
+# name, is deprecated and taken as fail_show_reason.
+func track_ads(
+	action, ad_type, sdk_name, placement, duration_ms = null, fail_show_reason = "", extra = {}
+):
+	var f = _check.ads(action, ad_type, sdk_name, placement, duration_ms, fail_show_reason, extra)
 	return _enqueue("ads", f, "track_ads")
+
+
+# Ad revenue: an ad network's impression record as its SDK gave it (impression_data, a Dictionary:
+# revenue, currency, precision, ...), with the network's name ("max", "admob", "ironsource", ...)
+# and its SDK's version, 1 to 64 chars each.
+func track_impression(ad_network_name, ad_network_version, impression_data, extra = {}):
+	var f = _check.impression(ad_network_name, ad_network_version, impression_data, extra)
+	return _enqueue("impression", f, "track_impression")
 
 
 # A custom event: a name (1 to 64 chars) and any fields.

@@ -204,6 +204,22 @@ namespace EngineBridge.Internal
             }
         }
 
+        /// <summary>
+        /// A map that is the value of one of an event's fields (an impression's <c>impression_data</c>): checked as a
+        /// map inside <c>fields</c> is, its entries one level deeper than the event's fields.
+        /// </summary>
+        public static void FieldMap(Limits limits, IDictionary<string, object> map, string name)
+        {
+            if (map == null) throw new ArgumentNullException(name);
+            if (limits.MaxDepth <= 1) throw new ArgumentException(name + " is nested deeper than " + limits.MaxDepth + " levels", name);
+            CheckMapSize(limits, map.Count, name, name);
+            foreach (var entry in map)
+            {
+                CheckKey(entry.Key, name, name);
+                Value(limits, entry.Value, name + "." + entry.Key, 2, name);
+            }
+        }
+
         /// <summary>The fields the daemon requires for a category are present, with the right kind of value.</summary>
         public static void RequiredFields(EventCategory category, IDictionary<string, object> fields, string name)
         {
@@ -220,6 +236,7 @@ namespace EngineBridge.Internal
                 {
                     case Kind.Text: ok = value is string; break;
                     case Kind.Integer: ok = IsInteger(value); break;
+                    case Kind.Map: ok = value is IDictionary; break;
                     default: ok = IsInteger(value) || value is double || value is float; break;
                 }
                 if (!ok)
@@ -235,9 +252,10 @@ namespace EngineBridge.Internal
             Text,
             Integer,
             Number,
+            Map,
         }
 
-        private static readonly string[] KindNames = { "a string", "an integer", "a number" };
+        private static readonly string[] KindNames = { "a string", "an integer", "a number", "a map" };
 
         /// <summary>protocol.md section 5: required fields per category, indexed by <see cref="EventCategory"/>.</summary>
         private static readonly KeyValuePair<string, Kind>[][] Required =
@@ -253,6 +271,11 @@ namespace EngineBridge.Internal
                 Field("ad_placement", Kind.Text),
             },
             new[] { Field(Wire.NameField, Kind.Text) },
+            new[]
+            {
+                Field("ad_network_name", Kind.Text), Field("ad_network_version", Kind.Text),
+                Field("impression_data", Kind.Map),
+            },
         };
 
         private static KeyValuePair<string, Kind> Field(string key, Kind kind)

@@ -46,6 +46,12 @@ namespace EngineBridge.Internal
         public static readonly byte[] AdSdkName = MsgPackWriter.Encode("ad_sdk_name");
         public static readonly byte[] AdPlacement = MsgPackWriter.Encode("ad_placement");
         public static readonly byte[] AdDuration = MsgPackWriter.Encode("ad_duration");
+        public static readonly byte[] AdFailShowReason = MsgPackWriter.Encode("ad_fail_show_reason");
+        /// <summary>Protocol v1's first name for <c>ad_fail_show_reason</c>, still taken in a <c>TrackAd</c>'s extra fields.</summary>
+        public const string AdFbErrorField = "ad_fb_error";
+        public static readonly byte[] AdNetworkName = MsgPackWriter.Encode("ad_network_name");
+        public static readonly byte[] AdNetworkVersion = MsgPackWriter.Encode("ad_network_version");
+        public static readonly byte[] ImpressionData = MsgPackWriter.Encode("impression_data");
         public const string NameField = "name";
         public static readonly byte[] Name = MsgPackWriter.Encode(NameField);
 
@@ -59,7 +65,7 @@ namespace EngineBridge.Internal
 
         /// <summary>The wire name of each category, indexed by <see cref="EventCategory"/>.</summary>
         public static readonly string[] CategoryNames =
-            { "design", "business", "progression", "resource", "error", "ads", "custom" };
+            { "design", "business", "progression", "resource", "error", "ads", "custom", "impression" };
 
         public static readonly byte[][] CategoryBytes = EncodeAll(CategoryNames);
 
@@ -70,7 +76,10 @@ namespace EngineBridge.Internal
         public static readonly byte[][] AdActionBytes =
             EncodeAll(new[] { "clicked", "show", "failed_show", "reward_received", "request", "loaded" });
         public static readonly byte[][] AdTypeBytes =
-            EncodeAll(new[] { "video", "rewarded_video", "playable", "interstitial", "offer_wall", "banner" });
+            EncodeAll(new[] { "video", "rewarded_video", "playable", "interstitial", "offer_wall", "banner", "app_open" });
+        public static readonly string[] AdFailShowReasonNames =
+            { "unknown", "offline", "no_fill", "internal_error", "invalid_request", "unable_to_precache" };
+        public static readonly byte[][] AdFailShowReasonBytes = EncodeAll(AdFailShowReasonNames);
         public static readonly string[] PurchaseStoreNames = { "apple", "googleplay" };
         public static readonly string[] PurchaseStatusNames = { "completed", "processing" };
 

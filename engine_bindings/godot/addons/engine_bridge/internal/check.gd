@@ -13,9 +13,16 @@ const SEVERITIES = ["debug", "info", "warning", "error", "critical"]
 const PROGRESSION_STATUSES = ["Start", "Fail", "Complete"]
 const RESOURCE_FLOWS = ["Source", "Sink"]
 const AD_ACTIONS = ["clicked", "show", "failed_show", "reward_received", "request", "loaded"]
-const AD_TYPES = ["video", "rewarded_video", "playable", "interstitial", "offer_wall", "banner"]
+const AD_TYPES = [
+	"video", "rewarded_video", "playable", "interstitial", "offer_wall", "banner", "app_open"
+]
+const AD_FAIL_SHOW_REASONS = [
+	"unknown", "offline", "no_fill", "internal_error", "invalid_request", "unable_to_precache"
+]
+# Protocol v1's first name for ad_fail_show_reason, still taken in track_ads' extra (deprecated).
+const AD_FB_ERROR = "ad_fb_error"
 const STORES = ["apple", "googleplay"]
-const TEXT_FIELDS = ["custom_01", "custom_02", "custom_03", "cart_type", "ad_fb_error"]
+const TEXT_FIELDS = ["custom_01", "custom_02", "custom_03", "cart_type", "ad_fail_show_reason"]
 const UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 var error = ""
@@ -111,7 +118,9 @@ func error_event(severity, message, extra):
 	return _with({"severity": severity, "message": message}, extra)
 
 
-func ads(action, ad_type, sdk_name, placement, duration_ms, fb_error, extra):
+# fail_show_reason is "" (none) or one of AD_FAIL_SHOW_REASONS, sent as ad_fail_show_reason. An
+# ad_fb_error in `extra` (its first name, deprecated) is taken as fail_show_reason.
+func ads(action, ad_type, sdk_name, placement, duration_ms, fail_show_reason, extra):
 	error = ""
 	if not action in AD_ACTIONS:
 		return _fail("action must be one of %s, got %s" % [str(AD_ACTIONS), _show(action)])
@@ -126,8 +135,46 @@ func ads(action, ad_type, sdk_name, placement, duration_ms, fb_error, extra):
 	}
 	if not _optional_int(fields, "ad_duration", "duration_ms", duration_ms, 0):
 		return null
-	if not _optional_text(fields, "ad_fb_error", fb_error):
+	var reason = fail_show_reason
+	var reason_name = "fail_show_reason"
+	if typeof(extra) == TYPE_DICTIONARY and extra.has(AD_FB_ERROR):
+		if typeof(extra[AD_FB_ERROR]) != TYPE_NIL:
+			if typeof(reason) != TYPE_STRING or reason != "":
+				return _fail(
+					"extra holds ad_fb_error, the deprecated name of fail_show_reason, which is given"
+					+ " too: give fail_show_reason alone"
+				)
+			reason = extra[AD_FB_ERROR]
+			reason_name = "extra.ad_fb_error (deprecated: use fail_show_reason)"
+		extra = extra.duplicate()
+		extra.erase(AD_FB_ERROR)
+	if typeof(reason) != TYPE_STRING or (reason != "" and not reason in AD_FAIL_SHOW_REASONS):
+		return _fail("%s must be \"\" or one of %s, got %s" % [
+			reason_name, str(AD_FAIL_SHOW_REASONS), _show(reason)
+		])
+	if reason != "":
+		fields["ad_fail_show_reason"] = reason
+	return _with(fields, extra)
+
+
+# Ad revenue: the network's name and its SDK's version (1 to 64 chars each), and its impression
+# record.
+func impression(ad_network_name, ad_network_version, impression_data, extra):
+	error = ""
+	if not _text(ad_network_name, "ad_network_name", 1, MAX_NAME_CHARS):
 		return null
+	if not _text(ad_network_version, "ad_network_version", 1, MAX_NAME_CHARS):
+		return null
+	if typeof(impression_data) != TYPE_DICTIONARY:
+		return _fail("impression_data must be a Dictionary, got %s" % _show(impression_data))
+	# A value inside `fields`, as those of `extra` are (section 8: on the second level of nesting).
+	if not _value(impression_data, "impression_data", 1):
+		return null
+	var fields = {
+		"ad_network_name": ad_network_name,
+		"ad_network_version": ad_network_version,
+		"impression_data": impression_data.duplicate(true),
+	}
 	return _with(fields, extra)
 
 
