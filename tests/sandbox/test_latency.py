@@ -1,4 +1,4 @@
-"""The sandbox server's standing latency (`SandboxServer(latency_s=...)`):
+"""The sandbox server's standing latency (`SandboxServer(latency_s=...)`, `engine-bridge sandbox --latency-ms N`):
 each request on a collector route is answered that much later, concurrent requests side by side.
 
 The concurrency checks rest on the sandbox's own figures (its peak of requests answered at once, the times it
@@ -11,10 +11,15 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +27,9 @@ import pytest
 
 from bridge.sandbox import GameAnalyticsSandbox, SandboxServer
 from bridge.sandbox.faults import MAX_DELAY_S
+from bridge.sandbox.run import main as sandbox_main
 
+REPO = Path(__file__).resolve().parents[2]
 GAME_KEY = "5c6bcb5402204249437fb5a7a80a4959"
 SECRET = "16813a12f718bc5c620f56944e1abc3ea13ccbac"
 LATE_S = 0.3
@@ -101,3 +108,51 @@ def test_a_latency_out_of_range_is_refused() -> None:
     assert server.latency_s == 0.0
     with pytest.raises(ValueError, match="latency_s"):
         server.latency_s = -1
+    for bad in ("-5", "soon", "inf", str(MAX_DELAY_S * 1000 + 1)):
+        with pytest.raises(SystemExit) as exited:
+            sandbox_main(["--latency-ms", bad])
+        assert exited.value.code == 2
+
+
+def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 20) -> list[str]:
+    """The process's stdout lines up to and including the first holding `marker`."""
+    lines: list[str] = []
+    stdout = proc.stdout
+    assert stdout is not None
+
+    def read() -> None:
+        for line in stdout:
+            lines.append(line)
+            if marker in line:
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return lines
+
+
+def test_the_sandbox_command_takes_latency_ms() -> None:
+    """`engine-bridge sandbox --latency-ms 300`: the GameAnalytics collector answers 300 ms late, its admin
+    routes at once."""
+    proc = subprocess.Popen([sys.executable, "-m", "bridge", "sandbox", "--quiet", "--latency-ms", "300"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        lines = read_until(proc, "staq sandbox listening on")
+        ga = next((line for line in lines if line.startswith("GameAnalytics sandbox listening on ")), None)
+        assert ga is not None, lines
+        assert any("answers every collector request 300 ms late" in line for line in lines), lines
+        url = ga.split(" listening on ")[1].strip()
+        began = time.monotonic()
+        assert post_events(url, [design("cli:1")]).status_code == 200
+        assert time.monotonic() - began >= LATE_S
+        counts = httpx.get(f"{url}/_sandbox/counts", timeout=5).json()
+        assert counts["accepted"] == 1 and counts["faults_fired"] == {}  # a latency, not a standing fault
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=15)
+        assert proc.returncode == 0, stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=5)
