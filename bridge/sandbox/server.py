@@ -178,6 +178,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # idle keep-alive connections must not hold up stop(); they are shut down instead
+    # The listen backlog: socketserver's 5 has the kernel reset connections made side by side before they are
+    # accepted (a lane with a few dozen requests in flight opens that many at once), an error no real
+    # collector shows. The kernel caps it at net.core.somaxconn.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET

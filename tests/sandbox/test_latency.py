@@ -7,6 +7,7 @@ stored the events at), not on how long the test took: a loaded machine makes a t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -156,3 +157,26 @@ def test_the_sandbox_command_takes_latency_ms() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.communicate(timeout=5)
+
+
+def test_many_clients_connecting_at_once_are_all_answered() -> None:
+    """A client with many requests in flight opens as many connections at once: each is accepted and answered
+    (with socketserver's listen backlog of 5, some were reset before the server took them)."""
+    sandbox = GameAnalyticsSandbox()
+    clients = 64
+
+    async def post_all(url: str) -> list[int]:
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=clients)) as http:
+            async def post(i: int) -> int:
+                body = json.dumps([design(f"many:{i}")]).encode()
+                signature = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+                answer = await http.post(f"{url}/v2/{GAME_KEY}/events", content=body,
+                                         headers={"Authorization": signature})
+                return answer.status_code
+
+            return list(await asyncio.gather(*(post(i) for i in range(clients))))
+
+    with SandboxServer(sandbox, latency_s=LATE_S) as server:
+        statuses = asyncio.run(post_all(server.url))
+    assert statuses == [200] * clients
+    assert sandbox.counts()["accepted"] == clients
