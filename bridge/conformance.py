@@ -348,7 +348,7 @@ def _error(rid: int | None, code: str, message: str, field: str | None = None,
 ERRORS: list[tuple[str, str, str | None, dict[str, Any] | None]] = [
     (Code.MALFORMED, "frame is not valid msgpack (Unpack failed: incomplete input)", None, None),
     (Code.NOT_A_MAP, "frame is a msgpack array, not a map", None, None),
-    (Code.MISSING_FIELD, "events[2].category: missing", "events[2].category", None),
+    (Code.MISSING_FIELD, "device_id: missing", "device_id", None),
     (Code.WRONG_TYPE, "event.ts: expected int, got str", "event.ts", None),
     (Code.INVALID_VALUE, "rid: 4294967296 is outside 0..4294967295", "rid", None),
     (Code.UNKNOWN_TYPE, "type: unknown message type 'teleport'", "type", None),
@@ -368,7 +368,7 @@ ERRORS: list[tuple[str, str, str | None, dict[str, Any] | None]] = [
 def reply_cases() -> list[tuple[str, dict[str, Any]]]:
     bad_event_id = "ui:a:b:c:d:e"  # six parts: the shape check passes, GameAnalytics allows five
     stats_provider = {"queued": 12, "in_flight": 0, "delivered": 4711, "dead_lettered": 1, "last_error": None,
-                      "last_error_at": None, "next_retry_at": None, "paused": None}
+                      "last_error_at": None, "next_retry_at": None}
     cases: list[tuple[str, dict[str, Any]]] = [
         ("welcome", {"type": "welcome", "rid": 1, "protocol": 1, "server_time": TS, "daemon_version": "0.1.0",
                      "session": None, "limits": dict(protocol.LIMITS),
@@ -401,7 +401,7 @@ def reply_cases() -> list[tuple[str, dict[str, Any]]]:
             protocol.LOCAL_CONFIG_TOPIC: {"topic": protocol.LOCAL_CONFIG_TOPIC, "version": 2, "updated_at": TS,
                                           "source": "local", "values": {"difficulty": "hard", "max_lives": 3,
                                                                         "speed": 1.25, "flags": [True, False]},
-                                          "meta": None}}}),
+                                          "meta": {}}}}),
         ("purchase verified", {"type": "purchase", "rid": 10, "id": "p-1", "state": "verified", "is_valid": True,
                                "is_duplicate": False, "reason": "verified by staq"}),
         ("purchase pending", {"type": "purchase", "rid": 11, "id": "p-2", "state": "pending", "is_valid": None,
@@ -418,14 +418,14 @@ def publication_cases() -> list[tuple[str, str, dict[str, Any]]]:
     return [
         ("config/local", protocol.LOCAL_CONFIG_TOPIC, {
             "topic": protocol.LOCAL_CONFIG_TOPIC, "version": 2, "updated_at": TS, "source": "local",
-            "values": {"difficulty": "hard", "max_lives": 3}, "meta": None}),
+            "values": {"difficulty": "hard", "max_lives": 3}, "meta": {}}),
         ("config/gameanalytics", "config/gameanalytics", {
             "topic": "config/gameanalytics", "version": 7, "updated_at": TS, "source": "gameanalytics",
             "values": {"boss_hp": "1200"}, "meta": {"ab_id": "ab-1", "ab_variant_id": "b"}}),
         ("purchase verdicts", protocol.PURCHASE_PREFIX + DEVICE, {
             "topic": protocol.PURCHASE_PREFIX + DEVICE, "version": 1, "updated_at": TS, "source": "staq",
             "values": {"p-1": {"is_valid": True, "is_duplicate": False, "reason": "verified by staq",
-                               "store": "apple", "verified_at": TS}}, "meta": None}),
+                               "store": "apple", "verified_at": TS}}, "meta": {}}),
     ]
 
 

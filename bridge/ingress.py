@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from zmq.utils.monitor import recv_monitor_message
 
 from . import __version__, protocol
-from .intake import Checker, add_device, add_events, add_purchase
+from .intake import Checker, add_device, add_events, add_purchase, end_session, start_session
 from .protocol import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, Code, Hello, ProtocolError, Rejection
 from .sessions import SessionBook
 from .stats import REPLIES, Counters, Reporter
@@ -142,6 +142,8 @@ class Ingress:
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.sock.rcvhwm = RECV_HWM
         self.sock.sndhwm = SEND_HWM
+        # Watched before it binds: a connection accepted before the monitor would be counted out, not in.
+        self.monitor = self.sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         self.sock.bind(endpoint)
         self.replies = ctx.socket(zmq.PULL)  # replies built on other threads, to be sent on the ROUTER
         self.replies.linger = 0
@@ -150,7 +152,6 @@ class Ingress:
         self.verdicts.linger = 0
         self.verdicts.bind(VERDICTS)
         self._packer = msgpack.Packer(use_bin_type=True)
-        self.monitor = self.sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         self.book = SessionBook(self.ingest, now_ms())
         self._last_stamp = 0
         self._handlers: dict[str, Callable[[BurstState, list[bytes], Hello, dict[str, Any], int], None]] = {
@@ -280,17 +281,25 @@ class Ingress:
                 return
             del self.stalled[identity]
         self.last_seen[identity] = state.clock
-        if len(frames) == 3 and not frames[1]:
-            envelope, payload = frames[:2], frames[2]  # a REQ client: keep its delimiter
-        elif len(frames) == 2:
+        if len(frames) == 2:
             envelope, payload = frames[:1], frames[1]
+        elif len(frames) == 3 and not frames[1]:
+            envelope, payload = frames[:2], frames[2]  # a REQ client: keep its delimiter
         else:
-            self._error(state, frames[:1], None, ProtocolError(
-                Code.MALFORMED, f"a message must be one frame; got {len(frames) - 1}"))
+            # A REQ client's delimiter goes back with the error, or REQ would drop it; the rid is the first
+            # frame's, when that can be read, so that a client with requests in flight can match the error.
+            envelope = frames[:2] if len(frames) > 2 and not frames[1] else frames[:1]
+            parts = frames[len(envelope):]
+            self._error(state, envelope, protocol.readable_rid(parts[0]) if parts else None, ProtocolError(
+                Code.MALFORMED, f"a message must be one frame; got {len(parts)}"))
             return
         rid: int | None = None
         try:
-            msg = protocol.decode(payload)
+            try:
+                msg = protocol.decode(payload)
+            except ProtocolError:
+                rid = protocol.readable_rid(payload)  # too large or not msgpack: its rid, if it can be read
+                raise
             rid = protocol.read_rid(msg)
             kind, rid = protocol.check_request(msg)
             if kind == "hello":
@@ -438,25 +447,17 @@ class Ingress:
         keys, invalid = add_events(state.burst, self.book, hello, good, state.now, self.checkers)
         state.out.append(Outgoing(envelope, PendingAck(rid, keys, rejected, invalid), bool(keys)))
 
-    def _session_args(self, hello: Hello, msg: dict[str, Any], now: int) -> tuple[str, int]:
-        user_id = protocol.text(msg, "user_id", "", required=False, max_len=128) or hello.user_id
-        at = protocol.integer(msg, "ts", "", required=False)
-        return user_id, now if at is None else at
-
     def _on_session_start(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                           rid: int) -> None:
-        user_id, at = self._session_args(hello, msg, state.now)
-        user_ip = protocol.text(msg, "user_ip", "", required=False, max_len=45)
-        session = self.book.start(state.burst, hello.device_id, user_id, hello.game_build, at, user_ip)
-        session.last_seen = state.now
+        session = start_session(state.burst, self.book, hello, protocol.read_session(msg, start=True), state.now)
         state.out.append(Outgoing(envelope, {"type": "session", "rid": rid, **session.to_wire()}, True))
 
     def _on_session_end(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                         rid: int) -> None:
-        user_id, at = self._session_args(hello, msg, state.now)
-        ended = self.book.end(state.burst, user_id, hello.game_build, at)
+        request = protocol.read_session(msg, start=False)
+        ended = end_session(state.burst, self.book, hello, request, state.now)
         if ended is None:
-            raise ProtocolError(Code.NO_SESSION, f"user {user_id!r} has no open session")
+            raise ProtocolError(Code.NO_SESSION, f"user {request.user_id or hello.user_id!r} has no open session")
         state.out.append(Outgoing(envelope, {"type": "session", "rid": rid, **ended}, True))
 
     def _on_flush(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],

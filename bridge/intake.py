@@ -1,6 +1,6 @@
-"""What a game's requests add to a burst: its device row, its events (with the providers' early word) and its
-purchases. The ingress feeds these with its sockets' requests; nothing here knows a socket, so an in-process
-test builds exactly the rows the daemon would."""
+"""What a game's requests add to a burst: its device row, its sessions, its events (with the providers' early
+word) and its purchases. The ingress feeds these with its sockets' requests; nothing here knows a socket, so
+an in-process test builds exactly the rows the daemon would."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any, Protocol
 
 import msgpack
 
-from .protocol import Event, Hello
-from .sessions import SessionBook
+from .protocol import Event, Hello, SessionRequest
+from .sessions import Session, SessionBook
 from .store import Burst, EventKey
 
 packb = msgpack.Packer(use_bin_type=True).pack  # one packer for every event's fields, not one per call
@@ -23,6 +23,8 @@ class Checker(Protocol):
 
     def check(self, category: str, fields: dict[str, Any]) -> str | None: ...
 
+    def check_user(self, user_id: str) -> str | None: ...
+
 
 def add_device(burst: Burst, hello: Hello, now: int) -> None:
     """The device a game's hello describes, seen now."""
@@ -31,6 +33,21 @@ def add_device(burst: Burst, hello: Hello, now: int) -> None:
         "engine_version": hello.engine_version, "binding": hello.binding, "binding_version": hello.binding_version,
         "game_build": hello.game_build, "platform": hello.platform, "os_version": hello.os_version,
         "device": hello.device, "manufacturer": hello.manufacturer, "first_seen": now, "last_seen": now}
+
+
+def start_session(burst: Burst, book: SessionBook, hello: Hello, request: SessionRequest, now: int) -> Session:
+    """A `session_start`: the player's new session, on the player's own device where the request gave one."""
+    session = book.start(burst, hello.device_id, request.user_id or hello.user_id, hello.game_build,
+                         now if request.ts is None else request.ts, request.user_ip, request.device)
+    session.last_seen = now
+    return session
+
+
+def end_session(burst: Burst, book: SessionBook, hello: Hello, request: SessionRequest,
+                now: int) -> dict[str, Any] | None:
+    """A `session_end`: the ended session's reply fields, or None if the player had none open."""
+    at = now if request.ts is None else request.ts
+    return book.end(burst, request.user_id or hello.user_id, hello.game_build, at)
 
 
 def add_events(burst: Burst, book: SessionBook, hello: Hello, good: Sequence[tuple[int, Event]], now: int,
@@ -44,12 +61,12 @@ def add_events(burst: Burst, book: SessionBook, hello: Hello, good: Sequence[tup
     sessions: dict[str, str] = {}  # user -> session id, looked up once per request
     for index, ev in good:
         category = ev.category
+        user_id = ev.user_id or hello.user_id
         if category in checkers:
             for provider in checkers[category]:
-                rule = provider.check(category, ev.fields)
+                rule = provider.check(category, ev.fields) or provider.check_user(user_id)
                 if rule:
                     invalid.append({"index": index, "id": ev.id, "provider": provider.name, "message": rule})
-        user_id = ev.user_id or hello.user_id
         session_id = sessions.get(user_id)
         if session_id is None:
             session_id = sessions[user_id] = book.ensure(burst, device_id, user_id, build, now).session_id

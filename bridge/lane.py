@@ -3,13 +3,19 @@
 Its store calls run in threads, off the event loop, so that a stalled database (a lock held elsewhere, a
 slow disk) delays no other lane's HTTP.
 
-A lane keeps up to `max_in_flight` batches out at once (and as many requests, bounded by its `Sender`), so a
-provider that answers slowly is not also a provider that receives slowly. The cursor moves only past
-batches that are wholly finished, oldest first: a later batch done early waits for the ones before it, so a
-crash repeats batches, never skips one. Calls of one player go out one after another, in the order they
-were built, whichever batch they belong to. A batch is finished once every routed event of it was delivered
-or refused for good; until then its rest is built again and sent after a capped, jittered backoff (or the
-provider's Retry-After), however long the outage lasts.
+Events wait in a bucket per player (user) until the bucket's oldest event is `interval` old, it holds a full
+batch, or a flush came: then the bucket goes as one batch, so one request carries a player's whole interval
+(as GameAnalytics asks of servers: "collect intended events for users inside buckets"), and a dedicated
+server's hundreds of players each get a request per interval rather than a sliver of every batch. A game with
+one player has one bucket: a batch per interval, as before. Up to `max_in_flight` batches are out at once
+(and as many requests, bounded by the lane's `Sender`); one player's batches go one after another, so
+concurrency comes from players and each player's events arrive in order.
+
+Batches finish in any order. The store's cursor moves past every event finished with (delivered or refused
+for good) as soon as all before it are; one finished past the cursor is recorded so that a restart does not
+send it again. A batch is finished once every event of it was delivered or refused for good; until then its
+rest is built again and sent after a capped, jittered backoff (or the provider's Retry-After), however long
+the outage lasts.
 """
 
 from __future__ import annotations
@@ -32,17 +38,69 @@ log = logging.getLogger(__name__)
 
 POISON_AFTER_CRASHES = 3
 TICK_S = 1.0  # between turns of a provider's timers (`tick`)
+CLAIM_ROWS = 1000  # events read from the store at a time
 
 
 @dataclass
 class _Batch:
-    """A claimed batch on its way: finished (cursor, dead letters) only once `task` is done and every batch
-    before it is too."""
+    """One player's events on their way: finished (cursor, dead letters) once `task` is done."""
 
+    key: str
     events: list[StoredEvent]
     task: asyncio.Task[None] | None = None
     delivered: int = 0
     dead: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+class _Buckets:
+    """Claimed events waiting to go, one bucket per player, in the order the buckets began (so the buckets
+    due first are at the front)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size  # a full batch
+        self.by_key: dict[str, list[StoredEvent]] = {}
+        self.full: dict[str, None] = {}  # the keys of buckets holding a full batch, wherever they are
+        self.count = 0
+
+    def add(self, ev: StoredEvent) -> None:
+        bucket = self.by_key.setdefault(ev.user_id, [])
+        bucket.append(ev)
+        self.count += 1
+        if len(bucket) == self.size:
+            self.full[ev.user_id] = None
+
+    def take(self, key: str) -> list[StoredEvent]:
+        """The bucket's oldest full batch (or all of it); a rest begins a new bucket, at the back."""
+        bucket = self.by_key.pop(key)
+        taken, rest = bucket[:self.size], bucket[self.size:]
+        if rest:
+            self.by_key[key] = rest
+        if len(rest) < self.size:
+            self.full.pop(key, None)
+        self.count -= len(taken)
+        return taken
+
+
+class _Finished:
+    """Which claimed events are finished: the cursor is the last pk before the oldest unfinished one."""
+
+    def __init__(self, cursor: int) -> None:
+        self.cursor = cursor  # every event up to it finished
+        self.claimed_up_to = cursor
+        self._open: deque[int] = deque()  # claimed pks, in order, until every one before is finished too
+        self._done: set[int] = set()  # finished pks still behind an unfinished one
+
+    def claimed(self, pk: int) -> None:
+        self._open.append(pk)
+        self.claimed_up_to = pk
+
+    def finish(self, pks: list[int]) -> list[int]:
+        """Mark `pks` finished; returns those still past the cursor."""
+        self._done.update(pks)
+        while self._open and self._open[0] in self._done:
+            self._done.discard(self._open.popleft())
+        self.cursor = self._open[0] - 1 if self._open else self.claimed_up_to
+        return [pk for pk in pks if pk > self.cursor]
 
 
 class Lane:
@@ -61,81 +119,121 @@ class Lane:
         self.last_error_at: int | None = None
         self.next_retry_at: int | None = None
         self.paused: str | None = None
-        self._batches: deque[_Batch] = deque()
+        self._buckets = _Buckets(provider.batch_size)
+        self._batches: dict[str, _Batch] = {}  # per player: its batch out now
+        self._finished = _Finished(0)
+        self._stored_cursor = 0
         self._tails: dict[str, asyncio.Future[None]] = {}  # per key: the last call sent or waiting
         self._building = asyncio.Lock()
-        self._cursor = 0  # the store's cursor: every event up to it is finished
-        self._flushing = False  # a flush asked for: part-filled batches go at once until the store is drained
+        self._flush_up_to = 0  # a flush asked for: every bucket begun by this pk goes at once
 
     # --- the loop ---------------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        self._stored_cursor = await asyncio.to_thread(self.delivery.cursor, self.name)
+        self._finished = _Finished(self._stored_cursor)
+        self._buckets = _Buckets(self.provider.batch_size)
         self._batches.clear()
-        self._cursor = await asyncio.to_thread(self.delivery.cursor, self.name)
         try:
             while True:
                 await self._finish_done()
                 await self._send_requeued()
-                if len(self._batches) < self.settings.max_in_flight:
-                    if self.nudge.is_set():  # cleared before the claim: a flush during it counts next turn
-                        self.nudge.clear()
-                        self._flushing = True
-                    claimed = await asyncio.to_thread(self.delivery.claim, self._claimed_up_to(),
-                                                    self.provider.batch_size)
-                    full = len(claimed) >= self.provider.batch_size
-                    go_now = full or self._flushing
-                    if not full:
-                        self._flushing = False  # a flush ends with what is stored now
-                    if claimed and (go_now or not self._should_wait(claimed)):
-                        batch = _Batch(claimed)
-                        batch.task = asyncio.create_task(self._deliver(batch), name=f"{self.name} batch")
-                        self._batches.append(batch)
-                        continue
-                    await self._wait(self._wait_time(claimed), wake_on_nudge=True)
-                else:
-                    await self._wait(None, wake_on_nudge=False)  # as many batches out as allowed
+                flush = self.nudge.is_set()
+                self.nudge.clear()  # before the claim: a flush during it counts next turn
+                await self._claim()
+                if flush:
+                    self._flush_up_to = self._finished.claimed_up_to
+                self._send_due()
+                if not self._batches and self._finished.cursor > self._stored_cursor:
+                    await self._store_cursor([])  # events no bucket took (not routed here)
+                await self._wait(self._next_due())
         finally:
-            for batch in self._batches:  # repeated from the store's cursor when the lane resumes
+            for batch in self._batches.values():  # repeated from the store when the lane resumes
                 if batch.task is not None:
                     batch.task.cancel()
 
-    def _claimed_up_to(self) -> int:
-        return self._batches[-1].events[-1].pk if self._batches else self._cursor
+    async def _claim(self) -> None:
+        """Read the events stored since the last claim into their players' buckets, up to `max_waiting`."""
+        while self._buckets.count < self.settings.max_waiting:
+            claimed = await asyncio.to_thread(self.delivery.claim, self.name, self._finished.claimed_up_to,
+                                              CLAIM_ROWS)
+            routed = []
+            for ev in claimed:
+                self._finished.claimed(ev.pk)
+                if self.provider.accepts(ev):
+                    self._buckets.add(ev)
+                    routed.append(ev)
+                else:
+                    self._finished.finish([ev.pk])
+            if routed:
+                try:
+                    self.provider.claimed(routed)
+                except Exception as exc:  # a provider bug: its events still go, when due
+                    log_failure(f"{self.name}: claimed failed", exc)
+            if len(claimed) < CLAIM_ROWS:
+                return
+
+    def _due_in(self, bucket: list[StoredEvent], excess: int) -> float:
+        """Seconds until a bucket goes: 0 if full, flushed, or the lane holds more than `max_waiting`."""
+        if bucket[0].pk <= self._flush_up_to or excess > 0:
+            return 0.0
+        return self.settings.interval - (now_ms() - bucket[0].received_at) / 1000
+
+    def _send_due(self) -> None:
+        """Start a batch for each due bucket whose player has none out, up to `max_in_flight`: full buckets
+        first, then the others from the front (the oldest) up to the first one not yet due."""
+        room = self.settings.max_in_flight - len(self._batches)
+        due = [key for key in self._buckets.full if key not in self._batches][:room]
+        excess = self._buckets.count - self.settings.max_waiting
+        for key, bucket in self._buckets.by_key.items():
+            if len(due) >= room:
+                break
+            if key in self._batches or key in due:
+                continue
+            if self._due_in(bucket, excess) > 0:
+                break
+            due.append(key)
+            excess -= len(bucket)
+        for key in due:
+            batch = _Batch(key, self._buckets.take(key))
+            batch.task = asyncio.create_task(self._deliver(batch), name=f"{self.name} batch")
+            self._batches[key] = batch
+
+    def _next_due(self) -> float | None:
+        """Seconds until the next bucket is due (None while as many batches are out as allowed)."""
+        if len(self._batches) >= self.settings.max_in_flight:
+            return None
+        for key, bucket in self._buckets.by_key.items():
+            if key not in self._batches:  # the first bucket free to go (a full one would have gone)
+                return min(self.settings.interval, max(0.01, self._due_in(bucket, 0)))
+        return self.settings.interval  # nothing waiting: look for new events then
 
     async def _finish_done(self) -> None:
-        """Move the cursor past the oldest batches that are done, in order."""
-        while self._batches and self._batches[0].task is not None and self._batches[0].task.done():
-            batch = self._batches[0]
-            assert batch.task is not None
+        """Record every batch that is done: its dead letters, and the cursor as far as it may go."""
+        for key, batch in list(self._batches.items()):
+            if batch.task is None or not batch.task.done():
+                continue
             batch.task.result()  # a store error in the batch ends the loop here (see _supervised)
-            await asyncio.to_thread(self.delivery.finish, self.name, batch.events[-1].pk, batch.delivered, batch.dead)
-            self._cursor = batch.events[-1].pk
-            self._batches.popleft()
+            del self._batches[key]
+            past = self._finished.finish([ev.pk for ev in batch.events])
+            await self._store_cursor(past, batch.delivered, batch.dead)
             if batch.dead:
                 log.warning("%s: %d event(s) dead-lettered, e.g. %s", self.name, len(batch.dead), batch.dead[0][2])
 
-    async def _wait(self, seconds: float | None, wake_on_nudge: bool) -> None:
-        """Until the oldest batch is done, a flush (nudge) if asked, or `seconds`."""
-        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self.nudge.wait())] if wake_on_nudge else []
-        if self._batches and self._batches[0].task is not None:
-            waits.append(self._batches[0].task)
-        if not waits:
-            await asyncio.sleep(seconds or 0)
-            return
+    async def _store_cursor(self, past: list[int], delivered: int = 0,
+                            dead: list[tuple[int, str, str]] | None = None) -> None:
+        cursor = self._finished.cursor
+        await asyncio.to_thread(self.delivery.finish, self.name, cursor, delivered, dead or [], tuple(past))
+        self._stored_cursor = cursor
+
+    async def _wait(self, seconds: float | None) -> None:
+        """Until a batch is done, a flush (nudge), or `seconds`."""
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self.nudge.wait())]
+        waits.extend(batch.task for batch in self._batches.values() if batch.task is not None)
         try:
             await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if wake_on_nudge:
-                waits[0].cancel()
-
-    def _should_wait(self, claimed: list[StoredEvent]) -> bool:
-        """A part-filled batch waits for more until its oldest event is `interval` old (or a flush came)."""
-        return now_ms() - claimed[0].received_at < self.settings.interval * 1000
-
-    def _wait_time(self, claimed: list[StoredEvent]) -> float:
-        if not claimed:
-            return self.settings.interval
-        return max(0.01, self.settings.interval - (now_ms() - claimed[0].received_at) / 1000)
+            waits[0].cancel()
 
     # --- one batch --------------------------------------------------------------------------------------
 
@@ -145,7 +243,7 @@ class Lane:
         A part a hook raises on is halved, and an event it raises on alone (a few times in a row, as a raise
         may be a fluke) is dead-lettered: one poison event costs about 2·log2(batch) requests and the lane
         goes on, instead of one request per event of the batch."""
-        parts = [[ev for ev in batch.events if self.provider.accepts(ev)]]
+        parts = [batch.events]
         crashes = 0
         while parts:
             part = parts[0]
@@ -312,8 +410,9 @@ class Lane:
             log_failure(f"{self.name}: timer failed", exc)
 
     def status(self) -> dict[str, Any]:
-        in_flight = sum(len(b.events) for b in self._batches)
+        in_flight = sum(len(b.events) for b in list(self._batches.values()))
         figures: dict[str, Any] = {**self.delivery.figures(self.name), "in_flight": in_flight,
+                                   "waiting": self._buckets.count,
                                    "requests": self.sender.requests, "last_error": self.last_error,
                                    "last_error_at": self.last_error_at, "next_retry_at": self.next_retry_at}
         figures.update(self.provider.status())

@@ -45,12 +45,14 @@ LIMITS = {
 REQUEST_TYPES = ("hello", "event", "events", "session_start", "session_end", "flush", "ping", "stats",
                  "configs", "purchase")
 
-CATEGORIES = ("design", "business", "progression", "resource", "error", "ads", "custom")
+CATEGORIES = ("design", "business", "progression", "resource", "error", "ads", "impression", "custom")
 # Stored beside client events so that session boundaries travel the same ordered, acknowledged stream.
 SESSION_START = "session_start"
 SESSION_END = "session_end"
 
-# ZMTP heartbeats on both daemon sockets: a peer silent for the timeout is dropped, so is one that vanished
+# The configs socket PINGs every peer (ZMTP 3.0 ones too) every HEARTBEAT_MS, TTL HEARTBEAT_TIMEOUT_MS, and drops
+# one HEARTBEAT_TIMEOUT_MS after the first PING since it last heard it: 15-20 s of silence (protocol.md section 1).
+# The ingress sends no PINGs: its TCP keepalive probes an idle peer after HEARTBEAT_TIMEOUT_MS, every HEARTBEAT_MS.
 HEARTBEAT_MS = 5000
 HEARTBEAT_TIMEOUT_MS = 15000
 
@@ -142,6 +144,21 @@ class Hello:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRequest:
+    """A `session_start` or `session_end`: whose session (None: the hello user's), when (None: now), and for a
+    start the player's IP address and device (a dedicated server's player plays on a device of its own)."""
+
+    user_id: str | None
+    ts: int | None
+    user_ip: str | None = None
+    device: dict[str, str] = field(default_factory=dict)
+
+
+# A player's device: a `hello` gives the game's own player's, a `session_start` a dedicated server's player's.
+PLAYER_DEVICE_MAX_CHARS = {"platform": 32, "os_version": 64, "device": 64, "manufacturer": 64, "engine_version": 64}
+
+
 # --- decoding -------------------------------------------------------------------------------------------
 
 def decode(frame: bytes) -> dict[str, Any]:
@@ -173,6 +190,26 @@ def read_rid(msg: dict[str, Any]) -> int | None:
     return None
 
 
+def readable_rid(frame: bytes) -> int | None:
+    """The `rid` of a frame refused before it became a map (too large, not msgpack, more than one value), or of
+    the first frame of a message of several: read from the frame's start, entry by entry of its top-level map,
+    as far as the frame is valid msgpack. None when the frame does not start with a map, no usable `rid` entry
+    comes before the first byte that is not msgpack, or that entry is not an int in 0..RID_MAX; a later `rid`
+    entry replaces an earlier one, as it does in a map that decodes."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=max(len(frame), 1))
+    unpacker.feed(frame)
+    rid: Any = None
+    try:
+        for _ in range(unpacker.read_map_header()):
+            if unpacker.unpack() == "rid":
+                rid = unpacker.unpack()
+            else:
+                unpacker.skip()  # read at C speed, nothing built: a too-large frame is up to 16 MiB
+    except (ValueError, TypeError, msgpack.UnpackException):
+        pass  # not a map, or the frame stops being msgpack here: the rid read so far is all there is
+    return rid if type(rid) is int and 0 <= rid <= RID_MAX else None
+
+
 def check_request(msg: dict[str, Any]) -> tuple[str, int]:
     """The checks every request shares: `type` and `rid`."""
     kind = msg.get("type")
@@ -180,9 +217,9 @@ def check_request(msg: dict[str, Any]) -> tuple[str, int]:
         raise ProtocolError(Code.MISSING_FIELD, "type: missing", "type")
     if not isinstance(kind, str):
         raise _wrong_type("type", "str", kind)
-    if "rid" not in msg:
+    rid = msg.get("rid")
+    if rid is None:  # nil is absent, here as for every field (protocol.md section 2)
         raise ProtocolError(Code.MISSING_FIELD, "rid: missing", "rid")
-    rid = msg["rid"]
     if type(rid) is not int:
         raise _wrong_type("rid", "uint", rid)
     if not 0 <= rid <= RID_MAX:
@@ -295,6 +332,7 @@ def read_hello(msg: dict[str, Any]) -> Hello:
                             "protocol", {"supported": list(SUPPORTED_VERSIONS)})
     device_id = need_text(msg, "device_id", "", max_len=128)
     user_id = text(msg, "user_id", "", required=False, max_len=128) or device_id
+    device = read_player_device(msg)
     role = text(msg, "role", "", required=False, max_len=16) or ROLE_GAME
     if role not in ROLES:
         raise ProtocolError(Code.INVALID_VALUE, f"role: {role!r} is not one of {', '.join(ROLES)}", "role")
@@ -306,13 +344,32 @@ def read_hello(msg: dict[str, Any]) -> Hello:
         game_build=need_text(msg, "game_build", "", max_len=32),
         device_id=device_id,
         user_id=user_id,
-        engine_version=text(msg, "engine_version", "", required=False, min_len=0),
-        platform=text(msg, "platform", "", required=False, min_len=0, max_len=32),
-        os_version=text(msg, "os_version", "", required=False, min_len=0),
-        device=text(msg, "device", "", required=False, min_len=0),
-        manufacturer=text(msg, "manufacturer", "", required=False, min_len=0),
+        engine_version=device.get("engine_version"),
+        platform=device.get("platform"),
+        os_version=device.get("os_version"),
+        device=device.get("device"),
+        manufacturer=device.get("manufacturer"),
         role=role,
     )
+
+
+def read_player_device(msg: dict[str, Any]) -> dict[str, str]:
+    """The player-device fields `msg` gives, checked; absent ones are left out. The platform is kept lower case,
+    as providers want it (GameAnalytics refuses every event of a `Windows` device)."""
+    given = {name: text(msg, name, "", required=False, min_len=0, max_len=limit)
+             for name, limit in PLAYER_DEVICE_MAX_CHARS.items()}
+    if given["platform"] is not None:
+        given["platform"] = given["platform"].lower()
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def read_session(msg: dict[str, Any], start: bool) -> SessionRequest:
+    """Check a `session_start` (`start`) or `session_end`."""
+    user_id = text(msg, "user_id", "", required=False, max_len=128)
+    ts = integer(msg, "ts", "", required=False)
+    if not start:
+        return SessionRequest(user_id, ts)
+    return SessionRequest(user_id, ts, text(msg, "user_ip", "", required=False, max_len=45), read_player_device(msg))
 
 
 # --- events ---------------------------------------------------------------------------------------------
@@ -327,9 +384,10 @@ CATEGORY_FIELDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
                  {"cart_type": STR, "transaction_num": INT, "receipt_info": MAP}),
     "progression": ({"event_id": STR}, {"attempt_num": INT, "score": INT}),
     "resource": ({"event_id": STR, "amount": NUMBER}, {}),
-    "error": ({"severity": STR, "message": STR}, {}),
+    "error": ({"severity": STR, "message": STR}, {"function_name": STR, "line_number": INT}),
     "ads": ({"ad_action": STR, "ad_type": STR, "ad_sdk_name": STR, "ad_placement": STR},
-            {"ad_duration": INT, "ad_fb_error": STR}),
+            {"ad_duration": INT, "ad_fail_show_reason": STR, "ad_fb_error": STR}),  # ad_fb_error: v1's old name
+    "impression": ({"ad_network_name": STR, "ad_network_version": STR, "impression_data": MAP}, {}),
     "custom": ({"name": STR}, {}),
 }
 COMMON_OPTIONAL = {"custom_01": STR, "custom_02": STR, "custom_03": STR, "custom_fields": MAP}
@@ -399,9 +457,13 @@ FIELD_KINDS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     for category, (required, optional) in CATEGORY_FIELDS.items()}
 
 
-def _check_fields(category: str, fields: dict[str, Any], where: str) -> None:
-    _check_value(fields, where, 0)
+def _check_fields(category: str, fields: dict[str, Any], where: str) -> dict[str, Any]:
+    """The fields checked, without the named ones that are nil: nil is absent (protocol.md section 2), so a
+    provider sees no field rather than a nil it would refuse. Fields this page does not name keep their nil."""
     required, kinds = FIELD_KINDS[category]
+    if any(fields.get(name, ...) is None for name in kinds):
+        fields = {key: value for key, value in fields.items() if value is not None or key not in kinds}
+    _check_value(fields, where, 0)
     for name in required:
         if name not in fields:
             raise ProtocolError(Code.MISSING_FIELD, f"{where}.{name}: missing (required for {category})",
@@ -412,6 +474,7 @@ def _check_fields(category: str, fields: dict[str, Any], where: str) -> None:
             raise _wrong_type(f"{where}.{name}", kind, value)
     if category == "custom" and not 1 <= len(fields["name"]) <= 64:
         raise ProtocolError(Code.INVALID_VALUE, f"{where}.name: length must be 1..64", f"{where}.name")
+    return fields
 
 
 def _flat_fields_ok(category: str, fields: dict[str, Any]) -> bool:
@@ -478,8 +541,7 @@ def _read_event_slowly(raw: Any, path: str) -> Event:
     fields = mapping(raw, "fields", prefix)
     assert fields is not None
     user_id = text(raw, "user_id", prefix, required=False, max_len=128)
-    _check_fields(category, fields, prefix + "fields")
-    return Event(event_id, category, ts, fields, user_id)
+    return Event(event_id, category, ts, _check_fields(category, fields, prefix + "fields"), user_id)
 
 
 def read_events(msg: dict[str, Any], kind: str) -> tuple[list[tuple[int, Event]], list[Rejection]]:
@@ -577,8 +639,14 @@ EXAMPLES: list[tuple[str, dict[str, Any]]] = [
     ("`event` (design)", {"type": "event", "rid": 2, "event": {
         "id": "e-1", "category": "design", "ts": 1795600000123, "fields": {"event_id": "ui:play", "value": 1.5}}}),
     ("its `ack`", {"type": "ack", "rid": 2, "stored": 1, "duplicates": 0, "rejected": [], "invalid": []}),
-    ("an `error`", {"type": "error", "rid": 3, "code": "missing_field", "message": "events[0].ts: missing",
-                    "field": "events[0].ts"}),
+    ("`event` without its `ts`", {"type": "event", "rid": 3, "event": {
+        "id": "e-2", "category": "design", "fields": {"event_id": "ui:quit"}}}),
+    ("its `ack`: an event that fails the checks is refused alone, listed in `rejected`",
+     {"type": "ack", "rid": 3, "stored": 0, "duplicates": 0, "rejected": [
+         {"index": 0, "id": "e-2", "code": "missing_field", "message": "event.ts: missing"}], "invalid": []}),
+    ("`events` without its `events` array", {"type": "events", "rid": 4}),
+    ("its `error`: a problem with the message itself refuses it whole",
+     {"type": "error", "rid": 4, "code": "missing_field", "message": "events: missing", "field": "events"}),
 ]
 
 

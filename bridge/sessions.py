@@ -13,7 +13,7 @@ from typing import Any
 
 import msgpack
 
-from .protocol import SESSION_END, SESSION_START
+from .protocol import PLAYER_DEVICE_MAX_CHARS, SESSION_END, SESSION_START
 from .store import Burst, Ingest, OpenSession
 
 MAX_LENGTH_S = 2**31 - 1  # sessions.length is a 32-bit column; client clocks can make any span
@@ -43,8 +43,8 @@ class SessionBook:
         return self.open.get(user_id)
 
     def start(self, burst: Burst, device_id: str, user_id: str, game_build: str, at: int,
-              user_ip: str | None = None) -> Session:
-        """End the user's open session if any, then open a new one."""
+              user_ip: str | None = None, device: dict[str, str] | None = None) -> Session:
+        """End the user's open session if any, then open a new one (on the player's own `device`, if given)."""
         if user_id in self.open:
             self.end(burst, user_id, game_build, at)
         num = self.last_num.get(user_id, 0) + 1
@@ -52,7 +52,8 @@ class SessionBook:
         session = Session(str(uuid.uuid4()), device_id, user_id, num, at, user_ip, at)
         self.open[user_id] = session
         burst.new_sessions.append({"session_id": session.session_id, "device_id": device_id, "user_id": user_id,
-                                   "session_num": num, "user_ip": user_ip, "started_at": at})
+                                   "session_num": num, "user_ip": user_ip, "started_at": at,
+                                   **{name: (device or {}).get(name) for name in PLAYER_DEVICE_MAX_CHARS}})
         burst.events.append(_marker(session, SESSION_START, game_build, at, {"session_num": num}))
         return session
 

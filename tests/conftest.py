@@ -8,7 +8,6 @@ soon as the run knows it holds C++ tests, while the other tests run.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,11 +17,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bridge.sandbox.gameanalytics import GameAnalyticsSandbox  # noqa: E402
 from bridge.sandbox.server import SandboxServer  # noqa: E402
 from bridge.sandbox.staq import StaqSandbox  # noqa: E402
 from tests import shared  # noqa: E402
 from tests.bindings import cpp_build  # noqa: E402
-from tests.harness import Client, Daemon  # noqa: E402
+from tests.harness import Client, Daemon, priority  # noqa: E402
 from tests.sandboxes import start_sandbox  # noqa: E402
 
 # The longest tests (seconds, under coverage, on 2 cores), longest first; a test missing here is only run later.
@@ -126,16 +126,8 @@ def _realtime_priority(request: pytest.FixtureRequest) -> Iterator[None]:
     if not request.node.nodeid.startswith(REALTIME):
         yield
         return
-    before = os.getpriority(os.PRIO_PROCESS, 0)
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, REALTIME_NICE)
-    except PermissionError:
+    with priority(REALTIME_NICE):
         yield
-        return
-    try:
-        yield
-    finally:
-        os.setpriority(os.PRIO_PROCESS, 0, before)
 
 
 @pytest.fixture
@@ -149,6 +141,14 @@ def client(daemon: Daemon) -> Iterator[Client]:
     with Client(daemon.ingress, device_id="dev-1") as c:
         assert c.hello()["type"] == "welcome"
         yield c
+
+
+@pytest.fixture
+def ga_sandbox() -> Iterator[tuple[GameAnalyticsSandbox, SandboxServer]]:
+    """A GameAnalytics sandbox on a free loopback port."""
+    sb, server = start_sandbox()
+    yield sb, server
+    server.stop()
 
 
 @pytest.fixture

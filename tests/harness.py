@@ -6,6 +6,7 @@ directory and SQLite file; `Client` (from `bridge.client`) speaks protocol v1 ov
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -57,6 +58,21 @@ def _port_sequence() -> Iterator[int]:
 
 _ports = _port_sequence()
 _ports_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def priority(nice: int) -> Iterator[None]:
+    """This thread (and the processes it starts) at `nice` if allowed (root), else as it is."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except PermissionError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, before)
 
 
 def free_port() -> int:
@@ -216,6 +232,8 @@ def make_event(category: str = "design", **fields: Any) -> dict[str, Any]:
         "error": {"severity": "error", "message": "NullReference in Player.Update"},
         "ads": {"ad_action": "show", "ad_type": "rewarded_video", "ad_sdk_name": "admob",
                 "ad_placement": "end_of_level"},
+        "impression": {"ad_network_name": "max", "ad_network_version": "11.4.2",
+                       "impression_data": {"revenue": 0.0125, "currency": "USD", "network_name": "AppLovin"}},
         "custom": {"name": "tutorial_skipped", "step": 3},
     }
     body = dict(defaults[category])

@@ -15,6 +15,7 @@ from bridge.sandbox.server import SandboxServer
 from bridge.sandbox.staq import StaqSandbox
 from tests.harness import Daemon
 
+GaSandbox = tuple[GameAnalyticsSandbox, SandboxServer]  # the ga_sandbox fixture (tests/conftest.py)
 FAST = {"interval": 0.1, "retry_base": 0.05, "retry_cap": 0.4, "paused_retry": 0.3, "timeout": 2.0}
 CREDENTIALS: dict[str, dict[str, Any]] = {
     "gameanalytics": {"game_key": SANDBOX_GAME_KEY, "secret_key": SANDBOX_SECRET_KEY,

@@ -86,6 +86,25 @@ def test_hello_welcome_carries_version_time_limits_and_topics(daemon: Since) -> 
     assert reply["limits"]["max_batch_events"] == protocol.MAX_BATCH_EVENTS
     assert reply["topics"] == ["config/", "purchase/dev-h"]
     assert reply["session"] is None
+    with Client(daemon.ingress, device_id="dev-h-upper") as c:
+        assert c.hello(platform="WebGL")["type"] == "welcome"  # sent once the device row has committed
+    with sqlite3.connect(daemon.db_path) as db:
+        platform = db.execute("SELECT platform FROM devices WHERE device_id = 'dev-h-upper'").fetchone()[0]
+    assert platform == "webgl"  # lower case, as providers want it
+
+
+def test_protocol_md_examples_are_what_the_daemon_answers(daemon: Since) -> None:
+    """Section 9's requests, sent as they are: each reply is its example (the clock and the version aside, and
+    the welcome's `limits` and `topics`, which the example leaves out). Its error example was once an event's
+    error that the daemon never sends (an event that fails the checks comes back in its ack's `rejected`)."""
+    requests = [msg for _, msg in protocol.EXAMPLES if msg["type"] in protocol.REQUEST_TYPES]
+    replies = {msg["rid"]: msg for _, msg in protocol.EXAMPLES if msg["type"] not in protocol.REQUEST_TYPES}
+    assert len(requests) == len(replies) == 4
+    with Client(daemon.ingress) as c:
+        for request in requests:
+            real, example = c.request(dict(request)), replies[request["rid"]]
+            same = [k for k in example if k not in ("server_time", "daemon_version")]
+            assert {k: real[k] for k in same} == {k: example[k] for k in same}, request
 
 
 @pytest.mark.parametrize("category", protocol.CATEGORIES)
@@ -135,6 +154,32 @@ def test_duplicate_ids_are_stored_once_and_acked_again(daemon: Since, client: Cl
     assert len(uids) == len(set(uids)) == 12
 
 
+def test_the_same_event_twice_in_one_batch_is_stored_once_as_first_sent(daemon: Since, client: Client) -> None:
+    """protocol.md section 4.3: the first copy is stored, a later one is a duplicate whatever its fields; a copy
+    the checks refuse is rejected, not a duplicate; the same id at another ts is another event."""
+    first = make_event("design", value=1.0)
+    again = {**first, "fields": {**first["fields"], "value": 2.0}}
+    refused = {**first, "fields": {"event_id": 5}}
+    later = {**first, "ts": first["ts"] + 1}
+    reply = client.request({"type": "events", "events": [refused, first, again, later]})
+    assert (reply["stored"], reply["duplicates"], [r["index"] for r in reply["rejected"]]) == (2, 1, [0]), reply
+    rows = [(e["client_ts"], e["fields"]["value"]) for e in daemon.events() if e["uid"] == first["id"]]
+    assert rows == [(first["ts"], 1.0), (first["ts"] + 1, 1.0)]
+
+
+def test_a_resend_after_a_reconnect_is_acknowledged_as_duplicates(daemon: Since, client: Client) -> None:
+    """The resend keeps its rid (it may take another: the daemon only echoes it); its ack counts every event
+    stored before as a duplicate, and the reply to the first send, if it was lost with the connection, is not
+    needed."""
+    batch = [make_event("design") for _ in range(5)]
+    assert client.request({"type": "events", "rid": 900, "events": batch})["stored"] == 5
+    with Client(daemon.ingress, device_id=client.device_id) as again:
+        again.hello()
+        resent = again.request({"type": "events", "rid": 900, "events": batch + [make_event("design")]})
+    assert (resent["rid"], resent["stored"], resent["duplicates"]) == (900, 1, 5)
+    assert len(stored_uids(daemon)) == 6
+
+
 def test_duplicates_inside_one_burst_from_two_requests(daemon: Since, client: Client) -> None:
     """Two requests in flight with the same event: exactly one of them stores it."""
     event = make_event("design")
@@ -173,6 +218,19 @@ def test_sessions_start_end_and_numbering(daemon: Since, client: Client) -> None
                        ("session_start", second["session_id"])]
     with Client(daemon.ingress, device_id=client.device_id) as again:
         assert again.hello()["session"]["session_id"] == second["session_id"]
+
+
+@pytest.mark.parametrize("start,end,length", [
+    (1_700_000_000_000, 1_700_000_002_999, 2),  # whole seconds, rounded down
+    (1_700_000_000_000, 1_700_000_000_999, 0),
+    (1_700_000_000_000, 1_699_999_000_000, 0),  # an end before the start (client clocks): 0
+    (0, 2**63 - 1, 2**31 - 1),  # at most 2^31-1
+])
+def test_session_length_is_whole_seconds_between_the_two_ts(client: Client, start: int, end: int,
+                                                            length: int) -> None:
+    opened = client.request({"type": "session_start", "ts": start})
+    ended = client.request({"type": "session_end", "ts": end})
+    assert (opened["started_at"], ended["ended_at"], ended["length"]) == (start, end, length)
 
 
 def test_server_mode_sessions_per_user(daemon: Since, client: Client) -> None:
@@ -234,6 +292,7 @@ BAD_FRAMES = [
     (msgpack.packb({"type": "ping"}), "missing_field", "rid"),
     (msgpack.packb({"type": "ping", "rid": -1}), "invalid_value", "rid"),
     (msgpack.packb({"type": "ping", "rid": "x"}), "wrong_type", "rid"),
+    (msgpack.packb({"type": "ping", "rid": None}), "missing_field", "rid"),  # nil is absent
     (msgpack.packb({"type": "teleport", "rid": 6}), "unknown_type", "type"),
     (msgpack.packb({"type": "events", "rid": 7}), "missing_field", "events"),
     (msgpack.packb({"type": "events", "rid": 8, "events": {}}), "wrong_type", "events"),
@@ -300,6 +359,70 @@ def test_rid_is_echoed_in_errors_when_readable(client: Client) -> None:
     assert reply["rid"] is not None and reply["code"] == "unknown_type"
 
 
+# --- the rid of a message refused whole (protocol.md section 3) -----------------------------------------
+
+TOO_LARGE = msgpack.packb({"type": "events", "rid": 41, "events": [make_event(name="x" * 100)] * 3000})
+
+
+@pytest.mark.parametrize("frame,code,rid", [
+    (TOO_LARGE, "too_large", 41),  # over max_message_bytes, but it decodes
+    (TOO_LARGE[:-1000], "too_large", 41),  # ... or its start does
+    (b"\x81\xa4type" + msgpack.packb("x" * (300 * 1024)), "too_large", None),  # no rid in it
+    (msgpack.packb({"type": "ping", "rid": 42}) + b"\x01", "malformed", 42),
+    (b"\x83\xa4type\xa4ping\xa3rid\x2b\x91\x01\x02", "malformed", 43),  # an array key after the rid
+    (b"\x82\xa4type\xa4ping\xa3rid", "malformed", None),
+    (msgpack.packb({"type": "ping", "rid": 2**32}) + b"\x01", "malformed", None),
+], ids=["too_large", "too_large cut short", "too_large without rid", "two values", "array key",
+        "cut before the rid", "rid out of range"])
+def test_a_message_refused_whole_carries_its_rid_when_it_can_be_read(client: Client, frame: bytes, code: str,
+                                                                   rid: int | None) -> None:
+    """A client with a window of requests in flight matches an error by its rid: nil left it guessing."""
+    client.send_raw(frame)
+    reply = client.recv()
+    assert (reply["type"], reply["code"], reply["rid"]) == ("error", code, rid), reply
+
+
+def test_a_message_of_several_frames_carries_the_first_frames_rid(client: Client) -> None:
+    client.sock.send_multipart([msgpack.packb({"type": "ping", "rid": 44}), b"\x01"])
+    reply = client.recv()
+    assert (reply["code"], reply["rid"], reply["message"]) == ("malformed", 44, "a message must be one frame; got 2")
+    client.sock.send_multipart([b"\xc1", msgpack.packb({"type": "ping", "rid": 45})])
+    assert (client.recv()["rid"]) is None  # the rid of a later frame is not read
+
+
+def test_a_req_client_sending_several_frames_gets_its_error(daemon: Since) -> None:
+    """The delimiter goes back with the error: without it a REQ socket drops the reply and waits for ever."""
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.linger = 0
+    sock.connect(daemon.ingress)
+    try:
+        sock.send_multipart([msgpack.packb({"type": "ping", "rid": 46}), b"\x01"])
+        assert sock.poll(5000), "no reply"
+        reply = msgpack.unpackb(sock.recv())
+        assert (reply["code"], reply["rid"]) == ("malformed", 46)
+    finally:
+        sock.close(0)
+
+
+def test_nil_is_a_field_left_out_in_every_request(daemon: Since) -> None:
+    """protocol.md section 2: nil for a field is the field left out (its default), never wrong_type."""
+    with Client(daemon.ingress, device_id=f"dev-{uuid.uuid4().hex[:8]}") as c:
+        nils = dict.fromkeys(("protocol_min", "engine_version", "user_id", "platform", "os_version", "device",
+                              "manufacturer", "role"))
+        assert c.hello(**nils)["type"] == "welcome"
+        opened = c.request({"type": "session_start", "user_id": None, "user_ip": None, "ts": None,
+                            **dict.fromkeys(protocol.PLAYER_DEVICE_MAX_CHARS)})
+        assert (opened["type"], opened["user_id"]) == ("session", c.device_id), opened
+        event = {**make_event("design", value=None, custom_01=None, free=None), "user_id": None}
+        assert c.request({"type": "event", "event": event})["stored"] == 1
+        assert c.request({"type": "configs", "prefix": None})["type"] == "configs"
+        ended = c.request({"type": "session_end", "user_id": None, "ts": None})
+        assert (ended["type"], ended["session_id"]) == ("session", opened["session_id"]), ended
+        [row] = [e for e in daemon.events() if e["uid"] == event["id"]]
+        assert row["fields"] == {"event_id": "ui:click:play", "free": None}  # named fields that are nil: left out
+        assert (row["user_id"], row["session_id"]) == (c.device_id, opened["session_id"])
+
+
 def test_requests_before_hello_are_refused(daemon: Since) -> None:
     with Client(daemon.ingress) as c:
         reply = c.request({"type": "event", "event": make_event()})
@@ -335,7 +458,7 @@ def test_mixed_batch_stores_the_good_and_lists_the_bad(daemon: Since, client: Cl
         ({**make_event("design"), "id": "has space"}, "invalid_value"),
         (make_event("error", message="m" * (protocol.MAX_STRING_CHARS + 1)), "invalid_value"),
         (make_event("custom", deep={"a": {"b": {"c": {"d": 1}}}}), "invalid_value"),
-        (make_event("resource", amount=None), "wrong_type"),
+        (make_event("resource", amount=None), "missing_field"),  # nil is absent
         ({**make_event("resource"), "fields": {"event_id": "Source:gold:x:y"}}, "missing_field"),
         ("not a map", "wrong_type"),
     ]

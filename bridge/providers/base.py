@@ -163,8 +163,18 @@ class Provider:
         it cannot deliver; this is only the early word."""
         return None
 
+    def check_user(self, user_id: str) -> str | None:
+        """The provider's own rules for an event's user, asked by the ingress beside `check`: None if valid,
+        else the rule broken (GameAnalytics: at most 64 characters)."""
+        return None
+
     async def start(self) -> None:
         """Authenticate or initialise; called once before the first batch."""
+
+    def claimed(self, events: list[StoredEvent]) -> None:
+        """Events just read from the store for this provider, built once their player's batch is due (up to
+        `interval` later): the moment to start slow per-player work early, in tasks of its own (GameAnalytics
+        asks a starting player's remote configs). Must not block: the lane is waiting."""
 
     async def build(self, batch: list[StoredEvent]) -> Built:
         """The requests that carry `batch`; may send what it needs first (an init) through `ctx.send`."""

@@ -27,19 +27,21 @@ class LaneSettings:
     type: str = ""  # the provider's kind; default: the table's name
     categories: tuple[str, ...] | None = None  # default: every category the provider understands
     event_id_prefixes: tuple[str, ...] = ()
-    interval: float = 2.0  # s a part-filled batch waits for more events
+    interval: float = 2.0  # s a player's part-filled batch waits for more of that player's events
     retry_base: float = 1.0  # s, the first backoff; doubled per failure up to retry_cap
     retry_cap: float = 300.0
     paused_retry: float = 60.0  # s between tries while the provider is paused (disabled, keys refused)
     timeout: float = 10.0  # s for one HTTP request
     max_in_flight: int = 4  # requests a lane has out at once
+    max_waiting: int = 50_000  # events read from the store and waiting in players' batches, at most
 
     def __post_init__(self) -> None:
         for name in ("interval", "retry_base", "retry_cap", "paused_retry", "timeout"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{name}: must be a number of seconds above 0")
-        if self.max_in_flight < 1:
-            raise SettingsError("max_in_flight: must be 1 or more")
+        for name in ("max_in_flight", "max_waiting"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name}: must be 1 or more")
 
 
 def parse_settings(provider: str, cls: type[T], table: dict[str, Any]) -> T:

@@ -8,6 +8,7 @@ sharing a code path.
 The table
 ---------
 `ANNOTATIONS`  field name → `Rule`, the default annotations every event carries (plus `category`).
+`ANNOTATIONS_OF` category name → annotations, for a category whose own differ (`sdk_error`).
 `CATEGORIES`   category name → {field name → `Rule`}, the fields of that category beyond the annotations.
 `CONDITIONS`   category name → `Condition`s: extra constraints that depend on a part of `event_id`.
 `STRICT_EVENTS` whether a field named in neither `ANNOTATIONS` nor the event's category is refused.
@@ -17,19 +18,23 @@ A `Rule` is a dict with these keys (all optional except `kind`):
 
 | key | applies to | meaning |
 | --- | --- | --- |
-| `kind` | all | `string`, `integer`, `number`, `boolean`, `object` or `event_id` (see below) |
+| `kind` | all | `string`, `integer`, `number`, `boolean`, `scalar`, `object`, `array` or `event_id` (see below) |
 | `required` | all | the field must be present |
 | `one_of` | string, integer | the value must be one of these |
 | `pattern` | string | the whole value must match this regular expression |
 | `min_len`, `max_len` | string | length in characters, inclusive |
 | `minimum`, `maximum` | integer, number | inclusive bounds |
 | `exclusive_minimum`, `exclusive_maximum` | integer, number | exclusive bounds |
-| `max_entries` | object | at most this many keys |
+| `max_entries` | object, array | at most this many keys (items) |
 | `fields` | object | the object's own fields (a nested table); other keys are refused |
+| `items` | array | the rule every item follows |
+| `key_pattern` | object | every key matches this regular expression (an object without `fields`) |
+| `values` | object | the rule every value follows (an object without `fields`) |
 | `parts` | event_id | (fewest, most) parts, the first part included |
 | `first_part` | event_id | the first part must be one of these; every other part matches `EVENT_ID_PART` |
 
-`integer` is a JSON integer (never `true`, never `5.0`); `number` is an integer or a finite float; `event_id` is a
+`integer` is a JSON integer (never `true`, never `5.0`); `number` is an integer or a finite float; `scalar` is a
+number, `true`/`false` or a string (within `min_len`, `max_len`); `event_id` is a
 string of `:`-separated parts, each matching `EVENT_ID_PART` (after `first_part`, when there is one).
 
 A `Condition` says: when part `event_id_part` of the event's `event_id` is one of `is_one_of`, the rule of
@@ -49,7 +54,7 @@ routes). The error types, chosen to read like the collector's troubleshooting pa
 | `invalid_type` | the JSON type is wrong (a string where an integer belongs, `true` for an integer, ...) |
 | `not_in_range` | a value outside its bounds or not in its set (`one_of`), a non-finite number |
 | `regex_no_match` | a string not matching its pattern; an `event_id` with a bad part, count of parts or first part |
-| `invalid_length` | a string shorter than `min_len` or longer than `max_len` |
+| `invalid_length` | a string shorter than `min_len` or longer than `max_len` (checked before `pattern`) |
 | `too_many_entries` | an object with more than `max_entries` keys |
 | `unknown_field` | a field the event's category does not define (with `STRICT_EVENTS`) |
 
@@ -63,7 +68,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypedDict
 
-Kind = Literal["string", "integer", "number", "boolean", "object", "event_id"]
+Kind = Literal["string", "integer", "number", "boolean", "scalar", "object", "array", "event_id"]
 
 
 class Rule(TypedDict, total=False):
@@ -81,6 +86,9 @@ class Rule(TypedDict, total=False):
     exclusive_maximum: float
     max_entries: int
     fields: Mapping[str, Rule]
+    items: Rule
+    key_pattern: str
+    values: Rule
     parts: tuple[int, int]
     first_part: tuple[str, ...]
 
@@ -105,6 +113,9 @@ PLATFORM = r"^[a-z0-9_]{1,32}$"
 OS_VERSION = r"^[a-z0-9_]{1,32} [0-9]{1,5}(\.[0-9]{1,5}){0,2}$"
 CURRENCY = r"^[A-Z]{3}$"
 AD_SDK_NAME = r"^[a-z0-9_]{1,32}$"
+# What the SDKs accept for a game engine's version (GAValidator::validateEngineVersion, gameanalytics-sdk-cpp):
+# one of their engines, a space, up to three numeric groups. *assumption*: the collector refuses others too.
+ENGINE_VERSION = r"^(unity|unreal|corona|cocos2d|lumberyard|gamemaker|defold|godot) [0-9]{0,5}(\.[0-9]{0,5}){0,2}$"
 
 SDK_VERSION = "rest api v2"
 EVENT_VERSION = 2
@@ -112,12 +123,15 @@ EVENT_VERSION = 2
 CLIENT_TS_MIN = 1_000_000_000
 CLIENT_TS_MAX = 99_999_999_999
 
-CATEGORY_NAMES = ("user", "session_end", "business", "resource", "progression", "design", "error", "ads")
+CATEGORY_NAMES = ("user", "session_end", "business", "resource", "progression", "design", "error", "ads",
+                  "impression", "sdk_error")
 
 ANNOTATIONS: Mapping[str, Rule] = {
     "category": {"kind": "string", "required": True, "one_of": CATEGORY_NAMES},
     "v": {"kind": "integer", "required": True, "one_of": (EVENT_VERSION,)},
-    "user_id": {"kind": "string", "required": True, "min_len": 1},
+    # The SDKs refuse a user id above 64 characters (configureUserId: "Cannot be null, empty or above 64
+    # length"). *assumption*: so does the collector.
+    "user_id": {"kind": "string", "required": True, "min_len": 1, "max_len": 64},
     "client_ts": {"kind": "integer", "required": True, "minimum": CLIENT_TS_MIN, "maximum": CLIENT_TS_MAX},
     "sdk_version": {"kind": "string", "required": True, "one_of": (SDK_VERSION,)},
     "os_version": {"kind": "string", "required": True, "pattern": OS_VERSION},
@@ -129,18 +143,50 @@ ANNOTATIONS: Mapping[str, Rule] = {
     # Optional annotations. Lengths: build and engine_version as protocol v1 bounds them; the others are an
     # *assumption* (1 to 64 characters) where the fact sheet names the field without a limit.
     "build": {"kind": "string", "min_len": 1, "max_len": 32},
-    "engine_version": {"kind": "string", "min_len": 1, "max_len": 64},
+    "engine_version": {"kind": "string", "min_len": 1, "max_len": 64, "pattern": ENGINE_VERSION},
+    # Sent by the current SDKs on every event (GAState::getEventAnnotations): a random UUID per event.
+    # *assumption*: a lower-case UUID v4, as session_id.
+    "event_uuid": {"kind": "string", "pattern": SESSION_ID},
+    # The remote configs in effect, as the current SDKs tag events when they asked with config_vsn_supported=3
+    # (GAState::buildRemoteConfigsJsons): key, id and vsn of each. *assumption*: id a string, vsn an integer.
+    "configurations_v3": {"kind": "array", "max_entries": 100, "items": {"kind": "object", "fields": {
+        "key": {"kind": "string", "required": True, "min_len": 1, "max_len": 128},
+        "id": {"kind": "string", "min_len": 1, "max_len": 128},
+        "vsn": {"kind": "integer", "minimum": 0},
+    }}},
     "connection_type": {"kind": "string", "one_of": ("offline", "wwan", "wifi", "lan")},
-    "custom_01": {"kind": "string", "min_len": 1, "max_len": 64},
-    "custom_02": {"kind": "string", "min_len": 1, "max_len": 64},
-    "custom_03": {"kind": "string", "min_len": 1, "max_len": 64},
+    # A custom dimension value is one the game configured, each at most 32 characters
+    # (GAValidator::validateCustomDimensions, gameanalytics-sdk-cpp); the game's own lists: validate_lists.
+    "custom_01": {"kind": "string", "min_len": 1, "max_len": 32},
+    "custom_02": {"kind": "string", "min_len": 1, "max_len": 32},
+    "custom_03": {"kind": "string", "min_len": 1, "max_len": 32},
     "ab_id": {"kind": "string", "min_len": 1, "max_len": 64},
     "ab_variant_id": {"kind": "string", "min_len": 1, "max_len": 64},
     "limit_ad_tracking": {"kind": "boolean"},
     "jailbroken": {"kind": "boolean"},
     "progression": {"kind": "string", "min_len": 1, "max_len": 255},  # *assumption*: up to 3 joined parts
-    "custom_fields": {"kind": "object", "max_entries": 50},
+    # What the SDKs keep of custom fields (GAState::validateAndCleanCustomFields, gameanalytics-sdk-cpp): at
+    # most 50, keys of word characters up to 64, values a number, a boolean or a string of 1 to 256
+    # characters; they drop the others. *assumption*: the collector refuses what the SDKs drop.
+    "custom_fields": {"kind": "object", "max_entries": 50, "key_pattern": r"^[a-zA-Z0-9_]{1,64}$",
+                      "values": {"kind": "scalar", "min_len": 1, "max_len": 256}},
 }
+
+
+# The SDKs' reports of their own refusals and failures (GAHTTPApi::sendSdkErrorEvent and the strings of
+# GAHTTPApi.h in gameanalytics-sdk-cpp; EGASdkError* in GA-SDK-JAVASCRIPT's Enums.ts).
+SDK_ERROR_CATEGORIES = ("event_validation", "db", "init", "http", "json")
+SDK_ERROR_AREAS = ("business", "resource", "progression", "design", "error", "init_http", "events_http",
+                   "process_events", "add_events_to_store")
+SDK_ERROR_ACTIONS = (
+    "invalid_currency", "invalid_short_string", "invalid_event_part_length", "invalid_event_part_characters",
+    "invalid_store", "invalid_flow_type", "string_empty_or_null", "not_found_in_available_currencies",
+    "invalid_amount", "not_found_in_available_item_types", "wrong_progression_order", "invalid_event_id_length",
+    "invalid_event_id_characters", "invalid_progression_status", "invalid_severity", "invalid_long_string",
+    "db_too_large", "db_open_or_create", "json_error", "fail_http_json_decode", "fail_http_json_encode")
+SDK_ERROR_PARAMETERS = ("currency", "cart_type", "item_type", "item_id", "store", "flow_type", "amount",
+                        "progression01", "progression02", "progression03", "event_id", "progression_status",
+                        "severity", "message")
 
 CATEGORIES: Mapping[str, Mapping[str, Rule]] = {
     "user": {},
@@ -149,7 +195,7 @@ CATEGORIES: Mapping[str, Mapping[str, Rule]] = {
     },
     "business": {
         "event_id": {"kind": "event_id", "required": True, "parts": (2, 2)},
-        "amount": {"kind": "integer", "required": True},
+        "amount": {"kind": "integer", "required": True, "minimum": 0},  # "Cannot be less than 0" (the SDKs)
         "currency": {"kind": "string", "required": True, "pattern": CURRENCY},
         "transaction_num": {"kind": "integer", "required": True, "minimum": 0},
         "cart_type": {"kind": "string", "min_len": 1, "max_len": 32},
@@ -177,17 +223,48 @@ CATEGORIES: Mapping[str, Mapping[str, Rule]] = {
         "severity": {"kind": "string", "required": True,
                      "one_of": ("debug", "info", "warning", "error", "critical")},
         "message": {"kind": "string", "required": True, "max_len": 8192},
+        # Where the error was raised, as the C++ SDK sends it (GAEvents::addErrorEvent, trimmed to 256).
+        "function_name": {"kind": "string", "min_len": 1, "max_len": 256},
+        "line_number": {"kind": "integer", "minimum": 0},
     },
+    # The values the SDKs send (GAAdAction, GAAdType, GAAdError in GA-SDK-UNITY's Enums.cs). They send the
+    # reason on failed_show and the duration for video ads only; *assumption*: the collector does not refuse
+    # either elsewhere (these rules do not say so).
     "ads": {
         "ad_action": {"kind": "string", "required": True,
                       "one_of": ("clicked", "show", "failed_show", "reward_received", "request", "loaded")},
         "ad_type": {"kind": "string", "required": True,
-                    "one_of": ("video", "rewarded_video", "playable", "interstitial", "offer_wall", "banner")},
+                    "one_of": ("video", "rewarded_video", "playable", "interstitial", "offer_wall", "banner",
+                               "app_open")},
         "ad_sdk_name": {"kind": "string", "required": True, "pattern": AD_SDK_NAME},
         "ad_placement": {"kind": "string", "required": True, "min_len": 1, "max_len": 64},
         "ad_duration": {"kind": "integer", "minimum": 0},
-        "ad_fb_error": {"kind": "string"},
+        "ad_fail_show_reason": {"kind": "string", "one_of": ("unknown", "offline", "no_fill", "internal_error",
+                                                            "invalid_request", "unable_to_precache")},
     },
+    # Ad revenue (the SDKs' addImpressionEvent, GA-SDK-UNITY's iOS and Android SDKs): the ad network's name and
+    # version and its impression data. *assumption*: names and versions of 1 to 64 characters; the data an object
+    # of whatever the network reports.
+    "impression": {
+        "ad_network_name": {"kind": "string", "required": True, "min_len": 1, "max_len": 64},
+        "ad_network_version": {"kind": "string", "required": True, "min_len": 1, "max_len": 64},
+        "impression_data": {"kind": "object", "required": True},
+    },
+    # An SDK's report of its own refusals and failures (see SDK_ERROR_CATEGORIES).
+    "sdk_error": {
+        "error_category": {"kind": "string", "required": True, "one_of": SDK_ERROR_CATEGORIES},
+        "error_area": {"kind": "string", "required": True, "one_of": SDK_ERROR_AREAS},
+        "error_action": {"kind": "string", "required": True, "one_of": SDK_ERROR_ACTIONS},
+        "error_parameter": {"kind": "string", "one_of": SDK_ERROR_PARAMETERS},
+        "reason": {"kind": "string", "max_len": 256},
+    },
+}
+
+# A category whose annotations differ from ANNOTATIONS: an sdk_error carries the device, but no user, session
+# or time (GAState::getSdkErrorEventAnnotations). *assumption*: the collector takes them when present.
+ANNOTATIONS_OF: Mapping[str, Mapping[str, Rule]] = {
+    "sdk_error": {name: {**rule, "required": False} if name in ("user_id", "client_ts", "session_id", "session_num")
+                  else rule for name, rule in ANNOTATIONS.items()},
 }
 
 CONDITIONS: Mapping[str, tuple[Condition, ...]] = {
@@ -195,9 +272,10 @@ CONDITIONS: Mapping[str, tuple[Condition, ...]] = {
         {"event_id_part": 0, "is_one_of": ("Source",), "field": "amount", "rule": {"exclusive_minimum": 0}},
         {"event_id_part": 0, "is_one_of": ("Sink",), "field": "amount", "rule": {"exclusive_maximum": 0}},
     ),
+    # The SDKs send attempt_num on Complete and never on Fail (GAEvents::addProgressionEvent,
+    # gameanalytics-sdk-cpp; Events.lua, GA-SDK-ROBLOX). *assumption*: the collector requires it on Complete.
     "progression": (
-        {"event_id_part": 0, "is_one_of": ("Fail", "Complete"), "field": "attempt_num",
-         "rule": {"required": True}},
+        {"event_id_part": 0, "is_one_of": ("Complete",), "field": "attempt_num", "rule": {"required": True}},
     ),
 }
 
@@ -308,10 +386,10 @@ def _compile_string(rule: Rule, path: str, note: str) -> _Check:
             errors.append(("invalid_type", path, "must be a string"))
         elif one_of and value not in one_of:
             errors.append(("not_in_range", path, one_of_detail))
-        elif regex is not None and regex.fullmatch(value) is None:
-            errors.append(("regex_no_match", path, regex_detail))
         elif not low <= len(value) <= high:
             errors.append(("invalid_length", path, length_detail))
+        elif regex is not None and regex.fullmatch(value) is None:
+            errors.append(("regex_no_match", path, regex_detail))
 
     return check
 
@@ -320,6 +398,21 @@ def _compile_boolean(rule: Rule, path: str, note: str) -> _Check:
     def check(value: Any, errors: list[Error]) -> None:
         if type(value) is not bool:
             errors.append(("invalid_type", path, "must be true or false"))
+
+    return check
+
+
+def _compile_scalar(rule: Rule, path: str, note: str) -> _Check:
+    text = _compile_string(rule, path, note)
+
+    def check(value: Any, errors: list[Error]) -> None:
+        kind = type(value)
+        if kind is str:
+            text(value, errors)
+        elif kind is float and not math.isfinite(value):
+            errors.append(("not_in_range", path, "must be finite"))
+        elif kind not in (int, float, bool):
+            errors.append(("invalid_type", path, "must be a number, true or false, or a string"))
 
     return check
 
@@ -418,8 +511,57 @@ def _condition_note(condition: Condition) -> str:
 
 def _compile_object(rule: Rule, path: str, note: str) -> _Check:
     fields = rule.get("fields")
+    if fields is None and ("key_pattern" in rule or "values" in rule):
+        return _compile_map(rule, path, note)
     return _CompiledObject(fields or {}, path, strict=fields is not None,
                            max_entries=rule.get("max_entries")).check
+
+
+def _compile_map(rule: Rule, path: str, note: str) -> _Check:
+    """An object of free keys: a bound on entries, a pattern for each key, a rule for each value."""
+    most = rule.get("max_entries")
+    key = re.compile(rule["key_pattern"]) if "key_pattern" in rule else None
+    key_detail = f"keys must match {rule.get('key_pattern')}"
+    values = rule.get("values")
+    per_key: dict[str, _Check] = {}  # a value's check names its key in the path; compiled once per key
+
+    def check(value: Any, errors: list[Error]) -> None:
+        if type(value) is not dict:
+            errors.append(("invalid_type", path, "must be a JSON object"))
+            return
+        if most is not None and len(value) > most:
+            errors.append(("too_many_entries", path, f"must have at most {most} entries"))
+        for name, item in value.items():
+            where = _pointer(path, name)
+            if key is not None and key.fullmatch(name) is None:
+                errors.append(("regex_no_match", where, key_detail))
+            elif values is not None:
+                each = per_key.get(name)
+                if each is None:
+                    if len(per_key) > 10_000:  # keys are the game's own: bound the cache
+                        per_key.clear()
+                    each = per_key[name] = _compile(values, where)
+                each(item, errors)
+
+    return check
+
+
+def _compile_array(rule: Rule, path: str, note: str) -> _Check:
+    most = rule.get("max_entries", 100)
+    items = rule.get("items")
+    # One check per index, compiled once: an error's path names the item.
+    item_checks = [_compile(items, f"{path}/{i}") for i in range(most)] if items is not None else []
+
+    def check(value: Any, errors: list[Error]) -> None:
+        if type(value) is not list:
+            errors.append(("invalid_type", path, "must be a JSON array"))
+        elif len(value) > most:
+            errors.append(("too_many_entries", path, f"must have at most {most} items"))
+        else:
+            for index, item in enumerate(value if item_checks else ()):
+                item_checks[index](item, errors)
+
+    return check
 
 
 _COMPILERS: Mapping[str, Callable[[Rule, str, str], _Check]] = {
@@ -427,7 +569,9 @@ _COMPILERS: Mapping[str, Callable[[Rule, str, str], _Check]] = {
     "integer": _compile_integer,
     "number": _compile_number,
     "boolean": _compile_boolean,
+    "scalar": _compile_scalar,
     "object": _compile_object,
+    "array": _compile_array,
     "event_id": _compile_event_id,
 }
 
@@ -441,7 +585,8 @@ def _compile(rule: Rule, path: str, note: str = "") -> _Check:
 
 
 _EVENTS: Mapping[str, _CompiledObject] = {
-    name: _CompiledObject({**ANNOTATIONS, **fields}, "", STRICT_EVENTS, CONDITIONS.get(name, ()))
+    name: _CompiledObject({**ANNOTATIONS_OF.get(name, ANNOTATIONS), **fields}, "", STRICT_EVENTS,
+                          CONDITIONS.get(name, ()))
     for name, fields in CATEGORIES.items()
 }
 # For an event whose category is unknown or missing: its annotations are still checked, but no field can be
@@ -457,6 +602,70 @@ def validate_event(event: Any) -> list[Error]:
     category = event.get("category") if type(event) is dict else None
     compiled = _EVENTS.get(category) if type(category) is str else None
     (compiled or _ANNOTATIONS_ONLY).check(event, errors)
+    return errors
+
+
+# ---------------------------------------------------------------------------------------------------
+# A game's own lists: what the SDKs refuse before sending unless the game configured the value first
+# (configureAvailableCustomDimensions01..03, configureAvailableResourceCurrencies and ...ItemTypes; the
+# checks in GAValidator::validateDimension01..03 and validateResourceEvent, gameanalytics-sdk-cpp).
+# *assumption*: the collector knows these lists and refuses what is not in them, as the SDKs do. A list the
+# game left empty is not checked (the SDKs would refuse every value; a daemon that is not told the lists
+# must not).
+# ---------------------------------------------------------------------------------------------------
+
+LIST_NAMES = ("custom_dimensions_01", "custom_dimensions_02", "custom_dimensions_03", "resource_currencies",
+              "resource_item_types")
+# At most 20 values each; a dimension value up to 32 characters, a currency letters only (up to 64), an item
+# type an event-id part up to 32 (GAValidator::validateCustomDimensions, validateResourceCurrencies,
+# validateResourceItemTypes).
+MAX_LIST_VALUES = 20
+LIST_VALUE_PATTERNS = {
+    "custom_dimensions_01": r"^.{1,32}$", "custom_dimensions_02": r"^.{1,32}$", "custom_dimensions_03": r"^.{1,32}$",
+    "resource_currencies": r"^[A-Za-z]{1,64}$",
+    "resource_item_types": r"^[A-Za-z0-9\s\-_\.\(\)\!\?]{1,32}$",
+}
+GameLists = Mapping[str, tuple[str, ...]]
+
+
+def check_lists(lists: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """A game's lists as given (name → list of strings), checked as the SDKs check them when configured."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, values in lists.items():
+        if name not in LIST_NAMES:
+            raise ValueError(f"unknown list {name!r}; the lists are {', '.join(LIST_NAMES)}")
+        if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
+            raise ValueError(f"{name} must be a list of strings")
+        if len(values) > MAX_LIST_VALUES:
+            raise ValueError(f"{name}: at most {MAX_LIST_VALUES} values")
+        for value in values:
+            if not isinstance(value, str) or not re.fullmatch(LIST_VALUE_PATTERNS[name], value):
+                raise ValueError(f"{name}: {value!r} must match {LIST_VALUE_PATTERNS[name]}")
+        out[name] = tuple(values)
+    return out
+
+
+def validate_lists(event: Any, lists: GameLists) -> list[Error]:
+    """The rules of a game's lists that `event` breaks (nothing when the game set no list)."""
+    if not lists or type(event) is not dict:
+        return []
+    errors: list[Error] = []
+    for n in ("01", "02", "03"):
+        allowed = lists.get(f"custom_dimensions_{n}")
+        value = event.get(f"custom_{n}")
+        if allowed and value is not None and value not in allowed:
+            errors.append(("not_in_range", f"/custom_{n}", f"must be one of the game's custom dimensions {n}: "
+                                                           f"{', '.join(allowed)}"))
+    event_id = event.get("event_id")
+    if event.get("category") == "resource" and type(event_id) is str and event_id.count(":") == 3:
+        _, currency, item_type, _ = event_id.split(":")
+        currencies, item_types = lists.get("resource_currencies"), lists.get("resource_item_types")
+        if currencies and currency not in currencies:
+            errors.append(("not_in_range", "/event_id", f"currency {currency!r} is not one of the game's "
+                                                        f"resource currencies: {', '.join(currencies)}"))
+        if item_types and item_type not in item_types:
+            errors.append(("not_in_range", "/event_id", f"item type {item_type!r} is not one of the game's "
+                                                        f"resource item types: {', '.join(item_types)}"))
     return errors
 
 

@@ -6,9 +6,15 @@ waiting minutes for the real dashboard: every accepted and rejected event is log
 
 - checks `Authorization` = base64(HMAC-SHA256(secret key, body bytes exactly as sent)), so over the gzipped
   bytes when `Content-Encoding: gzip`; a mismatch, a missing header or an unknown game key answers 401;
-- refuses a body over 1 MB as sent with 413, and closes the connection without an answer above twice that;
+- refuses a body over 1 MB as sent with 413, and closes the connection without an answer above twice that
+  (a test that lowers the 413 limit with `max_body_bytes` keeps the 2 MB cut-off, so that what it sends
+  is answered 413 and split, not dropped);
 - validates each event with `ga_rules` and answers 400 with `[{"event": ..., "errors": [{"error_type",
   "path"}]}]` for the invalid events only, having stored the valid events of the same request;
+- follows the official SDKs where the docs say nothing (`ga_rules` marks each such rule *assumption*): the
+  current SDKs' annotations and categories (`event_uuid`, `configurations_v3`, `impression`, `sdk_error`),
+  their limits, and a game's own lists of custom dimension values, resource currencies and item types
+  (`set_lists`: the SDKs refuse other values before sending; the sandbox assumes the collector would too);
 - answers `POST /v2/<game_key>/init` with `{enabled, server_ts, flags}` and
   `POST /remote_configs/v1/init` with 201 (configs, configs_hash, A/B ids) or 200 (`{server_ts}`) when the
   client's `configs_hash` is current.
@@ -25,10 +31,14 @@ Admin routes under `/_sandbox/` (JSON; they need no signature, so keep the sandb
 | `GET games`, `PUT games` `{"game_key", "secret_key"}` | registered games (secrets not shown), register one |
 | `PUT enabled` `{"enabled": false, "game_key"?}` | what init answers in `enabled` |
 | `PUT clock` `{"offset_seconds": n}` | shift `server_ts`, to exercise a client's clock correction |
-| `POST reset` | forget events, counts, faults, configs, enabled flags and clock offset; games stay |
+| `PUT lists` `{"custom_dimensions_01": [...], ..., "game_key"?}` | a game's own lists (`set_lists`) |
+| `PUT success_status` `{"status": 204}` | what a wholly valid events post answers (200, 201, 202 or 204) |
+| `PUT echo` `{"omit": ["field", ...]}` | fields left out of the events a 400 answer lists |
+| `POST reset` | forget events, counts, faults, configs, lists, enabled flags, clock, success status, echo |
 
-A record is `{"index", "game_key", "category", "received_at" (epoch s), "event", "forwarded_for"}` (the request's
-X-Forwarded-For, which a server sending on behalf of its users sets per user), plus `"errors": [{"error_type",
+A record is `{"index", "game_key", "category", "received_at" (epoch s), "event", "forwarded_for", "request_id"}`
+(the request's X-Forwarded-For, which a server sending on behalf of its users sets per user, and the
+X-Request-Id of its answer), plus `"errors": [{"error_type",
 "path", "detail"}]` for a rejected one; `index` counts from 0 per list, and `since` returns records from it.
 """
 
@@ -44,6 +54,7 @@ import re
 import sys
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +63,14 @@ from typing import Any
 
 from bridge.sandbox.api import Journal, admin_body, key_pairs, not_json, query_int, required_field
 from bridge.sandbox.faults import Fault, FaultPlan
-from bridge.sandbox.ga_rules import Error, validate_event, validate_init, validate_remote_configs_init
+from bridge.sandbox.ga_rules import (
+    Error,
+    check_lists,
+    validate_event,
+    validate_init,
+    validate_lists,
+    validate_remote_configs_init,
+)
 from bridge.sandbox.server import DROP, Request, Response, SandboxServer, serve_until_signalled
 
 LOGGER_NAME = "bridge.sandbox.gameanalytics"
@@ -65,6 +83,8 @@ SANDBOX_SECRET_KEY = "16813a12f718bc5c620f56944e1abc3ea13ccbac"
 MAX_BODY_BYTES = 1_000_000  # "1MB"; the decimal reading, the stricter one, so a client fits either
 MAX_INFLATED_BYTES = 64 * 1024 * 1024  # ours: a gzip body that inflates beyond this is answered 413
 MAX_ADMIN_BODY_BYTES = 16 * 1024 * 1024
+SUCCESS_STATUSES = frozenset({200, 201, 202, 204})
+CONFIG_VSN_SUPPORTED = frozenset({"3"})  # what current SDKs send (GAHTTPApi::requestInitReturningDict)
 DEFAULT_KEEP = 100_000  # records kept per list; counts stay exact beyond it
 DEFAULT_PAGE = 1000
 
@@ -92,12 +112,19 @@ def _optional_ts(value: Any, name: str) -> int | None:
 
 @dataclass(frozen=True)
 class RemoteConfig:
-    """One remote config as the collector sends it: a string value live from `start_ts` until `end_ts`."""
+    """One remote config as the collector sends it: a string value live from `start_ts` until `end_ts`.
+
+    `id` and `vsn` are what the current SDKs echo in every event's `configurations_v3` annotation when they
+    asked with `config_vsn_supported=3` (*assumption*: the docs do not describe them; the SDKs copy them from
+    each config as they are). Set, they are answered to such clients only.
+    """
 
     key: str
     value: str
     start_ts: int | None = None
     end_ts: int | None = None
+    id: str | None = None
+    vsn: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) or not self.key:
@@ -108,18 +135,27 @@ class RemoteConfig:
         _optional_ts(self.end_ts, f"remote config {self.key!r}: end_ts")
         if self.start_ts is not None and self.end_ts is not None and self.end_ts <= self.start_ts:
             raise ValueError(f"remote config {self.key!r}: end_ts must be after start_ts")
+        if self.id is not None and (not isinstance(self.id, str) or not self.id):
+            raise ValueError(f"remote config {self.key!r}: id must be a non-empty string or null")
+        if self.vsn is not None and (type(self.vsn) is not int or self.vsn < 0):
+            raise ValueError(f"remote config {self.key!r}: vsn must be an integer >= 0 or null")
 
     @classmethod
     def from_json(cls, data: Any) -> RemoteConfig:
         if not isinstance(data, Mapping) or not {"key", "value"} <= data.keys():
             raise ValueError(f"a remote config must be an object with key and value, not {data!r}")
-        unknown = set(data) - {"key", "value", "start_ts", "end_ts"}
+        unknown = set(data) - {"key", "value", "start_ts", "end_ts", "id", "vsn"}
         if unknown:
             raise ValueError(f"unknown remote config field(s): {', '.join(sorted(unknown))}")
-        return cls(data["key"], data["value"], data.get("start_ts"), data.get("end_ts"))
+        return cls(data["key"], data["value"], data.get("start_ts"), data.get("end_ts"), data.get("id"),
+                   data.get("vsn"))
 
-    def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "value": self.value, "start_ts": self.start_ts, "end_ts": self.end_ts}
+    def to_json(self, versioned: bool = True) -> dict[str, Any]:
+        """The config as answered; `id` and `vsn` (when set) only to a client that asked for versioned configs."""
+        out: dict[str, Any] = {"key": self.key, "value": self.value, "start_ts": self.start_ts, "end_ts": self.end_ts}
+        if versioned:
+            out.update({k: v for k, v in (("id", self.id), ("vsn", self.vsn)) if v is not None})
+        return out
 
     def live_between(self, start: int, end: int) -> bool:
         """Whether the config is in effect at some instant of [start, end] (the requested interval)."""
@@ -205,6 +241,7 @@ class _Game:
     secret: bytes
     enabled: bool = True
     remote_configs: RemoteConfigSet = field(default_factory=RemoteConfigSet)
+    lists: dict[str, tuple[str, ...]] = field(default_factory=dict)  # see ga_rules.validate_lists
 
 
 def _category_of(event: Any) -> str:
@@ -250,6 +287,8 @@ class GameAnalyticsSandbox:
         self._by_category: dict[str, dict[str, int]] = {}
         self._by_route: dict[str, dict[str, int]] = {}
         self._clock_offset = 0
+        self._success_status = 200
+        self._echo_omit: frozenset[str] = frozenset()
         self.register_game(SANDBOX_GAME_KEY, SANDBOX_SECRET_KEY)
         for game_key, secret_key in (games or {}).items():
             self.register_game(game_key, secret_key)
@@ -298,6 +337,18 @@ class GameAnalyticsSandbox:
                  config_set.ab_id or "none")
         return config_set
 
+    def set_lists(self, game_key: str = SANDBOX_GAME_KEY, **lists: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """A game's own lists, as its SDK would be configured: `custom_dimensions_01` .. `_03`,
+        `resource_currencies`, `resource_item_types` (each up to 20 values); events whose values are not in a
+        list the game set are refused (see `ga_rules.validate_lists`). Lists not named are left as they are;
+        an empty list is not checked."""
+        checked = check_lists({name: values if isinstance(values, (str, bytes)) else list(values)
+                               for name, values in lists.items()})
+        with self._lock:
+            game = self._game(game_key)
+            game.lists.update(checked)
+            return dict(game.lists)
+
     def remote_configs(self, game_key: str = SANDBOX_GAME_KEY) -> RemoteConfigSet:
         with self._lock:
             return self._game(game_key).remote_configs
@@ -310,6 +361,23 @@ class GameAnalyticsSandbox:
 
     def server_ts(self) -> int:
         return int(time.time()) + self._clock_offset
+
+    def set_success_status(self, status: int) -> None:
+        """What the events route answers when every event was valid: 200 (the docs), or another 2xx such as
+        204 No Content (empty body), which the C++ SDK also takes as success (*assumption*: the collector
+        may answer it)."""
+        if status not in SUCCESS_STATUSES:
+            raise ValueError(f"success status must be one of {sorted(SUCCESS_STATUSES)}, not {status!r}")
+        self._success_status = status
+
+    def set_echo(self, omit: Iterable[str] = ()) -> None:
+        """Leave these fields out of the events a 400 answer lists (*assumption*: the docs show the collector
+        echoing each invalid event, but do not promise the echo is byte for byte what was sent), so that a
+        client that finds its events by an exact echo is caught."""
+        names = tuple(omit) if not isinstance(omit, str) else (omit,)
+        if any(not isinstance(name, str) or not name for name in names):
+            raise ValueError("echo omit must be a list of field names")
+        self._echo_omit = frozenset(names)
 
     def accepted(self, game_key: str | None = None, category: str | None = None, since: int = 0,
                  limit: int | None = None) -> list[dict[str, Any]]:
@@ -348,7 +416,10 @@ class GameAnalyticsSandbox:
             for game in self._games.values():
                 game.enabled = True
                 game.remote_configs = RemoteConfigSet()
+                game.lists = {}
             self._clock_offset = 0
+            self._success_status = 200
+            self._echo_omit = frozenset()
         self.faults.clear()
 
     # -- HTTP ------------------------------------------------------------------------------------------
@@ -381,7 +452,7 @@ class GameAnalyticsSandbox:
     def _collect(self, route: str, game_key: str, request: Request) -> Response:
         """The collector's checks in the order a request meets them: size, keys, signature, body."""
         length = request.content_length
-        if length > 2 * self.max_body_bytes:
+        if length > 2 * max(self.max_body_bytes, MAX_BODY_BYTES):
             log.warning("%s: body of %d bytes is over twice the limit: connection closed", route, length)
             return DROP
         if length > self.max_body_bytes:
@@ -399,7 +470,7 @@ class GameAnalyticsSandbox:
             raise _refuse(401, "Authorization is not base64(HMAC-SHA256(secret key, body as sent))")
         payload = self._decode(body, request.headers.get("Content-Encoding"))
         if route == "events":
-            return self._events(game_key, payload, request.headers.get("X-Forwarded-For"))
+            return self._events(game_key, game, payload, request.headers.get("X-Forwarded-For"))
         if route == "init":
             return self._init(game_key, game, payload)
         return self._remote_configs_init(game_key, game, payload, request.query)
@@ -416,18 +487,24 @@ class GameAnalyticsSandbox:
         except ValueError as exc:
             raise _refuse(400, f"body is not valid JSON: {exc}") from None
 
-    def _events(self, game_key: str, payload: Any, forwarded_for: str | None) -> Response:
+    def _events(self, game_key: str, game: _Game, payload: Any, forwarded_for: str | None) -> Response:
         if not isinstance(payload, list):
             raise _refuse(400, "the events body must be a JSON array of event objects")
         now = time.time()
+        request_id = uuid.uuid4().hex
+        with self._lock:
+            lists = dict(game.lists)
         answer: list[dict[str, Any]] = []
         accepted: list[dict[str, Any]] = []
         rejected: list[tuple[Any, list[Error]]] = []
         for event in payload:
-            errors = validate_event(event)
+            errors = validate_event(event) + validate_lists(event, lists)
             if errors:
                 rejected.append((event, errors))
-                answer.append({"event": event,
+                echoed = event
+                if self._echo_omit and isinstance(event, dict):
+                    echoed = {k: v for k, v in event.items() if k not in self._echo_omit}
+                answer.append({"event": echoed,
                                "errors": [{"error_type": kind, "path": path} for kind, path, _ in errors]})
             else:
                 accepted.append(event)
@@ -435,11 +512,11 @@ class GameAnalyticsSandbox:
             for event in accepted:
                 self._accepted.append({"game_key": game_key, "category": _category_of(event), "received_at": now,
                                        "event": event,
-                                       "forwarded_for": forwarded_for})
+                                       "forwarded_for": forwarded_for, "request_id": request_id})
                 self._count(_category_of(event), "accepted")
             for event, errors in rejected:
                 self._rejected.append({"game_key": game_key, "category": _category_of(event), "received_at": now,
-                                       "event": event,
+                                       "event": event, "request_id": request_id,
                                        "forwarded_for": forwarded_for, "errors": [
                     {"error_type": kind, "path": path, "detail": detail} for kind, path, detail in errors]})
                 self._count(_category_of(event), "rejected")
@@ -448,9 +525,12 @@ class GameAnalyticsSandbox:
                 log.info("accepted %-11s %s", event["category"], _event_label(event))
             for event, errors in rejected:
                 log.info("rejected %-11s %s: %s", _category_of(event), _event_label(event), _reasons(errors))
+        headers = (*COLLECTOR_HEADERS, ("X-Request-Id", request_id))  # *assumption*: for support traces
         if answer:
-            return Response.json(400, answer, COLLECTOR_HEADERS)
-        return Response.json(200, {}, COLLECTOR_HEADERS)
+            return Response.json(400, answer, headers)
+        if self._success_status == 204:
+            return Response(204, b"", headers)
+        return Response.json(self._success_status, {}, headers)
 
     def _count(self, category: str, outcome: str) -> None:
         counts = self._by_category.setdefault(category, {"accepted": 0, "rejected": 0})
@@ -472,8 +552,9 @@ class GameAnalyticsSandbox:
             config_set = game.remote_configs
         configs, variant = config_set.for_user(payload["user_id"])
         now = self.server_ts()
+        versioned = query.get("config_vsn_supported", "") in CONFIG_VSN_SUPPORTED
         answer: dict[str, Any] = {
-            "configs": [c.to_json() for c in configs if c.live_between(now, now + int(interval))]}
+            "configs": [c.to_json(versioned) for c in configs if c.live_between(now, now + int(interval))]}
         if variant is not None:
             answer["ab_id"] = config_set.ab_id
             answer["ab_variant_id"] = variant
@@ -531,6 +612,15 @@ class GameAnalyticsSandbox:
         if action == ("PUT", "clock"):
             self.set_clock_offset(required_field(body, "offset_seconds"))
             return Response.json(200, {"offset_seconds": self._clock_offset, "server_ts": self.server_ts()})
+        if action == ("PUT", "lists"):
+            game_key = body.pop("game_key", SANDBOX_GAME_KEY)
+            return Response.json(200, {"lists": self.set_lists(game_key, **body)})
+        if action == ("PUT", "success_status"):
+            self.set_success_status(required_field(body, "status"))
+            return Response.json(200, {"status": self._success_status})
+        if action == ("PUT", "echo"):
+            self.set_echo(body.get("omit", ()))
+            return Response.json(200, {"omit": sorted(self._echo_omit)})
         if action == ("POST", "reset"):
             self.reset()
             return Response.json(200, {})

@@ -1,8 +1,10 @@
 """Delivery: what is due to each provider, what it finished with, what it refused for good.
 
-Each provider has a cursor: the highest event pk it has finished with (delivered or dead-lettered). It
-claims the next events past its cursor in pk order, so delivery is oldest first, and moves the cursor only
-after the provider answered. A crash between a send and the cursor's move repeats that batch, never skips it.
+Each provider has a cursor: every event up to it is finished (delivered or dead-lettered). It claims the
+events past its cursor in pk order and moves the cursor only after the provider answered. Players' batches
+may finish out of order (a dedicated server's players each have their own): an event finished while an older
+one is still out is recorded in `delivery_done`, skipped by the next claims, and forgotten once the cursor
+passes it. A crash between a send and that record repeats the send, never skips it.
 """
 
 from __future__ import annotations
@@ -10,19 +12,35 @@ from __future__ import annotations
 from dataclasses import fields as dataclass_fields
 
 import msgpack
-from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 
 from .database import Store, now_ms
 from .rows import DeadLetter, Requeued, StoredEvent
-from .schema import dead_letters, delivery_cursors, devices, events, provider_refs, sessions
+from .schema import (
+    PLAYER_DEVICE,
+    dead_letters,
+    delivery_cursors,
+    delivery_done,
+    devices,
+    events,
+    provider_refs,
+    sessions,
+)
 
-# An event with its session's number and IP and its device's annotations: what a provider needs of it.
-_CLAIM_COLUMNS = (*events.c, sessions.c.session_num, sessions.c.user_ip, devices.c.platform, devices.c.os_version,
-                  devices.c.device, devices.c.manufacturer, devices.c.engine_version)
+# An event with its session's number and IP, its player's device (the session's, else the hello's) and its
+# hello's engine: what a provider needs of it.
+_CLAIM_COLUMNS = (*events.c, sessions.c.session_num, sessions.c.user_ip,
+                  *(func.coalesce(sessions.c[name], devices.c[name]).label(name) for name in PLAYER_DEVICE),
+                  devices.c.engine)
 _CLAIM_FROM = (events.outerjoin(sessions, sessions.c.session_id == events.c.session_id)
                .outerjoin(devices, devices.c.device_id == events.c.device_id))
 _STORED_EVENT_FIELDS = tuple(f.name for f in dataclass_fields(StoredEvent))
+
+
+def _done_by(provider: str) -> ColumnElement[bool]:
+    """The event was finished by `provider` past its cursor."""
+    return exists().where(delivery_done.c.provider == provider, delivery_done.c.event_pk == events.c.pk)
 
 
 def _stored_event(row: RowMapping) -> StoredEvent:
@@ -52,17 +70,23 @@ class Delivery:
                 return 0
             return int(last)
 
-    def claim(self, after_pk: int, limit: int) -> list[StoredEvent]:
-        """The next events past a cursor, oldest first."""
+    def claim(self, provider: str, after_pk: int, limit: int) -> list[StoredEvent]:
+        """The next events past `after_pk` that the provider has not finished with, oldest first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(*_CLAIM_COLUMNS).select_from(_CLAIM_FROM).where(events.c.pk > after_pk)
+            rows = conn.execute(select(*_CLAIM_COLUMNS).select_from(_CLAIM_FROM)
+                                .where(events.c.pk > after_pk, ~_done_by(provider))
                                 .order_by(events.c.pk).limit(limit)).mappings().all()
         return [_stored_event(r) for r in rows]
 
-    def finish(self, provider: str, up_to_pk: int, delivered: int,
-               dead: list[tuple[int, str, str]]) -> None:
-        """Move the cursor past a finished batch and record its dead letters, in one transaction."""
+    def finish(self, provider: str, up_to_pk: int, delivered: int, dead: list[tuple[int, str, str]],
+               done_past: tuple[int, ...] = ()) -> None:
+        """In one transaction: the cursor to `up_to_pk` (every event up to it finished), the dead letters, and
+        `done_past`, events finished past the cursor."""
         with self.engine.begin() as conn:
+            conn.execute(delete(delivery_done).where(delivery_done.c.provider == provider,
+                                                     delivery_done.c.event_pk <= up_to_pk))
+            if done_past:
+                conn.execute(insert(delivery_done), [{"provider": provider, "event_pk": pk} for pk in done_past])
             if dead:
                 now = now_ms()
                 conn.execute(insert(dead_letters), [
@@ -74,12 +98,13 @@ class Delivery:
                 delivered=delivery_cursors.c.delivered + delivered, updated_at=now_ms()))
 
     def figures(self, provider: str) -> dict[str, int]:
-        """Queued (past the cursor), delivered and dead-lettered counts of one provider."""
+        """Queued (not finished), delivered and dead-lettered counts of one provider."""
         with self.engine.connect() as conn:
             row = conn.execute(select(delivery_cursors.c.last_pk, delivery_cursors.c.delivered)
                                .where(delivery_cursors.c.provider == provider)).first()
             last, delivered = (row[0], row[1]) if row else (0, 0)
-            queued = conn.execute(select(func.count()).select_from(events).where(events.c.pk > last)).scalar_one()
+            queued = conn.execute(select(func.count()).select_from(events).where(
+                events.c.pk > last, ~_done_by(provider))).scalar_one()
             dead = conn.execute(select(func.count()).select_from(dead_letters).where(
                 dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_(None))).scalar_one()
         return {"queued": int(queued), "delivered": int(delivered), "dead_lettered": int(dead)}

@@ -28,6 +28,7 @@ class StoredEvent:
     device: str | None
     manufacturer: str | None
     engine_version: str | None
+    engine: str | None  # the hello's engine name (unity, unreal, godot, custom, ...)
 
 
 class Requeued(NamedTuple):

@@ -25,9 +25,12 @@ from sqlalchemy import (
     inspect,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
+
+# What a player's device is, in the devices table (from its hello) and per session (from its session_start).
+PLAYER_DEVICE = ("platform", "os_version", "device", "manufacturer", "engine_version")
 
 meta = Table(
     "meta", metadata,
@@ -62,6 +65,9 @@ sessions = Table(
     Column("started_at", BigInteger, nullable=False),
     Column("ended_at", BigInteger),
     Column("length", Integer),
+    # Schema 5: the player's own device, as its session_start gave it (a dedicated server's players each
+    # play on their own device); None where it gave none, and the device's hello values stand.
+    *(Column(name, String(32 if name == "platform" else 64)) for name in PLAYER_DEVICE),
     Index("ix_sessions_user", "user_id", "session_num"),
 )
 
@@ -88,6 +94,14 @@ delivery_cursors = Table(
     Column("last_pk", BigInteger, nullable=False, default=0),
     Column("delivered", BigInteger, nullable=False, default=0),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+# Events a provider finished with past its cursor: one player's batch done while an older player's is still
+# out. The cursor moves past them when every event before them is finished too; a restart skips them.
+delivery_done = Table(
+    "delivery_done", metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("event_pk", BigInteger, primary_key=True),
 )
 
 # Tokens, config hashes, clock offsets: whatever a provider must remember across restarts.
@@ -187,6 +201,15 @@ def _purchase_retries(conn: Connection) -> None:
             conn.exec_driver_sql(f"ALTER TABLE purchases ADD COLUMN {name} {ddl}")
 
 
+def _per_player(conn: Connection) -> None:
+    """Schema 5: players' own devices on their sessions, and events finished past a cursor."""
+    present = {column["name"] for column in inspect(conn).get_columns("sessions")}
+    for column in sessions.c:
+        if column.name not in present:
+            conn.exec_driver_sql(f"ALTER TABLE sessions ADD COLUMN {column.name} {column.type.compile(conn.dialect)}")
+    delivery_done.create(conn, checkfirst=True)
+
+
 def _add_purchases(conn: Connection) -> None:
     """Schema 2: purchase verification."""
     purchases.create(conn)
@@ -197,4 +220,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_purchases,  # 2: purchase verification
     2: _rekey_events,  # 3: time-led dedupe key
     3: _purchase_retries,  # 4: in-flight mark and a backoff per purchase
+    4: _per_player,  # 5: per-player devices, events finished out of order
 }

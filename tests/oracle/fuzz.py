@@ -9,8 +9,9 @@ reaches its checks instead of stopping at `not_configured`.
 
 What must hold (protocol.md sections 2, 3, 6, 8):
 - every message gets exactly one reply, within 2 s (7 s for `purchase`, whose reply may wait 5 s for the
-  verdict), carrying the frame's `rid` when the frame had a readable one, else nil. A multi-frame message
-  is one message: one reply. The one exception is a frame over 16 MiB: the daemon drops the connection
+  verdict), carrying the frame's `rid` when the frame had a readable one (section 3: a too-large or malformed
+  frame's too, and a multi-frame message's first frame's), else nil. A multi-frame message is one message:
+  one reply. The one exception is a frame over 16 MiB: the daemon drops the connection
   without a reply (section 8). A second reply to a frame shows as a reply whose rid is not the next
   frame's (rids are unique on a connection) or as a reply with no frame in flight;
 - no reply is `internal` (a daemon bug, section 6);
@@ -42,7 +43,7 @@ from collections.abc import Callable, Iterator
 import msgpack
 import zmq
 
-from bridge.protocol import CATEGORIES, HARD_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, RID_MAX
+from bridge.protocol import CATEGORIES, HARD_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, readable_rid
 from tests.harness import Daemon, make_event
 from tests.oracle.common import Mode, Report, no_tracebacks, scenario_seed
 from tests.oracle.probe import (ProbeResult, WellBehaved, answers_new_client, exceptions_in, ms, percentile,
@@ -124,16 +125,6 @@ def ext(code: int, data: bytes) -> Raw:
 def nested(depth: int, kind: str) -> Raw:
     """`depth` arrays (or maps under key "k") around the integer 1."""
     return Raw((b"\x91" if kind == "array" else b"\x81\xa1k") * depth + b"\x01")
-
-
-def readable_rid(payload: bytes) -> int | None:
-    """The rid a daemon can read from this frame (the same decoder and options as the daemon's), or None."""
-    try:
-        value = msgpack.unpackb(payload, raw=False, strict_map_key=False)
-    except (ValueError, TypeError, msgpack.UnpackException):
-        return None
-    rid = value.get("rid") if isinstance(value, dict) else None
-    return rid if type(rid) is int and 0 <= rid <= RID_MAX else None
 
 
 # --- valid requests of every type ---------------------------------------------------------------------
@@ -274,12 +265,10 @@ class Frame:
 
     @property
     def rid(self) -> int | None:
-        """The rid the reply must carry (or nil): a one-frame message's, or a REQ-style one's."""
-        if len(self.parts) == 1:
-            return readable_rid(self.parts[0])
-        if len(self.parts) == 2 and not self.parts[0]:
-            return readable_rid(self.parts[1])
-        return None
+        """The rid the reply must carry (or nil), as protocol.md section 3 reads it: the frame's, or after a
+        REQ-style empty delimiter the next frame's; in a message of several, the first of them."""
+        parts = self.parts[1:] if len(self.parts) > 1 and not self.parts[0] else self.parts
+        return readable_rid(parts[0]) if parts else None
 
     def signature(self) -> str:
         return f"{self.generator}: {self.note}"
@@ -637,7 +626,7 @@ class Fuzzer:
         self.codes[code] += 1
         if code == "internal":
             self.findings.add("internal", frame, f"reply {reply.get('message')!r}")
-        if reply.get("rid") is not None and reply.get("rid") != frame.rid:
+        if reply.get("rid") != frame.rid:
             self.findings.add("rid", frame, f"reply rid {reply.get('rid')!r}, frame's readable rid {frame.rid!r}")
         if reply.get("type") == "ack":
             rejected = {r.get("index") for r in reply.get("rejected", [])}

@@ -10,27 +10,11 @@ import os
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from tests.harness import PORT_SLOT_ENV, XDIST_SLOTS
+from tests.harness import PORT_SLOT_ENV, XDIST_SLOTS, priority
 from tests.oracle.common import Mode, Report
-
-
-@contextlib.contextmanager
-def priority(nice: int) -> Iterator[None]:
-    """This thread (and the processes it starts) at `nice` if allowed (root), else as it is."""
-    before = os.getpriority(os.PRIO_PROCESS, 0)
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
-    except PermissionError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        os.setpriority(os.PRIO_PROCESS, 0, before)
 
 
 def run_scenario(name: str, mode: Mode, keep: bool, nice: int | None = None) -> tuple[Report, float]:

@@ -27,7 +27,7 @@ from bridge import __version__, protocol
 from bridge.client import recv_publication
 from bridge.dispatcher import Dispatcher
 from bridge.ingress import PURCHASE_WAIT_S, VERDICTS
-from bridge.intake import add_device, add_events, add_purchase
+from bridge.intake import add_device, add_events, add_purchase, end_session, start_session
 from bridge.lane import Lane
 from bridge.providers.base import Clock
 from bridge.publisher import Publisher
@@ -79,12 +79,16 @@ class Game:
     def event(self, event: dict[str, Any]) -> dict[str, Any]:
         return self.bridge._events(self.hello, {"type": "event", "event": event})
 
-    def session_start(self, user_id: str | None = None, user_ip: str | None = None,
-                      ts: int | None = None) -> dict[str, Any]:
-        return self.bridge._session_start(self.hello, user_id, user_ip, ts)
+    def session_start(self, user_id: str | None = None, user_ip: str | None = None, ts: int | None = None,
+                      **device: str) -> dict[str, Any]:
+        """A `session_start`; `device` takes the player's platform, os_version, device, manufacturer and
+        engine_version."""
+        msg = {"type": "session_start", "user_id": user_id, "user_ip": user_ip, "ts": ts, **device}
+        return self.bridge._session_start(self.hello, {k: v for k, v in msg.items() if v is not None})
 
     def session_end(self, user_id: str | None = None, ts: int | None = None) -> dict[str, Any] | None:
-        return self.bridge._session_end(self.hello, user_id, ts)
+        msg = {"type": "session_end", "user_id": user_id, "ts": ts}
+        return self.bridge._session_end(self.hello, {k: v for k, v in msg.items() if v is not None})
 
     def purchase(self, msg: dict[str, Any]) -> str:
         """Store a `purchase` request's purchase and have it verified; returns its id (see `verdict`)."""
@@ -269,18 +273,15 @@ class InProcessBridge:
         return {"stored": stored, "duplicates": len(keys) - stored, "rejected": [r.to_wire() for r in rejected],
                 "invalid": invalid}
 
-    def _session_start(self, hello: protocol.Hello, user_id: str | None, user_ip: str | None,
-                       ts: int | None) -> dict[str, Any]:
+    def _session_start(self, hello: protocol.Hello, msg: dict[str, Any]) -> dict[str, Any]:
         burst = self._burst()
-        session = self.book.start(burst, hello.device_id, user_id or hello.user_id, hello.game_build,
-                                  burst.stamp if ts is None else ts, user_ip)
-        session.last_seen = burst.stamp
+        session = start_session(burst, self.book, hello, protocol.read_session(msg, start=True), burst.stamp)
         self._commit(burst)
         return session.to_wire()
 
-    def _session_end(self, hello: protocol.Hello, user_id: str | None, ts: int | None) -> dict[str, Any] | None:
+    def _session_end(self, hello: protocol.Hello, msg: dict[str, Any]) -> dict[str, Any] | None:
         burst = self._burst()
-        ended = self.book.end(burst, user_id or hello.user_id, hello.game_build, burst.stamp if ts is None else ts)
+        ended = end_session(burst, self.book, hello, protocol.read_session(msg, start=False), burst.stamp)
         self._commit(burst)
         return ended
 

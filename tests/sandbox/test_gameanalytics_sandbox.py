@@ -118,8 +118,14 @@ VALID_FIELDS: dict[str, dict[str, Any]] = {
     "design": {"event_id": "Guns:Pistol:Fire", "value": 1.5},
     "error": {"severity": "warning", "message": "low memory"},
     "ads": {"ad_action": "show", "ad_type": "rewarded_video", "ad_sdk_name": "admob",
-            "ad_placement": "end_of_level", "ad_duration": 3000, "ad_fb_error": "none"},
+            "ad_placement": "end_of_level", "ad_duration": 3000},
 }
+# Issue 12 (parity with the official SDKs): the categories they send beyond the Collection API page.
+VALID_FIELDS.update({
+    "impression": {"ad_network_name": "max", "ad_network_version": "11.4.2", "impression_data": {"revenue": 0.01}},
+    "sdk_error": {"error_category": "event_validation", "error_area": "business", "error_action": "invalid_currency",
+                  "error_parameter": "currency", "reason": "usd"},
+})
 
 
 def event(kind: str, /, **changes: Any) -> dict[str, Any]:
@@ -151,12 +157,16 @@ VALID_CASES: list[tuple[str, dict[str, Any]]] = [
     ("resource", {"event_id": "Sink:gold:weapons:sword", "amount": -0.5}),
     ("progression", {"event_id": "Start:world01", "attempt_num": DELETE, "score": DELETE}),
     ("progression", {"event_id": "Fail:w:l:phase", "attempt_num": 1}),
+    ("progression", {"event_id": "Fail:world01", "attempt_num": DELETE}),  # the SDKs send none on Fail
     ("session_end", {"length": 0}),
     ("error", {"severity": "critical", "message": "m" * 8192}),
     ("error", {"severity": "debug", "message": ""}),
     ("ads", {"ad_action": "reward_received", "ad_type": "offer_wall", "ad_sdk_name": "iron_source_2",
-             "ad_placement": "p" * 64, "ad_duration": DELETE, "ad_fb_error": DELETE}),
+             "ad_placement": "p" * 64, "ad_duration": DELETE}),
 ]
+# Issue 12: a case for each new category (more in test_gameanalytics_parity_sandbox.py).
+VALID_CASES += [("impression", {}), ("sdk_error", {}),
+                ("sdk_error", {"user_id": DELETE, "client_ts": DELETE, "session_id": DELETE, "session_num": DELETE})]
 
 # (category, changes, error_type, path): each event breaks exactly one rule.
 INVALID_CASES: list[tuple[str, dict[str, Any], str, str]] = [
@@ -255,7 +265,6 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("resource", {"event_id": "Source:gold:reward:da*ly"}, "regex_no_match", "/event_id"),
     ("resource", {"event_id": DELETE}, "required", "/event_id"),
     # progression
-    ("progression", {"event_id": "Fail:world01", "attempt_num": DELETE}, "required", "/attempt_num"),
     ("progression", {"attempt_num": DELETE}, "required", "/attempt_num"),
     ("progression", {"event_id": "Finish:world01"}, "regex_no_match", "/event_id"),
     ("progression", {"event_id": "Start"}, "regex_no_match", "/event_id"),
@@ -290,7 +299,23 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("ads", {"ad_placement": DELETE}, "required", "/ad_placement"),
     ("ads", {"ad_duration": -1}, "not_in_range", "/ad_duration"),
     ("ads", {"ad_duration": 1.5}, "invalid_type", "/ad_duration"),
-    ("ads", {"ad_fb_error": 5}, "invalid_type", "/ad_fb_error"),
+    ("ads", {"ad_action": "failed_show", "ad_fail_show_reason": 5}, "invalid_type", "/ad_fail_show_reason"),
+]
+# Issue 12: a case for each field the SDK parity added (more in test_gameanalytics_parity_sandbox.py).
+INVALID_CASES += [
+    ("design", {"event_uuid": "not-a-uuid"}, "regex_no_match", "/event_uuid"),
+    ("design", {"configurations_v3": {"key": "gravity"}}, "invalid_type", "/configurations_v3"),
+    ("ads", {"ad_fail_show_reason": "timeout"}, "not_in_range", "/ad_fail_show_reason"),
+    ("error", {"function_name": ""}, "invalid_length", "/function_name"),
+    ("error", {"line_number": -1}, "not_in_range", "/line_number"),
+    ("impression", {"ad_network_name": DELETE}, "required", "/ad_network_name"),
+    ("impression", {"ad_network_version": 11}, "invalid_type", "/ad_network_version"),
+    ("impression", {"impression_data": "x"}, "invalid_type", "/impression_data"),
+    ("sdk_error", {"error_category": "other"}, "not_in_range", "/error_category"),
+    ("sdk_error", {"error_area": "ads"}, "not_in_range", "/error_area"),
+    ("sdk_error", {"error_action": DELETE}, "required", "/error_action"),
+    ("sdk_error", {"error_parameter": "ad_type"}, "not_in_range", "/error_parameter"),
+    ("sdk_error", {"reason": "r" * 257}, "invalid_length", "/reason"),
 ]
 
 
@@ -373,7 +398,7 @@ def test_a_non_finite_number_is_out_of_range(ga: Collector) -> None:
 
 def test_a_mixed_batch_keeps_the_valid_events_and_lists_only_the_invalid(ga: Collector) -> None:
     good = [event("design"), event("user"), event("resource", event_id="Sink:gold:shop:sword", amount=-10)]
-    bad = [event("business", currency="eur"), event("progression", event_id="Fail:w1", attempt_num=DELETE)]
+    bad = [event("business", currency="eur"), event("progression", event_id="Complete:w1", attempt_num=DELETE)]
     batch = [good[0], bad[0], good[1], bad[1], good[2]]
     answer = ga.events(batch)
     assert answer.status_code == 400

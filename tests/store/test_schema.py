@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import func, inspect, select, text, update
 
 from bridge.store import Purchases, Store, StoreError, schema
-from bridge.store.schema import SCHEMA_VERSION, events, meta
+from bridge import protocol
+from bridge.store.schema import PLAYER_DEVICE, SCHEMA_VERSION, delivery_done, devices, events, meta, sessions
 from tests.harness import Client, Daemon, make_event
 from tests.postgres import PostgresServer
 
@@ -107,7 +108,7 @@ def test_a_schema_3_store_is_upgraded_in_place_to_purchase_retries(store_url: st
         conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="3"))
     store.dispose()
     store = Store(store_url)
-    assert SCHEMA_VERSION == 4 and store.upgrade() == 4
+    assert store.upgrade() == SCHEMA_VERSION
     columns = {c["name"] for c in inspect(store.engine).get_columns("purchases")}
     assert {"sent_at", "failures", "next_try_at"} <= columns
     purchases = Purchases(store)
@@ -115,6 +116,28 @@ def test_a_schema_3_store_is_upgraded_in_place_to_purchase_retries(store_url: st
     assert (pending.purchase_id, pending.sent_at, pending.failures) == ("p-1", None, 0)
     purchases.retry_purchase_at(pending.pk, 1, at=1_000)
     assert purchases.due_purchases(10, now=999) == [] and len(purchases.due_purchases(10, now=1_000)) == 1
+    store.dispose()
+
+
+def test_a_schema_4_store_is_upgraded_in_place_to_per_player_devices(store_url: str) -> None:
+    """Schema 5 adds the player's device to sessions and the table of events finished past a cursor; the
+    sessions stay, their devices unknown (None: the hello's stand)."""
+    store = Store(store_url)
+    store.upgrade()
+    with store.engine.begin() as conn:  # sessions and no delivery_done, as schema 4 made them
+        for column in PLAYER_DEVICE:
+            conn.exec_driver_sql(f"ALTER TABLE sessions DROP COLUMN {column}")
+        conn.exec_driver_sql("DROP TABLE delivery_done")
+        conn.execute(text("INSERT INTO sessions (session_id, device_id, user_id, session_num, started_at) "
+                          "VALUES ('s-1', 'd', 'u', 1, 5)"))
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="4"))
+    store.dispose()
+    store = Store(store_url)
+    assert store.upgrade() == SCHEMA_VERSION == 5
+    assert {c["name"] for c in inspect(store.engine).get_columns("sessions")} >= set(PLAYER_DEVICE)
+    with store.engine.connect() as conn:
+        assert conn.execute(select(sessions.c.session_id, sessions.c.platform)).all() == [("s-1", None)]
+        assert conn.execute(select(func.count()).select_from(delivery_done)).scalar() == 0
     store.dispose()
 
 
@@ -139,3 +162,10 @@ def test_event_pks_are_never_reused(tmp_path: Path) -> None:
             db.execute("DELETE FROM events WHERE pk = ?", (top,))
         c.request({"type": "event", "event": make_event()})
         assert daemon.events()[-1]["pk"] > top
+
+
+def test_player_device_columns_hold_what_the_protocol_lets_through() -> None:
+    """A hello's device and a session_start's player device land in columns of the protocol's limits."""
+    assert set(PLAYER_DEVICE) == set(protocol.PLAYER_DEVICE_MAX_CHARS)
+    for name, limit in protocol.PLAYER_DEVICE_MAX_CHARS.items():
+        assert sessions.c[name].type.length == devices.c[name].type.length == limit, name

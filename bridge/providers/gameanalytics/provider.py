@@ -1,14 +1,13 @@
 """The GameAnalytics provider: init and clock offset, signed gzipped event batches, remote configs.
 
 One request per user (with the user's IP in X-Forwarded-For when a dedicated server gave it), bodies kept
-under 1 MB and split on 413, a 400's listed events dead-lettered while the rest count as delivered (the
-collector stored them), 401 answered by a fresh init, `enabled: false` and wrong keys pause sending while
-the store keeps everything.
+under 1 MB and split on 413, any 2xx taken as success, a 400's listed events (found by their `event_uuid`)
+dead-lettered while the rest count as delivered (the collector stored them), 401 answered by a fresh init,
+`enabled: false` and wrong keys pause sending while the store keeps everything.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
@@ -16,13 +15,15 @@ import httpx
 from ...store import StoredEvent
 from ...protocol import SESSION_START
 from ..base import Built, Call, Outcome, Paused, Provider, ProviderContext
-from ..http import json_or_none, jsonable, request_id
+from ..http import json_object, json_or_none, json_text, request_id
 from . import events as ga_events
 from .remote_configs import RemoteConfigs
 from .settings import GameAnalyticsSettings
 from .signing import MAX_BODY_BYTES, Signature, encode_body, gzipped_json
 
 REINIT_EVERY_S = 300.0
+MAX_LOGGED_ENTRIES = 5  # of a 400's entries that match no event sent, logged one by one
+MAX_REMEMBERED_COMPLETES = 64  # per player: the attempt numbers Complete events were sent with, for resends
 Items = list[tuple[int, dict[str, Any]]]  # (event pk, the collector's event)
 
 
@@ -38,6 +39,7 @@ class GameAnalytics(Provider):
         self.endpoint = settings.endpoint.rstrip("/")
         self.game_key = settings.game_key
         self.signature = Signature(settings.secret_key)
+        self.lists = ga_events.Lists.of(settings)
         self.defaults = ga_events.host_defaults()
         self.offset_s = 0
         self.enabled: bool | None = None  # None until the first init answered
@@ -47,12 +49,20 @@ class GameAnalytics(Provider):
         self.auth_failures = 0
         self.transactions: dict[str, int] = {}
         self._transaction_of: dict[int, int] = {}
-        self.remote = RemoteConfigs(ctx, self.post, settings, self.defaults, self.server_now) \
+        self._progress_of: dict[str, dict[str, Any]] = {}  # per player: see _count_attempt
+        self._progress_dirty: set[str] = set()
+        self._sdk_errors: dict[tuple[str, str], int] = {}  # (session, area) -> sdk_error events sent
+        self.sdk_errors_sent = 0
+        self.remote = RemoteConfigs(ctx, self.post, settings, self.defaults, self.server_now, self.set_server_ts) \
             if settings.remote_configs else None
 
     def server_now(self) -> int:
         """Now by the collector's clock (learnt at init), in seconds."""
         return int(self.ctx.clock.time()) + self.offset_s
+
+    def set_server_ts(self, server_ts: int) -> None:
+        """The collector's clock as either init answered it: the offset added to every event's client_ts."""
+        self.offset_s = server_ts - int(self.ctx.clock.time())
 
     # --- init ---------------------------------------------------------------------------------------
 
@@ -78,9 +88,9 @@ class GameAnalytics(Provider):
         if answer.status_code != 200:
             self.ctx.log.warning("%s: init answered %d", self.name, answer.status_code)
             return self.paused is None
-        data = json_or_none(answer) or {}
-        if isinstance(data.get("server_ts"), int):
-            self.offset_s = data["server_ts"] - int(self.ctx.clock.time())
+        data = json_object(answer)
+        if type(data.get("server_ts")) is int and data["server_ts"] > 0:
+            self.set_server_ts(data["server_ts"])
         self.enabled = data.get("enabled", True) is not False
         self.paused = None if self.enabled else "GameAnalytics init answered enabled: false; events are kept"
         if self.paused:
@@ -104,7 +114,14 @@ class GameAnalytics(Provider):
         event = ga_events.category_fields(category, fields)
         if category == "business":
             event.setdefault("transaction_num", 0)  # counted by the provider when the engine leaves it out
-        return ga_events.check_category(event)
+        if category == "progression":
+            event.setdefault("attempt_num", 1)  # counted by the provider on Complete, as the SDKs count it
+        return ga_events.check_category(event) or ga_events.check_lists(event, self.lists)
+
+    def check_user(self, user_id: str) -> str | None:
+        if len(user_id) > ga_events.MAX_USER_ID:
+            return f"user_id: at most {ga_events.MAX_USER_ID} characters (the SDKs refuse longer ones)"
+        return None
 
     def _annotations(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
@@ -112,13 +129,68 @@ class GameAnalytics(Provider):
             extra["ab_id"] = self.remote.ab_id
             if self.remote.ab_variant_id:
                 extra["ab_variant_id"] = self.remote.ab_variant_id
+        if self.remote and (tracking := self.remote.tracking()):
+            extra["configurations_v3"] = tracking
         return extra
 
     async def _collector_event(self, ev: StoredEvent, extra: dict[str, Any]) -> dict[str, Any]:
-        body = ga_events.to_collector(ev, self.offset_s, self.defaults, extra)
+        dropped: list[str] = []
+        body = ga_events.to_collector(ev, self.offset_s, self.defaults, extra, dropped)
+        if dropped:
+            self.ctx.log.info("%s: event %s: custom fields left out as the SDKs leave them out (keys of word "
+                              "characters up to 64, values a number, boolean or 1 to 256 characters, at most "
+                              "%d): %s", self.name, ev.uid, ga_events.MAX_CUSTOM_FIELDS, ", ".join(dropped[:10]))
         if body["category"] == "business" and "transaction_num" not in body:
             body["transaction_num"] = await self._transaction_num(ev)
+        elif body["category"] == "progression":
+            await self._count_attempt(ev, body)
         return body
+
+    async def _count_attempt(self, ev: StoredEvent, body: dict[str, Any]) -> None:
+        """Attempts per player and progression, as the SDKs count them (GAEvents::addProgressionEvent in
+        gameanalytics-sdk-cpp, Events.lua in GA-SDK-ROBLOX, per player): every Fail and Complete is a try, a
+        Complete carries `attempt_num` (the tries so far, this one included) and starts the count again; a
+        Fail is sent without it. The engine's own `attempt_num` wins where it gave one.
+
+        Kept in the store per player, with the last event counted: an event rebuilt for a resend (a retry, a
+        restart) is not counted again, and a Complete carries the number it had the first time."""
+        status, _, progression = str(body.get("event_id", "")).partition(":")
+        if status not in ("Fail", "Complete") or ga_events.check({"attempt_num": 1, **body}, self.lists):
+            return  # a Start, or an event refused for another rule: the SDKs count neither
+        state = await self._progress(ev.user_id)
+        completes: dict[str, int] = state["completes"]
+        if ev.pk <= state["upto"]:  # counted before: a resend
+            if status == "Complete" and "attempt_num" not in body:
+                body["attempt_num"] = completes.get(str(ev.pk), state["tries"].get(progression, 0) + 1)
+            return
+        state["upto"] = ev.pk
+        tries = state["tries"].get(progression, 0) + 1
+        if status == "Fail":
+            state["tries"][progression] = tries
+        else:
+            given = body.get("attempt_num")
+            body.setdefault("attempt_num", tries)
+            completes[str(ev.pk)] = given if type(given) is int else tries
+            for old in sorted(completes, key=int)[:-MAX_REMEMBERED_COMPLETES]:
+                del completes[old]
+            state["tries"].pop(progression, None)
+        self._progress_dirty.add(ev.user_id)
+
+    async def _progress(self, user_id: str) -> dict[str, Any]:
+        if user_id not in self._progress_of:
+            if len(self._progress_of) > 10_000:
+                await self._save_progress()
+                self._progress_of.clear()
+            saved = await self.ctx.store.get(f"progression:{user_id}")
+            self._progress_of[user_id] = saved if isinstance(saved, dict) else {"upto": 0, "tries": {},
+                                                                                "completes": {}}
+        return self._progress_of[user_id]
+
+    async def _save_progress(self) -> None:
+        """The counted attempts, written before the events that carry them are sent."""
+        for user_id in sorted(self._progress_dirty):
+            await self.ctx.store.set(f"progression:{user_id}", self._progress_of[user_id])
+        self._progress_dirty.clear()
 
     async def _transaction_num(self, ev: StoredEvent) -> int:
         """The user's running count of purchases, fixed per event so that a resend carries the same number."""
@@ -149,15 +221,34 @@ class GameAnalytics(Provider):
         ips: dict[str, str | None] = {}
         for ev in batch:
             body = await self._collector_event(ev, extra)
-            rule = ga_events.check(body)
+            rule = ga_events.check(body, self.lists)
+            ips[ev.user_id] = ev.user_ip or ips.get(ev.user_id)
             if rule:
                 built.settled.dead.append((ev.pk, "invalid", rule))
+                report = self._sdk_error(ev, body, rule)
+                if report is not None:  # sent with the player's events, under no event of the store
+                    by_user.setdefault(ev.user_id, []).append((-ev.pk, report))
                 continue
             by_user.setdefault(ev.user_id, []).append((ev.pk, body))
-            ips[ev.user_id] = ev.user_ip or ips.get(ev.user_id)
+        await self._save_progress()
         for user_id, items in by_user.items():
             built.calls.extend(self._calls(user_id, items, ips.get(user_id)))
         return built
+
+    def _sdk_error(self, ev: StoredEvent, body: dict[str, Any], rule: str) -> dict[str, Any] | None:
+        """An `sdk_error` for an event refused by a rule, as the SDKs report theirs: at most 10 of a type
+        (its area) per session of the player (the SDKs: 10 per type and hour of their process)."""
+        report = ga_events.sdk_error(ev, body, rule)
+        if report is None:
+            return None
+        key = (ev.session_id or ev.user_id, report["error_area"])
+        if self._sdk_errors.get(key, 0) >= ga_events.MAX_SDK_ERRORS:
+            return None
+        if len(self._sdk_errors) > 10_000:
+            self._sdk_errors.clear()
+        self._sdk_errors[key] = self._sdk_errors.get(key, 0) + 1
+        self.sdk_errors_sent += 1
+        return report
 
     def _calls(self, user_id: str, items: Items, user_ip: str | None) -> list[Call]:
         """One user's events as requests, halved until each body is under the limit."""
@@ -173,10 +264,20 @@ class GameAnalytics(Provider):
         return self._calls(user_id, items[:half], user_ip) + self._calls(user_id, items[half:], user_ip)
 
     def classify(self, call: Call, answer: httpx.Response) -> Outcome:
+        outcome = self._classify(call, answer)
+        # Items under a negative pk are our own sdk_error reports, of no stored event: nothing to settle.
+        for pk, _, reason in outcome.dead:
+            if pk < 0:
+                self.ctx.log.warning("%s: an sdk_error report was refused: %s", self.name, reason)
+        outcome.delivered = {pk for pk in outcome.delivered if pk > 0}
+        outcome.dead = [d for d in outcome.dead if d[0] > 0]
+        return outcome
+
+    def _classify(self, call: Call, answer: httpx.Response) -> Outcome:
         user_id, items, user_ip = call.context
         outcome = Outcome()
         status = answer.status_code
-        if status == 200:
+        if 200 <= status < 300:  # 200, 201 and 204 in the C++ SDK (GAHTTPApi.cpp): a 204 has no body to read
             outcome.delivered.update(pk for pk, _ in items)
         elif status == 400:
             self._on_rejected(items, answer, outcome)
@@ -194,23 +295,33 @@ class GameAnalytics(Provider):
 
     def _on_rejected(self, items: Items, answer: httpx.Response,
                      outcome: Outcome) -> None:
-        """400: the listed events are invalid, the others were stored by the collector."""
+        """400: the listed events are invalid, the others were stored by the collector. A listed event is
+        found by its `event_uuid`, never by its echo being the very JSON sent (an echo may differ)."""
         listed = json_or_none(answer)
         if not isinstance(listed, list):
             reason = "400 with a body that is not the collector's list of invalid events"
             self.ctx.log.error("%s: %s (request %s)", self.name, reason, request_id(answer))
             outcome.dead.extend((pk, "rejected", reason) for pk, _ in items)
             return
-        by_body = {_canonical(event): pk for pk, event in items}
+        by_uuid = {event.get("event_uuid"): pk for pk, event in items}
         rejected: dict[int, str] = {}
+        unmatched: list[Any] = []
         for entry in listed:
-            if not isinstance(entry, dict):
+            echo = entry.get("event") if isinstance(entry, dict) else None
+            pk = by_uuid.get(echo.get("event_uuid")) if isinstance(echo, dict) else None
+            if pk is None:
+                unmatched.append(entry)
                 continue
-            pk = by_body.get(_canonical(entry.get("event")))
-            if pk is not None:
-                errors = entry.get("errors") or []
-                rejected[pk] = "; ".join(f"{e.get('error_type')} at {e.get('path')}" for e in errors
-                                         if isinstance(e, dict)) or "rejected by the collector"
+            errors = entry.get("errors") or []
+            rejected[pk] = "; ".join(f"{e.get('error_type')} at {e.get('path')}" for e in errors
+                                     if isinstance(e, dict)) or "rejected by the collector"
+        for entry in unmatched[:MAX_LOGGED_ENTRIES]:
+            self.ctx.log.error("%s: a 400 lists an event that matches none sent by its event_uuid (request %s); "
+                               "the events not found count as delivered: %.300s", self.name, request_id(answer),
+                               json_text(entry))
+        if len(unmatched) > MAX_LOGGED_ENTRIES:
+            self.ctx.log.error("%s: ... and %d more such entries (request %s)", self.name,
+                               len(unmatched) - MAX_LOGGED_ENTRIES, request_id(answer))
         for pk, _ in items:
             if pk in rejected:
                 outcome.dead.append((pk, "rejected", rejected[pk]))
@@ -218,13 +329,10 @@ class GameAnalytics(Provider):
                 outcome.delivered.add(pk)
 
     def status(self) -> dict[str, Any]:
-        figures: dict[str, Any] = {"clock_offset_s": self.offset_s, "auth_failures": self.auth_failures}
+        figures: dict[str, Any] = {"clock_offset_s": self.offset_s, "auth_failures": self.auth_failures,
+                                   "sdk_errors_sent": self.sdk_errors_sent}
         if self.paused:
             figures["paused"] = self.paused
         if self.remote:
             figures.update(self.remote.status())
         return figures
-
-
-def _canonical(event: Any) -> str:
-    return json.dumps(event, sort_keys=True, separators=(",", ":"), default=jsonable)

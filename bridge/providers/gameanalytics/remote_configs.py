@@ -32,7 +32,7 @@ CONFIG_VSN_SUPPORTED = 3
 
 class RemoteConfigs:
     def __init__(self, ctx: ProviderContext, post: Post, settings: GameAnalyticsSettings, defaults: dict[str, str],
-                 server_now: Callable[[], int]) -> None:
+                 server_now: Callable[[], int], on_server_ts: Callable[[int], None]) -> None:
         self.ctx = ctx
         self.name = ctx.name
         self.post = post
@@ -41,6 +41,7 @@ class RemoteConfigs:
         self.interval_seconds = settings.remote_configs_interval_seconds
         self.defaults = defaults
         self.server_now = server_now
+        self.on_server_ts = on_server_ts
         self.configs_hash: str | None = None
         self.ab_id: str | None = None
         self.ab_variant_id: str | None = None
@@ -88,8 +89,13 @@ class RemoteConfigs:
             self.ctx.log.warning("%s: remote configs: %s", self.name, exc)
             return
         self.last_status = answer.status_code
+        data = json_object(answer) if answer.status_code in (200, 201) else {}
+        server_ts = data.get("server_ts")
+        if type(server_ts) is int and server_ts > 0:
+            # Current SDKs ask only this init and take their clock offset from it (GAState::startNewSession
+            # in gameanalytics-sdk-cpp, State.lua in GA-SDK-ROBLOX): "always returned", 200 or 201.
+            self.on_server_ts(server_ts)
         if answer.status_code == 201:
-            data = json_object(answer)
             if "configs" not in data:
                 self.ctx.log.error("%s: remote configs 201 without configs (request %s)", self.name,
                                    request_id(answer))
@@ -108,12 +114,20 @@ class RemoteConfigs:
             "configs": self.configs})
         self._publish()
 
+    def _live(self) -> list[dict[str, Any]]:
+        """The configs in effect now, by the server's clock."""
+        now = self.server_now()
+        return [c for c in self.configs if (c.get("start_ts") is None or c["start_ts"] <= now)
+                and (c.get("end_ts") is None or now <= c["end_ts"])]
+
+    def tracking(self) -> list[dict[str, Any]]:
+        """The configs in effect as the current SDKs tag every event with them (`configurations_v3`: the key,
+        id and vsn of each, as the answer gave them; GAState::buildRemoteConfigsJsons in gameanalytics-sdk-cpp)."""
+        return [{k: c[k] for k in ("key", "id", "vsn") if c.get(k) is not None} for c in self._live()]
+
     def _publish(self) -> None:
         """The configs live now (by the server's clock) on the provider's topic, with the A/B ids."""
-        now = self.server_now()
-        values = {str(c["key"]): c.get("value") for c in self.configs
-                  if (c.get("start_ts") is None or c["start_ts"] <= now)
-                  and (c.get("end_ts") is None or now <= c["end_ts"])}
+        values = {str(c["key"]): c.get("value") for c in self._live()}
         meta = {k: v for k, v in (("ab_id", self.ab_id), ("ab_variant_id", self.ab_variant_id),
                                   ("configs_hash", self.configs_hash)) if v is not None}
         self.ctx.publish(TOPIC, values, "gameanalytics", meta)

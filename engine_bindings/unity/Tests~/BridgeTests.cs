@@ -568,10 +568,13 @@ internal static class BridgeTests
                 Report("refused_rule", first.Rule);
             }
 
-            // Complete without attempt_num: the shape check passes it, GameAnalytics wants one.
-            for (int i = 0; i < RefusalBurst; i++) client.TrackProgression(ProgressionStatus.Complete, "world01", "level" + i);
+            // A custom_01 of 33 characters: the shape check passes it (a string within max_string_chars), GameAnalytics
+            // takes at most 32, as its SDKs do.
+            var longDimension = new Dictionary<string, object> { { "custom_01", new string('d', 33) } };
+            for (int i = 0; i < RefusalBurst; i++)
+                client.TrackProgression(ProgressionStatus.Complete, "world01", "level" + i, attemptNum: 1, extra: longDimension);
             Expect("every refusal of a burst reaches the callback", WaitFor(() => refused.Count == 1 + RefusalBurst, 15000)
-                   && refused[RefusalBurst].Rule.Contains("attempt_num"), refused.Count + " refusals");
+                   && refused[RefusalBurst].Rule.Contains("custom_01"), refused.Count + " refusals");
             Expect("and the stats", client.GetStats().ProviderRefusals == 1 + RefusalBurst, Describe(client));
             Expect("the console sums the burst up instead of repeating it", WaitFor(() => log.Find(BridgeLogLevel.Warning, "more events refused") != null, 5000)
                    && log.Count(BridgeLogLevel.Warning) <= 3, log.ToString());
