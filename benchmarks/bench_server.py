@@ -16,7 +16,7 @@ capacity at that concurrency and latency, which says whether the offered load ca
 
     python -m benchmarks.bench_server [--quick] [--scenario 200x5|2000x1|all] [--runs N]
                                       [--players P --rate R] [--latency-ms L] [--seconds D]
-                                      [--interval S] [--max-in-flight N]
+                                      [--interval S] [--max-in-flight N] [--no-remote-configs]
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ FETCH_S = 2.0  # between two readings of the sandbox's records (it keeps the las
 WINDOW = 64  # requests out on the server's connection before it waits for acks
 PLATFORM = {"platform": "linux", "os_version": "linux 6"}
 BUILD = "1.0"
+ENGINE = "custom"  # bridge.client.Client's hello
 DEVICE = "bench-server"
 GROWTH_LIMIT = 0.05  # keeping up: the queue grows by less than this share of the offered rate...
 DELIVERED_FLOOR = 0.95  # ...and the sandbox receives at least this share of it
@@ -252,9 +253,10 @@ class Connection:
             raise TimeoutError(f"{len(self.out)} requests unanswered after {timeout_s:g} s")
 
 
-def daemon_settings(interval: float, max_in_flight: int, timeout: float) -> dict[str, Any]:
-    """The lane's settings that matter in server mode, given explicitly (these are the defaults)."""
-    return {"interval": interval, "max_in_flight": max_in_flight, "timeout": timeout, "remote_configs": True}
+def daemon_settings(interval: float, max_in_flight: int, timeout: float, remote_configs: bool) -> dict[str, Any]:
+    """The provider's settings that matter in server mode, given explicitly (by default, its defaults)."""
+    return {"interval": interval, "max_in_flight": max_in_flight, "timeout": timeout,
+            "remote_configs": remote_configs}
 
 
 def daemon_run(url: str, load: Load, settings: dict[str, Any], warm_s: float, grace_s: float,
@@ -321,19 +323,23 @@ class Requests:
         self.sessions = [str(uuid.uuid4()) for _ in range(players)]
         self.started = [False] * players
 
-    def _collector(self, player: int, category: str, fields: dict[str, Any], at: float) -> dict[str, Any]:
+    def _collector(self, player: int, uid: str, category: str, fields: dict[str, Any], at: float) -> dict[str, Any]:
+        """The collector's event, from the row the daemon would have stored (the hello's engine, no player device)."""
         ms = int(at * 1000)
-        stored = StoredEvent(pk=0, device_id=DEVICE, uid="", user_id=user(player), session_id=self.sessions[player],
+        stored = StoredEvent(pk=0, device_id=DEVICE, uid=uid, user_id=user(player), session_id=self.sessions[player],
                              category=category, client_ts=ms, received_at=ms, game_build=BUILD, fields=fields,
-                             session_num=1, user_ip=user_ip(player), device=None, manufacturer=None,
-                             engine_version=None, **PLATFORM)
+                             session_num=1, user_ip=user_ip(player), platform=PLATFORM["platform"],
+                             os_version=PLATFORM["os_version"], device=None, manufacturer=None, engine_version=None,
+                             engine=ENGINE)
         return to_collector(stored, 0, self.defaults, {})
 
     def events(self, player: int, items: list[tuple[str, float]]) -> httpx.Request:
         """One request: the player's events (its session's start first, the first time)."""
-        body = [] if self.started[player] else [self._collector(player, SESSION_START, {}, items[0][1])]
+        body = [] if self.started[player] else \
+            [self._collector(player, f"session-{player}", SESSION_START, {}, items[0][1])]
         self.started[player] = True
-        body += [self._collector(player, "design", {"event_id": event_id, "value": 1.0}, at) for event_id, at in items]
+        body += [self._collector(player, event_id, "design", {"event_id": event_id, "value": 1.0}, at)
+                 for event_id, at in items]
         return gzipped_json("POST", self.events_url, encode_body(body), {"X-Forwarded-For": user_ip(player)})
 
     def init(self) -> httpx.Request:
@@ -530,6 +536,8 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=2.0, help="the lane's send interval, s (default 2)")
     parser.add_argument("--max-in-flight", type=int, default=4, help="the lane's requests at once (default 4)")
     parser.add_argument("--timeout", type=float, default=10.0, help="one request's timeout, s (default 10)")
+    parser.add_argument("--remote-configs", action=argparse.BooleanOptionalAction, default=True,
+                        help="the daemon asks for remote configs (the default), at start and per new session")
     parser.add_argument("--runs", type=int, default=1, help="runs per scenario; figures are their medians")
     args = parser.parse_args()
     seconds = args.seconds or (15.0 if args.quick else 60.0)
@@ -538,7 +546,7 @@ def main() -> None:
         parser.error("--players and --rate go together")
     scenarios = [(args.players, args.rate)] if args.players is not None else \
         [SCENARIOS[args.scenario]] if args.scenario != "all" else list(SCENARIOS.values())
-    settings = daemon_settings(args.interval, args.max_in_flight, args.timeout)
+    settings = daemon_settings(args.interval, args.max_in_flight, args.timeout, args.remote_configs)
     # The sessions' start and the first send interval are left out; what is measured is whole intervals.
     whole = math.floor((seconds - args.interval - 1.0) / args.interval)
     warm_s = seconds - whole * args.interval if whole >= 2 else seconds / 4
