@@ -33,9 +33,15 @@ LONGEST = [
     "tests/bindings/test_godot.py::test_gdscript_parses_and_lints",  # ~14
     "tests/bindings/test_cpp.py::test_c_abi_against_the_daemon",  # ~10
     "tests/bindings/test_godot.py::test_godot_says_once_when_the_daemon_is_absent",  # ~9
+    "tests/bindings/test_cpp.py::test_installed_package_in_a_consumer_built_without_exceptions",  # ~30
+    "tests/test_dispatcher.py::test_dead_letters_can_be_requeued_after_a_fix",  # ~22
+    "tests/test_cli.py::test_secrets_never_reach_the_log",  # ~21
+    "tests/test_demo.py::test_demo_runs_to_a_correct_summary",  # ~21
+    "tests/test_publisher.py::test_every_peer_is_pinged_and_a_silent_one_dropped_15_to_20_s_after_it_last_spoke",  # ~20
+    "tests/test_lane.py::test_kill_9_with_batches_in_flight_loses_and_skips_nothing",  # ~18
+    "tests/test_daemon.py::test_kill_9_mid_stream_loses_no_acknowledged_event",  # ~18
     "tests/providers/test_staq.py::test_purchase_made_offline_is_verified_later_and_reaches_the_returning_client",
     "tests/store/test_database.py::test_daemon_on_postgresql",
-    "tests/bindings/test_cpp.py::test_installed_package_in_a_consumer_built_without_exceptions",
     "tests/providers/test_staq.py::test_an_event_staq_refuses_is_bisected_out_and_stays_alone_when_requeued",
     "tests/test_dispatcher.py::test_store_cap_trims_the_oldest_sessions",
     "tests/providers/test_gameramp.py::test_token_expiry_mid_stream_is_refreshed_ahead",

@@ -59,7 +59,7 @@ def test_each_players_events_go_in_one_request(tmp_path: Path, ga_sandbox: GaSan
         for i in range(0, len(stream), 500):
             game.events(stream[i:i + 500])
         h.flush()
-        wait_until(lambda: len(designs(sb)) == 2000, what="every player's events")
+        wait_until(lambda: len(designs(sb)) == 2000, 60, what="every player's events")
         assert sb.counts()["routes"]["events"]["200"] == 100
         wait_until(lambda: h.settled("gameanalytics"), what="the lane finished with them")
 

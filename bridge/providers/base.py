@@ -107,11 +107,14 @@ class ProviderStore:
     async def set(self, key: str, value: Any) -> None:
         await asyncio.to_thread(self._views.state.set, self._provider, key, value)
 
+    async def device(self, device_id: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self._views.state.device, device_id)
+
     async def latest_device(self) -> dict[str, Any] | None:
         return await asyncio.to_thread(self._views.state.latest_device)
 
-    async def active_players(self, seen_since_s: float) -> list[Player]:
-        return await asyncio.to_thread(self._views.state.active_players, seen_since_s)
+    async def active_players(self, seen_since_s: float, playing: bool = False) -> list[Player]:
+        return await asyncio.to_thread(self._views.state.active_players, seen_since_s, playing)
 
     async def purchase_sent(self, pk: int) -> None:
         await asyncio.to_thread(self._views.purchases.purchase_sent, pk)

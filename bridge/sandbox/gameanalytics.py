@@ -286,6 +286,7 @@ class GameAnalyticsSandbox:
         self._rejected = Journal(keep)
         self._by_category: dict[str, dict[str, int]] = {}
         self._by_route: dict[str, dict[str, int]] = {}
+        self._configs_asked: list[str] = []  # the user_id of each remote-configs init, in order
         self._clock_offset = 0
         self._success_status = 200
         self._echo_omit: frozenset[str] = frozenset()
@@ -406,6 +407,11 @@ class GameAnalyticsSandbox:
             "faults_fired": self.faults.fired(),
         }
 
+    def configs_asked(self) -> list[str]:
+        """The user of each remote-configs init answered so far, oldest first (configs are per user)."""
+        with self._lock:
+            return list(self._configs_asked)
+
     def reset(self) -> None:
         """Forget events, counts, faults, configs, enabled flags and the clock offset; games stay."""
         with self._lock:
@@ -413,6 +419,7 @@ class GameAnalyticsSandbox:
             self._rejected.clear()
             self._by_category.clear()
             self._by_route.clear()
+            self._configs_asked.clear()
             for game in self._games.values():
                 game.enabled = True
                 game.remote_configs = RemoteConfigSet()
@@ -550,6 +557,7 @@ class GameAnalyticsSandbox:
         _check_body(validate_remote_configs_init(payload))
         with self._lock:
             config_set = game.remote_configs
+            self._configs_asked.append(payload["user_id"])
         configs, variant = config_set.for_user(payload["user_id"])
         now = self.server_ts()
         versioned = query.get("config_vsn_supported", "") in CONFIG_VSN_SUPPORTED

@@ -32,7 +32,7 @@ from .schema import (
 # hello's engine: what a provider needs of it.
 _CLAIM_COLUMNS = (*events.c, sessions.c.session_num, sessions.c.user_ip,
                   *(func.coalesce(sessions.c[name], devices.c[name]).label(name) for name in PLAYER_DEVICE),
-                  devices.c.engine)
+                  devices.c.engine, (devices.c.user_id == events.c.user_id).label("own"))
 _CLAIM_FROM = (events.outerjoin(sessions, sessions.c.session_id == events.c.session_id)
                .outerjoin(devices, devices.c.device_id == events.c.device_id))
 _STORED_EVENT_FIELDS = tuple(f.name for f in dataclass_fields(StoredEvent))
@@ -47,6 +47,7 @@ def _stored_event(row: RowMapping) -> StoredEvent:
     """A claimed row, by column name (`fields` is msgpack in the store)."""
     values = {name: row[name] for name in _STORED_EVENT_FIELDS}
     values["fields"] = msgpack.unpackb(values["fields"])
+    values["own"] = None if values["own"] is None else bool(values["own"])
     return StoredEvent(**values)
 
 

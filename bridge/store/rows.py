@@ -29,6 +29,7 @@ class StoredEvent:
     manufacturer: str | None
     engine_version: str | None
     engine: str | None  # the hello's engine name (unity, unreal, godot, custom, ...)
+    own: bool | None  # the player is its device's hello player (None: the device is unknown)
 
 
 class Requeued(NamedTuple):

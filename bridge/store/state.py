@@ -30,14 +30,15 @@ class ProviderState:
             upsert(conn, provider_state, {"provider": provider, "key": key},
                    {"value": json.dumps(value), "updated_at": now_ms()})
 
-    def active_players(self, seen_since_s: float) -> list[Player]:
+    def active_players(self, seen_since_s: float, playing: bool = False) -> list[Player]:
         """Players whose provider sessions are kept fresh: the user of each device that said hello since a
-        time (own), and the users a device named in sessions since then or still open (a dedicated server's
-        players; own when that user is the device's hello user)."""
+        time (own; left out when only those `playing` are asked for), and the users a device named in
+        sessions since then or still open (a dedicated server's players; own when that user is the device's
+        hello user)."""
         since = int(seen_since_s * 1000)
         with self.engine.connect() as conn:
-            own = conn.execute(select(devices.c.device_id, devices.c.user_id)
-                               .where(devices.c.last_seen >= since)).all()
+            own = [] if playing else conn.execute(select(devices.c.device_id, devices.c.user_id)
+                                                  .where(devices.c.last_seen >= since)).all()
             named = conn.execute(
                 select(sessions.c.device_id, sessions.c.user_id, sessions.c.user_id == devices.c.user_id)
                 .select_from(sessions.outerjoin(devices, devices.c.device_id == sessions.c.device_id)).distinct()
@@ -47,6 +48,12 @@ class ProviderState:
             players.setdefault((device_id, user_id), bool(is_own))
         return [Player(device_id=device_id, user_id=user_id, own=is_own)
                 for (device_id, user_id), is_own in sorted(players.items())]
+
+    def device(self, device_id: str) -> dict[str, Any] | None:
+        """A device as its last hello described it."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(devices).where(devices.c.device_id == device_id)).mappings().first()
+        return dict(row) if row else None
 
     def latest_device(self) -> dict[str, Any] | None:
         """The device that said hello last: whose user remote configs are asked for."""

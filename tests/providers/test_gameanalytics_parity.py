@@ -61,8 +61,10 @@ def test_events_carry_engine_version_a_stable_event_uuid_connection_type_and_con
                             "start_ts": int(time.time()) + 3600}])
     with ga_daemon(tmp_path, server.url) as daemon, Client(daemon.ingress) as c:
         c.hello(engine="unity", engine_version="2022.3.10f1", **HELLO)
+        c.request({"type": "session_start"})  # the player's configs are asked as its session starts
         wait_until(lambda: c.request({"type": "configs", "prefix": "config/gameanalytics"})["topics"],
                    what="remote configs")
+        wait_until(lambda: accepted(sb, "user"), what="the session start, before the events route is slowed")
         sb.faults.slow("events", delay_s=2.5)  # over the daemon's 2 s time-out: served late, and sent again
         sent = [make_event("design", event_id="ann:one", connection_type="wifi"), make_event("design", event_id="ann:two")]
         c.request({"type": "events", "events": sent})

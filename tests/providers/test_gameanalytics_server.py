@@ -36,7 +36,7 @@ def test_each_players_events_carry_that_players_device(tmp_path: Path, ga_sandbo
     and manufacturer, not the server's; a player whose session_start named none shows the server's."""
     sb, server = ga_sandbox
     with server_bridge(tmp_path, server.url) as h:
-        game = h.hello(device_id="server", engine_version="godot 3.5", **SERVER)
+        game = h.hello(device_id="server", engine="godot", engine_version="3.5.2", **SERVER)
         for user, device in PLAYERS.items():
             game.session_start(user_id=user, **device)
         game.session_start(user_id="plain")
@@ -48,3 +48,35 @@ def test_each_players_events_carry_that_players_device(tmp_path: Path, ga_sandbo
         for name in ("platform", "os_version", "device", "manufacturer"):
             assert shown[user][name] == device[name], (user, name)
     assert {name: shown["plain"][name] for name in ("platform", "os_version", "device", "manufacturer")} == SERVER
+    assert shown["ana"]["engine_version"] == "unity 2022.3.10"  # its own, naming its engine
+    assert shown["ios"]["engine_version"] == shown["plain"]["engine_version"] == "godot 3.5.2"  # the hello's
+
+
+def test_players_in_different_variants_each_get_their_own_ids_and_configs(tmp_path: Path,
+                                                                          ga_sandbox: GaSandbox) -> None:
+    """Two players of one server in variants a and b: each player's events carry that player's A/B ids, and
+    each player's configs reach that player's topic; the server itself is asked for nothing."""
+    sb, server = ga_sandbox
+    experiment = sb.set_remote_configs(ab_id="exp9", variants={"a": [{"key": "gravity", "value": "1"}],
+                                                               "b": [{"key": "gravity", "value": "2"}]})
+    users = (f"player-{i}" for i in range(1000))
+    in_a, in_b = next(u for u in users if experiment.for_user(u)[1] == "a"), \
+        next(u for u in users if experiment.for_user(u)[1] == "b")
+    with server_bridge(tmp_path, server.url, remote_configs=True) as h:
+        sub = h.subscribe("config/gameanalytics")
+        game = h.hello(device_id="server", **SERVER)
+        for user in (in_a, in_b):
+            game.session_start(user_id=user)
+        game.events([player_event(user, f"{user}:0") for user in (in_a, in_b)])
+        h.flush()
+        wait_until(lambda: len(sb.accepted_events(category="design")) == 2, what="both players' events")
+        topics = sub.collect([f"config/gameanalytics/server/{in_a}", f"config/gameanalytics/server/{in_b}"])
+        assert h.published("config/gameanalytics/server") is None and h.published("config/gameanalytics") is None
+    shown = {e["user_id"]: e for e in sb.accepted_events()}
+    assert (shown[in_a]["ab_id"], shown[in_a]["ab_variant_id"]) == ("exp9", "a")
+    assert (shown[in_b]["ab_id"], shown[in_b]["ab_variant_id"]) == ("exp9", "b")
+    for user, variant, gravity in ((in_a, "a", "1"), (in_b, "b", "2")):
+        published = topics[f"config/gameanalytics/server/{user}"]
+        assert published["values"] == {"gravity": gravity}
+        assert (published["meta"]["ab_id"], published["meta"]["ab_variant_id"]) == ("exp9", variant)
+    assert sorted(sb.configs_asked()) == sorted([in_a, in_b])  # once each, at its session start

@@ -99,14 +99,19 @@ def host_defaults() -> dict[str, str]:
 
 def engine_version(engine: str | None, version: str | None) -> str | None:
     """The SDKs' `engine_version` annotation from a hello's `engine` and `engine_version` ("unity" and
-    "2022.3.10f1" give "unity 2022.3.10"); None for an engine the SDKs do not name or a version without a
+    "2022.3.10f1" give "unity 2022.3.10"), or from a version that names its engine first (a dedicated
+    server's player: "unity 2022.3.10f1"); None for an engine the SDKs do not name or a version without a
     leading number, which the SDKs leave out too."""
-    if not engine or not version or engine.lower() not in ENGINES:
+    if not version:
         return None
-    name = engine.lower()
     text = version.strip()
-    if text.lower().startswith(name + " "):
-        text = text[len(name) + 1:]
+    first, _, rest = text.partition(" ")
+    if first.lower() in ENGINES and rest:
+        name, text = first.lower(), rest
+    elif engine and engine.lower() in ENGINES:
+        name = engine.lower()
+    else:
+        return None
     number = _LEADING_VERSION.match(text)
     return f"{name} {number.group(0)}" if number else None
 

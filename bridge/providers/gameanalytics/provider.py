@@ -123,15 +123,17 @@ class GameAnalytics(Provider):
             return f"user_id: at most {ga_events.MAX_USER_ID} characters (the SDKs refuse longer ones)"
         return None
 
-    def _annotations(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {}
-        if self.remote and self.remote.ab_id:
-            extra["ab_id"] = self.remote.ab_id
-            if self.remote.ab_variant_id:
-                extra["ab_variant_id"] = self.remote.ab_variant_id
-        if self.remote and (tracking := self.remote.tracking()):
-            extra["configurations_v3"] = tracking
-        return extra
+    def claimed(self, events: list[StoredEvent]) -> None:
+        """A player whose session starts is asked for their remote configs now, so that the session's events,
+        built up to `interval` later, carry the player's A/B ids."""
+        if self.remote:
+            for ev in events:
+                if ev.category == SESSION_START:
+                    self.remote.starting(ev)
+
+    async def _annotations(self, user_id: str) -> dict[str, Any]:
+        """The player's own A/B ids and live configs."""
+        return self.remote.annotations(await self.remote.of(user_id)) if self.remote else {}
 
     async def _collector_event(self, ev: StoredEvent, extra: dict[str, Any]) -> dict[str, Any]:
         dropped: list[str] = []
@@ -212,15 +214,18 @@ class GameAnalytics(Provider):
         built = Built()
         if (self.paused or self.stale) and not await self.init():
             raise Paused(self.paused or "GameAnalytics refused our keys")
-        if any(ev.category == SESSION_START for ev in batch):
-            await self.init()  # per new session, as the docs ask
-            if self.remote:
-                await self.remote.refresh()
-        extra = self._annotations()
+        if any(ev.category == SESSION_START for ev in batch) and \
+                self.ctx.clock.monotonic() - self.last_init >= REINIT_EVERY_S:
+            # The docs ask an init per new session; current SDKs ask only the remote-configs init per player
+            # (the fact sheet), which `claimed` does. This init's enabled flag is the game's, not a player's.
+            await self.init()
+        extra: dict[str, dict[str, Any]] = {}
         by_user: dict[str, Items] = {}
         ips: dict[str, str | None] = {}
         for ev in batch:
-            body = await self._collector_event(ev, extra)
+            if ev.user_id not in extra:
+                extra[ev.user_id] = await self._annotations(ev.user_id)
+            body = await self._collector_event(ev, extra[ev.user_id])
             rule = ga_events.check(body, self.lists)
             ips[ev.user_id] = ev.user_ip or ips.get(ev.user_id)
             if rule:

@@ -1,18 +1,29 @@
-"""GameAnalytics remote configs: asked at start, per new session and on a timer; published on change.
+"""GameAnalytics remote configs and A/B ids, per player.
 
-A 201 replaces the configs (and the A/B ids), a 200 keeps them. The configs hash is kept in the store so a
-restarted daemon does not download unchanged configs again; the values themselves live in the publisher's
-persisted topic `config/gameanalytics`.
+The collector answers per user (its init takes `user_id` "to detect if the user should be enrolled"), so each
+player is asked on its own: as soon as the lane reads a session_start of theirs (the answer is in before the
+session's events are built), then on the refresh timer while the player plays, a few at a time beside the
+lane's event requests. A 201 replaces the player's configs and A/B ids, a 200 keeps them. Each player's configs
+hash, configs and ids are kept in the store, so a restarted daemon neither downloads unchanged configs again
+nor forgets whose variant is whose, and each event is stamped with its own player's ids.
+
+Each player's live values are published on the player's topic: `config/gameanalytics/<device_id>` for a
+device's own (hello) player, `config/gameanalytics/<device_id>/<user_id>` for another player a device names
+(a dedicated server's), and the own player's also on `config/gameanalytics`, what v1 clients read: a game with
+one player reads its player's configs there as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import httpx
 
+from ...store import StoredEvent
 from ..base import ProviderContext, TryLater
 from ..http import json_object, request_id
 from .events import SDK_VERSION
@@ -28,6 +39,28 @@ class Post(Protocol):
 
 TOPIC = "config/gameanalytics"
 CONFIG_VSN_SUPPORTED = 3
+MAX_KEPT = 10_000  # players held in memory; the others are read back from the store when they play
+ACTIVE_PLAYER_S = 24 * 3600.0  # a player seen this recently (or in an open session) is kept fresh
+
+
+@dataclass
+class PlayerConfigs:
+    """One player's configs as the collector last answered them, and the device it asks from."""
+
+    device_id: str
+    own: bool  # the device's hello player
+    platform: str | None = None
+    os_version: str | None = None
+    build: str = ""
+    configs_hash: str | None = None
+    ab_id: str | None = None
+    ab_variant_id: str | None = None
+    configs: list[dict[str, Any]] = field(default_factory=list)
+
+    def topics(self, user_id: str) -> tuple[str, ...]:
+        if self.own:
+            return f"{TOPIC}/{self.device_id}", TOPIC
+        return (f"{TOPIC}/{self.device_id}/{user_id}",)
 
 
 class RemoteConfigs:
@@ -42,52 +75,72 @@ class RemoteConfigs:
         self.defaults = defaults
         self.server_now = server_now
         self.on_server_ts = on_server_ts
-        self.configs_hash: str | None = None
-        self.ab_id: str | None = None
-        self.ab_variant_id: str | None = None
-        self.configs: list[dict[str, Any]] = []
-        self.last_refresh = 0.0
+        self.players: dict[str, PlayerConfigs] = {}
+        self._asked_at: dict[str, float] = {}  # per player, when last asked (the clock's wall time, s)
+        self._asking: dict[str, asyncio.Task[None]] = {}  # asks under way or waiting for a slot
+        self._sent: set[str] = set()  # the players whose ask is out now
+        self._slots = asyncio.Semaphore(settings.max_in_flight)  # so many asks out at once, as event requests
+        self.last_refresh: float | None = None
         self.last_status: int | None = None
-        self._loaded = False
+        self.asks = 0
 
-    async def _load(self) -> None:
-        """The configs kept in the store, once: a restarted daemon does not download unchanged configs again."""
-        if self._loaded:
+    # --- when players are asked ---------------------------------------------------------------------
+
+    def starting(self, ev: StoredEvent) -> None:
+        """A player's session_start was read: ask that player's configs now, in a task of its own (unless
+        they were asked since that session began: a refresh came first)."""
+        if ev.user_id in self._asking or self._asked_at.get(ev.user_id, 0) * 1000 >= ev.received_at:
             return
-        saved = await self.ctx.store.get("remote_configs") or {}
-        self.configs_hash = saved.get("configs_hash")
-        self.ab_id = saved.get("ab_id")
-        self.ab_variant_id = saved.get("ab_variant_id")
-        self.configs = saved.get("configs") or []
-        self._loaded = True
+        device = {"platform": ev.platform, "os_version": ev.os_version, "build": ev.game_build}
+        task = asyncio.get_running_loop().create_task(self._ask(ev.user_id, ev.device_id, bool(ev.own), device))
+        self._asking[ev.user_id] = task
+        task.add_done_callback(lambda _: self._asking.pop(ev.user_id, None))
+
+    async def of(self, user_id: str) -> PlayerConfigs | None:
+        """The player's configs for stamping its events: once an ask out for it is answered. An ask still
+        waiting for a slot (thousands of players starting at once) is not waited for: the events go with
+        what is known, and the player's next ones carry the answer."""
+        asking = self._asking.get(user_id)
+        if asking is not None and user_id in self._sent:
+            await asyncio.shield(asking)
+        return self.players.get(user_id) or await self._load(user_id)
 
     async def tick(self) -> None:
-        if self.ctx.clock.monotonic() - self.last_refresh >= self.refresh_s:
+        now = self.ctx.clock.monotonic()
+        if self.last_refresh is None or now - self.last_refresh >= self.refresh_s:
             await self.refresh()
-        elif self.configs_hash is not None:
-            self._publish()  # a config whose start_ts or end_ts just passed changes the live values
+            return
+        for user_id, player in list(self.players.items()):  # a config whose start_ts or end_ts just passed
+            if any("start_ts" in c or "end_ts" in c for c in player.configs):
+                self._publish(user_id, player)
 
     async def refresh(self) -> None:
-        """Ask for the configs of the user who played last; publish them when the answer is new."""
+        """Ask again for every player who played lately and was not asked within `remote_configs_refresh` (a
+        device that only said hello is not a player: a dedicated server is not enrolled in experiments)."""
         self.last_refresh = self.ctx.clock.monotonic()
-        await self._load()
-        device = await self.ctx.store.latest_device()
-        if device is None:
-            return  # nobody has played yet: configs are per user
-        defaults = self.defaults
-        body = encode_body({"user_id": device["user_id"], "platform": device["platform"] or defaults["platform"],
-                            "os_version": device["os_version"] or defaults["os_version"],
-                            "sdk_version": SDK_VERSION, "build": device["game_build"],
-                            "random_salt": secrets.randbelow(2**31)})
-        params: dict[str, Any] = {"game_key": self.game_key, "interval_seconds": self.interval_seconds,
-                                  "config_vsn_supported": CONFIG_VSN_SUPPORTED}
-        if self.configs_hash:
-            params["configs_hash"] = self.configs_hash
-        try:
-            answer = await self.post("/remote_configs/v1/init", body, params=params)
-        except TryLater as exc:  # the configs are asked again at the next session or refresh
-            self.ctx.log.warning("%s: remote configs: %s", self.name, exc)
-            return
+        now = self.ctx.clock.time()
+        due = []
+        since = now - ACTIVE_PLAYER_S
+        for device_id, user_id, own in await self.ctx.store.active_players(since, playing=True):
+            if user_id not in self._asking and now - self._asked_at.get(user_id, -self.refresh_s) >= self.refresh_s:
+                due.append(self._ask(user_id, device_id, own, {}))
+        await asyncio.gather(*due)
+
+    # --- one ask -----------------------------------------------------------------------------------
+
+    async def _ask(self, user_id: str, device_id: str, own: bool, device: dict[str, Any]) -> None:
+        """POST /remote_configs/v1/init for one player; its configs published when the answer is new."""
+        async with self._slots:
+            self._sent.add(user_id)
+            try:
+                player = await self._player(user_id, device_id, own, device)
+                answer = await self._post(user_id, player)
+            except TryLater as exc:  # asked again at the player's next session or the next refresh
+                self.ctx.log.warning("%s: remote configs: %s", self.name, exc)
+                return
+            finally:
+                self._sent.discard(user_id)
+        self.asks += 1
         self.last_status = answer.status_code
         data = json_object(answer) if answer.status_code in (200, 201) else {}
         server_ts = data.get("server_ts")
@@ -100,38 +153,90 @@ class RemoteConfigs:
                 self.ctx.log.error("%s: remote configs 201 without configs (request %s)", self.name,
                                    request_id(answer))
                 return
-            await self._apply(data)
+            player.configs = [c for c in data.get("configs") or [] if isinstance(c, dict) and "key" in c]
+            player.configs_hash = data.get("configs_hash")
+            player.ab_id = data.get("ab_id")
+            player.ab_variant_id = data.get("ab_variant_id")
         elif answer.status_code != 200:
             self.ctx.log.warning("%s: remote configs answered %d", self.name, answer.status_code)
+            return
+        await self.ctx.store.set(f"remote_configs:{user_id}", asdict(player))
+        self._publish(user_id, player)
 
-    async def _apply(self, data: dict[str, Any]) -> None:
-        self.configs = [c for c in data.get("configs") or [] if isinstance(c, dict) and "key" in c]
-        self.configs_hash = data.get("configs_hash")
-        self.ab_id = data.get("ab_id")
-        self.ab_variant_id = data.get("ab_variant_id")
-        await self.ctx.store.set("remote_configs", {
-            "configs_hash": self.configs_hash, "ab_id": self.ab_id, "ab_variant_id": self.ab_variant_id,
-            "configs": self.configs})
-        self._publish()
+    async def _player(self, user_id: str, device_id: str, own: bool, device: dict[str, Any]) -> PlayerConfigs:
+        """The player as it is asked for now: kept configs, and the device it plays on."""
+        self._asked_at[user_id] = self.ctx.clock.time()
+        player = self.players.get(user_id) or await self._load(user_id) or PlayerConfigs(device_id, own)
+        player.device_id, player.own = device_id, own
+        if not player.build and not device.get("build"):  # a player first met on the timer: its device's
+            hello = await self.ctx.store.device(device_id) or {}
+            device = {"platform": hello.get("platform"), "os_version": hello.get("os_version"),
+                      "build": hello.get("game_build")}
+        player.platform = device.get("platform") or player.platform
+        player.os_version = device.get("os_version") or player.os_version
+        player.build = device.get("build") or player.build
+        self._keep(user_id, player)
+        return player
 
-    def _live(self) -> list[dict[str, Any]]:
-        """The configs in effect now, by the server's clock."""
+    def _post(self, user_id: str, player: PlayerConfigs) -> Awaitable[httpx.Response]:
+        body = encode_body({"user_id": user_id, "platform": player.platform or self.defaults["platform"],
+                            "os_version": player.os_version or self.defaults["os_version"],
+                            "sdk_version": SDK_VERSION, "build": player.build,
+                            "random_salt": secrets.randbelow(2**31)})
+        params: dict[str, Any] = {"game_key": self.game_key, "interval_seconds": self.interval_seconds,
+                                  "config_vsn_supported": CONFIG_VSN_SUPPORTED}
+        if player.configs_hash:
+            params["configs_hash"] = player.configs_hash
+        return self.post("/remote_configs/v1/init", body, params=params)
+
+    async def _load(self, user_id: str) -> PlayerConfigs | None:
+        """A player's configs kept in the store (a restart, or a player not held in memory)."""
+        saved = await self.ctx.store.get(f"remote_configs:{user_id}")
+        if not isinstance(saved, dict):
+            return None
+        player = PlayerConfigs(**saved)
+        self._keep(user_id, player)
+        return player
+
+    def _keep(self, user_id: str, player: PlayerConfigs) -> None:
+        if user_id not in self.players and len(self.players) >= MAX_KEPT:
+            self.players.pop(next(iter(self.players)))  # the longest kept; the store still has it
+        self.players[user_id] = player
+
+    # --- what a player's events and topics carry ----------------------------------------------------
+
+    def _live(self, player: PlayerConfigs) -> list[dict[str, Any]]:
+        """The player's configs in effect now, by the server's clock."""
         now = self.server_now()
-        return [c for c in self.configs if (c.get("start_ts") is None or c["start_ts"] <= now)
+        return [c for c in player.configs if (c.get("start_ts") is None or c["start_ts"] <= now)
                 and (c.get("end_ts") is None or now <= c["end_ts"])]
 
-    def tracking(self) -> list[dict[str, Any]]:
-        """The configs in effect as the current SDKs tag every event with them (`configurations_v3`: the key,
-        id and vsn of each, as the answer gave them; GAState::buildRemoteConfigsJsons in gameanalytics-sdk-cpp)."""
-        return [{k: c[k] for k in ("key", "id", "vsn") if c.get(k) is not None} for c in self._live()]
+    def annotations(self, player: PlayerConfigs | None) -> dict[str, Any]:
+        """The player's A/B ids, and the configs in effect as the current SDKs tag every event with them
+        (`configurations_v3`: key, id and vsn of each; GAState::buildRemoteConfigsJsons in gameanalytics-sdk-cpp)."""
+        if player is None:
+            return {}
+        extra: dict[str, Any] = {}
+        if player.ab_id:
+            extra["ab_id"] = player.ab_id
+            if player.ab_variant_id:
+                extra["ab_variant_id"] = player.ab_variant_id
+        tracking = [{k: c[k] for k in ("key", "id", "vsn") if c.get(k) is not None} for c in self._live(player)]
+        if tracking:
+            extra["configurations_v3"] = tracking
+        return extra
 
-    def _publish(self) -> None:
-        """The configs live now (by the server's clock) on the provider's topic, with the A/B ids."""
-        values = {str(c["key"]): c.get("value") for c in self._live()}
-        meta = {k: v for k, v in (("ab_id", self.ab_id), ("ab_variant_id", self.ab_variant_id),
-                                  ("configs_hash", self.configs_hash)) if v is not None}
-        self.ctx.publish(TOPIC, values, "gameanalytics", meta)
+    def _publish(self, user_id: str, player: PlayerConfigs) -> None:
+        values = {str(c["key"]): c.get("value") for c in self._live(player)}
+        meta = {k: v for k, v in (("ab_id", player.ab_id), ("ab_variant_id", player.ab_variant_id),
+                                  ("configs_hash", player.configs_hash)) if v is not None}
+        for topic in player.topics(user_id):
+            self.ctx.publish(topic, values, "gameanalytics", meta)
 
     def status(self) -> dict[str, Any]:
-        return {"configs_hash": self.configs_hash, "ab_id": self.ab_id, "ab_variant_id": self.ab_variant_id,
-                "remote_configs_answer": self.last_status}
+        figures: dict[str, Any] = {"remote_configs_players": len(self.players), "remote_configs_asks": self.asks,
+                                   "remote_configs_answer": self.last_status}
+        if len(self.players) == 1:  # a game with one player: its ids, as before
+            [player] = self.players.values()
+            figures.update(configs_hash=player.configs_hash, ab_id=player.ab_id, ab_variant_id=player.ab_variant_id)
+        return figures
