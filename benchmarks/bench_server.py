@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import math
 import statistics
 import tempfile
@@ -311,6 +312,13 @@ def daemon_run(url: str, load: Load, settings: dict[str, Any], warm_s: float, gr
 # The bare loop
 # ---------------------------------------------------------------------------------------------------
 
+def _row(**values: Any) -> StoredEvent:
+    """A stored event with `values`; the columns this benchmark does not set (the player's own device, and those
+    the store gains as it grows) are None, as for a player whose session named no device."""
+    columns: dict[str, Any] = {f.name: None for f in dataclasses.fields(StoredEvent)}
+    return StoredEvent(**{**columns, **values})
+
+
 class Requests:
     """The requests the daemon would send for a player's events, built as its provider does (the provider's
     collector JSON, `encode_body` gzip and `Signature` HMAC), without its lane or sender."""
@@ -326,11 +334,10 @@ class Requests:
     def _collector(self, player: int, uid: str, category: str, fields: dict[str, Any], at: float) -> dict[str, Any]:
         """The collector's event, from the row the daemon would have stored (the hello's engine, no player device)."""
         ms = int(at * 1000)
-        stored = StoredEvent(pk=0, device_id=DEVICE, uid=uid, user_id=user(player), session_id=self.sessions[player],
-                             category=category, client_ts=ms, received_at=ms, game_build=BUILD, fields=fields,
-                             session_num=1, user_ip=user_ip(player), platform=PLATFORM["platform"],
-                             os_version=PLATFORM["os_version"], device=None, manufacturer=None, engine_version=None,
-                             engine=ENGINE)
+        stored = _row(pk=0, device_id=DEVICE, uid=uid, user_id=user(player), session_id=self.sessions[player],
+                      category=category, client_ts=ms, received_at=ms, game_build=BUILD, fields=fields, session_num=1,
+                      user_ip=user_ip(player), platform=PLATFORM["platform"], os_version=PLATFORM["os_version"],
+                      engine=ENGINE)
         return to_collector(stored, 0, self.defaults, {})
 
     def events(self, player: int, items: list[tuple[str, float]]) -> httpx.Request:
