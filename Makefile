@@ -44,8 +44,11 @@ oracle: setup system-deps
 oracle-long: setup system-deps
 	$(PY) -m tests.oracle --long
 
+# Every benchmarks/bench_*.py, one after the other (run_all), bench_server's dedicated-server scenarios among them
+# (about 5 minutes in full). BENCH_ARGS go to each: `make bench BENCH_ARGS=--quick` for the short runs.
+BENCH_ARGS ?=
 bench: setup system-deps
-	$(PY) -m benchmarks.run_all
+	$(PY) -m benchmarks.run_all $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

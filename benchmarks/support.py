@@ -151,6 +151,29 @@ def gameanalytics_sandbox() -> Iterator[str]:
         proc.wait(10)
 
 
+@contextmanager
+def late_gameanalytics_sandbox(latency_ms: float) -> Iterator[str]:
+    """`engine-bridge sandbox --latency-ms N --quiet` in its own process: the GameAnalytics collector answering
+    every request `latency_ms` late (each on its own, side by side); yields its URL. The command also serves
+    the GameRamp and staq sandboxes, unused here."""
+    proc = subprocess.Popen(module_command("bridge", "sandbox", "--quiet", "--latency-ms", f"{latency_ms:g}"),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=child_env(), cwd=REPO)
+    try:
+        assert proc.stdout is not None
+        url = None
+        for line in proc.stdout:  # the start-up lines end with staq's
+            if line.startswith("GameAnalytics sandbox listening on "):
+                url = line.rsplit("listening on ", 1)[1].strip()
+            if line.startswith("staq sandbox listening on "):
+                break
+        if url is None:
+            raise RuntimeError(f"the sandboxes did not start (exit code {proc.poll()})")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def drained(client: Client, provider: str, timeout_s: float) -> dict[str, Any]:
     """Wait until nothing is queued or in flight for `provider`; its stats then."""
     def settled() -> dict[str, Any] | None:

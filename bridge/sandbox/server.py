@@ -1,9 +1,10 @@
 """The HTTP side of the local provider sandboxes: a loopback server on a background thread.
 
 An emulator (such as `GameAnalyticsSandbox`) turns a `Request` into a `Response` and owns a `FaultPlan`;
-this module owns everything else: sockets, HTTP/1.1 keep-alive, carrying out faults, and starting and
-stopping cleanly, in-process (tests: `SandboxServer(...).start()`, `.url`, `.stop()`) or until a signal
-(the `engine-bridge sandbox` command: `serve_until_signalled`). Standard library only.
+this module owns everything else: sockets, HTTP/1.1 keep-alive, carrying out faults, a standing latency
+(`latency_s`: every request on a provider route answered that much later, as a collector far away would),
+and starting and stopping cleanly, in-process (tests: `SandboxServer(...).start()`, `.url`, `.stop()`) or
+until a signal (the `engine-bridge sandbox` command: `serve_until_signalled`). Standard library only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from io import BufferedIOBase
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from bridge.sandbox.faults import FaultPlan
+from bridge.sandbox.faults import MAX_DELAY_S, FaultPlan
 
 log = logging.getLogger("bridge.sandbox.http")
 
@@ -142,9 +143,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, emulator: Emulator, request: Request) -> Response:
         route = emulator.fault_route(request.method, request.path)
         fault = emulator.faults.take(route) if route is not None else None
-        if fault is not None and fault.kind == "delay":
-            time.sleep(fault.delay_s)
-        elif fault is not None:
+        # The standing latency and a delay fault are one wait on this connection's own thread: requests on
+        # other connections wait side by side, not one after another. Admin routes (route None) never wait.
+        late_s = (self.server.latency_s if route is not None else 0.0) + \
+            (fault.delay_s if fault is not None and fault.kind == "delay" else 0.0)
+        if late_s > 0:
+            time.sleep(late_s)
+        if fault is not None and fault.kind != "delay":
             request.read_body()
             log.info("fault on %s: %s", route, "connection dropped" if fault.kind == "drop" else fault.status)
             return DROP if fault.kind == "drop" else Response(fault.status, fault.body.encode())
@@ -173,6 +178,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # idle keep-alive connections must not hold up stop(); they are shut down instead
+    # The listen backlog: socketserver's 5 has the kernel reset connections made side by side before they are
+    # accepted (a lane with a few dozen requests in flight opens that many at once), an error no real
+    # collector shows. The kernel caps it at net.core.somaxconn.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -181,6 +190,7 @@ class _HTTPServer(ThreadingHTTPServer):
         self._connections_lock = threading.Lock()
         self.answering = 0  # requests being answered now, and the most at once: a client's concurrency
         self.peak_answering = 0
+        self.latency_s = 0.0  # set by SandboxServer
         super().__init__(address, _Handler)
 
     @contextlib.contextmanager
@@ -221,10 +231,24 @@ class _HTTPServer(ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RDWR)
 
 
-class SandboxServer:
-    """One emulator served over HTTP on a background thread: `start()`, `.url`, `stop()`, or `with`."""
+def _checked_latency(latency_s: float) -> float:
+    if type(latency_s) not in (int, float) or not 0 <= latency_s <= MAX_DELAY_S:
+        raise ValueError(f"latency_s must be a number of seconds from 0 to {MAX_DELAY_S:g}, not {latency_s!r}")
+    return float(latency_s)
 
-    def __init__(self, emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> None:
+
+class SandboxServer:
+    """One emulator served over HTTP on a background thread: `start()`, `.url`, `stop()`, or `with`.
+
+    `latency_s` answers every request on the emulator's provider routes (those its faults can hit; never its
+    admin routes) that many seconds late, before anything else happens to it: concurrent requests each wait
+    `latency_s`, side by side. Unlike a delay fault it is no entry of the emulator's `FaultPlan`, so it
+    outlives a reset or a cleared plan, and faults queued meanwhile fire as usual, late (a delay fault adds to
+    it). It can be changed while the server runs.
+    """
+
+    def __init__(self, emulator: Emulator, host: str = "127.0.0.1", port: int = 0, *,
+                 latency_s: float = 0.0) -> None:
         if not hasattr(emulator, "handle") or not isinstance(getattr(emulator, "faults", None), FaultPlan):
             raise TypeError("emulator must have handle(request) and a FaultPlan in .faults")
         if not isinstance(host, str) or not host:
@@ -234,8 +258,20 @@ class SandboxServer:
         self.emulator = emulator
         self.host = host
         self._requested_port = port
+        self._latency_s = _checked_latency(latency_s)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def latency_s(self) -> float:
+        """Seconds every provider-route request waits before it is handled (0: none)."""
+        return self._latency_s
+
+    @latency_s.setter
+    def latency_s(self, latency_s: float) -> None:
+        self._latency_s = _checked_latency(latency_s)
+        if self._httpd is not None:
+            self._httpd.latency_s = self._latency_s
 
     @property
     def port(self) -> int:
@@ -259,6 +295,7 @@ class SandboxServer:
         if self._httpd is not None:
             raise RuntimeError("the sandbox server is already started")
         self._httpd = _HTTPServer((self.host, self._requested_port), self.emulator)
+        self._httpd.latency_s = self._latency_s
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"sandbox-http-{self.port}", daemon=True)
         self._thread.start()
