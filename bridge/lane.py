@@ -288,6 +288,7 @@ class Lane:
         """Build, send and classify once: what became of `events` this time. Batches are built one at a time,
         so that calls take their places in their keys' order as their batches were claimed."""
         try:
+            await self.provider.ready(events)
             async with self._building:
                 await self._start()
                 built = await self.provider.build(events)

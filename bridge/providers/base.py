@@ -179,6 +179,10 @@ class Provider:
         `interval` later): the moment to start slow per-player work early, in tasks of its own (GameAnalytics
         asks a starting player's remote configs). Must not block: the lane is waiting."""
 
+    async def ready(self, batch: list[StoredEvent]) -> None:
+        """Wait for what `claimed` started for these events before they are built. The lane asks it outside
+        its build order, so one player's wait keeps no other player's batch from being built."""
+
     async def build(self, batch: list[StoredEvent]) -> Built:
         """The requests that carry `batch`; may send what it needs first (an init) through `ctx.send`."""
         raise NotImplementedError

@@ -131,6 +131,11 @@ class GameAnalytics(Provider):
                 if ev.category == SESSION_START:
                     self.remote.starting(ev)
 
+    async def ready(self, batch: list[StoredEvent]) -> None:
+        """The batch's players' remote configs asks answered, so its events carry their A/B ids."""
+        if self.remote:
+            await self.remote.answered({ev.user_id for ev in batch})
+
     async def _annotations(self, user_id: str) -> dict[str, Any]:
         """The player's own A/B ids and live configs."""
         return self.remote.annotations(await self.remote.of(user_id)) if self.remote else {}

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from ...store import StoredEvent
+from ...store import StoredEvent, now_ms
 from ..base import ProviderContext, TryLater
 from ..http import json_object, request_id
 from .events import SDK_VERSION
@@ -76,9 +76,9 @@ class RemoteConfigs:
         self.server_now = server_now
         self.on_server_ts = on_server_ts
         self.players: dict[str, PlayerConfigs] = {}
-        self._asked_at: dict[str, float] = {}  # per player, when last asked (the clock's wall time, s)
+        self._asked_at: dict[str, float] = {}  # per player, when last asked (the providers' clock, s)
+        self._asked_ms: dict[str, int] = {}  # the same by the store's clock, against an event's received_at
         self._asking: dict[str, asyncio.Task[None]] = {}  # asks under way or waiting for a slot
-        self._sent: set[str] = set()  # the players whose ask is out now
         self._slots = asyncio.Semaphore(settings.max_in_flight)  # so many asks out at once, as event requests
         self.last_refresh: float | None = None
         self.last_status: int | None = None
@@ -89,20 +89,26 @@ class RemoteConfigs:
     def starting(self, ev: StoredEvent) -> None:
         """A player's session_start was read: ask that player's configs now, in a task of its own (unless
         they were asked since that session began: a refresh came first)."""
-        if ev.user_id in self._asking or self._asked_at.get(ev.user_id, 0) * 1000 >= ev.received_at:
-            return
-        device = {"platform": ev.platform, "os_version": ev.os_version, "build": ev.game_build}
-        task = asyncio.get_running_loop().create_task(self._ask(ev.user_id, ev.device_id, bool(ev.own), device))
-        self._asking[ev.user_id] = task
-        task.add_done_callback(lambda _: self._asking.pop(ev.user_id, None))
+        if ev.user_id not in self._asking and self._asked_ms.get(ev.user_id, 0) < ev.received_at:
+            self._schedule(ev.user_id, ev.device_id, bool(ev.own),
+                           {"platform": ev.platform, "os_version": ev.os_version, "build": ev.game_build})
+
+    def _schedule(self, user_id: str, device_id: str, own: bool, device: dict[str, Any]) -> asyncio.Task[None]:
+        """The player's ask, in a task of its own; it goes once a slot is free."""
+        self._asked_ms[user_id] = now_ms()
+        task = asyncio.get_running_loop().create_task(self._ask(user_id, device_id, own, device))
+        self._asking[user_id] = task
+        task.add_done_callback(lambda _: self._asking.pop(user_id, None))
+        return task
+
+    async def answered(self, users: set[str]) -> None:
+        """Once the asks started for these players are answered (or given up)."""
+        asking = [task for user, task in list(self._asking.items()) if user in users]
+        if asking:
+            await asyncio.gather(*(asyncio.shield(task) for task in asking), return_exceptions=True)
 
     async def of(self, user_id: str) -> PlayerConfigs | None:
-        """The player's configs for stamping its events: once an ask out for it is answered. An ask still
-        waiting for a slot (thousands of players starting at once) is not waited for: the events go with
-        what is known, and the player's next ones carry the answer."""
-        asking = self._asking.get(user_id)
-        if asking is not None and user_id in self._sent:
-            await asyncio.shield(asking)
+        """The player's configs as last answered, for stamping its events."""
         return self.players.get(user_id) or await self._load(user_id)
 
     async def tick(self) -> None:
@@ -123,7 +129,7 @@ class RemoteConfigs:
         since = now - ACTIVE_PLAYER_S
         for device_id, user_id, own in await self.ctx.store.active_players(since, playing=True):
             if user_id not in self._asking and now - self._asked_at.get(user_id, -self.refresh_s) >= self.refresh_s:
-                due.append(self._ask(user_id, device_id, own, {}))
+                due.append(self._schedule(user_id, device_id, own, {}))
         await asyncio.gather(*due)
 
     # --- one ask -----------------------------------------------------------------------------------
@@ -131,15 +137,12 @@ class RemoteConfigs:
     async def _ask(self, user_id: str, device_id: str, own: bool, device: dict[str, Any]) -> None:
         """POST /remote_configs/v1/init for one player; its configs published when the answer is new."""
         async with self._slots:
-            self._sent.add(user_id)
             try:
                 player = await self._player(user_id, device_id, own, device)
                 answer = await self._post(user_id, player)
             except TryLater as exc:  # asked again at the player's next session or the next refresh
                 self.ctx.log.warning("%s: remote configs: %s", self.name, exc)
                 return
-            finally:
-                self._sent.discard(user_id)
         self.asks += 1
         self.last_status = answer.status_code
         data = json_object(answer) if answer.status_code in (200, 201) else {}
