@@ -79,7 +79,8 @@ class RemoteConfigs:
         self._asked_at: dict[str, float] = {}  # per player, when last asked (the providers' clock, s)
         self._asked_ms: dict[str, int] = {}  # the same by the store's clock, against an event's received_at
         self._asking: dict[str, asyncio.Task[None]] = {}  # asks under way or waiting for a slot
-        self._slots = asyncio.Semaphore(settings.max_in_flight)  # so many asks out at once, as event requests
+        # Half the lane's requests at most, so that players starting by the thousand do not take every one.
+        self._slots = asyncio.Semaphore(max(1, settings.max_in_flight // 2))
         self.last_refresh: float | None = None
         self.last_status: int | None = None
         self.asks = 0
@@ -102,7 +103,8 @@ class RemoteConfigs:
         return task
 
     async def answered(self, users: set[str]) -> None:
-        """Once the asks started for these players are answered (or given up)."""
+        """Once the asks started for these players are answered (or given up), so that a session's events
+        carry the player's A/B ids (players starting by the thousand wait for their turn to be asked)."""
         asking = [task for user, task in list(self._asking.items()) if user in users]
         if asking:
             await asyncio.gather(*(asyncio.shield(task) for task in asking), return_exceptions=True)
@@ -118,7 +120,7 @@ class RemoteConfigs:
             return
         for user_id, player in list(self.players.items()):  # a config whose start_ts or end_ts just passed
             if any("start_ts" in c or "end_ts" in c for c in player.configs):
-                self._publish(user_id, player)
+                await self._publish(user_id, player)
 
     async def refresh(self) -> None:
         """Ask again for every player who played lately and was not asked within `remote_configs_refresh` (a
@@ -164,7 +166,7 @@ class RemoteConfigs:
             self.ctx.log.warning("%s: remote configs answered %d", self.name, answer.status_code)
             return
         await self.ctx.store.set(f"remote_configs:{user_id}", asdict(player))
-        self._publish(user_id, player)
+        await self._publish(user_id, player)
 
     async def _player(self, user_id: str, device_id: str, own: bool, device: dict[str, Any]) -> PlayerConfigs:
         """The player as it is asked for now: kept configs, and the device it plays on."""
@@ -229,7 +231,11 @@ class RemoteConfigs:
             extra["configurations_v3"] = tracking
         return extra
 
-    def _publish(self, user_id: str, player: PlayerConfigs) -> None:
+    async def _publish(self, user_id: str, player: PlayerConfigs) -> None:
+        """The player's live values on its topics; in a thread, as the publisher keeps each in the store."""
+        await asyncio.to_thread(self._publish_now, user_id, player)
+
+    def _publish_now(self, user_id: str, player: PlayerConfigs) -> None:
         values = {str(c["key"]): c.get("value") for c in self._live(player)}
         meta = {k: v for k, v in (("ab_id", player.ab_id), ("ab_variant_id", player.ab_variant_id),
                                   ("configs_hash", player.configs_hash)) if v is not None}
