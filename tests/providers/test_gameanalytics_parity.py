@@ -155,9 +155,10 @@ def test_the_clock_offset_comes_from_the_remote_configs_init_when_the_v2_init_is
         ev = make_event("design")
         game.event(ev)
         [got] = wait_until(lambda: accepted(sb, "design"), what="the design event")
-        stats = h.figures(GA)
-    assert abs(got["client_ts"] - (ev["ts"] // 1000 + 3600)) <= 2
-    assert abs(stats["clock_offset_s"] - 3600) <= 2
+        offset = h.figures(GA)["clock_offset_s"]
+        behind = time.time() - h.clock.time()  # the providers' clock stands still; the collector's goes on
+    assert 3600 - 1 <= offset <= 3600 + behind + 1
+    assert abs(got["client_ts"] - (ev["ts"] // 1000 + offset)) <= 1
     assert sb.faults.fired().get("init", 0) >= 1
 
 
