@@ -43,9 +43,9 @@ CLAIM_ROWS = 1000  # events read from the store at a time
 
 @dataclass
 class _Batch:
-    """One player's events on their way: finished (cursor, dead letters) once `task` is done."""
+    """One player's events on their way (the lane keeps it under its player's key): finished (cursor, dead
+    letters) once `task` is done."""
 
-    key: str
     events: list[StoredEvent]
     task: asyncio.Task[None] | None = None
     delivered: int = 0
@@ -195,7 +195,7 @@ class Lane:
             due.append(key)
             excess -= len(bucket)
         for key in due:
-            batch = _Batch(key, self._buckets.take(key))
+            batch = _Batch(self._buckets.take(key))
             batch.task = asyncio.create_task(self._deliver(batch), name=f"{self.name} batch")
             self._batches[key] = batch
 
