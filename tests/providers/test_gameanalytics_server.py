@@ -80,3 +80,33 @@ def test_players_in_different_variants_each_get_their_own_ids_and_configs(tmp_pa
         assert published["values"] == {"gravity": gravity}
         assert (published["meta"]["ab_id"], published["meta"]["ab_variant_id"]) == ("exp9", variant)
     assert sorted(sb.configs_asked()) == sorted([in_a, in_b])  # once each, at its session start
+
+
+def test_a_players_config_goes_live_at_its_start_ts_and_leaves_after_its_end_ts(tmp_path: Path,
+                                                                                ga_sandbox: GaSandbox) -> None:
+    """A config with a time window reaches the player's topic when the collector's clock enters it and
+    leaves it once end_ts passed, each on the providers' timer (the clock is moved by hand), with no new ask:
+    the collector sent it ahead, as asked for the next `remote_configs_interval_seconds`."""
+    sb, server = ga_sandbox
+    with server_bridge(tmp_path, server.url, remote_configs=True, remote_configs_interval_seconds=300,
+                       remote_configs_refresh=3600) as h:
+        start = int(h.clock.time()) + 60
+        sb.set_remote_configs([{"key": "gravity", "value": "1"},
+                               {"key": "event", "value": "on", "start_ts": start, "end_ts": start + 60}])
+        game = h.hello(device_id="server", **SERVER)
+        game.session_start(user_id="p1")
+        topic = "config/gameanalytics/server/p1"
+        first = wait_until(lambda: h.published(topic), what="the player's configs")
+        assert first["values"] == {"gravity": "1"}
+        h.tick(30)
+        assert h.published(topic) == first  # the window has not begun
+        h.tick(32)  # (the collector's clock may run a second ahead of the providers')
+        live = h.published(topic)
+        assert live is not None and live["values"] == {"gravity": "1", "event": "on"}
+        assert live["version"] == first["version"] + 1
+        h.tick(26)
+        assert h.published(topic) == live
+        h.tick(34)
+        ended = h.published(topic)
+        assert ended is not None and ended["values"] == {"gravity": "1"} and ended["version"] == live["version"] + 1
+    assert sb.configs_asked() == ["p1"]

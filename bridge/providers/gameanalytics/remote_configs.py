@@ -79,6 +79,7 @@ class RemoteConfigs:
         self._asked_at: dict[str, float] = {}  # per player, when last asked (the providers' clock, s)
         self._asked_ms: dict[str, int] = {}  # the same by the store's clock, against an event's received_at
         self._asking: dict[str, asyncio.Task[None]] = {}  # asks under way or waiting for a slot
+        self._turns: dict[str, int] = {}  # per player, when a start_ts or end_ts next changes its live configs
         # Half the lane's requests at most, so that players starting by the thousand do not take every one.
         self._slots = asyncio.Semaphore(max(1, settings.max_in_flight // 2))
         self.last_refresh: float | None = None
@@ -117,9 +118,10 @@ class RemoteConfigs:
         now = self.ctx.clock.monotonic()
         if self.last_refresh is None or now - self.last_refresh >= self.refresh_s:
             await self.refresh()
-            return
-        for user_id, player in list(self.players.items()):  # a config whose start_ts or end_ts just passed
-            if any("start_ts" in c or "end_ts" in c for c in player.configs):
+        now_ts = self.server_now()
+        for user_id in [user for user, turn in self._turns.items() if turn <= now_ts]:
+            player = await self.of(user_id)  # a config's start_ts or end_ts just passed: the live values changed
+            if player is not None:
                 await self._publish(user_id, player)
 
     async def refresh(self) -> None:
@@ -138,9 +140,9 @@ class RemoteConfigs:
 
     async def _ask(self, user_id: str, device_id: str, own: bool, device: dict[str, Any]) -> None:
         """POST /remote_configs/v1/init for one player; its configs published when the answer is new."""
+        player = await self._player(user_id, device_id, own, device)  # store reads: before taking a slot
         async with self._slots:
             try:
-                player = await self._player(user_id, device_id, own, device)
                 answer = await self._post(user_id, player)
             except TryLater as exc:  # asked again at the player's next session or the next refresh
                 self.ctx.log.warning("%s: remote configs: %s", self.name, exc)
@@ -232,7 +234,15 @@ class RemoteConfigs:
         return extra
 
     async def _publish(self, user_id: str, player: PlayerConfigs) -> None:
-        """The player's live values on its topics; in a thread, as the publisher keeps each in the store."""
+        """The player's live values on its topics; in a thread, as the publisher keeps each in the store. The
+        next second they change (a config starts, or its end_ts passed) is noted for `tick`."""
+        now = self.server_now()
+        starts = [c.get("start_ts") for c in player.configs] + [_after(c.get("end_ts")) for c in player.configs]
+        turns = [t for t in starts if type(t) is int and t > now]
+        if turns:
+            self._turns[user_id] = min(turns)
+        else:
+            self._turns.pop(user_id, None)
         await asyncio.to_thread(self._publish_now, user_id, player)
 
     def _publish_now(self, user_id: str, player: PlayerConfigs) -> None:
@@ -249,3 +259,8 @@ class RemoteConfigs:
             [player] = self.players.values()
             figures.update(configs_hash=player.configs_hash, ab_id=player.ab_id, ab_variant_id=player.ab_variant_id)
         return figures
+
+
+def _after(end_ts: Any) -> int | None:
+    """The first second a config ending at `end_ts` is no longer live (it is up to and including end_ts)."""
+    return end_ts + 1 if type(end_ts) is int else None
