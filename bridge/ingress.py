@@ -450,7 +450,7 @@ class Ingress:
     def _on_session_start(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                           rid: int) -> None:
         session = start_session(state.burst, self.book, hello, protocol.read_session(msg, start=True), state.now)
-        state.out.append(Outgoing(envelope, {"type": "session", "rid": rid, **session.to_wire()}, True))
+        state.out.append(Outgoing(envelope, {"type": "session", "rid": rid, **session}, True))
 
     def _on_session_end(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                         rid: int) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import msgpack
 
 from .protocol import Event, Hello, SessionRequest
-from .sessions import Session, SessionBook
+from .sessions import SessionBook
 from .store import Burst, EventKey
 
 packb = msgpack.Packer(use_bin_type=True).pack  # one packer for every event's fields, not one per call
@@ -35,19 +35,32 @@ def add_device(burst: Burst, hello: Hello, now: int) -> None:
         "device": hello.device, "manufacturer": hello.manufacturer, "first_seen": now, "last_seen": now}
 
 
-def start_session(burst: Burst, book: SessionBook, hello: Hello, request: SessionRequest, now: int) -> Session:
-    """A `session_start`: the player's new session, on the player's own device where the request gave one."""
-    session = book.start(burst, hello.device_id, request.user_id or hello.user_id, hello.game_build,
-                         now if request.ts is None else request.ts, request.user_ip, request.device)
+def start_session(burst: Burst, book: SessionBook, hello: Hello, request: SessionRequest,
+                  now: int) -> dict[str, Any]:
+    """A `session_start`: the player's new session (on the player's own device where the request gave one),
+    as reply fields. A request naming a session it started before (a resend) gets that session again."""
+    user_id = request.user_id or hello.user_id
+    if request.session_id is not None:
+        known = book.known(request.session_id, hello.device_id, user_id)
+        if known is not None:
+            return known
+    session = book.start(burst, hello.device_id, user_id, hello.game_build, now if request.ts is None else request.ts,
+                         request.user_ip or hello.address, request.device, request.session_id)
     session.last_seen = now
-    return session
+    return session.to_wire()
 
 
 def end_session(burst: Burst, book: SessionBook, hello: Hello, request: SessionRequest,
                 now: int) -> dict[str, Any] | None:
-    """A `session_end`: the ended session's reply fields, or None if the player had none open."""
+    """A `session_end`: the ended session's reply fields, or None if the player had none open. A request
+    naming its session ends only that one, and gets it again if it was ended already (a resend)."""
+    user_id = request.user_id or hello.user_id
     at = now if request.ts is None else request.ts
-    return book.end(burst, request.user_id or hello.user_id, hello.game_build, at)
+    if request.session_id is not None:
+        current = book.current(user_id)
+        if current is None or current.session_id != request.session_id:
+            return book.known(request.session_id, hello.device_id, user_id)
+    return book.end(burst, user_id, hello.game_build, at)
 
 
 def add_events(burst: Burst, book: SessionBook, hello: Hello, good: Sequence[tuple[int, Event]], now: int,
@@ -69,7 +82,8 @@ def add_events(burst: Burst, book: SessionBook, hello: Hello, good: Sequence[tup
                     invalid.append({"index": index, "id": ev.id, "provider": provider.name, "message": rule})
         session_id = sessions.get(user_id)
         if session_id is None:
-            session_id = sessions[user_id] = book.ensure(burst, device_id, user_id, build, now).session_id
+            session = book.ensure(burst, device_id, user_id, build, now, hello.address)
+            session_id = sessions[user_id] = session.session_id
         append_row((device_id, ev.id, user_id, session_id, category, ev.ts, now, build, packb(ev.fields)))
         keys.append((device_id, ev.ts, ev.id))
     return keys, invalid

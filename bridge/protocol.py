@@ -77,6 +77,9 @@ class Code:
     NO_SESSION = "no_session"
     NOT_CONFIGURED = "not_configured"
     UNAVAILABLE = "unavailable"
+    RATE_LIMITED = "rate_limited"  # a relay client over its events per second (detail: retry_after_ms)
+    QUOTA_EXCEEDED = "quota_exceeded"  # a relay client over its events per day (detail: retry_after_ms)
+    FORBIDDEN = "forbidden"  # a relay client asked for what only the relay's own machine may
     INTERNAL = "internal"
 
 
@@ -142,6 +145,10 @@ class Hello:
     manufacturer: str | None = None
     role: str = "game"
     extra: dict[str, Any] = field(default_factory=dict)
+    # Set by the daemon, never read from the request: a relay client's key and network address (the address
+    # is its players' IP when a session names none).
+    client_key: str | None = None
+    address: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +160,7 @@ class SessionRequest:
     ts: int | None
     user_ip: str | None = None
     device: dict[str, str] = field(default_factory=dict)
+    session_id: str | None = None  # the client's own id for the session: a resend names the same session
 
 
 # A player's device: a `hello` gives the game's own player's, a `session_start` a dedicated server's player's.
@@ -367,9 +375,16 @@ def read_session(msg: dict[str, Any], start: bool) -> SessionRequest:
     """Check a `session_start` (`start`) or `session_end`."""
     user_id = text(msg, "user_id", "", required=False, max_len=128)
     ts = integer(msg, "ts", "", required=False)
+    session_id = text(msg, "session_id", "", required=False, max_len=36)
+    if session_id is not None and not SESSION_ID_RE.fullmatch(session_id):
+        raise ProtocolError(Code.INVALID_VALUE, "session_id must be a lower-case UUID v4", "session_id")
     if not start:
-        return SessionRequest(user_id, ts)
-    return SessionRequest(user_id, ts, text(msg, "user_ip", "", required=False, max_len=45), read_player_device(msg))
+        return SessionRequest(user_id, ts, session_id=session_id)
+    return SessionRequest(user_id, ts, text(msg, "user_ip", "", required=False, max_len=45), read_player_device(msg),
+                          session_id)
+
+
+SESSION_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
 # --- events ---------------------------------------------------------------------------------------------

@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgpack
+import pytest
 from sqlalchemy import select
 
-from bridge.protocol import SESSION_END
+from bridge.intake import end_session, start_session
+from bridge.protocol import SESSION_END, Hello, ProtocolError, SessionRequest
 from bridge.sessions import SessionBook
 from bridge.store import Burst, Ingest, Store
 from bridge.store.schema import sessions
@@ -50,3 +52,43 @@ def test_many_players_on_one_connection_each_end_on_their_own_timeout(tmp_path: 
         user: length for user, (_, length) in ended.items()}
     conn.close()
     store.dispose()
+
+
+def test_a_session_named_by_the_client_is_started_and_ended_once_however_often_resent(tmp_path: Path) -> None:
+    """An edge resends a session_start or session_end whose reply it lost (also after the daemon restarted):
+    the same session comes back, none is opened or ended twice; another player's id is refused."""
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    store.upgrade()
+    ingest = Ingest(store)
+    conn = store.engine.connect()
+    hello = Hello(1, "unity", "b", "1", "1.0", "edge-device", "ana")
+    sid = "2f0c5f1e-8a4b-4c1d-9e2f-3a4b5c6d7e8f"
+    start = SessionRequest(None, T0, session_id=sid)
+    book = SessionBook(ingest, T0)
+    burst = Burst(T0)
+    first = start_session(burst, book, hello, start, T0)
+    again = start_session(burst, book, hello, start, T0 + 1)  # in the same burst
+    ingest.commit_burst(conn, burst)
+    assert first["session_id"] == again["session_id"] == sid and first["session_num"] == again["session_num"] == 1
+
+    book = SessionBook(ingest, T0 + 2)  # a restart: the open session is read back
+    burst = Burst(T0 + 2)
+    assert start_session(burst, book, hello, start, T0 + 2)["session_num"] == 1
+    end = SessionRequest(None, T0 + 5000, session_id=sid)
+    ended = end_session(burst, book, hello, end, T0 + 5000)
+    assert ended is not None and ended["length"] == 5
+    assert end_session(burst, book, hello, end, T0 + 6000) == ended  # same burst
+    ingest.commit_burst(conn, burst)
+
+    book = SessionBook(ingest, T0 + 7000)  # a restart: the ended session is found in the store
+    burst = Burst(T0 + 7000)
+    assert end_session(burst, book, hello, end, T0 + 7000) == ended
+    assert start_session(burst, book, hello, start, T0 + 7000)["ended_at"] == T0 + 5000  # not reopened
+    other = Hello(1, "unity", "b", "1", "1.0", "forger", "bob")
+    with pytest.raises(ProtocolError) as refused:
+        start_session(burst, book, other, start, T0 + 7000)
+    assert refused.value.code == "invalid_value" and refused.value.field == "session_id"
+    ingest.commit_burst(conn, burst)
+    rows = conn.execute(select(sessions.c.session_id, sessions.c.user_id)).all()
+    markers = conn.exec_driver_sql("SELECT category FROM events ORDER BY pk").scalars().all()
+    assert rows == [(sid, "ana")] and markers == ["session_start", SESSION_END]

@@ -89,6 +89,14 @@ class Ingest:
                                 .where(sessions.c.ended_at.is_(None))).mappings().all()
         return [OpenSession(**r) for r in rows]
 
+    def session(self, session_id: str) -> dict[str, Any] | None:
+        """A stored session by its id (a client resending a session request names it), or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sessions.c.session_id, sessions.c.device_id, sessions.c.user_id,
+                                      sessions.c.session_num, sessions.c.started_at, sessions.c.ended_at,
+                                      sessions.c.length).where(sessions.c.session_id == session_id)).mappings().first()
+        return dict(row) if row is not None else None
+
     def last_session_nums(self) -> dict[str, int]:
         """Per user, the highest session number so far, so numbering continues after a restart."""
         with self.engine.connect() as conn:

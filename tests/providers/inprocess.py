@@ -277,7 +277,7 @@ class InProcessBridge:
         burst = self._burst()
         session = start_session(burst, self.book, hello, protocol.read_session(msg, start=True), burst.stamp)
         self._commit(burst)
-        return session.to_wire()
+        return session
 
     def _session_end(self, hello: protocol.Hello, msg: dict[str, Any]) -> dict[str, Any] | None:
         burst = self._burst()
