@@ -13,6 +13,7 @@ import msgpack
 import zmq
 
 from . import __version__
+from .keys import KeyPair
 from .protocol import PROTOCOL_VERSION
 
 
@@ -23,10 +24,17 @@ class NoReply(TimeoutError):
 class Client:
     """One DEALER connection; `request()` sends a map and returns the reply with the same rid."""
 
-    def __init__(self, endpoint: str, timeout_ms: int = 5000, device_id: str = "cli") -> None:
+    def __init__(self, endpoint: str, timeout_ms: int = 5000, device_id: str = "cli",
+                 relay_key: bytes | None = None, keys: KeyPair | None = None) -> None:
+        """`relay_key` (a relay's public key, Z85) and `keys` (this client's pair) make it a CURVE client."""
         self.endpoint = endpoint
         self.sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if relay_key is not None:
+            pair = keys or KeyPair(*zmq.curve_keypair())
+            self.sock.curve_serverkey = relay_key
+            self.sock.curve_publickey = pair.public
+            self.sock.curve_secretkey = pair.secret
         self.sock.connect(endpoint)
         self.timeout_ms = timeout_ms
         self.device_id = device_id

@@ -16,6 +16,9 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from .keys import BadKey, public_key
+from .secure import RelaySettings
+
 DEFAULT_INGRESS = "tcp://127.0.0.1:5555"
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5556"
 DB_FILENAME = "bridge.sqlite3"
@@ -55,6 +58,7 @@ class Settings:
     providers: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in
                                                                            DEFAULT_PROVIDERS.items()})
     config_path: Path | None = None
+    relay: RelaySettings | None = None  # the `[relay]` table: this daemon is a relay, with a CURVE ingress
 
     @property
     def resolved_store_url(self) -> str:
@@ -116,6 +120,36 @@ def _providers(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return providers
 
 
+def _relay(doc: dict[str, Any]) -> RelaySettings | None:
+    """The `[relay]` table, typed and checked, or None when this daemon is no relay."""
+    if "relay" not in doc:
+        return None
+    table = dict(_table(doc, "relay"))
+    known = {"bind", "allow", "events_per_second", "burst_events", "events_per_day"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"relay: unknown setting {', '.join(unknown)}; the settings are {', '.join(sorted(known))}")
+    bind = table.get("bind")
+    if not isinstance(bind, str) or not bind.startswith("tcp://"):
+        raise ConfigError("relay.bind: a tcp:// endpoint for the CURVE ingress is required, e.g. tcp://0.0.0.0:5557")
+    allow = table.get("allow", [])
+    if not isinstance(allow, list) or not all(isinstance(key, str) for key in allow):
+        raise ConfigError("relay.allow: a list of client public keys (Z85 text)")
+    try:
+        for n, key in enumerate(allow):
+            public_key(key, f"relay.allow[{n}]")
+    except BadKey as exc:
+        raise ConfigError(str(exc)) from None
+    limits: dict[str, Any] = {}
+    for name, kind in (("events_per_second", float), ("burst_events", int), ("events_per_day", int)):
+        if name in table:
+            value = table[name]
+            if type(value) not in ((int, float) if kind is float else (int,)) or value <= 0:
+                raise ConfigError(f"relay.{name}: a positive {'number' if kind is float else 'integer'}")
+            limits[name] = kind(value)
+    return RelaySettings(bind, tuple(allow), **limits)
+
+
 def read_local_configs(path: Path) -> dict[str, Any]:
     """Only the `[configs]` table: what a reload of a changed file republishes."""
     return dict(_table(_parse(path), "configs"))
@@ -151,6 +185,7 @@ def load(path: Path | None = None, **overrides: Any) -> Settings:
         local_configs=dict(_table(doc, "configs")),
         providers=_providers(doc),
         config_path=path,
+        relay=_relay(doc),
     )
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     _validate(settings)

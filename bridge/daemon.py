@@ -22,10 +22,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from .config import Settings
 from .dispatcher import Dispatcher
 from .ingress import VERDICTS, Ingress, IngressHooks, PurchaseHooks
+from .keys import RELAY, BadKey, key_pair
 from .local_configs import LocalConfigs
 from .providers.registry import UnknownProvider
 from .providers.settings import SettingsError
 from .publisher import Publisher
+from .secure import SecureSocket
 from .stats import Counters, Reporter
 from .store import Purchases, Store, StoreCorrupt, StoreError, error_text
 
@@ -95,11 +97,19 @@ class Daemon:
             self.dispatcher = Dispatcher(settings.providers, self.store, self.publisher, settings.store_cap_mb,
                                          settings.keep_delivered_s)
             self.reporter = Reporter(self.ctx)
+            secure = None
+            if settings.relay is not None:
+                secure = SecureSocket(self.ctx, settings.relay, key_pair(settings.data_dir, RELAY))
+                allowed = f"{len(settings.relay.allow)} client keys" if settings.relay.allow else "any client key"
+                log.info("relay: CURVE ingress on %s for %s", settings.relay.bind, allowed)
             self.ingress = Ingress(self.ctx, settings.ingress, self.store, self._ingress_hooks(), self.counters,
-                                   settings.session_timeout_s, self.reporter)
+                                   settings.session_timeout_s, self.reporter, secure)
         except (UnknownProvider, SettingsError) as exc:
             self.ctx.destroy(0)
             raise StartupError(f"configuration: {exc}", Exit.CONFIG) from None
+        except BadKey as exc:
+            self.ctx.destroy(0)
+            raise StartupError(f"relay key: {exc}", Exit.STORE) from None
         except zmq.ZMQError as exc:
             self.ctx.destroy(0)
             raise StartupError(f"cannot bind {settings.ingress} / {settings.publish}: {exc.strerror}. Is another "

@@ -8,6 +8,7 @@ goes out at once.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import threading
@@ -26,6 +27,7 @@ from zmq.utils.monitor import recv_monitor_message
 from . import __version__, protocol
 from .intake import Checker, add_device, add_events, add_purchase, end_session, start_session
 from .protocol import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, Code, Hello, ProtocolError, Rejection
+from .secure import HANDSHAKE_FAILED, SecureSocket
 from .sessions import SessionBook
 from .stats import REPLIES, Counters, Reporter
 from .store import Burst, EventKey, Ingest, Store, error_text, now_ms
@@ -53,6 +55,10 @@ STALLED_S = 1.0  # a peer whose queue was full is not heard for this long: its r
 LARGE_REPLY_BYTES = 16 * 1024
 LARGE_BUDGET_BYTES = 1024 * 1024  # a peer's burst of large replies ...
 LARGE_REFILL_BYTES_S = 256 * 1024  # ... and its sustained rate
+# A relay client's identity as the ingress keys it: its ROUTER's routing id behind this tag, so that it can
+# never be taken for a loopback client's (whose ids are libzmq's, from 0x00, or the client's own).
+SECURE = b"\xff"
+Peer = tuple[str, str]  # a relay client's key (Z85) and network address, from its messages' properties
 
 
 @dataclass(frozen=True)
@@ -110,8 +116,9 @@ class Ingress:
     """Owns the ROUTER socket, the connections' `hello`s and the session book."""
 
     def __init__(self, ctx: zmq.Context[Any], endpoint: str, store: Store, hooks: IngressHooks, counters: Counters,
-                 session_timeout_s: float, reporter: Reporter) -> None:
+                 session_timeout_s: float, reporter: Reporter, secure: SecureSocket | None = None) -> None:
         self.store = store
+        self.secure = secure
         self.ingest = Ingest(store)
         self.hooks = hooks
         self.checkers = hooks.checkers
@@ -169,6 +176,9 @@ class Ingress:
         poller.register(self.replies, zmq.POLLIN)
         poller.register(self.monitor, zmq.POLLIN)
         poller.register(self.verdicts, zmq.POLLIN)
+        if self.secure is not None:
+            poller.register(self.secure.sock, zmq.POLLIN)
+            poller.register(self.secure.monitor, zmq.POLLIN)
         last_expiry = time.monotonic()
         idle = False
         try:
@@ -178,6 +188,8 @@ class Ingress:
                 self._forward_replies()
                 if self.monitor.get(zmq.EVENTS) & zmq.POLLIN:
                     self._on_monitor()
+                if self.secure is not None and self.secure.monitor.get(zmq.EVENTS) & zmq.POLLIN:
+                    self._on_monitor(self.secure.monitor)
                 state = self._new_burst()
                 if self.waiting or self.verdicts.get(zmq.EVENTS) & zmq.POLLIN:
                     self._answer_purchases(state.clock)
@@ -196,6 +208,8 @@ class Ingress:
             self.replies.close(0)
             self.verdicts.close(0)
             self.sock.close(0)
+            if self.secure is not None:
+                self.secure.close()
 
     def _poll_ms(self) -> int:
         """How long an idle loop waits: until the next message, or the first held purchase reply's deadline."""
@@ -235,17 +249,23 @@ class Ingress:
         self._last_stamp = stamp
         return BurstState(stamp, Burst(stamp))
 
-    def _on_monitor(self) -> None:
-        """Count open connections (a ROUTER cannot tell which identity left, only that one did).
+    def _on_monitor(self, monitor: zmq.Socket[bytes] | None = None) -> None:
+        """Count open connections (a ROUTER cannot tell which identity left, only that one did), and the relay
+        socket's refused handshakes.
 
         Read at every turn of the loop: libzmq's monitor waits when its queue is full, and with it the I/O
         thread that accepts connections, so a storm of connects left unread would stall every client."""
+        monitor = monitor or self.monitor
         while True:
             try:
-                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)
             except zmq.Again:
                 return
-            self.counters.clients += 1 if event["event"] == zmq.EVENT_ACCEPTED else -1
+            if event["event"] & HANDSHAKE_FAILED:
+                assert self.secure is not None  # only its monitor reports handshakes
+                self.secure.figures.handshakes_refused += 1
+            else:
+                self.counters.clients += 1 if event["event"] == zmq.EVENT_ACCEPTED else -1
 
     def _expire(self, state: BurstState) -> None:
         """End idle sessions; forget the hellos of identities silent for an hour (they will say it again)."""
@@ -261,18 +281,40 @@ class Ingress:
     def _take_burst(self, state: BurstState) -> int:
         """Every message waiting (up to a count and a time); returns how many."""
         ends = state.clock + MAX_BURST_S
-        for taken in range(MAX_BURST_MESSAGES):
+        taken = 0
+        while taken < MAX_BURST_MESSAGES:
             try:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return taken
+                break
+            taken += 1
             self._on_frames(state, frames)
             if time.monotonic() > ends:
-                return taken + 1
-        return MAX_BURST_MESSAGES
+                return taken
+        if self.secure is not None:
+            taken += self._take_secure(state, ends, MAX_BURST_MESSAGES - taken)
+        return taken
 
-    def _on_frames(self, state: BurstState, frames: list[bytes]) -> None:
+    def _take_secure(self, state: BurstState, ends: float, most: int) -> int:
+        """The relay socket's waiting messages, each with its client's key and address."""
+        assert self.secure is not None
+        for taken in range(most):
+            try:
+                frames = self.secure.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return taken
+            last = frames[-1]
+            peer = (str(last.get("User-Id")), str(last.get("Peer-Address")))
+            self._on_frames(state, [SECURE + frames[0].bytes, *(f.bytes for f in frames[1:])], peer)
+            if time.monotonic() > ends:
+                return taken + 1
+        return most
+
+    def _on_frames(self, state: BurstState, frames: list[bytes], peer: Peer | None = None) -> None:
         identity = frames[0]
+        if peer is None and identity[:1] == SECURE:
+            self.counters.requests_dropped += 1  # a loopback client posing as a relay client
+            return
         if self.stalled and identity in self.stalled:
             if state.clock < self.stalled[identity]:
                 # It does not read its replies: a reply to this one would be dropped too, so it costs nothing
@@ -303,7 +345,7 @@ class Ingress:
             rid = protocol.read_rid(msg)
             kind, rid = protocol.check_request(msg)
             if kind == "hello":
-                self._on_hello(state, envelope, identity, msg, rid)
+                self._on_hello(state, envelope, identity, msg, rid, peer)
                 return
             hello = self.clients.get(identity)
             if hello is None:
@@ -371,6 +413,8 @@ class Ingress:
 
         Never blocks: a peer whose queue is full (it does not read) or that left loses this reply, counted."""
         sock = self.sock
+        if envelope[0][:1] == SECURE and self.secure is not None:
+            sock, envelope = self.secure.sock, [envelope[0][1:], *envelope[1:]]
         try:
             for frame in envelope:
                 sock.send(frame, zmq.SNDMORE | zmq.NOBLOCK)
@@ -420,8 +464,12 @@ class Ingress:
     # --- handlers -----------------------------------------------------------------------------------
 
     def _on_hello(self, state: BurstState, envelope: list[bytes], identity: bytes, msg: dict[str, Any],
-                  rid: int) -> None:
+                  rid: int, peer: Peer | None) -> None:
         hello = protocol.read_hello(msg)
+        if peer is not None:
+            assert self.secure is not None
+            hello = dataclasses.replace(hello, client_key=peer[0], address=peer[1])
+            self.secure.figures.keys_seen.add(peer[0].encode())
         self.clients[identity] = hello
         self.clients.move_to_end(identity)
         if len(self.clients) > MAX_CLIENTS:
@@ -440,6 +488,9 @@ class Ingress:
     def _on_events(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                    rid: int) -> None:
         good, rejected = protocol.read_events(msg, msg["type"])
+        if hello.client_key is not None:
+            assert self.secure is not None
+            self.secure.allowance.take(hello.client_key.encode(), len(good) + len(rejected))
         counters = self.counters
         counters.received += len(good) + len(rejected)
         if rejected:
@@ -473,6 +524,9 @@ class Ingress:
 
     def _on_stats(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                   rid: int) -> None:
+        if hello.client_key is not None:
+            raise ProtocolError(Code.FORBIDDEN, "stats: only on the relay's own ingress (it names other clients' "
+                                "players); ask there")
         self._on_monitor()
         self._defer(envelope, rid, "stats", self.stats_reply)
 
@@ -486,12 +540,15 @@ class Ingress:
                 "replies_dropped": c.replies_dropped, "requests_dropped": c.requests_dropped,
                 "rate_10s": round(c.rate(), 1),
                 "store": {"url": self.store.redacted_url, **figures["store"]}, "providers": figures["providers"],
-                "last_errors": c.last_errors()}
+                "last_errors": c.last_errors(),
+                **({"relay": self.secure.figures.to_wire()} if self.secure is not None else {})}
 
     def _on_configs(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                     rid: int) -> None:
         prefix = protocol.text(msg, "prefix", "", required=False, min_len=0, max_len=200) or ""
         topics, size = self.hooks.configs(prefix)
+        if hello.client_key is not None:  # a relay client reads its own device's topics only
+            topics = {topic: value for topic, value in topics.items() if protocol.device_topic(topic, hello.device_id)}
         if size > LARGE_REPLY_BYTES and not self._spend_large(envelope[0], size):
             raise ProtocolError(Code.UNAVAILABLE, f"configs replies to this connection are over "
                                 f"{LARGE_REFILL_BYTES_S // 1024} KiB/s; read your replies, or subscribe to the "

@@ -61,6 +61,15 @@ LOCAL_CONFIG_TOPIC = "config/local"
 PURCHASE_PREFIX = "purchase/"
 
 
+def device_topic(topic: str, device_id: str) -> bool:
+    """Whether a relay client of `device_id` may read `topic`: the local configs, and the topics that name
+    its device (`config/<source>/<device_id>[/...]`, `purchase/<device_id>`), never another device's."""
+    parts = topic.split("/")
+    if parts[0] == "purchase":
+        return parts[1:] == [device_id]
+    return topic == LOCAL_CONFIG_TOPIC or (parts[0] == "config" and parts[2:3] == [device_id])
+
+
 class Code:
     """Stable error codes: clients branch on these strings."""
 

@@ -31,10 +31,11 @@ def imports_of(path: Path) -> set[str]:
     return {name for name in found if name.startswith("bridge")}
 
 
-def test_the_ingress_knows_protocol_intake_sessions_stats_and_the_store_only() -> None:
+def test_the_ingress_knows_protocol_intake_sessions_stats_the_store_and_its_relay_socket_only() -> None:
     imported = imports_of(BRIDGE / "ingress.py")
-    assert imported <= {"bridge.__version__", "bridge.intake", "bridge.protocol", "bridge.sessions", "bridge.stats",
-                        "bridge.store"}, imported
+    assert imported <= {"bridge.__version__", "bridge.intake", "bridge.protocol", "bridge.secure", "bridge.sessions",
+                        "bridge.stats", "bridge.store"}, imported
+    assert imports_of(BRIDGE / "secure.py") <= {"bridge.keys", "bridge.protocol"}
 
 
 def imported_names(path: Path) -> set[str]:

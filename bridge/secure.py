@@ -1,0 +1,133 @@
+"""A relay's CURVE-secured ingress: the socket, who may connect (a ZAP handler), and what each client key may
+send (a rate and a daily quota), so that one forged client cannot flood the studio's providers.
+
+The socket is a second ROUTER beside the loopback one, served by the same ingress loop; only CURVE
+handshakes with the relay's server key get through (a NULL client fails its handshake), and the ZAP
+handler, pyzmq's `ThreadAuthenticator`, lets in any client key or only the allow-list. Every message then
+carries its client's key and network address as ZeroMQ message properties (`User-Id`, `Peer-Address`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+from zmq.auth.thread import ThreadAuthenticator
+
+from .keys import KeyPair
+from .protocol import Code, ProtocolError
+
+ZAP_DOMAIN = "engine-bridge-relay"
+HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH |
+                    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+DAY_S = 86_400
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """The `[relay]` table: a relay's CURVE ingress and what one client key may send."""
+
+    bind: str  # e.g. tcp://0.0.0.0:5557
+    allow: tuple[str, ...] = ()  # client public keys (Z85); empty: any key (the limits below still hold)
+    events_per_second: float = 200.0  # one client key's sustained rate ...
+    burst_events: int = 2_000  # ... and how far above it a burst may go
+    events_per_day: int = 500_000  # one client key's events per UTC day
+
+
+@dataclass
+class RelayFigures:
+    """What `stats` shows of the relay's clients (written by the ingress thread and the ZAP handler)."""
+
+    handshakes_refused: int = 0  # a NULL client, a wrong server key, a key off the allow-list
+    keys_refused: int = 0  # of those, keys off the allow-list (the ZAP handler's word)
+    rate_limited: int = 0  # requests refused for a key over its rate
+    quota_exceeded: int = 0  # requests refused for a key over its day's quota
+    keys_seen: set[bytes] = field(default_factory=set)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"client_keys": len(self.keys_seen), "handshakes_refused": self.handshakes_refused,
+                "keys_refused": self.keys_refused, "rate_limited": self.rate_limited,
+                "quota_exceeded": self.quota_exceeded}
+
+
+class _AllowList:
+    """The ZAP handler's question for each CURVE client: may this key connect?"""
+
+    def __init__(self, allow: tuple[str, ...], figures: RelayFigures) -> None:
+        self.allow = frozenset(key.encode("ascii") for key in allow)
+        self.figures = figures
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        if not self.allow or key in self.allow:
+            return True
+        self.figures.keys_refused += 1
+        return False
+
+
+class SecureSocket:
+    """The relay's CURVE ROUTER (bound), its ZAP handler, and what its clients may send; `close` stops it."""
+
+    def __init__(self, ctx: zmq.Context[Any], settings: RelaySettings, keys: KeyPair) -> None:
+        self.figures = RelayFigures()
+        self.allowance = Allowance(settings, self.figures)
+        self.auth = ThreadAuthenticator(ctx)
+        self.auth.start()
+        self.auth.configure_curve_callback(ZAP_DOMAIN, credentials_provider=_AllowList(settings.allow, self.figures))
+        self.sock: zmq.Socket[bytes] = ctx.socket(zmq.ROUTER)
+        self.sock.linger = 0
+        self.sock.curve_server = True
+        self.sock.curve_secretkey = keys.secret
+        self.sock.curve_publickey = keys.public
+        self.sock.zap_domain = ZAP_DOMAIN.encode()
+        self.monitor = self.sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | HANDSHAKE_FAILED)
+        try:
+            self.sock.bind(settings.bind)
+        except zmq.ZMQError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self.sock.disable_monitor()
+        self.monitor.close(0)
+        self.sock.close(0)
+        self.auth.stop()
+
+
+class Allowance:
+    """Per client key, a token bucket of events per second and a count of events per UTC day."""
+
+    def __init__(self, settings: RelaySettings, figures: RelayFigures) -> None:
+        self.rate = settings.events_per_second
+        self.burst = float(settings.burst_events)
+        self.per_day = settings.events_per_day
+        self.figures = figures
+        self._buckets: dict[bytes, tuple[float, float]] = {}  # key -> (events left, at monotonic)
+        self._days: dict[bytes, tuple[int, int]] = {}  # key -> (UTC day, events taken that day)
+
+    def take(self, key: bytes, events: int) -> None:
+        """Let `events` through for `key`, or raise the error its client gets (nothing is then taken)."""
+        wall = time.time()
+        day = int(wall // DAY_S)
+        today, used = self._days.get(key, (day, 0))
+        if today != day:
+            used = 0
+        if used + events > self.per_day:
+            self.figures.quota_exceeded += 1
+            retry_ms = math.ceil(((day + 1) * DAY_S - wall) * 1000)
+            raise ProtocolError(Code.QUOTA_EXCEEDED, f"this client key has sent its {self.per_day} events for "
+                                "today (UTC); keep them and send again then", detail={"retry_after_ms": retry_ms})
+        now = time.monotonic()
+        left, at = self._buckets.get(key, (self.burst, now))
+        left = min(self.burst, left + (now - at) * self.rate)
+        need = min(events, self.burst)  # a request larger than the burst goes once the bucket is full
+        if need > left:
+            self.figures.rate_limited += 1
+            retry_ms = math.ceil((need - left) / self.rate * 1000)
+            self._buckets[key] = (left, now)
+            raise ProtocolError(Code.RATE_LIMITED, f"this client key is over {self.rate:g} events/s; send again "
+                                "later", detail={"retry_after_ms": retry_ms})
+        self._buckets[key] = (left - events, now)
+        self._days[key] = (day, used + events)

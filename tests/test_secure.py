@@ -1,0 +1,106 @@
+"""A relay's CURVE ingress (bridge/secure.py): who may connect, what one client key may send, what it may read.
+
+Daemon-level: a real daemon with a `[relay]` table, real CURVE handshakes over loopback TCP."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from bridge.client import Client, NoReply
+from bridge.keys import RELAY, KeyPair, key_pair
+from tests.harness import Daemon, free_port, make_event
+from tests.sandboxes import wait_until
+
+RATE = 0.2  # events/s per key: a third batch of 10 is over it unless 50 s passed since the second
+BURST = 20
+
+
+def relay_config(port: int, allow: tuple[bytes, ...] = ()) -> str:
+    keys = ", ".join(f'"{key.decode()}"' for key in allow)
+    return (f'[relay]\nbind = "tcp://127.0.0.1:{port}"\nallow = [{keys}]\n'
+            f"events_per_second = {RATE}\nburst_events = {BURST}\n")
+
+
+class Relay:
+    def __init__(self, daemon: Daemon, port: int) -> None:
+        self.daemon = daemon
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.public = key_pair(daemon.data_dir, RELAY).public  # the file the daemon made at its first start
+
+    def client(self, device_id: str, keys: KeyPair | None = None, relay_key: bytes | None = None,
+               timeout_ms: int = 5000) -> Client:
+        return Client(self.endpoint, timeout_ms, device_id, relay_key or self.public, keys)
+
+    def figures(self) -> dict[str, Any]:
+        with Client(self.daemon.ingress) as local:
+            local.hello(role="tool")
+            return dict(local.request({"type": "stats"})["relay"])
+
+
+def start_relay(tmp_path: Path, allow: tuple[bytes, ...] = ()) -> Iterator[Relay]:
+    port = free_port()
+    with Daemon(tmp_path, relay_config(port, allow)) as daemon:
+        yield Relay(daemon, port)
+
+
+@pytest.fixture
+def relay(tmp_path: Path) -> Iterator[Relay]:
+    yield from start_relay(tmp_path)
+
+
+def test_a_curve_client_is_served_with_its_address_as_its_players_ip(relay: Relay) -> None:
+    with relay.client("phone-1") as phone:
+        assert phone.hello(user_id="ana")["type"] == "welcome"
+        ack = phone.request({"type": "events", "events": [make_event("design", event_id="relay:one")]})
+        assert ack["stored"] == 1
+        refused = phone.request({"type": "stats"})
+        assert refused["type"] == "error" and refused["code"] == "forbidden"
+    with sqlite3.connect(relay.daemon.db_path) as db:
+        assert db.execute("SELECT user_id, user_ip FROM sessions").fetchall() == [("ana", "127.0.0.1")]
+    assert relay.figures()["client_keys"] == 1
+    assert relay.public == key_pair(relay.daemon.data_dir, RELAY).public  # kept, not made again
+
+
+def test_wrong_server_key_and_null_clients_are_refused_at_the_handshake(relay: Relay) -> None:
+    impostor = KeyPair(*zmq.curve_keypair()).public  # not the relay's key
+    with relay.client("phone-2", relay_key=impostor, timeout_ms=500) as phone:
+        with pytest.raises(NoReply):
+            phone.hello()
+    wait_until(lambda: relay.figures()["handshakes_refused"] >= 1, what="the wrong-key handshake counted")
+    with Client(relay.endpoint, 500, "plain") as null_client:  # NULL security on the CURVE socket
+        with pytest.raises(NoReply):
+            null_client.hello()
+    wait_until(lambda: relay.figures()["handshakes_refused"] >= 2, what="the NULL handshake counted")
+    with relay.client("phone-3") as phone:  # and the relay still serves
+        assert phone.hello()["type"] == "welcome"
+
+
+def test_only_allowed_client_keys_connect_when_the_relay_has_an_allow_list(tmp_path: Path) -> None:
+    allowed, other = KeyPair(*zmq.curve_keypair()), KeyPair(*zmq.curve_keypair())
+    for relay in start_relay(tmp_path, allow=(allowed.public,)):
+        with relay.client("stranger", other, timeout_ms=500) as stranger:
+            with pytest.raises(NoReply):
+                stranger.hello()
+        wait_until(lambda: relay.figures()["keys_refused"] == 1, what="the unknown key refused by the ZAP handler")
+        with relay.client("known", allowed) as known:
+            assert known.hello()["type"] == "welcome"
+
+
+def test_a_client_key_over_its_rate_gets_rate_limited_and_the_others_are_served(relay: Relay) -> None:
+    batches = [[make_event("design", event_id=f"flood:{n}") for n in range(BURST // 2)] for _ in range(3)]
+    with relay.client("flooder") as flooder, relay.client("player") as player:
+        flooder.hello()
+        player.hello()
+        replies = [flooder.request({"type": "events", "events": batch}) for batch in batches]
+        assert [r.get("stored") for r in replies[:2]] == [BURST // 2, BURST // 2]
+        limited = replies[2]
+        assert limited["type"] == "error" and limited["code"] == "rate_limited"
+        assert 0 < limited["detail"]["retry_after_ms"] <= 1000 * BURST / RATE
+        assert player.request({"type": "event", "event": make_event("design")})["stored"] == 1
+    assert relay.figures()["rate_limited"] == 1
