@@ -32,9 +32,9 @@ class Client:
         self.sock.setsockopt(zmq.LINGER, 0)
         if relay_key is not None:
             pair = keys or KeyPair(*zmq.curve_keypair())
-            self.sock.curve_serverkey = relay_key
-            self.sock.curve_publickey = pair.public
-            self.sock.curve_secretkey = pair.secret
+            self.sock.setsockopt(zmq.CURVE_SERVERKEY, relay_key)
+            self.sock.setsockopt(zmq.CURVE_PUBLICKEY, pair.public)
+            self.sock.setsockopt(zmq.CURVE_SECRETKEY, pair.secret)
         self.sock.connect(endpoint)
         self.timeout_ms = timeout_ms
         self.device_id = device_id

@@ -78,10 +78,10 @@ class SecureSocket:
         self.auth.configure_curve_callback(ZAP_DOMAIN, credentials_provider=_AllowList(settings.allow, self.figures))
         self.sock: zmq.Socket[bytes] = ctx.socket(zmq.ROUTER)
         self.sock.linger = 0
-        self.sock.curve_server = True
-        self.sock.curve_secretkey = keys.secret
-        self.sock.curve_publickey = keys.public
-        self.sock.zap_domain = ZAP_DOMAIN.encode()
+        self.sock.setsockopt(zmq.CURVE_SERVER, 1)
+        self.sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
+        self.sock.setsockopt(zmq.CURVE_PUBLICKEY, keys.public)
+        self.sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
         self.monitor = self.sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | HANDSHAKE_FAILED)
         try:
             self.sock.bind(settings.bind)
