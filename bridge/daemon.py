@@ -95,7 +95,7 @@ class Daemon:
         try:
             self.publisher = Publisher(self.ctx, settings.publish, self.store)
             self.dispatcher = Dispatcher(settings.providers, self.store, self.publisher, settings.store_cap_mb,
-                                         settings.keep_delivered_s)
+                                         settings.keep_delivered_s, data_dir=settings.data_dir)
             self.reporter = Reporter(self.ctx)
             secure = None
             if settings.relay is not None:

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -39,7 +40,8 @@ class Dispatcher:
     """Builds a lane per configured provider and runs them all on one event loop in its own thread."""
 
     def __init__(self, providers: dict[str, dict[str, Any]], store: Store, publisher: Publisher,
-                 store_cap_mb: float | None, keep_delivered_s: float, clock: Clock | None = None) -> None:
+                 store_cap_mb: float | None, keep_delivered_s: float, clock: Clock | None = None,
+                 data_dir: Path | None = None) -> None:
         self.views = StoreViews(store)
         self.store_cap_bytes = int(store_cap_mb * 1024 * 1024) if store_cap_mb else None
         self.keep_delivered_s = keep_delivered_s
@@ -49,7 +51,8 @@ class Dispatcher:
         for name, spec in providers.items():
             kind = provider_class(str(spec.get("type", name)))  # an unknown type fails start-up, not later
             settings = parse_settings(name, kind.Settings, spec)  # so does a misspelt or mistyped setting
-            sender = Sender(settings.timeout, settings.max_in_flight)
+            transport = kind.transport(settings, data_dir) if data_dir is not None else None
+            sender = Sender(settings.timeout, settings.max_in_flight, transport)
             ctx = ProviderContext(name, settings, sender.send, ProviderStore(self.views, name), publisher.publish,
                                   logging.getLogger(f"bridge.providers.{name}"), clock)
             self.lanes[name] = Lane(kind(ctx), self.views.delivery, settings, sender)

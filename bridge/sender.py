@@ -25,11 +25,11 @@ LATER = frozenset({408, 425, 429})
 class Sender:
     """Sends for one lane: at most `max_in_flight` requests at once, each within `timeout_s`."""
 
-    def __init__(self, timeout_s: float, max_in_flight: int) -> None:
+    def __init__(self, timeout_s: float, max_in_flight: int, transport: httpx.AsyncBaseTransport | None = None) -> None:
         # As many connections as requests in flight: httpcore looks at every pooled connection (a system call
         # for each idle one) at each request it starts and ends, so a larger pool costs CPU and buys nothing.
         pool = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
-        self.client = httpx.AsyncClient(timeout=timeout_s, limits=pool)
+        self.client = httpx.AsyncClient(timeout=timeout_s, limits=pool, transport=transport)
         self.slots = asyncio.Semaphore(max_in_flight)
         self.requests = 0
 

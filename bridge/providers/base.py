@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import httpx
@@ -144,6 +145,12 @@ class Provider:
     categories: ClassVar[frozenset[str]] = frozenset()  # categories this provider understands
     batch_size: ClassVar[int] = 500
     verifies_purchases: ClassVar[bool] = False  # True: the dispatcher hands it purchases too
+
+    @classmethod
+    def transport(cls, settings: Any, data_dir: Path) -> httpx.AsyncBaseTransport | None:
+        """What its requests travel by: None for HTTP (httpx's own); a provider that is no HTTP service (the
+        relay) gives its own, so that its lane sends as every lane does."""
+        return None
 
     def __init__(self, ctx: ProviderContext) -> None:
         self.ctx = ctx

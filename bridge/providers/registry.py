@@ -16,6 +16,7 @@ ENTRY_POINT_GROUP = "engine_bridge.providers"
 BUILTIN = {
     "gameanalytics": "bridge.providers.gameanalytics.provider:GameAnalytics",
     "gameramp": "bridge.providers.gameramp:GameRamp",
+    "relay": "bridge.providers.relay.provider:Relay",
     "staq": "bridge.providers.staq:Staq",
 }
 

@@ -106,7 +106,8 @@ class InProcessBridge:
     def __init__(self, workdir: Path, providers: dict[str, dict[str, Any]], clock: Clock | None = None) -> None:
         self.providers = providers
         self.clock = clock or ManualClock()
-        self.db_path = Path(workdir) / "bridge.sqlite3"
+        self.workdir = Path(workdir)
+        self.db_path = self.workdir / "bridge.sqlite3"
         self.store = Store(f"sqlite:///{self.db_path}")
         self.store.open()
         self.ingest = Ingest(self.store)
@@ -130,7 +131,8 @@ class InProcessBridge:
         self._sockets: list[zmq.Socket[bytes]] = []
 
     def _new_dispatcher(self) -> Dispatcher:
-        return Dispatcher(self.providers, self.store, self.publisher, None, 3600.0, clock=self.clock)
+        return Dispatcher(self.providers, self.store, self.publisher, None, 3600.0, clock=self.clock,
+                          data_dir=self.workdir)
 
     # --- the dispatcher's loop ----------------------------------------------------------------------
 

@@ -1,0 +1,155 @@
+"""The edge's side of a relay: its stored events, sessions included, sent on as protocol v1 requests.
+
+The edge holds no provider secret: it acks the engine after its own commit, as any daemon does, and moves its
+cursor past an event only once the relay acknowledged it (after the relay's own commit), so an event is
+forgotten at the edge only when the relay holds it. A resend after a lost reply is safe: the relay dedupes
+events by (device, ts, id), and sessions by the `session_id` the edge sends with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgpack
+
+from ...keys import EDGE, BadKey, key_pair, public_key
+from ...protocol import CATEGORIES, MAX_BATCH_EVENTS, PLAYER_DEVICE_MAX_CHARS, PROTOCOL_VERSION, SESSION_END, \
+    SESSION_START, Code
+from ...store import StoredEvent
+from ..base import Built, Call, Outcome, Provider, Paused
+from ..settings import LaneSettings, SettingsError
+from .transport import EXTENSION, Exchange, RelayTransport
+
+MAX_MESSAGE_BYTES = 192 * 1024  # under the relay's max_message_bytes (256 KiB), with room for the envelope
+HELLO_FIELDS = ("engine", "engine_version", "binding", "binding_version", "game_build", "user_id", "platform",
+                "os_version", "device", "manufacturer")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelayProviderSettings(LaneSettings):
+    endpoint: str  # the relay's CURVE ingress, e.g. tcp://relay.example.com:5557
+    relay_key: str  # the relay's public key (Z85), as `engine-bridge keys` prints it on the relay
+    interval: float = 1.0  # a relay is ours: send soon
+    client_key_name: str = field(default=EDGE)  # the key pair's file name in the data directory
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.endpoint.startswith("tcp://"):
+            raise SettingsError("endpoint: a tcp:// endpoint of the relay's CURVE ingress")
+        try:
+            public_key(self.relay_key, "relay_key")
+        except BadKey as exc:
+            raise SettingsError(str(exc)) from None
+
+
+class Relay(Provider):
+    kind = "relay"
+    Settings = RelayProviderSettings
+    categories = frozenset({*CATEGORIES, SESSION_START, SESSION_END})
+
+    @classmethod
+    def transport(cls, settings: Any, data_dir: Path) -> httpx.AsyncBaseTransport:
+        """Requests go over CURVE, with the edge's own key pair (made on first start in its data directory)."""
+        return RelayTransport(settings.endpoint, settings.relay_key.encode("ascii"),
+                              key_pair(data_dir, settings.client_key_name), settings.timeout)
+
+    async def build(self, batch: list[StoredEvent]) -> Built:
+        """Per device one call: its session boundaries and events as requests, in the order they were stored."""
+        built = Built()
+        by_device: dict[str, list[StoredEvent]] = {}
+        for ev in batch:
+            by_device.setdefault(ev.device_id, []).append(ev)
+        for device_id, evs in by_device.items():
+            row = await self.ctx.store.device(device_id)
+            if row is None:  # no hello was ever stored for it: a relay needs one
+                built.settled.dead.extend((ev.pk, "no_device", "the device never said hello") for ev in evs)
+                continue
+            hello = {"protocol": PROTOCOL_VERSION, "device_id": device_id,
+                     **{name: row[name] for name in HELLO_FIELDS if row.get(name) is not None}}
+            exchange = Exchange(device_id, hello)
+            parts = _messages(evs, exchange.messages)
+            request = httpx.Request("POST", self.ctx.settings.endpoint, extensions={EXTENSION: exchange})
+            built.calls.append(Call(request, key=device_id, context=parts))
+        return built
+
+    def classify(self, call: Call, answer: httpx.Response) -> Outcome:
+        """Each message's reply: acked events and sessions delivered, refused events dead; after a stop the
+        rest is retried."""
+        parts: list[list[StoredEvent]] = call.context
+        replies = msgpack.unpackb(answer.content, raw=False)
+        outcome = Outcome()
+        for evs, reply in zip(parts, replies, strict=False):
+            _settle(evs, reply, outcome)
+        if len(replies) < len(parts):
+            outcome.error = answer.headers.get("X-Stopped", "the relay stopped answering")
+            if "Retry-After" in answer.headers:
+                outcome.retry_after = float(answer.headers["Retry-After"])
+            if "refused the hello" in outcome.error:
+                raise Paused(outcome.error)
+        return outcome
+
+
+def _messages(evs: list[StoredEvent], out: list[dict[str, Any]]) -> list[list[StoredEvent]]:
+    """`evs` as protocol messages appended to `out`; returns the events each message carries, in step."""
+    parts: list[list[StoredEvent]] = []
+    batch: list[StoredEvent] = []
+    wire: list[dict[str, Any]] = []
+    size = 0
+
+    def close_batch() -> None:
+        nonlocal batch, wire, size
+        if batch:
+            out.append({"type": "events", "events": wire})
+            parts.append(batch)
+            batch, wire, size = [], [], 0
+
+    for ev in evs:
+        if ev.category in (SESSION_START, SESSION_END):
+            close_batch()
+            out.append(_session_message(ev))
+            parts.append([ev])
+            continue
+        event = {"id": ev.uid, "ts": ev.client_ts, "category": ev.category, "user_id": ev.user_id,
+                 "fields": ev.fields}
+        length = len(msgpack.packb(event, use_bin_type=True))
+        if batch and (len(batch) >= MAX_BATCH_EVENTS or size + length > MAX_MESSAGE_BYTES):
+            close_batch()
+        batch.append(ev)
+        wire.append(event)
+        size += length
+    close_batch()
+    return parts
+
+
+def _session_message(ev: StoredEvent) -> dict[str, Any]:
+    """A stored session boundary as the request that makes it at the relay, naming the session."""
+    message: dict[str, Any] = {"type": ev.category, "user_id": ev.user_id, "session_id": ev.session_id,
+                               "ts": ev.client_ts}
+    if ev.category == SESSION_START:
+        if ev.user_ip:
+            message["user_ip"] = ev.user_ip
+        for name in PLAYER_DEVICE_MAX_CHARS:
+            value = getattr(ev, name)
+            if value is not None:
+                message[name] = value
+    return message
+
+
+def _settle(evs: list[StoredEvent], reply: dict[str, Any], outcome: Outcome) -> None:
+    kind = reply.get("type")
+    if kind == "ack":
+        refused = {entry["index"]: entry for entry in reply.get("rejected") or []}
+        for index, ev in enumerate(evs):
+            if index in refused:
+                outcome.dead.append((ev.pk, str(refused[index]["code"]), f"the relay refused it: "
+                                     f"{refused[index]['message']}"))
+            else:
+                outcome.delivered.add(ev.pk)
+    elif kind == "session" or (kind == "error" and reply.get("code") == Code.NO_SESSION):
+        outcome.delivered.update(ev.pk for ev in evs)  # no_session: nothing was open there to end
+    else:
+        why = f"the relay refused it: {reply.get('code')}: {reply.get('message')}"
+        outcome.dead.extend((ev.pk, str(reply.get("code", "relay_error")), why) for ev in evs)

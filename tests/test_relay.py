@@ -1,0 +1,53 @@
+"""Edge and relay (issue 15): a game's daemon holding no provider secret forwards to the studio's relay over
+CURVE, and the relay delivers as a dedicated server's daemon does. Daemon-level: a real edge, a real relay and
+the GameAnalytics sandbox, all on loopback."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from bridge.client import Client
+from bridge.keys import RELAY, key_pair
+from bridge.sandbox.gameanalytics import SANDBOX_SECRET_KEY
+from tests.harness import Daemon, free_port, make_event
+from tests.sandboxes import FAST, GaSandbox, provider_table, wait_until
+
+
+def edge_config(relay_port: int, relay_key: bytes) -> str:
+    lines = ["[providers.relay]", 'type = "relay"', f'endpoint = "tcp://127.0.0.1:{relay_port}"',
+             f'relay_key = "{relay_key.decode()}"', *(f"{k} = {v}" for k, v in FAST.items())]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_games_events_and_sessions_reach_the_sandbox_through_edge_and_relay(tmp_path: Path,
+                                                                                ga_sandbox: GaSandbox) -> None:
+    sb, server = ga_sandbox
+    port = free_port()
+    relay_config = provider_table("gameanalytics", server.url, remote_configs=False) + \
+        f'[relay]\nbind = "tcp://127.0.0.1:{port}"\n'
+    with Daemon(tmp_path / "relay", relay_config) as relay:
+        relay_key = key_pair(relay.data_dir, RELAY).public
+        with Daemon(tmp_path / "edge", edge_config(port, relay_key)) as edge:
+            with Client(edge.ingress, device_id="pc-1") as game:
+                game.hello(user_id="ana", platform="windows", os_version="windows 10", engine="unity")
+                started = game.request({"type": "session_start"})
+                ack = game.request({"type": "events", "events": [make_event("design", event_id=f"edge:{n}")
+                                                                 for n in range(5)]})
+                assert ack["stored"] == 5
+                game.request({"type": "session_end", "ts": started["started_at"] + 65_000})
+                game.request({"type": "flush"})
+                wait_until(lambda: len(sb.accepted_events(category="design")) == 5, 20,
+                           what="the events at the sandbox, through the relay")
+                wait_until(lambda: sb.accepted_events(category="session_end"), 20, what="the session's end")
+            edge_files = [p for p in edge.workdir.rglob("*") if p.is_file()]
+    design = sb.accepted_events(category="design")
+    assert {e["event_id"] for e in design} == {f"edge:{n}" for n in range(5)}
+    assert {(e["user_id"], e["platform"], e["session_id"]) for e in design} == {("ana", "windows",
+                                                                                 started["session_id"])}
+    [end] = sb.accepted_events(category="session_end")
+    assert end["length"] == 65
+    with sqlite3.connect(relay.db_path) as db:  # one session at the relay, the edge's own
+        assert db.execute("SELECT session_id, user_id, user_ip FROM sessions").fetchall() == [
+            (started["session_id"], "ana", "127.0.0.1")]
+    assert edge_files and all(SANDBOX_SECRET_KEY.encode() not in p.read_bytes() for p in edge_files)
