@@ -83,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--json", action="store_true", help="one JSON object per dead letter")
     dead.set_defaults(func=cmd_dead_letters)
 
+    keys = sub.add_parser("keys", help="print this daemon's CURVE public key (a relay's, or an edge's)",
+                          description="A relay prints the public key every edge's [providers.relay] relay_key "
+                                      "names; an edge (--edge) prints the key a relay's allow-list names. The "
+                                      "pair is made in the data directory on first use; the secret half never "
+                                      "leaves it.")
+    keys.add_argument("--config", type=Path, help="the daemon's TOML configuration file")
+    keys.add_argument("--data-dir", type=Path, help="the daemon's data directory")
+    keys.add_argument("--edge", action="store_true", help="the edge's client key instead of the relay's")
+    keys.set_defaults(func=cmd_keys)
+
     sandbox = sub.add_parser("sandbox", add_help=False,
                              help="run local GameAnalytics, GameRamp and staq emulators to try events against",
                              description="Local HTTP servers that behave like the providers: they check "
@@ -270,6 +280,14 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
             print(f"{len(letters)} dead letter(s)", file=sys.stderr)
     finally:
         store.dispose()
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from .keys import EDGE, RELAY, key_pair
+
+    settings = load(args.config, data_dir=args.data_dir)
+    print(key_pair(settings.data_dir, EDGE if args.edge else RELAY).public.decode())
     return 0
 
 

@@ -5,6 +5,9 @@ Daemon-level: a real daemon with a `[relay]` table, real CURVE handshakes over l
 from __future__ import annotations
 
 import sqlite3
+import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,7 +67,15 @@ def test_a_curve_client_is_served_with_its_address_as_its_players_ip(relay: Rela
     with sqlite3.connect(relay.daemon.db_path) as db:
         assert db.execute("SELECT user_id, user_ip FROM sessions").fetchall() == [("ana", "127.0.0.1")]
     assert relay.figures()["client_keys"] == 1
-    assert relay.public == key_pair(relay.daemon.data_dir, RELAY).public  # kept, not made again
+
+
+def test_the_relay_key_is_kept_owner_only_and_printed_by_the_cli(relay: Relay) -> None:
+    printed = subprocess.run([sys.executable, "-m", "bridge", "keys", "--data-dir", str(relay.daemon.data_dir)],
+                             capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    assert printed.encode() == relay.public == key_pair(relay.daemon.data_dir, RELAY).public  # kept, not made anew
+    secret_file = relay.daemon.data_dir / f"{RELAY}.key_secret"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert key_pair(relay.daemon.data_dir, RELAY).secret.decode() not in relay.daemon.log()
 
 
 def test_wrong_server_key_and_null_clients_are_refused_at_the_handshake(relay: Relay) -> None:
