@@ -34,6 +34,7 @@ LONGEST = [
     "tests/bindings/test_cpp.py::test_c_abi_against_the_daemon",  # ~10
     "tests/bindings/test_godot.py::test_godot_says_once_when_the_daemon_is_absent",  # ~9
     "tests/bindings/test_cpp.py::test_installed_package_in_a_consumer_built_without_exceptions",  # ~30
+    "tests/test_relay.py::test_kill_9_of_the_edge_then_of_the_relay_mid_stream_loses_nothing_acknowledged",  # ~33
     "tests/test_dispatcher.py::test_dead_letters_can_be_requeued_after_a_fix",  # ~22
     "tests/test_cli.py::test_secrets_never_reach_the_log",  # ~21
     "tests/test_demo.py::test_demo_runs_to_a_correct_summary",  # ~21

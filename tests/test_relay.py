@@ -51,3 +51,56 @@ def test_a_games_events_and_sessions_reach_the_sandbox_through_edge_and_relay(tm
         assert db.execute("SELECT session_id, user_id, user_ip FROM sessions").fetchall() == [
             (started["session_id"], "ana", "127.0.0.1")]
     assert edge_files and all(SANDBOX_SECRET_KEY.encode() not in p.read_bytes() for p in edge_files)
+
+
+def test_kill_9_of_the_edge_then_of_the_relay_mid_stream_loses_nothing_acknowledged(
+        tmp_path: Path, ga_sandbox: GaSandbox) -> None:
+    """A game streams batches to its edge; the edge is killed (-9) and restarted, later the relay too, while
+    events flow. Every event the edge acknowledged reaches the sandbox, and the relay holds each once."""
+    sb, server = ga_sandbox
+    port = free_port()
+    relay = Daemon(tmp_path / "relay", provider_table("gameanalytics", server.url, remote_configs=False) +
+                   f'[relay]\nbind = "tcp://127.0.0.1:{port}"\n')
+    with relay:
+        edge = Daemon(tmp_path / "edge", edge_config(port, key_pair(relay.data_dir, RELAY).public))
+        with edge:
+            acked: set[str] = set()
+
+            def stream(batches: int, start: int) -> None:
+                for b in range(start, start + batches):
+                    batch = [make_event("design", event_id=f"k9:{b}:{n}") for n in range(20)]
+                    while True:  # a batch without its ack (the edge was down) is sent again, same ids and ts
+                        try:
+                            with Client(edge.ingress, timeout_ms=2000, device_id="pc-9") as game:
+                                game.hello(user_id="kim")
+                                ack = game.request({"type": "events", "events": batch})
+                            break
+                        except TimeoutError:
+                            edge.start()
+                    assert ack["stored"] + ack["duplicates"] == 20
+                    acked.update(e["fields"]["event_id"] for e in batch)
+
+            stream(5, 0)
+            relay.kill()  # the edge keeps and acks what it cannot forward ...
+            stream(5, 5)
+            edge.kill()  # ... and is killed holding it
+            relay.start()
+            edge.start()
+            stream(5, 10)
+            sb.faults.fail("events", status=503, count=None)  # the relay now holds what it cannot deliver ...
+            stream(5, 15)
+            wait_until(lambda: relay.events() and len([e for e in relay.events() if e["category"] == "design"])
+                       >= 400, 30, what="the edge's events at the relay")
+            relay.kill()  # ... and is killed holding it, while the edge goes on forwarding
+            stream(5, 20)
+            sb.faults.clear()
+            relay.start()
+            stream(5, 25)
+            with Client(edge.ingress, device_id="pc-9") as game:
+                game.hello(user_id="kim")
+                game.request({"type": "flush"})
+            wait_until(lambda: acked <= {e["event_id"] for e in sb.accepted_events(category="design")}, 60,
+                       what="every acknowledged event at the sandbox")
+    assert len(acked) == 600
+    at_relay = [e for e in relay.events() if e["category"] == "design"]
+    assert len(at_relay) == len({e["uid"] for e in at_relay}) == 600
