@@ -132,6 +132,7 @@ class Ingress:
         self.last_seen: dict[bytes, float] = {}
         self.large_budget: dict[bytes, tuple[float, float]] = {}  # identity -> (bytes left, at)
         self.stalled: dict[bytes, float] = {}  # identity -> until when its requests are dropped unread
+        self.owners: dict[str, str] = {}  # at a relay: device id -> the client key that owns it (a cache)
         self.deferred: dict[bytes, int] = {}  # identity -> its requests the reporter has not answered yet
         self.last_burst = time.monotonic()  # when requests last arrived: the checkpointer waits for a lull
         self.committed = 0  # events committed since start; only this thread writes it (the checkpointer reads)
@@ -467,9 +468,8 @@ class Ingress:
                   rid: int, peer: Peer | None) -> None:
         hello = protocol.read_hello(msg)
         if peer is not None:
-            assert self.secure is not None
+            self._own(hello.device_id, peer[0])
             hello = dataclasses.replace(hello, client_key=peer[0], address=peer[1])
-            self.secure.figures.keys_seen.add(peer[0].encode())
         self.clients[identity] = hello
         self.clients.move_to_end(identity)
         if len(self.clients) > MAX_CLIENTS:
@@ -484,6 +484,18 @@ class Ingress:
             "daemon_version": __version__, "session": session.to_wire() if session else None,
             "limits": protocol.LIMITS,
             "topics": [protocol.CONFIG_PREFIX, protocol.PURCHASE_PREFIX + hello.device_id]}, True))
+
+    def _own(self, device_id: str, key: str) -> None:
+        """A relay client's hello: the device is its key's, unless another key said hello as it first (the
+        device's events, sessions and topics stay with the client that owns it)."""
+        assert self.secure is not None
+        owner = self.owners.get(device_id) or self.ingest.device_owner(device_id)
+        if owner is not None and owner != key:
+            raise ProtocolError(Code.FORBIDDEN, f"device {device_id!r} belongs to another client key", "device_id")
+        self.owners[device_id] = key
+        if len(self.owners) > MAX_CLIENTS:
+            self.owners.pop(next(iter(self.owners)))
+        self.secure.figures.saw(key.encode())
 
     def _on_events(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                    rid: int) -> None:

@@ -32,7 +32,8 @@ def add_device(burst: Burst, hello: Hello, now: int) -> None:
         "device_id": hello.device_id, "user_id": hello.user_id, "engine": hello.engine,
         "engine_version": hello.engine_version, "binding": hello.binding, "binding_version": hello.binding_version,
         "game_build": hello.game_build, "platform": hello.platform, "os_version": hello.os_version,
-        "device": hello.device, "manufacturer": hello.manufacturer, "first_seen": now, "last_seen": now}
+        "device": hello.device, "manufacturer": hello.manufacturer, "first_seen": now, "last_seen": now,
+        **({"client_key": hello.client_key} if hello.client_key is not None else {})}
 
 
 def start_session(burst: Burst, book: SessionBook, hello: Hello, request: SessionRequest,

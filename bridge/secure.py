@@ -24,6 +24,7 @@ ZAP_DOMAIN = "engine-bridge-relay"
 HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH |
                     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 DAY_S = 86_400
+MAX_KEYS_COUNTED = 1_000_000  # distinct client keys counted in stats, at most (forged keys cost no memory beyond)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ class RelayFigures:
     rate_limited: int = 0  # requests refused for a key over its rate
     quota_exceeded: int = 0  # requests refused for a key over its day's quota
     keys_seen: set[bytes] = field(default_factory=set)
+
+    def saw(self, key: bytes) -> None:
+        if len(self.keys_seen) < MAX_KEYS_COUNTED:
+            self.keys_seen.add(key)
 
     def to_wire(self) -> dict[str, Any]:
         return {"client_keys": len(self.keys_seen), "handshakes_refused": self.handshakes_refused,

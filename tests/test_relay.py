@@ -37,9 +37,9 @@ def test_a_games_events_and_sessions_reach_the_sandbox_through_edge_and_relay(tm
                 assert ack["stored"] == 5
                 game.request({"type": "session_end", "ts": started["started_at"] + 65_000})
                 game.request({"type": "flush"})
-                wait_until(lambda: len(sb.accepted_events(category="design")) == 5, 20,
+                wait_until(lambda: len(sb.accepted_events(category="design")) == 5, 60,
                            what="the events at the sandbox, through the relay")
-                wait_until(lambda: sb.accepted_events(category="session_end"), 20, what="the session's end")
+                wait_until(lambda: sb.accepted_events(category="session_end"), 60, what="the session's end")
             edge_files = [p for p in edge.workdir.rglob("*") if p.is_file()]
     design = sb.accepted_events(category="design")
     assert {e["event_id"] for e in design} == {f"edge:{n}" for n in range(5)}

@@ -67,6 +67,12 @@ def test_a_curve_client_is_served_with_its_address_as_its_players_ip(relay: Rela
     with sqlite3.connect(relay.daemon.db_path) as db:
         assert db.execute("SELECT user_id, user_ip FROM sessions").fetchall() == [("ana", "127.0.0.1")]
     assert relay.figures()["client_keys"] == 1
+    with relay.client("phone-1") as forger:  # another key (each Client makes its own pair) as the same device
+        refused = forger.hello(user_id="ana")
+    assert refused["type"] == "error" and refused["code"] == "forbidden" and refused["field"] == "device_id"
+    with sqlite3.connect(relay.daemon.db_path) as db:
+        [(owner,)] = db.execute("SELECT client_key FROM devices WHERE device_id = 'phone-1'").fetchall()
+    assert owner is not None and len(owner) == 40
 
 
 def test_the_relay_key_is_kept_owner_only_and_printed_by_the_cli(relay: Relay) -> None:

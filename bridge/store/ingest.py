@@ -89,6 +89,13 @@ class Ingest:
                                 .where(sessions.c.ended_at.is_(None))).mappings().all()
         return [OpenSession(**r) for r in rows]
 
+    def device_owner(self, device_id: str) -> str | None:
+        """At a relay, the client key that owns a device (the first to say hello as it), or None."""
+        with self.engine.connect() as conn:
+            owner: str | None = conn.execute(select(devices.c.client_key).where(devices.c.device_id == device_id)
+                                             ).scalar()
+        return owner
+
     def session(self, session_id: str) -> dict[str, Any] | None:
         """A stored session by its id (a client resending a session request names it), or None."""
         with self.engine.connect() as conn:

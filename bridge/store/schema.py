@@ -25,7 +25,7 @@ from sqlalchemy import (
     inspect,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 
@@ -53,6 +53,7 @@ devices = Table(
     Column("manufacturer", String(64)),
     Column("first_seen", BigInteger, nullable=False),
     Column("last_seen", BigInteger, nullable=False),
+    Column("client_key", String(40)),  # at a relay: the CURVE key of the client that owns the device (Z85)
 )
 
 sessions = Table(
@@ -201,13 +202,24 @@ def _purchase_retries(conn: Connection) -> None:
             conn.exec_driver_sql(f"ALTER TABLE purchases ADD COLUMN {name} {ddl}")
 
 
+def _add_missing_columns(conn: Connection, table: Table) -> None:
+    """The table's nullable columns that an older schema lacks, added (ALTER TABLE keeps every row)."""
+    present = {column["name"] for column in inspect(conn).get_columns(table.name)}
+    for column in table.c:
+        if column.name not in present:
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} "
+                                 f"{column.type.compile(conn.dialect)}")
+
+
 def _per_player(conn: Connection) -> None:
     """Schema 5: players' own devices on their sessions, and events finished past a cursor."""
-    present = {column["name"] for column in inspect(conn).get_columns("sessions")}
-    for column in sessions.c:
-        if column.name not in present:
-            conn.exec_driver_sql(f"ALTER TABLE sessions ADD COLUMN {column.name} {column.type.compile(conn.dialect)}")
+    _add_missing_columns(conn, sessions)
     delivery_done.create(conn, checkfirst=True)
+
+
+def _device_keys(conn: Connection) -> None:
+    """Schema 6: at a relay, the client key that owns each device."""
+    _add_missing_columns(conn, devices)
 
 
 def _add_purchases(conn: Connection) -> None:
@@ -221,4 +233,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _rekey_events,  # 3: time-led dedupe key
     3: _purchase_retries,  # 4: in-flight mark and a backoff per purchase
     4: _per_player,  # 5: per-player devices, events finished out of order
+    5: _device_keys,  # 6: a relay's device owners
 }

@@ -133,11 +133,28 @@ def test_a_schema_4_store_is_upgraded_in_place_to_per_player_devices(store_url: 
         conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="4"))
     store.dispose()
     store = Store(store_url)
-    assert store.upgrade() == SCHEMA_VERSION == 5
+    assert store.upgrade() == SCHEMA_VERSION
     assert {c["name"] for c in inspect(store.engine).get_columns("sessions")} >= set(PLAYER_DEVICE)
     with store.engine.connect() as conn:
         assert conn.execute(select(sessions.c.session_id, sessions.c.platform)).all() == [("s-1", None)]
         assert conn.execute(select(func.count()).select_from(delivery_done)).scalar() == 0
+    store.dispose()
+
+
+def test_a_schema_5_store_is_upgraded_in_place_to_device_owners(store_url: str) -> None:
+    """Schema 6 adds the owning client key to devices; the devices stay, owned by no key."""
+    store = Store(store_url)
+    store.upgrade()
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE devices DROP COLUMN client_key")
+        conn.execute(text("INSERT INTO devices (device_id, user_id, engine, binding, binding_version, game_build, "
+                          "first_seen, last_seen) VALUES ('d', 'u', 'unity', 'b', '1', '1.0', 1, 2)"))
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="5"))
+    store.dispose()
+    store = Store(store_url)
+    assert store.upgrade() == SCHEMA_VERSION == 6
+    with store.engine.connect() as conn:
+        assert conn.execute(select(devices.c.device_id, devices.c.client_key)).all() == [("d", None)]
     store.dispose()
 
 
