@@ -125,13 +125,16 @@ def _relay(doc: dict[str, Any]) -> RelaySettings | None:
     if "relay" not in doc:
         return None
     table = dict(_table(doc, "relay"))
-    known = {"bind", "allow", "events_per_second", "burst_events", "events_per_day"}
+    known = {"bind", "publish", "allow", "events_per_second", "burst_events", "events_per_day"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(f"relay: unknown setting {', '.join(unknown)}; the settings are {', '.join(sorted(known))}")
     bind = table.get("bind")
     if not isinstance(bind, str) or not bind.startswith("tcp://"):
         raise ConfigError("relay.bind: a tcp:// endpoint for the CURVE ingress is required, e.g. tcp://0.0.0.0:5557")
+    publish = table.get("publish")
+    if publish is not None and (not isinstance(publish, str) or not publish.startswith("tcp://")):
+        raise ConfigError("relay.publish: a tcp:// endpoint for the CURVE configs socket, e.g. tcp://0.0.0.0:5558")
     allow = table.get("allow", [])
     if not isinstance(allow, list) or not all(isinstance(key, str) for key in allow):
         raise ConfigError("relay.allow: a list of client public keys (Z85 text)")
@@ -147,7 +150,7 @@ def _relay(doc: dict[str, Any]) -> RelaySettings | None:
             if type(value) not in ((int, float) if kind is float else (int,)) or value <= 0:
                 raise ConfigError(f"relay.{name}: a positive {'number' if kind is float else 'integer'}")
             limits[name] = kind(value)
-    return RelaySettings(bind, tuple(allow), **limits)
+    return RelaySettings(bind, publish, tuple(allow), **limits)
 
 
 def read_local_configs(path: Path) -> dict[str, Any]:

@@ -26,10 +26,10 @@ from .keys import RELAY, BadKey, key_pair
 from .local_configs import LocalConfigs
 from .providers.registry import UnknownProvider
 from .providers.settings import SettingsError
-from .publisher import Publisher
+from .publisher import Publisher, RelayConfigs
 from .secure import SecureSocket
 from .stats import Counters, Reporter
-from .store import Purchases, Store, StoreCorrupt, StoreError, error_text
+from .store import Ingest, Purchases, Store, StoreCorrupt, StoreError, error_text
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +93,13 @@ class Daemon:
             raise StartupError(str(exc), Exit.STORE) from None
         self.ctx = zmq.Context()
         try:
-            self.publisher = Publisher(self.ctx, settings.publish, self.store)
+            secure = self._relay_sockets()
+            relay = None if secure is None or secure.xpub is None else \
+                RelayConfigs(secure.xpub, Ingest(self.store).device_owner, secure.figures)
+            self.publisher = Publisher(self.ctx, settings.publish, self.store, relay)
             self.dispatcher = Dispatcher(settings.providers, self.store, self.publisher, settings.store_cap_mb,
                                          settings.keep_delivered_s, data_dir=settings.data_dir)
             self.reporter = Reporter(self.ctx)
-            secure = None
-            if settings.relay is not None:
-                secure = SecureSocket(self.ctx, settings.relay, key_pair(settings.data_dir, RELAY))
-                allowed = f"{len(settings.relay.allow)} client keys" if settings.relay.allow else "any client key"
-                log.info("relay: CURVE ingress on %s for %s", settings.relay.bind, allowed)
             self.ingress = Ingress(self.ctx, settings.ingress, self.store, self._ingress_hooks(), self.counters,
                                    settings.session_timeout_s, self.reporter, secure)
         except (UnknownProvider, SettingsError) as exc:
@@ -121,6 +119,17 @@ class Daemon:
                          threading.Thread(target=self.dispatcher.run, args=(self.stop_event, self.ctx, VERDICTS),
                                           name="dispatcher"),
                          threading.Thread(target=self.reporter.run, args=(self.stop_event,), name="reporter")]
+
+    def _relay_sockets(self) -> SecureSocket | None:
+        """A relay's CURVE sockets, with the server key pair kept in the data directory."""
+        relay = self.settings.relay
+        if relay is None:
+            return None
+        secure = SecureSocket(self.ctx, relay, key_pair(self.settings.data_dir, RELAY))
+        allowed = f"{len(relay.allow)} client keys" if relay.allow else "any client key"
+        log.info("relay: CURVE ingress on %s, configs on %s, for %s", relay.bind, relay.publish or "no socket",
+                 allowed)
+        return secure
 
     def _ingress_hooks(self) -> IngressHooks:
         """The ingress's view of the other parts: callables, so that it imports none of them."""

@@ -54,7 +54,7 @@ class Dispatcher:
             transport = kind.transport(settings, data_dir) if data_dir is not None else None
             sender = Sender(settings.timeout, settings.max_in_flight, transport)
             ctx = ProviderContext(name, settings, sender.send, ProviderStore(self.views, name), publisher.publish,
-                                  logging.getLogger(f"bridge.providers.{name}"), clock)
+                                  logging.getLogger(f"bridge.providers.{name}"), clock, data_dir)
             self.lanes[name] = Lane(kind(ctx), self.views.delivery, settings, sender)
         self.verdicts: zmq.Socket[bytes] | None = None  # to the ingress, made on the dispatcher's own thread
         verifiers = [lane for lane in self.lanes.values() if lane.provider.verifies_purchases]

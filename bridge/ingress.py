@@ -189,7 +189,7 @@ class Ingress:
                 self._forward_replies()
                 if self.monitor.get(zmq.EVENTS) & zmq.POLLIN:
                     self._on_monitor()
-                if self.secure is not None and self.secure.monitor.get(zmq.EVENTS) & zmq.POLLIN:
+                if self.secure is not None and self.secure.monitor.poll(0, zmq.POLLIN):
                     self._on_monitor(self.secure.monitor)
                 state = self._new_burst()
                 if self.waiting or self.verdicts.get(zmq.EVENTS) & zmq.POLLIN:

@@ -61,13 +61,24 @@ LOCAL_CONFIG_TOPIC = "config/local"
 PURCHASE_PREFIX = "purchase/"
 
 
+def topic_device(topic: str) -> str | None:
+    """The device a topic is for (`config/<source>/<device_id>[/<user_id>]`, `purchase/<device_id>`), or None
+    for a topic of the whole daemon (`config/local`, the v1 `config/gameanalytics`)."""
+    parts = topic.split("/")
+    if parts[0] == "purchase" and len(parts) == 2:
+        return parts[1]
+    return parts[2] if parts[0] == "config" and len(parts) in (3, 4) else None
+
+
 def device_topic(topic: str, device_id: str) -> bool:
     """Whether a relay client of `device_id` may read `topic`: the local configs, and the topics that name
-    its device (`config/<source>/<device_id>[/...]`, `purchase/<device_id>`), never another device's."""
-    parts = topic.split("/")
-    if parts[0] == "purchase":
-        return parts[1:] == [device_id]
-    return topic == LOCAL_CONFIG_TOPIC or (parts[0] == "config" and parts[2:3] == [device_id])
+    its device, never another device's."""
+    return topic == LOCAL_CONFIG_TOPIC or topic_device(topic) == device_id
+
+
+# The v1 topic a daemon fills from its own device's `config/gameanalytics/<device_id>` (section 7): an edge
+# fills it the same way from what its relay publishes for the device.
+V1_MIRRORS = ("config/gameanalytics",)
 
 
 class Code:

@@ -10,25 +10,43 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 import zmq
 from sqlalchemy.exc import SQLAlchemyError
 
-from .protocol import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS
+from .protocol import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, topic_device
+from .secure import RelayFigures
 from .store import SavedConfig, SavedConfigs, Store, error_text, now_ms
 
 log = logging.getLogger(__name__)
 
 INBOX = "inproc://engine-bridge-publisher"
+KEY_CHARS = 40  # a Z85 client key, the first part of every topic on a relay's CURVE configs socket
+OWNERLESS_S = 2.0  # a device found owned by no key is looked up again after this long
+
+
+@dataclass
+class RelayConfigs:
+    """A relay's CURVE configs socket: each device's topics go out behind the key that owns the device, and a
+    subscriber is granted only prefixes behind its own key, so it reads its own devices' topics only."""
+
+    xpub: zmq.Socket[bytes]  # XPUB_MANUAL, CURVE server (bridge/secure.py)
+    owner: Callable[[str], str | None]  # device id -> its client key (a store read)
+    figures: RelayFigures
 
 
 class Publisher:
     """Owns the XPUB socket (in its own thread) and the cache of every topic's latest publication."""
 
-    def __init__(self, ctx: zmq.Context[Any], endpoint: str, store: Store) -> None:
+    def __init__(self, ctx: zmq.Context[Any], endpoint: str, store: Store, relay: RelayConfigs | None = None) -> None:
         self.ctx = ctx
+        self.relay = relay
+        self._owners: dict[str, tuple[str | None, float]] = {}  # device -> (key, when looked up)
         self.configs = SavedConfigs(store)
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[dict[str, Any], bytes]] = {}
@@ -80,15 +98,21 @@ class Publisher:
         poller = zmq.Poller()
         poller.register(self.xpub, zmq.POLLIN)
         poller.register(self._inbox_in, zmq.POLLIN)
+        if self.relay is not None:
+            poller.register(self.relay.xpub, zmq.POLLIN)
         try:
             while not stop.is_set():
                 ready = dict(poller.poll(250))
                 if self.xpub in ready:
                     self._on_subscription(self.xpub.recv())
+                if self.relay is not None and self.relay.xpub in ready:
+                    self._on_relay_subscription(self.relay.xpub.recv(copy=False))
                 if self._inbox_in in ready:
                     self._send(self._inbox_in.recv_string())
         finally:
             self.xpub.close(0)
+            if self.relay is not None:
+                self.relay.xpub.close(0)
             self._inbox_in.close(0)
             with self._lock:
                 self._inbox_out.close(0)
@@ -102,7 +126,45 @@ class Publisher:
         for topic in topics:
             self._send(topic)
 
-    def _send(self, topic: str) -> None:
+    def _on_relay_subscription(self, frame: zmq.Frame) -> None:
+        """A relay client's (un)subscription: granted behind its own key only; a new one gets the current
+        values of its devices' topics."""
+        assert self.relay is not None
+        data, key = frame.bytes, str(frame.get("User-Id")).encode()
+        if not data or data[0] not in (0, 1):
+            return
+        prefix = data[1:]
+        if not prefix.startswith(key) or len(key) != KEY_CHARS:
+            self.relay.figures.subscriptions_refused += 1
+            log.debug("relay subscription refused: %r is not behind the subscriber's key", prefix[:80])
+            return
+        self.relay.xpub.setsockopt(zmq.SUBSCRIBE if data[0] == 1 else zmq.UNSUBSCRIBE, prefix)
+        if data[0] == 1:
+            with self._lock:
+                topics = [t for t in self._cache if (key + t.encode()).startswith(prefix)]
+            for topic in topics:
+                self._send(topic, local=False)
+
+    def _owner(self, device_id: str) -> str | None:
+        """The device's owning key (kept once found; an ownerless device is asked about again later)."""
+        assert self.relay is not None
+        known = self._owners.get(device_id)
+        if known is None or (known[0] is None and time.monotonic() - known[1] > OWNERLESS_S):
+            try:
+                known = (self.relay.owner(device_id), time.monotonic())
+            except SQLAlchemyError as exc:
+                log.warning("relay: the owner of %s could not be read: %s", device_id, error_text(exc))
+                return None
+            self._owners[device_id] = known
+        return known[0]
+
+    def _send(self, topic: str, local: bool = True) -> None:
         with self._lock:
             packed = self._cache[topic][1]
-        self.xpub.send_multipart([topic.encode(), packed])
+        if local:
+            self.xpub.send_multipart([topic.encode(), packed])
+        device = topic_device(topic) if self.relay is not None else None
+        owner = self._owner(device) if device is not None else None
+        if owner is not None:
+            assert self.relay is not None
+            self.relay.xpub.send_multipart([owner.encode() + topic.encode(), packed])

@@ -32,6 +32,7 @@ class RelaySettings:
     """The `[relay]` table: a relay's CURVE ingress and what one client key may send."""
 
     bind: str  # e.g. tcp://0.0.0.0:5557
+    publish: str | None = None  # the CURVE configs socket, e.g. tcp://0.0.0.0:5558 (None: configs stay here)
     allow: tuple[str, ...] = ()  # client public keys (Z85); empty: any key (the limits below still hold)
     events_per_second: float = 200.0  # one client key's sustained rate ...
     burst_events: int = 2_000  # ... and how far above it a burst may go
@@ -44,6 +45,7 @@ class RelayFigures:
 
     handshakes_refused: int = 0  # a NULL client, a wrong server key, a key off the allow-list
     keys_refused: int = 0  # of those, keys off the allow-list (the ZAP handler's word)
+    subscriptions_refused: int = 0  # subscriptions to topics outside the subscriber's own devices
     rate_limited: int = 0  # requests refused for a key over its rate
     quota_exceeded: int = 0  # requests refused for a key over its day's quota
     keys_seen: set[bytes] = field(default_factory=set)
@@ -54,7 +56,8 @@ class RelayFigures:
 
     def to_wire(self) -> dict[str, Any]:
         return {"client_keys": len(self.keys_seen), "handshakes_refused": self.handshakes_refused,
-                "keys_refused": self.keys_refused, "rate_limited": self.rate_limited,
+                "keys_refused": self.keys_refused, "subscriptions_refused": self.subscriptions_refused,
+                "rate_limited": self.rate_limited,
                 "quota_exceeded": self.quota_exceeded}
 
 
@@ -73,7 +76,8 @@ class _AllowList:
 
 
 class SecureSocket:
-    """The relay's CURVE ROUTER (bound), its ZAP handler, and what its clients may send; `close` stops it."""
+    """The relay's CURVE ROUTER (bound), its ZAP handler, and what its clients may send; `close` stops it.
+    With `publish` set, also its CURVE configs socket (`xpub`), which the publisher's thread serves."""
 
     def __init__(self, ctx: zmq.Context[Any], settings: RelaySettings, keys: KeyPair) -> None:
         self.figures = RelayFigures()
@@ -81,16 +85,20 @@ class SecureSocket:
         self.auth = ThreadAuthenticator(ctx)
         self.auth.start()
         self.auth.configure_curve_callback(ZAP_DOMAIN, credentials_provider=_AllowList(settings.allow, self.figures))
-        self.sock: zmq.Socket[bytes] = ctx.socket(zmq.ROUTER)
-        self.sock.linger = 0
-        self.sock.setsockopt(zmq.CURVE_SERVER, 1)
-        self.sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
-        self.sock.setsockopt(zmq.CURVE_PUBLICKEY, keys.public)
-        self.sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
+        self.sock = _curve_server(ctx, zmq.ROUTER, keys)
         self.monitor = self.sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | HANDSHAKE_FAILED)
+        self.xpub: zmq.Socket[bytes] | None = None
         try:
             self.sock.bind(settings.bind)
+            if settings.publish is not None:
+                # Subscriptions are the publisher's to grant (XPUB_MANUAL): each only to its own devices' topics.
+                self.xpub = _curve_server(ctx, zmq.XPUB, keys)
+                self.xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
+                self.xpub.setsockopt(zmq.XPUB_MANUAL, 1)
+                self.xpub.bind(settings.publish)
         except zmq.ZMQError:
+            if self.xpub is not None:
+                self.xpub.close(0)
             self.close()
             raise
 
@@ -99,6 +107,16 @@ class SecureSocket:
         self.monitor.close(0)
         self.sock.close(0)
         self.auth.stop()
+
+
+def _curve_server(ctx: zmq.Context[Any], kind: int, keys: KeyPair) -> zmq.Socket[bytes]:
+    sock: zmq.Socket[bytes] = ctx.socket(kind)
+    sock.linger = 0
+    sock.setsockopt(zmq.CURVE_SERVER, 1)
+    sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
+    sock.setsockopt(zmq.CURVE_PUBLICKEY, keys.public)
+    sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
+    return sock
 
 
 class Allowance:

@@ -5,10 +5,15 @@ the GameAnalytics sandbox, all on loopback."""
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from bridge.client import Client
-from bridge.keys import RELAY, key_pair
+import zmq
+
+from bridge.client import Client, recv_publication, subscribe
+from bridge.keys import EDGE, RELAY, KeyPair, key_pair
 from bridge.sandbox.gameanalytics import SANDBOX_SECRET_KEY
 from tests.harness import Daemon, free_port, make_event
 from tests.sandboxes import FAST, GaSandbox, provider_table, wait_until
@@ -104,3 +109,55 @@ def test_kill_9_of_the_edge_then_of_the_relay_mid_stream_loses_nothing_acknowled
     assert len(acked) == 600
     at_relay = [e for e in relay.events() if e["category"] == "design"]
     assert len(at_relay) == len({e["uid"] for e in at_relay}) == 600
+
+
+def test_a_players_configs_come_back_through_the_relay_and_only_to_its_own_edge(tmp_path: Path,
+                                                                                 ga_sandbox: GaSandbox) -> None:
+    """The relay asks GameAnalytics for the edge's player as its session starts; the configs reach the game
+    on its edge's configs socket (its device's topic, and the v1 topic), a change follows the moment it is
+    published, and a client with another key cannot subscribe to them."""
+    sb, server = ga_sandbox
+    sb.set_remote_configs([{"key": "gravity", "value": "80"}])
+    port, publish = free_port(), free_port()
+    relay_config = provider_table("gameanalytics", server.url) + \
+        f'[relay]\nbind = "tcp://127.0.0.1:{port}"\npublish = "tcp://127.0.0.1:{publish}"\n'
+    with Daemon(tmp_path / "relay", relay_config) as relay:
+        relay_key = key_pair(relay.data_dir, RELAY).public
+        config = edge_config(port, relay_key) + f'publish = "tcp://127.0.0.1:{publish}"\n'
+        with Daemon(tmp_path / "edge", config) as edge, Client(edge.ingress, device_id="pc-7") as game:
+            sub = subscribe(edge.publish, "config/gameanalytics")
+            game.hello(user_id="lea")
+            game.request({"type": "session_start"})
+            game.request({"type": "flush"})
+            got = collect(sub, {"config/gameanalytics/pc-7", "config/gameanalytics"},
+                          lambda p: p["values"] == {"gravity": "80"})
+            assert got["config/gameanalytics/pc-7"]["source"] == "gameanalytics"
+            sb.set_remote_configs([{"key": "gravity", "value": "60"}])  # asked again on the relay's refresh
+            collect(sub, {"config/gameanalytics/pc-7"}, lambda p: p["values"] == {"gravity": "60"})
+            spy = zmq.Context.instance().socket(zmq.SUB)  # another client, its own key, asking for pc-7's
+            spy.setsockopt(zmq.LINGER, 0)
+            spy_keys = KeyPair(*zmq.curve_keypair())
+            spy.setsockopt(zmq.CURVE_SERVERKEY, relay_key)
+            spy.setsockopt(zmq.CURVE_PUBLICKEY, spy_keys.public)
+            spy.setsockopt(zmq.CURVE_SECRETKEY, spy_keys.secret)
+            spy.setsockopt(zmq.SUBSCRIBE, key_pair(edge.data_dir, EDGE).public)
+            spy.connect(f"tcp://127.0.0.1:{publish}")
+            with Client(relay.ingress) as local:
+                local.hello(role="tool")
+                wait_until(lambda: local.request({"type": "stats"})["relay"]["subscriptions_refused"] >= 1, 30,
+                           what="the spy's subscription refused")
+            spy.close(0)
+            sub.close(0)
+
+
+def collect(sub: zmq.Socket[bytes], topics: set[str], done: Callable[[dict[str, Any]], bool],
+            timeout_s: float = 60.0) -> dict[str, dict[str, Any]]:
+    """The latest publication of each topic, once each satisfies `done`."""
+    latest: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout_s
+    while not all(t in latest and done(latest[t]) for t in topics):
+        assert time.monotonic() < deadline, f"publications seen: {latest}"
+        pub = recv_publication(sub, 500)
+        if pub is not None:
+            latest[pub["topic"]] = pub
+    return latest

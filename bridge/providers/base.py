@@ -135,6 +135,7 @@ class ProviderContext:
     publish: Callable[[str, dict[str, Any], str, dict[str, Any] | None], bool]
     log: logging.Logger
     clock: Clock = field(default_factory=Clock)
+    data_dir: Path | None = None  # the daemon's data directory, for what a provider keeps in files (keys)
 
 
 class Provider:

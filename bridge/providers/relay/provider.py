@@ -8,16 +8,19 @@ events by (device, ts, id), and sessions by the `session_id` the edge sends with
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgpack
+import zmq
+import zmq.asyncio
 
-from ...keys import EDGE, BadKey, key_pair, public_key
+from ...keys import EDGE, BadKey, KeyPair, key_pair, public_key
 from ...protocol import CATEGORIES, MAX_BATCH_EVENTS, PLAYER_DEVICE_MAX_CHARS, PROTOCOL_VERSION, SESSION_END, \
-    SESSION_START, Code
+    SESSION_START, V1_MIRRORS, Code, topic_device
 from ...store import StoredEvent
 from ..base import Built, Call, Outcome, Provider, Paused
 from ..settings import LaneSettings, SettingsError
@@ -32,6 +35,7 @@ HELLO_FIELDS = ("engine", "engine_version", "binding", "binding_version", "game_
 class RelayProviderSettings(LaneSettings):
     endpoint: str  # the relay's CURVE ingress, e.g. tcp://relay.example.com:5557
     relay_key: str  # the relay's public key (Z85), as `engine-bridge keys` prints it on the relay
+    publish: str | None = None  # the relay's CURVE configs socket: its configs and verdicts for our devices
     interval: float = 1.0  # a relay is ours: send soon
     client_key_name: str = field(default=EDGE)  # the key pair's file name in the data directory
 
@@ -39,6 +43,8 @@ class RelayProviderSettings(LaneSettings):
         super().__post_init__()
         if not self.endpoint.startswith("tcp://"):
             raise SettingsError("endpoint: a tcp:// endpoint of the relay's CURVE ingress")
+        if self.publish is not None and not self.publish.startswith("tcp://"):
+            raise SettingsError("publish: a tcp:// endpoint of the relay's CURVE configs socket")
         try:
             public_key(self.relay_key, "relay_key")
         except BadKey as exc:
@@ -55,6 +61,51 @@ class Relay(Provider):
         """Requests go over CURVE, with the edge's own key pair (made on first start in its data directory)."""
         return RelayTransport(settings.endpoint, settings.relay_key.encode("ascii"),
                               key_pair(data_dir, settings.client_key_name), settings.timeout)
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.following: asyncio.Task[None] | None = None
+        self.republished = 0
+
+    async def tick(self) -> None:
+        """Follow the relay's configs socket (from the first tick on, again if the task ended)."""
+        settings: RelayProviderSettings = self.ctx.settings
+        if settings.publish is not None and (self.following is None or self.following.done()):
+            self.following = asyncio.get_running_loop().create_task(self._follow(settings.publish))
+
+    async def _follow(self, endpoint: str) -> None:
+        """Everything the relay publishes for this edge's devices (it sends only those, behind our key),
+        published again here as it came, so that a binding reads what it would read beside a relay."""
+        assert self.ctx.data_dir is not None, "the dispatcher lends a data directory"
+        keys: KeyPair = key_pair(self.ctx.data_dir, self.ctx.settings.client_key_name)
+        zctx = zmq.asyncio.Context()
+        sock = zctx.socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.CURVE_SERVERKEY, self.ctx.settings.relay_key.encode("ascii"))
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, keys.public)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
+        sock.setsockopt(zmq.SUBSCRIBE, keys.public)
+        sock.connect(endpoint)
+        try:
+            while True:
+                topic, payload = await sock.recv_multipart()
+                publication = msgpack.unpackb(payload, raw=False)
+                await asyncio.to_thread(self._republish, topic[len(keys.public):].decode(), publication)
+        finally:
+            sock.close(0)
+            zctx.term()
+
+    def _republish(self, topic: str, publication: dict[str, Any]) -> None:
+        values, source, meta = publication["values"], publication["source"], publication.get("meta") or {}
+        self.ctx.publish(topic, values, source, meta)
+        device = topic_device(topic)
+        for mirror in V1_MIRRORS:  # the device's own player's, as v1 clients read it
+            if device is not None and topic == f"{mirror}/{device}":
+                self.ctx.publish(mirror, values, source, meta)
+        self.republished += 1
+
+    def status(self) -> dict[str, Any]:
+        return {"republished": self.republished} if self.ctx.settings.publish is not None else {}
 
     async def build(self, batch: list[StoredEvent]) -> Built:
         """Per device one call: its session boundaries and events as requests, in the order they were stored."""
