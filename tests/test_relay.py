@@ -4,8 +4,10 @@ the GameAnalytics sandbox, all on loopback."""
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,10 @@ import zmq
 from bridge.client import Client, recv_publication, subscribe
 from bridge.keys import EDGE, RELAY, KeyPair, key_pair
 from bridge.sandbox.gameanalytics import SANDBOX_SECRET_KEY
+from bridge.sandbox.server import SandboxServer
+from bridge.sandbox.staq import StaqSandbox
 from tests.harness import Daemon, free_port, make_event
-from tests.sandboxes import FAST, GaSandbox, provider_table, wait_until
+from tests.sandboxes import CREDENTIALS, FAST, GaSandbox, provider_table, wait_until
 
 
 def edge_config(relay_port: int, relay_key: bytes) -> str:
@@ -161,3 +165,31 @@ def collect(sub: zmq.Socket[bytes], topics: set[str], done: Callable[[dict[str, 
         if pub is not None:
             latest[pub["topic"]] = pub
     return latest
+
+
+def test_a_purchase_made_on_the_edge_is_verified_at_the_relay_and_its_verdict_comes_back(
+        tmp_path: Path, staq_sandbox: tuple[StaqSandbox, SandboxServer]) -> None:
+    """staq's secret stays at the relay: the edge's purchase is verified there, and the verdict reaches the
+    game in its reply (or, later, on its edge's purchase/<device_id> topic); a replayed receipt is a duplicate."""
+    sb, server = staq_sandbox
+    good = base64.b64encode(uuid.uuid4().bytes).decode()
+    sb.register_receipt(good, valid=True)
+    port = free_port()
+    relay_config = provider_table("staq", server.url, kind="staq") + f'[relay]\nbind = "tcp://127.0.0.1:{port}"\n'
+    with Daemon(tmp_path / "relay", relay_config) as relay:
+        config = edge_config(port, key_pair(relay.data_dir, RELAY).public)
+        with Daemon(tmp_path / "edge", config) as edge, Client(edge.ingress, timeout_ms=10_000,
+                                                               device_id="pc-3") as game:
+            sub = subscribe(edge.publish, "purchase/pc-3")
+            game.hello(user_id="max")
+            first = game.request({"type": "purchase", "id": "buy-1", "store": "apple", "receipt": good})
+            replay = game.request({"type": "purchase", "id": "buy-2", "store": "apple", "receipt": good})
+            verdicts = collect(sub, {"purchase/pc-3"}, lambda p: {"buy-1", "buy-2"} <= set(p["values"]))
+            edge_files = [p for p in edge.workdir.rglob("*") if p.is_file()]
+    values = verdicts["purchase/pc-3"]["values"]
+    assert (values["buy-1"]["is_valid"], values["buy-1"]["is_duplicate"]) == (True, False)
+    assert values["buy-2"]["is_duplicate"] is True
+    for reply, verdict in ((first, values["buy-1"]), (replay, values["buy-2"])):
+        assert reply["state"] == "pending" or reply["is_duplicate"] == verdict["is_duplicate"]
+    secret = CREDENTIALS["staq"]["app_secret"].encode()
+    assert edge_files and all(secret not in p.read_bytes() for p in edge_files)

@@ -145,7 +145,7 @@ class Provider:
     Settings: ClassVar[type[LaneSettings]] = LaneSettings  # a provider's own extends LaneSettings
     categories: ClassVar[frozenset[str]] = frozenset()  # categories this provider understands
     batch_size: ClassVar[int] = 500
-    verifies_purchases: ClassVar[bool] = False  # True: the dispatcher hands it purchases too
+    verifies_purchases: bool = False  # True: the dispatcher hands it purchases too (a class may set it per instance)
 
     @classmethod
     def transport(cls, settings: Any, data_dir: Path) -> httpx.AsyncBaseTransport | None:

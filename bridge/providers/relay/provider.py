@@ -20,9 +20,9 @@ import zmq.asyncio
 
 from ...keys import EDGE, BadKey, KeyPair, key_pair, public_key
 from ...protocol import CATEGORIES, MAX_BATCH_EVENTS, PLAYER_DEVICE_MAX_CHARS, PROTOCOL_VERSION, SESSION_END, \
-    SESSION_START, V1_MIRRORS, Code, topic_device
-from ...store import StoredEvent
-from ..base import Built, Call, Outcome, Provider, Paused
+    PURCHASE_PREFIX, SESSION_START, V1_MIRRORS, Code, topic_device
+from ...store import Purchase, PurchaseResult, StoredEvent
+from ..base import Built, Call, Outcome, Paused, Provider, TryLater
 from ..settings import LaneSettings, SettingsError
 from .transport import EXTENSION, Exchange, RelayTransport
 
@@ -35,7 +35,8 @@ HELLO_FIELDS = ("engine", "engine_version", "binding", "binding_version", "game_
 class RelayProviderSettings(LaneSettings):
     endpoint: str  # the relay's CURVE ingress, e.g. tcp://relay.example.com:5557
     relay_key: str  # the relay's public key (Z85), as `engine-bridge keys` prints it on the relay
-    publish: str | None = None  # the relay's CURVE configs socket: its configs and verdicts for our devices
+    publish: str | None = None  # the relay's CURVE configs socket: its configs for our devices
+    purchases: bool = True  # purchases are verified at the relay (its staq); false: `purchase` is not_configured
     interval: float = 1.0  # a relay is ours: send soon
     client_key_name: str = field(default=EDGE)  # the key pair's file name in the data directory
 
@@ -64,6 +65,7 @@ class Relay(Provider):
 
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
+        self.verifies_purchases = ctx.settings.purchases
         self.following: asyncio.Task[None] | None = None
         self.republished = 0
 
@@ -96,6 +98,8 @@ class Relay(Provider):
             zctx.term()
 
     def _republish(self, topic: str, publication: dict[str, Any]) -> None:
+        if topic.startswith(PURCHASE_PREFIX):  # this edge's own purchase lane publishes its verdicts
+            return
         values, source, meta = publication["values"], publication["source"], publication.get("meta") or {}
         self.ctx.publish(topic, values, source, meta)
         device = topic_device(topic)
@@ -114,17 +118,50 @@ class Relay(Provider):
         for ev in batch:
             by_device.setdefault(ev.device_id, []).append(ev)
         for device_id, evs in by_device.items():
-            row = await self.ctx.store.device(device_id)
-            if row is None:  # no hello was ever stored for it: a relay needs one
+            hello = await self._hello(device_id)
+            if hello is None:  # no hello was ever stored for it: a relay needs one
                 built.settled.dead.extend((ev.pk, "no_device", "the device never said hello") for ev in evs)
                 continue
-            hello = {"protocol": PROTOCOL_VERSION, "device_id": device_id,
-                     **{name: row[name] for name in HELLO_FIELDS if row.get(name) is not None}}
             exchange = Exchange(device_id, hello)
             parts = _messages(evs, exchange.messages)
             request = httpx.Request("POST", self.ctx.settings.endpoint, extensions={EXTENSION: exchange})
             built.calls.append(Call(request, key=device_id, context=parts))
         return built
+
+    async def _hello(self, device_id: str) -> dict[str, Any] | None:
+        """The hello the device said here, to say at the relay as its own."""
+        row = await self.ctx.store.device(device_id)
+        if row is None:
+            return None
+        return {"protocol": PROTOCOL_VERSION, "device_id": device_id,
+                **{name: row[name] for name in HELLO_FIELDS if row.get(name) is not None}}
+
+    async def verify_purchase(self, purchase: Purchase) -> PurchaseResult | None:
+        """The relay's verdict (its staq holds the secret); None while it has none yet (asked again later:
+        the relay keeps the purchase, so asking again is answered with its verdict once it has one)."""
+        hello = await self._hello(purchase.device_id)
+        if hello is None:
+            raise TryLater(f"purchase {purchase.purchase_id}: its device never said hello")
+        message: dict[str, Any] = {"type": "purchase", "id": purchase.purchase_id, "store": purchase.store,
+                                   "receipt": purchase.receipt, "price_usd": purchase.price_usd,
+                                   "status": purchase.status, "comment": purchase.comment,
+                                   "metadata": purchase.metadata, "user_id": purchase.user_id}
+        if purchase.signature is not None:
+            message["signature"] = purchase.signature
+        exchange = Exchange(purchase.device_id, hello, [message])
+        answer = await self.ctx.send(httpx.Request("POST", self.ctx.settings.endpoint,
+                                                   extensions={EXTENSION: exchange}))
+        replies = msgpack.unpackb(answer.content, raw=False) if answer.status_code == 200 else []
+        if not replies:
+            raise TryLater(answer.headers.get("X-Stopped", f"the relay answered {answer.status_code}"))
+        reply = replies[0]
+        if reply.get("type") == "purchase":
+            if reply.get("state") != "verified":
+                return None
+            return PurchaseResult(bool(reply["is_valid"]), bool(reply["is_duplicate"]), f"relay: {reply['reason']}")
+        if reply.get("code") == Code.NOT_CONFIGURED:
+            raise TryLater("the relay verifies no purchases (no staq there): kept until it does")
+        return PurchaseResult(False, False, f"refused by the relay: {reply.get('code')}: {reply.get('message')}")
 
     def classify(self, call: Call, answer: httpx.Response) -> Outcome:
         """Each message's reply: acked events and sessions delivered, refused events dead; after a stop the
