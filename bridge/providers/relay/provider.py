@@ -56,6 +56,7 @@ class Relay(Provider):
     kind = "relay"
     Settings = RelayProviderSettings
     categories = frozenset({*CATEGORIES, SESSION_START, SESSION_END})
+    batch_size = MAX_BATCH_EVENTS  # a relay takes a protocol batch at once: fewer, larger requests
 
     @classmethod
     def transport(cls, settings: Any, data_dir: Path) -> httpx.AsyncBaseTransport:
