@@ -4,6 +4,7 @@ upgraded in place, its rows kept; event pks are never reused."""
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,19 +96,27 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     server.stop()
 
 
-def test_a_schema_3_store_is_upgraded_in_place_to_purchase_retries(store_url: str) -> None:
-    """Schema 4 adds sent_at, failures and next_try_at to purchases; rows and their verdicts stay."""
+def as_schema(store_url: str, version: int, *statements: str | tuple[str, dict[str, Any]]) -> Store:
+    """A store as schema `version` left it: made current, taken back by `statements` (SQL, with parameters
+    where a tuple), marked `version`; returned closed, to be upgraded again."""
     store = Store(store_url)
     store.upgrade()
-    with store.engine.begin() as conn:  # the purchases table as schema 3 made it, with one pending purchase
-        for column in ("sent_at", "failures", "next_try_at"):
-            conn.exec_driver_sql(f"ALTER TABLE purchases DROP COLUMN {column}")
-        conn.execute(text("INSERT INTO purchases (device_id, purchase_id, user_id, store, receipt, price_usd, status, "
-                          "comment, metadata, created_at) VALUES ('d', 'p-1', 'd', 'apple', 'cmVjZWlwdA==', 0.99, "
-                          "'completed', '', :metadata, 1)"), {"metadata": msgpack.packb({})})
-        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="3"))
+    with store.engine.begin() as conn:
+        for statement in statements:
+            sql, params = statement if isinstance(statement, tuple) else (statement, {})
+            conn.execute(text(sql), params)
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value=str(version)))
     store.dispose()
-    store = Store(store_url)
+    return Store(store_url)
+
+
+def test_a_schema_3_store_is_upgraded_in_place_to_purchase_retries(store_url: str) -> None:
+    """Schema 4 adds sent_at, failures and next_try_at to purchases; rows and their verdicts stay."""
+    store = as_schema(store_url, 3, *(f"ALTER TABLE purchases DROP COLUMN {c}" for c in ("sent_at", "failures",
+                                                                                         "next_try_at")),
+                      ("INSERT INTO purchases (device_id, purchase_id, user_id, store, receipt, price_usd, status, "
+                       "comment, metadata, created_at) VALUES ('d', 'p-1', 'd', 'apple', 'cmVjZWlwdA==', 0.99, "
+                       "'completed', '', :metadata, 1)", {"metadata": msgpack.packb({})}))
     assert store.upgrade() == SCHEMA_VERSION
     columns = {c["name"] for c in inspect(store.engine).get_columns("purchases")}
     assert {"sent_at", "failures", "next_try_at"} <= columns
@@ -122,17 +131,10 @@ def test_a_schema_3_store_is_upgraded_in_place_to_purchase_retries(store_url: st
 def test_a_schema_4_store_is_upgraded_in_place_to_per_player_devices(store_url: str) -> None:
     """Schema 5 adds the player's device to sessions and the table of events finished past a cursor; the
     sessions stay, their devices unknown (None: the hello's stand)."""
-    store = Store(store_url)
-    store.upgrade()
-    with store.engine.begin() as conn:  # sessions and no delivery_done, as schema 4 made them
-        for column in PLAYER_DEVICE:
-            conn.exec_driver_sql(f"ALTER TABLE sessions DROP COLUMN {column}")
-        conn.exec_driver_sql("DROP TABLE delivery_done")
-        conn.execute(text("INSERT INTO sessions (session_id, device_id, user_id, session_num, started_at) "
-                          "VALUES ('s-1', 'd', 'u', 1, 5)"))
-        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="4"))
-    store.dispose()
-    store = Store(store_url)
+    store = as_schema(store_url, 4, *(f"ALTER TABLE sessions DROP COLUMN {column}" for column in PLAYER_DEVICE),
+                      "DROP TABLE delivery_done",
+                      "INSERT INTO sessions (session_id, device_id, user_id, session_num, started_at) "
+                      "VALUES ('s-1', 'd', 'u', 1, 5)")
     assert store.upgrade() == SCHEMA_VERSION
     assert {c["name"] for c in inspect(store.engine).get_columns("sessions")} >= set(PLAYER_DEVICE)
     with store.engine.connect() as conn:
@@ -143,15 +145,9 @@ def test_a_schema_4_store_is_upgraded_in_place_to_per_player_devices(store_url: 
 
 def test_a_schema_5_store_is_upgraded_in_place_to_device_owners(store_url: str) -> None:
     """Schema 6 adds the owning client key to devices; the devices stay, owned by no key."""
-    store = Store(store_url)
-    store.upgrade()
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql("ALTER TABLE devices DROP COLUMN client_key")
-        conn.execute(text("INSERT INTO devices (device_id, user_id, engine, binding, binding_version, game_build, "
-                          "first_seen, last_seen) VALUES ('d', 'u', 'unity', 'b', '1', '1.0', 1, 2)"))
-        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="5"))
-    store.dispose()
-    store = Store(store_url)
+    store = as_schema(store_url, 5, "ALTER TABLE devices DROP COLUMN client_key",
+                      "INSERT INTO devices (device_id, user_id, engine, binding, binding_version, game_build, "
+                      "first_seen, last_seen) VALUES ('d', 'u', 'unity', 'b', '1', '1.0', 1, 2)")
     assert store.upgrade() == SCHEMA_VERSION == 6
     with store.engine.connect() as conn:
         assert conn.execute(select(devices.c.device_id, devices.c.client_key)).all() == [("d", None)]
