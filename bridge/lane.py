@@ -416,6 +416,8 @@ class Lane:
                                    "waiting": self._buckets.count,
                                    "requests": self.sender.requests, "last_error": self.last_error,
                                    "last_error_at": self.last_error_at, "next_retry_at": self.next_retry_at}
+        if self.paused:  # the last outcome said the provider must not be sent to now (present only then)
+            figures["paused"] = self.paused
         figures.update(self.provider.status())
         return figures
 

@@ -193,3 +193,22 @@ def test_a_purchase_made_on_the_edge_is_verified_at_the_relay_and_its_verdict_co
         assert reply["state"] == "pending" or reply["is_duplicate"] == verdict["is_duplicate"]
     secret = CREDENTIALS["staq"]["app_secret"].encode()
     assert edge_files and all(secret not in p.read_bytes() for p in edge_files)
+
+
+def test_an_edge_whose_device_another_key_owns_keeps_its_events_and_says_why(tmp_path: Path) -> None:
+    """The relay refuses the edge's hello (another client key owns the device): the edge's lane pauses with
+    the relay's reason in its stats and keeps every event, dead-lettering none."""
+    port = free_port()
+    with Daemon(tmp_path / "relay", f'[relay]\nbind = "tcp://127.0.0.1:{port}"\n') as relay:
+        relay_key = key_pair(relay.data_dir, RELAY).public
+        with Client(f"tcp://127.0.0.1:{port}", 5000, "pc-taken", relay_key) as squatter:
+            assert squatter.hello()["type"] == "welcome"
+        with Daemon(tmp_path / "edge", edge_config(port, relay_key)) as edge, \
+                Client(edge.ingress, device_id="pc-taken") as game:
+            game.hello()
+            assert game.request({"type": "events", "events": [make_event() for _ in range(3)]})["stored"] == 3
+            game.request({"type": "flush"})
+            lane = wait_until(lambda: (s := game.request({"type": "stats"})["providers"]["relay"]).get("paused")
+                              and s, 30, what="the edge's relay lane paused")
+    assert "belongs to another client key" in lane["paused"]
+    assert lane["queued"] >= 3 and lane["dead_lettered"] == 0

@@ -22,7 +22,7 @@ from ...keys import EDGE, BadKey, KeyPair, key_pair, public_key
 from ...protocol import CATEGORIES, MAX_BATCH_EVENTS, PLAYER_DEVICE_MAX_CHARS, PROTOCOL_VERSION, SESSION_END, \
     PURCHASE_PREFIX, SESSION_START, V1_MIRRORS, Code, topic_device
 from ...store import Purchase, PurchaseResult, StoredEvent
-from ..base import Built, Call, Outcome, Paused, Provider, TryLater
+from ..base import Built, Call, Outcome, Provider, TryLater
 from ..settings import LaneSettings, SettingsError
 from .transport import EXTENSION, Exchange, RelayTransport
 
@@ -176,8 +176,8 @@ class Relay(Provider):
             outcome.error = answer.headers.get("X-Stopped", "the relay stopped answering")
             if "Retry-After" in answer.headers:
                 outcome.retry_after = float(answer.headers["Retry-After"])
-            if "refused the hello" in outcome.error:
-                raise Paused(outcome.error)
+            if "refused the hello" in outcome.error:  # (wrong_game, forbidden: another key owns the device)
+                outcome.paused = outcome.error
         return outcome
 
 
