@@ -76,6 +76,7 @@ class Code:
     BATCH_TOO_LARGE = "batch_too_large"
     NO_SESSION = "no_session"
     NOT_CONFIGURED = "not_configured"
+    WRONG_GAME = "wrong_game"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
 
@@ -142,6 +143,7 @@ class Hello:
     manufacturer: str | None = None
     role: str = "game"
     extra: dict[str, Any] = field(default_factory=dict)
+    game: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +321,8 @@ def mapping(msg: dict[str, Any], name: str, path: str, *, required: bool = True)
 ROLE_GAME, ROLE_TOOL = "game", "tool"
 ROLES = (ROLE_GAME, ROLE_TOOL)
 TOOL_REQUESTS = ("hello", "ping", "stats", "configs", "flush")
+# A game's short id (`hello`'s `game`, the daemon's `game` setting): one daemon per game on a machine.
+GAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 def read_hello(msg: dict[str, Any]) -> Hello:
     """Check a `hello` and negotiate the version; ProtocolError if it cannot be served."""
@@ -336,6 +340,10 @@ def read_hello(msg: dict[str, Any]) -> Hello:
     role = text(msg, "role", "", required=False, max_len=16) or ROLE_GAME
     if role not in ROLES:
         raise ProtocolError(Code.INVALID_VALUE, f"role: {role!r} is not one of {', '.join(ROLES)}", "role")
+    game = text(msg, "game", "", required=False, max_len=32)
+    if game is not None and not GAME_RE.fullmatch(game):
+        raise ProtocolError(Code.INVALID_VALUE, f"game: {game!r} is not 1-32 characters of a-z 0-9 _ -, starting "
+                            "with a letter or digit", "game")
     return Hello(
         protocol=chosen,
         engine=need_text(msg, "engine", ""),
@@ -350,6 +358,7 @@ def read_hello(msg: dict[str, Any]) -> Hello:
         device=device.get("device"),
         manufacturer=device.get("manufacturer"),
         role=role,
+        game=game,
     )
 
 
