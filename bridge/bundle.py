@@ -21,7 +21,9 @@ NAME = "engine-bridge"
 # The frozen program's entry: the same `main` as the installed command.
 ENTRY = "from bridge.cli import main\n\nraise SystemExit(main())\n"
 # Imported by nothing the daemon runs, yet found in a development venv by the freezer's analysis.
-EXCLUDES = ("tkinter", "pytest", "_pytest", "mypy", "ruff", "coverage", "pip", "setuptools", "IPython")
+# PostgreSQL is for fleets of dedicated servers, which run the installed daemon: a game's bundle holds SQLite.
+EXCLUDES = ("tkinter", "pytest", "_pytest", "mypy", "ruff", "coverage", "pip", "setuptools", "IPython", "psycopg",
+            "psycopg_binary")
 
 
 class BundleError(Exception):

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .config import Settings
 from .dispatcher import Dispatcher
-from .game import EndpointInUse, prepare_ipc
+from .game import EndpointInUse, prepare_ipc, release_ipc
 from .ingress import VERDICTS, Ingress, IngressHooks, PurchaseHooks
 from .lifetime import watch_pid, watch_pipe
 from .local_configs import LocalConfigs
@@ -215,6 +215,8 @@ class Daemon:
                 log.warning("final WAL checkpoint failed: %s", error_text(exc))
         self.store.dispose()
         self.ctx.destroy(0)
+        for endpoint in (self.settings.ingress, self.settings.publish):
+            release_ipc(endpoint)
         if stuck:
             log.error("threads did not stop in time: %s", ", ".join(stuck))
             return Exit.FAILED

@@ -86,6 +86,12 @@ def prepare_ipc(endpoint: str) -> None:
         raise EndpointInUse(f"another process listens at {endpoint}")
 
 
+def release_ipc(endpoint: str) -> None:
+    """Remove the socket file of an `ipc://` endpoint this daemon bound and has closed (libzmq leaves it)."""
+    if endpoint.startswith("ipc://"):
+        Path(endpoint[len("ipc://"):]).unlink(missing_ok=True)
+
+
 LOG_BYTES, LOG_BACKUPS = 1_000_000, 2  # a player's disk holds at most 3 MB of a game's daemon log
 
 
