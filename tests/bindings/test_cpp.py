@@ -23,6 +23,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -40,7 +41,7 @@ import pytest
 from bridge import conformance
 from bridge.sandbox.server import SandboxServer
 from bridge.sandbox.staq import StaqSandbox
-from tests.bindings import cpp_build
+from tests.bindings import cpp_build, shipping
 from tests.harness import REPO, Daemon, free_port
 from tests.sandboxes import ga_daemon, provider_table, start_sandbox, wait_until
 
@@ -412,3 +413,27 @@ def test_sample_program(build: Path, tmp_path: Path) -> None:
     categories = Counter(e["category"] for e in events)
     assert categories == {"design": 1, "business": 1, "progression": 2, "resource": 1, "ads": 1, "error": 1,
                           "custom": 1, "session_start": 1, "session_end": 1}
+
+
+def ship_game(build: Path, install: shipping.Install, *args: str) -> list[str]:
+    """The C++ game program copied into the install folder, as a shipped game's executable is."""
+    program = install.folder / "engine_bridge_ship_test"
+    if not program.exists():
+        shutil.copy2(build / "engine_bridge_ship_test", program)
+    return [str(program), *args]
+
+
+@pytest.mark.parametrize("quit_cleanly", [False, True], ids=["killed", "quits"])
+def test_cpp_game_with_the_bundled_daemon(build: Path, install: shipping.Install, tmp_path: Path,
+                                          quit_cleanly: bool) -> None:
+    mode = "quit" if quit_cleanly else "play"
+    shipping.play(ship_game(build, install, mode, install.game, shipping.DAEMON, str(shipping.COUNT)), install,
+                  tmp_path, quit_cleanly)
+
+
+def test_cpp_bundled_daemon_missing_and_another_games_daemon(build: Path, install: shipping.Install,
+                                                            tmp_path: Path) -> None:
+    with Daemon(tmp_path / "other", extra_args=["--game", "other-game"]) as other:
+        shipping.missing_and_wrong_game(
+            ship_game(build, install, "missing", install.game, "engine-bridge-missing/engine-bridge"),
+            ship_game(build, install, "wrong", install.game, other.ingress, other.publish), install, tmp_path, other)
