@@ -13,7 +13,6 @@ the same steps and prints the same lines:
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
