@@ -13,10 +13,12 @@ the same steps and prints the same lines:
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -80,26 +82,49 @@ def gone(pid: int) -> bool:
 
 
 class Game:
-    """The game's process, its lines read as they come."""
+    """The game's process, its lines read as they come (by a thread: a game that hangs silent fails in time)."""
 
     def __init__(self, command: list[str], install: Install, cwd: Path) -> None:
         self.lines: list[str] = []
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env=install.env, cwd=cwd, stdin=subprocess.DEVNULL)
+        self._incoming: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            for line in self.proc.stdout:
+                self._incoming.put(line.rstrip("\n"))
+        except (OSError, ValueError):  # closed by close()
+            pass
+        self._incoming.put(None)  # the end of the output (the game and what it launched closed it)
 
     def wait_for(self, prefix: str) -> list[str]:
         """Lines until one starts with `prefix`; the words after it. Fails with the output if it never comes."""
-        assert self.proc.stdout is not None
         deadline = time.monotonic() + PROGRAM_TIMEOUT_S
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._incoming.get(timeout=left)
+            except queue.Empty:
                 break
-            self.lines.append(line.rstrip("\n"))
+            if line is None:
+                break
+            self.lines.append(line)
             if line.startswith(prefix):
                 return line[len(prefix):].split()
         self.proc.kill()
         pytest.fail(f"no {prefix!r} line from the game:\n" + "\n".join(self.lines))
+
+    def output(self) -> list[str]:
+        """Every line read so far, also those no wait_for has looked at (what the game's children wrote)."""
+        while True:
+            try:
+                line = self._incoming.get_nowait()
+            except queue.Empty:
+                return self.lines
+            if line is not None:
+                self.lines.append(line)
 
     def close(self) -> None:
         if self.proc.poll() is None:
