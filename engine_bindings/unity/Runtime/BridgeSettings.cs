@@ -142,6 +142,23 @@ namespace EngineBridge
 
         internal bool Enabled { get { return Executable != null || (Command != null && Command.Length > 0); } }
 
+        /// <summary>
+        /// What <see cref="BaseDirectory"/> should be for <paramref name="executable"/>: the first of
+        /// <paramref name="folders"/> that holds it (the runner: StreamingAssets, then the player executable's
+        /// folder), else the first (where a failed launch then says it looked). Null folders are skipped.
+        /// </summary>
+        public static string FindBaseDirectory(string executable, params string[] folders)
+        {
+            string first = null;
+            foreach (string folder in folders)
+            {
+                if (folder == null) continue;
+                if (System.IO.File.Exists(System.IO.Path.Combine(folder, executable))) return folder;
+                if (first == null) first = folder;
+            }
+            return first;
+        }
+
         /// <summary>The command line to run: <see cref="Command"/>, or the bundled daemon's on these endpoints.</summary>
         internal string[] CommandFor(string ingress, string configs, string game)
         {

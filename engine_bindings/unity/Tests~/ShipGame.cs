@@ -40,7 +40,15 @@ public static class ShipGame
         }
         else
         {
-            settings.Daemon = new DaemonLaunchSettings { Executable = args[2], ProbeMs = 300 };
+            // As EngineBridgeRunner finds it: in StreamingAssets (this install has none), else next to the program.
+            string here = AppDomain.CurrentDomain.BaseDirectory;
+            string streamingAssets = System.IO.Path.Combine(here, "ShipGame_Data/StreamingAssets");
+            settings.Daemon = new DaemonLaunchSettings
+            {
+                Executable = args[2],
+                BaseDirectory = DaemonLaunchSettings.FindBaseDirectory(args[2], streamingAssets, here),
+                ProbeMs = 300,
+            };
         }
         var client = BridgeClient.Connect(new GameInfo { GameBuild = "1.0.0", DeviceId = "ship-unity-device" }, settings);
         if (mode == "missing")
