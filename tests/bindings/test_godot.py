@@ -774,18 +774,8 @@ def ship_game(install: shipping.Install, mode: str, settings: str) -> list[str]:
     project = install.folder / f"project-{mode}"
     shutil.copytree(GODOT / "test_project", project)
     shutil.copytree(ADDONS, project / "addons")
-    (project / "project.godot").write_text(f"""config_version=4
-
-[application]
-config/name="engine-bridge shipped game"
-run/main_scene="res://ship.tscn"
-
-[autoload]
-EngineBridge="*res://addons/engine_bridge/engine_bridge.gd"
-
-[engine_bridge]
-identity/game="{install.game}"
-{settings}""")
+    write_project_file(project, "engine-bridge shipped game", None, f'identity/game="{install.game}"\n{settings}',
+                       "res://ship.tscn")
     # stdbuf: Godot writes through stdio, which a pipe would buffer; the lines must come as they are printed.
     return ["stdbuf", "-oL", "-eL", str(program), "--path", str(project), "--", mode, str(shipping.COUNT)]
 
