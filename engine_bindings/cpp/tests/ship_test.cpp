@@ -5,6 +5,7 @@
 //   engine_bridge_ship_test play|quit GAME DAEMON COUNT       DAEMON relative to this program's folder
 //   engine_bridge_ship_test missing GAME DAEMON
 //   engine_bridge_ship_test wrong GAME INGRESS CONFIGS
+//   engine_bridge_ship_test command GAME INGRESS CONFIGS COUNT ARGV...   the game's own command (daemon.command)
 #include <engine_bridge/engine_bridge.hpp>
 
 #include <signal.h>
@@ -44,9 +45,11 @@ int main(int argc, char** argv) {
   game.device_id = "ship-cpp-device";
   eb::Settings settings;
   settings.game = argv[2];
-  if (mode == "wrong") {
+  if (mode == "wrong" || mode == "command") {
     settings.ingress_endpoint = argv[3];
     settings.configs_endpoint = argv[4];
+    if (mode == "command") settings.daemon.command.assign(argv + 6, argv + argc);
+    settings.daemon.probe = 300ms;
   } else {
     settings.daemon.executable = argv[3];
     settings.daemon.probe = 300ms;
@@ -69,12 +72,20 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(stats.stored));
     return refused ? 0 : 1;
   }
-  const int count = std::stoi(argv[4]);
+  const int count = std::stoi(argv[mode == "command" ? 5 : 4]);
   Track(client, 0, count);
   if (!WaitFor(client, [&](const eb::Stats& s) { return s.stored == static_cast<std::uint64_t>(count); }, 60s)) return 1;
   const std::int64_t first = client.GetStats().daemon_pid;
   std::printf("ACKED %d DAEMON %lld\n", count, static_cast<long long>(first));
   std::fflush(stdout);
+  if (mode == "command") {  // a daemon run without --parent-pipe: the game is killed under it
+    std::printf("PLAYING\n");
+    std::fflush(stdout);
+    for (;;) {
+      client.Poll();
+      std::this_thread::sleep_for(16ms);
+    }
+  }
   ::kill(static_cast<pid_t>(first), SIGKILL);  // the daemon dies under the game: it is launched again
   Track(client, count, count);
   if (!WaitFor(client, [&](const eb::Stats& s) { return s.stored == static_cast<std::uint64_t>(2 * count) &&

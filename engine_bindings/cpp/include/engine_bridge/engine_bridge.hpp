@@ -184,7 +184,8 @@ struct DaemonLaunch {
   /// More arguments after those, e.g. {"--config", "/path/to/bridge.toml"}.
   std::vector<std::string> arguments;
   /// Instead of `executable`: the daemon's whole argv, e.g. {"engine-bridge", "run"}, run as given (its
-  /// standard input is the game's pipe all the same). Both empty: never launch one.
+  /// standard input is the game's pipe all the same: add "--parent-pipe" to have it stop when the game ends,
+  /// however it ends; on Linux the kernel also sends it SIGTERM when the game dies). Both empty: never launch one.
   std::vector<std::string> command;
   /// How long to wait for a daemon to answer before starting ours.
   std::chrono::milliseconds probe{1000};

@@ -19,6 +19,9 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 #if defined(__APPLE__)
 #include <mach-o/dyld.h>
 #endif
@@ -98,7 +101,8 @@ std::string ExecutableDirectory() {
   return slash == std::wstring::npos ? std::string() : Narrow(path.substr(0, slash));
 }
 
-Status DaemonProcess::Start(const std::vector<std::string>& argv, const std::string& log_path) {
+Status DaemonProcess::Start(const std::vector<std::string>& argv, const std::string& log_path, bool by_pipe) {
+  (void)by_pipe;  // Windows has no death signal: a command of the game's own passes --parent-pipe itself
   Release();
   SECURITY_ATTRIBUTES inherit{sizeof(SECURITY_ATTRIBUTES), nullptr, TRUE};
   HANDLE read_end = nullptr, write_end = nullptr;
@@ -200,7 +204,8 @@ std::string ExecutableDirectory() {
   return slash == std::string::npos ? std::string() : path.substr(0, slash);
 }
 
-Status DaemonProcess::Start(const std::vector<std::string>& argv, const std::string& log_path) {
+Status DaemonProcess::Start(const std::vector<std::string>& argv, const std::string& log_path, bool by_pipe) {
+  (void)by_pipe;  // used on Linux only
   Release();
   // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
   std::vector<char*> args;
@@ -219,8 +224,17 @@ Status DaemonProcess::Start(const std::vector<std::string>& argv, const std::str
     return Status(ErrorCode::Internal, std::string("pipe: ") + std::strerror(errno));
   }
   for (int fd : {report[0], report[1], life[0], life[1]}) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0) {
+#if defined(__linux__)
+    if (!by_pipe) {
+      // A command of the game's own may not watch its standard input (--parent-pipe): if the game dies without
+      // stopping it (a crash, kill -9), the kernel sends it SIGTERM, a clean stop, instead of orphaning it.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) ::_exit(0);  // the game died before that took effect
+    }
+#endif
     ::dup2(life[0], STDIN_FILENO);  // dup2's copy is not close-on-exec
     if (log_fd >= 0) {
       ::dup2(log_fd, STDOUT_FILENO);

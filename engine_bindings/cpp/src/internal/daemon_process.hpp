@@ -31,8 +31,9 @@ class DaemonProcess {
   /// Starts `argv` with its stdout/stderr appended to `log_path` (inherited when empty) and its standard input
   /// the read end of a pipe whose write end only this process holds: when the game ends, however it ends, the
   /// OS closes it and a daemon run with --parent-pipe stops. The error says why the program could not be
-  /// executed at all (a missing or non-executable file).
-  Status Start(const std::vector<std::string>& argv, const std::string& log_path);
+  /// executed at all (a missing or non-executable file). `by_pipe`: the daemon watches that pipe
+  /// (--parent-pipe); otherwise, on Linux, it also gets SIGTERM when the game dies (PR_SET_PDEATHSIG).
+  Status Start(const std::vector<std::string>& argv, const std::string& log_path, bool by_pipe);
   /// True while the child runs; reaps it once it has exited.
   bool Running();
   /// Closes the pipe (the daemon stops cleanly at its end), waits up to `timeout`, then kills it; waits for

@@ -95,7 +95,8 @@ Status Client::Impl::Connect(const GameInfo& game, const Settings& settings) {
       : GameEndpoints(settings_.game);
   if (settings_.ingress_endpoint.empty()) settings_.ingress_endpoint = default_ingress;
   if (settings_.configs_endpoint.empty()) settings_.configs_endpoint = default_configs;
-  if (!settings_.daemon.executable.empty()) {
+  daemon_by_pipe_ = !settings_.daemon.executable.empty();
+  if (daemon_by_pipe_) {
     // The bundled daemon, found next to the game's executable, on this game's endpoints, tied to this process.
     settings_.daemon.command = {detail::ResolveFrom(detail::ExecutableDirectory(), settings_.daemon.executable),
                                 "run", "--ingress", settings_.ingress_endpoint, "--publish",
@@ -357,7 +358,7 @@ void Client::Impl::MaybeLaunchDaemon(Clock::time_point now) {
   const bool alive = daemon_.Running();
   queue.Update([&](Stats& s) { s.daemon_pid = daemon_.pid(); });
   if (transport_up_ || alive || now < next_launch_) return;
-  Status started = daemon_.Start(settings_.daemon.command, settings_.daemon.log_path);
+  Status started = daemon_.Start(settings_.daemon.command, settings_.daemon.log_path, daemon_by_pipe_);
   if (started) {
     console.Log(LogLevel::Info, "no daemon answered at " + settings_.ingress_endpoint + "; started `" +
                                     settings_.daemon.command.front() + "` (pid " + std::to_string(daemon_.pid()) + ")");
