@@ -33,6 +33,16 @@ LONGEST = [
     "tests/bindings/test_godot.py::test_gdscript_parses_and_lints",  # ~14
     "tests/test_bundle.py::test_bundle_smoke_from_a_clean_environment",  # waits for the bundle (~60 s), then ~2
     "tests/test_bundle.py::test_bundled_daemon_forwards_nothing_unless_configured",  # ~5 after the bundle
+    "tests/bindings/test_cpp.py::test_cpp_game_with_the_bundled_daemon[killed]",  # the build and the bundle, ~5
+    "tests/bindings/test_cpp.py::test_cpp_game_with_the_bundled_daemon[quits]",  # the same
+    "tests/bindings/test_cpp.py::test_cpp_bundled_daemon_missing_and_another_games_daemon",  # the same, then ~3
+    "tests/bindings/test_unity.py::test_unity_game_with_the_bundled_daemon[killed]",  # the bundle, then ~8 (mcs)
+    "tests/bindings/test_unity.py::test_unity_game_with_the_bundled_daemon[quits]",  # the same
+    "tests/bindings/test_unity.py::test_unity_bundled_daemon_missing_and_another_games_daemon",  # the same
+    "tests/bindings/test_godot.py::test_godot_game_with_the_bundled_daemon[killed]",  # the bundle, then ~4
+    "tests/bindings/test_godot.py::test_godot_game_with_the_bundled_daemon[quits]",  # the same
+    "tests/bindings/test_godot.py::test_godot_bundled_daemon_missing_and_another_games_daemon",  # the bundle, then ~2
+    "tests/bindings/test_cpp.py::test_cpp_game_killed_stops_the_daemon_its_own_command_launched",  # the build, ~5
     "tests/bindings/test_cpp.py::test_c_abi_against_the_daemon",  # ~10
     "tests/bindings/test_godot.py::test_godot_says_once_when_the_daemon_is_absent",  # ~9
     "tests/bindings/test_cpp.py::test_installed_package_in_a_consumer_built_without_exceptions",  # ~30
