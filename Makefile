@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test oracle oracle-long run bench setup system-deps clean
+.PHONY: demo test oracle oracle-long run bench bundle setup system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,5 +50,9 @@ BENCH_ARGS ?=
 bench: setup system-deps
 	$(PY) -m benchmarks.run_all $(BENCH_ARGS)
 
+# The self-contained daemon a game ships (README, "Shipping with a game"): one folder, dist/engine-bridge.
+bundle: setup
+	$(PY) -m bridge bundle --out dist
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

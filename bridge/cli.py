@@ -12,6 +12,7 @@ from typing import Any
 from . import __version__
 from .client import Client, NoReply, recv_publication, subscribe
 from .config import DEFAULT_INGRESS, DEFAULT_PUBLISH, ConfigError, load
+from .game import default_endpoints
 from .protocol import CATEGORIES, CONFIG_PREFIX
 
 DESCRIPTION = """\
@@ -31,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon (Ctrl-C stops it cleanly)",
                          description="Run the daemon. With no --config it runs on the embedded default: "
-                                     "loopback endpoints, SQLite in the per-user data directory, the "
-                                     "GameAnalytics sandbox keys.")
+                                     "loopback endpoints, SQLite in the per-user data directory, no provider "
+                                     "(events are stored, forwarded nowhere). With --game its endpoints, data "
+                                     "directory and log are the game's own.")
     run.add_argument("--config", type=Path, help="a TOML configuration file (see bridge.example.toml)")
     run.add_argument("--data-dir", type=Path, help="where the SQLite store lives (default: per-user data dir)")
     run.add_argument("--store", dest="store_url", help="a SQLAlchemy database URL, e.g. postgresql+psycopg://...")
@@ -44,6 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--on-corrupt-store", choices=("stop", "move-aside"),
                      help="a damaged SQLite store: stop with exit code 5 (default), or move it aside (kept for "
                           "inspection) and start with an empty one")
+    run.add_argument("--game", help="the game this daemon serves (1-32 of a-z 0-9 _ -): its own endpoints, data "
+                                    "directory and log; a hello for another game is refused")
+    run.add_argument("--log-file", type=Path, help="also log here (default with --game: its data directory)")
+    run.add_argument("--sandbox", action="store_true",
+                     help="development only: deliver to GameAnalytics' public sandbox game with its published keys")
+    run.add_argument("--parent-pipe", action="store_true",
+                     help="stop cleanly when standard input reaches its end: the launching game keeps a pipe to "
+                          "it, which the OS closes when the game ends, however it ends")
+    run.add_argument("--parent-pid", type=int, metavar="PID",
+                     help="stop cleanly when process PID (the game that launched the daemon) is gone")
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", help="ask a running daemon for its queues, rates and last errors")
@@ -66,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("configs", help="print config updates as they are published",
                          description="Subscribe to the configs socket and print each publication as one JSON "
                                      "line: the current values at once, then every change.")
-    cfg.add_argument("--publish", default=DEFAULT_PUBLISH, help=f"configs endpoint (default {DEFAULT_PUBLISH})")
+    cfg.add_argument("--publish", help=f"configs endpoint (default {DEFAULT_PUBLISH}, or the game's)")
     cfg.add_argument("--prefix", default=CONFIG_PREFIX, help=f"topic prefix (default {CONFIG_PREFIX})")
     cfg.add_argument("--once", action="store_true", help="ask the daemon for the current values, print them, exit")
     _endpoint_arg(cfg)
@@ -101,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
                                          "Options: engine-bridge sandbox --help.")
     sandbox.set_defaults(func=cmd_sandbox)
 
+    bundle = sub.add_parser("bundle", help="build the self-contained daemon folder a game ships (PyInstaller)",
+                            description="Freeze the daemon with PyInstaller (a build dependency: pip install "
+                                        "'engine-bridge[bundle]') into DIR/engine-bridge, one folder with every "
+                                        "built-in provider; players need no Python. Build on the oldest OS "
+                                        "release the game supports (the bundle needs its glibc or newer).")
+    bundle.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the folder is made")
+    bundle.add_argument("--with", dest="packages", action="append", default=[], metavar="PACKAGE",
+                        help="a third-party provider's package to bundle too (its modules and entry point)")
+    bundle.set_defaults(func=cmd_bundle)
+
     demo = sub.add_parser("demo", help="run the daemon with a scripted sample game and show it working")
     demo.add_argument("--events", type=int, default=5000, help="how many events the sample game sends")
     demo.set_defaults(func=cmd_demo)
@@ -114,7 +136,14 @@ def _store_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _endpoint_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ingress", default=DEFAULT_INGRESS, help=f"daemon endpoint (default {DEFAULT_INGRESS})")
+    parser.add_argument("--ingress", help=f"daemon endpoint (default {DEFAULT_INGRESS}, or the game's)")
+    parser.add_argument("--game", help="reach this game's daemon on its own endpoints")
+
+
+def _endpoints(args: argparse.Namespace) -> tuple[str, str]:
+    """(ingress, configs) of the daemon a tool talks to: as given, else the game's, else the classic pair."""
+    ingress, publish = default_endpoints(args.game) if args.game else (DEFAULT_INGRESS, DEFAULT_PUBLISH)
+    return args.ingress or ingress, getattr(args, "publish", None) or publish
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,12 +167,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .daemon import Daemon, StartupError
+    from .game import log_to_file
     from .logs import setup_logging
 
-    settings = load(args.config, data_dir=args.data_dir, store_url=args.store_url, ingress=args.ingress,
-                    publish=args.publish, durability=args.durability, log_level=args.log_level,
-                    on_corrupt_store=args.on_corrupt_store and args.on_corrupt_store.replace("-", "_"))
+    settings = load(args.config, sandbox=args.sandbox, data_dir=args.data_dir, store_url=args.store_url,
+                    ingress=args.ingress, publish=args.publish, durability=args.durability, log_level=args.log_level,
+                    on_corrupt_store=args.on_corrupt_store and args.on_corrupt_store.replace("-", "_"),
+                    game=args.game, log_file=args.log_file, parent_pipe=args.parent_pipe or None,
+                    parent_pid=args.parent_pid)
     setup_logging(settings)
+    if settings.log_file is not None:
+        log_to_file(settings.log_file)
     try:
         daemon = Daemon(settings)
     except StartupError as exc:
@@ -160,7 +194,7 @@ def _hello(endpoint: str, device_id: str | None = None) -> Client:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with _hello(args.ingress) as client:
+    with _hello(_endpoints(args)[0]) as client:
         stats = client.request({"type": "stats"})
     if args.json:
         print(json.dumps(stats, indent=2))
@@ -172,8 +206,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def format_status(stats: dict[str, Any]) -> str:
     """The stats reply as a page a person reads at a glance."""
     store = stats["store"]
+    game = f" for game {stats['game']}" if stats.get("game") else ""
     lines = [
-        f"engine-bridge {stats['daemon_version']}, up {stats['uptime_s']:.0f} s, {stats['clients']} client(s)",
+        f"engine-bridge {stats['daemon_version']}{game}, up {stats['uptime_s']:.0f} s, {stats['clients']} client(s)",
         f"store      {store['url']}",
         f"events     {store['events']} stored, {store['undelivered']} not yet delivered",
         f"this run   {stats['received']} received, {stats['stored']} stored, {stats['duplicates']} duplicates, "
@@ -184,8 +219,8 @@ def format_status(stats: dict[str, Any]) -> str:
     ]
     for name, figures in stats["providers"].items():
         lines.extend(format_provider(name, dict(figures)))
-    if not stats["providers"]:
-        lines.append("providers  none configured")
+    if stats.get("forwarding"):
+        lines.append(f"forwarding NOTHING: {stats['forwarding']}")
     for err in stats["last_errors"]:
         at = time.strftime("%H:%M:%S", time.localtime(err["at"] / 1000))
         lines.append(f"error      {at} {err['code']}: {err['message']}")
@@ -232,7 +267,7 @@ def cmd_send(args: argparse.Namespace) -> int:
                              "fields": parse_fields(args.fields)}
     if args.user_id:
         event["user_id"] = args.user_id
-    with _hello(args.ingress, args.device_id) as client:
+    with _hello(_endpoints(args)[0], args.device_id) as client:
         reply = client.request({"type": "event", "event": event})
     print(json.dumps(reply))
     return 0 if reply["type"] == "ack" and not reply["rejected"] else 1
@@ -240,12 +275,12 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def cmd_configs(args: argparse.Namespace) -> int:
     if args.once:
-        with _hello(args.ingress) as client:
+        with _hello(_endpoints(args)[0]) as client:
             reply = client.request({"type": "configs", "prefix": args.prefix})
         for publication in reply["topics"].values():
             print(json.dumps(publication, default=str))
         return 0
-    sock = subscribe(args.publish, args.prefix)
+    sock = subscribe(_endpoints(args)[1], args.prefix)
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     try:
         while deadline is None or time.monotonic() < deadline:
@@ -295,6 +330,20 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     from .sandbox.run import main as sandbox_main
 
     return sandbox_main(args.options)
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from .bundle import BundleError, build, executable, size_bytes
+
+    started = time.monotonic()
+    try:
+        folder = build(args.out, args.packages)
+    except BundleError as exc:
+        print(f"engine-bridge bundle: {exc}", file=sys.stderr)
+        return 1
+    print(f"built {folder} in {time.monotonic() - started:.0f} s: {size_bytes(folder) / 1e6:.1f} MB; the daemon is "
+          f"{executable(folder)}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

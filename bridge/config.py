@@ -1,8 +1,9 @@
 """Settings: a TOML file plus environment variables, turned into one typed `Settings`.
 
 Every setting has its home here, and so does the embedded default the daemon runs on when there is no
-file at all: loopback endpoints, SQLite in the per-user data directory, the GameAnalytics sandbox keys
-published in its documentation. See `bridge.example.toml` for the annotated file.
+file at all: loopback endpoints (a game's own with a `game` id, bridge/game.py), SQLite in the per-user data
+directory, and no provider: nothing leaves the machine unless the configuration says where (`--sandbox` adds
+the GameAnalytics sandbox game, for development). See `bridge.example.toml` for the annotated file.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from .keys import BadKey, public_key
 from .secure import RelaySettings
+from .game import check_game, default_endpoints
 
 DEFAULT_INGRESS = "tcp://127.0.0.1:5555"
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5556"
@@ -25,13 +27,16 @@ DB_FILENAME = "bridge.sqlite3"
 DURABILITY_LEVELS = ("normal", "full")
 ON_CORRUPT = ("stop", "move_aside")  # what start-up does with a damaged SQLite file
 
+LOG_FILENAME = "engine-bridge.log"
+
 # The GameAnalytics sandbox game: public keys from GameAnalytics' own documentation, refused in production.
+# For development only: `engine-bridge run --sandbox` (and `make demo`, against its local sandboxes) use them.
 GA_SANDBOX = {
     "endpoint": "https://sandbox-api.gameanalytics.com",
     "game_key": "5c6bcb5402204249437fb5a7a80a4959",
     "secret_key": "16813a12f718bc5c620f56944e1abc3ea13ccbac",
 }
-DEFAULT_PROVIDERS: dict[str, dict[str, Any]] = {"gameanalytics": dict(GA_SANDBOX)}
+SANDBOX_PROVIDERS: dict[str, dict[str, Any]] = {"gameanalytics": dict(GA_SANDBOX)}
 
 ENV_PREFIX = "ENGINE_BRIDGE_"
 
@@ -55,10 +60,13 @@ class Settings:
     keep_delivered_s: float = 24 * 3600.0
     log_level: str = "info"
     local_configs: dict[str, Any] = field(default_factory=dict)
-    providers: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in
-                                                                           DEFAULT_PROVIDERS.items()})
+    providers: dict[str, dict[str, Any]] = field(default_factory=dict)
     config_path: Path | None = None
     relay: RelaySettings | None = None  # the `[relay]` table: this daemon is a relay, with a CURVE ingress
+    game: str | None = None  # the game this daemon serves: a hello naming another gets `wrong_game`
+    log_file: Path | None = None  # besides standard error; a game's daemon logs into its data directory
+    parent_pipe: bool = False  # stop when standard input reaches its end: the game that launched it is gone
+    parent_pid: int | None = None  # stop when this process (the game) is gone
 
     @property
     def resolved_store_url(self) -> str:
@@ -66,17 +74,20 @@ class Settings:
         return self.store_url or f"sqlite:///{self.data_dir / DB_FILENAME}"
 
 
-def default_data_dir() -> Path:
-    """The per-user data directory of this platform's conventions."""
+def default_data_dir(game: str | None = None) -> Path:
+    """The per-user data directory of this platform's conventions; a game's own folder in it (unless
+    ENGINE_BRIDGE_DATA_DIR names one)."""
     env = os.environ.get(ENV_PREFIX + "DATA_DIR")
     if env:
         return Path(env)
     home = Path.home()
     if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA", home / "AppData" / "Local")) / "engine-bridge"
-    if sys.platform == "darwin":
-        return home / "Library" / "Application Support" / "engine-bridge"
-    return Path(os.environ.get("XDG_DATA_HOME", home / ".local" / "share")) / "engine-bridge"
+        base = Path(os.environ.get("LOCALAPPDATA", home / "AppData" / "Local")) / "engine-bridge"
+    elif sys.platform == "darwin":
+        base = home / "Library" / "Application Support" / "engine-bridge"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME", home / ".local" / "share")) / "engine-bridge"
+    return base / "games" / game if game else base
 
 
 def _table(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -100,15 +111,16 @@ def _resolve_env_refs(table: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
-def _providers(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Provider tables; a file without `[providers]` keeps the embedded GameAnalytics sandbox."""
-    if "providers" not in doc:
-        return {k: dict(v) for k, v in DEFAULT_PROVIDERS.items()}
+def _providers(doc: dict[str, Any], sandbox: bool) -> dict[str, dict[str, Any]]:
+    """Provider tables: none unless the file names some; `sandbox` adds the GameAnalytics sandbox game (a
+    `[providers.gameanalytics]` table then only needs what it changes)."""
+    defaults = SANDBOX_PROVIDERS if sandbox else {}
+    tables = {name: {} for name in defaults} | _table(doc, "providers")
     providers = {}
-    for name, table in _table(doc, "providers").items():
+    for name, table in tables.items():
         if not isinstance(table, dict):
             raise ConfigError(f"[providers.{name}] must be a table")
-        base = dict(DEFAULT_PROVIDERS.get(name, {}))
+        base = dict(defaults.get(name, {}))
         base.update(_resolve_env_refs(table, f"providers.{name}"))
         for key, value in base.items():
             if isinstance(value, str) and value != value.strip():
@@ -168,16 +180,26 @@ def _parse(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def load(path: Path | None = None, **overrides: Any) -> Settings:
-    """File (if any), then environment, then command-line overrides (those that are not None)."""
+def load(path: Path | None = None, sandbox: bool = False, **overrides: Any) -> Settings:
+    """File (if any), then environment, then command-line overrides (those that are not None). A game id
+    chooses the defaults of the endpoints, the data directory and the log file."""
     doc = _parse(path) if path is not None else {}
     daemon = _table(doc, "daemon")
     store = _table(doc, "store")
     env = os.environ
+    game = overrides.get("game") or env.get(ENV_PREFIX + "GAME", daemon.get("game"))
+    try:
+        game = None if game is None else check_game(game)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"daemon.game: {exc}") from None
+    ingress, publish = default_endpoints(game) if game else (DEFAULT_INGRESS, DEFAULT_PUBLISH)
+    data_dir = overrides.get("data_dir") or (Path(daemon["data_dir"]).expanduser() if "data_dir" in daemon
+                                             else default_data_dir(game))
+    log_file = daemon.get("log_file", str(data_dir / LOG_FILENAME) if game else None)
     settings = Settings(
-        data_dir=Path(daemon["data_dir"]).expanduser() if "data_dir" in daemon else default_data_dir(),
-        ingress=env.get(ENV_PREFIX + "INGRESS", daemon.get("ingress", DEFAULT_INGRESS)),
-        publish=env.get(ENV_PREFIX + "PUBLISH", daemon.get("publish", DEFAULT_PUBLISH)),
+        data_dir=data_dir,
+        ingress=env.get(ENV_PREFIX + "INGRESS", daemon.get("ingress", ingress)),
+        publish=env.get(ENV_PREFIX + "PUBLISH", daemon.get("publish", publish)),
         store_url=env.get(ENV_PREFIX + "STORE_URL", store.get("url")),
         durability=store.get("durability", "normal"),
         on_corrupt_store=store.get("on_corrupt", "stop"),
@@ -186,9 +208,11 @@ def load(path: Path | None = None, **overrides: Any) -> Settings:
         keep_delivered_s=float(store.get("keep_delivered_hours", 24)) * 3600,
         log_level=daemon.get("log_level", "info"),
         local_configs=dict(_table(doc, "configs")),
-        providers=_providers(doc),
+        providers=_providers(doc, sandbox),
         config_path=path,
         relay=_relay(doc),
+        game=game,
+        log_file=None if log_file is None else Path(log_file).expanduser(),
     )
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     _validate(settings)

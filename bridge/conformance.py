@@ -355,6 +355,8 @@ ERRORS: list[tuple[str, str, str | None, dict[str, Any] | None]] = [
     (Code.UNSUPPORTED_VERSION, "client speaks protocol 2..3; this daemon speaks [1]", "protocol",
      {"supported": list(protocol.SUPPORTED_VERSIONS)}),
     (Code.HELLO_REQUIRED, "events: say hello first on this connection", None, None),
+    (Code.WRONG_GAME, "game: this daemon serves game 'moon-golf', not 'space-duel': connect to your game's own "
+     "daemon", "game", {"game": "moon-golf"}),
     (Code.TOO_LARGE, "message is 300000 bytes; the limit is 262144", None, None),
     (Code.BATCH_TOO_LARGE, "events: 1001 events; the limit is 1000", "events", None),
     (Code.NO_SESSION, "user 'u-7' has no open session", None, None),
@@ -362,6 +364,10 @@ ERRORS: list[tuple[str, str, str | None, dict[str, Any] | None]] = [
      "configured in this daemon", None, None),
     (Code.UNAVAILABLE, "the store could not commit; nothing was stored, send again later", None, None),
     (Code.INTERNAL, "internal error; nothing was stored", None, None),
+    (Code.RATE_LIMITED, "this client key is over 200 events/s; send again later", None, {"retry_after_ms": 1500}),
+    (Code.QUOTA_EXCEEDED, "this client key has sent its 500000 events for today (UTC); keep them and send again "
+     "then", None, {"retry_after_ms": 3_600_000}),
+    (Code.FORBIDDEN, "device 'd-1' belongs to another client key", "device_id", None),
 ]
 
 
@@ -373,6 +379,11 @@ def reply_cases() -> list[tuple[str, dict[str, Any]]]:
         ("welcome", {"type": "welcome", "rid": 1, "protocol": 1, "server_time": TS, "daemon_version": "0.1.0",
                      "session": None, "limits": dict(protocol.LIMITS),
                      "topics": [protocol.CONFIG_PREFIX, protocol.PURCHASE_PREFIX + DEVICE]}),
+        ("welcome of a game's daemon that forwards nothing",
+         {"type": "welcome", "rid": 1, "protocol": 1, "server_time": TS, "daemon_version": "0.1.0", "session": None,
+          "limits": dict(protocol.LIMITS), "topics": [protocol.CONFIG_PREFIX, protocol.PURCHASE_PREFIX + DEVICE],
+          "game": "space-duel", "forwarding": "no provider is configured: events are stored and acknowledged, "
+          "and forwarded nowhere"}),
         ("welcome with an open session", {"type": "welcome", "rid": 1, "protocol": 1, "server_time": TS,
                                           "daemon_version": "0.1.0", "session": OPEN_SESSION,
                                           "limits": dict(protocol.LIMITS),

@@ -21,8 +21,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .config import Settings
 from .dispatcher import Dispatcher
+from .game import EndpointInUse, prepare_ipc, release_ipc
 from .ingress import VERDICTS, Ingress, IngressHooks, PurchaseHooks
 from .keys import RELAY, BadKey, key_pair
+from .lifetime import watch_pid, watch_pipe
 from .local_configs import LocalConfigs
 from .providers.registry import UnknownProvider
 from .providers.settings import SettingsError
@@ -43,6 +45,8 @@ CHECKPOINT_LULL_S = 0.25
 CHECKPOINT_FORCE_EVENTS = 5_000
 CHECKPOINT_EVERY_S = 60.0
 JOIN_TIMEOUT_S = 1.5
+NO_PROVIDER = ("no provider is configured: events are stored and acknowledged, and forwarded nowhere (add "
+               "[providers] to the configuration; `engine-bridge run --sandbox` for GameAnalytics' sandbox game)")
 
 
 class Exit(IntEnum):
@@ -93,6 +97,8 @@ class Daemon:
             raise StartupError(str(exc), Exit.STORE) from None
         self.ctx = zmq.Context()
         try:
+            for endpoint in (settings.ingress, settings.publish):
+                prepare_ipc(endpoint)
             secure = self._relay_sockets()
             relay = None if secure is None or secure.xpub is None else \
                 RelayConfigs(secure.xpub, Ingest(self.store).device_owner, secure.figures)
@@ -108,9 +114,10 @@ class Daemon:
         except BadKey as exc:
             self.ctx.destroy(0)
             raise StartupError(f"relay key: {exc}", Exit.STORE) from None
-        except zmq.ZMQError as exc:
+        except (zmq.ZMQError, EndpointInUse, OSError) as exc:
             self.ctx.destroy(0)
-            raise StartupError(f"cannot bind {settings.ingress} / {settings.publish}: {exc.strerror}. Is another "
+            reason = exc.strerror if isinstance(exc, zmq.ZMQError | OSError) and exc.strerror else str(exc)
+            raise StartupError(f"cannot bind {settings.ingress} / {settings.publish}: {reason}. Is another "
                                "engine-bridge running? Choose other endpoints with --ingress/--publish.",
                                Exit.ENDPOINT) from None
         self.local = LocalConfigs(self.publisher, settings.config_path, settings.local_configs)
@@ -145,7 +152,8 @@ class Daemon:
 
         purchases = PurchaseHooks(dispatcher.nudge_purchases, verdict) if dispatcher.purchase_lane else None
         return IngressHooks(checkers=dispatcher.checkers(), flush=dispatcher.flush, figures=figures,
-                            configs=self.publisher.snapshot_sized, purchases=purchases)
+                            configs=self.publisher.snapshot_sized, purchases=purchases, game=self.settings.game,
+                            forwarding=None if self.settings.providers else NO_PROVIDER)
 
     def run(self) -> int:
         """Serve until SIGINT/SIGTERM; returns the process exit code."""
@@ -155,8 +163,15 @@ class Daemon:
             signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
         for thread in self._threads:
             thread.start()
-        log.info("engine-bridge ready: ingress %s, configs %s, store %s", self.settings.ingress,
+        if self.settings.parent_pipe:
+            watch_pipe(0, self._stop_for)
+        if self.settings.parent_pid is not None:
+            watch_pid(self.settings.parent_pid, self._stop_for, self.stop_event)
+        log.info("engine-bridge ready%s: ingress %s, configs %s, store %s",
+                 f" for game {self.settings.game}" if self.settings.game else "", self.settings.ingress,
                  self.settings.publish, self.store.redacted_url)
+        if not self.settings.providers:
+            log.warning(NO_PROVIDER)
         last_config_poll = last_checkpoint = time.monotonic()
         while not self.stop_event.wait(WATCH_INTERVAL_S):
             now = time.monotonic()
@@ -199,7 +214,10 @@ class Daemon:
         return lull and (pending > 0 or now - last >= CHECKPOINT_EVERY_S)
 
     def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
-        log.info("%s: stopping", signal.Signals(signum).name)
+        self._stop_for(signal.Signals(signum).name)
+
+    def _stop_for(self, reason: str) -> None:
+        log.info("%s: stopping", reason)
         self.stop_event.set()
 
     def shutdown(self) -> int:
@@ -216,6 +234,8 @@ class Daemon:
                 log.warning("final WAL checkpoint failed: %s", error_text(exc))
         self.store.dispose()
         self.ctx.destroy(0)
+        for endpoint in (self.settings.ingress, self.settings.publish):
+            release_ipc(endpoint)
         if stuck:
             log.error("threads did not stop in time: %s", ", ".join(stuck))
             return Exit.FAILED

@@ -79,6 +79,8 @@ class IngressHooks:
     figures: Callable[[], dict[str, Any]]  # {"store": ..., "providers": ...} for `stats`, on the reporter thread
     configs: Callable[[str], tuple[dict[str, Any], int]]  # topics under a prefix, and their size in bytes
     purchases: PurchaseHooks | None = None
+    game: str | None = None  # the game this daemon serves: a hello naming another is refused
+    forwarding: str | None = None  # why nothing is forwarded (no provider), told in welcome and stats
 
 
 @dataclass(slots=True)
@@ -467,6 +469,10 @@ class Ingress:
     def _on_hello(self, state: BurstState, envelope: list[bytes], identity: bytes, msg: dict[str, Any],
                   rid: int, peer: Peer | None) -> None:
         hello = protocol.read_hello(msg)
+        if self.hooks.game is not None and hello.game not in (None, self.hooks.game):
+            raise ProtocolError(Code.WRONG_GAME, f"game: this daemon serves game {self.hooks.game!r}, not "
+                                f"{hello.game!r}: connect to your game's own daemon", "game",
+                                {"game": self.hooks.game})
         if peer is not None:
             self._own(hello.device_id, peer[0])
             hello = dataclasses.replace(hello, client_key=peer[0], address=peer[1])
@@ -483,7 +489,8 @@ class Ingress:
             "type": "welcome", "rid": rid, "protocol": hello.protocol, "server_time": state.now,
             "daemon_version": __version__, "session": session.to_wire() if session else None,
             "limits": protocol.LIMITS,
-            "topics": [protocol.CONFIG_PREFIX, protocol.PURCHASE_PREFIX + hello.device_id]}, True))
+            "topics": [protocol.CONFIG_PREFIX, protocol.PURCHASE_PREFIX + hello.device_id],
+            "game": self.hooks.game, "forwarding": self.hooks.forwarding}, True))
 
     def _own(self, device_id: str, key: str) -> None:
         """A relay client's hello: the device is its key's, unless another key said hello as it first (the
@@ -552,7 +559,7 @@ class Ingress:
                 "replies_dropped": c.replies_dropped, "requests_dropped": c.requests_dropped,
                 "rate_10s": round(c.rate(), 1),
                 "store": {"url": self.store.redacted_url, **figures["store"]}, "providers": figures["providers"],
-                "last_errors": c.last_errors(),
+                "last_errors": c.last_errors(), "game": self.hooks.game, "forwarding": self.hooks.forwarding,
                 **({"relay": self.secure.figures.to_wire()} if self.secure is not None else {})}
 
     def _on_configs(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],

@@ -96,6 +96,7 @@ class Code:
     BATCH_TOO_LARGE = "batch_too_large"
     NO_SESSION = "no_session"
     NOT_CONFIGURED = "not_configured"
+    WRONG_GAME = "wrong_game"
     UNAVAILABLE = "unavailable"
     RATE_LIMITED = "rate_limited"  # a relay client over its events per second (detail: retry_after_ms)
     QUOTA_EXCEEDED = "quota_exceeded"  # a relay client over its events per day (detail: retry_after_ms)
@@ -169,6 +170,7 @@ class Hello:
     # is its players' IP when a session names none).
     client_key: str | None = None
     address: str | None = None
+    game: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +349,8 @@ def mapping(msg: dict[str, Any], name: str, path: str, *, required: bool = True)
 ROLE_GAME, ROLE_TOOL = "game", "tool"
 ROLES = (ROLE_GAME, ROLE_TOOL)
 TOOL_REQUESTS = ("hello", "ping", "stats", "configs", "flush")
+# A game's short id (`hello`'s `game`, the daemon's `game` setting): one daemon per game on a machine.
+GAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 def read_hello(msg: dict[str, Any]) -> Hello:
     """Check a `hello` and negotiate the version; ProtocolError if it cannot be served."""
@@ -364,6 +368,10 @@ def read_hello(msg: dict[str, Any]) -> Hello:
     role = text(msg, "role", "", required=False, max_len=16) or ROLE_GAME
     if role not in ROLES:
         raise ProtocolError(Code.INVALID_VALUE, f"role: {role!r} is not one of {', '.join(ROLES)}", "role")
+    game = text(msg, "game", "", required=False, max_len=32)
+    if game is not None and not GAME_RE.fullmatch(game):
+        raise ProtocolError(Code.INVALID_VALUE, f"game: {game!r} is not 1-32 characters of a-z 0-9 _ -, starting "
+                            "with a letter or digit", "game")
     return Hello(
         protocol=chosen,
         engine=need_text(msg, "engine", ""),
@@ -378,6 +386,7 @@ def read_hello(msg: dict[str, Any]) -> Hello:
         device=device.get("device"),
         manufacturer=device.get("manufacturer"),
         role=role,
+        game=game,
     )
 
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bridge.sandbox.gameanalytics import GameAnalyticsSandbox  # noqa: E402
 from bridge.sandbox.server import SandboxServer  # noqa: E402
 from bridge.sandbox.staq import StaqSandbox  # noqa: E402
-from tests import shared  # noqa: E402
+from tests import bundle_build, shared  # noqa: E402
 from tests.bindings import cpp_build  # noqa: E402
 from tests.harness import Client, Daemon, priority  # noqa: E402
 from tests.sandboxes import start_sandbox  # noqa: E402
@@ -31,6 +31,18 @@ LONGEST = [
     "tests/bindings/test_unity.py::test_unity_binding_against_real_daemon",  # ~45
     "tests/bindings/test_godot.py::test_godot_binding_headless",  # ~45
     "tests/bindings/test_godot.py::test_gdscript_parses_and_lints",  # ~14
+    "tests/test_bundle.py::test_bundle_smoke_from_a_clean_environment",  # waits for the bundle (~60 s), then ~2
+    "tests/test_bundle.py::test_bundled_daemon_forwards_nothing_unless_configured",  # ~5 after the bundle
+    "tests/bindings/test_cpp.py::test_cpp_game_with_the_bundled_daemon[killed]",  # the build and the bundle, ~5
+    "tests/bindings/test_cpp.py::test_cpp_game_with_the_bundled_daemon[quits]",  # the same
+    "tests/bindings/test_cpp.py::test_cpp_bundled_daemon_missing_and_another_games_daemon",  # the same, then ~3
+    "tests/bindings/test_unity.py::test_unity_game_with_the_bundled_daemon[killed]",  # the bundle, then ~8 (mcs)
+    "tests/bindings/test_unity.py::test_unity_game_with_the_bundled_daemon[quits]",  # the same
+    "tests/bindings/test_unity.py::test_unity_bundled_daemon_missing_and_another_games_daemon",  # the same
+    "tests/bindings/test_godot.py::test_godot_game_with_the_bundled_daemon[killed]",  # the bundle, then ~4
+    "tests/bindings/test_godot.py::test_godot_game_with_the_bundled_daemon[quits]",  # the same
+    "tests/bindings/test_godot.py::test_godot_bundled_daemon_missing_and_another_games_daemon",  # the bundle, then ~2
+    "tests/bindings/test_cpp.py::test_cpp_game_killed_stops_the_daemon_its_own_command_launched",  # the build, ~5
     "tests/bindings/test_cpp.py::test_c_abi_against_the_daemon",  # ~10
     "tests/bindings/test_godot.py::test_godot_says_once_when_the_daemon_is_absent",  # ~9
     "tests/bindings/test_cpp.py::test_installed_package_in_a_consumer_built_without_exceptions",  # ~30
@@ -85,6 +97,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _start_builds(config: pytest.Config, nodeids: Sequence[str]) -> None:
     if any(nodeid.startswith(cpp_build.TESTS) for nodeid in nodeids):
         cpp_build.start(shared.shared_dir(config._tmp_path_factory))  # type: ignore[attr-defined]
+    if any(bundle_build.uses_bundle(nodeid) for nodeid in nodeids):
+        bundle_build.start(shared.shared_dir(config._tmp_path_factory))  # type: ignore[attr-defined]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -99,20 +113,24 @@ def pytest_xdist_node_collection_finished(node: Any, ids: Sequence[str]) -> None
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """xdist's `load` scheduling, except that while the C++ build runs, a worker is handed the C++ tests only
-    when nothing else is left (they would only wait for the build)."""
+    """xdist's `load` scheduling, except that while the C++ build (or the bundle's) runs, a worker is handed the
+    tests that need it only when nothing else is left (they would only wait for the build)."""
     from xdist.scheduler import LoadScheduling
 
     if config.getoption("dist") != "load":
         return None
-    build_rc = shared.shared_dir(config._tmp_path_factory) / cpp_build.NAME / "rc"  # type: ignore[attr-defined]
+    root = shared.shared_dir(config._tmp_path_factory)  # type: ignore[attr-defined]
+    cpp_rc, bundle_rc = root / cpp_build.NAME / "rc", root / bundle_build.NAME / "rc"
+
+    def waits(nodeid: str) -> bool:
+        return ((nodeid.startswith(cpp_build.TESTS) and not cpp_rc.exists())
+                or (bundle_build.uses_bundle(nodeid) and not bundle_rc.exists()))
 
     class BuildAwareScheduling(LoadScheduling):  # type: ignore[misc]
         def _send_tests(self, node: Any, num: int) -> None:
             chosen = self.pending[:num]
-            if not build_rc.exists():
-                ready = [i for i in self.pending if not self.collection[i].startswith(cpp_build.TESTS)]
-                chosen = ready[:num] or chosen
+            ready = [i for i in self.pending if not waits(self.collection[i])]
+            chosen = ready[:num] or chosen
             for index in chosen:
                 self.pending.remove(index)
             if chosen:
@@ -120,6 +138,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
                 node.send_runtest_some(chosen)
 
     return BuildAwareScheduling(config, log)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The bundled daemon's figures (size, time to the first welcome), as the bundle's tests measured them."""
+    if hasattr(config, "workerinput"):
+        return
+    figures = bundle_build.figures(shared.shared_dir(config._tmp_path_factory))  # type: ignore[attr-defined]
+    if figures:
+        terminalreporter.write_sep("-", "bundled daemon")
+        terminalreporter.write(figures)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

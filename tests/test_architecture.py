@@ -120,3 +120,11 @@ def test_the_store_parts_import_one_another_in_layers() -> None:
         for name in imported:
             assert name.startswith("bridge.store."), (part, name)
             assert layer[name.split(".")[2]] < layer[part], (part, name)
+
+
+def test_the_shipping_modules_know_little() -> None:
+    """The game identity needs only the protocol's id rule; the lifetime watchers and the bundle builder none of
+    the bridge: the daemon and the CLI wire them."""
+    assert imports_of(BRIDGE / "game.py") <= {"bridge.protocol", "bridge.protocol.GAME_RE"}
+    assert imports_of(BRIDGE / "lifetime.py") == set()
+    assert imports_of(BRIDGE / "bundle.py") == set()

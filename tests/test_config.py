@@ -18,14 +18,45 @@ def test_embedded_default_needs_no_file(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert (s.ingress, s.publish) == ("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556")
     assert s.data_dir == tmp_path / "engine-bridge" == default_data_dir()
     assert s.resolved_store_url == f"sqlite:///{tmp_path / 'engine-bridge' / 'bridge.sqlite3'}"
-    assert s.providers == {"gameanalytics": GA_SANDBOX}
+    assert s.providers == {}  # nothing leaves the machine unless the configuration says where
     assert s.local_configs == {} and s.durability == "normal"
+    assert s.game is None and s.log_file is None
+
+
+def test_sandbox_keys_only_when_asked(tmp_path: Path) -> None:
+    assert load(sandbox=True).providers == {"gameanalytics": GA_SANDBOX}
+    path = tmp_path / "b.toml"
+    path.write_text('[providers.gameanalytics]\ninterval = 5\n')
+    with_sandbox = load(path, sandbox=True).providers["gameanalytics"]
+    assert with_sandbox == {**GA_SANDBOX, "interval": 5}
+    assert load(path).providers["gameanalytics"] == {"interval": 5}  # no keys filled in: start-up says so
+
+
+def test_a_game_id_chooses_endpoints_data_dir_and_log(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.delenv("ENGINE_BRIDGE_DATA_DIR", raising=False)
+    s = load(game="space-duel")
+    assert (s.ingress, s.publish) == (f"ipc://{tmp_path}/run/engine-bridge/space-duel/ingress",
+                                      f"ipc://{tmp_path}/run/engine-bridge/space-duel/configs")
+    assert s.data_dir == tmp_path / "data" / "engine-bridge" / "games" / "space-duel"
+    assert s.log_file == s.data_dir / "engine-bridge.log"
+    other = load(game="moon-golf")
+    assert {other.ingress, other.publish, other.data_dir}.isdisjoint({s.ingress, s.publish, s.data_dir})
+    path = tmp_path / "b.toml"
+    path.write_text('[daemon]\ngame = "moon-golf"\ningress = "tcp://127.0.0.1:7000"\n')
+    from_file = load(path)
+    assert (from_file.game, from_file.ingress, from_file.publish) == ("moon-golf", "tcp://127.0.0.1:7000",
+                                                                      other.publish)
+    monkeypatch.setenv("ENGINE_BRIDGE_GAME", "Not A Game")
+    with pytest.raises(ConfigError, match="daemon.game: game id 'Not A Game' must be"):
+        load()
 
 
 def test_annotated_example_loads() -> None:
     s = load(REPO / "bridge.example.toml")
     assert s.local_configs == {"difficulty": "normal", "max_lives": 3}
-    assert s.providers["gameanalytics"]["game_key"] == GA_SANDBOX["game_key"]
+    assert s.providers == {}
     assert s.session_timeout_s == 900
 
 

@@ -7,18 +7,18 @@ A third-party provider is a package that declares, in its pyproject.toml,
 
 from __future__ import annotations
 
-from importlib import import_module
 from importlib.metadata import entry_points
 
 from .base import Provider
+from .gameanalytics.provider import GameAnalytics
+from .gameramp import GameRamp
+from .relay.provider import Relay
+from .staq import Staq
 
 ENTRY_POINT_GROUP = "engine_bridge.providers"
-BUILTIN = {
-    "gameanalytics": "bridge.providers.gameanalytics.provider:GameAnalytics",
-    "gameramp": "bridge.providers.gameramp:GameRamp",
-    "relay": "bridge.providers.relay.provider:Relay",
-    "staq": "bridge.providers.staq:Staq",
-}
+# Imported, not named: a freezer (PyInstaller, `engine-bridge bundle`) sees only what is imported.
+BUILTIN: dict[str, type[Provider]] = {"gameanalytics": GameAnalytics, "gameramp": GameRamp, "relay": Relay,
+                                     "staq": Staq}
 
 
 class UnknownProvider(LookupError):
@@ -27,8 +27,7 @@ class UnknownProvider(LookupError):
 
 def provider_class(kind: str) -> type[Provider]:
     if kind in BUILTIN:
-        module, _, attr = BUILTIN[kind].partition(":")
-        return _provider(getattr(import_module(module), attr), BUILTIN[kind])
+        return BUILTIN[kind]
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == kind:
             return _provider(ep.load(), f"entry point {ep.value}")

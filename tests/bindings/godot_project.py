@@ -7,18 +7,20 @@ from pathlib import Path
 from tests.harness import Daemon
 
 
-def write_project_file(project: Path, name: str, daemon: Daemon, extra_settings: str = "") -> None:
-    """Main scene, the EngineBridge autoload, and the daemon's endpoints (plus any other addon settings)."""
+def write_project_file(project: Path, name: str, daemon: Daemon | None, extra_settings: str = "",
+                       main_scene: str = "res://main.tscn") -> None:
+    """Main scene, the EngineBridge autoload, and the daemon's endpoints (none: the addon's defaults) plus any
+    other addon settings."""
+    endpoints = "" if daemon is None else (f'connection/ingress_endpoint="{daemon.ingress}"\n'
+                                           f'connection/configs_endpoint="{daemon.publish}"\n')
     (project / "project.godot").write_text(f"""config_version=4
 
 [application]
 config/name="{name}"
-run/main_scene="res://main.tscn"
+run/main_scene="{main_scene}"
 
 [autoload]
 EngineBridge="*res://addons/engine_bridge/engine_bridge.gd"
 
 [engine_bridge]
-connection/ingress_endpoint="{daemon.ingress}"
-connection/configs_endpoint="{daemon.publish}"
-{extra_settings}""")
+{endpoints}{extra_settings}""")

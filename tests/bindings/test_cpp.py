@@ -23,9 +23,12 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import sqlite3
+import sys
+import tempfile
 import subprocess
 import threading
 import time
@@ -40,7 +43,7 @@ import pytest
 from bridge import conformance
 from bridge.sandbox.server import SandboxServer
 from bridge.sandbox.staq import StaqSandbox
-from tests.bindings import cpp_build
+from tests.bindings import cpp_build, shipping
 from tests.harness import REPO, Daemon, free_port
 from tests.sandboxes import ga_daemon, provider_table, start_sandbox, wait_until
 
@@ -324,13 +327,20 @@ def test_c_abi_against_the_daemon(build: Path, tmp_path: Path, staq: tuple[StaqS
     sandbox, server = staq
     receipt = "Yy1hYmktcmVjZWlwdA=="  # base64 "c-abi-receipt"
     sandbox.register_receipt(receipt, valid=True)
+    # The daemon the C client launches: a script that records its arguments, then runs the repository's daemon.
+    launcher, launched_args, launched_data = tmp_path / "launch.sh", tmp_path / "launched-args", tmp_path / "launched"
+    launcher.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{launched_args}"\nexec "{sys.executable}" -m bridge "$@"\n')
+    launcher.chmod(0o755)
+    launch_ingress, launch_configs = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     with Daemon(tmp_path / "main", config=config_text(INITIAL_CONFIGS)) as daemon, \
             staq_daemon(tmp_path / "staq", server) as purchases, \
             ga_daemon(tmp_path / "ga", gameanalytics.url) as ga:
         result = subprocess.run([str(build / "engine_bridge_c_test"), daemon.ingress, daemon.publish,
                                  purchases.ingress, purchases.publish, receipt, ga.ingress, ga.publish,
-                                 f"tcp://127.0.0.1:{free_port()}"],
-                                capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+                                 f"tcp://127.0.0.1:{free_port()}", str(launcher), launch_ingress, launch_configs,
+                                 str(launched_data)],
+                                capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                                env=dict(os.environ, PYTHONPATH=str(REPO)))
         output = result.stdout + result.stderr
         passed, failed = summary(output)
         assert failed == 0 and result.returncode == 0, output
@@ -339,6 +349,12 @@ def test_c_abi_against_the_daemon(build: Path, tmp_path: Path, staq: tuple[StaqS
     # One verification for the verdict in the callback, one for the replayed receipt; the next run's handler
     # got its verdict from the daemon, not from staq.
     assert [(p["isValid"], p["isDuplicate"]) for p in sandbox.purchases()] == [(True, False), (True, True)]
+    # The C ABI's `game`, `daemon_executable` and `daemon_arguments` made exactly this command line.
+    assert launched_args.read_text().splitlines() == [
+        "run", "--ingress", launch_ingress, "--publish", launch_configs, "--parent-pipe", "--game", "c-abi-game",
+        "--data-dir", str(launched_data), "--log-level", "info"]
+    with sqlite3.connect(launched_data / "bridge.sqlite3") as db:
+        assert db.execute("SELECT device_id FROM events WHERE category = 'design'").fetchall() == [("c-abi-launch",)]
     assert {e["category"] for e in events} >= {"design", "business", "progression", "resource", "error", "ads",
                                                "impression", "custom"}
     assert fields_of(events, "design", event_id="c:design") == [{"event_id": "c:design", "value": 2.5}]
@@ -412,3 +428,52 @@ def test_sample_program(build: Path, tmp_path: Path) -> None:
     categories = Counter(e["category"] for e in events)
     assert categories == {"design": 1, "business": 1, "progression": 2, "resource": 1, "ads": 1, "error": 1,
                           "custom": 1, "session_start": 1, "session_end": 1}
+
+
+def ship_game(build: Path, install: shipping.Install, *args: str) -> list[str]:
+    """The C++ game program copied into the install folder, as a shipped game's executable is."""
+    program = install.folder / "engine_bridge_ship_test"
+    if not program.exists():
+        shutil.copy2(build / "engine_bridge_ship_test", program)
+    return [str(program), *args]
+
+
+@pytest.mark.parametrize("quit_cleanly", [False, True], ids=["killed", "quits"])
+def test_cpp_game_with_the_bundled_daemon(build: Path, install: shipping.Install, tmp_path: Path,
+                                          quit_cleanly: bool) -> None:
+    mode = "quit" if quit_cleanly else "play"
+    shipping.play(ship_game(build, install, mode, install.game, shipping.DAEMON, str(shipping.COUNT)), install,
+                  tmp_path, quit_cleanly)
+
+
+def test_cpp_bundled_daemon_missing_and_another_games_daemon(build: Path, install: shipping.Install,
+                                                            tmp_path: Path) -> None:
+    with Daemon(tmp_path / "other", extra_args=["--game", "other-game"]) as other:
+        shipping.missing_and_wrong_game(
+            ship_game(build, install, "missing", install.game, "engine-bridge-missing/engine-bridge"),
+            ship_game(build, install, "wrong", install.game, other.ingress, other.publish), install, tmp_path, other)
+
+
+def test_cpp_game_killed_stops_the_daemon_its_own_command_launched(build: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings::daemon.command, a command of the game's own without --parent-pipe: a game killed with SIGKILL
+    still takes its daemon down within 3 s (Linux: PR_SET_PDEATHSIG, SIGTERM: a clean stop), every acknowledged
+    event in its store."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the command runs `python -m bridge`
+    launched = Daemon(tmp_path / "launched")
+    install = shipping.Install(tmp_path, Path(tempfile.mkdtemp(prefix="eb-", dir="/tmp")))
+    game = shipping.Game([str(build / "engine_bridge_ship_test"), "command", install.game, launched.ingress,
+                          launched.publish, str(shipping.COUNT), *launched.command()], install, tmp_path)
+    try:
+        pid = int(game.wait_for("ACKED")[2])
+        game.wait_for("PLAYING")
+        game.proc.send_signal(signal.SIGKILL)
+        wait_until(lambda: shipping.gone(pid), shipping.GONE_WITHIN_S, f"the daemon (pid {pid}) gone after the game")
+        # Its log (its standard error is the game's) says it stopped on SIGTERM, cleanly.
+        wait_until(lambda: "stopped:" in "\n".join(game.output()), 5, "the daemon's last log line")
+        assert "SIGTERM: stopping" in "\n".join(game.output()), game.output()
+    finally:
+        game.close()
+        shutil.rmtree(install.home, ignore_errors=True)
+    assert sorted(e["fields"]["n"] for e in launched.events() if e["category"] == "custom") == list(
+        range(shipping.COUNT))

@@ -36,6 +36,8 @@ import pytest
 
 from bridge.conformance import VECTORS_PATH, Float32, from_json
 from bridge.sandbox.staq import StaqSandbox
+from bridge.game import default_endpoints
+from tests.bindings import shipping
 from tests.bindings.godot_project import write_project_file
 from tests.harness import REPO, Daemon, free_port
 from tests.sandboxes import provider_table, start_sandbox, wait_until
@@ -343,22 +345,31 @@ def build_project(root: Path, daemon: Daemon, extra_settings: str = "") -> Path:
 
 
 class Launch:
-    """What the auto_launch check starts: the repository's daemon on fresh ports with its own data directory,
-    through /bin/sh so its output goes to a file (the binding appends --ingress and --publish)."""
+    """What the auto_launch check starts: a script found in its base directory (the binding's daemon_base_dir)
+    that runs the repository's daemon with what the binding passes (run, the endpoints, --parent-pid, --game)
+    and its own data directory, its output in a file."""
 
     def __init__(self, root: Path) -> None:
         root.mkdir()
         self.root = root
         self.db_path = root / "data" / "bridge.sqlite3"
         (root / "bridge.toml").write_text("[providers]\n\n[configs]\n")
+        script = root / "daemon.sh"
+        script.write_text(f'#!/bin/sh\necho $$ > "{root}/daemon.pid"\n'
+                          f'exec "{sys.executable}" -m bridge "$@" > "{root}/daemon.log" 2>&1\n')
+        script.chmod(0o755)
         self.spec = {
             "ingress": f"tcp://127.0.0.1:{free_port()}",
             "publish": f"tcp://127.0.0.1:{free_port()}",
-            "executable": "/bin/sh",
-            "arguments": ["-c", f'echo $$ > "{root}/daemon.pid"; exec "$0" -m bridge "$@" > "{root}/daemon.log" 2>&1',
-                          sys.executable, "run", "--data-dir", str(root / "data"),
-                          "--config", str(root / "bridge.toml")],
+            "executable": script.name,
+            "base_dir": str(root),
+            "game": "godot-launch",
+            "arguments": ["--data-dir", str(root / "data"), "--config", str(root / "bridge.toml")],
         }
+
+    def log(self) -> str:
+        path = self.root / "daemon.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def pid(self) -> int:
         """The launched daemon's process id (its shell wrote it, then became the daemon), or 0."""
@@ -465,8 +476,8 @@ def stored_purchase(daemon: Daemon, purchase_id: str) -> tuple[int | None] | Non
 class MainActs:
     """What the main phases' EB_MARK lines ask of the wrapper."""
 
-    def __init__(self, daemon: Daemon, sandbox: StaqSandbox, config: str) -> None:
-        self.daemon, self.sandbox, self.config = daemon, sandbox, config
+    def __init__(self, daemon: Daemon, sandbox: StaqSandbox, config: str, launch: Launch) -> None:
+        self.daemon, self.sandbox, self.config, self.launch = daemon, sandbox, config, launch
 
     def __call__(self, step: str) -> None:
         proc = self.daemon.proc
@@ -487,6 +498,12 @@ class MainActs:
             self.sandbox.faults.fail(STAQ_ROUTE, status=503, count=None)
         elif step == "staq_up":
             self.sandbox.faults.clear()
+        elif step == "launcher_freed":
+            # The bridge that launched a daemon was freed while the game runs on: it stopped its daemon, cleanly.
+            pid = self.launch.pid()
+            wait_until(lambda: shipping.gone(pid), shipping.GONE_WITHIN_S, f"the launched daemon (pid {pid}) gone")
+            log = self.launch.log()
+            assert "SIGTERM: stopping" in log and "stopped:" in log, log
         else:
             raise AssertionError(f"unknown mark {step!r}")
 
@@ -502,7 +519,7 @@ def test_godot_binding_headless(tmp_path: Path) -> None:
     try:
         with Daemon(tmp_path / "daemon", config=config) as daemon:
             godot = Godot(tmp_path, daemon, f'identity/game_build="{GAME_BUILD}"\ndaemon/auto_launch="yes"\n',
-                          MainActs(daemon, sandbox, config))
+                          MainActs(daemon, sandbox, config, launch))
             try:
                 known, _ = godot.run("main", OTHER_CHECKS, **env)
                 launched_pid = launch.pid()
@@ -521,6 +538,9 @@ def test_godot_binding_headless(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert known["launched"]["pid"] == launched_pid > 0, "get_stats() names the process auto_launch started"
+    assert "engine-bridge ready for game godot-launch" in launch.log(), launch.log()
+    for game, pair in known["game_ports"].items():
+        assert pair == list(default_endpoints(game, unix_sockets=False)), (game, pair)
     with sqlite3.connect(launch.db_path) as db:
         rows = db.execute("SELECT category FROM events WHERE uid = ?", (known["launched"]["event"],)).fetchall()
     assert rows == [("design",)], "the event sent to the auto-launched daemon is in its store"
@@ -738,3 +758,41 @@ def test_shared_core_avoids_version_specific_names() -> None:
         source = path.read_text()
         found = [name for name in godot3_only + godot4_only if name in source]
         assert not found, f"{path.name} uses version-specific {found}; move it to godot3/ and godot4/adapter.gd"
+
+
+# --- shipped with a game: the bundled daemon next to the game's executable (tests/bindings/shipping.py) ---------
+
+def ship_game(install: shipping.Install, mode: str, settings: str) -> list[str]:
+    """The game as an export ships it: Godot's executable in the install folder (a link to godot3-server, the
+    folder the addon finds the daemon from) and the project beside it, whose Project Settings are the game's."""
+    program = install.folder / "godot-game"
+    if not program.exists():
+        try:
+            os.link(godot_binary(), program)
+        except OSError:  # another file system: a copy
+            shutil.copy2(godot_binary(), program)
+    project = install.folder / f"project-{mode}"
+    shutil.copytree(GODOT / "test_project", project)
+    shutil.copytree(ADDONS, project / "addons")
+    write_project_file(project, "engine-bridge shipped game", None, f'identity/game="{install.game}"\n{settings}',
+                       "res://ship.tscn")
+    # stdbuf: Godot writes through stdio, which a pipe would buffer; the lines must come as they are printed.
+    return ["stdbuf", "-oL", "-eL", str(program), "--path", str(project), "--", mode, str(shipping.COUNT)]
+
+
+def launching(daemon: str) -> str:
+    return f'daemon/auto_launch=true\ndaemon/executable="{daemon}"\n'
+
+
+@pytest.mark.parametrize("quit_cleanly", [False, True], ids=["killed", "quits"])
+def test_godot_game_with_the_bundled_daemon(install: shipping.Install, tmp_path: Path, quit_cleanly: bool) -> None:
+    mode = "quit" if quit_cleanly else "play"
+    shipping.play(ship_game(install, mode, launching(shipping.DAEMON)), install, tmp_path, quit_cleanly)
+
+
+def test_godot_bundled_daemon_missing_and_another_games_daemon(install: shipping.Install, tmp_path: Path) -> None:
+    with Daemon(tmp_path / "other", extra_args=["--game", "other-game"]) as other:
+        endpoints = f'connection/ingress_endpoint="{other.ingress}"\nconnection/configs_endpoint="{other.publish}"\n'
+        shipping.missing_and_wrong_game(
+            ship_game(install, "missing", launching("engine-bridge-missing/engine-bridge")),
+            ship_game(install, "wrong", endpoints), install, tmp_path, other)

@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 
 from bridge.sandbox.staq import StaqSandbox
+from tests.bindings import shipping
 from tests.harness import REPO, Daemon
 from tests.sandboxes import provider_table, start_sandbox, wait_until
 
@@ -391,3 +392,25 @@ def test_unity_conformance_vectors(tmp_path: Path) -> None:
     sections = [vectors["msgpack"], vectors["requests"], vectors["replies"], vectors["publications"],
                 vectors["limits"]["cases"], vectors["limits"]["frames"]]
     assert int(match.group(1)) >= sum(map(len, sections)), result.stdout
+
+
+def ship_game(install: shipping.Install, *args: str) -> list[str]:
+    """The Unity game program built into the install folder, as a shipped game's assemblies are."""
+    program = install.folder / "ShipGame.exe"
+    if not program.exists():
+        compile_program(program, TESTS / "ShipGame.cs")
+    return ["mono", str(program), *args]
+
+
+@pytest.mark.parametrize("quit_cleanly", [False, True], ids=["killed", "quits"])
+def test_unity_game_with_the_bundled_daemon(install: shipping.Install, tmp_path: Path, quit_cleanly: bool) -> None:
+    mode = "quit" if quit_cleanly else "play"
+    shipping.play(ship_game(install, mode, install.game, shipping.DAEMON, str(shipping.COUNT)), install, tmp_path,
+                  quit_cleanly)
+
+
+def test_unity_bundled_daemon_missing_and_another_games_daemon(install: shipping.Install, tmp_path: Path) -> None:
+    with Daemon(tmp_path / "other", extra_args=["--game", "other-game"]) as other:
+        shipping.missing_and_wrong_game(
+            ship_game(install, "missing", install.game, "engine-bridge-missing/engine-bridge"),
+            ship_game(install, "wrong", install.game, other.ingress, other.publish), install, tmp_path, other)

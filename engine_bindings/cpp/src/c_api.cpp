@@ -133,7 +133,7 @@ eb_status eb_client_set(eb_client* client, const char* name, const char* value) 
         {"engine", &g.engine}, {"engine_version", &g.engine_version}, {"platform", &g.platform},
         {"os_version", &g.os_version}, {"device", &g.device}, {"manufacturer", &g.manufacturer},
         {"ingress_endpoint", &s.ingress_endpoint}, {"configs_endpoint", &s.configs_endpoint},
-        {"daemon_log_path", &s.daemon.log_path},
+        {"daemon_log_path", &s.daemon.log_path}, {"game", &s.game}, {"daemon_executable", &s.daemon.executable},
     };
     for (const auto& [key, field] : texts) {
       if (n == key) {
@@ -161,12 +161,13 @@ eb_status eb_client_set(eb_client* client, const char* name, const char* value) 
         return Report(Status());
       }
     }
-    if (n == "daemon_command") {
-      s.daemon.command.clear();
+    if (n == "daemon_command" || n == "daemon_arguments") {
+      std::vector<std::string>& list = n == "daemon_command" ? s.daemon.command : s.daemon.arguments;
+      list.clear();
       std::string_view rest(value);
       while (!rest.empty()) {
         std::size_t sep = rest.find('\x1f');
-        s.daemon.command.emplace_back(rest.substr(0, sep));
+        list.emplace_back(rest.substr(0, sep));
         rest = sep == std::string_view::npos ? std::string_view() : rest.substr(sep + 1);
       }
       return Report(Status());

@@ -71,8 +71,8 @@ static void on_difficulty(void* user, const char* key, const void* value, size_t
 
 /* What the refusal, connection and log handlers saw. */
 typedef struct heard {
-  int refusals, warnings, connected, unreachable;
-  char event_id[EB_PURCHASE_ID_SIZE], provider[32], rule[256], warning[512];
+  int refusals, warnings, connected, unreachable, launch_failed;
+  char event_id[EB_PURCHASE_ID_SIZE], provider[32], rule[256], warning[512], detail[512];
 } heard;
 
 static void on_refusal(void* user, const eb_provider_refusal* r) {
@@ -92,9 +92,10 @@ static void on_log(void* user, eb_log_level level, const char* message) {
 
 static void on_connection(void* user, eb_connection_state state, const char* detail) {
   heard* h = (heard*)user;
-  (void)detail;
+  snprintf(h->detail, sizeof h->detail, "%s", detail);
   if (state == EB_CONNECTED) h->connected++;
   if (state == EB_UNREACHABLE) h->unreachable++;
+  if (state == EB_LAUNCH_FAILED) h->launch_failed++;
 }
 
 static int session_ok;
@@ -131,9 +132,9 @@ static int all_acked(const eb_client* c) {
 }
 
 int main(int argc, char** argv) {
-  if (argc < 9) {
+  if (argc < 13) {
     fprintf(stderr, "usage: engine_bridge_c_test INGRESS CONFIGS STAQ_INGRESS STAQ_CONFIGS RECEIPT GA_INGRESS GA_CONFIGS "
-                    "DEAD\n");
+                    "DEAD LAUNCHER LAUNCH_INGRESS LAUNCH_CONFIGS LAUNCH_DATA\n");
     return 2;
   }
   check(strcmp(eb_binding_version(), "2.0.0") == 0, "eb_binding_version");
@@ -338,6 +339,36 @@ int main(int argc, char** argv) {
             strstr(buf_error, "no daemon answers") && dead_heard.warnings == 1 && strstr(dead_heard.warning, argv[8]),
         "eb_connection_error and one log warning say no daemon answers");
   eb_client_free(dead);
+
+  /* The bundled daemon's keys: a game id, the executable (LAUNCHER: a script that records its arguments, then runs
+     the daemon) and more arguments after those the binding passes; the wrapper checks the command line. */
+  char more[600];
+  snprintf(more, sizeof more, "--data-dir\x1f%s\x1f--log-level\x1finfo", argv[12]);
+  eb_client* launcher = client_for("c-abi-launch", argv[10], argv[11]);
+  check(launcher != NULL && eb_client_set(launcher, "game", "c-abi-game") == EB_OK &&
+            eb_client_set(launcher, "daemon_executable", argv[9]) == EB_OK &&
+            eb_client_set(launcher, "daemon_arguments", more) == EB_OK &&
+            eb_client_set(launcher, "daemon_probe_ms", "300") == EB_OK && eb_connect(launcher) == EB_OK,
+        "a client of game c-abi-game that launches its daemon (game, daemon_executable, daemon_arguments)");
+  check(eb_track_design(launcher, "c:launched", 0, 0) == EB_OK, "an event for the launched daemon");
+  for (int waited = 0; waited < 30000 && !all_acked(launcher); waited += 10) {
+    eb_poll(launcher);
+    sleep_ms(10);
+  }
+  eb_get_stats(launcher, &s);
+  check(all_acked(launcher) && s.stored == 1 && s.daemon_pid > 0 && s.connection == EB_CONNECTED,
+        "the launched daemon of that game stored it");
+  eb_client_free(launcher);
+
+  heard missing_heard = {0};
+  eb_client* missing = client_for("c-abi-missing", argv[8], argv[8]);
+  check(missing != NULL && eb_client_set(missing, "daemon_executable", "/nonexistent/engine-bridge") == EB_OK &&
+            eb_client_set(missing, "daemon_probe_ms", "100") == EB_OK &&
+            eb_set_connection_handler(missing, on_connection, &missing_heard) == EB_OK && eb_connect(missing) == EB_OK,
+        "a client whose daemon_executable names no file");
+  check(wait_flag(missing, &missing_heard.launch_failed, 10000) && strstr(missing_heard.detail, "/nonexistent/engine-bridge"),
+        "the connection handler hears EB_LAUNCH_FAILED, naming the executable");
+  eb_client_free(missing);
 
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

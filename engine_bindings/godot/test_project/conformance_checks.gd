@@ -199,7 +199,13 @@ func test_conformance_replies():
 						"%s entry %d read as %s" % [key, i, str(r)]
 					)
 			readers += 1
-	t.check(readers >= 4, "welcomes and acks read: %d" % readers)
+		elif msg["type"] == "error" and msg["code"] == "wrong_game":
+			t.check(
+				wire.other_game(msg) == msg["detail"]["game"],
+				"wrong_game names the daemon's game: %s" % wire.other_game(msg)
+			)
+			readers += 1
+	t.check(readers >= 6, "welcomes, acks and wrong_game read: %d" % readers)
 	var configs = load(t.ADDON + "/internal/config_link.gd").new(adapter, codec)
 	configs.set_device("d-42")
 	for v in Vectors.publications():

@@ -87,6 +87,7 @@ func is_online():
 func _run():
 	ConformanceChecks.new(self, adapter, codec).run()
 	_test_settings_and_plugin()
+	_test_game_endpoints()
 	yield(_test_connect_and_configs(), "completed")
 	yield(_test_every_helper(), "completed")
 	yield(_test_sessions_and_flush(), "completed")
@@ -137,6 +138,21 @@ func _test_settings_and_plugin():
 		script_path == ADDON + "/godot3/plugin.gd",
 		"Godot 3's plugin.cfg names godot3/plugin.gd: %s" % [script_path]
 	)
+
+
+# A game's own port pair, as protocol.md section 1 computes it (the wrapper compares more ids with
+# the daemon's bridge/game.py).
+func _test_game_endpoints():
+	var games = load(ADDON + "/internal/game_endpoints.gd")
+	var ports = {}
+	for game in ["space-duel", "a", "moon-golf", "z9_-x", "0123456789abcdefghijklmnopqrstuv"]:
+		check(games.valid(game), "%s is a game id" % game)
+		ports[game] = games.defaults(game, adapter)
+	check(ports["space-duel"][0] == "tcp://127.0.0.1:42812", "space-duel: %s" % str(ports))
+	for bad in ["", "Space", "-a", "a b", "0123456789abcdefghijklmnopqrstuvw", "é"]:
+		check(not games.valid(bad), "%s is no game id" % bad)
+	check(not EngineBridge.configure({"game": "Bad Id"}), "configure refuses a bad game id")
+	fact("game_ports", ports)
 
 
 # --- against the daemon ---------------------------------------------------------------------------
@@ -693,8 +709,9 @@ func _test_overflow_counts_only_unsent():
 	other.queue_free()
 
 
-# auto_launch: with no daemon on its endpoints, a bridge starts one itself (the command comes from
-# the wrapper: the repository's daemon on fresh ports and its own data directory) and delivers.
+# auto_launch: with no daemon on its endpoints, a bridge starts one itself (the wrapper's script in
+# its base directory, which runs the repository's daemon with its own data directory) on fresh
+# ports, and delivers; freed, it stops that daemon (the wrapper sees it end while Godot runs on).
 func _test_auto_launch():
 	var spec = parse_json(OS.get_environment("EB_TEST_LAUNCH"))
 	check(typeof(spec) == TYPE_DICTIONARY, "EB_TEST_LAUNCH set")
@@ -707,6 +724,8 @@ func _test_auto_launch():
 		"auto_launch": true,
 		"daemon_executable": spec["executable"],
 		"daemon_arguments": spec["arguments"],
+		"daemon_base_dir": spec["base_dir"],
+		"game": spec["game"],
 	}
 	check(launcher.configure(settings), "configure auto_launch")
 	add_child(launcher)
@@ -727,6 +746,8 @@ func _test_auto_launch():
 			"not_configured, not valid: %s" % str(r)
 		)
 	launcher.queue_free()
+	yield(get_tree(), "idle_frame")  # freed at the end of the frame
+	yield(mark("launcher_freed"), "completed")
 
 
 # --- phase "refusals": a daemon whose GameAnalytics provider refuses an event ------------------

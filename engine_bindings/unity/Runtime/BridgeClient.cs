@@ -59,13 +59,13 @@ namespace EngineBridge
             configs = new ConfigStore(game.DeviceId, callbacks);
             purchases = new PurchaseVerdicts(game.DeviceId, callbacks);
             refusals = new ProviderRefusals(callbacks, log, settings.WarningIntervalMs);
-            daemon = supported && settings.Daemon != null && settings.Daemon.Enabled ? new DaemonProcess(settings.Daemon) : null;
+            daemon = supported && settings.Daemon != null && settings.Daemon.Enabled ? new DaemonProcess(settings.Daemon, settings.Daemon.CommandFor(settings.Ingress, settings.Configs, settings.Game)) : null;
             monitor = new ConnectionMonitor(callbacks, log, daemon != null ? daemon.Command : null);
             int helloPairs;
-            byte[] hello = game.EncodeHello(out helloPairs);
-            ingress = new IngressLink(ZmtpEndpoint.Parse(settings.IngressEndpoint, "settings.IngressEndpoint"), queue, limits,
+            byte[] hello = game.EncodeHello(out helloPairs, settings.Game);
+            ingress = new IngressLink(ZmtpEndpoint.Parse(settings.Ingress, "settings.IngressEndpoint"), queue, limits,
                                       refusals, hello, helloPairs, settings, daemon, monitor.OnIngress);
-            configLink = new ConfigLink(ZmtpEndpoint.Parse(settings.ConfigsEndpoint, "settings.ConfigsEndpoint"), configs,
+            configLink = new ConfigLink(ZmtpEndpoint.Parse(settings.Configs, "settings.ConfigsEndpoint"), configs,
                                         purchases, monitor.OnConfigs);
             if (!supported)
             {

@@ -8,8 +8,6 @@ namespace EngineBridge
     {
         public BridgeSettings()
         {
-            IngressEndpoint = "tcp://127.0.0.1:5555";
-            ConfigsEndpoint = "tcp://127.0.0.1:5556";
             QueueCapacity = 10000;
             MaxBatchEvents = 500;
             MaxInFlight = 4;
@@ -18,11 +16,25 @@ namespace EngineBridge
             WarningIntervalMs = 10000;
         }
 
-        /// <summary>The daemon's ROUTER socket, <c>tcp://host:port</c>.</summary>
+        /// <summary>
+        /// The game's short id (1-32 of a-z 0-9 _ -), sent in <c>hello</c>: a daemon serving another game refuses
+        /// this client (<see cref="ConnectionState.WrongPeer"/>), and endpoints left null are the game's own
+        /// (protocol.md section 1: POSIX <c>ipc://</c> sockets in the user's runtime directory, Windows a loopback
+        /// port pair derived from the id). Null: no game id, and <c>tcp://127.0.0.1:5555</c> and <c>:5556</c>.
+        /// </summary>
+        public string Game { get; set; }
+
+        /// <summary>The daemon's ROUTER socket, <c>tcp://host:port</c> or <c>ipc://path</c>; null: the game's.</summary>
         public string IngressEndpoint { get; set; }
 
-        /// <summary>The daemon's XPUB socket, <c>tcp://host:port</c>.</summary>
+        /// <summary>The daemon's XPUB socket, <c>tcp://host:port</c> or <c>ipc://path</c>; null: the game's.</summary>
         public string ConfigsEndpoint { get; set; }
+
+        /// <summary>The ingress endpoint in force: the one set, else the game's default.</summary>
+        internal string Ingress { get { return IngressEndpoint ?? GameEndpoints.Defaults(Game)[0]; } }
+
+        /// <summary>The configs endpoint in force: the one set, else the game's default.</summary>
+        internal string Configs { get { return ConfigsEndpoint ?? GameEndpoints.Defaults(Game)[1]; } }
 
         /// <summary>
         /// Events held in memory while not yet acknowledged (1 to 1,000,000). When it is full the oldest event is
@@ -62,8 +74,12 @@ namespace EngineBridge
 
         internal void Validate()
         {
-            ZmtpEndpoint.Parse(IngressEndpoint, "settings.IngressEndpoint");
-            ZmtpEndpoint.Parse(ConfigsEndpoint, "settings.ConfigsEndpoint");
+            if (Game != null && !GameEndpoints.Valid(Game))
+            {
+                throw new ArgumentException("settings.Game \"" + Game + "\" is not 1-32 characters of a-z 0-9 _ -, starting with a letter or digit", "settings.Game");
+            }
+            ZmtpEndpoint.Parse(Ingress, "settings.IngressEndpoint");
+            ZmtpEndpoint.Parse(Configs, "settings.ConfigsEndpoint");
             InRange(QueueCapacity, 1, 1000000, "settings.QueueCapacity");
             InRange(MaxBatchEvents, 1, int.MaxValue, "settings.MaxBatchEvents");
             InRange(MaxInFlight, 1, 64, "settings.MaxInFlight");
@@ -95,7 +111,22 @@ namespace EngineBridge
         }
 
         /// <summary>
-        /// The daemon's command line: the program, then its arguments, e.g.
+        /// The bundled daemon shipped with the game (<c>engine-bridge bundle</c>), e.g.
+        /// <c>engine-bridge/engine-bridge</c> (<c>.exe</c> on Windows); a relative path is found in
+        /// <see cref="BaseDirectory"/>. It runs as <c>EXECUTABLE run --ingress I --publish P --parent-pipe [--game G]
+        /// ARGUMENTS</c>: the daemon stops when the game ends, however it ends (the game holds a pipe to its standard
+        /// input). Null: <see cref="Command"/> decides.
+        /// </summary>
+        public string Executable { get; set; }
+
+        /// <summary>More arguments after those, e.g. <c>{ "--config", path }</c>.</summary>
+        public string[] Arguments { get; set; }
+
+        /// <summary>Where a relative <see cref="Executable"/> is found; null: the game's folder (the runner: StreamingAssets).</summary>
+        public string BaseDirectory { get; set; }
+
+        /// <summary>
+        /// Instead of <see cref="Executable"/>: the daemon's command line: the program, then its arguments, e.g.
         /// <c>{ "engine-bridge", "run", "--ingress", "tcp://127.0.0.1:5555" }</c>. Null or empty: never launch.
         /// </summary>
         public string[] Command { get; set; }
@@ -109,7 +140,39 @@ namespace EngineBridge
         /// <summary>At shutdown, how long the daemon may take after SIGTERM before it is killed (ms).</summary>
         public int StopTimeoutMs { get; set; }
 
-        internal bool Enabled { get { return Command != null && Command.Length > 0; } }
+        internal bool Enabled { get { return Executable != null || (Command != null && Command.Length > 0); } }
+
+        /// <summary>
+        /// What <see cref="BaseDirectory"/> should be for <paramref name="executable"/>: the first of
+        /// <paramref name="folders"/> that holds it (the runner: StreamingAssets, then the player executable's
+        /// folder), else the first (where a failed launch then says it looked). Null folders are skipped.
+        /// </summary>
+        public static string FindBaseDirectory(string executable, params string[] folders)
+        {
+            string first = null;
+            foreach (string folder in folders)
+            {
+                if (folder == null) continue;
+                if (System.IO.File.Exists(System.IO.Path.Combine(folder, executable))) return folder;
+                if (first == null) first = folder;
+            }
+            return first;
+        }
+
+        /// <summary>The command line to run: <see cref="Command"/>, or the bundled daemon's on these endpoints.</summary>
+        internal string[] CommandFor(string ingress, string configs, string game)
+        {
+            if (Executable == null) return Command;
+            string folder = BaseDirectory ?? AppDomain.CurrentDomain.BaseDirectory;
+            var line = new System.Collections.Generic.List<string>
+            {
+                System.IO.Path.IsPathRooted(Executable) ? Executable : System.IO.Path.Combine(folder, Executable),
+                "run", "--ingress", ingress, "--publish", configs, "--parent-pipe",
+            };
+            if (game != null) line.AddRange(new[] { "--game", game });
+            if (Arguments != null) line.AddRange(Arguments);
+            return line.ToArray();
+        }
 
         internal void Validate()
         {

@@ -55,7 +55,7 @@ namespace EngineBridge
         }
 
         /// <summary>The fields of <c>hello</c> after <c>type</c> and <c>rid</c>, encoded once for every connection.</summary>
-        internal byte[] EncodeHello(out int pairCount)
+        internal byte[] EncodeHello(out int pairCount, string gameId)
         {
             var writer = new MsgPackWriter(256);
             pairCount = 0;
@@ -71,6 +71,7 @@ namespace EngineBridge
             Wire.Pair(writer, "os_version", OsVersion, ref pairCount);
             Wire.Pair(writer, "device", Device, ref pairCount);
             Wire.Pair(writer, "manufacturer", Manufacturer, ref pairCount);
+            Wire.Pair(writer, "game", gameId, ref pairCount);
             return writer.ToArray();
         }
     }

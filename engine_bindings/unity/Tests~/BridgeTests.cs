@@ -72,7 +72,7 @@ internal static class BridgeTests
         noBuild.GameBuild = "";
         Throws<ArgumentException>("game.GameBuild", () => BridgeClient.Connect(noBuild));
         var ipc = Options();
-        ipc.IngressEndpoint = "ipc:///tmp/engine-bridge";
+        ipc.IngressEndpoint = "udp://127.0.0.1:5555";   // tcp:// and ipc:// only
         Throws<ArgumentException>("settings.IngressEndpoint", () => BridgeClient.Connect(Game("dev"), ipc));
         var zero = Options();
         zero.QueueCapacity = 0;

@@ -114,7 +114,7 @@ internal static class ConformanceTests
     private static void Hello(string name, Dictionary<string, object> request, uint rid)
     {
         int pairCount;
-        byte[] pairs = GameOf(request).EncodeHello(out pairCount);
+        byte[] pairs = GameOf(request).EncodeHello(out pairCount, null);
         var writer = new MsgPackWriter(256);
         Wire.WriteRequest(writer, Wire.HelloType, rid, pairs, pairCount);
         request["binding"] = BridgeClient.BindingName;

@@ -64,7 +64,7 @@ typedef enum eb_ad_fail_show_reason {
 } eb_ad_fail_show_reason;
 typedef enum eb_purchase_store { EB_STORE_APPLE = 0, EB_STORE_GOOGLE_PLAY = 1 } eb_purchase_store;
 typedef enum eb_connection_state {
-  EB_CONNECTING = 0, EB_CONNECTED = 1, EB_UNREACHABLE = 2, EB_WRONG_PEER = 3
+  EB_CONNECTING = 0, EB_CONNECTED = 1, EB_UNREACHABLE = 2, EB_WRONG_PEER = 3, EB_LAUNCH_FAILED = 4
 } eb_connection_state;
 typedef enum eb_log_level { EB_LOG_INFO = 0, EB_LOG_WARNING = 1, EB_LOG_ERROR = 2 } eb_log_level;
 
@@ -154,7 +154,8 @@ EB_API void eb_client_free(eb_client* client);
  * engine_version, platform, os_version, device, manufacturer), the Settings fields (ingress_endpoint,
  * configs_endpoint, queue_capacity, max_in_flight, send_interval_ms, request_timeout_ms, shutdown_grace_ms)
  * and the launcher's (daemon_command: argv joined by '\x1f' unit separators, daemon_probe_ms,
- * daemon_log_path, daemon_stop_timeout_ms). Numbers are given as decimal strings. */
+ * daemon_log_path, daemon_stop_timeout_ms), the game id (game) and the bundled daemon (daemon_executable,
+ * daemon_arguments: joined by '\x1f'). Numbers are given as decimal strings. */
 EB_API eb_status eb_client_set(eb_client* client, const char* name, const char* value);
 EB_API eb_status eb_connect(eb_client* client);
 /* grace_ms < 0: the configured shutdown_grace. */

@@ -175,7 +175,17 @@ struct GameInfo {
 
 /// Starting the daemon as a child process when none answers, and stopping it with the game.
 struct DaemonLaunch {
-  /// argv of the daemon, e.g. {"engine-bridge", "run"}; empty: never launch one.
+  /// The bundled daemon shipped with the game (`engine-bridge bundle`), e.g. "engine-bridge/engine-bridge"
+  /// (".exe" on Windows): a relative path is found next to the game's executable, wherever the game was started
+  /// from. It is run as `<executable> run --ingress <endpoint> --publish <endpoint> --parent-pipe [--game
+  /// <Settings::game>] <arguments...>`: the daemon stops when the game ends, however it ends (the game holds a
+  /// pipe to its standard input). Empty: `command` decides.
+  std::string executable;
+  /// More arguments after those, e.g. {"--config", "/path/to/bridge.toml"}.
+  std::vector<std::string> arguments;
+  /// Instead of `executable`: the daemon's whole argv, e.g. {"engine-bridge", "run"}, run as given (its
+  /// standard input is the game's pipe all the same: add "--parent-pipe" to have it stop when the game ends,
+  /// however it ends; on Linux the kernel also sends it SIGTERM when the game dies). Both empty: never launch one.
   std::vector<std::string> command;
   /// How long to wait for a daemon to answer before starting ours.
   std::chrono::milliseconds probe{1000};
@@ -186,8 +196,14 @@ struct DaemonLaunch {
 };
 
 struct Settings {
-  std::string ingress_endpoint = "tcp://127.0.0.1:5555";
-  std::string configs_endpoint = "tcp://127.0.0.1:5556";
+  /// The game's short id (1–32 of a–z 0–9 _ -), sent in `hello`: a daemon serving another game refuses this
+  /// client (ConnectionState::WrongPeer), and the endpoints left empty are the game's own (protocol.md 1:
+  /// POSIX ipc:// sockets in the user's runtime directory, Windows a loopback port pair from the id).
+  /// Empty: no game id, and the classic endpoints tcp://127.0.0.1:5555 and :5556.
+  std::string game;
+  /// Empty: the game's default (see `game`).
+  std::string ingress_endpoint;
+  std::string configs_endpoint;
   /// Events kept until acknowledged (waiting or in flight), so memory stays bounded while the daemon is
   /// away. When full, the oldest event never sent is dropped (Stats::dropped); one already sent is kept,
   /// since the daemon may have stored it. Size it for your rate and the longest outage to ride out:
@@ -281,7 +297,10 @@ enum class ConnectionState {
   Connecting,   ///< not yet answered: just connected, or the connection dropped
   Connected,    ///< the daemon said `welcome`
   Unreachable,  ///< nothing accepts connections at the endpoint: no daemon is running there
-  WrongPeer,    ///< the endpoint belongs to another program, which does not speak engine-bridge
+  WrongPeer,    ///< the endpoint belongs to another program, which does not speak engine-bridge, or to the
+                ///< daemon of another game (`wrong_game`): this client does not use it
+  LaunchFailed, ///< the daemon this game launches could not be started (a missing or non-executable file);
+                ///< Stats::last_error says why, and the launch is tried again later
 };
 
 enum class LogLevel { Info, Warning, Error };

@@ -138,6 +138,7 @@ class Client::Impl {
   std::map<std::string, std::uint64_t, std::less<>> versions_;  // the highest version seen per config topic
   std::string batch_buf_;
   detail::DaemonProcess daemon_;
+  bool daemon_by_pipe_ = false;  // the bundled daemon, run with --parent-pipe (else a command of the game's own)
   Clock::time_point next_launch_;
   std::chrono::milliseconds launch_backoff_{0};
 };

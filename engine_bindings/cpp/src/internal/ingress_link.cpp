@@ -109,7 +109,12 @@ void Client::Impl::HandleReply(const Value& reply, Clock::time_point now) {
       const std::string why = "the daemon at " + settings_.ingress_endpoint + " refuses this client's hello: " +
                               std::string(detail::StrField(reply, "code")) + ": " +
                               std::string(detail::StrField(reply, "message"));
-      queue.Update([&](Stats& s) { s.last_error = why; });
+      if (detail::StrField(reply, "code") == "wrong_game") {
+        // Another game's daemon: nothing is sent to it; hello_due_at_ asks again later (ours may take over).
+        SetState(ConnectionState::WrongPeer, why + ". Check Settings::game and the endpoints");
+      } else {
+        queue.Update([&](Stats& s) { s.last_error = why; });
+      }
     }
     return;
   }

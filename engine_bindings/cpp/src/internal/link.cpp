@@ -2,7 +2,11 @@
 // game and, once per outage, to its console), the launcher, and the I/O thread's loop.
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#if !defined(_WIN32)
+#include <unistd.h>
+#endif
 
 #include "check.hpp"
 #include "client_impl.hpp"
@@ -23,26 +27,85 @@ constexpr int kReconnectMaxMs = 1000;
 // A peer that accepts the TCP connection but never completes the ZeroMQ handshake is given this long.
 constexpr int kHandshakeMs = 3000;
 
+// protocol.md section 1: a game's id and its default endpoints, as the daemon derives them.
+bool ValidGame(const std::string& game) {
+  if (game.empty() || game.size() > 32) return false;
+  for (std::size_t i = 0; i < game.size(); ++i) {
+    const char c = game[i];
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (!plain && (i == 0 || (c != '_' && c != '-'))) return false;
+  }
+  return true;
+}
+
+[[maybe_unused]] std::uint32_t Fnv1a(const std::string& text) {  // Windows' ports
+  std::uint32_t hash = 0x811c9dc5u;
+  for (unsigned char c : text) hash = (hash ^ c) * 0x01000193u;
+  return hash;
+}
+
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? std::string(value) : std::string();
+}
+
+std::pair<std::string, std::string> GameEndpoints(const std::string& game) {
+#if defined(_WIN32)
+  const unsigned port = 40000 + 2 * (Fnv1a(game) % 4500);
+  return {"tcp://127.0.0.1:" + std::to_string(port), "tcp://127.0.0.1:" + std::to_string(port + 1)};
+#else
+  std::string runtime = Env("XDG_RUNTIME_DIR");
+  if (runtime.empty()) {
+    for (const char* name : {"TMPDIR", "TEMP", "TMP"}) {
+      if (runtime.empty()) runtime = Env(name);
+    }
+    if (runtime.empty()) runtime = "/tmp";
+    while (runtime.size() > 1 && runtime.back() == '/') runtime.pop_back();
+#if !defined(__APPLE__)
+    runtime += "/engine-bridge-" + std::to_string(::getuid());
+#endif
+  }
+  const std::string folder = "ipc://" + runtime + "/engine-bridge/" + game + "/";
+  return {folder + "ingress", folder + "configs"};
+#endif
+}
+
 }  // namespace
 
 Status Client::Impl::Connect(const GameInfo& game, const Settings& settings) {
   if (thread_.joinable()) return Status(ErrorCode::AlreadyConnected, "Connect: already connected; Shutdown() first");
   if (Status s = detail::CheckGameInfo(game); !s) return s;
-  if (settings.ingress_endpoint.empty() || settings.configs_endpoint.empty()) {
-    return detail::Invalid("Connect: Settings.ingress_endpoint and configs_endpoint must be set");
-  }
   if (settings.queue_capacity == 0) return detail::Invalid("Connect: Settings.queue_capacity must be at least 1");
   if (settings.max_in_flight == 0) return detail::Invalid("Connect: Settings.max_in_flight must be at least 1");
   if (settings.send_interval.count() <= 0 || settings.request_timeout.count() <= 0) {
     return detail::Invalid("Connect: Settings.send_interval and request_timeout must be positive");
   }
-  if (!settings.daemon.command.empty() && !detail::CanLaunchDaemon()) {
-    return detail::Invalid("Connect: Settings.daemon.command: launching the daemon is not supported on this platform");
+  if (!settings.game.empty() && !ValidGame(settings.game)) {
+    return detail::Invalid("Connect: Settings.game: \"" + settings.game + "\" is not 1-32 characters of a-z 0-9 _ -, "
+                           "starting with a letter or digit");
+  }
+  if ((!settings.daemon.command.empty() || !settings.daemon.executable.empty()) && !detail::CanLaunchDaemon()) {
+    return detail::Invalid("Connect: Settings.daemon: launching the daemon is not supported on this platform");
   }
 
   game_ = game;
   settings_ = settings;
-  hello_body_ = detail::HelloBody(game_);
+  const auto [default_ingress, default_configs] = settings_.game.empty()
+      ? std::pair<std::string, std::string>("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556")
+      : GameEndpoints(settings_.game);
+  if (settings_.ingress_endpoint.empty()) settings_.ingress_endpoint = default_ingress;
+  if (settings_.configs_endpoint.empty()) settings_.configs_endpoint = default_configs;
+  daemon_by_pipe_ = !settings_.daemon.executable.empty();
+  if (daemon_by_pipe_) {
+    // The bundled daemon, found next to the game's executable, on this game's endpoints, tied to this process.
+    settings_.daemon.command = {detail::ResolveFrom(detail::ExecutableDirectory(), settings_.daemon.executable),
+                                "run", "--ingress", settings_.ingress_endpoint, "--publish",
+                                settings_.configs_endpoint, "--parent-pipe"};
+    if (!settings_.game.empty()) settings_.daemon.command.insert(settings_.daemon.command.end(), {"--game", settings_.game});
+    settings_.daemon.command.insert(settings_.daemon.command.end(), settings_.daemon.arguments.begin(),
+                                    settings_.daemon.arguments.end());
+  }
+  hello_body_ = detail::HelloBody(game_, settings_.game);
   purchase_topic_ = std::string(detail::kPurchasePrefix) + game_.device_id;
   configs.SetDevice(game_.device_id);
   try {
@@ -256,7 +319,8 @@ void Client::Impl::SetState(ConnectionState state, std::string detail) {
   if (state == state_) return;  // told once: an outage is one message, however many retries it takes
   const ConnectionState was = state_;
   state_ = state;
-  const bool problem = state == ConnectionState::Unreachable || state == ConnectionState::WrongPeer;
+  const bool problem = state == ConnectionState::Unreachable || state == ConnectionState::WrongPeer ||
+                       state == ConnectionState::LaunchFailed;
   queue.Update([&](Stats& s) {
     s.connection = state;
     if (problem) s.last_error = detail;
@@ -265,7 +329,8 @@ void Client::Impl::SetState(ConnectionState state, std::string detail) {
   if (problem) {
     console.Log(LogLevel::Warning, detail);
   } else if (state == ConnectionState::Connected &&
-             (was == ConnectionState::Unreachable || was == ConnectionState::WrongPeer)) {
+             (was == ConnectionState::Unreachable || was == ConnectionState::WrongPeer ||
+              was == ConnectionState::LaunchFailed)) {
     console.Log(LogLevel::Info, detail);
   }
   callbacks.Post([this, state, detail = std::move(detail)] {
@@ -293,17 +358,13 @@ void Client::Impl::MaybeLaunchDaemon(Clock::time_point now) {
   const bool alive = daemon_.Running();
   queue.Update([&](Stats& s) { s.daemon_pid = daemon_.pid(); });
   if (transport_up_ || alive || now < next_launch_) return;
-  Status started = daemon_.Start(settings_.daemon.command, settings_.daemon.log_path);
+  Status started = daemon_.Start(settings_.daemon.command, settings_.daemon.log_path, daemon_by_pipe_);
   if (started) {
     console.Log(LogLevel::Info, "no daemon answered at " + settings_.ingress_endpoint + "; started `" +
                                     settings_.daemon.command.front() + "` (pid " + std::to_string(daemon_.pid()) + ")");
-  } else {
-    console.Log(LogLevel::Warning, "cannot launch the daemon: " + started.message());
   }
-  queue.Update([&](Stats& s) {
-    s.daemon_pid = daemon_.pid();
-    if (!started) s.last_error = "daemon launch: " + started.message();
-  });
+  queue.Update([&](Stats& s) { s.daemon_pid = daemon_.pid(); });
+  if (!started) SetState(ConnectionState::LaunchFailed, "daemon launch: " + started.message());
   // If it dies before answering (a port taken, a broken install), try again later and less often.
   next_launch_ = now + launch_backoff_;
   launch_backoff_ = std::min(launch_backoff_ * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kMaxLaunchBackoff));

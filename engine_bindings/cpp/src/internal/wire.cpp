@@ -112,9 +112,10 @@ std::string BatchHead(std::uint32_t rid, std::uint32_t count) {
   return head;
 }
 
-Body HelloBody(const GameInfo& game) {
+Body HelloBody(const GameInfo& game, const std::string& game_id) {
   Body body;
   AddInt(body, "protocol", kProtocolVersion);
+  if (!game_id.empty()) AddStr(body, "game", game_id);
   AddStr(body, "binding", kBindingName);
   AddStr(body, "binding_version", kBindingVersion);
   for (const InfoField& f : InfoFields(game)) {

@@ -107,7 +107,8 @@ std::string RequestFrame(std::string_view type, std::uint32_t rid, const Body& b
 /// The head of an `events` request, {type, rid, events: [ — the `count` encoded events follow it.
 std::string BatchHead(std::uint32_t rid, std::uint32_t count);
 /// `hello` (protocol.md 4.1) for a game; the GameInfo must have passed CheckGameInfo.
-Body HelloBody(const GameInfo& game);
+/// The hello's fields; `game_id` (Settings::game) is sent when not empty.
+Body HelloBody(const GameInfo& game, const std::string& game_id = std::string());
 /// `session_start` / `session_end` (4.4); checks the options.
 Status SessionBody(std::string_view api, const SessionOptions& options, Body& out);
 /// `purchase` (4.9); checks the purchase, and generates its id when it has none (`id` receives it).

@@ -47,6 +47,7 @@ const IngressLink = preload("internal/ingress_link.gd")
 const ConfigLink = preload("internal/config_link.gd")
 const PurchaseVerdicts = preload("internal/purchase_verdicts.gd")
 const DaemonProcess = preload("internal/daemon_process.gd")
+const GameEndpoints = preload("internal/game_endpoints.gd")
 const Console = preload("internal/console.gd")
 
 # The connection states of get_connection_state() and connection_state_changed.
@@ -55,6 +56,7 @@ const STATE_CONNECTED = IngressLink.CONNECTED
 const STATE_UNREACHABLE = IngressLink.UNREACHABLE
 const STATE_WRONG_PEER = IngressLink.WRONG_PEER
 const STATE_REFUSED = IngressLink.REFUSED
+const STATE_LAUNCH_FAILED = IngressLink.LAUNCH_FAILED
 
 var _a
 var _quit_requests = []  # the adapter's, kept: every frame's notification is compared with them
@@ -271,6 +273,7 @@ func shutdown(timeout_ms = -1):
 	for r in _link.close("shut down", now):
 		_on_link(r, now)
 	_configs.close("shut down")
+	_launcher.stop()
 	return pending_count() == 0
 
 
@@ -297,8 +300,9 @@ func is_online():
 
 
 # STATE_CONNECTING, STATE_CONNECTED, STATE_UNREACHABLE (nothing listens at the endpoint),
-# STATE_WRONG_PEER (another program holds the port) or STATE_REFUSED (the daemon refused this
-# client, see get_last_error()).
+# STATE_WRONG_PEER (another program holds the port, or another game's daemon: wrong_game),
+# STATE_REFUSED (the daemon refused this client) or STATE_LAUNCH_FAILED (auto_launch could not
+# start the daemon); get_last_error() says why.
 func get_connection_state():
 	return _link.state
 
@@ -330,6 +334,7 @@ func get_stats():
 	out["purchases_awaiting"] = _purchases.awaiting_count()
 	out["session_id"] = _session["session_id"] if typeof(_session) == TYPE_DICTIONARY else ""
 	out["daemon_pid"] = _launcher.pid
+	out["game"] = _settings["game"]
 	return out
 
 
@@ -381,6 +386,7 @@ func _enqueue(category, fields, caller):
 func _on_game_ending():
 	if _drained_at != _queue.pushed:
 		shutdown()
+	_launcher.stop()  # also one launched after the last shutdown()
 
 
 # [key, what is wrong] for the first bad setting in `s`, or [] when all are good.
@@ -391,8 +397,13 @@ func _settings_problem(s):
 		var iterable = typeof(item["default"]) == TYPE_ARRAY and t in _mp.list_types()
 		if t != typeof(item["default"]) and not iterable:
 			return [key, "%s must be of the type of %s, got %s" % [key, str(item["default"]), str(s[key])]]
+	if s["game"] != "" and not GameEndpoints.valid(s["game"]):
+		return [
+			"game",
+			"game %s must be 1-32 characters of a-z 0-9 _ -, starting with a letter or digit" % s["game"]
+		]
 	for key in ["ingress_endpoint", "configs_endpoint"]:
-		var problem = Zmtp.parse_endpoint(s[key])["error"]
+		var problem = Zmtp.parse_endpoint(s[key])["error"] if s[key] != "" else ""
 		if problem != "":
 			return [key, "%s: %s" % [key, problem]]
 	if s["queue_size"] < 1:
@@ -421,26 +432,37 @@ func _apply_settings(old):
 		"game_build": game_build if game_build != "" else "0.0.0",
 		"device_id": device_id,
 		"user_id": s["user_id"],
+		"game": s["game"],
 	}
 	if device_id != _device_id:
 		_device_id = device_id
 		_configs.set_device(device_id)
 		for body in _purchases.load_for(device_id):
 			_queue.push(body)
-	if old == null or old["configs_endpoint"] != s["configs_endpoint"]:
-		_configs.set_endpoint(s["configs_endpoint"])
+	var endpoints = _endpoints(s)
+	if old == null or _endpoints(old)[1] != endpoints[1]:
+		_configs.set_endpoint(endpoints[1])
 	if old == null:
-		_link.set_endpoint(s["ingress_endpoint"])
+		_link.set_endpoint(endpoints[0])
 		return
-	var reconnect = false
-	for key in ["ingress_endpoint", "game_build", "device_id", "user_id"]:
+	var reconnect = _endpoints(old)[0] != endpoints[0]
+	for key in ["game", "game_build", "device_id", "user_id"]:
 		reconnect = reconnect or old[key] != s[key]
 	if reconnect:
 		# A new connection says hello with the new identity (and may succeed where one failed).
-		_link.set_endpoint(s["ingress_endpoint"])
+		_link.set_endpoint(endpoints[0])
 		var now = _a.ticks_ms()
 		for r in _link.close("settings changed", now):
 			_on_link(r, now)
+
+
+# [ingress, configs] in force with settings `s`: those set, else the game's own (section 1).
+func _endpoints(s):
+	var defaults = GameEndpoints.defaults(s["game"], _a)
+	return [
+		s["ingress_endpoint"] if s["ingress_endpoint"] != "" else defaults[0],
+		s["configs_endpoint"] if s["configs_endpoint"] != "" else defaults[1],
+	]
 
 
 # A random id made on the first run and kept in user://, so it is stable for this install.
@@ -462,13 +484,17 @@ func _tick(now, encode_until):
 	_console.tick(now)
 	if _settings["auto_launch"] and not _ending and _link.nobody_answers():
 		var s = _settings
-		var pid = _launcher.maybe_launch(
-			now, s["daemon_executable"], s["daemon_arguments"], s["ingress_endpoint"], s["configs_endpoint"]
+		var endpoints = _endpoints(s)
+		var path = DaemonProcess.resolve(s["daemon_executable"], s["daemon_base_dir"])
+		var args = DaemonProcess.command(
+			s["daemon_arguments"], endpoints[0], endpoints[1], s["game"]
 		)
+		var pid = _launcher.maybe_launch(now, path, args)
 		if pid > 0:
 			_link.expect_daemon(now, DaemonProcess.STARTUP_GRACE_MS)
 		elif pid < 0:
-			_refuse("auto_launch", "could not start %s" % s["daemon_executable"])
+			for r in _link.launch_failed(_launcher.error):
+				_on_link(r, now)
 
 
 func _on_link(r, now):
@@ -500,7 +526,7 @@ func _on_welcome(msg, now):
 
 func _on_state(state, detail, previous):
 	emit_signal("connection_state_changed", state, detail)
-	var endpoint = _settings["ingress_endpoint"]
+	var endpoint = _endpoints(_settings)[0]
 	if state == STATE_CONNECTED or previous == STATE_CONNECTED:
 		emit_signal("connection_changed", state == STATE_CONNECTED)
 	if state == STATE_UNREACHABLE:
@@ -512,6 +538,14 @@ func _on_state(state, detail, previous):
 			)
 			% [endpoint, detail, _settings["queue_size"]]
 		)
+	elif state == STATE_WRONG_PEER and _link.other_game != "":
+		_absent(
+			(
+				"the daemon at %s serves another game, not %s (%s). This game sends it nothing and"
+				+ " asks again every few seconds: check engine_bridge/identity/game and the endpoints."
+			)
+			% [endpoint, _settings["game"], detail]
+		)
 	elif state == STATE_WRONG_PEER:
 		_absent(
 			(
@@ -522,6 +556,8 @@ func _on_state(state, detail, previous):
 		)
 	elif state == STATE_REFUSED:
 		_refuse("hello", detail)
+	elif state == STATE_LAUNCH_FAILED:
+		_refuse("auto_launch", detail)
 
 
 # Said once per outage, in the console and in get_last_error().

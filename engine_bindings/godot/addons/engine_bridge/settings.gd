@@ -4,18 +4,25 @@
 
 const ITEMS = [
 	{
+		"key": "game",
+		"name": "engine_bridge/identity/game",
+		"type": TYPE_STRING,
+		"default": "",
+		"doc": "the game's id (1-32 of a-z 0-9 _ -): its daemon's --game and its own endpoints",
+	},
+	{
 		"key": "ingress_endpoint",
 		"name": "engine_bridge/connection/ingress_endpoint",
 		"type": TYPE_STRING,
-		"default": "tcp://127.0.0.1:5555",
-		"doc": "the daemon's ingress (ROUTER) socket, tcp://IP:port",
+		"default": "",
+		"doc": "the daemon's ingress (ROUTER) socket, tcp://IP:port; empty: the game's own",
 	},
 	{
 		"key": "configs_endpoint",
 		"name": "engine_bridge/connection/configs_endpoint",
 		"type": TYPE_STRING,
-		"default": "tcp://127.0.0.1:5556",
-		"doc": "the daemon's configs (XPUB) socket, tcp://IP:port",
+		"default": "",
+		"doc": "the daemon's configs (XPUB) socket, tcp://IP:port; empty: the game's own",
 	},
 	{
 		"key": "queue_size",
@@ -56,15 +63,22 @@ const ITEMS = [
 		"key": "daemon_executable",
 		"name": "engine_bridge/daemon/executable",
 		"type": TYPE_STRING,
-		"default": "engine-bridge",
-		"doc": "program started by auto_launch",
+		"default": "engine-bridge/engine-bridge",
+		"doc": "the bundled daemon auto_launch starts; a relative path is found in daemon_base_dir",
 	},
 	{
 		"key": "daemon_arguments",
 		"name": "engine_bridge/daemon/arguments",
 		"type": TYPE_ARRAY,
-		"default": ["run"],
-		"doc": "its arguments; --ingress and --publish with the endpoints above are appended",
+		"default": [],
+		"doc": "more arguments after run --ingress I --publish P --parent-pid PID [--game G]",
+	},
+	{
+		"key": "daemon_base_dir",
+		"name": "engine_bridge/daemon/base_dir",
+		"type": TYPE_STRING,
+		"default": "",
+		"doc": "where a relative daemon executable is; empty: the game's executable's folder",
 	},
 	{
 		"key": "quit_drain_ms",

@@ -29,9 +29,9 @@ namespace EngineBridge.Internal
         private volatile string lastFailure;
 
         /// <summary>Copies the settings: changing them later has no effect.</summary>
-        public DaemonProcess(DaemonLaunchSettings settings)
+        public DaemonProcess(DaemonLaunchSettings settings, string[] commandLine)
         {
-            command = (string[])settings.Command.Clone();
+            command = (string[])commandLine.Clone();
             probeMs = settings.ProbeMs;
             logPath = settings.LogPath;
             stopTimeoutMs = settings.StopTimeoutMs;
@@ -102,7 +102,8 @@ namespace EngineBridge.Internal
                 {
                     if (process != null && !process.HasExited)
                     {
-                        RequestExit(process);
+                        process.StandardInput.Close();   // end of file: a daemon run with --parent-pipe stops cleanly
+                        if (!process.WaitForExit(stopTimeoutMs)) RequestExit(process);
                         if (!process.WaitForExit(stopTimeoutMs)) process.Kill();
                         process.WaitForExit(stopTimeoutMs);
                     }
@@ -122,6 +123,8 @@ namespace EngineBridge.Internal
             {
                 UseShellExecute = false,
                 CreateNoWindow = true,
+                // The game holds the write end: when it ends, however it ends, the daemon reads end of file.
+                RedirectStandardInput = true,
             };
             if (logPath == null)
             {

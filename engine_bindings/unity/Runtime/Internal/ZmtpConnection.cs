@@ -11,17 +11,24 @@ namespace EngineBridge.Internal
     {
         public readonly string Host;
         public readonly int Port;
+        /// <summary>The socket file of an <c>ipc://</c> endpoint (a Unix domain socket), else null.</summary>
+        public readonly string Path;
 
-        private ZmtpEndpoint(string host, int port)
+        private ZmtpEndpoint(string host, int port, string path = null)
         {
             Host = host;
             Port = port;
+            Path = path;
         }
 
         /// <summary>Parses an endpoint; ArgumentException names the setting when it is not <c>tcp://host:port</c>.</summary>
         public static ZmtpEndpoint Parse(string endpoint, string settingName)
         {
             if (endpoint == null) throw new ArgumentNullException(settingName);
+            if (endpoint.StartsWith("ipc://", StringComparison.Ordinal) && endpoint.Length > 6)
+            {
+                return new ZmtpEndpoint("localhost", 0, endpoint.Substring(6));
+            }
             const string scheme = "tcp://";
             int colon = endpoint.LastIndexOf(':');
             int port;
@@ -30,7 +37,7 @@ namespace EngineBridge.Internal
                                  System.Globalization.CultureInfo.InvariantCulture, out port)
                 || port < 1 || port > 65535)
             {
-                throw new ArgumentException("expected tcp://host:port (this binding speaks TCP only), got \""
+                throw new ArgumentException("expected tcp://host:port or ipc://path, got \""
                                             + endpoint + "\"", settingName);
             }
             string host = endpoint.Substring(scheme.Length, colon - scheme.Length);
@@ -67,6 +74,7 @@ namespace EngineBridge.Internal
 
         public override string ToString()
         {
+            if (Path != null) return "ipc://" + Path;
             return "tcp://" + Host + ":" + Port;
         }
     }
@@ -116,13 +124,16 @@ namespace EngineBridge.Internal
         /// </summary>
         public static ZmtpConnection Open(ZmtpEndpoint endpoint, string socketType, string[] peerTypes, int timeoutMs)
         {
-            IPAddress address = endpoint.Resolve();
-            var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            bool unix = endpoint.Path != null;
+            IPAddress address = unix ? null : endpoint.Resolve();
+            var socket = unix ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+                              : new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
             var connection = new ZmtpConnection(socket);
             try
             {
-                socket.NoDelay = true;
-                IAsyncResult pending = socket.BeginConnect(new IPEndPoint(address, endpoint.Port), null, null);
+                if (!unix) socket.NoDelay = true;
+                EndPoint remote = unix ? (EndPoint)new UnixDomainSocketEndPoint(endpoint.Path) : new IPEndPoint(address, endpoint.Port);
+                IAsyncResult pending = socket.BeginConnect(remote, null, null);
                 if (!pending.AsyncWaitHandle.WaitOne(timeoutMs))
                 {
                     throw new ZmtpException("connect to " + endpoint + " timed out");

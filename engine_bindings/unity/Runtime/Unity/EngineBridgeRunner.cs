@@ -1,7 +1,6 @@
 // Unity glue: compiled by Unity only. Mono's mcs (the test build) skips it because UNITY_5_3_OR_NEWER is not
 // defined there, so everything else in Runtime/ stays free of UnityEngine.
 #if UNITY_5_3_OR_NEWER
-using System.Collections.Generic;
 using UnityEngine;
 
 namespace EngineBridge.Unity
@@ -14,11 +13,14 @@ namespace EngineBridge.Unity
     [DisallowMultipleComponent]
     public sealed class EngineBridgeRunner : MonoBehaviour
     {
-        [Tooltip("The daemon's ingress (ROUTER) endpoint.")]
-        public string ingressEndpoint = "tcp://127.0.0.1:5555";
+        [Tooltip("The game's short id (1-32 of a-z 0-9 _ -), its daemon's --game: another game's daemon refuses this game, and empty endpoints are the game's own.")]
+        public string game = "";
 
-        [Tooltip("The daemon's configs (XPUB) endpoint.")]
-        public string configsEndpoint = "tcp://127.0.0.1:5556";
+        [Tooltip("The daemon's ingress (ROUTER) endpoint; empty: the game's own (tcp://127.0.0.1:5555 without a game id).")]
+        public string ingressEndpoint = "";
+
+        [Tooltip("The daemon's configs (XPUB) endpoint; empty: the game's own (tcp://127.0.0.1:5556 without a game id).")]
+        public string configsEndpoint = "";
 
         [Tooltip("Events kept in memory while the daemon is away: events per second × (the outage + 1 s) loses nothing; the oldest are dropped beyond this.")]
         public int queueCapacity = 10000;
@@ -29,8 +31,8 @@ namespace EngineBridge.Unity
         [Tooltip("Start the daemon as a child process when none answers, and stop it on quit.")]
         public bool launchDaemon;
 
-        [Tooltip("The daemon executable (engine-bridge on the PATH, or a full path).")]
-        public string daemonExecutable = "engine-bridge";
+        [Tooltip("The bundled daemon (engine-bridge bundle; .exe on Windows), relative to StreamingAssets, else to the player executable's folder; or a full path.")]
+        public string daemonExecutable = "engine-bridge/engine-bridge";
 
         [Tooltip("Optional TOML configuration file for a launched daemon.")]
         public string daemonConfigFile = "";
@@ -48,11 +50,21 @@ namespace EngineBridge.Unity
             DontDestroyOnLoad(gameObject);
             var settings = new BridgeSettings
             {
-                IngressEndpoint = ingressEndpoint,
-                ConfigsEndpoint = configsEndpoint,
+                Game = string.IsNullOrEmpty(game) ? null : game,
+                IngressEndpoint = string.IsNullOrEmpty(ingressEndpoint) ? null : ingressEndpoint,
+                ConfigsEndpoint = string.IsNullOrEmpty(configsEndpoint) ? null : configsEndpoint,
                 QueueCapacity = queueCapacity,
             };
-            if (launchDaemon) settings.Daemon = new DaemonLaunchSettings { Command = DaemonCommand() };
+            if (launchDaemon)
+            {
+                // The bundled daemon, tied to the game by a pipe: it ends with the game, however the game ends.
+                settings.Daemon = new DaemonLaunchSettings
+                {
+                    Executable = daemonExecutable,
+                    BaseDirectory = DaemonLaunchSettings.FindBaseDirectory(daemonExecutable, Application.streamingAssetsPath, PlayerFolder()),
+                    Arguments = string.IsNullOrEmpty(daemonConfigFile) ? null : new[] { "--config", daemonConfigFile },
+                };
+            }
             Client = BridgeClient.Connect(new GameInfo
             {
                 GameBuild = Truncate(Application.version, 32, "0"),
@@ -79,15 +91,13 @@ namespace EngineBridge.Unity
             Client = null;
         }
 
-        private string[] DaemonCommand()
+        /// <summary>The folder of the player's executable (in the Editor, the Editor's).</summary>
+        private static string PlayerFolder()
         {
-            var command = new List<string> { daemonExecutable, "run", "--ingress", ingressEndpoint, "--publish", configsEndpoint };
-            if (!string.IsNullOrEmpty(daemonConfigFile))
+            using (var self = System.Diagnostics.Process.GetCurrentProcess())
             {
-                command.Add("--config");
-                command.Add(daemonConfigFile);
+                return System.IO.Path.GetDirectoryName(self.MainModule.FileName);
             }
-            return command.ToArray();
         }
 
         /// <summary>The protocol's lower-case platform names.</summary>

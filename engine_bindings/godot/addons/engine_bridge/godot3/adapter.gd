@@ -50,6 +50,20 @@ func start_process(path, args):
 	return OS.execute(path, PoolStringArray(args), false)
 
 
+# Asks a process to end cleanly: SIGTERM where there are signals (the `kill` program: Godot's own
+# OS.kill sends SIGKILL); elsewhere it is ended.
+func stop_process(pid):
+	if OS.get_name() == "Windows":
+		OS.kill(pid)
+	else:
+		OS.execute("kill", PoolStringArray(["-TERM", str(pid)]), true)
+
+
+# Whether a file is there; `path` may be absolute (outside res:// and user://).
+func file_exists(path):
+	return File.new().file_exists(path)
+
+
 # Keeps `node` processing while the game is paused, so the daemon's PINGs are still answered.
 func process_always(node):
 	node.pause_mode = Node.PAUSE_MODE_PROCESS

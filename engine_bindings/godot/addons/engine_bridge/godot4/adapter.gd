@@ -53,6 +53,20 @@ func start_process(path, args):
 	return OS.create_process(path, PackedStringArray(args))
 
 
+# Asks a process to end cleanly: SIGTERM where there are signals (the `kill` program: OS.kill
+# ends it at once); elsewhere it is ended.
+func stop_process(pid):
+	if OS.get_name() == "Windows":
+		OS.kill(pid)
+	else:
+		OS.execute("kill", PackedStringArray(["-TERM", str(pid)]))
+
+
+# Whether a file is there; `path` may be absolute (outside res:// and user://).
+func file_exists(path):
+	return FileAccess.file_exists(path)
+
+
 # Keeps `node` processing while the game is paused, so the daemon's PINGs are still answered.
 func process_always(node):
 	node.process_mode = Node.PROCESS_MODE_ALWAYS

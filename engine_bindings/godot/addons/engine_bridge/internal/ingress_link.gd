@@ -26,13 +26,18 @@ const CONNECTED = "connected"  # welcomed
 const UNREACHABLE = "unreachable"  # nothing answers at the endpoint
 const WRONG_PEER = "wrong_peer"  # something answers, but it is no engine-bridge daemon
 const REFUSED = "refused"  # the daemon refused the hello; no retry until the settings change
+const LAUNCH_FAILED = "launch_failed"  # auto_launch could not start the daemon; tried again later
+# Another game's daemon (wrong_game) is asked again this often: this game's own may take over.
+const WRONG_GAME_RETRY_MS = 5000
 
 const LINK_DOWN = 0  # no ZMTP connection
 const LINK_HELLO = 1  # connected, hello sent, waiting for welcome
 const LINK_UP = 2  # welcomed: requests flow
 
-# {game_build, device_id, user_id} for the hello.
+# {game_build, device_id, user_id, game} for the hello.
 var identity = {}
+# The game of the daemon that refused this one's hello (wrong_game), "" if none did.
+var other_game = ""
 var limits = Wire.DEFAULT_LIMITS.duplicate()
 var state = CONNECTING
 var stats = {"sent": 0, "resent": 0, "welcomes": 0}
@@ -92,6 +97,13 @@ func connection_stats():
 	}
 
 
+# The daemon could not be launched: the state says so (not "unreachable") until one answers.
+func launch_failed(detail):
+	var reports = []
+	_set_state(LAUNCH_FAILED, detail, reports)
+	return reports
+
+
 # A daemon was just started: connect as soon as it listens, and give it `grace_ms` to do so before
 # it counts as absent.
 func expect_daemon(now, grace_ms):
@@ -110,6 +122,7 @@ func hurry(now, until):
 func close(reason, now):
 	var reports = []
 	_halted = false
+	other_game = ""
 	_zmtp.close(reason)
 	_lost(reason, now, reports)
 	_absent_at = now + ABSENT_AFTER_MS
@@ -177,10 +190,11 @@ func _watch(now, reports):
 	if _link == LINK_UP or _halted:
 		return
 	if _zmtp.failure == Zmtp.FAIL_FOREIGN:
+		other_game = ""
 		_set_state(WRONG_PEER, _zmtp.last_error, reports)
 	elif _link == LINK_HELLO and now - _hello_at >= Wire.REQUEST_TIMEOUT_MS:
 		_set_state(WRONG_PEER, "it speaks ZMTP but does not answer hello", reports)
-	elif _zmtp.failure == Zmtp.FAIL_NOBODY and now >= _absent_at:
+	elif _zmtp.failure == Zmtp.FAIL_NOBODY and now >= _absent_at and state != LAUNCH_FAILED:
 		_set_state(UNREACHABLE, _zmtp.last_error, reports)
 
 
@@ -324,19 +338,28 @@ func _on_reply(msg, now, reports):
 	if kind in Wire.HOLD_BACK:
 		_held = false
 	if error != null:
-		_on_error(kind, rec["items"], str(error), str(msg.get("message")), reports)
+		_on_error(kind, rec["items"], msg, reports, now)
 	elif kind == "hello":
 		_link = LINK_UP
 		stats["welcomes"] += 1
 		limits = Wire.limits(msg)
+		other_game = ""
 		reports.append([R_WELCOME, msg])
 		_set_state(CONNECTED, "", reports)
 	else:
 		reports.append([R_REPLY, kind, rec["items"], msg])
 
 
-func _on_error(kind, items, code, message, reports):
-	if kind == "hello":
+func _on_error(kind, items, msg, reports, now):
+	var code = str(msg.get("code"))
+	var message = str(msg.get("message"))
+	if kind == "hello" and code == "wrong_game":
+		# Another game's daemon: nothing goes to it; hello again later, as its endpoint may change hands.
+		other_game = Wire.other_game(msg)
+		_zmtp.close("another game's daemon", now + WRONG_GAME_RETRY_MS)
+		_link = LINK_DOWN
+		_set_state(WRONG_PEER, "the daemon refused this client (%s): %s" % [code, message], reports)
+	elif kind == "hello":
 		_halted = true
 		_zmtp.close("hello refused")
 		_link = LINK_DOWN

@@ -64,7 +64,17 @@ static func hello(identity):
 	}
 	if identity["user_id"] != "":
 		msg["user_id"] = identity["user_id"]
+	if identity.get("game", "") != "":
+		msg["game"] = identity["game"]
 	return msg
+
+
+# The game a wrong_game error names as the daemon's (its detail's `game`), or "?".
+static func other_game(error):
+	var detail = error.get("detail")
+	if typeof(detail) == TYPE_DICTIONARY and typeof(detail.get("game")) == TYPE_STRING:
+		return detail["game"]
+	return "?"
 
 
 # The limits a welcome carries, each positive int replacing its default; the rest keep theirs.

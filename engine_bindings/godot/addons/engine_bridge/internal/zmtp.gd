@@ -127,10 +127,11 @@ func subscribe(prefix):
 
 
 # Drops the connection on purpose (a changed endpoint or identity, the end): no EV_CLOSED, not a
-# failure (the last one is forgotten), and the next poll() connects again at once.
-func close(reason):
+# failure (the last one is forgotten), and the next poll() connects again at once, or from the
+# ticks ms `retry_at` on.
+func close(reason, retry_at = 0):
 	_teardown(reason)
-	_retry_at = 0
+	_retry_at = retry_at
 	_backoff = BACKOFF_FIRST_MS
 	failure = ""
 
