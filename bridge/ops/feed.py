@@ -115,7 +115,8 @@ class Feed:
         self.last_success: dict[str, float] = {}  # provider -> when it last delivered (s since the epoch)
         self.retries: Counter[str] = Counter()  # provider -> exchanges that failed and are retried
         self.failing: dict[str, str] = {}  # provider -> why its latest exchange failed, while it does
-        self._cursor = 0
+        self._cursor = 0  # the last event shown as stored (or skipped)
+        self._held: deque[tuple[int, Item]] = deque(maxlen=QUEUE_LINES)  # outcomes of events not shown yet
         self._duplicates = 0
         self._versions: dict[str, int] = {}
 
@@ -162,13 +163,14 @@ class Feed:
             self.last_success[provider] = now / 1000
         by_pk = {ev.pk: ev for ev in sent}
         for pk in sorted(outcome.delivered):
-            self.emit({"kind": "delivered", "at": now, "provider": provider, **_event_ref(by_pk.get(pk), pk)})
+            self._emit_outcome(pk, {"kind": "delivered", "at": now, "provider": provider,
+                                    **_event_ref(by_pk.get(pk), pk)})
         for pk, code, reason in outcome.dead:
             ev = by_pk.get(pk)
             if code == "invalid" and ev is not None:
                 self.invalid[(provider, ev.category)] += 1
-            self.emit({"kind": "dead_lettered", "at": now, "provider": provider, "code": code, "reason": reason,
-                       **_event_ref(ev, pk)})
+            self._emit_outcome(pk, {"kind": "dead_lettered", "at": now, "provider": provider, "code": code,
+                                    "reason": reason, **_event_ref(ev, pk)})
         problem = outcome.paused or outcome.error
         if not problem:
             self.failing.pop(provider, None)
@@ -178,6 +180,15 @@ class Feed:
             settled = len(outcome.delivered) + len(outcome.dead)
             self.emit({"kind": "retry", "at": now, "provider": provider, "error": problem,
                        "paused": outcome.paused is not None, "events": len(sent) - settled}, keep=False)
+
+    def _emit_outcome(self, pk: int, item: Item) -> None:
+        """An event's outcome after its `stored` line: held while the feed has not read the event yet (a lane
+        can deliver it before the feed's next turn)."""
+        with self._lock:
+            if pk > self._cursor:
+                self._held.append((pk, item))
+                return
+        self.emit(item)
 
     # --- the feed's thread --------------------------------------------------------------------------
 
@@ -219,13 +230,20 @@ class Feed:
                                        .group_by(events.c.category)).tuples().all())
             rows = conn.execute(select(events).where(window).order_by(events.c.pk.desc())
                                 .limit(SHOW_PER_TURN)).mappings().all()
-        self._cursor = top
         self.stored_by_category.update(counts)
         new = sum(counts.values())
         if new > len(rows):
             self.emit({"kind": "skipped", "at": _now_ms(), "count": new - len(rows)}, keep=False)
         for row in reversed(rows):
             self.emit(self._stored_item(row))
+        with self._lock:
+            self._cursor = top
+            ready = [item for pk, item in self._held if pk <= top]
+            kept = [(pk, item) for pk, item in self._held if pk > top]
+            self._held.clear()
+            self._held.extend(kept)
+        for item in ready:
+            self.emit(item)
 
     def _stored_item(self, row: Any) -> Item:
         """A stored event with each provider's early word: where it goes, and the rule it breaks if any (what
