@@ -43,6 +43,13 @@ function showFields(value, tr) {
   if (tr) tr.classList.add("chosen");
 }
 
+function fieldView(entry) {
+  const { item } = entry;
+  const verdicts = Object.fromEntries(Object.entries(entry.verdicts).map(([p, v]) => [p, v.text]));
+  return { id: item.id, category: item.category, user_id: item.user_id, device_id: item.device_id,
+    session_id: item.session_id, ts: item.ts, fields: item.fields, verdicts };
+}
+
 function onStored(item) {
   if (rows.has(item.pk) || $("pause").checked) return;
   if (!categories.has(item.category)) {
@@ -52,10 +59,11 @@ function onStored(item) {
   const verdicts = {};
   for (const [provider, text] of Object.entries(item.verdicts)) verdicts[provider] = earlyWord(text);
   const tr = el("tr", { dataset: { pk: item.pk, category: item.category } },
-    el("td", {}, clock(item.at)), el("td", {}, item.category), el("td", { className: "name" }, eventName(item)),
+    el("td", { className: "when" }, clock(item.at)), el("td", { className: "nowrap" }, item.category),
+    el("td", { className: "name" }, eventName(item)),
     el("td", {}, item.user_id), el("td", { className: "verdicts" }));
   const entry = { item, verdicts, tr };
-  tr.addEventListener("click", () => showFields({ ...item, verdicts: entry.verdicts }, tr));
+  tr.addEventListener("click", () => showFields(fieldView(entry), tr));
   drawVerdicts(entry);
   applyFilter(tr);
   $("events").tBodies[0].prepend(tr);
@@ -98,7 +106,7 @@ function onState(state) {
   const providers = Object.entries(state.providers).map(([name, p]) => {
     const failing = health.reasons.some((r) => r.startsWith(`provider ${name}:`));
     const stateText = p.paused ? "paused" : failing ? "failing" : "ok";
-    return el("tr", { dataset: { provider: name } }, el("td", {}, name),
+    return el("tr", { dataset: { provider: name } }, el("td", { className: "nowrap" }, name),
       el("td", { className: "state-" + stateText }, p.paused ? `paused: ${p.paused}` : stateText),
       el("td", {}, p.queued), el("td", {}, p.in_flight), el("td", {}, p.delivered), el("td", {}, p.dead_lettered),
       el("td", {}, p.requests), el("td", {}, p.last_error || ""));
@@ -108,7 +116,7 @@ function onState(state) {
     const button = el("button", { type: "button", className: "requeue" }, "Requeue");
     button.addEventListener("click", (e) => { e.stopPropagation(); requeue({ pk: d.pk }, button); });
     const tr = el("tr", { dataset: { pk: d.pk, eventPk: d.event_pk } }, el("td", {}, d.provider),
-      el("td", {}, d.category || "?"), el("td", {}, d.uid || d.event_pk),
+      el("td", { className: "nowrap" }, d.category || "?"), el("td", { className: "name" }, d.uid || d.event_pk),
       el("td", { className: "reason" }, `${d.code}: ${d.reason}`), el("td", {}, button));
     tr.addEventListener("click", () => showEvent(d));
     return tr;
