@@ -119,7 +119,7 @@ class Daemon:
     def _ops(self) -> Ops:
         """The operator's HTTP endpoints (`[daemon] http`), told of every lane's outcomes."""
         assert self.settings.http is not None
-        hooks = OpsHooks(stats=self.ingress.stats_reply, flush=self.dispatcher.flush,
+        hooks = OpsHooks(stats=self.ingress.stats_reply, status=self.dispatcher.status, flush=self.dispatcher.flush,
                          configs=self.publisher.snapshot_sized,
                          providers=[lane.provider for lane in self.dispatcher.lanes.values()])
         try:

@@ -30,7 +30,7 @@ from ..store.schema import events
 log = logging.getLogger(__name__)
 
 TURN_S = 0.25
-SHOW_PER_TURN = 100  # stored events shown per turn at most: 400/s, more than a person reads
+SHOW_PER_TURN = 50  # stored events shown per turn at most: 200/s, more than a person reads
 RECENT = 500  # lines kept for a reader that joins (the page shows the latest events at once)
 QUEUE_LINES = 2000  # a reader's queue; beyond it the reader's new lines are dropped, and counted
 EVENT_KINDS = frozenset({"stored", "delivered", "dead_lettered", "retry", "duplicates", "skipped"})
@@ -115,6 +115,7 @@ class Feed:
         self.last_success: dict[str, float] = {}  # provider -> when it last delivered (s since the epoch)
         self.retries: Counter[str] = Counter()  # provider -> exchanges that failed and are retried
         self.failing: dict[str, str] = {}  # provider -> why its latest exchange failed, while it does
+        self.store_error: str | None = None  # why the feed's latest read of the store failed, while it does
         self._cursor = 0  # the last event shown as stored (or skipped)
         self._held: deque[tuple[int, Item]] = deque(maxlen=QUEUE_LINES)  # outcomes of events not shown yet
         self._duplicates = 0
@@ -201,8 +202,9 @@ class Feed:
         while not stop.wait(TURN_S):
             try:
                 self._stored()
+                self.store_error = None
             except SQLAlchemyError as exc:  # the store is away: the health says so; the feed tries again
-                log.debug("feed: the store could not be read: %s", error_text(exc))
+                self.store_error = error_text(exc)
             self._duplicated()
             self._configs()
             if self.state is not None and self._readers and time.monotonic() - last_state >= self.state_every_s:

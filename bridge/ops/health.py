@@ -3,7 +3,8 @@
 Degraded means the daemon still takes and keeps events, but something needs a look: a provider paused (its
 keys refused, disabled) or failing (its latest exchange got no answer or a "later" status, and is retried),
 the store failing (it cannot be read now, or a commit failed lately: those events were answered
-`unavailable`), the disk of the data directory nearly full.
+`unavailable`), the disk of the data directory nearly full. Answered with 503 then, so that a plain HTTP check
+alerts; the body says why.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ DISK_LOW_FRACTION = 0.01
 @dataclass
 class Health:
     reasons: list[str] = field(default_factory=list)
-    stats: dict[str, Any] | None = None  # the `stats` reply it read (None: the store could not be read)
+    providers: dict[str, Any] = field(default_factory=dict)  # each provider's figures, as `stats` has them
 
     @property
     def status(self) -> str:
@@ -39,21 +40,24 @@ class Health:
         return {"status": self.status, "reasons": self.reasons}
 
 
-def check(stats: Callable[[], dict[str, Any]], failing: Mapping[str, str], counters: Counters,
-          data_dir: Path) -> Health:
-    """Reads the `stats` reply once (it counts rows: an unreadable store shows here) and looks at the rest."""
+def check(providers: Callable[[], dict[str, Any]], store_error: str | None, failing: Mapping[str, str],
+          counters: Counters, data_dir: Path) -> Health:
+    """Cheap enough to be asked every second: it counts no rows of the store (the providers' figures read each
+    one's cursor and dead letters); `store_error` is the feed's latest failed read of the store, if any."""
     health = Health()
     try:
-        health.stats = stats()
+        health.providers = providers()
     except SQLAlchemyError as exc:
-        health.reasons.append(f"store: cannot be read ({error_text(exc)})")
+        store_error = error_text(exc)
+    if store_error:
+        health.reasons.append(f"store: cannot be read ({store_error})")
     now_ms = time.time() * 1000
     for err in counters.last_errors():
         if err["message"].startswith(COMMIT_FAILED) and now_ms - err["at"] < COMMIT_FAILED_WITHIN_S * 1000:
             health.reasons.append(f"store: a commit failed {(now_ms - err['at']) / 1000:.0f} s ago "
                                   f"({err['message']})")
             break
-    for name, figures in sorted((health.stats or {}).get("providers", {}).items()):
+    for name, figures in sorted(health.providers.items()):
         if figures.get("paused"):
             health.reasons.append(f"provider {name}: paused ({figures['paused']})")
         elif name in failing:

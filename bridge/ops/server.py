@@ -30,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from .. import __version__
 from ..config import check_http
 from ..providers.base import Provider
 from ..stats import Counters
@@ -55,6 +56,7 @@ class OpsHooks:
     """What the operator's endpoints ask of the rest of the daemon, as callables: they import none of it."""
 
     stats: Callable[[], dict[str, Any]]  # the `stats` reply's builder (the same figures as `engine-bridge status`)
+    status: Callable[[], dict[str, Any]]  # each provider's figures alone, as `stats` has them (no row counts)
     flush: Callable[[], None]  # lanes look at once (a re-queued dead letter goes now)
     configs: Callable[[str], tuple[dict[str, Any], int]]  # the publisher's current topics
     providers: Sequence[Provider]  # for each stored event's early word (routing, the rule it breaks)
@@ -94,20 +96,22 @@ class Ops:
     # --- what the routes read -----------------------------------------------------------------------
 
     def health(self) -> Health:
-        return check(self.hooks.stats, self.feed.failing, self.counters, self.data_dir)
+        return check(self.hooks.status, self.feed.store_error, self.feed.failing, self.counters, self.data_dir)
 
     def state(self) -> dict[str, Any]:
-        """The page's state: health, figures, providers, dead letters (never a secret: `stats` holds none)."""
+        """The page's state: health, figures, providers, dead letters (never a secret: `stats` holds none).
+        Pushed every few seconds while a page is open, so it counts no rows of the store (`stats` does)."""
         health = self.health()
-        stats = health.stats or {}
         try:
             letters = [asdict(d) for d in self.delivery.dead_letters(None, DEAD_LETTERS_SHOWN)]
         except SQLAlchemyError:
             letters = []  # the health says why
-        return {"health": health.to_json(), "providers": stats.get("providers", {}),
-                "figures": {k: stats.get(k) for k in ("daemon_version", "uptime_s", "clients", "received", "stored",
-                                                      "duplicates", "rejected", "rate_10s")},
-                "store": stats.get("store"), "dead_letters": letters}
+        c = self.counters
+        return {"health": health.to_json(), "providers": health.providers,
+                "figures": {"daemon_version": __version__, "uptime_s": round(c.uptime(), 3), "clients": c.clients,
+                            "received": c.received, "stored": c.stored, "duplicates": c.duplicates,
+                            "rejected": c.rejected, "rate_10s": round(c.rate(), 1)},
+                "dead_letters": letters}
 
     def configs(self) -> dict[str, Any]:
         topics: dict[str, Any] = plain(self.hooks.configs("")[0])

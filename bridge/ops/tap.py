@@ -16,7 +16,10 @@ from typing import Any, TextIO
 
 import httpx
 
+from .feed import SHOW_PER_TURN, TURN_S
+
 KIND_WIDTH = 14
+SHOWN_PER_S = round(SHOW_PER_TURN / TURN_S)
 
 
 def stream_url(http: str) -> str:
@@ -56,7 +59,7 @@ def human(item: dict[str, Any]) -> str:
     if kind == "duplicates":
         return f"{head} {item['count']} event(s) acknowledged again (already stored)"
     if kind == "skipped":
-        return f"{head} {item['count']} stored event(s) not shown (the feed shows at most 400/s)"
+        return f"{head} {item['count']} stored event(s) not shown (the feed shows at most {SHOWN_PER_S}/s)"
     if kind == "dropped":
         return f"{head} {item['count']} line(s) lost: this tap could not keep up ({item['total']} in all)"
     return f"{head} {json.dumps(item)}"
