@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the daemon with a scripted sample game and show it working")
     demo.add_argument("--events", type=int, default=5000, help="how many events the sample game sends")
+    demo.add_argument("--keep-open", action="store_true",
+                      help="keep the daemon, its inspector page and the sandboxes up after the run (Ctrl-C stops)")
     demo.set_defaults(func=cmd_demo)
     return parser
 
@@ -309,7 +311,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(args.events)
+    return run_demo(args.events, args.keep_open)
 
 
 
