@@ -48,6 +48,7 @@ PAGES = {"/": ("index.html", "text/html; charset=utf-8"), "/inspector.js": ("ins
 LOOPBACK_HOSTS = ("localhost", "::1")
 CHANGE_HEADER = "X-Engine-Bridge"  # the re-queue route wants it: a cross-site form cannot send one
 KEEPALIVE_S = 15.0
+STREAM_SNDBUF = 64 * 1024
 DEAD_LETTERS_SHOWN = 200
 
 
@@ -250,6 +251,9 @@ class _Handler(BaseHTTPRequestHandler):
                                       wanted("category"), wanted("provider"), wanted("user")),
                                recent=bool(query.get("recent")))
         self.close_connection = True
+        # A small send buffer: a reader that stops reading fills it soon, and then loses lines from its own
+        # queue, counted and told, rather than having megabytes of old lines wait in the kernel for it.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
         try:
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", "text/event-stream")

@@ -4,6 +4,7 @@ its filters, its JSON lines; and the human lines' words."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -15,7 +16,7 @@ from bridge.ops.tap import human, parse_sse
 from bridge.sandbox.faults import Fault
 from tests.harness import REPO, make_event
 from tests.ops.conftest import OpsDaemon
-from tests.sandboxes import wait_until
+from tests.sandboxes import settled, wait_until
 
 
 class Tap:
@@ -90,6 +91,31 @@ def test_tap_shows_stored_delivered_dead_lettered_and_duplicates(ops_daemon: Ops
     assert any(line.split()[1] == "stored" for line in progression.out), progression.out
     [refusal] = [line for line in progression.out if "dead-lettered" in line]
     assert refused["id"] in refusal and "400" in refusal
+
+
+def test_a_tap_that_stops_reading_loses_its_own_lines_and_is_told_how_many(ops_daemon: OpsDaemon) -> None:
+    """A stopped tap (SIGSTOP: a paused terminal, a pipe nobody reads) while 6,000 events are stored and
+    delivered: the daemon acknowledges and delivers them all meanwhile; once the tap reads again, a `dropped`
+    line says how many of its lines it lost."""
+    with tap(ops_daemon, "--json") as stalled, ops_daemon.game("dev-flood") as game:
+        stalled.proc.send_signal(signal.SIGSTOP)
+        try:
+            for _ in range(6):
+                ack = game.request({"type": "events", "events": [make_event("design") for _ in range(1000)]})
+                assert ack["stored"] == 1000
+            stats = wait_until(lambda: settled(game, "gameanalytics"), timeout_s=60, what="all delivered")
+            assert stats["delivered"] == 6001  # with the session's start
+        finally:
+            stalled.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: any(i["kind"] == "dropped" for i in stalled.items()), timeout_s=20,
+                   what="the tap told of its loss")
+        [notice] = [i for i in stalled.items() if i["kind"] == "dropped"]
+        shown = [i for i in stalled.items() if i["kind"] in ("stored", "delivered", "skipped")]
+        assert notice["count"] > 1000 and shown  # it lost lines, and kept those it had room for
+        more = make_event("design", event_id="tap:after")
+        game.request({"type": "event", "event": more})
+        wait_until(lambda: any(i.get("id") == more["id"] and i["kind"] == "delivered" for i in stalled.items()),
+                   what="the tap follows again")
 
 
 def test_human_lines_name_what_happened() -> None:
