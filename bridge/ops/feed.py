@@ -29,10 +29,11 @@ from ..store.schema import events
 
 log = logging.getLogger(__name__)
 
-TURN_S = 0.25
-SHOW_PER_TURN = 50  # stored events shown per turn at most: 200/s, more than a person reads
+TURN_S = 0.5
+SHOW_PER_TURN = 50  # stored events shown per turn at most: 100/s, more than a person reads
 RECENT = 500  # lines kept for a reader that joins (the page shows the latest events at once)
 QUEUE_LINES = 2000  # a reader's queue; beyond it the reader's new lines are dropped, and counted
+STATE_EVERY_S = 2.0  # the page's state (health, providers, dead letters) while someone looks
 EVENT_KINDS = frozenset({"stored", "delivered", "dead_lettered", "retry", "duplicates", "skipped"})
 
 Item = dict[str, Any]
@@ -96,21 +97,19 @@ class Reader:
 
 class Feed:
     """Reads what happened and hands it to every reader; keeps the figures only it sees (stored per category,
-    invalid per provider and category, each provider's last success) for the metrics."""
+    each provider's last success, retries and invalid events per category) for the metrics."""
 
     def __init__(self, store: Store, providers: Sequence[Provider], counters: Counters,
                  configs: Callable[[str], tuple[dict[str, Any], int]],
-                 state: Callable[[], Item] | None = None, state_every_s: float = 2.0) -> None:
+                 state: Callable[[], Item] | None = None) -> None:
         self.store = store
         self.providers = list(providers)
         self.counters = counters
         self.configs = configs
         self.state = state
-        self.state_every_s = state_every_s
         self._readers: list[Reader] = []
         self._recent: deque[Item] = deque(maxlen=RECENT)
         self._lock = threading.Lock()
-        self.stored_by_category: Counter[str] = Counter()
         self.invalid: Counter[tuple[str, str]] = Counter()  # (provider, category)
         self.last_success: dict[str, float] = {}  # provider -> when it last delivered (s since the epoch)
         self.retries: Counter[str] = Counter()  # provider -> exchanges that failed and are retried
@@ -137,10 +136,6 @@ class Feed:
         with self._lock:
             if reader in self._readers:
                 self._readers.remove(reader)
-
-    @property
-    def readers(self) -> int:
-        return len(self._readers)
 
     def emit(self, item: Item, keep: bool = True) -> None:
         with self._lock:
@@ -207,14 +202,13 @@ class Feed:
                 self.store_error = error_text(exc)
             self._duplicated()
             self._configs()
-            if self.state is not None and self._readers and time.monotonic() - last_state >= self.state_every_s:
+            if self.state is not None and self._readers and time.monotonic() - last_state >= STATE_EVERY_S:
                 last_state = time.monotonic()
-                self.emit_state()
+                self._emit_state(self.state)
 
-    def emit_state(self) -> None:
-        assert self.state is not None
+    def _emit_state(self, state: Callable[[], Item]) -> None:
         try:
-            self.emit({"kind": "state", "at": _now_ms(), **self.state()}, keep=False)
+            self.emit({"kind": "state", "at": _now_ms(), **state()}, keep=False)
         except Exception:  # a bug or a store away costs this state, not the feed
             log.exception("feed: the state could not be built")
 
@@ -223,20 +217,20 @@ class Feed:
             return int(conn.execute(select(func.max(events.c.pk))).scalar() or 0)
 
     def _stored(self) -> None:
+        """The events stored since the last turn, the latest SHOW_PER_TURN of them read back (while someone
+        looks); nothing else of the store is read (a count of every new row cost more CPU than the ingress can
+        spare)."""
         with self.store.engine.connect() as conn:
             top = int(conn.execute(select(func.max(events.c.pk))).scalar() or 0)
             if top <= self._cursor:
                 return
-            window = (events.c.pk > self._cursor) & (events.c.pk <= top)
-            counts: dict[str, int] = dict(conn.execute(select(events.c.category, func.count()).where(window)
-                                       .group_by(events.c.category)).tuples().all())
-            rows = [] if not self._readers else conn.execute(  # nobody looks: only the counts
-                select(events).where(window).order_by(events.c.pk.desc()).limit(SHOW_PER_TURN)).mappings().all()
-        self.stored_by_category.update(counts)
-        new = sum(counts.values())
-        if new > len(rows) and self._readers:
-            self.emit({"kind": "skipped", "at": _now_ms(), "count": new - len(rows)}, keep=False)
-        for row in reversed(rows):
+            rows = [] if not self._readers else conn.execute(  # nobody looks: only the top
+                select(events).where(events.c.pk > max(self._cursor, top - SHOW_PER_TURN))
+                .order_by(events.c.pk)).mappings().all()
+        unseen = top - self._cursor - SHOW_PER_TURN  # pks are not reused: a close count, gaps being rare
+        if unseen > 0 and self._readers:
+            self.emit({"kind": "skipped", "at": _now_ms(), "count": unseen}, keep=False)
+        for row in rows:
             self.emit(self._stored_item(row))
         with self._lock:
             self._cursor = top

@@ -1,8 +1,8 @@
 """`/metrics`: the daemon's figures in Prometheus' exposition format, through `prometheus_client`.
 
 They are built at each scrape from the very reply `stats` sends (`engine-bridge status` shows it), so the two
-never disagree, plus the figures only the feed sees (stored per category, invalid per provider and category,
-retries, each provider's last success) and the ingress's ack latency histogram. Nothing is counted twice
+never disagree, plus the figures only the feed sees (invalid events per provider and category, retries, each
+provider's last success) and the ingress's ack latency histogram. Nothing is counted twice
 and nothing here runs on the ingress's thread. Names follow Prometheus' conventions: `engine_bridge_` first,
 `_total` on counters, base units (seconds, bytes).
 """
@@ -82,11 +82,6 @@ class BridgeCollector(Collector):
                                 value=self.store_bytes())
 
     def _categories(self) -> Iterator[Metric]:
-        stored = CounterMetricFamily(PREFIX + "category_events_stored", "Events stored since start, per category "
-                                     "(the daemon's session markers too).", labels=["category"])
-        for category, count in sorted(self.feed.stored_by_category.items()):
-            stored.add_metric([category], count)
-        yield stored
         invalid = CounterMetricFamily(PREFIX + "events_invalid", "Events a provider refused by its own rules "
                                       "(dead-lettered as invalid) since start.", labels=["provider", "category"])
         for (provider, category), count in sorted(self.feed.invalid.items()):

@@ -155,7 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "engine-bridge"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("http %s: " + format, self.client_address[0], *args)
 
     def do_GET(self) -> None:

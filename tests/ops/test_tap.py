@@ -14,7 +14,7 @@ from typing import IO, Any
 
 from bridge.ops.tap import human, parse_sse
 from bridge.sandbox.faults import Fault
-from tests.harness import REPO, make_event
+from tests.harness import REPO, free_port, make_event
 from tests.ops.conftest import OpsDaemon
 from tests.sandboxes import settled, wait_until
 
@@ -116,6 +116,13 @@ def test_a_tap_that_stops_reading_loses_its_own_lines_and_is_told_how_many(ops_d
         game.request({"type": "event", "event": more})
         wait_until(lambda: any(i.get("id") == more["id"] and i["kind"] == "delivered" for i in stalled.items()),
                    what="the tap follows again")
+
+
+def test_a_tap_with_no_daemon_says_so_and_exits_1() -> None:
+    done = subprocess.run([sys.executable, "-m", "bridge", "tap", "--http", f"127.0.0.1:{free_port()}"],
+                          capture_output=True, text=True, timeout=30, cwd=REPO)
+    assert done.returncode == 1 and "nothing answers on http://127.0.0.1:" in done.stderr
+    assert "[daemon] http" in done.stderr
 
 
 def test_human_lines_name_what_happened() -> None:
