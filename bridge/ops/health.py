@@ -73,6 +73,6 @@ def disk_reasons(data_dir: Path) -> list[str]:
     except OSError as exc:
         return [f"disk: the data directory {data_dir} cannot be read ({exc.strerror})"]
     if usage.free < DISK_LOW_BYTES or usage.free < DISK_LOW_FRACTION * usage.total:
-        return [f"disk: {usage.free / 2**20:.0f} MiB free of {usage.total / 2**30:.1f} GiB where the store lives "
+        return [f"disk: {usage.free / 2**20:.0f} MiB free of {usage.total / 2**20:,.0f} MiB where the store lives "
                 f"({data_dir})"]
     return []
