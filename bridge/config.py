@@ -43,7 +43,7 @@ TABLE_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
                "http": str},
     "store": {"url": str, "durability": str, "on_corrupt": str, "cap_mb": NUMBER, "keep_delivered_hours": NUMBER},
 }
-TABLES = (*TABLE_KEYS, "configs", "providers")
+TABLES = (*TABLE_KEYS, "configs", "providers", "relay")  # [relay]'s own keys are checked where it is read
 
 
 class ConfigError(Exception):

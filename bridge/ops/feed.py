@@ -96,8 +96,8 @@ class Reader:
 
 
 class Feed:
-    """Reads what happened and hands it to every reader; keeps the figures only it sees (stored per category,
-    each provider's last success, retries and invalid events per category) for the metrics."""
+    """Reads what happened and hands it to every reader; keeps the figures only it sees (each provider's last
+    success, retries and invalid events per category) for the metrics."""
 
     def __init__(self, store: Store, providers: Sequence[Provider], counters: Counters,
                  configs: Callable[[str], tuple[dict[str, Any], int]],
@@ -115,7 +115,7 @@ class Feed:
         self.retries: Counter[str] = Counter()  # provider -> exchanges that failed and are retried
         self.failing: dict[str, str] = {}  # provider -> why its latest exchange failed, while it does
         self.store_error: str | None = None  # why the feed's latest read of the store failed, while it does
-        self._cursor = 0  # the last event shown as stored (or skipped)
+        self._cursor: int | None = None  # the last event shown as stored (or skipped); None: not read yet
         self._held: deque[tuple[int, Item]] = deque(maxlen=QUEUE_LINES)  # outcomes of events not shown yet
         self._duplicates = 0
         self._versions: dict[str, int] = {}
@@ -157,22 +157,25 @@ class Feed:
         now = _now_ms()
         if outcome.delivered:
             self.last_success[provider] = now / 1000
-        by_pk = {ev.pk: ev for ev in sent}
-        for pk in sorted(outcome.delivered):
-            self._emit_outcome(pk, {"kind": "delivered", "at": now, "provider": provider,
-                                    **_event_ref(by_pk.get(pk), pk)})
-        for pk, code, reason in outcome.dead:
-            ev = by_pk.get(pk)
-            if code == "invalid" and ev is not None:
-                self.invalid[(provider, ev.category)] += 1
-            self._emit_outcome(pk, {"kind": "dead_lettered", "at": now, "provider": provider, "code": code,
-                                    "reason": reason, **_event_ref(ev, pk)})
         problem = outcome.paused or outcome.error
         if not problem:
             self.failing.pop(provider, None)
         else:
             self.failing[provider] = problem
             self.retries[provider] += 1
+        by_pk = {ev.pk: ev for ev in sent} if self._readers or outcome.dead else {}
+        for pk, code, _ in outcome.dead:
+            if code == "invalid" and pk in by_pk:
+                self.invalid[(provider, by_pk[pk].category)] += 1
+        if not self._readers:  # nobody looks: the figures only
+            return
+        for pk in sorted(outcome.delivered):
+            self._emit_outcome(pk, {"kind": "delivered", "at": now, "provider": provider,
+                                    **_event_ref(by_pk.get(pk), pk)})
+        for pk, code, reason in outcome.dead:
+            self._emit_outcome(pk, {"kind": "dead_lettered", "at": now, "provider": provider, "code": code,
+                                    "reason": reason, **_event_ref(by_pk.get(pk), pk)})
+        if problem:
             settled = len(outcome.delivered) + len(outcome.dead)
             self.emit({"kind": "retry", "at": now, "provider": provider, "error": problem,
                        "paused": outcome.paused is not None, "events": len(sent) - settled}, keep=False)
@@ -181,7 +184,7 @@ class Feed:
         """An event's outcome after its `stored` line: held while the feed has not read the event yet (a lane
         can deliver it before the feed's next turn)."""
         with self._lock:
-            if pk > self._cursor:
+            if self._cursor is None or pk > self._cursor:
                 self._held.append((pk, item))
                 return
         self.emit(item)
@@ -190,7 +193,6 @@ class Feed:
 
     def run(self, stop: threading.Event) -> None:
         """Every turn: new stored events, new duplicates, changed configs, and now and then the state."""
-        self._cursor = self._top()
         self._duplicates = self.counters.duplicates
         self._versions = {t: p["version"] for t, p in self.configs("")[0].items()}
         last_state = 0.0
@@ -212,30 +214,25 @@ class Feed:
         except Exception:  # a bug or a store away costs this state, not the feed
             log.exception("feed: the state could not be built")
 
-    def _top(self) -> int:
-        with self.store.engine.connect() as conn:
-            return int(conn.execute(select(func.max(events.c.pk))).scalar() or 0)
-
     def _stored(self) -> None:
         """The events stored since the last turn, the latest SHOW_PER_TURN of them read back (while someone
         looks); nothing else of the store is read (a count of every new row cost more CPU than the ingress can
-        spare)."""
+        spare). The first turn only takes its bearings: what was stored before is not news."""
         with self.store.engine.connect() as conn:
             top = int(conn.execute(select(func.max(events.c.pk))).scalar() or 0)
-            if top <= self._cursor:
-                return
-            rows = [] if not self._readers else conn.execute(  # nobody looks: only the top
-                select(events).where(events.c.pk > max(self._cursor, top - SHOW_PER_TURN))
+            after = top if self._cursor is None else self._cursor
+            rows = [] if not self._readers or top <= after else conn.execute(  # nobody looks: the top only
+                select(events).where(events.c.pk > max(after, top - SHOW_PER_TURN))
                 .order_by(events.c.pk)).mappings().all()
-        unseen = top - self._cursor - SHOW_PER_TURN  # pks are not reused: a close count, gaps being rare
+        unseen = top - after - SHOW_PER_TURN  # pks are not reused: a close count, gaps being rare
         if unseen > 0 and self._readers:
             self.emit({"kind": "skipped", "at": _now_ms(), "count": unseen}, keep=False)
         for row in rows:
             self.emit(self._stored_item(row))
         with self._lock:
-            self._cursor = top
-            ready = [item for pk, item in self._held if pk <= top]
-            kept = [(pk, item) for pk, item in self._held if pk > top]
+            self._cursor = max(top, after)
+            ready = [item for pk, item in self._held if pk <= self._cursor]
+            kept = [(pk, item) for pk, item in self._held if pk > self._cursor]
             self._held.clear()
             self._held.extend(kept)
         for item in ready:

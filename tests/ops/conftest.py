@@ -13,7 +13,7 @@ import pytest
 
 from bridge.sandbox.gameanalytics import GameAnalyticsSandbox
 from tests.harness import Client, Daemon, free_port
-from tests.sandboxes import GaSandbox, provider_table, start_sandbox
+from tests.sandboxes import GaSandbox, provider_table
 
 
 @dataclass
@@ -45,27 +45,15 @@ def ops_config(url: str, http: str, local: str = 'difficulty = "normal"') -> str
             f"\n[configs]\n{local}\n")
 
 
-def start_ops_daemon(workdir: Path, ga: GaSandbox) -> OpsDaemon:
+def ops_daemon_of(workdir: Path, ga: GaSandbox) -> OpsDaemon:
+    """Not started yet: `with ops.daemon:` starts it, and kills it after."""
     sandbox, server = ga
     http = f"127.0.0.1:{free_port()}"
-    daemon = Daemon(workdir, config=ops_config(server.url, http)).start()
-    return OpsDaemon(daemon, sandbox, http)
+    return OpsDaemon(Daemon(workdir, config=ops_config(server.url, http)), sandbox, http)
 
 
 @pytest.fixture
 def ops_daemon(tmp_path: Path, ga_sandbox: GaSandbox) -> Iterator[OpsDaemon]:
-    ops = start_ops_daemon(tmp_path, ga_sandbox)
+    ops = ops_daemon_of(tmp_path, ga_sandbox)
     with ops.daemon:
         yield ops
-
-
-@pytest.fixture(scope="module")
-def shared_ops_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsDaemon]:
-    """One daemon for a module's tests that only add events of their own and wait on them."""
-    sandbox, server = start_sandbox()
-    try:
-        ops = start_ops_daemon(tmp_path_factory.mktemp("ops"), (sandbox, server))
-        with ops.daemon:
-            yield ops
-    finally:
-        server.stop()
