@@ -197,22 +197,24 @@ class Feed:
         self._versions = {t: p["version"] for t, p in self.configs("")[0].items()}
         last_state = 0.0
         while not stop.wait(TURN_S):
-            try:
-                self._stored()
-                self.store_error = None
-            except SQLAlchemyError as exc:  # the store is away: the health says so; the feed tries again
-                self.store_error = error_text(exc)
-            self._duplicated()
-            self._configs()
-            if self.state is not None and self._readers and time.monotonic() - last_state >= STATE_EVERY_S:
+            state = self.state if self._readers and time.monotonic() - last_state >= STATE_EVERY_S else None
+            if state is not None:
                 last_state = time.monotonic()
-                self._emit_state(self.state)
+            try:
+                self._turn(state)
+            except Exception:  # a bug of the operator's window costs a turn of it, never the daemon
+                log.exception("feed: a turn failed")
 
-    def _emit_state(self, state: Callable[[], Item]) -> None:
+    def _turn(self, state: Callable[[], Item] | None) -> None:
         try:
+            self._stored()
+            self.store_error = None
+        except SQLAlchemyError as exc:  # the store is away: the health says so; the feed tries again
+            self.store_error = error_text(exc)
+        self._duplicated()
+        self._configs()
+        if state is not None:
             self.emit({"kind": "state", "at": _now_ms(), **state()}, keep=False)
-        except Exception:  # a bug or a store away costs this state, not the feed
-            log.exception("feed: the state could not be built")
 
     def _stored(self) -> None:
         """The events stored since the last turn, the latest SHOW_PER_TURN of them read back (while someone

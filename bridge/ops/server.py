@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -148,6 +149,13 @@ class _Server(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.ops = ops
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A reader that left mid-answer is no error; anything else is a bug, logged (never printed)."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("http %s left before its answer", client_address[0])
+        else:
+            log.exception("http: answering %s failed", client_address[0])
 
 
 class _Handler(BaseHTTPRequestHandler):
