@@ -40,6 +40,17 @@ PROVIDER_FIGURES = {
     "requests": ("provider_requests", "HTTP requests sent to the provider since start.", True),
 }
 
+# A relay's figures (issue 15: `stats` has a `relay` map on a daemon with a [relay] table): field -> (metric
+# name, help, counter or not)
+RELAY_FIGURES = {
+    "client_keys": ("relay_client_keys", "Relay client keys seen since start.", False),
+    "handshakes_refused": ("relay_handshakes_refused", "CURVE handshakes the relay refused.", True),
+    "keys_refused": ("relay_keys_refused", "Of those, keys off the allow-list.", True),
+    "subscriptions_refused": ("relay_subscriptions_refused", "Subscriptions outside the subscriber's devices.", True),
+    "rate_limited": ("relay_requests_rate_limited", "Requests refused for a key over its rate.", True),
+    "quota_exceeded": ("relay_requests_over_quota", "Requests refused for a key over its day's quota.", True),
+}
+
 
 class BridgeCollector(Collector):
     """Collects on every scrape; `stats` is the `stats` reply's builder, `store_bytes` the store's size."""
@@ -64,6 +75,10 @@ class BridgeCollector(Collector):
         yield from self._store(stats["store"])
         yield from self._categories()
         yield from self._providers(stats["providers"])
+        for field, (name, doc, counter) in RELAY_FIGURES.items():
+            if field in stats.get("relay", {}):
+                kind = CounterMetricFamily if counter else GaugeMetricFamily
+                yield kind(PREFIX + name, doc, value=stats["relay"][field])
 
     def _latency(self) -> Iterator[Metric]:
         cumulative, _count, total = self.counters.ack_latency.snapshot()
