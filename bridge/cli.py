@@ -11,7 +11,7 @@ from typing import Any
 
 from . import __version__
 from .client import Client, NoReply, recv_publication, subscribe
-from .config import DEFAULT_INGRESS, DEFAULT_PUBLISH, ConfigError, load
+from .config import DEFAULT_HTTP, DEFAULT_INGRESS, DEFAULT_PUBLISH, ConfigError, load
 from .game import default_endpoints
 from .protocol import CATEGORIES, CONFIG_PREFIX
 
@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--durability", choices=("normal", "full"),
                      help="normal: an ack survives a daemon crash; full: also a power loss (slower)")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    run.add_argument("--http", help="HOST:PORT on loopback for /health, /metrics and the inspector page "
+                                    f"(e.g. {DEFAULT_HTTP}; default: [daemon] http, else off)")
     run.add_argument("--on-corrupt-store", choices=("stop", "move-aside"),
                      help="a damaged SQLite store: stop with exit code 5 (default), or move it aside (kept for "
                           "inspection) and start with an empty one")
@@ -123,8 +125,35 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a third-party provider's package to bundle too (its modules and entry point)")
     bundle.set_defaults(func=cmd_bundle)
 
+    top = sub.add_parser("top", help="a live view of a running daemon, every second (q quits)",
+                         description="Rates, queues and state per provider and the last errors of a running "
+                                     "daemon, redrawn every second in the terminal (over SSH too); q quits.")
+    _endpoint_arg(top)
+    top.set_defaults(func=cmd_top)
+
+    tap = sub.add_parser("tap", help="print events as they happen: stored, delivered, dead-lettered, duplicates",
+                         description="Follow the daemon's event feed (it needs [daemon] http): each event as it is "
+                                     "stored (with each provider's early word), delivered or dead-lettered (with "
+                                     "the reason), and duplicates. A tap that cannot keep up loses its own lines "
+                                     "and says how many; the daemon never waits for it.")
+    tap.add_argument("--http", default=DEFAULT_HTTP, help=f"the daemon's [daemon] http (default {DEFAULT_HTTP})")
+    tap.add_argument("--category", action="append", default=[], help="only this category (repeatable)")
+    tap.add_argument("--provider", action="append", default=[], help="only this provider's events (repeatable)")
+    tap.add_argument("--user", action="append", default=[], help="only this user's events (repeatable)")
+    tap.add_argument("--json", action="store_true", help="one JSON object per line, for tools")
+    tap.set_defaults(func=cmd_tap)
+
+    validate = sub.add_parser("validate", help="check a configuration file: exit 0 when it is good, else 1",
+                              description="Check every key, type, environment variable and endpoint of a "
+                                          "configuration file, as start-up would, and print each problem with its "
+                                          "line and key.")
+    validate.add_argument("config", type=Path, metavar="CONFIG")
+    validate.set_defaults(func=cmd_validate)
+
     demo = sub.add_parser("demo", help="run the daemon with a scripted sample game and show it working")
     demo.add_argument("--events", type=int, default=5000, help="how many events the sample game sends")
+    demo.add_argument("--keep-open", action="store_true",
+                      help="keep the daemon, its inspector page and the sandboxes up after the run (Ctrl-C stops)")
     demo.set_defaults(func=cmd_demo)
     return parser
 
@@ -175,6 +204,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                     on_corrupt_store=args.on_corrupt_store and args.on_corrupt_store.replace("-", "_"),
                     game=args.game, log_file=args.log_file, parent_pipe=args.parent_pipe or None,
                     parent_pid=args.parent_pid)
+
+    settings = load(args.config, data_dir=args.data_dir, store_url=args.store_url, ingress=args.ingress,
+                    publish=args.publish, durability=args.durability, log_level=args.log_level, http=args.http,
+                    on_corrupt_store=args.on_corrupt_store and args.on_corrupt_store.replace("-", "_"))
     setup_logging(settings)
     if settings.log_file is not None:
         log_to_file(settings.log_file)
@@ -349,5 +382,23 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(args.events)
+    return run_demo(args.events, args.keep_open)
 
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from .ops import top
+
+    return top.run(args.ingress)
+
+
+def cmd_tap(args: argparse.Namespace) -> int:
+    from .ops import tap
+
+    return tap.run(args.http, args.category, args.provider, args.user, args.json)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .ops import validate
+
+    return validate.main(args.config)

@@ -8,6 +8,8 @@ the GameAnalytics sandbox game, for development). See `bridge.example.toml` for 
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import os
 import sys
 import tomllib
@@ -23,6 +25,7 @@ from .game import check_game, default_endpoints
 
 DEFAULT_INGRESS = "tcp://127.0.0.1:5555"
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5556"
+DEFAULT_HTTP = "127.0.0.1:5557"  # where `tap` looks; the daemon serves HTTP only when [daemon] http is set
 DB_FILENAME = "bridge.sqlite3"
 DURABILITY_LEVELS = ("normal", "full")
 ON_CORRUPT = ("stop", "move_aside")  # what start-up does with a damaged SQLite file
@@ -39,6 +42,16 @@ GA_SANDBOX = {
 SANDBOX_PROVIDERS: dict[str, dict[str, Any]] = {"gameanalytics": dict(GA_SANDBOX)}
 
 ENV_PREFIX = "ENGINE_BRIDGE_"
+
+# The keys of the daemon's own tables and their TOML types: an unknown or misspelt key, or a value of another
+# type, stops start-up (and `engine-bridge validate`) naming it, as the providers' typed settings do.
+NUMBER = (int, float)
+TABLE_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "daemon": {"ingress": str, "publish": str, "data_dir": str, "session_timeout": NUMBER, "log_level": str,
+               "http": str, "game": str, "log_file": str},
+    "store": {"url": str, "durability": str, "on_corrupt": str, "cap_mb": NUMBER, "keep_delivered_hours": NUMBER},
+}
+TABLES = (*TABLE_KEYS, "configs", "providers", "relay")  # [relay]'s own keys are checked where it is read
 
 
 class ConfigError(Exception):
@@ -59,6 +72,7 @@ class Settings:
     store_cap_mb: float = 256.0
     keep_delivered_s: float = 24 * 3600.0
     log_level: str = "info"
+    http: str | None = None  # host:port of the operator's HTTP endpoints (health, metrics, inspector); None: off
     local_configs: dict[str, Any] = field(default_factory=dict)
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
     config_path: Path | None = None
@@ -95,6 +109,33 @@ def _table(doc: dict[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"[{name}] must be a table")
     return value
+
+
+def key_problems(doc: dict[str, Any]) -> list[str]:
+    """Unknown tables, unknown keys and mistyped values of the daemon's own tables, each as `table.key: why`
+    (the providers' tables are checked by their typed settings)."""
+    found = []
+    for name in doc:
+        if name not in TABLES:
+            found.append(f"{name}: not a table of the configuration{_close(name, TABLES)}; it takes: "
+                         f"{', '.join(TABLES)}")
+    for name, spec in TABLE_KEYS.items():
+        table = doc.get(name, {})
+        if not isinstance(table, dict):
+            found.append(f"{name}: must be a table ([{name}])")
+            continue
+        for key, value in table.items():
+            if key not in spec:
+                found.append(f"{name}.{key}: not a setting{_close(key, spec)}; [{name}] takes: {', '.join(spec)}")
+            elif isinstance(value, bool) or not isinstance(value, spec[key]):
+                wanted = "a number" if spec[key] == NUMBER else "a string"
+                found.append(f"{name}.{key}: must be {wanted}, not {type(value).__name__}")
+    return found
+
+
+def _close(word: str, known: Any) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _resolve_env_refs(table: dict[str, Any], where: str) -> dict[str, Any]:
@@ -143,10 +184,10 @@ def _relay(doc: dict[str, Any]) -> RelaySettings | None:
         raise ConfigError(f"relay: unknown setting {', '.join(unknown)}; the settings are {', '.join(sorted(known))}")
     bind = table.get("bind")
     if not isinstance(bind, str) or not bind.startswith("tcp://"):
-        raise ConfigError("relay.bind: a tcp:// endpoint for the CURVE ingress is required, e.g. tcp://0.0.0.0:5557")
+        raise ConfigError("relay.bind: a tcp:// endpoint for the CURVE ingress is required, e.g. tcp://0.0.0.0:5560")
     publish = table.get("publish")
     if publish is not None and (not isinstance(publish, str) or not publish.startswith("tcp://")):
-        raise ConfigError("relay.publish: a tcp:// endpoint for the CURVE configs socket, e.g. tcp://0.0.0.0:5558")
+        raise ConfigError("relay.publish: a tcp:// endpoint for the CURVE configs socket, e.g. tcp://0.0.0.0:5561")
     allow = table.get("allow", [])
     if not isinstance(allow, list) or not all(isinstance(key, str) for key in allow):
         raise ConfigError("relay.allow: a list of client public keys (Z85 text)")
@@ -184,6 +225,9 @@ def load(path: Path | None = None, sandbox: bool = False, **overrides: Any) -> S
     """File (if any), then environment, then command-line overrides (those that are not None). A game id
     chooses the defaults of the endpoints, the data directory and the log file."""
     doc = _parse(path) if path is not None else {}
+    problems = key_problems(doc)
+    if problems:
+        raise ConfigError(problems[0])
     daemon = _table(doc, "daemon")
     store = _table(doc, "store")
     env = os.environ
@@ -207,6 +251,7 @@ def load(path: Path | None = None, sandbox: bool = False, **overrides: Any) -> S
         store_cap_mb=float(store.get("cap_mb", 256)),
         keep_delivered_s=float(store.get("keep_delivered_hours", 24)) * 3600,
         log_level=daemon.get("log_level", "info"),
+        http=env.get(ENV_PREFIX + "HTTP", daemon.get("http")),
         local_configs=dict(_table(doc, "configs")),
         providers=_providers(doc, sandbox),
         config_path=path,
@@ -232,7 +277,26 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("store.cap_mb must be a positive number of megabytes")
     if settings.session_timeout_s <= 0:
         raise ConfigError("daemon.session_timeout must be a positive number of seconds")
+    if settings.http is not None:
+        check_http(settings.http)
     try:
         make_url(settings.resolved_store_url)
     except Exception as exc:  # SQLAlchemy raises ArgumentError with the reason
         raise ConfigError(f"store.url is not a database URL: {exc}") from None
+
+
+def check_http(address: str) -> tuple[str, int]:
+    """`host:port` of the HTTP endpoints, on loopback only: the inspector re-queues dead letters and shows
+    every event, and it has no login (bind a tunnel, `ssh -L`, to reach it from elsewhere)."""
+    host, sep, port = address.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"daemon.http {address!r} must be host:port, e.g. 127.0.0.1:5557")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigError(f"daemon.http {address!r} must be on loopback (127.0.0.1, ::1 or localhost): the "
+                          "inspector has no login; reach it from elsewhere through an SSH tunnel")
+    return host, int(port)

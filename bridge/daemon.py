@@ -26,6 +26,7 @@ from .ingress import VERDICTS, Ingress, IngressHooks, PurchaseHooks
 from .keys import RELAY, BadKey, key_pair
 from .lifetime import watch_pid, watch_pipe
 from .local_configs import LocalConfigs
+from .ops import Ops, OpsHooks
 from .providers.registry import UnknownProvider
 from .providers.settings import SettingsError
 from .publisher import Publisher, RelayConfigs
@@ -120,12 +121,30 @@ class Daemon:
             raise StartupError(f"cannot bind {settings.ingress} / {settings.publish}: {reason}. Is another "
                                "engine-bridge running? Choose other endpoints with --ingress/--publish.",
                                Exit.ENDPOINT) from None
+        self.ops = self._ops() if settings.http else None
         self.local = LocalConfigs(self.publisher, settings.config_path, settings.local_configs)
         self._threads = [threading.Thread(target=self.ingress.run, args=(self.stop_event,), name="ingress"),
                          threading.Thread(target=self.publisher.run, args=(self.stop_event,), name="publisher"),
                          threading.Thread(target=self.dispatcher.run, args=(self.stop_event, self.ctx, VERDICTS),
                                           name="dispatcher"),
                          threading.Thread(target=self.reporter.run, args=(self.stop_event,), name="reporter")]
+        if self.ops is not None:
+            self._threads.append(threading.Thread(target=self.ops.run, args=(self.stop_event,), name="ops"))
+
+    def _ops(self) -> Ops:
+        """The operator's HTTP endpoints (`[daemon] http`), told of every lane's outcomes."""
+        assert self.settings.http is not None
+        hooks = OpsHooks(stats=self.ingress.stats_reply, status=self.dispatcher.status, flush=self.dispatcher.flush,
+                         configs=self.publisher.snapshot_sized,
+                         providers=[lane.provider for lane in self.dispatcher.lanes.values()])
+        try:
+            ops = Ops(self.settings.http, self.store, self.counters, hooks, self.settings.data_dir)
+        except OSError as exc:
+            self.ctx.destroy(0)
+            raise StartupError(f"cannot serve HTTP on {self.settings.http}: {exc.strerror}. Is another engine-bridge "
+                               "running? Choose another [daemon] http.", Exit.ENDPOINT) from None
+        self.dispatcher.report_outcomes(ops.feed.outcome)
+        return ops
 
     def _relay_sockets(self) -> SecureSocket | None:
         """A relay's CURVE sockets, with the server key pair kept in the data directory."""

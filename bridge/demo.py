@@ -59,6 +59,7 @@ class Sandboxes:
     gameramp: GameRampSandbox = field(default_factory=GameRampSandbox)
     staq: StaqSandbox = field(default_factory=StaqSandbox)
     servers: dict[str, SandboxServer] = field(default_factory=dict)
+    http: str = ""  # the daemon's [daemon] http: its inspector page
 
     def start(self) -> Sandboxes:
         self.gameanalytics.set_remote_configs([{"key": "gravity", "value": "80"}])
@@ -73,7 +74,10 @@ class Sandboxes:
             server.stop()
 
     def config_text(self, difficulty: str) -> str:
-        return f"""[configs]
+        return f"""[daemon]
+http = "{self.http}"
+
+[configs]
 difficulty = "{difficulty}"
 max_lives = 3
 
@@ -149,20 +153,23 @@ def sample_events(total: int) -> list[dict[str, Any]]:
             for i, c in zip(range(total), itertools.cycle(SAMPLE_FIELDS))]
 
 
-def run_demo(total: int) -> int:
+def run_demo(total: int, keep_open: bool = False) -> int:
     work = Path(tempfile.mkdtemp(prefix="engine-bridge-demo-"))
     sandboxes = Sandboxes().start()
     config = work / "bridge.toml"
-    config.write_text(sandboxes.config_text("normal"))
     ingress, publish = _free_endpoint(), _free_endpoint()
+    sandboxes.http = http = _free_endpoint().removeprefix("tcp://")
+    config.write_text(sandboxes.config_text("normal"))
     print(f"engine-bridge demo: daemon on {ingress} (configs {publish}), store in {work}")
+    print(f"inspector: http://{http}/ (live events and each provider's verdict; /health, /metrics), open while the "
+          "demo runs" + ("" if keep_open else ", or run `engine-bridge demo --keep-open` to look around after"))
     print("local provider sandboxes, checking every request as the real APIs would: " +
           ", ".join(f"{name} {server.url}" for name, server in sandboxes.servers.items()))
     log = open(work / "daemon.log", "wb")
     daemon = subprocess.Popen([sys.executable, "-m", "bridge", "run", "--config", str(config), "--data-dir",
                                str(work), "--ingress", ingress, "--publish", publish], stdout=log, stderr=log)
     try:
-        return _play(daemon, config, sandboxes, ingress, publish, total, work)
+        return _play(daemon, config, sandboxes, ingress, publish, total, work, http if keep_open else None)
     finally:
         if daemon.poll() is None:
             daemon.kill()
@@ -171,7 +178,7 @@ def run_demo(total: int) -> int:
 
 
 def _play(daemon: subprocess.Popen[bytes], config: Path, sandboxes: Sandboxes, ingress: str, publish: str,
-          total: int, work: Path) -> int:
+          total: int, work: Path, keep_open: str | None) -> int:
     started = time.monotonic()
     sandbox = sandboxes.gameanalytics
     game = Game(Client(ingress, timeout_ms=10_000, device_id=DEVICE), subscribe(publish, "config/"))
@@ -206,10 +213,21 @@ def _play(daemon: subprocess.Popen[bytes], config: Path, sandboxes: Sandboxes, i
         game.client.close()
         game.configs.close(0)
     took = time.monotonic() - started
+    if keep_open:
+        _stay_open(keep_open)
     stop_at = time.monotonic()
     daemon.send_signal(signal.SIGTERM)
     code = daemon.wait(10)
     return _summary(game, stats, sandboxes, total, took, time.monotonic() - stop_at, code, work)
+
+
+def _stay_open(http: str) -> None:
+    print(f"\nthe daemon, its inspector (http://{http}/) and the sandboxes stay up: Ctrl-C stops them", flush=True)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print()
 
 
 def _send_window(game: Game, events: list[dict[str, Any]], started: float) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import msgpack
 import zmq
 
-from .lane import Lane, log_failure
+from .lane import Lane, Report, log_failure
 from .providers.base import Clock, Provider, ProviderContext, ProviderStore
 from .providers.registry import UnknownProvider, provider_class
 from .providers.settings import parse_settings
@@ -107,6 +107,11 @@ class Dispatcher:
             return
         for lane in list(self.lanes.values()):
             self.loop.call_soon_threadsafe(lane.nudge.set)
+
+    def report_outcomes(self, report: Report) -> None:
+        """Every lane tells `report` what became of each exchange (the operator's feed: `tap`, the inspector)."""
+        for lane in self.lanes.values():
+            lane.report = report
 
     def nudge_purchases(self) -> None:
         """From any thread: a purchase was stored, verify it now."""

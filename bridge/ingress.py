@@ -398,7 +398,7 @@ class Ingress:
             else:
                 reply = item.reply
             self._send(item.envelope, self._packer.pack(reply))
-        self.counters.note_stored(state.stored, state.duplicates)
+        self.counters.note_stored(state.stored, state.duplicates, state.clock)
         self.committed += state.stored
         if conn.in_transaction():
             conn.rollback()  # end the read transaction of stats/flush so the next burst can begin

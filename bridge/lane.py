@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,10 @@ log = logging.getLogger(__name__)
 POISON_AFTER_CRASHES = 3
 TICK_S = 1.0  # between turns of a provider's timers (`tick`)
 CLAIM_ROWS = 1000  # events read from the store at a time
+
+# Told of every exchange's outcome (the lane's name, the events sent, what became of them), on the lanes' loop:
+# it must return at once (the operator's feed queues a line and drops it when its reader is behind).
+Report = Callable[[str, list[StoredEvent], Outcome], None]
 
 
 @dataclass
@@ -126,6 +131,7 @@ class Lane:
         self._tails: dict[str, asyncio.Future[None]] = {}  # per key: the last call sent or waiting
         self._building = asyncio.Lock()
         self._flush_up_to = 0  # a flush asked for: every bucket begun by this pk goes at once
+        self.report: Report | None = None
 
     # --- the loop ---------------------------------------------------------------------------------------
 
@@ -313,6 +319,8 @@ class Lane:
             else:
                 outcome.merge(result)
         self._note(outcome)
+        if self.report is not None:
+            self.report(self.name, events, outcome)
         return outcome
 
     async def _start(self) -> None:

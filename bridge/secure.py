@@ -31,8 +31,8 @@ MAX_KEYS_COUNTED = 1_000_000  # distinct client keys counted in stats, at most (
 class RelaySettings:
     """The `[relay]` table: a relay's CURVE ingress and what one client key may send."""
 
-    bind: str  # e.g. tcp://0.0.0.0:5557
-    publish: str | None = None  # the CURVE configs socket, e.g. tcp://0.0.0.0:5558 (None: configs stay here)
+    bind: str  # e.g. tcp://0.0.0.0:5560
+    publish: str | None = None  # the CURVE configs socket, e.g. tcp://0.0.0.0:5561 (None: configs stay here)
     allow: tuple[str, ...] = ()  # client public keys (Z85); empty: any key (the limits below still hold)
     events_per_second: float = 200.0  # one client key's sustained rate ...
     burst_events: int = 2_000  # ... and how far above it a burst may go

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real: Mono's C# compiler (Unity binding),
-# libzmq/cppzmq/msgpack-cxx and CMake (C++ binding), headless Godot 3 (Godot binding) and PostgreSQL
-# (the fleet store). Skips what is already there, so a second run costs nothing.
+# libzmq/cppzmq/msgpack-cxx and CMake (C++ binding), headless Godot 3 (Godot binding), PostgreSQL
+# (the fleet store), Chromium and its WebDriver (the inspector page's browser tests). Skips what is
+# already there, so a second run costs nothing.
 set -euo pipefail
-packages=(mono-mcs libzmq3-dev cppzmq-dev libmsgpack-cxx-dev cmake g++ pkg-config godot3-server postgresql)
+packages=(mono-mcs libzmq3-dev cppzmq-dev libmsgpack-cxx-dev cmake g++ pkg-config godot3-server postgresql chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

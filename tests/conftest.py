@@ -50,6 +50,8 @@ LONGEST = [
     "tests/test_dispatcher.py::test_dead_letters_can_be_requeued_after_a_fix",  # ~22
     "tests/test_cli.py::test_secrets_never_reach_the_log",  # ~21
     "tests/test_demo.py::test_demo_runs_to_a_correct_summary",  # ~21
+    "tests/ops/test_inspector.py::test_the_inspector_shows_verdicts_requeues_dead_letters_and_configs_live",  # ~17
+    "tests/ops/test_tap.py::test_a_tap_that_stops_reading_loses_its_own_lines_and_is_told_how_many",  # ~10
     "tests/test_publisher.py::test_every_peer_is_pinged_and_a_silent_one_dropped_15_to_20_s_after_it_last_spoke",  # ~20
     "tests/test_lane.py::test_kill_9_with_batches_in_flight_loses_and_skips_nothing",  # ~18
     "tests/test_daemon.py::test_kill_9_mid_stream_loses_no_acknowledged_event",  # ~18

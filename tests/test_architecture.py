@@ -128,3 +128,18 @@ def test_the_shipping_modules_know_little() -> None:
     assert imports_of(BRIDGE / "game.py") <= {"bridge.protocol", "bridge.protocol.GAME_RE"}
     assert imports_of(BRIDGE / "lifetime.py") == set()
     assert imports_of(BRIDGE / "bundle.py") == set()
+
+
+def test_the_operators_window_knows_no_part_it_watches_and_only_the_daemon_and_cli_know_it() -> None:
+    """bridge.ops reads the store and the figures the daemon hands it (callables, a lane hook): it imports
+    neither the ingress, the dispatcher, the lanes, the publisher nor the daemon, and only those two wire it."""
+    graph = import_graph()
+    ops = {name for name in graph if name.startswith("bridge.ops")}
+    assert {"bridge.ops", "bridge.ops.server", "bridge.ops.feed", "bridge.ops.metrics", "bridge.ops.health",
+            "bridge.ops.tap", "bridge.ops.top", "bridge.ops.validate"} <= ops
+    watched = {"bridge.ingress", "bridge.dispatcher", "bridge.lane", "bridge.publisher", "bridge.daemon",
+               "bridge.sender", "bridge.cli"}
+    for name in ops:
+        assert not graph[name] & watched, (name, graph[name] & watched)
+    users = {name for name, targets in graph.items() if targets & ops and name not in ops}
+    assert users == {"bridge.daemon", "bridge.cli"}, users

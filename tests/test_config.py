@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -90,12 +91,30 @@ def test_disabled_provider_is_left_out(tmp_path: Path) -> None:
     ("[daemon]\nsession_timeout = 0\n", "session_timeout"),
     ("configs = 3\n", "[configs] must be a table"),
     ("[daemon\n", "b.toml"),
+    ('[daemon]\ningres = "tcp://127.0.0.1:1"\n', "daemon.ingres: not a setting (did you mean 'ingress'?)"),
+    ('[store]\ncap_mb = "big"\n', "store.cap_mb: must be a number, not str"),
+    ("[daemon]\nsession_timeout = true\n", "daemon.session_timeout: must be a number, not bool"),
+    ("[provider.x]\n", "provider: not a table of the configuration (did you mean 'providers'?)"),
+    ('[daemon]\nhttp = "10.0.0.5:5557"\n', "daemon.http '10.0.0.5:5557' must be on loopback"),
+    ('[daemon]\nhttp = "127.0.0.1"\n', "must be host:port"),
 ])
 def test_bad_files_are_explained(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "b.toml"
     path.write_text(text)
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         load(path)
+
+
+def test_the_http_endpoints_are_off_unless_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "b.toml"
+    path.write_text("[providers]\n")
+    monkeypatch.delenv("ENGINE_BRIDGE_HTTP", raising=False)
+    assert load(path).http is None
+    path.write_text('[providers]\n[daemon]\nhttp = "[::1]:5557"\n')
+    assert load(path).http == "[::1]:5557"
+    monkeypatch.setenv("ENGINE_BRIDGE_HTTP", "localhost:6000")
+    assert load(path).http == "localhost:6000"
+    assert load(path, http="127.0.0.2:7000").http == "127.0.0.2:7000"
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:

@@ -21,3 +21,8 @@ def test_demo_runs_to_a_correct_summary() -> None:
     assert "purchase               verified valid by staq" in out.stdout
     assert "delivered to staq      200 custom events" in out.stdout
     assert out.stdout.rstrip().endswith("demo OK")
+    # it prints the inspector's address (and opens nothing); the daemon served it there
+    address = re.search(r"^inspector: (http://127\.0\.0\.1:\d+/) ", out.stdout, re.M)
+    work = re.search(r"store in (\S+)$", out.stdout, re.M)
+    assert address and work, out.stdout
+    assert f"inspector, health and metrics on {address[1]}" in (Path(work[1]) / "daemon.log").read_text()

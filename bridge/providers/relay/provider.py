@@ -33,7 +33,7 @@ HELLO_FIELDS = ("engine", "engine_version", "binding", "binding_version", "game_
 
 @dataclass(frozen=True, kw_only=True)
 class RelayProviderSettings(LaneSettings):
-    endpoint: str  # the relay's CURVE ingress, e.g. tcp://relay.example.com:5557
+    endpoint: str  # the relay's CURVE ingress, e.g. tcp://relay.example.com:5560
     relay_key: str  # the relay's public key (Z85), as `engine-bridge keys` prints it on the relay
     publish: str | None = None  # the relay's CURVE configs socket: its configs for our devices
     purchases: bool = True  # purchases are verified at the relay (its staq); false: `purchase` is not_configured

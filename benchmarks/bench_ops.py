@@ -1,0 +1,114 @@
+"""The ingest benchmark with the operator's endpoints on and in use, against the same benchmark without them.
+
+Each round starts two fresh daemons one after the other, alike but for `[daemon] http`: one without, one with
+the HTTP endpoints, scraped for /metrics every 5 s (Prometheus' default is 15 s) and with an inspector's
+feed connected all along (the page's own stream, `/events?all=1&recent=1`, read as fast as it comes). Each
+takes the core benchmark's load (the shared load generator in its own process): 1 event per message, then
+batches of 100. Rounds alternate which goes first. Prints every run, the medians and their ratio; the target
+is within 5 % (a ratio of 0.95 or more). Also the daemon's CPU time per 100,000 events (its user and system
+time over each load): on a machine shared with other work the rates move by tens of percent from run to run,
+and the CPU the endpoints cost shows there more steadily.
+
+    python -m benchmarks.bench_ops [--quick] [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from benchmarks.bench_core import SETTLE_S, proc_cpu_seconds, run_loadgen
+from benchmarks.support import Daemon, free_port
+
+TARGET = 0.95
+SCRAPE_EVERY_S = 5.0
+
+
+class Watchers:
+    """A Prometheus-like scraper and an inspector's feed on one daemon, each in a thread of this process."""
+
+    def __init__(self, http: str) -> None:
+        self.base = f"http://{http}"
+        self.stop = threading.Event()
+        self.scrapes = self.lines = self.notices = 0
+        self.threads = [threading.Thread(target=self._scrape, daemon=True),
+                        threading.Thread(target=self._follow, daemon=True)]
+        for thread in self.threads:
+            thread.start()
+
+    def _scrape(self) -> None:
+        with httpx.Client(timeout=10) as client:
+            while not self.stop.wait(SCRAPE_EVERY_S):
+                answer = client.get(self.base + "/metrics")
+                assert answer.status_code == 200 and "engine_bridge_events_stored_total" in answer.text
+                self.scrapes += 1
+
+    def _follow(self) -> None:
+        with httpx.stream("GET", self.base + "/events?all=1&recent=1", timeout=httpx.Timeout(10, read=None)) as feed:
+            for line in feed.iter_lines():
+                if line.startswith("data:"):
+                    self.lines += 1
+                    self.notices += '"kind": "skipped"' in line or '"kind": "dropped"' in line
+                if self.stop.is_set():
+                    return
+
+    def close(self) -> None:
+        self.stop.set()
+
+
+def one_run(work: Path, with_ops: bool, quick: bool) -> tuple[dict[str, float], str]:
+    http = f"127.0.0.1:{free_port()}"
+    config = f'[daemon]\nhttp = "{http}"\n' if with_ops else ""
+    single, batch = (20_000, 100_000) if quick else (60_000, 300_000)
+    with Daemon(work, config) as daemon:
+        watchers = Watchers(http) if with_ops else None
+        figures: dict[str, float] = {}
+        for key, count, window in (("single", single, 64), ("batch", batch, 16)):
+            time.sleep(SETTLE_S)
+            cpu = proc_cpu_seconds(daemon.pid)
+            figures[key] = run_loadgen(daemon.ingress, key, count, window)["events_per_s"]
+            figures[f"{key}_cpu"] = (proc_cpu_seconds(daemon.pid) - cpu) * 100_000 / count
+        note = ""
+        if watchers is not None:
+            watchers.close()
+            note = (f"{watchers.scrapes} scrapes, {watchers.lines} feed lines ({watchers.notices} skipped/dropped "
+                    "notices)")
+            assert watchers.scrapes >= 1 and watchers.lines > 0, note
+    return figures, note
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="smaller loads")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    print(f"ingest with the HTTP endpoints in use (/metrics scraped every {SCRAPE_EVERY_S:g} s, an inspector's feed "
+          "connected) against without them")
+    with tempfile.TemporaryDirectory(prefix="eb-bench-ops-") as tmp:
+        for round_ in range(args.rounds):
+            for with_ops in ((False, True) if round_ % 2 == 0 else (True, False)):
+                figures, note = one_run(Path(tmp) / f"r{round_}-{int(with_ops)}", with_ops, args.quick)
+                runs[with_ops].append(figures)
+                label = "with ops" if with_ops else "without "
+                print(f"  round {round_ + 1} {label}  1 event/msg {figures['single']:>9,.0f}/s "
+                      f"({figures['single_cpu']:.2f} s CPU/100k)   100/msg {figures['batch']:>9,.0f}/s "
+                      f"({figures['batch_cpu']:.2f} s CPU/100k)   {note}", flush=True)
+    print(f"{'medians of ' + str(args.rounds) + ' runs':32}{'without':>12}{'with ops':>12}{'ratio':>9}")
+    for key, label in (("single", "1 event/message, events/s"), ("single_cpu", "  its daemon CPU s/100k events"),
+                       ("batch", "100 events/message, events/s"), ("batch_cpu", "  its daemon CPU s/100k events")):
+        without = statistics.median(r[key] for r in runs[False])
+        with_ops = statistics.median(r[key] for r in runs[True])
+        shown = ",.0f" if key in ("single", "batch") else ".2f"
+        print(f"{label:32}{without:>12{shown}}{with_ops:>12{shown}}{with_ops / without:>9.3f}")
+    print(f"target: a ratio of {TARGET} or more (within 5 %)")
+
+
+if __name__ == "__main__":
+    main()
