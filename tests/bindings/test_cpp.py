@@ -626,3 +626,20 @@ def test_cpp_sample_through_edge_and_relay(build: Path, tmp_path: Path, ga_sandb
         "Complete:world01:level01", "Start:world01:level01"]
     assert {r["forwarded_for"] for r in sb.accepted()} == {"127.0.0.1"}
     assert at_relay["design"] == 1 and at_relay["progression"] == 2 and at_relay["session_end"] == 1
+
+
+def test_c_abi_straight_to_a_relay(build: Path, tmp_path: Path, ga_sandbox: GaSandbox) -> None:
+    """The C ABI's relay_* settings: a C program's events reach the sandbox through the relay over CURVE, under
+    the key it made in its key file."""
+    sb, server = ga_sandbox
+    key_file = tmp_path / "c-engine-bridge.key"
+    with Relay(tmp_path / "relay", server.url, remote_configs=False) as relay:
+        result = subprocess.run([str(build / "engine_bridge_c_relay_test"), f"tcp://127.0.0.1:{relay.port}",
+                                 relay.key, str(key_file), "c-relay-device", "4"],
+                                capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "ACKED 4 stored 4 connected 1" in result.stdout
+        assert relay.owner("c-relay-device") == zmq.auth.load_certificate(str(key_file))[0].decode()
+        records = wait_until(lambda: delivered(sb, "c-relay", 4), 60, "the C program's events at the sandbox")
+    assert sorted(r["event"]["event_id"] for r in records) == [f"c-relay:{n}" for n in range(4)]
+    assert {r["forwarded_for"] for r in records} == {"127.0.0.1"}
