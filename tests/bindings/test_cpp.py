@@ -583,18 +583,42 @@ def test_cpp_straight_to_a_relay_over_curve_keeps_its_key_and_gets_its_configs(
 def test_cpp_with_a_wrong_relay_key_never_connects_and_keeps_its_events(
         build: Path, tmp_path: Path, ga_sandbox: GaSandbox) -> None:
     """A relay key that is not the relay's: the CURVE handshake fails, the binding says it is not connected
-    (ConnectionState::WrongPeer, the reason in its log) and keeps every event; the relay counts the refusal and
-    stores nothing. A damaged key file is refused at Connect and left as it is."""
+    (ConnectionState::WrongPeer, the reason in its log, once) and keeps every event, dialling again with a
+    growing delay; the relay counts each refusal and stores nothing. A damaged key file is refused at Connect and left as it is."""
     sb, server = ga_sandbox
     key_file = tmp_path / "engine-bridge.key"
     with Relay(tmp_path / "relay", server.url, remote_configs=False) as relay:
         assert relay.stats()["handshakes_refused"] == 0
         wrong = zmq.curve_keypair()[0].decode()
-        result = relay.game(build, "refused", key_file, "cpp-wrong-key", "wrong", 7, relay_key=wrong)
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "REFUSED 1 connected=0 queued=7 acknowledged=0" in result.stdout, result.stdout
-        assert "refuses this client's CURVE handshake" in result.stderr  # the binding's console (standard error)
-        wait_until(lambda: relay.stats()["handshakes_refused"] >= 1, 30, "the relay's count of refused handshakes")
+        # The game plays on, refused: it dials again after 1 s, 2 s, 4 s (not libzmq's 100 ms each time), stays
+        # WrongPeer, never taken for a relay that is away, and warns once.
+        game = subprocess.Popen([str(build / RELAY_GAME), "refused-hold", f"tcp://127.0.0.1:{relay.port}", "-", wrong,
+                                 str(key_file), "cpp-wrong-key", "wrong", "7"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert game.stdout is not None and game.stdin is not None
+            refused = ""
+            while not refused.splitlines()[-1:] or not refused.splitlines()[-1].startswith("REFUSED"):
+                line = game.stdout.readline()
+                assert line, refused
+                refused += line
+            assert "REFUSED 1 connected=0 queued=7 acknowledged=0" in refused, refused
+            first = wait_until(lambda: relay.stats()["handshakes_refused"], 30, "the relay's count of refused handshakes")
+            began = time.monotonic()
+            wait_until(lambda: relay.stats()["handshakes_refused"] >= first + 3, 60, "three more refused handshakes")
+            redialled_in = time.monotonic() - began
+            out, err = game.communicate("stop\n", timeout=30)
+        finally:
+            if game.poll() is None:
+                game.kill()
+                game.wait(5)
+        assert game.returncode == 0, refused + out + err
+        assert "HELD connected=0 queued=7 acknowledged=0" in out, out
+        assert redialled_in > 5, f"three redials in {redialled_in:.1f} s"
+        states = [line.split()[1] for line in (refused + out).splitlines() if line.startswith("STATE ")]
+        assert states == ["wrong_peer"], refused + out
+        # The binding's console (standard error) says why, once.
+        assert err.count("refuses this client's CURVE handshake") == 1, err
         assert relay.owner("cpp-wrong-key") is None
         assert not [e for e in relay.daemon.events() if e["device_id"] == "cpp-wrong-key"]
 

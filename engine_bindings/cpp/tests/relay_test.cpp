@@ -7,6 +7,7 @@
 //   engine_bridge_relay_test refused RELAY CONFIGS|- RELAY_KEY KEY_FILE DEVICE TAG COUNT
 //     tracks COUNT events and waits until the client says the relay refuses it; exit 0 if it then is not
 //     connected and still holds every event
+//   engine_bridge_relay_test refused-hold ...  the same, playing on after REFUSED until a line on standard input
 // It prints what it sees: STATE <state> (each change), CONFIG <key> = <value>, ACKED, FLUSHED, REFUSED.
 #include <engine_bridge/engine_bridge.hpp>
 
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 #include <thread>
 
@@ -48,7 +50,7 @@ bool PollUntil(eb::Client& client, Done done, int seconds) {
 
 int main(int argc, char** argv) {
   if (argc != 9 && argc != 11) {
-    std::fprintf(stderr, "usage: %s send|refused RELAY CONFIGS|- RELAY_KEY KEY_FILE DEVICE TAG COUNT [KEY VALUE]\n",
+    std::fprintf(stderr, "usage: %s send|refused|refused-hold RELAY CONFIGS|- RELAY_KEY KEY_FILE DEVICE TAG COUNT [KEY VALUE]\n",
                  argv[0]);
     return 64;
   }
@@ -91,12 +93,25 @@ int main(int argc, char** argv) {
     return 3;
   }
 
-  if (mode == "refused") {
+  if (mode == "refused" || mode == "refused-hold") {
     for (int i = 0; i < count; ++i) client.TrackDesign(tag + ":" + std::to_string(i));
     const bool refused = PollUntil(client, [&] { return state == eb::ConnectionState::WrongPeer; }, 30);
-    const eb::Stats st = client.GetStats();
+    eb::Stats st = client.GetStats();
     std::printf("REFUSED %d connected=%d queued=%llu acknowledged=%llu\n", refused ? 1 : 0, st.connected ? 1 : 0,
                 static_cast<unsigned long long>(st.queued), static_cast<unsigned long long>(st.acknowledged));
+    std::fflush(stdout);
+    if (mode == "refused-hold") {  // a game that goes on playing, refused, until a line on standard input
+      std::atomic<bool> told{false};
+      std::thread([&told] {
+        std::string line;
+        std::getline(std::cin, line);
+        told = true;
+      }).detach();
+      PollUntil(client, [&] { return told.load(); }, 120);
+      st = client.GetStats();
+      std::printf("HELD connected=%d queued=%llu acknowledged=%llu\n", st.connected ? 1 : 0,
+                  static_cast<unsigned long long>(st.queued), static_cast<unsigned long long>(st.acknowledged));
+    }
     client.Shutdown(std::chrono::milliseconds(0));
     return refused && !st.connected && st.queued == static_cast<std::uint64_t>(count) && st.acknowledged == 0 ? 0 : 1;
   }

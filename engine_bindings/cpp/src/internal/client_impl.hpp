@@ -85,6 +85,9 @@ class Client::Impl {
   void MaybeLaunchDaemon(Clock::time_point now);
   /// Settings::relay at Connect: checks it, reads or makes the key pair, and points the endpoints at the relay.
   Status UseRelay();
+  /// A relay that refused our CURVE handshake: hang up, and dial again after a growing delay (libzmq alone
+  /// would retry every 100 ms, as its delay grows only while TCP connections fail).
+  void RelayRefusedUs(Clock::time_point now);
   /// "daemon" or "relay", for messages.
   const char* Peer() const noexcept { return relay_ ? "relay" : "daemon"; }
 
@@ -115,6 +118,8 @@ class Client::Impl {
   std::string gameanalytics_topic_;  // config/gameanalytics/<device_id>
   bool relay_ = false;          // straight to a relay over CURVE (Settings::relay)
   detail::CurveKeyPair keys_;   // this install's own pair, when relay_; its public key prefixes our topics
+  std::optional<Clock::time_point> redial_at_;  // when to dial a relay that refused us again
+  std::chrono::milliseconds redial_backoff_{0};
   std::atomic<bool> running_{false};
   std::thread thread_;
 

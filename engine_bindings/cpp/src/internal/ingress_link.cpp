@@ -157,6 +157,7 @@ void Client::Impl::HandleWelcome(const Value& welcome) {
   hello_due_at_.reset();
   ready_ = true;
   ++welcomes_;
+  redial_backoff_ = std::chrono::milliseconds(0);
   wire_limits_ = detail::ReadLimits(welcome);
   limits.Set(wire_limits_);
   // A relay's topics come behind our key, which we subscribed to at the start (protocol.md 11.4).

@@ -28,6 +28,9 @@ constexpr int kReconnectMaxMs = 1000;
 constexpr int kHandshakeMs = 3000;
 // A relay is across the internet: back off further between attempts, as protocol.md section 1 asks.
 constexpr int kRelayReconnectMaxMs = 5000;
+// A relay that refuses our handshake is dialled again after 1 s, doubling up to a minute.
+constexpr auto kRelayRedialFirst = std::chrono::milliseconds(1000);
+constexpr auto kRelayRedialMax = std::chrono::milliseconds(60000);
 
 // A relay that drops our CURVE handshake: a wrong server key, or our key is not on its allow-list.
 std::string RelayRefused(const std::string& endpoint) {
@@ -150,6 +153,8 @@ Status Client::Impl::Connect(const GameInfo& game, const Settings& settings) {
   event_requests_ = 0;
   wire_limits_ = limits.Get();
   pause_until_ = Clock::time_point();
+  redial_at_.reset();
+  redial_backoff_ = std::chrono::milliseconds(0);
   launch_backoff_ = settings_.daemon.probe;
   next_launch_ = now + settings_.daemon.probe;
   running_.store(true, std::memory_order_release);
@@ -290,6 +295,11 @@ void Client::Impl::Run() {
 }
 
 void Client::Impl::Turn(Clock::time_point now) {
+  if (redial_at_ && now >= *redial_at_) {
+    redial_at_.reset();
+    dealer_.connect(settings_.ingress_endpoint);
+    if (!settings_.configs_endpoint.empty()) sub_.connect(settings_.configs_endpoint);
+  }
   MaybeLaunchDaemon(now);
   CheckUnreachable(now);
   console.Tick(now);
@@ -346,6 +356,7 @@ void Client::Impl::HandleMonitor(Clock::time_point now) {
         SetState(ConnectionState::WrongPeer, relay_ ? RelayRefused(endpoint)
                  : "another program holds " + endpoint + " (or the daemon there hangs): "
                  "the ZeroMQ handshake failed. Stop it, or point Settings::ingress_endpoint at the daemon");
+        if (relay_) RelayRefusedUs(now);
         break;
       case ZMQ_EVENT_DISCONNECTED: {
         const bool welcomed = ready_;
@@ -363,6 +374,7 @@ void Client::Impl::HandleMonitor(Clock::time_point now) {
                    " dropped; reconnecting");
         } else if (reached && relay_ && !transport_was_up) {
           SetState(ConnectionState::WrongPeer, RelayRefused(endpoint));
+          RelayRefusedUs(now);
         } else if (reached) {
           SetState(ConnectionState::WrongPeer, "another program holds " + endpoint + ": it closed the connection "
                    "without saying welcome. Stop it, or point Settings::ingress_endpoint at the daemon");
@@ -373,6 +385,19 @@ void Client::Impl::HandleMonitor(Clock::time_point now) {
         break;
     }
   }
+}
+
+void Client::Impl::RelayRefusedUs(Clock::time_point now) {
+  if (redial_at_) return;
+  try {
+    dealer_.disconnect(settings_.ingress_endpoint);
+    if (!settings_.configs_endpoint.empty()) sub_.disconnect(settings_.configs_endpoint);
+  } catch (const zmq::error_t&) {
+    // Already hung up (ENOENT): dialling again later is all that is left to do.
+  }
+  tcp_up_ = false;
+  redial_backoff_ = redial_backoff_.count() == 0 ? kRelayRedialFirst : std::min(redial_backoff_ * 2, kRelayRedialMax);
+  redial_at_ = now + redial_backoff_;
 }
 
 void Client::Impl::SetState(ConnectionState state, std::string detail) {
@@ -400,6 +425,9 @@ void Client::Impl::SetState(ConnectionState state, std::string detail) {
 
 void Client::Impl::CheckUnreachable(Clock::time_point now) {
   if (ready_ || tcp_up_ || !refused_ || state_ == ConnectionState::Unreachable) return;
+  // A relay that was reached lately (one that refuses our handshake, say) is still there: libzmq's next attempt
+  // may be a whole reconnect delay away, longer than kUnreachableAfter.
+  if (relay_ && now - last_reached_ < std::chrono::milliseconds(kRelayReconnectMaxMs) + kUnreachableAfter) return;
   const bool launching = !settings_.daemon.command.empty();
   // libzmq also retries after a failed handshake: only refused connections, for a while, mean nobody listens.
   const Clock::time_point since = std::max(down_since_, last_reached_);
