@@ -130,7 +130,13 @@ class Publisher:
         """A relay client's (un)subscription: granted behind its own key only; a new one gets the current
         values of its devices' topics."""
         assert self.relay is not None
-        data, key = frame.bytes, str(frame.get("User-Id")).encode()
+        try:
+            key = str(frame.get("User-Id")).encode()
+        except zmq.ZMQError:
+            # No connection behind it: libzmq's own unsubscriptions of a subscriber that went away, whose
+            # subscriptions it has already dropped.
+            return
+        data = frame.bytes
         if not data or data[0] not in (0, 1):
             return
         prefix = data[1:]

@@ -12,7 +12,11 @@ against real daemons on test ports.
 - `engine_bridge_conformance` checks the wire code against engine_bindings/conformance/vectors.json.
 - A consumer project finds the installed library with `find_package(engine_bridge CONFIG REQUIRED)` and builds
   with -fno-exceptions.
-- `engine_bridge_sample` is the README's sample program.
+- `engine_bridge_sample` is the README's sample program; it also runs beside an edge whose relay delivers to the
+  GameAnalytics sandbox.
+- `engine_bridge_relay_test` is a game straight to a relay over CURVE (Settings::relay): its events reach the
+  GameAnalytics sandbox as the player, its key pair is made once and kept, a wrong relay key never connects,
+  and the relay's configs for its device reach its config callback.
 Afterwards the wrapper reads the stores itself: every helper's fields, no event lost or stored twice across
 the kill, only the newest events kept after an overflow, events in the store of a daemon the client launched.
 """
@@ -39,13 +43,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import zmq
+import zmq.auth
 
 from bridge import conformance
+from bridge.client import Client as BridgeClient
+from bridge.keys import RELAY, key_pair
+from bridge.sandbox.gameanalytics import GameAnalyticsSandbox
 from bridge.sandbox.server import SandboxServer
 from bridge.sandbox.staq import StaqSandbox
 from tests.bindings import cpp_build, shipping
 from tests.harness import REPO, Daemon, free_port
-from tests.sandboxes import ga_daemon, provider_table, start_sandbox, wait_until
+from tests.sandboxes import GaSandbox, ga_daemon, provider_table, start_sandbox, wait_until
+from tests.test_relay import edge_config
 
 SOURCE = cpp_build.SOURCE
 RUN_TIMEOUT_S = 240
@@ -477,3 +487,183 @@ def test_cpp_game_killed_stops_the_daemon_its_own_command_launched(build: Path, 
         shutil.rmtree(install.home, ignore_errors=True)
     assert sorted(e["fields"]["n"] for e in launched.events() if e["category"] == "custom") == list(
         range(shipping.COUNT))
+
+
+# --- Engines straight to a relay (issue 15): Settings::relay, CURVE over loopback, the GameAnalytics sandbox ---
+
+RELAY_GAME = "engine_bridge_relay_test"
+
+
+class Relay:
+    """A relay daemon (tests/test_relay.py's kind) whose GameAnalytics provider delivers to the sandbox, with its
+    CURVE ingress and configs sockets on free loopback ports."""
+
+    def __init__(self, workdir: Path, ga_url: str, remote_configs: bool = True) -> None:
+        self.port, self.publish_port = free_port(), free_port()
+        self.daemon = Daemon(workdir, config=provider_table("gameanalytics", ga_url, remote_configs=remote_configs) +
+                             f'[relay]\nbind = "tcp://127.0.0.1:{self.port}"\n'
+                             f'publish = "tcp://127.0.0.1:{self.publish_port}"\n')
+
+    def __enter__(self) -> Relay:
+        self.daemon.__enter__()
+        self.key = key_pair(self.daemon.data_dir, RELAY).public.decode()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.daemon.__exit__(*exc)
+
+    def game(self, build: Path, mode: str, key_file: Path, device: str, tag: str, count: int, *config: str,
+             relay_key: str | None = None) -> subprocess.CompletedProcess[str]:
+        """The C++ program straight to this relay (its configs socket too), with `relay_key` for the relay's."""
+        return subprocess.run([str(build / RELAY_GAME), mode, f"tcp://127.0.0.1:{self.port}",
+                               f"tcp://127.0.0.1:{self.publish_port}", relay_key or self.key, str(key_file), device,
+                               tag, str(count), *config], capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+
+    def owner(self, device: str) -> str | None:
+        """The client key the relay binds `device` to."""
+        with sqlite3.connect(f"file:{self.daemon.db_path}?mode=ro", uri=True, timeout=5) as db:
+            row = db.execute("SELECT client_key FROM devices WHERE device_id = ?", (device,)).fetchone()
+        return row[0] if row else None
+
+    def stats(self) -> dict[str, Any]:
+        with BridgeClient(self.daemon.ingress) as local:
+            local.hello(role="tool")
+            figures: dict[str, Any] = local.request({"type": "stats"})["relay"]
+        return figures
+
+
+def delivered(sb: GameAnalyticsSandbox, prefix: str, count: int) -> list[dict[str, Any]]:
+    """The sandbox's accepted design records of events `prefix:0` ... once all `count` are there, else []."""
+    records = [r for r in sb.accepted(category="design") if r["event"]["event_id"].startswith(prefix + ":")]
+    return records if len(records) >= count else []
+
+
+def test_cpp_straight_to_a_relay_over_curve_keeps_its_key_and_gets_its_configs(
+        build: Path, tmp_path: Path, ga_sandbox: GaSandbox) -> None:
+    """Settings::relay: a C++ game with no daemon beside it sends over CURVE to the relay, which delivers to the
+    GameAnalytics sandbox as the player (X-Forwarded-For: the player's address); the key pair is made once in the
+    save data (owner-only) and the same key says hello at the next start (the relay would refuse another for
+    the device: a fresh key file proves it); the relay's configs for the device reach the config callback."""
+    sb, server = ga_sandbox
+    sb.set_remote_configs([{"key": "gravity", "value": "80"}])
+    save = tmp_path / "save"
+    save.mkdir()
+    key_file = save / "engine-bridge.key"
+    with Relay(tmp_path / "relay", server.url) as relay:
+        first = relay.game(build, "send", key_file, "cpp-relay-device", "relay1", 20, "gravity", "80")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "CONFIG gravity = 80" in first.stdout and "ACKED 20 stored 20 of 20" in first.stdout, first.stdout
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        public, secret = zmq.auth.load_certificate(str(key_file))  # a ZeroMQ certificate, as pyzmq writes them
+        assert secret is not None and zmq.curve_public(secret) == public
+        assert relay.owner("cpp-relay-device") == public.decode()
+        made = key_file.read_bytes()
+
+        second = relay.game(build, "send", key_file, "cpp-relay-device", "relay2", 5)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert key_file.read_bytes() == made  # read back, not made again
+        wait_until(lambda: delivered(sb, "relay1", 20) and delivered(sb, "relay2", 5), 60,
+                   "both runs' events at the sandbox, through the relay")
+        # Another install's key for the same device: the relay refuses its hello, and it keeps its events.
+        other = relay.game(build, "refused", save / "another.key", "cpp-relay-device", "stolen", 3)
+        assert other.returncode == 0, other.stdout + other.stderr
+        assert "belongs to another client key" in other.stdout and "REFUSED 1 connected=0 queued=3" in other.stdout
+        assert relay.owner("cpp-relay-device") == public.decode()
+        at_relay = [e for e in relay.daemon.events() if e["device_id"] == "cpp-relay-device"]
+    assert sorted(r["event"]["event_id"] for r in delivered(sb, "relay1", 20)) == sorted(
+        f"relay1:{n}" for n in range(20))
+    assert {r["forwarded_for"] for r in delivered(sb, "relay1", 20) + delivered(sb, "relay2", 5)} == {"127.0.0.1"}
+    assert not any(e["fields"].get("event_id", "").startswith("stolen:") for e in at_relay)
+    assert sorted(e["fields"]["event_id"] for e in at_relay if e["category"] == "design") == sorted(
+        [f"relay1:{n}" for n in range(20)] + [f"relay2:{n}" for n in range(5)])
+    for output in (first, second, other):  # the secret key is never written anywhere but its file
+        assert secret.decode() not in output.stdout + output.stderr
+
+
+def test_cpp_with_a_wrong_relay_key_never_connects_and_keeps_its_events(
+        build: Path, tmp_path: Path, ga_sandbox: GaSandbox) -> None:
+    """A relay key that is not the relay's: the CURVE handshake fails, the binding says it is not connected
+    (ConnectionState::WrongPeer, the reason in its log, once) and keeps every event, dialling again with a
+    growing delay; the relay counts each refusal and stores nothing. A damaged key file is refused at Connect and left as it is."""
+    sb, server = ga_sandbox
+    key_file = tmp_path / "engine-bridge.key"
+    with Relay(tmp_path / "relay", server.url, remote_configs=False) as relay:
+        assert relay.stats()["handshakes_refused"] == 0
+        wrong = zmq.curve_keypair()[0].decode()
+        # The game plays on, refused: it dials again after 1 s, 2 s, 4 s (not libzmq's 100 ms each time), stays
+        # WrongPeer, never taken for a relay that is away, and warns once.
+        game = subprocess.Popen([str(build / RELAY_GAME), "refused-hold", f"tcp://127.0.0.1:{relay.port}", "-", wrong,
+                                 str(key_file), "cpp-wrong-key", "wrong", "7"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert game.stdout is not None and game.stdin is not None
+            refused = ""
+            while not refused.splitlines()[-1:] or not refused.splitlines()[-1].startswith("REFUSED"):
+                line = game.stdout.readline()
+                assert line, refused
+                refused += line
+            assert "REFUSED 1 connected=0 queued=7 acknowledged=0" in refused, refused
+            first = wait_until(lambda: relay.stats()["handshakes_refused"], 30, "the relay's count of refused handshakes")
+            began = time.monotonic()
+            wait_until(lambda: relay.stats()["handshakes_refused"] >= first + 3, 60, "three more refused handshakes")
+            redialled_in = time.monotonic() - began
+            out, err = game.communicate("stop\n", timeout=30)
+        finally:
+            if game.poll() is None:
+                game.kill()
+                game.wait(5)
+        assert game.returncode == 0, refused + out + err
+        assert "HELD connected=0 queued=7 acknowledged=0" in out, out
+        assert redialled_in > 5, f"three redials in {redialled_in:.1f} s"
+        states = [line.split()[1] for line in (refused + out).splitlines() if line.startswith("STATE ")]
+        assert states == ["wrong_peer"], refused + out
+        # The binding's console (standard error) says why, once.
+        assert err.count("refuses this client's CURVE handshake") == 1, err
+        assert relay.owner("cpp-wrong-key") is None
+        assert not [e for e in relay.daemon.events() if e["device_id"] == "cpp-wrong-key"]
+
+        key_file.write_text(key_file.read_text().replace("secret-key", "secret-kez"))
+        damaged = key_file.read_bytes()
+        result = relay.game(build, "send", key_file, "cpp-wrong-key", "damaged", 1)
+        assert result.returncode == 3 and "does not hold a CURVE key pair" in result.stdout, result.stdout
+        assert key_file.read_bytes() == damaged
+    assert not sb.accepted(category="design")
+
+
+def test_cpp_sample_through_edge_and_relay(build: Path, tmp_path: Path, ga_sandbox: GaSandbox) -> None:
+    """The sample program beside an edge (a daemon whose one provider is the relay, no provider secret): its
+    session and events reach the GameAnalytics sandbox through the edge and the relay."""
+    sb, server = ga_sandbox
+    with Relay(tmp_path / "relay", server.url, remote_configs=False) as relay, \
+            Daemon(tmp_path / "edge", edge_config(relay.port, relay.key.encode())) as edge:
+        result = subprocess.run([str(build / "engine_bridge_sample"), edge.ingress, edge.publish],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "flush: done" in result.stdout
+        wait_until(lambda: sb.accepted_events(category="session_end") and
+                   len(sb.accepted_events(category="progression")) == 2, 60,
+                   "the sample's session at the sandbox, through edge and relay")
+        at_relay = Counter(e["category"] for e in relay.daemon.events() if e["device_id"] == "sample-device")
+    assert [e["event_id"] for e in sb.accepted_events(category="design")] == ["ui:click:play"]
+    assert [e["event_id"] for e in sb.accepted_events(category="business")] == ["gems:pack_small"]
+    assert sorted(e["event_id"] for e in sb.accepted_events(category="progression")) == [
+        "Complete:world01:level01", "Start:world01:level01"]
+    assert {r["forwarded_for"] for r in sb.accepted()} == {"127.0.0.1"}
+    assert at_relay["design"] == 1 and at_relay["progression"] == 2 and at_relay["session_end"] == 1
+
+
+def test_c_abi_straight_to_a_relay(build: Path, tmp_path: Path, ga_sandbox: GaSandbox) -> None:
+    """The C ABI's relay_* settings: a C program's events reach the sandbox through the relay over CURVE, under
+    the key it made in its key file."""
+    sb, server = ga_sandbox
+    key_file = tmp_path / "c-engine-bridge.key"
+    with Relay(tmp_path / "relay", server.url, remote_configs=False) as relay:
+        result = subprocess.run([str(build / "engine_bridge_c_relay_test"), f"tcp://127.0.0.1:{relay.port}",
+                                 relay.key, str(key_file), "c-relay-device", "4"],
+                                capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "ACKED 4 stored 4 connected 1" in result.stdout
+        assert relay.owner("c-relay-device") == zmq.auth.load_certificate(str(key_file))[0].decode()
+        records = wait_until(lambda: delivered(sb, "c-relay", 4), 60, "the C program's events at the sandbox")
+    assert sorted(r["event"]["event_id"] for r in records) == [f"c-relay:{n}" for n in range(4)]
+    assert {r["forwarded_for"] for r in records} == {"127.0.0.1"}

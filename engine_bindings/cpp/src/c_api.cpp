@@ -134,6 +134,8 @@ eb_status eb_client_set(eb_client* client, const char* name, const char* value) 
         {"os_version", &g.os_version}, {"device", &g.device}, {"manufacturer", &g.manufacturer},
         {"ingress_endpoint", &s.ingress_endpoint}, {"configs_endpoint", &s.configs_endpoint},
         {"daemon_log_path", &s.daemon.log_path}, {"game", &s.game}, {"daemon_executable", &s.daemon.executable},
+        {"relay_endpoint", &s.relay.endpoint}, {"relay_configs_endpoint", &s.relay.configs_endpoint},
+        {"relay_public_key", &s.relay.public_key}, {"relay_key_file", &s.relay.key_file},
     };
     for (const auto& [key, field] : texts) {
       if (n == key) {

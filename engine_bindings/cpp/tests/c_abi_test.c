@@ -147,6 +147,27 @@ int main(int argc, char** argv) {
   check(eb_track_design(c, "ui:play", 0, 0) == EB_NOT_CONNECTED, "tracking before eb_connect: EB_NOT_CONNECTED");
   check(eb_connect(c) == EB_INVALID_ARGUMENT && strstr(eb_last_error(), "game_build"), "eb_connect without game_build");
 
+  /* Settings::relay by name: its public key is checked at eb_connect, and a relay never goes with a launch. */
+  {
+    eb_client* r = eb_client_new();
+    int set = eb_client_set(r, "game_build", "3.1.0") == EB_OK && eb_client_set(r, "device_id", "c-relay") == EB_OK &&
+              eb_client_set(r, "relay_endpoint", "tcp://127.0.0.1:9") == EB_OK &&
+              eb_client_set(r, "relay_configs_endpoint", "tcp://127.0.0.1:10") == EB_OK &&
+              eb_client_set(r, "relay_key_file", "/nonexistent-dir/engine-bridge.key") == EB_OK &&
+              eb_client_set(r, "relay_public_key", "not-a-key") == EB_OK;
+    check(set, "eb_client_set of the relay_* settings");
+    check(eb_connect(r) == EB_INVALID_ARGUMENT && strstr(eb_last_error(), "relay.public_key"),
+          "eb_connect with a relay key that is not 40 Z85 characters");
+    eb_client_set(r, "relay_public_key", "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
+    eb_client_set(r, "daemon_executable", "engine-bridge/engine-bridge");
+    check(eb_connect(r) == EB_INVALID_ARGUMENT && strstr(eb_last_error(), "never launches"),
+          "eb_connect with a relay and a daemon to launch");
+    eb_client_set(r, "daemon_executable", "");
+    check(eb_connect(r) == EB_INTERNAL && strstr(eb_last_error(), "relay.key_file"),
+          "eb_connect with a key file that cannot be made");
+    eb_client_free(r);
+  }
+
   int ok = eb_client_set(c, "game_build", "3.1.0") == EB_OK && eb_client_set(c, "device_id", "c-abi-device") == EB_OK &&
            eb_client_set(c, "engine", "custom") == EB_OK && eb_client_set(c, "ingress_endpoint", argv[1]) == EB_OK &&
            eb_client_set(c, "configs_endpoint", argv[2]) == EB_OK && eb_client_set(c, "queue_capacity", "5000") == EB_OK;

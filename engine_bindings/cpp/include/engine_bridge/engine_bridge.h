@@ -155,7 +155,9 @@ EB_API void eb_client_free(eb_client* client);
  * configs_endpoint, queue_capacity, max_in_flight, send_interval_ms, request_timeout_ms, shutdown_grace_ms)
  * and the launcher's (daemon_command: argv joined by '\x1f' unit separators, daemon_probe_ms,
  * daemon_log_path, daemon_stop_timeout_ms), the game id (game) and the bundled daemon (daemon_executable,
- * daemon_arguments: joined by '\x1f'). Numbers are given as decimal strings. */
+ * daemon_arguments: joined by '\x1f'), and straight to a relay instead of a local daemon (Settings::relay:
+ * relay_endpoint, relay_configs_endpoint, relay_public_key, relay_key_file). Numbers are given as decimal
+ * strings. */
 EB_API eb_status eb_client_set(eb_client* client, const char* name, const char* value);
 EB_API eb_status eb_connect(eb_client* client);
 /* grace_ms < 0: the configured shutdown_grace. */

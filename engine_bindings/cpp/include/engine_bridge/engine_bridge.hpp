@@ -195,6 +195,23 @@ struct DaemonLaunch {
   std::chrono::milliseconds stop_timeout{3000};
 };
 
+/// Sending straight to the studio's relay over CURVE (protocol.md section 11), for platforms that cannot run a
+/// local daemon (mobile, consoles). Set `endpoint` to use it: the client then talks to the relay alone, never
+/// to a local daemon (Settings::ingress_endpoint, configs_endpoint and daemon are not used; a launch setting
+/// beside a relay is refused), and keeps its unacknowledged events in memory only (see README, Relay).
+struct RelayConnection {
+  /// The relay's CURVE ingress (its `[relay] bind`), e.g. "tcp://relay.example.com:5557". Empty: no relay.
+  std::string endpoint;
+  /// The relay's CURVE configs socket (its `[relay] publish`); empty: no configs or late verdicts.
+  std::string configs_endpoint;
+  /// The relay's public key, 40 Z85 characters (`engine-bridge keys` on the relay).
+  std::string public_key;
+  /// Where this install keeps its own CURVE key pair, e.g. "<save data>/engine-bridge.key". Made on the first
+  /// Connect() (zmq_curve_keypair; readable by its owner only) and read back at every later one: keep it with
+  /// the save data, since the relay binds a device_id to the first key that says hello as it, for good.
+  std::string key_file;
+};
+
 struct Settings {
   /// The game's short id (1–32 of a–z 0–9 _ -), sent in `hello`: a daemon serving another game refuses this
   /// client (ConnectionState::WrongPeer), and the endpoints left empty are the game's own (protocol.md 1:
@@ -218,6 +235,8 @@ struct Settings {
   /// Shutdown() keeps sending this long for events still queued.
   std::chrono::milliseconds shutdown_grace{300};
   DaemonLaunch daemon;
+  /// Straight to a relay instead of a local daemon (its endpoint set).
+  RelayConnection relay;
 };
 
 /// Options of StartSession()/EndSession() for a dedicated server, which runs the sessions of many players.

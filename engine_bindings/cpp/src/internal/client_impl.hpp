@@ -28,6 +28,7 @@
 #include "callback_queue.hpp"
 #include "config_store.hpp"
 #include "console.hpp"
+#include "curve_keys.hpp"
 #include "daemon_process.hpp"
 #include "engine_bridge/engine_bridge.hpp"
 #include "event_queue.hpp"
@@ -82,6 +83,13 @@ class Client::Impl {
   void SetState(ConnectionState state, std::string detail);
   void CheckUnreachable(Clock::time_point now);
   void MaybeLaunchDaemon(Clock::time_point now);
+  /// Settings::relay at Connect: checks it, reads or makes the key pair, and points the endpoints at the relay.
+  Status UseRelay();
+  /// A relay that refused our CURVE handshake: hang up, and dial again after a growing delay (libzmq alone
+  /// would retry every 100 ms, as its delay grows only while TCP connections fail).
+  void RelayRefusedUs(Clock::time_point now);
+  /// "daemon" or "relay", for messages.
+  const char* Peer() const noexcept { return relay_ ? "relay" : "daemon"; }
 
   // --- ingress_link.cpp: hello, batches, acks, control requests, resends ---
   void SendHello(Clock::time_point now);
@@ -107,6 +115,11 @@ class Client::Impl {
   Settings settings_;
   detail::Body hello_body_;
   std::string purchase_topic_;  // purchase/<device_id>
+  std::string gameanalytics_topic_;  // config/gameanalytics/<device_id>
+  bool relay_ = false;          // straight to a relay over CURVE (Settings::relay)
+  detail::CurveKeyPair keys_;   // this install's own pair, when relay_; its public key prefixes our topics
+  std::optional<Clock::time_point> redial_at_;  // when to dial a relay that refused us again
+  std::chrono::milliseconds redial_backoff_{0};
   std::atomic<bool> running_{false};
   std::thread thread_;
 

@@ -1,5 +1,6 @@
 // The configs SUB socket (protocol.md section 7): each two-frame publication goes to the ConfigStore, at its
-// highest version per topic, or, for this device's purchase topic, to PurchaseVerdicts.
+// highest version per topic, or, for this device's purchase topic, to PurchaseVerdicts. From a relay (protocol.md
+// 11.4) each topic comes behind this install's public key, which is taken off first.
 #include "client_impl.hpp"
 #include "msgpack_reader.hpp"
 
@@ -15,6 +16,13 @@ void Client::Impl::HandlePublications() {
       more = rest.more();
     }
     std::string topic(static_cast<const char*>(topic_frame.data()), topic_frame.size());
+    if (relay_) {
+      // A relay's topic frame is our public key, then the topic (protocol.md 11.4); the game sees the topic.
+      if (topic.compare(0, keys_.public_key.size(), keys_.public_key) != 0) continue;
+      topic.erase(0, keys_.public_key.size());
+      // Our device's GameAnalytics configs, read as the v1 topic is beside a daemon (the relay sends no v1 one).
+      if (topic == gameanalytics_topic_) topic = std::string(detail::kGameAnalyticsTopic);
+    }
     const bool verdicts = topic == purchase_topic_;
     // The prefixes also match other devices' topics (purchase/<id>x, and GameRamp topics on a shared server).
     if (!verdicts && !configs.Reads(topic)) continue;

@@ -106,10 +106,14 @@ void Client::Impl::HandleReply(const Value& reply, Clock::time_point now) {
     if (type == "welcome") {
       HandleWelcome(reply);
     } else {  // refused (another protocol version): hello_due_at_ says it again later
-      const std::string why = "the daemon at " + settings_.ingress_endpoint + " refuses this client's hello: " +
+      const std::string why = std::string("the ") + Peer() + " at " + settings_.ingress_endpoint + " refuses this client's hello: " +
                               std::string(detail::StrField(reply, "code")) + ": " +
                               std::string(detail::StrField(reply, "message"));
-      if (detail::StrField(reply, "code") == "wrong_game") {
+      if (relay_ && detail::StrField(reply, "code") == "forbidden") {
+        // Another key owns this device_id at the relay (protocol.md 11.3): the key file was lost or replaced.
+        SetState(ConnectionState::WrongPeer, why + ". The relay knows this device_id by another key: keep "
+                 "Settings::relay.key_file with the save data, or give a new install a new device_id");
+      } else if (detail::StrField(reply, "code") == "wrong_game") {
         // Another game's daemon: nothing is sent to it; hello_due_at_ asks again later (ours may take over).
         SetState(ConnectionState::WrongPeer, why + ". Check Settings::game and the endpoints");
       } else {
@@ -153,9 +157,12 @@ void Client::Impl::HandleWelcome(const Value& welcome) {
   hello_due_at_.reset();
   ready_ = true;
   ++welcomes_;
+  redial_backoff_ = std::chrono::milliseconds(0);
   wire_limits_ = detail::ReadLimits(welcome);
   limits.Set(wire_limits_);
-  if (const Value* topics = welcome.Find("topics"); topics && topics->AsArray()) {
+  // A relay's topics come behind our key, which we subscribed to at the start (protocol.md 11.4).
+  const Value* topics = relay_ ? nullptr : welcome.Find("topics");
+  if (topics && topics->AsArray()) {
     for (const Value& t : *topics->AsArray()) {
       const std::string* prefix = t.AsString();
       if (prefix && subscribed_.insert(*prefix).second) sub_.set(zmq::sockopt::subscribe, *prefix);

@@ -26,6 +26,18 @@ constexpr auto kLaunchGrace = std::chrono::milliseconds(10000);
 constexpr int kReconnectMaxMs = 1000;
 // A peer that accepts the TCP connection but never completes the ZeroMQ handshake is given this long.
 constexpr int kHandshakeMs = 3000;
+// A relay is across the internet: back off further between attempts, as protocol.md section 1 asks.
+constexpr int kRelayReconnectMaxMs = 5000;
+// A relay that refuses our handshake is dialled again after 1 s, doubling up to a minute.
+constexpr auto kRelayRedialFirst = std::chrono::milliseconds(1000);
+constexpr auto kRelayRedialMax = std::chrono::milliseconds(60000);
+
+// A relay that drops our CURVE handshake: a wrong server key, or our key is not on its allow-list.
+std::string RelayRefused(const std::string& endpoint) {
+  return "the relay at " + endpoint + " refuses this client's CURVE handshake: Settings::relay.public_key is not "
+         "the relay's key (`engine-bridge keys` on the relay), or the relay's allow-list does not hold this "
+         "install's key. Events wait in memory until it accepts";
+}
 
 // protocol.md section 1: a game's id and its default endpoints, as the daemon derives them.
 bool ValidGame(const std::string& game) {
@@ -90,6 +102,10 @@ Status Client::Impl::Connect(const GameInfo& game, const Settings& settings) {
 
   game_ = game;
   settings_ = settings;
+  relay_ = !settings_.relay.endpoint.empty();
+  if (relay_) {
+    if (Status s = UseRelay(); !s) return s;
+  }
   const auto [default_ingress, default_configs] = settings_.game.empty()
       ? std::pair<std::string, std::string>("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556")
       : GameEndpoints(settings_.game);
@@ -107,6 +123,7 @@ Status Client::Impl::Connect(const GameInfo& game, const Settings& settings) {
   }
   hello_body_ = detail::HelloBody(game_, settings_.game);
   purchase_topic_ = std::string(detail::kPurchasePrefix) + game_.device_id;
+  gameanalytics_topic_ = std::string(detail::kGameAnalyticsTopic) + "/" + game_.device_id;
   configs.SetDevice(game_.device_id);
   try {
     OpenSockets();
@@ -136,6 +153,8 @@ Status Client::Impl::Connect(const GameInfo& game, const Settings& settings) {
   event_requests_ = 0;
   wire_limits_ = limits.Get();
   pause_until_ = Clock::time_point();
+  redial_at_.reset();
+  redial_backoff_ = std::chrono::milliseconds(0);
   launch_backoff_ = settings_.daemon.probe;
   next_launch_ = now + settings_.daemon.probe;
   running_.store(true, std::memory_order_release);
@@ -143,12 +162,44 @@ Status Client::Impl::Connect(const GameInfo& game, const Settings& settings) {
   return Status();
 }
 
+Status Client::Impl::UseRelay() {
+  const RelayConnection& relay = settings_.relay;
+  if (!settings_.daemon.command.empty() || !settings_.daemon.executable.empty()) {
+    return detail::Invalid("Connect: Settings.relay and Settings.daemon: a client straight to a relay never launches "
+                           "a daemon; set one or the other");
+  }
+  if (!zmq_has("curve")) {
+    return Status(ErrorCode::Internal, "Connect: Settings.relay: this libzmq was built without CURVE security");
+  }
+  if (!detail::IsZ85Key(relay.public_key)) {
+    return detail::Invalid("Connect: Settings.relay.public_key: the relay's public key is 40 Z85 characters "
+                           "(`engine-bridge keys` on the relay), got " + std::to_string(relay.public_key.size()) +
+                           " characters that are not one");
+  }
+  if (relay.key_file.empty()) {
+    return detail::Invalid("Connect: Settings.relay.key_file: the path of this install's key pair is required "
+                           "(where the game keeps its save data)");
+  }
+  if (Status s = detail::LoadOrMakeKeyPair(relay.key_file, keys_); !s) return s;
+  settings_.ingress_endpoint = relay.endpoint;
+  settings_.configs_endpoint = relay.configs_endpoint;
+  return Status();
+}
+
 void Client::Impl::OpenSockets() {
   ctx_ = zmq::context_t(1);
   // A daemon we launch runs on this machine: look for it every 100 ms until it listens.
-  const int reconnect_max = settings_.daemon.command.empty() ? kReconnectMaxMs : 0;
+  const int reconnect_max = relay_ ? kRelayReconnectMaxMs : settings_.daemon.command.empty() ? kReconnectMaxMs : 0;
+  // Straight to a relay: CURVE, the relay's key as the server's, ours as the client's (protocol.md 11.1).
+  const auto secure = [this](zmq::socket_t& socket) {
+    if (!relay_) return;
+    socket.set(zmq::sockopt::curve_serverkey, settings_.relay.public_key);
+    socket.set(zmq::sockopt::curve_publickey, keys_.public_key);
+    socket.set(zmq::sockopt::curve_secretkey, keys_.secret_key);
+  };
   dealer_ = zmq::socket_t(ctx_, zmq::socket_type::dealer);
   dealer_.set(zmq::sockopt::linger, 0);
+  secure(dealer_);
   // Queue only to a connection whose handshake is done: what we send then goes to a daemon that is there.
   dealer_.set(zmq::sockopt::immediate, 1);
   dealer_.set(zmq::sockopt::reconnect_ivl, 100);
@@ -175,12 +226,21 @@ void Client::Impl::OpenSockets() {
   sub_.set(zmq::sockopt::linger, 0);
   sub_.set(zmq::sockopt::reconnect_ivl, 100);
   sub_.set(zmq::sockopt::reconnect_ivl_max, reconnect_max);
+  secure(sub_);
+  versions_.clear();
+  if (relay_) {
+    // The relay publishes our devices' topics behind our public key (protocol.md 11.4), and grants no other
+    // prefix: our key alone brings every topic of this device, current values at once.
+    sub_.set(zmq::sockopt::subscribe, keys_.public_key);
+    subscribed_ = {keys_.public_key};
+    if (!settings_.configs_endpoint.empty()) sub_.connect(settings_.configs_endpoint);
+    return;
+  }
   // Subscribe before the welcome (which lists the same two): a late subscriber gets every config topic's
   // current value at once, and this device's recent purchase verdicts.
   sub_.set(zmq::sockopt::subscribe, detail::kConfigPrefix);
   sub_.set(zmq::sockopt::subscribe, purchase_topic_);
   subscribed_ = {std::string(detail::kConfigPrefix), purchase_topic_};
-  versions_.clear();
   sub_.connect(settings_.configs_endpoint);
 }
 
@@ -235,6 +295,11 @@ void Client::Impl::Run() {
 }
 
 void Client::Impl::Turn(Clock::time_point now) {
+  if (redial_at_ && now >= *redial_at_) {
+    redial_at_.reset();
+    dealer_.connect(settings_.ingress_endpoint);
+    if (!settings_.configs_endpoint.empty()) sub_.connect(settings_.configs_endpoint);
+  }
   MaybeLaunchDaemon(now);
   CheckUnreachable(now);
   console.Tick(now);
@@ -288,12 +353,15 @@ void Client::Impl::HandleMonitor(Clock::time_point now) {
       case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
         tcp_up_ = false;
         last_reached_ = now;
-        SetState(ConnectionState::WrongPeer, "another program holds " + endpoint + " (or the daemon there hangs): "
+        SetState(ConnectionState::WrongPeer, relay_ ? RelayRefused(endpoint)
+                 : "another program holds " + endpoint + " (or the daemon there hangs): "
                  "the ZeroMQ handshake failed. Stop it, or point Settings::ingress_endpoint at the daemon");
+        if (relay_) RelayRefusedUs(now);
         break;
       case ZMQ_EVENT_DISCONNECTED: {
         const bool welcomed = ready_;
         const bool reached = tcp_up_;
+        const bool transport_was_up = transport_up_;
         if (reached) last_reached_ = now;
         tcp_up_ = transport_up_ = ready_ = false;
         hello_due_at_.reset();
@@ -302,7 +370,11 @@ void Client::Impl::HandleMonitor(Clock::time_point now) {
         queue.Update([](Stats& s) { s.connected = false; });
         if (welcomed) {
           down_since_ = now;
-          SetState(ConnectionState::Connecting, "the connection to the daemon at " + endpoint + " dropped; reconnecting");
+          SetState(ConnectionState::Connecting, std::string("the connection to the ") + Peer() + " at " + endpoint +
+                   " dropped; reconnecting");
+        } else if (reached && relay_ && !transport_was_up) {
+          SetState(ConnectionState::WrongPeer, RelayRefused(endpoint));
+          RelayRefusedUs(now);
         } else if (reached) {
           SetState(ConnectionState::WrongPeer, "another program holds " + endpoint + ": it closed the connection "
                    "without saying welcome. Stop it, or point Settings::ingress_endpoint at the daemon");
@@ -313,6 +385,19 @@ void Client::Impl::HandleMonitor(Clock::time_point now) {
         break;
     }
   }
+}
+
+void Client::Impl::RelayRefusedUs(Clock::time_point now) {
+  if (redial_at_) return;
+  try {
+    dealer_.disconnect(settings_.ingress_endpoint);
+    if (!settings_.configs_endpoint.empty()) sub_.disconnect(settings_.configs_endpoint);
+  } catch (const zmq::error_t&) {
+    // Already hung up (ENOENT): dialling again later is all that is left to do.
+  }
+  tcp_up_ = false;
+  redial_backoff_ = redial_backoff_.count() == 0 ? kRelayRedialFirst : std::min(redial_backoff_ * 2, kRelayRedialMax);
+  redial_at_ = now + redial_backoff_;
 }
 
 void Client::Impl::SetState(ConnectionState state, std::string detail) {
@@ -340,12 +425,16 @@ void Client::Impl::SetState(ConnectionState state, std::string detail) {
 
 void Client::Impl::CheckUnreachable(Clock::time_point now) {
   if (ready_ || tcp_up_ || !refused_ || state_ == ConnectionState::Unreachable) return;
+  // A relay that was reached lately (one that refuses our handshake, say) is still there: libzmq's next attempt
+  // may be a whole reconnect delay away, longer than kUnreachableAfter.
+  if (relay_ && now - last_reached_ < std::chrono::milliseconds(kRelayReconnectMaxMs) + kUnreachableAfter) return;
   const bool launching = !settings_.daemon.command.empty();
   // libzmq also retries after a failed handshake: only refused connections, for a while, mean nobody listens.
   const Clock::time_point since = std::max(down_since_, last_reached_);
   if (now - since < (launching ? settings_.daemon.probe + kLaunchGrace : kUnreachableAfter)) return;
-  std::string detail = "no daemon answers at " + settings_.ingress_endpoint;
-  detail += launching ? ", not even the one this game started (see " +
+  std::string detail = std::string("no ") + Peer() + " answers at " + settings_.ingress_endpoint;
+  detail += relay_ ? std::string(": offline, or the relay is down")
+          : launching ? ", not even the one this game started (see " +
                             (settings_.daemon.log_path.empty() ? std::string("the game's output")
                                                                : settings_.daemon.log_path) + ")"
                       : ": start it with `engine-bridge run`, or set Settings::daemon.command to launch it with the game";
