@@ -87,7 +87,8 @@ class Game:
     def __init__(self, command: list[str], install: Install, cwd: Path) -> None:
         self.lines: list[str] = []
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env=install.env, cwd=cwd, stdin=subprocess.DEVNULL)
+                                     env=install.env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)  # a stray kill(0) of the game's reaches no test
         self._incoming: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 

@@ -72,6 +72,7 @@ public static class ShipGame
         if (!WaitFor(client, s => s.Stored == count)) return 1;
         long first = client.GetStats().DaemonPid;
         Console.WriteLine("ACKED " + count + " DAEMON " + first);
+        if (first <= 0) { Console.WriteLine("NO DAEMON PID"); return 1; }  // never the whole process group
         Process.GetProcessById((int)first).Kill();   // the daemon dies under the game: it is launched again
         Track(client, count, count);
         if (!WaitFor(client, s => s.Stored == 2 * count && s.DaemonPid != first && s.DaemonPid != 0))
