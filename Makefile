@@ -25,13 +25,15 @@ run: setup
 # The quality gate, the suite with line coverage of bridge/ (daemons included), then the oracle suite.
 # The suite runs in pytest-xdist workers (more than the 2 cores: its tests mostly wait on daemons, engines and
 # sandboxes), each handed its next test as it frees up, the longest first (tests/conftest.py); coverage follows
-# the workers and the daemons they start (patch = ["subprocess"]). PYTEST_PARALLEL= runs it in one process.
+# the workers and the daemons they start (patch = ["subprocess"]). PYTEST_PARALLEL= runs it in one process. Then
+# the tests marked `alone` (shipped games that launch and kill their daemons), one at a time.
 PYTEST_PARALLEL ?= -n 3 --dist load --maxschedchunk 1
 test: setup system-deps
 	$(PY) -m ruff check bridge tests benchmarks
 	$(PY) -m mypy
 	$(PY) -m coverage erase
-	$(PY) -m coverage run -m pytest $(PYTEST_PARALLEL)
+	$(PY) -m coverage run -m pytest $(PYTEST_PARALLEL) -m "not alone"
+	$(PY) -m coverage run -m pytest -m alone
 	$(PY) -m coverage combine -q
 	$(PY) -m coverage report
 	$(PY) -m tests.oracle

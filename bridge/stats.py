@@ -156,7 +156,7 @@ class Reporter:
                 for envelope, rid, key, build in jobs:
                     if key not in built:
                         built[key] = _packed_entries(self._build(build))
-                    out.send_multipart([*envelope, _with_rid(*built[key], rid)])
+                    _send_unless_stopping(out, [*envelope, _with_rid(*built[key], rid)], stop)
                 stop.wait(max(0.0, MIN_GAP_S - (time.monotonic() - started)))
         finally:
             out.close(0)
@@ -190,3 +190,14 @@ def _with_rid(count: int, entries: bytes, rid: int) -> bytes:
 def _map_header(count: int) -> bytes:
     """msgpack's map header: fixmap up to 15 entries, else map 16 (a reply never holds 65536)."""
     return bytes([0x80 | count]) if count < 16 else b"\xde" + count.to_bytes(2, "big")
+
+
+def _send_unless_stopping(out: zmq.Socket[bytes], frames: list[bytes], stop: threading.Event) -> None:
+    """A reply to the ingress, waiting while its queue is full, but never past the daemon's stop: at shutdown
+    the ingress is gone, and a blocking send would hold the process from exiting for good."""
+    while not stop.is_set():
+        try:
+            out.send_multipart(frames, zmq.NOBLOCK)
+            return
+        except zmq.Again:
+            stop.wait(0.05)

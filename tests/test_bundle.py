@@ -55,6 +55,7 @@ def test_pyinstaller_is_asked_for_one_folder_with_third_party_providers(tmp_path
     assert args[args.index("--copy-metadata") + 1] == "acme_provider"  # its entry point is found
 
 
+@pytest.mark.alone
 def test_bundle_smoke_from_a_clean_environment(program: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                tmp_path_factory: pytest.TempPathFactory) -> None:
     """A hello is welcomed on the game's own (ipc://) endpoints, an event acknowledged is in the game's store,
@@ -88,6 +89,7 @@ def test_bundle_smoke_from_a_clean_environment(program: Path, tmp_path: Path, mo
                                           f"{took:.2f} s after the start (env -i)")
 
 
+@pytest.mark.alone
 def test_bundled_daemon_forwards_nothing_unless_configured(program: Path, tmp_path: Path,
                                                            ga_sandbox: GaSandbox) -> None:
     """No configuration: events are stored and acknowledged, nothing reaches the (local) GameAnalytics sandbox,

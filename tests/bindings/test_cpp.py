@@ -448,6 +448,7 @@ def ship_game(build: Path, install: shipping.Install, *args: str) -> list[str]:
     return [str(program), *args]
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("quit_cleanly", [False, True], ids=["killed", "quits"])
 def test_cpp_game_with_the_bundled_daemon(build: Path, install: shipping.Install, tmp_path: Path,
                                           quit_cleanly: bool) -> None:
@@ -456,6 +457,7 @@ def test_cpp_game_with_the_bundled_daemon(build: Path, install: shipping.Install
                   tmp_path, quit_cleanly)
 
 
+@pytest.mark.alone
 def test_cpp_bundled_daemon_missing_and_another_games_daemon(build: Path, install: shipping.Install,
                                                             tmp_path: Path) -> None:
     with Daemon(tmp_path / "other", extra_args=["--game", "other-game"]) as other:
@@ -464,6 +466,7 @@ def test_cpp_bundled_daemon_missing_and_another_games_daemon(build: Path, instal
             ship_game(build, install, "wrong", install.game, other.ingress, other.publish), install, tmp_path, other)
 
 
+@pytest.mark.alone
 def test_cpp_game_killed_stops_the_daemon_its_own_command_launched(build: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings::daemon.command, a command of the game's own without --parent-pipe: a game killed with SIGKILL

@@ -784,12 +784,14 @@ def launching(daemon: str) -> str:
     return f'daemon/auto_launch=true\ndaemon/executable="{daemon}"\n'
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("quit_cleanly", [False, True], ids=["killed", "quits"])
 def test_godot_game_with_the_bundled_daemon(install: shipping.Install, tmp_path: Path, quit_cleanly: bool) -> None:
     mode = "quit" if quit_cleanly else "play"
     shipping.play(ship_game(install, mode, launching(shipping.DAEMON)), install, tmp_path, quit_cleanly)
 
 
+@pytest.mark.alone
 def test_godot_bundled_daemon_missing_and_another_games_daemon(install: shipping.Install, tmp_path: Path) -> None:
     with Daemon(tmp_path / "other", extra_args=["--game", "other-game"]) as other:
         endpoints = f'connection/ingress_endpoint="{other.ingress}"\nconnection/configs_endpoint="{other.publish}"\n'

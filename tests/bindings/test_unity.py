@@ -402,6 +402,7 @@ def ship_game(install: shipping.Install, *args: str) -> list[str]:
     return ["mono", str(program), *args]
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("quit_cleanly", [False, True], ids=["killed", "quits"])
 def test_unity_game_with_the_bundled_daemon(install: shipping.Install, tmp_path: Path, quit_cleanly: bool) -> None:
     mode = "quit" if quit_cleanly else "play"
@@ -409,6 +410,7 @@ def test_unity_game_with_the_bundled_daemon(install: shipping.Install, tmp_path:
                   quit_cleanly)
 
 
+@pytest.mark.alone
 def test_unity_bundled_daemon_missing_and_another_games_daemon(install: shipping.Install, tmp_path: Path) -> None:
     with Daemon(tmp_path / "other", extra_args=["--game", "other-game"]) as other:
         shipping.missing_and_wrong_game(
