@@ -203,11 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     ingress=args.ingress, publish=args.publish, durability=args.durability, log_level=args.log_level,
                     on_corrupt_store=args.on_corrupt_store and args.on_corrupt_store.replace("-", "_"),
                     game=args.game, log_file=args.log_file, parent_pipe=args.parent_pipe or None,
-                    parent_pid=args.parent_pid)
-
-    settings = load(args.config, data_dir=args.data_dir, store_url=args.store_url, ingress=args.ingress,
-                    publish=args.publish, durability=args.durability, log_level=args.log_level, http=args.http,
-                    on_corrupt_store=args.on_corrupt_store and args.on_corrupt_store.replace("-", "_"))
+                    parent_pid=args.parent_pid, http=args.http)
     setup_logging(settings)
     if settings.log_file is not None:
         log_to_file(settings.log_file)
