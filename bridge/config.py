@@ -24,6 +24,7 @@ DEFAULT_PUBLISH = "tcp://127.0.0.1:5556"
 DB_FILENAME = "bridge.sqlite3"
 DURABILITY_LEVELS = ("normal", "full")
 ON_CORRUPT = ("stop", "move_aside")  # what start-up does with a damaged SQLite file
+CONSENT_POLICIES = ("not_required", "required")  # [privacy] consent
 
 # The GameAnalytics sandbox game: public keys from GameAnalytics' own documentation, refused in production.
 GA_SANDBOX = {
@@ -59,6 +60,12 @@ class Settings:
                                                                            DEFAULT_PROVIDERS.items()})
     config_path: Path | None = None
     relay: RelaySettings | None = None  # the `[relay]` table: this daemon is a relay, with a CURVE ingress
+    consent: str = "not_required"  # [privacy] consent: "required" holds a player's events until they consent
+    hold_s: float = 30 * 24 * 3600.0  # [privacy] hold_hours: held events of a player who never answered go
+
+    @property
+    def consent_required(self) -> bool:
+        return self.consent == "required"
 
     @property
     def resolved_store_url(self) -> str:
@@ -173,6 +180,7 @@ def load(path: Path | None = None, **overrides: Any) -> Settings:
     doc = _parse(path) if path is not None else {}
     daemon = _table(doc, "daemon")
     store = _table(doc, "store")
+    privacy = _table(doc, "privacy")
     env = os.environ
     settings = Settings(
         data_dir=Path(daemon["data_dir"]).expanduser() if "data_dir" in daemon else default_data_dir(),
@@ -189,6 +197,8 @@ def load(path: Path | None = None, **overrides: Any) -> Settings:
         providers=_providers(doc),
         config_path=path,
         relay=_relay(doc),
+        consent=privacy.get("consent", "not_required"),
+        hold_s=float(privacy.get("hold_hours", 720)) * 3600,
     )
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     _validate(settings)
@@ -204,6 +214,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"store.durability must be one of {DURABILITY_LEVELS}, not {settings.durability!r}")
     if settings.on_corrupt_store not in ON_CORRUPT:
         raise ConfigError(f"store.on_corrupt must be one of {ON_CORRUPT}, not {settings.on_corrupt_store!r}")
+    if settings.consent not in CONSENT_POLICIES:
+        raise ConfigError(f"privacy.consent must be one of {CONSENT_POLICIES}, not {settings.consent!r}")
+    if settings.hold_s <= 0:
+        raise ConfigError("privacy.hold_hours must be a positive number of hours")
     if settings.store_cap_mb <= 0:
         raise ConfigError("store.cap_mb must be a positive number of megabytes")
     if settings.session_timeout_s <= 0:

@@ -250,6 +250,10 @@ class Lane:
             if not part:
                 parts.pop(0)
                 continue
+            gone = await asyncio.to_thread(self.delivery.gone, [ev.pk for ev in part])
+            if gone:  # purged since the claim (the player denied consent, or was forgotten): never sent
+                parts[0] = [ev for ev in part if ev.pk not in gone]
+                continue
             outcome = await self._exchange(part)
             done = outcome.delivered | {pk for pk, _, _ in outcome.dead}
             rest = [ev for ev in part if ev.pk not in done]

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Protocol
 
 import httpx
 
-from ..store import Player, Purchase, PurchaseResult, StoredEvent, StoreViews
+from ..store import Erasure, Player, Purchase, PurchaseResult, StoredEvent, StoreViews
 from .settings import LaneSettings
 
 
@@ -75,6 +75,17 @@ class Built:
 
     calls: list[Call] = field(default_factory=list)
     settled: Outcome = field(default_factory=Outcome)
+
+
+@dataclass
+class Erased:
+    """What a provider did about a forgotten player's copy at the provider: `requested` (its deletion API took
+    the request: `detail` is the answer), `manual` (it has none: `detail` says what the studio asks for by hand),
+    `failed`; `ids` is what the provider knows the player as."""
+
+    status: str
+    ids: dict[str, Any]
+    detail: str
 
 
 class Send(Protocol):
@@ -206,6 +217,18 @@ class Provider:
 
     async def tick(self) -> None:
         """Called about once a second: timers such as remote config refreshes."""
+
+    def player_keys(self, user_id: str) -> list[str]:
+        """The keys of the provider's kept state that are this player's: erased with the player."""
+        return []
+
+    async def erase(self, erasure: Erasure) -> Erased:
+        """A player was forgotten: drop what the provider holds of them in memory (their kept state, named by
+        `player_keys`, is erased from the store after this), and ask the provider to erase its copy. The
+        default, for a provider with no documented deletion API: a manual request for the studio to send."""
+        return Erased("manual", {"user_id": erasure.user_id, "device_id": erasure.device_id},
+                      f"no documented deletion API: ask {self.kind} to erase the data of user "
+                      f"{erasure.user_id!r} (device {erasure.device_id!r})")
 
     def status(self) -> dict[str, Any]:
         """Provider-specific figures for `engine-bridge status`."""
