@@ -250,9 +250,9 @@ class Lane:
             if not part:
                 parts.pop(0)
                 continue
-            gone = await asyncio.to_thread(self.delivery.gone, [ev.pk for ev in part])
-            if gone:  # purged since the claim (the player denied consent, or was forgotten): never sent
-                parts[0] = [ev for ev in part if ev.pk not in gone]
+            now = await asyncio.to_thread(self.delivery.recheck, part)
+            if len(now) < len(part):  # purged since the claim (the player denied consent, or was forgotten)
+                parts[0] = now
                 continue
             outcome = await self._exchange(part)
             done = outcome.delivered | {pk for pk, _, _ in outcome.dead}

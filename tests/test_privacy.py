@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+
+from bridge.store import schema
 
 from tests.harness import make_event
 from tests.providers.inprocess import InProcessBridge, provider_spec
@@ -145,3 +148,162 @@ def test_held_events_of_a_player_who_never_answers_are_purged_after_hold_hours(t
         assert housekeeping.purge_held(0) == 0  # nothing received before the epoch
         assert housekeeping.purge_held(time.time() + 1) == 5  # two events of each kind and the session start
         assert [e for e in h.events() if e["user_id"] == "silent"] == []
+
+
+# --- denial and withdrawal -------------------------------------------------------------------------------
+
+def player_events(h: InProcessBridge, user: str) -> list[dict[str, Any]]:
+    return [e for e in h.events() if e["user_id"] == user]
+
+
+def test_after_a_denial_nothing_more_of_the_player_leaves_and_none_of_their_events_stay(
+        tmp_path: Path, sandboxes: Sandboxes) -> None:
+    """A player delivered to, then events stored while the lanes are down (undelivered), then a withdrawal:
+    their events leave the store at once and their session ends; after a restart their new events are
+    acknowledged and discarded, the timers ask their remote configs no more, and the other player's events,
+    sent after, reach every sandbox while none of theirs does."""
+    sb = sandboxes
+    h = InProcessBridge(tmp_path, sb.providers())  # consent not required: an unknown player is sent to
+    with h:
+        game = server(h)
+        game.session_start(user_id="quits", user_ip=IP)
+        game.session_start(user_id="other")
+        game.events(play("quits", 1) + play("other", 1))
+        h.flush()
+        wait_until(lambda: delivered(sb, "quits", 1) and delivered(sb, "other", 1), what="both players' events")
+        asked = sb.ga.configs_asked().count("quits")
+        assert asked == 1
+        h.stop()  # the lanes down: what is stored now stays undelivered
+        game.events(play("quits", 2, first=1))
+        assert len(player_events(h, "quits")) == 1 + 2 + 4  # their session's start, the delivered, the undelivered
+        reply = game.consent(user_id="quits", analytics="denied")
+        assert (reply["analytics"], reply["ip_ads"]) == ("denied", "unknown")
+        assert player_events(h, "quits") == []  # the undelivered ones (and the delivered ones kept) are gone
+        assert h.book.current("quits") is None
+        h.restart()
+        ack = game.events(play("quits", 1, first=3) + play("other", 1, first=1))
+        assert (ack["stored"], ack["discarded"]) == (2, 2)
+        h.flush()
+        h.tick(1.0)  # past remote_configs_refresh: every player who plays is asked again
+        wait_until(lambda: sb.taken("other") == sent("other", 2) and sb.ga.configs_asked().count("other") >= 2,
+                   what="the other player's later events and remote configs")
+        assert sb.taken("quits") == sent("quits", 1)  # only what went before the denial
+        assert sb.ga.configs_asked().count("quits") == asked
+        assert player_events(h, "quits") == []
+        assert [p.user_id for p in h.dispatcher.views.state.active_players(0, playing=True)] == ["other"]
+
+
+def test_claimed_events_purged_by_a_denial_are_never_sent(tmp_path: Path, sandboxes: Sandboxes) -> None:
+    """Events a lane holds (its batch retrying through an outage) when the player denies are dropped before the
+    next try: a lane checks that its events are still stored before each send. The other player's, held by
+    the same outage, go once it ends."""
+    sb = sandboxes
+    providers = {"gameanalytics": provider_spec("gameanalytics", sb._ga.url, remote_configs=False)}
+    sb.ga.faults.fail("events", status=503, count=None)
+    with InProcessBridge(tmp_path, providers) as h:
+        game = server(h)
+        game.events(play("late", 2) + play("early", 1))
+        h.flush()
+        wait_until(lambda: sb.ga.faults.fired().get("events", 0) >= 2, what="both players' batches refused")
+        game.consent(user_id="late", analytics="denied")
+        sb.ga.faults.clear()
+        wait_until(lambda: sb.ga_events("early"), what="the other player's batch after the outage")
+        wait_until(lambda: h.settled("gameanalytics"), what="the lane past every event")
+        assert sb.reached("late") == []
+        assert h.figures("gameanalytics")["delivered"] == 2  # early's session start and design event
+
+
+# --- erasure ---------------------------------------------------------------------------------------------
+
+def traces(h: InProcessBridge, *names: str) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table of the store that names one of `names` in any column (msgpack and JSON
+    columns read as bytes), by table."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    marks = [name.encode() for name in names]
+    with h.store.engine.connect() as conn:
+        for table in schema.metadata.sorted_tables:
+            for row in conn.execute(select(table)).mappings():
+                values = [v if isinstance(v, bytes) else str(v).encode() for v in row.values()]
+                if any(mark in value for mark in marks for value in values):
+                    found.setdefault(table.name, []).append(dict(row))
+    return found
+
+
+def test_forget_erases_every_local_trace_and_writes_one_ledger_entry_per_provider(
+        tmp_path: Path, sandboxes: Sandboxes) -> None:
+    """A game's own player, delivered to all three providers (logged in at GameRamp and staq, remote configs
+    and player config published), with a consent given: after `forget` and a restart before the lanes took it,
+    no table holds anything of them but the erasure ledger, which has one entry per provider, settled as a
+    manual request naming the player as that provider knows them; their topics are gone."""
+    sb = sandboxes
+    sb.ga.set_remote_configs([{"key": "gravity", "value": "2"}])
+    h = InProcessBridge(tmp_path, sb.providers())
+    with h:
+        game = h.hello(device_id="dev-alice", user_id="alice-77", platform="android", os_version="android 14")
+        game.consent(ip_ads="granted")
+        game.session_start(user_ip=IP)
+        game.events(play("alice-77", 2))
+        h.flush()
+        h.tick(1.0)  # GameRamp's timer: the player's config on its topic
+        wait_until(lambda: delivered(sb, "alice-77", 2), what="the player's events everywhere")
+        wait_until(lambda: h.published("config/gameramp/dev-alice") and h.published("config/gameanalytics/dev-alice"),
+                   what="the player's config topics")
+        assert set(traces(h, "alice-77", "dev-alice")) >= {"events", "sessions", "devices", "consent",
+                                                           "provider_state", "configs"}
+        h.stop()  # the lanes down: the ledger's entries stay pending across the restart
+        reply = game.forget()
+        assert reply == {"device_id": "dev-alice", "user_id": "alice-77",
+                         "providers": ["gameanalytics", "gameramp", "staq"]}
+        assert [e.status for e in h.dispatcher.views.ledger.entries()] == ["pending"] * 3
+        h.restart()
+        assert h.erase_pending() == 3
+        assert h.erase_pending() == 0  # settled once
+        assert set(traces(h, "alice-77", "dev-alice")) == {"erasures"}, traces(h, "alice-77", "dev-alice")
+        assert h.published("config/gameramp/dev-alice") is None
+        assert h.published("config/gameanalytics/dev-alice") is None and h.published("config/gameanalytics") is None
+        ledger = {e.provider: e for e in h.dispatcher.views.ledger.entries()}
+        assert sorted(ledger) == ["gameanalytics", "gameramp", "staq"]
+        for entry in ledger.values():
+            assert (entry.status, entry.device_id, entry.user_id, entry.own) == ("manual", "dev-alice", "alice-77",
+                                                                                True)
+            assert entry.done_at is not None and entry.done_at >= entry.requested_at
+        assert ledger["gameanalytics"].ids == {"user_id": "alice-77", "device_id": "dev-alice"}
+        assert ledger["gameramp"].ids["deviceId"] == "alice-77" and ledger["gameramp"].ids["userId"]
+        assert ledger["staq"].ids["uid"] == sb.staq.calls(device_id="alice-77")[0]["uid"]
+        h.restart()  # the ledger holds across restarts
+        assert len(h.dispatcher.views.ledger.entries(status="manual")) == 3
+
+
+def test_ip_forwarding_stops_when_the_ip_purpose_is_denied(tmp_path: Path, sandboxes: Sandboxes) -> None:
+    """A dedicated server's two players with their IP addresses: the one who denied ip_ads reaches
+    GameAnalytics without X-Forwarded-For and with limit_ad_tracking, their sessions lose the address, and so
+    it stays after a restart; the other's requests carry theirs."""
+    sb = sandboxes
+    providers = {"gameanalytics": provider_spec("gameanalytics", sb._ga.url, remote_configs=False)}
+    h = InProcessBridge(tmp_path, providers)
+    with h:
+        game = server(h)
+        game.session_start(user_id="private", user_ip=IP)
+        game.session_start(user_id="open", user_ip="198.51.100.4")
+        assert game.consent(user_id="private", ip_ads="denied")["ip_ads"] == "denied"
+        game.events(play("private", 1) + play("open", 1))
+        h.flush()
+        wait_until(lambda: sb.ga_events("private") and sb.ga_events("open"), what="both players' events")
+        h.restart()
+        game.events(play("private", 1, first=1) + play("open", 1, first=1))
+        h.flush()
+        wait_until(lambda: len(sb.ga_events("private")) == 2 and len(sb.ga_events("open")) == 2,
+                   what="both players' events after a restart")
+    records = [r for r in sb.ga.accepted(category="design")]
+    private = [r for r in records if r["event"]["user_id"] == "private"]
+    opened = [r for r in records if r["event"]["user_id"] == "open"]
+    assert [r["forwarded_for"] for r in private] == [None, None]
+    assert [r["event"].get("limit_ad_tracking") for r in private] == [True, True]
+    assert [r["forwarded_for"] for r in opened] == ["198.51.100.4"] * 2
+    assert all("limit_ad_tracking" not in r["event"] for r in opened)
+    h2 = InProcessBridge(tmp_path, {})  # the store as the daemon would reopen it
+    try:
+        assert traces(h2, IP) == {}  # the denied player's address is nowhere
+        assert set(traces(h2, "198.51.100.4")) == {"sessions"}
+    finally:
+        h2.close()

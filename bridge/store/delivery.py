@@ -8,8 +8,8 @@ passes it. A crash between a send and that record repeats the send, never skips 
 
 Consent: a player's events are claimed only while their analytics consent allows it (under
 `consent = "required"`, once granted: the ingress then moves their held events past every cursor, in order), and
-a player's IP address only while their ip_ads consent does. `gone` tells a lane which claimed events were
-purged since (a denial, an erasure): those are never sent.
+a player's IP address only while their ip_ads consent does. `recheck` tells a lane, before each send, which
+claimed events were purged since (a denial, an erasure: never sent) and whose IP was withheld since.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ class Delivery:
         self.engine = store.engine
         self._columns = _claim_columns(store.consent_required)
         self._may_send = consented(events.c.device_id, events.c.user_id, store.consent_required)
+        self._ip_ads = consented(events.c.device_id, events.c.user_id, store.consent_required, "ip_ads")
 
     # --- cursors ------------------------------------------------------------------------------------
 
@@ -93,13 +94,19 @@ class Delivery:
                                 .order_by(events.c.pk).limit(limit)).mappings().all()
         return [_stored_event(r) for r in rows]
 
-    def gone(self, pks: list[int]) -> set[int]:
-        """Which of these claimed events are no longer stored (purged by a denial or an erasure since)."""
-        if not pks:
-            return set()
+    def recheck(self, events_: list[StoredEvent]) -> list[StoredEvent]:
+        """Claimed events as they stand now, before a send: those purged since (a denial, an erasure) left out,
+        and the IP address taken off those whose player withheld it since the claim."""
+        if not events_:
+            return events_
         with self.engine.connect() as conn:
-            present = set(conn.execute(select(events.c.pk).where(events.c.pk.in_(pks))).scalars())
-        return set(pks) - present
+            ip_ok: dict[int, bool] = {pk: bool(ok) for pk, ok in conn.execute(select(events.c.pk, self._ip_ads).where(
+                events.c.pk.in_([ev.pk for ev in events_])))}
+        kept = [ev for ev in events_ if ev.pk in ip_ok]
+        for ev in kept:
+            if ev.ip_ads and not ip_ok[ev.pk]:
+                ev.ip_ads, ev.user_ip = False, None
+        return kept
 
     def finish(self, provider: str, up_to_pk: int, delivered: int, dead: list[tuple[int, str, str]],
                done_past: tuple[int, ...] = ()) -> None:
