@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import msgpack
 
-from .protocol import Event, Hello, PlayerRequest, SessionRequest
+from .protocol import Code, Event, Hello, PlayerRequest, ProtocolError, SessionRequest
 from .sessions import SessionBook
 from .store import Burst, EventKey, Ingest
 
@@ -103,15 +103,26 @@ class Consents:
         self.denied.discard(key)
 
 
-def _player_of(hello: Hello, request: PlayerRequest) -> tuple[str, str]:
-    return request.device_id or hello.device_id, request.user_id or hello.user_id
+    def own_user(self, device_id: str) -> str:
+        """The device's own player, for a tool's request naming a device and no user."""
+        user = self._ingest.device_user(device_id)
+        if user is None:
+            raise ProtocolError(Code.INVALID_VALUE, f"device {device_id!r} is not known here: name its user_id",
+                                "device_id")
+        return user
+
+
+def _player_of(hello: Hello, request: PlayerRequest, consents: Consents) -> tuple[str, str]:
+    if request.device_id is not None and request.device_id != hello.device_id:
+        return request.device_id, request.user_id or consents.own_user(request.device_id)
+    return hello.device_id, request.user_id or hello.user_id
 
 
 def set_consent(burst: Burst, book: SessionBook, consents: Consents, hello: Hello, request: PlayerRequest,
                 now: int) -> dict[str, Any]:
     """A `consent`: the player's new state, as reply fields. Denying analytics ends their session here (the
     store then drops every event of theirs, the session's end too: nothing of theirs is left to send)."""
-    device_id, user_id = key = _player_of(hello, request)
+    device_id, user_id = key = _player_of(hello, request, consents)
     analytics, ip_ads = consents.set(key, request.analytics, request.ip_ads)
     if analytics == "denied":
         _end_player(burst, book, hello, device_id, user_id, now)
@@ -124,7 +135,7 @@ def forget_player(burst: Burst, book: SessionBook, consents: Consents, hello: He
                   now: int, providers: Sequence[str]) -> dict[str, Any]:
     """A `forget`: the player's session ended and every trace of them erased in the commit, with an erasure
     ledger entry per provider; as reply fields."""
-    device_id, user_id = key = _player_of(hello, request)
+    device_id, user_id = key = _player_of(hello, request, consents)
     _end_player(burst, book, hello, device_id, user_id, now)
     book.last_num.pop(user_id, None)
     consents.forget(key)

@@ -7,6 +7,10 @@ after a condition that was waited for: a later event of another player delivered
 
 from __future__ import annotations
 
+import csv
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +21,9 @@ from sqlalchemy import select
 
 from bridge.store import schema
 
-from tests.harness import make_event
+from tests.harness import Client, Daemon, make_event
 from tests.providers.inprocess import InProcessBridge, provider_spec
-from tests.sandboxes import start_sandbox, wait_until
+from tests.sandboxes import provider_table, start_sandbox, wait_until
 
 SERVER = {"platform": "linux", "os_version": "linux 6.1", "device": "server", "manufacturer": "acme"}
 IP = "203.0.113.7"
@@ -307,3 +311,54 @@ def test_ip_forwarding_stops_when_the_ip_purpose_is_denied(tmp_path: Path, sandb
         assert set(traces(h2, "198.51.100.4")) == {"sessions"}
     finally:
         h2.close()
+
+
+# --- the daemon: the protocol requests, `engine-bridge forget` and `engine-bridge privacy` -------------------
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bridge", *args], capture_output=True, text=True, timeout=30,
+                          cwd=Path(__file__).resolve().parent.parent)
+
+
+def test_the_daemon_holds_until_consent_forgets_on_the_cli_and_exports_its_ledger(tmp_path: Path,
+                                                                                   sandboxes: Sandboxes) -> None:
+    """A real daemon under `consent = "required"`: the `consent` reply says the new state and the held event
+    goes; `engine-bridge forget` names the player; within a second each provider's ledger entry is a manual
+    request, which `engine-bridge privacy` exports as CSV and JSON, again after a restart."""
+    sb = sandboxes
+    config = provider_table("gameanalytics", sb._ga.url, remote_configs=False) + \
+        provider_table("staq", sb._staq.url, kind="staq") + '\n[privacy]\nconsent = "required"\n'
+    with Daemon(tmp_path, config=config) as daemon:
+        with Client(daemon.ingress, device_id="d-1") as game:
+            game.hello(engine="custom", game_build="1.0")
+            assert game.request({"type": "event", "event": make_event("design", event_id="held:0")})["stored"] == 1
+            reply = game.request({"type": "consent", "analytics": "granted"})
+            assert {k: reply[k] for k in ("type", "device_id", "user_id", "analytics", "ip_ads")} == {
+                "type": "consent", "device_id": "d-1", "user_id": "d-1", "analytics": "granted", "ip_ads": "unknown"}
+            game.request({"type": "flush"})
+            wait_until(lambda: sb.ga_events("d-1"), what="the held event once granted")
+            refused = game.request({"type": "consent", "analytics": "maybe"})
+            assert (refused["type"], refused["code"], refused["field"]) == ("error", "invalid_value", "analytics")
+        forgot = cli("forget", "--device", "d-1", "--ingress", daemon.ingress)
+        assert forgot.returncode == 0, forgot.stderr
+        assert json.loads(forgot.stdout)["providers"] == ["gameanalytics", "staq"]
+        store = ["--data-dir", str(daemon.data_dir), "--config", str(daemon.config_path)]
+
+        def ledger() -> list[dict[str, Any]]:
+            out = cli("privacy", "--format", "json", *store)
+            assert out.returncode == 0, out.stderr
+            entries: list[dict[str, Any]] = json.loads(out.stdout)
+            return entries if entries and all(e["status"] == "manual" for e in entries) else []
+
+        entries = wait_until(ledger, what="the ledger's entries settled")
+        assert [(e["provider"], e["device_id"], e["user_id"]) for e in entries] == [
+            ("gameanalytics", "d-1", "d-1"), ("staq", "d-1", "d-1")]
+        assert "GameAnalytics" in entries[0]["detail"] and entries[0]["ids"] == {"user_id": "d-1", "device_id": "d-1"}
+        daemon.restart()
+        exported = tmp_path / "ledger.csv"
+        assert cli("privacy", "--status", "manual", "--output", str(exported), *store).returncode == 0
+        rows = list(csv.DictReader(exported.open()))
+        assert [(r["provider"], r["status"], r["user_id"]) for r in rows] == [
+            ("gameanalytics", "manual", "d-1"), ("staq", "manual", "d-1")]
+        assert json.loads(rows[1]["ids"])["deviceId"] == "d-1"
+        assert [e for e in daemon.events() if e["device_id"] == "d-1"] == []

@@ -151,6 +151,12 @@ class Ingest:
                 consent.c.device_id == device_id, consent.c.user_id == user_id)).first()
         return (row[0], row[1]) if row is not None else (UNKNOWN, UNKNOWN)
 
+    def device_user(self, device_id: str) -> str | None:
+        """A device's own (hello) player, or None for a device never seen."""
+        with self.engine.connect() as conn:
+            user: str | None = conn.execute(select(devices.c.user_id).where(devices.c.device_id == device_id)).scalar()
+        return user
+
     def denied_players(self) -> set[tuple[str, str]]:
         """(device_id, user_id) of every player who denied analytics: their events are discarded on arrival."""
         with self.engine.connect() as conn:
