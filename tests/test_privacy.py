@@ -362,3 +362,37 @@ def test_the_daemon_holds_until_consent_forgets_on_the_cli_and_exports_its_ledge
             ("gameanalytics", "manual", "d-1"), ("staq", "manual", "d-1")]
         assert json.loads(rows[1]["ids"])["deviceId"] == "d-1"
         assert [e for e in daemon.events() if e["device_id"] == "d-1"] == []
+
+
+def test_a_player_forgotten_at_the_edge_is_forgotten_at_the_relay(tmp_path: Path, sandboxes: Sandboxes) -> None:
+    """The edge's relay lane is its deletion API: its ledger entry is `requested`, with the relay's providers,
+    and the relay keeps nothing of the player but its own ledger's entry for GameAnalytics."""
+    from bridge.keys import RELAY, key_pair
+    from tests.harness import free_port
+    from tests.test_relay import edge_config
+
+    sb = sandboxes
+    port = free_port()
+    relay_config = provider_table("gameanalytics", sb._ga.url, remote_configs=False) + \
+        f'[relay]\nbind = "tcp://127.0.0.1:{port}"\n'
+    with Daemon(tmp_path / "relay", relay_config) as relay:
+        with Daemon(tmp_path / "edge", edge_config(port, key_pair(relay.data_dir, RELAY).public)) as edge:
+            with Client(edge.ingress, device_id="pc-9") as game:
+                game.hello(user_id="zoe", platform="windows", os_version="windows 10", engine="unity")
+                game.request({"type": "event", "event": make_event("design", event_id="edge:0")})
+                game.request({"type": "flush"})
+                wait_until(lambda: sb.ga_events("zoe"), 60, what="the event at the sandbox, through the relay")
+                assert game.request({"type": "forget"})["providers"] == ["relay"]
+
+            def settled(daemon: Daemon, status: str) -> list[dict[str, Any]]:
+                out = cli("privacy", "--format", "json", "--data-dir", str(daemon.data_dir),
+                          "--config", str(daemon.config_path))
+                entries: list[dict[str, Any]] = json.loads(out.stdout)
+                return entries if entries and all(e["status"] == status for e in entries) else []
+
+            [entry] = wait_until(lambda: settled(edge, "requested"), 30, what="the edge's entry settled")
+            assert entry["ids"]["relay_providers"] == ["gameanalytics"]
+            [at_relay] = wait_until(lambda: settled(relay, "manual"), 30, what="the relay's own entry")
+            assert (at_relay["provider"], at_relay["device_id"], at_relay["user_id"]) == ("gameanalytics", "pc-9",
+                                                                                           "zoe")
+        assert [e for e in relay.events() if e["device_id"] == "pc-9"] == []

@@ -21,8 +21,9 @@ import zmq.asyncio
 from ...keys import EDGE, BadKey, KeyPair, key_pair, public_key
 from ...protocol import CATEGORIES, MAX_BATCH_EVENTS, PLAYER_DEVICE_MAX_CHARS, PROTOCOL_VERSION, SESSION_END, \
     PURCHASE_PREFIX, SESSION_START, V1_MIRRORS, Code, topic_device
-from ...store import Purchase, PurchaseResult, StoredEvent
-from ..base import Built, Call, Outcome, Paused, Provider, TryLater
+from ... import __version__
+from ...store import Erasure, Purchase, PurchaseResult, StoredEvent
+from ..base import Built, Call, Erased, Outcome, Paused, Provider, TryLater
 from ..settings import LaneSettings, SettingsError
 from .transport import EXTENSION, Exchange, RelayTransport
 
@@ -163,6 +164,25 @@ class Relay(Provider):
         if reply.get("code") == Code.NOT_CONFIGURED:
             raise TryLater("the relay verifies no purchases (no staq there): kept until it does")
         return PurchaseResult(False, False, f"refused by the relay: {reply.get('code')}: {reply.get('message')}")
+
+    async def erase(self, erasure: Erasure) -> Erased:
+        """The relay is this edge's deletion API: a `forget` of the player there (on a connection of its own,
+        as a tool of the device, which this edge's key owns), whose reply names the relay's providers, each
+        with its own entry in the relay's ledger. No answer: TryLater, and the entry is asked again."""
+        hello = {"protocol": PROTOCOL_VERSION, "device_id": erasure.device_id, "role": "tool", "engine": "edge",
+                 "binding": "engine-bridge-edge", "binding_version": __version__, "game_build": "-"}
+        message = {"type": "forget", "device_id": erasure.device_id, "user_id": erasure.user_id}
+        exchange = Exchange(f"{erasure.device_id}\0forget", hello, [message])
+        answer = await self.ctx.send(httpx.Request("POST", self.ctx.settings.endpoint,
+                                                   extensions={EXTENSION: exchange}))
+        replies = msgpack.unpackb(answer.content, raw=False) if answer.status_code == 200 else []
+        if not replies or replies[0].get("type") != "forgotten":
+            reason = replies[0].get("message") if replies else answer.headers.get("X-Stopped", answer.status_code)
+            raise TryLater(f"the relay did not forget the player: {reason}")
+        providers = replies[0].get("providers") or []
+        return Erased("requested", {"device_id": erasure.device_id, "user_id": erasure.user_id,
+                                    "relay_providers": providers},
+                      f"forgotten at the relay, whose erasure ledger has an entry for {', '.join(providers) or 'none'}")
 
     def classify(self, call: Call, answer: httpx.Response) -> Outcome:
         """Each message's reply: acked events and sessions delivered, refused events dead; after a stop the
