@@ -204,8 +204,8 @@ def _resequence(conn: Connection, device_id: str, user_id: str) -> None:
                         .where(_player(events, device_id, user_id)).order_by(events.c.pk)).all()
     if rows:
         _purge_events(conn, device_id, user_id)
-        for row in rows:  # one at a time: every dialect then gives the pks in this order
-            conn.execute(insert(events).values(dict(zip(EVENT_COLUMNS, row, strict=True))))
+        # executemany inserts in list order (SQLite row by row, psycopg in a pipeline): the pks follow it
+        conn.execute(insert(events), [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in rows])
 
 
 def _forget(conn: Connection, erasure: dict[str, Any], now: int) -> None:
