@@ -7,7 +7,9 @@ after a condition that was waited for: a later event of another player delivered
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import sqlite3
 import json
 import subprocess
 import sys
@@ -364,35 +366,67 @@ def test_the_daemon_holds_until_consent_forgets_on_the_cli_and_exports_its_ledge
         assert [e for e in daemon.events() if e["device_id"] == "d-1"] == []
 
 
-def test_a_player_forgotten_at_the_edge_is_forgotten_at_the_relay(tmp_path: Path, sandboxes: Sandboxes) -> None:
-    """The edge's relay lane is its deletion API: its ledger entry is `requested`, with the relay's providers,
-    and the relay keeps nothing of the player but its own ledger's entry for GameAnalytics."""
+@contextlib.contextmanager
+def edge_and_relay(tmp_path: Path, sb: Sandboxes, relay_extra: str = "") -> Iterator[tuple[Daemon, Daemon]]:
+    """A relay delivering to the GameAnalytics sandbox, and an edge forwarding to it."""
     from bridge.keys import RELAY, key_pair
     from tests.harness import free_port
     from tests.test_relay import edge_config
 
-    sb = sandboxes
     port = free_port()
     relay_config = provider_table("gameanalytics", sb._ga.url, remote_configs=False) + \
-        f'[relay]\nbind = "tcp://127.0.0.1:{port}"\n'
+        f'[relay]\nbind = "tcp://127.0.0.1:{port}"\n' + relay_extra
     with Daemon(tmp_path / "relay", relay_config) as relay:
         with Daemon(tmp_path / "edge", edge_config(port, key_pair(relay.data_dir, RELAY).public)) as edge:
-            with Client(edge.ingress, device_id="pc-9") as game:
-                game.hello(user_id="zoe", platform="windows", os_version="windows 10", engine="unity")
-                game.request({"type": "event", "event": make_event("design", event_id="edge:0")})
-                game.request({"type": "flush"})
-                wait_until(lambda: sb.ga_events("zoe"), 60, what="the event at the sandbox, through the relay")
-                assert game.request({"type": "forget"})["providers"] == ["relay"]
+            yield relay, edge
 
-            def settled(daemon: Daemon, status: str) -> list[dict[str, Any]]:
-                out = cli("privacy", "--format", "json", "--data-dir", str(daemon.data_dir),
-                          "--config", str(daemon.config_path))
-                entries: list[dict[str, Any]] = json.loads(out.stdout)
-                return entries if entries and all(e["status"] == status for e in entries) else []
 
-            [entry] = wait_until(lambda: settled(edge, "requested"), 30, what="the edge's entry settled")
-            assert entry["ids"]["relay_providers"] == ["gameanalytics"]
-            [at_relay] = wait_until(lambda: settled(relay, "manual"), 30, what="the relay's own entry")
-            assert (at_relay["provider"], at_relay["device_id"], at_relay["user_id"]) == ("gameanalytics", "pc-9",
-                                                                                           "zoe")
+def test_a_player_forgotten_at_the_edge_is_forgotten_at_the_relay(tmp_path: Path, sandboxes: Sandboxes) -> None:
+    """The edge's relay lane is its deletion API: its ledger entry is `requested`, with the relay's providers,
+    and the relay keeps nothing of the player but its own ledger's entry for GameAnalytics."""
+    sb = sandboxes
+    with edge_and_relay(tmp_path, sb) as (relay, edge):
+        with Client(edge.ingress, device_id="pc-9") as game:
+            game.hello(user_id="zoe", platform="windows", os_version="windows 10", engine="unity")
+            game.request({"type": "event", "event": make_event("design", event_id="edge:0")})
+            game.request({"type": "flush"})
+            wait_until(lambda: sb.ga_events("zoe"), 60, what="the event at the sandbox, through the relay")
+            assert game.request({"type": "forget"})["providers"] == ["relay"]
+
+        def settled(daemon: Daemon, status: str) -> list[dict[str, Any]]:
+            out = cli("privacy", "--format", "json", "--data-dir", str(daemon.data_dir),
+                      "--config", str(daemon.config_path))
+            entries: list[dict[str, Any]] = json.loads(out.stdout)
+            return entries if entries and all(e["status"] == status for e in entries) else []
+
+        [entry] = wait_until(lambda: settled(edge, "requested"), 30, what="the edge's entry settled")
+        assert entry["ids"]["relay_providers"] == ["gameanalytics"]
+        [at_relay] = wait_until(lambda: settled(relay, "manual"), 30, what="the relay's own entry")
+        assert (at_relay["provider"], at_relay["device_id"], at_relay["user_id"]) == ("gameanalytics", "pc-9",
+                                                                                       "zoe")
         assert [e for e in relay.events() if e["device_id"] == "pc-9"] == []
+
+
+def test_consent_given_at_the_edge_is_obeyed_at_the_relay(tmp_path: Path, sandboxes: Sandboxes) -> None:
+    """A relay under `consent = "required"` holds what an edge forwards of a player until the edge, on its
+    timer, tells it the player's consent: granted, the held event reaches the sandbox; then denied, the relay
+    records the denial and holds none of the player's events."""
+    sb = sandboxes
+    with edge_and_relay(tmp_path, sb, '[privacy]\nconsent = "required"\n') as (relay, edge):
+        with Client(edge.ingress, device_id="pc-7") as game:
+            game.hello(user_id="kim", platform="windows", os_version="windows 10", engine="unity")
+            game.request({"type": "event", "event": make_event("design", event_id="edge:held")})
+            game.request({"type": "flush"})
+            wait_until(lambda: [e for e in relay.events() if e["category"] == "design"], 60,
+                       what="the event stored at the relay")
+            assert sb.reached("kim") == []  # held there: the relay has no consent of the player yet
+            game.request({"type": "consent", "analytics": "granted"})
+            wait_until(lambda: sb.ga_events("kim"), 60, what="the held event once the relay knows the consent")
+            game.request({"type": "consent", "analytics": "denied"})
+
+            def relay_consent() -> list[tuple[str, str]]:
+                with sqlite3.connect(relay.db_path) as db:
+                    return db.execute("SELECT user_id, analytics FROM consent").fetchall()
+
+            wait_until(lambda: relay_consent() == [("kim", "denied")], 30, what="the denial at the relay")
+        assert [e for e in relay.events() if e["user_id"] == "kim"] == []

@@ -128,6 +128,9 @@ class ProviderStore:
     async def active_players(self, seen_since_s: float, playing: bool = False) -> list[Player]:
         return await asyncio.to_thread(self._views.state.active_players, seen_since_s, playing)
 
+    async def consents_after(self, after: tuple[int, str, str]) -> list[tuple[int, str, str, str, str]]:
+        return await asyncio.to_thread(self._views.state.consents_after, after)
+
     async def purchase_sent(self, pk: int) -> None:
         await asyncio.to_thread(self._views.purchases.purchase_sent, pk)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, tuple_
 
 from .database import Store, consented, now_ms, upsert
 from .rows import Player, SavedConfig
-from .schema import configs, devices, provider_state, sessions
+from .schema import configs, consent, devices, provider_state, sessions
 
 
 class ProviderState:
@@ -37,6 +37,15 @@ class ProviderState:
             with self.engine.begin() as conn:
                 conn.execute(delete(provider_state).where(provider_state.c.provider == provider,
                                                           provider_state.c.key.in_(keys)))
+
+    def consents_after(self, after: tuple[int, str, str], limit: int = 200) -> list[tuple[int, str, str, str, str]]:
+        """Players' consent as changed after a point (updated_at, device_id, user_id), in that order: what an
+        edge tells its relay. Rows of (updated_at, device_id, user_id, analytics, ip_ads)."""
+        order = (consent.c.updated_at, consent.c.device_id, consent.c.user_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*order, consent.c.analytics, consent.c.ip_ads)
+                                .where(tuple_(*order) > tuple_(*after)).order_by(*order).limit(limit)).all()
+        return [(int(t), d, u, a, i) for t, d, u, a, i in rows]
 
     def active_players(self, seen_since_s: float, playing: bool = False) -> list[Player]:
         """Players whose provider sessions are kept fresh: the user of each device that said hello since a

@@ -93,3 +93,15 @@ def test_forget_leaves_only_the_ledger(store: Store) -> None:
             assert (table.name, len(named)) == (table.name, 2 if table.name == "erasures" else 0)
         assert conn.execute(select(schema.devices.c.device_id)).scalars().all() == ["srv"]  # not its own player
     assert [(e.provider, e.status, e.own) for e in Ledger(store).pending("ga")] == [("ga", "pending", False)]
+
+
+def test_consent_changes_are_read_in_the_order_they_were_made(store: Store) -> None:
+    """What an edge tells its relay: each player's consent after a point (time, device, user), in order."""
+    from bridge.store.state import ProviderState
+
+    commit(store, 5, consents=[consent("b", "granted"), consent("a", None, "denied")])
+    commit(store, 7, consents=[consent("b", "denied")])
+    state = ProviderState(store)
+    assert state.consents_after((0, "", "")) == [(5, "srv", "a", "unknown", "denied"), (7, "srv", "b", "denied", "unknown")]
+    assert state.consents_after((5, "srv", "a")) == [(7, "srv", "b", "denied", "unknown")]
+    assert state.consents_after((7, "srv", "b")) == []
