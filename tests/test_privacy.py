@@ -133,10 +133,12 @@ def test_under_required_a_player_is_held_until_consent_then_everything_goes_in_o
         wait_until(lambda: sb.taken("other") == sent("other", 2), what="the other player's events after a restart")
         assert sb.reached("held") == []
         assert len([e for e in h.events() if e["user_id"] == "held"]) == 10 + 1  # and the session's start
+        assert h.store.counts()["held"] == 10 + 1  # what `stats` shows
 
         assert game.consent(user_id="held", analytics="granted")["analytics"] == "granted"
         h.flush()
         wait_until(lambda: delivered(sb, "held", 5), what="the held player's events, once granted")
+        assert h.store.counts()["held"] == 0
         assert sorted(sb.reached("held")) == ["gameanalytics", "gameramp", "staq"]
         assert sb.ga_events("held", "user")[0]["category"] == "user"  # their session's start went too
         h.figures("gameanalytics")  # the lanes are still alive

@@ -218,14 +218,17 @@ class Store:
     # --- figures ------------------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        """Rows in the store and rows not yet delivered to every provider that has a cursor."""
+        """Rows in the store, rows not yet delivered to every provider that has a cursor, and rows held for
+        their player's consent."""
         events, cursors = schema.events, schema.delivery_cursors
         with self.engine.connect() as conn:
             total = conn.execute(select(func.count()).select_from(events)).scalar_one()
             low = conn.execute(select(func.min(cursors.c.last_pk))).scalar()
             undelivered = 0 if low is None else conn.execute(
                 select(func.count()).select_from(events).where(events.c.pk > low)).scalar_one()
-        return {"events": int(total), "undelivered": int(undelivered)}
+            held = 0 if not self.consent_required else conn.execute(select(func.count()).select_from(events).where(
+                ~consented(events.c.device_id, events.c.user_id, True))).scalar_one()
+        return {"events": int(total), "undelivered": int(undelivered), "held": int(held)}
 
     def dispose(self) -> None:
         self.engine.dispose()
