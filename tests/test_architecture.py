@@ -120,3 +120,17 @@ def test_the_store_parts_import_one_another_in_layers() -> None:
         for name in imported:
             assert name.startswith("bridge.store."), (part, name)
             assert layer[name.split(".")[2]] < layer[part], (part, name)
+
+
+def test_consent_and_erasure_flow_one_way() -> None:
+    """The ingress writes players' consent and erasure requests into the store (through intake and ingest);
+    the dispatcher settles the ledger, handing each provider an `Erasure` it answers with an `Erased`: no
+    provider reaches the ledger, the dispatcher, the ingress or intake, and intake reaches no provider."""
+    for path in (BRIDGE / "providers").rglob("*.py"):
+        names = imported_names(path)
+        assert not {n for n in names if n.startswith(("bridge.dispatcher", "bridge.ingress", "bridge.intake",
+                                                      "bridge.store.privacy", "bridge.store.Ledger"))}, path
+    assert not {n for n in imported_names(BRIDGE / "intake.py") if n.startswith(("bridge.providers",
+                                                                                  "bridge.dispatcher"))}
+    ledger_users = {module_name(p) for p in BRIDGE.rglob("*.py") if "Ledger" in p.read_text()}
+    assert ledger_users == {"bridge.store", "bridge.store.privacy", "bridge.store.views", "bridge.cli"}, ledger_users
