@@ -432,3 +432,29 @@ def test_consent_given_at_the_edge_is_obeyed_at_the_relay(tmp_path: Path, sandbo
 
             wait_until(lambda: relay_consent() == [("kim", "denied")], 30, what="the denial at the relay")
         assert [e for e in relay.events() if e["user_id"] == "kim"] == []
+
+
+def test_a_purchase_awaiting_its_verdict_at_erasure_is_verified_then_erased(tmp_path: Path,
+                                                                            sandboxes: Sandboxes) -> None:
+    """The player may be owed the item: a purchase stored but not yet verified when they are forgotten is
+    still verified (after a restart too), its verdict handed to the game, and then it leaves the store and
+    the device's purchase topic."""
+    sb = sandboxes
+    receipt = "cmVjZWlwdC1mb3ItYS1mb3Jnb3R0ZW4tcGxheWVy"
+    sb.staq.register_receipt(receipt, valid=True)
+    h = InProcessBridge(tmp_path, {"staq": provider_spec("staq", sb._staq.url)})
+    with h:
+        game = h.hello(device_id="dev-bo", user_id="bo")
+        h.stop()  # no verification yet
+        purchase_id = game.purchase({"type": "purchase", "id": "p-owed", "store": "apple", "receipt": receipt,
+                                     "price_usd": 0.99})
+        assert game.forget()["providers"] == ["staq"]
+        assert set(traces(h, "dev-bo")) == {"purchases", "erasures"}  # the pending purchase waits
+        h.restart()
+        h.dispatcher.nudge_purchases()
+        verdict = h.verdict("dev-bo", purchase_id)
+        assert verdict is not None and verdict["is_valid"] is True
+        wait_until(lambda: h.published("purchase/dev-bo")["values"] == {}, what="the verdict off the device's topic")
+        assert "purchases" not in traces(h, "dev-bo")  # erased before the topic was published again
+        h.erase_pending()
+        assert set(traces(h, "dev-bo")) == {"erasures"}

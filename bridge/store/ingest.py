@@ -209,14 +209,16 @@ def _resequence(conn: Connection, device_id: str, user_id: str) -> None:
 
 
 def _forget(conn: Connection, erasure: dict[str, Any], now: int) -> None:
-    """Every local trace of a player: events, sessions, verified purchases, consent, and the device itself when
-    the player is its own (hello) player; then an entry per provider in the erasure ledger, pending until that
+    """Every local trace of a player: events, sessions, verified purchases (one awaiting its verdict goes once
+    the verdict went out: the player may be owed the item), consent, and the device itself when the player is
+    its own (hello) player; then an entry per provider in the erasure ledger, pending until that
     provider's lane erased what it keeps (tokens, ids, topics) and asked for the provider's copy to go."""
     device_id, user_id = erasure["device_id"], erasure["user_id"]
     own = conn.execute(select(devices.c.user_id).where(devices.c.device_id == device_id)).scalar() == user_id
     _purge_events(conn, device_id, user_id)
     conn.execute(delete(sessions).where(_player(sessions, device_id, user_id)))
     conn.execute(delete(purchases).where(_player(purchases, device_id, user_id), purchases.c.verified_at.is_not(None)))
+    conn.execute(update(purchases).where(_player(purchases, device_id, user_id)).values(erase_after_verdict=True))
     conn.execute(delete(consent).where(_player(consent, device_id, user_id)))
     if own:
         conn.execute(delete(devices).where(devices.c.device_id == device_id))

@@ -161,6 +161,8 @@ purchases = Table(
     Column("sent_at", BigInteger),
     Column("failures", Integer, nullable=False, server_default="0"),
     Column("next_try_at", BigInteger),
+    # Schema 7: the player was forgotten while this purchase awaited its verdict: erased once the verdict went out.
+    Column("erase_after_verdict", Boolean),
     UniqueConstraint("device_id", "purchase_id", name="uq_purchases_device_id"),
     Index("ix_purchases_unverified", "verified_at"),
     sqlite_autoincrement=True,
@@ -255,7 +257,8 @@ def _device_keys(conn: Connection) -> None:
 
 
 def _privacy(conn: Connection) -> None:
-    """Schema 7: players' consent and the erasure ledger."""
+    """Schema 7: players' consent and the erasure ledger; purchases to erase after their verdict."""
+    _add_missing_columns(conn, purchases)
     consent.create(conn, checkfirst=True)
     erasures.create(conn, checkfirst=True)
 

@@ -180,7 +180,7 @@ class InProcessBridge:
         assert self._loop_thread is not None
         self._loop_thread.join(10)
         self.loop.close()
-        self.loop = None
+        self.loop = self.dispatcher.loop = None  # a purchase stored meanwhile waits for the next start
         if failures:
             raise AssertionError(f"a dispatcher task failed: {failures}")
 
