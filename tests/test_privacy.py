@@ -341,6 +341,9 @@ def test_the_daemon_holds_until_consent_forgets_on_the_cli_and_exports_its_ledge
                 "type": "consent", "device_id": "d-1", "user_id": "d-1", "analytics": "granted", "ip_ads": "unknown"}
             game.request({"type": "flush"})
             wait_until(lambda: sb.ga_events("d-1"), what="the held event once granted")
+            assert game.request({"type": "consent", "analytics": "denied"})["analytics"] == "denied"
+            ack = game.request({"type": "event", "event": make_event("design", event_id="after:denial")})
+            assert (ack["stored"], ack["duplicates"], ack["discarded"]) == (0, 0, 1)
             refused = game.request({"type": "consent", "analytics": "maybe"})
             assert (refused["type"], refused["code"], refused["field"]) == ("error", "invalid_value", "analytics")
         forgot = cli("forget", "--device", "d-1", "--ingress", daemon.ingress)
