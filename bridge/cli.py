@@ -200,7 +200,8 @@ def format_status(stats: dict[str, Any]) -> str:
     lines = [
         f"engine-bridge {stats['daemon_version']}, up {stats['uptime_s']:.0f} s, {stats['clients']} client(s)",
         f"store      {store['url']}",
-        f"events     {store['events']} stored, {store['undelivered']} not yet delivered",
+        f"events     {store['events']} stored, {store['undelivered']} not yet delivered"
+        + (f", {store['held']} held for their players' consent" if store.get("held") else ""),
         f"this run   {stats['received']} received, {stats['stored']} stored, {stats['duplicates']} duplicates, "
         f"{stats['rejected']} rejected, {stats['errors']} error replies, "
         f"{stats.get('replies_dropped', 0)} replies and {stats.get('requests_dropped', 0)} requests dropped "
