@@ -93,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     _store_args(_command(sub, cmd_privacy, "list or export the erasure ledger (CSV or JSON)",
                          "Every erasure ledger entry: a forgotten player, per provider, when it was asked and what "
                          "became of it; the manual requests are for the studio to send to the provider.", {
-                             "--status": {"help": "only entries of this status (pending, requested, manual, failed)"},
+                             "--status": {"help": "only entries of this status (pending, requested, manual, sent, "
+                                                  "failed)"},
+                             "--mark-sent": {"type": int, "nargs": "+", "metavar": "PK",
+                                             "help": "record these manual requests as sent to their provider"},
                              "--format": {"choices": ("csv", "json"), "default": "csv"},
                              "--output": {"type": Path, "help": "write to this file instead of standard output"}}))
 
@@ -333,6 +336,8 @@ def cmd_privacy(args: argparse.Namespace) -> int:
     store = Store(settings.resolved_store_url, settings.durability)
     store.upgrade()
     try:
+        if args.mark_sent:
+            print(f"{Ledger(store).mark_sent(args.mark_sent)} manual request(s) recorded as sent", file=sys.stderr)
         rows = [{name: getattr(entry, name) for name in LEDGER_COLUMNS} for entry in Ledger(store).entries(args.status)]
     finally:
         store.dispose()

@@ -368,6 +368,8 @@ def test_the_daemon_holds_until_consent_forgets_on_the_cli_and_exports_its_ledge
         assert [(r["provider"], r["status"], r["user_id"]) for r in rows] == [
             ("gameanalytics", "manual", "d-1"), ("staq", "manual", "d-1")]
         assert json.loads(rows[1]["ids"])["deviceId"] == "d-1"
+        marked = cli("privacy", "--format", "json", "--mark-sent", rows[0]["pk"], *store)
+        assert [e["status"] for e in json.loads(marked.stdout)] == ["sent", "manual"], marked.stderr
         assert [e for e in daemon.events() if e["device_id"] == "d-1"] == []
 
 

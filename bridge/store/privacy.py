@@ -37,6 +37,12 @@ class Ledger:
             conn.execute(update(erasures).where(erasures.c.pk == pk).values(
                 status=status, ids=json.dumps(ids, sort_keys=True), detail=detail, done_at=now_ms()))
 
+    def mark_sent(self, pks: list[int]) -> int:
+        """Manual requests the studio sent to their provider: `sent`, at this time; returns how many."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(update(erasures).where(erasures.c.pk.in_(pks), erasures.c.status == "manual")
+                                    .values(status="sent", done_at=now_ms())).rowcount)
+
     def entries(self, status: str | None = None) -> list[Erasure]:
         """Every entry (or those of one status), oldest first."""
         query = select(erasures).order_by(erasures.c.pk)

@@ -127,7 +127,7 @@ class Erasure:
 
     pk: int
     requested_at: int
-    status: str  # pending, requested (a deletion API took it), manual (for the studio to send), failed
+    status: str  # pending, requested (a deletion API took it), manual (for the studio to send), sent, failed
     done_at: int | None
     provider: str
     device_id: str
