@@ -97,6 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--json", action="store_true", help="one JSON object per dead letter")
     dead.set_defaults(func=cmd_dead_letters)
 
+    _endpoint_arg(_command(sub, cmd_forget, "erase a player: every local trace, and a ledger entry per provider",
+                           "Ask the running daemon to forget a player (protocol.md section 4.11): their events, "
+                           "sessions, purchases and topics go, and each provider's entry in the erasure ledger says "
+                           "what to ask of it (engine-bridge privacy).", {
+                               "--device": {"dest": "device_id", "required": True, "help": "the player's device id"},
+                               "--user": {"dest": "user_id",
+                                          "help": "the player's user id (default: the device's own player)"}}))
+    _store_args(_command(sub, cmd_privacy, "list or export the erasure ledger (CSV or JSON)",
+                         "Every erasure ledger entry: a forgotten player, per provider, when it was asked and what "
+                         "became of it; the manual requests are for the studio to send to the provider.", {
+                             "--status": {"help": "only entries of this status (pending, requested, manual, sent, "
+                                                  "failed)"},
+                             "--mark-sent": {"type": int, "nargs": "+", "metavar": "PK",
+                                             "help": "record these manual requests as sent to their provider"},
+                             "--format": {"choices": ("csv", "json"), "default": "csv"},
+                             "--output": {"type": Path, "help": "write to this file instead of standard output"}}))
+
     keys = sub.add_parser("keys", help="print this daemon's CURVE public key (a relay's, or an edge's)",
                           description="A relay prints the public key every edge's [providers.relay] relay_key "
                                       "names; an edge (--edge) prints the key a relay's allow-list names. The "
@@ -155,6 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-open", action="store_true",
                       help="keep the daemon, its inspector page and the sandboxes up after the run (Ctrl-C stops)")
     demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _command(sub: Any, func: Any, summary: str, description: str,
+             arguments: dict[str, dict[str, Any]]) -> argparse.ArgumentParser:
+    """A subcommand named after its function (`cmd_forget`: `forget`), with its options."""
+    parser: argparse.ArgumentParser = sub.add_parser(func.__name__.removeprefix("cmd_").replace("_", "-"),
+                                                     help=summary, description=description)
+    parser.set_defaults(func=func)
+    for flag, options in arguments.items():
+        parser.add_argument(flag, **options)
     return parser
 
 
@@ -239,7 +267,8 @@ def format_status(stats: dict[str, Any]) -> str:
     lines = [
         f"engine-bridge {stats['daemon_version']}{game}, up {stats['uptime_s']:.0f} s, {stats['clients']} client(s)",
         f"store      {store['url']}",
-        f"events     {store['events']} stored, {store['undelivered']} not yet delivered",
+        f"events     {store['events']} stored, {store['undelivered']} not yet delivered"
+        + (f", {store['held']} held for their players' consent" if store.get("held") else ""),
         f"this run   {stats['received']} received, {stats['stored']} stored, {stats['duplicates']} duplicates, "
         f"{stats['rejected']} rejected, {stats['errors']} error replies, "
         f"{stats.get('replies_dropped', 0)} replies and {stats.get('requests_dropped', 0)} requests dropped "
@@ -344,6 +373,52 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
             print(f"{len(letters)} dead letter(s)", file=sys.stderr)
     finally:
         store.dispose()
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    msg: dict[str, Any] = {"type": "forget", "device_id": args.device_id}
+    if args.user_id:
+        msg["user_id"] = args.user_id
+    with _hello(args.ingress) as client:
+        reply = client.request(msg)
+    print(json.dumps(reply))
+    return 0 if reply["type"] == "forgotten" else 1
+
+
+LEDGER_COLUMNS = ("pk", "provider", "device_id", "user_id", "own", "requested_at", "status", "done_at", "ids",
+                  "detail")
+
+
+def cmd_privacy(args: argparse.Namespace) -> int:
+    import csv
+    import io
+
+    from .store import Ledger, Store
+
+    settings = load(args.config, data_dir=args.data_dir, store_url=args.store_url)
+    store = Store(settings.resolved_store_url, settings.durability)
+    store.upgrade()
+    try:
+        if args.mark_sent:
+            print(f"{Ledger(store).mark_sent(args.mark_sent)} manual request(s) recorded as sent", file=sys.stderr)
+        rows = [{name: getattr(entry, name) for name in LEDGER_COLUMNS} for entry in Ledger(store).entries(args.status)]
+    finally:
+        store.dispose()
+    out = io.StringIO()
+    if args.format == "json":
+        json.dump(rows, out, indent=2)
+        out.write("\n")
+    else:
+        writer = csv.DictWriter(out, LEDGER_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({**row, "ids": json.dumps(row["ids"], sort_keys=True)} for row in rows)
+    if args.output is not None:
+        args.output.write_text(out.getvalue(), encoding="utf-8")
+        print(f"{len(rows)} erasure ledger entr{'y' if len(rows) == 1 else 'ies'} written to {args.output}",
+              file=sys.stderr)
+    else:
+        sys.stdout.write(out.getvalue())
     return 0
 
 

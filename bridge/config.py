@@ -29,6 +29,7 @@ DEFAULT_HTTP = "127.0.0.1:5557"  # where `tap` looks; the daemon serves HTTP onl
 DB_FILENAME = "bridge.sqlite3"
 DURABILITY_LEVELS = ("normal", "full")
 ON_CORRUPT = ("stop", "move_aside")  # what start-up does with a damaged SQLite file
+CONSENT_POLICIES = ("not_required", "required")  # [privacy] consent
 
 LOG_FILENAME = "engine-bridge.log"
 
@@ -50,6 +51,7 @@ TABLE_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "daemon": {"ingress": str, "publish": str, "data_dir": str, "session_timeout": NUMBER, "log_level": str,
                "http": str, "game": str, "log_file": str},
     "store": {"url": str, "durability": str, "on_corrupt": str, "cap_mb": NUMBER, "keep_delivered_hours": NUMBER},
+    "privacy": {"consent": str, "hold_hours": NUMBER},
 }
 TABLES = (*TABLE_KEYS, "configs", "providers", "relay")  # [relay]'s own keys are checked where it is read
 
@@ -81,6 +83,12 @@ class Settings:
     log_file: Path | None = None  # besides standard error; a game's daemon logs into its data directory
     parent_pipe: bool = False  # stop when standard input reaches its end: the game that launched it is gone
     parent_pid: int | None = None  # stop when this process (the game) is gone
+    consent: str = "not_required"  # [privacy] consent: "required" holds a player's events until they consent
+    hold_s: float = 30 * 24 * 3600.0  # [privacy] hold_hours: held events of a player who never answered go
+
+    @property
+    def consent_required(self) -> bool:
+        return self.consent == "required"
 
     @property
     def resolved_store_url(self) -> str:
@@ -230,6 +238,7 @@ def load(path: Path | None = None, sandbox: bool = False, **overrides: Any) -> S
         raise ConfigError(problems[0])
     daemon = _table(doc, "daemon")
     store = _table(doc, "store")
+    privacy = _table(doc, "privacy")
     env = os.environ
     game = overrides.get("game") or env.get(ENV_PREFIX + "GAME", daemon.get("game"))
     try:
@@ -258,6 +267,8 @@ def load(path: Path | None = None, sandbox: bool = False, **overrides: Any) -> S
         relay=_relay(doc),
         game=game,
         log_file=None if log_file is None else Path(log_file).expanduser(),
+        consent=privacy.get("consent", "not_required"),
+        hold_s=float(privacy.get("hold_hours", 720)) * 3600,
     )
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     _validate(settings)
@@ -273,6 +284,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"store.durability must be one of {DURABILITY_LEVELS}, not {settings.durability!r}")
     if settings.on_corrupt_store not in ON_CORRUPT:
         raise ConfigError(f"store.on_corrupt must be one of {ON_CORRUPT}, not {settings.on_corrupt_store!r}")
+    if settings.consent not in CONSENT_POLICIES:
+        raise ConfigError(f"privacy.consent must be one of {CONSENT_POLICIES}, not {settings.consent!r}")
+    if settings.hold_s <= 0:
+        raise ConfigError("privacy.hold_hours must be a positive number of hours")
     if settings.store_cap_mb <= 0:
         raise ConfigError("store.cap_mb must be a positive number of megabytes")
     if settings.session_timeout_s <= 0:

@@ -140,7 +140,7 @@ def msgpack_vectors() -> list[dict[str, Any]]:
 # The replies by request type (protocol.md section 4).
 REPLY_TYPES = {"hello": "welcome", "event": "ack", "events": "ack", "session_start": "session",
                "session_end": "session", "flush": "flushed", "ping": "pong", "stats": "stats",
-               "configs": "configs", "purchase": "purchase"}
+               "configs": "configs", "purchase": "purchase", "consent": "consent", "forget": "forgotten"}
 
 
 def _check_fields_of(kind: str, msg: dict[str, Any]) -> None:
@@ -156,6 +156,8 @@ def _check_fields_of(kind: str, msg: dict[str, Any]) -> None:
         protocol.text(msg, "prefix", "", required=False, min_len=0, max_len=200)
     elif kind == "purchase":
         protocol.read_purchase(msg)
+    elif kind in ("consent", "forget"):  # a game's: about its own device
+        protocol.read_player_request(msg, tool=False)
 
 
 def verdict(frame: bytes) -> dict[str, Any]:
@@ -229,6 +231,11 @@ def request_cases() -> list[tuple[str, dict[str, Any]]]:
         ("purchase googleplay", {"type": "purchase", "id": "p-2", "store": "googleplay",
                                  "receipt": "eyJvcmRlcklkIjoiMSJ9", "signature": "c2lnbmF0dXJl",
                                  "price_usd": 0.99}),
+        ("consent", {"type": "consent", "analytics": "granted", "ip_ads": "denied"}),
+        ("consent for another user (dedicated server)", {"type": "consent", "user_id": "player-9",
+                                                          "analytics": "denied"}),
+        ("forget", {"type": "forget"}),
+        ("forget another user (dedicated server)", {"type": "forget", "user_id": "player-9"}),
     ]
     return _numbered(cases, 1)
 
@@ -417,6 +424,10 @@ def reply_cases() -> list[tuple[str, dict[str, Any]]]:
                                "is_duplicate": False, "reason": "verified by staq"}),
         ("purchase pending", {"type": "purchase", "rid": 11, "id": "p-2", "state": "pending", "is_valid": None,
                               "is_duplicate": None, "reason": None}),
+        ("consent", {"type": "consent", "rid": 12, "device_id": "d-42", "user_id": "d-42", "analytics": "granted",
+                     "ip_ads": "denied"}),
+        ("forgotten", {"type": "forgotten", "rid": 13, "device_id": "d-42", "user_id": "player-9",
+                       "providers": ["gameanalytics", "staq"]}),
     ]
     for offset, (code, message, field, detail) in enumerate(ERRORS):
         rid = None if code in (Code.MALFORMED, Code.NOT_A_MAP) else 20 + offset  # no rid can be read from those

@@ -71,7 +71,7 @@ class StartupError(Exception):
 
 def open_store(settings: Settings) -> Store:
     """The store, checked and upgraded; a damaged SQLite file is moved aside when the settings say so."""
-    store = Store(settings.resolved_store_url, settings.durability)
+    store = Store(settings.resolved_store_url, settings.durability, settings.consent_required)
     try:
         store.open()
     except StoreCorrupt as exc:
@@ -79,7 +79,7 @@ def open_store(settings: Settings) -> Store:
             raise StartupError(str(exc), Exit.CORRUPT) from None
         aside = store.move_aside()
         log.warning("the store was damaged (%s); moved to %s, starting with an empty store", exc, aside)
-        store = Store(settings.resolved_store_url, settings.durability)
+        store = Store(settings.resolved_store_url, settings.durability, settings.consent_required)
         store.open()
     return store
 
@@ -105,7 +105,8 @@ class Daemon:
                 RelayConfigs(secure.xpub, Ingest(self.store).device_owner, secure.figures)
             self.publisher = Publisher(self.ctx, settings.publish, self.store, relay)
             self.dispatcher = Dispatcher(settings.providers, self.store, self.publisher, settings.store_cap_mb,
-                                         settings.keep_delivered_s, data_dir=settings.data_dir)
+                                         settings.keep_delivered_s, data_dir=settings.data_dir,
+                                         hold_s=settings.hold_s)
             self.reporter = Reporter(self.ctx)
             self.ingress = Ingress(self.ctx, settings.ingress, self.store, self._ingress_hooks(), self.counters,
                                    settings.session_timeout_s, self.reporter, secure)
@@ -172,7 +173,8 @@ class Daemon:
         purchases = PurchaseHooks(dispatcher.nudge_purchases, verdict) if dispatcher.purchase_lane else None
         return IngressHooks(checkers=dispatcher.checkers(), flush=dispatcher.flush, figures=figures,
                             configs=self.publisher.snapshot_sized, purchases=purchases, game=self.settings.game,
-                            forwarding=None if self.settings.providers else NO_PROVIDER)
+                            forwarding=None if self.settings.providers else NO_PROVIDER,
+                            providers=tuple(dispatcher.lanes))
 
     def run(self) -> int:
         """Serve until SIGINT/SIGTERM; returns the process exit code."""

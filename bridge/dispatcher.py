@@ -31,6 +31,7 @@ from .store import PurchaseResult, Store, StoreViews
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_EVERY_S = 5.0
+ERASE_EVERY_S = 1.0  # forgotten players' ledger entries taken by their providers
 STORE_RETRY_BASE_S = 0.5  # a task whose store call failed (disk full, database away) resumes after a pause
 STORE_RETRY_CAP_S = 30.0
 TRIM_TO_FRACTION = 0.9  # trimming goes a little below the cap, so it does not run again at once
@@ -41,8 +42,10 @@ class Dispatcher:
 
     def __init__(self, providers: dict[str, dict[str, Any]], store: Store, publisher: Publisher,
                  store_cap_mb: float | None, keep_delivered_s: float, clock: Clock | None = None,
-                 data_dir: Path | None = None) -> None:
+                 data_dir: Path | None = None, hold_s: float | None = None) -> None:
         self.views = StoreViews(store)
+        self.publisher = publisher
+        self.hold_s = hold_s  # under consent "required": how long a player's events wait for their consent
         self.store_cap_bytes = int(store_cap_mb * 1024 * 1024) if store_cap_mb else None
         self.keep_delivered_s = keep_delivered_s
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -86,7 +89,8 @@ class Dispatcher:
 
     async def _main(self, stop: threading.Event) -> None:
         self.loop = asyncio.get_running_loop()
-        loops: dict[str, Callable[[], Awaitable[None]]] = {"housekeeping": self._housekeeping}
+        loops: dict[str, Callable[[], Awaitable[None]]] = {"housekeeping": self._housekeeping,
+                                                            "erasures": self._erase_forever}
         for name, lane in self.lanes.items():
             loops[name] = lane.run
             loops[f"{name} timer"] = lane.tick_forever
@@ -137,6 +141,30 @@ class Dispatcher:
     def trimmed(self) -> int:
         return self.views.housekeeping.trimmed()
 
+    async def _erase_forever(self) -> None:
+        while True:
+            await asyncio.sleep(ERASE_EVERY_S)
+            await self.erase_pending()
+
+    async def erase_pending(self) -> int:
+        """Each provider's pending erasure entries: the provider forgets the player and asks for its copy to go
+        (or says what to ask by hand), its kept state of the player is erased, the player's topics dropped, and
+        the entry settled. Returns how many were settled. A provider that raises leaves its entry pending."""
+        settled = 0
+        for lane in list(self.lanes.values()):
+            for entry in await asyncio.to_thread(self.views.ledger.pending, lane.name):
+                try:
+                    erased = await lane.provider.erase(entry)
+                except Exception as exc:  # a provider bug, or no answer: asked again next turn
+                    log_failure(f"{lane.name}: erasing a player failed", exc)
+                    continue
+                await asyncio.to_thread(self.views.state.delete, lane.name, lane.provider.player_keys(entry.user_id))
+                await asyncio.to_thread(self.publisher.drop_player, entry.device_id, entry.user_id, entry.own)
+                await asyncio.to_thread(self.views.ledger.settle, entry.pk, erased.status, erased.ids, erased.detail)
+                log.info("%s: a forgotten player's entry in the erasure ledger is %s", lane.name, erased.status)
+                settled += 1
+        return settled
+
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(HOUSEKEEPING_EVERY_S)
@@ -145,6 +173,10 @@ class Dispatcher:
     def _purge_and_trim(self) -> None:
         """Drop events every provider is done with (after `keep_delivered`), then trim to the cap."""
         self.views.housekeeping.purge_delivered(list(self.lanes), time.time() - self.keep_delivered_s)
+        if self.hold_s is not None:
+            held = self.views.housekeeping.purge_held(time.time() - self.hold_s)
+            if held:
+                log.info("%d event(s) of players who never gave consent purged after %.0f h", held, self.hold_s / 3600)
         if self.store_cap_bytes is None or self.views.housekeeping.size_bytes() <= self.store_cap_bytes:
             return
         rows, row_bytes = self.views.housekeeping.live_event_bytes()

@@ -25,7 +25,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from zmq.utils.monitor import recv_monitor_message
 
 from . import __version__, protocol
-from .intake import Checker, add_device, add_events, add_purchase, end_session, start_session
+from .intake import (
+    Checker,
+    Consents,
+    add_device,
+    add_events,
+    add_purchase,
+    end_session,
+    forget_player,
+    set_consent,
+    start_session,
+)
 from .protocol import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, Code, Hello, ProtocolError, Rejection
 from .secure import HANDSHAKE_FAILED, SecureSocket
 from .sessions import SessionBook
@@ -81,6 +91,7 @@ class IngressHooks:
     purchases: PurchaseHooks | None = None
     game: str | None = None  # the game this daemon serves: a hello naming another is refused
     forwarding: str | None = None  # why nothing is forwarded (no provider), told in welcome and stats
+    providers: tuple[str, ...] = ()  # the configured providers: a `forget` writes a ledger entry for each
 
 
 @dataclass(slots=True)
@@ -91,6 +102,7 @@ class PendingAck:
     keys: list[EventKey]
     rejected: list[Rejection]
     invalid: list[dict[str, Any]]
+    discarded: int = 0  # events of players who denied analytics: acknowledged, never stored
 
 
 AfterCommit = Callable[[Connection], "dict[str, Any] | None"]  # None: the reply is held (a purchase)
@@ -163,11 +175,13 @@ class Ingress:
         self.verdicts.bind(VERDICTS)
         self._packer = msgpack.Packer(use_bin_type=True)
         self.book = SessionBook(self.ingest, now_ms())
+        self.consents = Consents(self.ingest)
         self._last_stamp = 0
         self._handlers: dict[str, Callable[[BurstState, list[bytes], Hello, dict[str, Any], int], None]] = {
             "event": self._on_events, "events": self._on_events, "session_start": self._on_session_start,
             "session_end": self._on_session_end, "flush": self._on_flush, "ping": self._on_ping,
             "stats": self._on_stats, "configs": self._on_configs, "purchase": self._on_purchase,
+            "consent": self._on_player_request, "forget": self._on_player_request,
         }
 
     # --- the loop -----------------------------------------------------------------------------------
@@ -404,9 +418,10 @@ class Ingress:
             conn.rollback()  # end the read transaction of stats/flush so the next burst can begin
 
     def _reload_sessions(self, now: int) -> None:
-        """After a failed commit: forget sessions that never reached the store (as it is now)."""
+        """After a failed commit: forget sessions and consents that never reached the store (as it is now)."""
         try:
             self.book = SessionBook(self.ingest, now)
+            self.consents = Consents(self.ingest)
         except SQLAlchemyError as exc:  # still unreadable: keep the book; the next failure tries again
             log.error("could not reread sessions: %s", error_text(exc))
         self._last_stamp = now
@@ -455,9 +470,12 @@ class Ingress:
         duplicates = len(pending.keys) - stored
         state.stored += stored
         state.duplicates += duplicates
-        return {"type": "ack", "rid": pending.rid, "stored": stored, "duplicates": duplicates,
-                "rejected": [r.to_wire() for r in pending.rejected] if pending.rejected else [],
-                "invalid": pending.invalid}
+        ack = {"type": "ack", "rid": pending.rid, "stored": stored, "duplicates": duplicates,
+               "rejected": [r.to_wire() for r in pending.rejected] if pending.rejected else [],
+               "invalid": pending.invalid}
+        if pending.discarded:
+            ack["discarded"] = pending.discarded
+        return ack
 
     def _error(self, state: BurstState, envelope: list[bytes], rid: int | None, exc: ProtocolError) -> None:
         self.counters.note_error(exc.code, exc.message)
@@ -514,8 +532,9 @@ class Ingress:
         counters.received += len(good) + len(rejected)
         if rejected:
             counters.rejected += len(rejected)
-        keys, invalid = add_events(state.burst, self.book, hello, good, state.now, self.checkers)
-        state.out.append(Outgoing(envelope, PendingAck(rid, keys, rejected, invalid), bool(keys)))
+        keys, invalid = add_events(state.burst, self.book, hello, good, state.now, self.checkers, self.consents)
+        state.out.append(Outgoing(envelope, PendingAck(rid, keys, rejected, invalid, len(good) - len(keys)),
+                                  bool(keys)))
 
     def _on_session_start(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                           rid: int) -> None:
@@ -529,6 +548,20 @@ class Ingress:
         if ended is None:
             raise ProtocolError(Code.NO_SESSION, f"user {request.user_id or hello.user_id!r} has no open session")
         state.out.append(Outgoing(envelope, {"type": "session", "rid": rid, **ended}, True))
+
+    def _on_player_request(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
+                           rid: int) -> None:
+        """`consent` and `forget`: the reply, after the commit, says the player's new state."""
+        request = protocol.read_player_request(msg, hello.role == protocol.ROLE_TOOL)
+        if hello.client_key is not None and request.device_id not in (None, hello.device_id):
+            raise ProtocolError(Code.FORBIDDEN, "a relay client's requests are about its own device", "device_id")
+        if msg["type"] == "consent":
+            reply = {"type": "consent", "rid": rid,
+                     **set_consent(state.burst, self.book, self.consents, hello, request, state.now)}
+        else:
+            reply = {"type": "forgotten", "rid": rid, **forget_player(state.burst, self.book, self.consents, hello,
+                                                                      request, state.now, self.hooks.providers)}
+        state.out.append(Outgoing(envelope, reply, True))
 
     def _on_flush(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                   rid: int) -> None:

@@ -256,6 +256,10 @@ class Lane:
             if not part:
                 parts.pop(0)
                 continue
+            now = await asyncio.to_thread(self.delivery.recheck, part)
+            if len(now) < len(part):  # purged since the claim (the player denied consent, or was forgotten)
+                parts[0] = now
+                continue
             outcome = await self._exchange(part)
             done = outcome.delivered | {pk for pk, _, _ in outcome.dead}
             rest = [ev for ev in part if ev.pk not in done]

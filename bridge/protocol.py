@@ -43,7 +43,7 @@ LIMITS = {
 }
 
 REQUEST_TYPES = ("hello", "event", "events", "session_start", "session_end", "flush", "ping", "stats",
-                 "configs", "purchase")
+                 "configs", "purchase", "consent", "forget")
 
 CATEGORIES = ("design", "business", "progression", "resource", "error", "ads", "impression", "custom")
 # Stored beside client events so that session boundaries travel the same ordered, acknowledged stream.
@@ -348,7 +348,7 @@ def mapping(msg: dict[str, Any], name: str, path: str, *, required: bool = True)
 # never recorded as a device, never logged in at a provider, never opens a session.
 ROLE_GAME, ROLE_TOOL = "game", "tool"
 ROLES = (ROLE_GAME, ROLE_TOOL)
-TOOL_REQUESTS = ("hello", "ping", "stats", "configs", "flush")
+TOOL_REQUESTS = ("hello", "ping", "stats", "configs", "flush", "consent", "forget")
 # A game's short id (`hello`'s `game`, the daemon's `game` setting): one daemon per game on a machine.
 GAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
@@ -411,6 +411,42 @@ def read_session(msg: dict[str, Any], start: bool) -> SessionRequest:
         return SessionRequest(user_id, ts, session_id=session_id)
     return SessionRequest(user_id, ts, text(msg, "user_ip", "", required=False, max_len=45), read_player_device(msg),
                           session_id)
+
+
+CONSENT_STATES = ("unknown", "granted", "denied")
+CONSENT_PURPOSES = ("analytics", "ip_ads")
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerRequest:
+    """A `consent` or `forget`: whose (None: the hello user's; a tool names the device too), and for a
+    `consent` each purpose's new state (None: unchanged)."""
+
+    user_id: str | None
+    device_id: str | None = None
+    analytics: str | None = None
+    ip_ads: str | None = None
+
+
+def read_player_request(msg: dict[str, Any], tool: bool) -> PlayerRequest:
+    """Check a `consent` or `forget` (its `type`); a tool connection must name the player's `device_id`, a game
+    may not (its own device is meant)."""
+    user_id = text(msg, "user_id", "", required=False, max_len=128)
+    device_id = text(msg, "device_id", "", required=tool, max_len=128)
+    if device_id is not None and not tool:
+        raise ProtocolError(Code.INVALID_VALUE, "device_id: only a tool connection names the device; a game's "
+                            "requests are about its own device", "device_id")
+    if msg["type"] == "forget":
+        return PlayerRequest(user_id, device_id)
+    states: dict[str, str | None] = {}
+    for purpose in CONSENT_PURPOSES:
+        state = text(msg, purpose, "", required=False, max_len=16)
+        if state is not None and state not in CONSENT_STATES[1:]:
+            raise ProtocolError(Code.INVALID_VALUE, f"{purpose}: \"granted\" or \"denied\"", purpose)
+        states[purpose] = state
+    if not any(states.values()):
+        raise ProtocolError(Code.MISSING_FIELD, "consent: give analytics, ip_ads or both", "analytics")
+    return PlayerRequest(user_id, device_id, states["analytics"], states["ip_ads"])
 
 
 SESSION_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")

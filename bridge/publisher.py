@@ -19,7 +19,7 @@ import msgpack
 import zmq
 from sqlalchemy.exc import SQLAlchemyError
 
-from .protocol import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, topic_device
+from .protocol import CONFIG_PREFIX, HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, PURCHASE_PREFIX, topic_device
 from .secure import RelayFigures
 from .store import SavedConfig, SavedConfigs, Store, error_text, now_ms
 
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 INBOX = "inproc://engine-bridge-publisher"
 KEY_CHARS = 40  # a Z85 client key, the first part of every topic on a relay's CURVE configs socket
+V1_GAMEANALYTICS = "config/gameanalytics"  # protocol v1's topic: the configs of the player asked last
 OWNERLESS_S = 2.0  # a device found owned by no key is looked up again after this long
 
 
@@ -86,6 +87,26 @@ class Publisher:
                 self._inbox_out.send_string(topic)
         log.info("published %s version %d (%d keys)", topic, payload["version"], len(values))
         return True
+
+    def drop_player(self, device_id: str, user_id: str, own: bool) -> list[str]:
+        """A forgotten player's topics, gone from the cache and the store (subscribers get no value for them any
+        more): `config/<source>/<device>/<user>`, and for the device's own player its device-wide topics
+        (`config/<source>/<device>`, `purchase/<device>`, v1's `config/gameanalytics`). Returns them."""
+        player_suffix, device_suffix = f"/{device_id}/{user_id}", f"/{device_id}"
+
+        def theirs(topic: str) -> bool:
+            if not topic.startswith(CONFIG_PREFIX):
+                return own and topic == PURCHASE_PREFIX + device_id
+            source_and_rest = topic[len(CONFIG_PREFIX):]
+            return topic.endswith(player_suffix) or own and (
+                topic == V1_GAMEANALYTICS or source_and_rest.count("/") == 1 and topic.endswith(device_suffix))
+
+        with self._lock:
+            topics = [t for t in self._cache if theirs(t)]
+            for topic in topics:
+                del self._cache[topic]
+        self.configs.delete(topics)
+        return topics
 
     def snapshot_sized(self, prefix: str = "") -> tuple[dict[str, dict[str, Any]], int]:
         """`snapshot(prefix)` and about how many bytes it takes on the wire (its packed publications)."""

@@ -82,3 +82,6 @@ class PurchaseLane:
         recent = await asyncio.to_thread(self.purchases.recent_results, purchase.device_id, RECENT_RESULTS)
         self.publish(PURCHASE_PREFIX + purchase.device_id, recent, self.provider.kind, None)
         self.notify(purchase.device_id, purchase.purchase_id, result)
+        if await asyncio.to_thread(self.purchases.erase_if_forgotten, purchase.pk):  # its player was forgotten
+            recent = await asyncio.to_thread(self.purchases.recent_results, purchase.device_id, RECENT_RESULTS)
+            self.publish(PURCHASE_PREFIX + purchase.device_id, recent, self.provider.kind, None)

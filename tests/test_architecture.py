@@ -113,7 +113,7 @@ def test_the_store_parts_import_one_another_in_layers() -> None:
     and rows (never on another concern), and views gathers the concerns: no cycle. The store imports nothing
     else of the bridge."""
     layer = {"schema": 0, "rows": 0, "database": 1, "ingest": 2, "delivery": 2, "purchases": 2, "state": 2,
-             "housekeeping": 2, "views": 3}
+             "housekeeping": 2, "privacy": 2, "views": 3}
     parts = {path.stem: imports_of(path) for path in (BRIDGE / "store").glob("*.py") if path.stem != "__init__"}
     assert set(parts) == set(layer)
     for part, imported in parts.items():
@@ -143,3 +143,17 @@ def test_the_operators_window_knows_no_part_it_watches_and_only_the_daemon_and_c
         assert not graph[name] & watched, (name, graph[name] & watched)
     users = {name for name, targets in graph.items() if targets & ops and name not in ops}
     assert users == {"bridge.daemon", "bridge.cli"}, users
+
+
+def test_consent_and_erasure_flow_one_way() -> None:
+    """The ingress writes players' consent and erasure requests into the store (through intake and ingest);
+    the dispatcher settles the ledger, handing each provider an `Erasure` it answers with an `Erased`: no
+    provider reaches the ledger, the dispatcher, the ingress or intake, and intake reaches no provider."""
+    for path in (BRIDGE / "providers").rglob("*.py"):
+        names = imported_names(path)
+        assert not {n for n in names if n.startswith(("bridge.dispatcher", "bridge.ingress", "bridge.intake",
+                                                      "bridge.store.privacy", "bridge.store.Ledger"))}, path
+    assert not {n for n in imported_names(BRIDGE / "intake.py") if n.startswith(("bridge.providers",
+                                                                                  "bridge.dispatcher"))}
+    ledger_users = {module_name(p) for p in BRIDGE.rglob("*.py") if "Ledger" in p.read_text()}
+    assert ledger_users == {"bridge.store", "bridge.store.privacy", "bridge.store.views", "bridge.cli"}, ledger_users

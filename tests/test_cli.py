@@ -53,6 +53,9 @@ def test_status_shows_providers_with_their_trouble() -> None:
     assert "gameanalytics: 3 queued, 0 in flight, 7 delivered, 1 dead-lettered" in page
     assert "PAUSED: init refused with 401" in page and "HTTP 503 from the events route" in page
     assert "clock_offset_s 2" in page
+    assert "held" not in page  # no player's events wait for consent
+    stats["store"] = {**stats["store"], "held": 2}
+    assert "3 not yet delivered, 2 held for their players' consent" in format_status(stats)
 
 
 def test_send_reports_a_rejected_event(daemon: Daemon) -> None:

@@ -161,3 +161,14 @@ def test_the_log_never_prints_a_configured_secret(tmp_path: Path, capsys: pytest
     err = capsys.readouterr().err
     assert "header *** refused" in err and "send failed for ***" in err and "Illegal header value b'***" in err
     assert "sk-abcdef" not in err and "gk-123456" not in err
+
+
+def test_the_consent_policy_is_read_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.toml"
+    assert not load(None).consent_required  # the default keeps today's behaviour
+    path.write_text('[privacy]\nconsent = "required"\nhold_hours = 2\n')
+    settings = load(path)
+    assert (settings.consent_required, settings.hold_s) == (True, 7200.0)
+    path.write_text('[privacy]\nconsent = "ask"\n')
+    with pytest.raises(ConfigError, match="privacy.consent"):
+        load(path)

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Protocol
 
 import httpx
 
-from ..store import Player, Purchase, PurchaseResult, StoredEvent, StoreViews
+from ..store import Erasure, Player, Purchase, PurchaseResult, StoredEvent, StoreViews
 from .settings import LaneSettings
 
 
@@ -77,6 +77,17 @@ class Built:
     settled: Outcome = field(default_factory=Outcome)
 
 
+@dataclass
+class Erased:
+    """What a provider did about a forgotten player's copy at the provider: `requested` (its deletion API took
+    the request: `detail` is the answer), `manual` (it has none: `detail` says what the studio asks for by hand),
+    `failed`; `ids` is what the provider knows the player as."""
+
+    status: str
+    ids: dict[str, Any]
+    detail: str
+
+
 class Send(Protocol):
     """The lane's one sending site; raises TryLater when no answer came."""
 
@@ -116,6 +127,9 @@ class ProviderStore:
 
     async def active_players(self, seen_since_s: float, playing: bool = False) -> list[Player]:
         return await asyncio.to_thread(self._views.state.active_players, seen_since_s, playing)
+
+    async def consents_after(self, after: tuple[int, str, str]) -> list[tuple[int, str, str, str, str]]:
+        return await asyncio.to_thread(self._views.state.consents_after, after)
 
     async def purchase_sent(self, pk: int) -> None:
         await asyncio.to_thread(self._views.purchases.purchase_sent, pk)
@@ -206,6 +220,18 @@ class Provider:
 
     async def tick(self) -> None:
         """Called about once a second: timers such as remote config refreshes."""
+
+    def player_keys(self, user_id: str) -> list[str]:
+        """The keys of the provider's kept state that are this player's: erased with the player."""
+        return []
+
+    async def erase(self, erasure: Erasure) -> Erased:
+        """A player was forgotten: drop what the provider holds of them in memory (their kept state, named by
+        `player_keys`, is erased from the store after this), and ask the provider to erase its copy. The
+        default, for a provider with no documented deletion API: a manual request for the studio to send."""
+        return Erased("manual", {"user_id": erasure.user_id, "device_id": erasure.device_id},
+                      f"no documented deletion API: ask {self.kind} to erase the data of user "
+                      f"{erasure.user_id!r} (device {erasure.device_id!r})")
 
     def status(self) -> dict[str, Any]:
         """Provider-specific figures for `engine-bridge status`."""

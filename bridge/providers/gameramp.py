@@ -31,9 +31,9 @@ from typing import Any
 
 import httpx
 
-from ..store import StoredEvent
+from ..store import Erasure, StoredEvent
 from ..protocol import CONFIG_PREFIX, SESSION_START
-from .base import Built, Call, Outcome, Provider, ProviderContext, TryLater
+from .base import Built, Call, Erased, Outcome, Provider, ProviderContext, TryLater
 from .http import json_object, json_text, request_id
 from .settings import LaneSettings, SettingsError
 
@@ -324,6 +324,22 @@ class GameRamp(Provider):
         else:
             outcome.error = f"HTTP {status} from the events route"
         return outcome
+
+    def player_keys(self, user_id: str) -> list[str]:
+        return [f"player:{user_id}"]
+
+    async def erase(self, erasure: Erasure) -> Erased:
+        """GameRamp's documents describe no deletion API: a manual request naming the player as GameRamp knows
+        them (its `userId`, from the login), after their tokens and config are dropped here."""
+        user_id = erasure.user_id
+        session = await self.session(user_id) or {}
+        for kept in (self.sessions, self.configs, self.topics, self.fetched_at):
+            kept.pop(user_id, None)
+        ids = {"deviceId": user_id, "userId": session.get("userId"), "tenantId": session.get("tenantId"),
+               "gameId": session.get("gameId")}
+        return Erased("manual", {k: v for k, v in ids.items() if v is not None},
+                      f"GameRamp documents no deletion API: ask GameRamp to erase userId {session.get('userId')!r} "
+                      f"(deviceId {user_id!r})")
 
     def status(self) -> dict[str, Any]:
         figures: dict[str, Any] = {"players": len(self.sessions), "logins": self.logins, "refreshes": self.refreshes,

@@ -29,9 +29,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ..store import Purchase, PurchaseResult, StoredEvent
+from ..store import Erasure, Purchase, PurchaseResult, StoredEvent
 from ..protocol import SESSION_START
-from .base import Built, Call, Outcome, Paused, Provider, ProviderContext, TryLater
+from .base import Built, Call, Erased, Outcome, Paused, Provider, ProviderContext, TryLater
 from .http import json_object, json_or_none, json_text, request_id
 from .settings import LaneSettings
 
@@ -316,6 +316,20 @@ class Staq(Provider):
             return PurchaseResult(True, False, "verified by staq (on our earlier request for this purchase, "
                                                "whose answer never reached us)")
         return PurchaseResult(valid, duplicate, "verified by staq")
+
+    def player_keys(self, user_id: str) -> list[str]:
+        return [f"player:{user_id}"]
+
+    async def erase(self, erasure: Erasure) -> Erased:
+        """staq's REST document has no deletion resource: a manual request naming the player as staq knows them
+        (its `uid`, and the deviceId we authorized them with), after their token is dropped here."""
+        user_id = erasure.user_id
+        player = await self._player(user_id) or {}
+        self.players.pop(user_id, None)
+        self.refused = {seat for seat in self.refused if seat[0] != user_id}
+        ids = {"deviceId": user_id, **({"uid": player["uid"]} if player.get("uid") else {})}
+        return Erased("manual", ids, f"staq documents no deletion API: ask staq to erase uid {player.get('uid')!r} "
+                      f"(deviceId {user_id!r})")
 
     def status(self) -> dict[str, Any]:
         figures: dict[str, Any] = {"players": len(self.players), "authorizations": self.authorizations,

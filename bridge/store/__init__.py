@@ -8,13 +8,15 @@ topics through `SavedConfigs`. Other modules import what they use from here, not
 from .database import Store, StoreCorrupt, StoreError, error_text, now_ms
 from .delivery import Delivery
 from .ingest import Burst, EventKey, Ingest
+from .privacy import Ledger
 from .purchases import Purchases
-from .rows import OpenSession, Player, Purchase, PurchaseResult, SavedConfig, StoredEvent
+from .rows import Erasure, OpenSession, Player, Purchase, PurchaseResult, SavedConfig, StoredEvent
 from .state import SavedConfigs
 from .views import StoreViews
 
 __all__ = [
-    "Burst", "Delivery", "EventKey", "Ingest", "OpenSession", "Player", "Purchase", "PurchaseResult", "Purchases",
+    "Burst", "Delivery", "Erasure", "EventKey", "Ingest", "Ledger", "OpenSession", "Player", "Purchase",
+    "PurchaseResult", "Purchases",
     "SavedConfig", "SavedConfigs", "Store", "StoreCorrupt", "StoreError", "StoreViews", "StoredEvent",
     "error_text", "now_ms",
 ]

@@ -10,7 +10,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    and_,
+    create_engine,
+    event,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 
@@ -58,10 +71,23 @@ def upsert(conn: Connection, table: Table, key: dict[str, Any], values: dict[str
         conn.execute(insert(table).values({**key, **values, **(created or {})}))
 
 
-class Store:
-    """One database: opened, upgraded, then written by the ingress and read by the rest."""
+def consented(device_id: ColumnElement[Any], user_id: ColumnElement[Any], required: bool,
+              purpose: str = "analytics") -> ColumnElement[bool]:
+    """The player (these columns) may have this purpose's data leave the machine: granted, or under
+    `consent = "not_required"` anything but denied (no row is unknown)."""
+    column = schema.consent.c[purpose]
+    match = and_(schema.consent.c.device_id == device_id, schema.consent.c.user_id == user_id)
+    if required:
+        return exists().where(match, column == schema.GRANTED)
+    return ~exists().where(match, column == schema.DENIED)
 
-    def __init__(self, url: str, durability: str = "normal") -> None:
+
+class Store:
+    """One database: opened, upgraded, then written by the ingress and read by the rest. `consent_required`
+    is the `[privacy] consent` policy: a player's events go nowhere until they granted analytics."""
+
+    def __init__(self, url: str, durability: str = "normal", consent_required: bool = False) -> None:
+        self.consent_required = consent_required
         parsed = make_url(url)
         self.redacted_url = parsed.render_as_string(hide_password=True)  # the only form fit for logs
         self.dialect = parsed.get_backend_name()
@@ -192,14 +218,17 @@ class Store:
     # --- figures ------------------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        """Rows in the store and rows not yet delivered to every provider that has a cursor."""
+        """Rows in the store, rows not yet delivered to every provider that has a cursor, and rows held for
+        their player's consent."""
         events, cursors = schema.events, schema.delivery_cursors
         with self.engine.connect() as conn:
             total = conn.execute(select(func.count()).select_from(events)).scalar_one()
             low = conn.execute(select(func.min(cursors.c.last_pk))).scalar()
             undelivered = 0 if low is None else conn.execute(
                 select(func.count()).select_from(events).where(events.c.pk > low)).scalar_one()
-        return {"events": int(total), "undelivered": int(undelivered)}
+            held = 0 if not self.consent_required else conn.execute(select(func.count()).select_from(events).where(
+                ~consented(events.c.device_id, events.c.user_id, True))).scalar_one()
+        return {"events": int(total), "undelivered": int(undelivered), "held": int(held)}
 
     def dispose(self) -> None:
         self.engine.dispose()

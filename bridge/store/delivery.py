@@ -5,17 +5,23 @@ events past its cursor in pk order and moves the cursor only after the provider 
 may finish out of order (a dedicated server's players each have their own): an event finished while an older
 one is still out is recorded in `delivery_done`, skipped by the next claims, and forgotten once the cursor
 passes it. A crash between a send and that record repeats the send, never skips it.
+
+Consent: a player's events are claimed only while their analytics consent allows it (under
+`consent = "required"`, once granted: the ingress then moves their held events past every cursor, in order), and
+a player's IP address only while their ip_ads consent does. `recheck` tells a lane, before each send, which
+claimed events were purged since (a denial, an erasure: never sent) and whose IP was withheld since.
 """
 
 from __future__ import annotations
 
 from dataclasses import fields as dataclass_fields
+from typing import Any
 
 import msgpack
-from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, exists, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 
-from .database import Store, now_ms
+from .database import Store, consented, now_ms
 from .rows import DeadLetter, Requeued, StoredEvent
 from .schema import (
     PLAYER_DEVICE,
@@ -28,11 +34,16 @@ from .schema import (
     sessions,
 )
 
-# An event with its session's number and IP, its player's device (the session's, else the hello's) and its
-# hello's engine: what a provider needs of it.
-_CLAIM_COLUMNS = (*events.c, sessions.c.session_num, sessions.c.user_ip,
-                  *(func.coalesce(sessions.c[name], devices.c[name]).label(name) for name in PLAYER_DEVICE),
-                  devices.c.engine, (devices.c.user_id == events.c.user_id).label("own"))
+
+def _claim_columns(required: bool) -> tuple[ColumnElement[Any], ...]:
+    """An event with its session's number and IP (unless the player's ip_ads consent withholds it), its player's
+    device (the session's, else the hello's) and its hello's engine: what a provider needs of it."""
+    ip_ads = consented(events.c.device_id, events.c.user_id, required, "ip_ads")
+    return (*events.c, sessions.c.session_num, case((ip_ads, sessions.c.user_ip), else_=None).label("user_ip"),
+            *(func.coalesce(sessions.c[name], devices.c[name]).label(name) for name in PLAYER_DEVICE),
+            devices.c.engine, (devices.c.user_id == events.c.user_id).label("own"), ip_ads.label("ip_ads"))
+
+
 _CLAIM_FROM = (events.outerjoin(sessions, sessions.c.session_id == events.c.session_id)
                .outerjoin(devices, devices.c.device_id == events.c.device_id))
 _STORED_EVENT_FIELDS = tuple(f.name for f in dataclass_fields(StoredEvent))
@@ -48,6 +59,7 @@ def _stored_event(row: RowMapping) -> StoredEvent:
     values = {name: row[name] for name in _STORED_EVENT_FIELDS}
     values["fields"] = msgpack.unpackb(values["fields"])
     values["own"] = None if values["own"] is None else bool(values["own"])
+    values["ip_ads"] = bool(values["ip_ads"])
     return StoredEvent(**values)
 
 
@@ -57,6 +69,9 @@ class Delivery:
     def __init__(self, store: Store) -> None:
         self.dialect = store.dialect
         self.engine = store.engine
+        self._columns = _claim_columns(store.consent_required)
+        self._may_send = consented(events.c.device_id, events.c.user_id, store.consent_required)
+        self._ip_ads = consented(events.c.device_id, events.c.user_id, store.consent_required, "ip_ads")
 
     # --- cursors ------------------------------------------------------------------------------------
 
@@ -74,10 +89,24 @@ class Delivery:
     def claim(self, provider: str, after_pk: int, limit: int) -> list[StoredEvent]:
         """The next events past `after_pk` that the provider has not finished with, oldest first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(*_CLAIM_COLUMNS).select_from(_CLAIM_FROM)
-                                .where(events.c.pk > after_pk, ~_done_by(provider))
+            rows = conn.execute(select(*self._columns).select_from(_CLAIM_FROM)
+                                .where(events.c.pk > after_pk, ~_done_by(provider), self._may_send)
                                 .order_by(events.c.pk).limit(limit)).mappings().all()
         return [_stored_event(r) for r in rows]
+
+    def recheck(self, events_: list[StoredEvent]) -> list[StoredEvent]:
+        """Claimed events as they stand now, before a send: those purged since (a denial, an erasure) left out,
+        and the IP address taken off those whose player withheld it since the claim."""
+        if not events_:
+            return events_
+        with self.engine.connect() as conn:
+            ip_ok: dict[int, bool] = {pk: bool(ok) for pk, ok in conn.execute(select(events.c.pk, self._ip_ads).where(
+                events.c.pk.in_([ev.pk for ev in events_])))}
+        kept = [ev for ev in events_ if ev.pk in ip_ok]
+        for ev in kept:
+            if ev.ip_ads and not ip_ok[ev.pk]:
+                ev.ip_ads, ev.user_ip = False, None
+        return kept
 
     def finish(self, provider: str, up_to_pk: int, delivered: int, dead: list[tuple[int, str, str]],
                done_past: tuple[int, ...] = ()) -> None:
@@ -125,9 +154,9 @@ class Delivery:
         """Dead letters an operator re-queued, with their events: delivered again before new events."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(dead_letters.c.pk.label("dl_pk"), *_CLAIM_COLUMNS)
+                select(dead_letters.c.pk.label("dl_pk"), *self._columns)
                 .select_from(_CLAIM_FROM.join(dead_letters, events.c.pk == dead_letters.c.event_pk))
-                .where(dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_not(None))
+                .where(dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_not(None), self._may_send)
                 .order_by(dead_letters.c.pk).limit(limit)).mappings().all()
             return [Requeued(letter_pk=r["dl_pk"], event=_stored_event(r)) for r in rows]
 

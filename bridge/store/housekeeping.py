@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, func, select
 
-from .database import Store, upsert
+from .database import Store, consented, upsert
 from .schema import dead_letters, delivery_cursors, events, meta
 
 ROW_OVERHEAD_BYTES = 80  # pk, integers, record header and the unique index's entry, beside the text columns
@@ -21,6 +21,8 @@ class Housekeeping:
     def __init__(self, store: Store) -> None:
         self.dialect = store.dialect
         self.engine = store.engine
+        self.consent_required = store.consent_required
+        self._held = ~consented(events.c.device_id, events.c.user_id, store.consent_required)
 
     def live_event_bytes(self) -> tuple[int, float]:
         """Events in the store and their estimated bytes each (a sample of the newest, plus row overhead).
@@ -58,7 +60,16 @@ class Housekeeping:
                 return 0
             return int(conn.execute(delete(events).where(
                 events.c.pk <= low, events.c.received_at < int(received_before_s * 1000),
-                events.c.pk.not_in(select(dead_letters.c.event_pk)))).rowcount)
+                events.c.pk.not_in(select(dead_letters.c.event_pk)), ~self._held)).rowcount)
+
+    def purge_held(self, received_before_s: float) -> int:
+        """Under `consent = "required"`: delete the events of players who have not granted analytics, received
+        before a time (the `[privacy] hold_hours` setting); they were never sent."""
+        if not self.consent_required:
+            return 0
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(events).where(
+                self._held, events.c.received_at < int(received_before_s * 1000))).rowcount)
 
     def trim_oldest_sessions(self, sessions_per_step: int = 1) -> int:
         """Delete the events of the oldest sessions that still hold events; returns how many events went.

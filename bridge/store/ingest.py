@@ -12,11 +12,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, tuple_, update
 
 from .database import Store, upsert
 from .rows import OpenSession
-from .schema import delivery_cursors, devices, events, purchases, sessions
+from .schema import (
+    DENIED,
+    GRANTED,
+    UNKNOWN,
+    consent,
+    dead_letters,
+    delivery_cursors,
+    delivery_done,
+    devices,
+    erasures,
+    events,
+    provider_refs,
+    purchases,
+    sessions,
+)
 
 EventKey = tuple[str, int, str]  # (device_id, client_ts, uid): what makes an event the same event
 
@@ -43,9 +57,13 @@ class Burst:
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     new_sessions: list[dict[str, Any]] = field(default_factory=list)
     ended_sessions: list[dict[str, Any]] = field(default_factory=list)
+    # Applied after the events, in request order: {device_id, user_id, analytics, ip_ads} (None: unchanged)
+    consents: list[dict[str, Any]] = field(default_factory=list)
+    forgets: list[dict[str, Any]] = field(default_factory=list)  # {device_id, user_id, providers}
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.devices or self.new_sessions or self.ended_sessions or self.purchases)
+        return bool(self.events or self.devices or self.new_sessions or self.ended_sessions or self.purchases
+                    or self.consents or self.forgets)
 
 
 class Ingest:
@@ -53,6 +71,7 @@ class Ingest:
 
     def __init__(self, store: Store) -> None:
         self.engine = store.engine
+        self.consent_required = store.consent_required
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._insert_sql = INSERT_EVENTS_SQL.format(marks=",".join([mark] * len(EVENT_COLUMNS)))
 
@@ -74,12 +93,16 @@ class Ingest:
                              .values(ended_at=ended["ended_at"], length=ended["length"]))
             for purchase in burst.purchases:
                 _insert_purchase(conn, purchase)
-            if not burst.events:
-                return None
-            written = conn.exec_driver_sql(self._insert_sql, burst.events).rowcount
-            if written == len(burst.events):
-                return None
-            return _written_by(conn, {(row[0], row[5], row[1]) for row in burst.events}, burst.stamp)
+            new: set[EventKey] | None = None
+            if burst.events:
+                written = conn.exec_driver_sql(self._insert_sql, burst.events).rowcount
+                if written != len(burst.events):
+                    new = _written_by(conn, {(row[0], row[5], row[1]) for row in burst.events}, burst.stamp)
+            for change in burst.consents:
+                _set_consent(conn, change, self.consent_required, burst.stamp)
+            for erasure in burst.forgets:
+                _forget(conn, erasure, burst.stamp)
+            return new
 
     def open_sessions(self) -> list[OpenSession]:
         """Sessions not yet ended: the ingress resumes them after a restart."""
@@ -119,6 +142,89 @@ class Ingest:
                 return 0
             return int(conn.execute(select(func.count()).select_from(events).where(
                 events.c.device_id == device_id, events.c.pk > low)).scalar_one())
+
+
+    def consent(self, device_id: str, user_id: str) -> tuple[str, str]:
+        """A player's (analytics, ip_ads) consent as stored ("unknown" without a row)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(consent.c.analytics, consent.c.ip_ads).where(
+                consent.c.device_id == device_id, consent.c.user_id == user_id)).first()
+        return (row[0], row[1]) if row is not None else (UNKNOWN, UNKNOWN)
+
+    def device_user(self, device_id: str) -> str | None:
+        """A device's own (hello) player, or None for a device never seen."""
+        with self.engine.connect() as conn:
+            user: str | None = conn.execute(select(devices.c.user_id).where(devices.c.device_id == device_id)).scalar()
+        return user
+
+    def denied_players(self) -> set[tuple[str, str]]:
+        """(device_id, user_id) of every player who denied analytics: their events are discarded on arrival."""
+        with self.engine.connect() as conn:
+            return {(d, u) for d, u in conn.execute(select(consent.c.device_id, consent.c.user_id)
+                                                    .where(consent.c.analytics == DENIED))}
+
+
+def _player(table: Any, device_id: str, user_id: str) -> Any:
+    return and_(table.c.device_id == device_id, table.c.user_id == user_id)
+
+
+def _set_consent(conn: Connection, change: dict[str, Any], required: bool, now: int) -> None:
+    """A player's new consent. Denied analytics: every event of theirs goes (nothing undelivered is left to
+    send). Granted under "required": their held events are moved past every delivery cursor, in their order,
+    so that each lane claims them as new. Denied ip_ads: their sessions' IP addresses go."""
+    device_id, user_id = change["device_id"], change["user_id"]
+    before = conn.execute(select(consent.c.analytics, consent.c.ip_ads)
+                          .where(_player(consent, device_id, user_id))).first()
+    was_analytics, was_ip_ads = (before[0], before[1]) if before is not None else (UNKNOWN, UNKNOWN)
+    analytics = change["analytics"] or was_analytics
+    ip_ads = change["ip_ads"] or was_ip_ads
+    upsert(conn, consent, {"device_id": device_id, "user_id": user_id},
+           {"analytics": analytics, "ip_ads": ip_ads, "updated_at": now})
+    if analytics == DENIED:
+        _purge_events(conn, device_id, user_id)
+    elif analytics == GRANTED and was_analytics != GRANTED and required:
+        _resequence(conn, device_id, user_id)
+    if ip_ads == DENIED:
+        conn.execute(update(sessions).where(_player(sessions, device_id, user_id)).values(user_ip=None))
+
+
+def _purge_events(conn: Connection, device_id: str, user_id: str) -> None:
+    """Every event of a player, with what delivery kept of them."""
+    pks = select(events.c.pk).where(_player(events, device_id, user_id)).scalar_subquery()
+    for table, column in ((dead_letters, dead_letters.c.event_pk), (delivery_done, delivery_done.c.event_pk),
+                          (provider_refs, provider_refs.c.event_pk)):
+        conn.execute(delete(table).where(column.in_(pks)))
+    conn.execute(delete(events).where(_player(events, device_id, user_id)))
+
+
+def _resequence(conn: Connection, device_id: str, user_id: str) -> None:
+    """A player's events stored again, in their order, under new pks past every cursor (the ingress is the one
+    writer of events, so no pk can be taken below them meanwhile)."""
+    rows = conn.execute(select(*(events.c[name] for name in EVENT_COLUMNS))
+                        .where(_player(events, device_id, user_id)).order_by(events.c.pk)).all()
+    if rows:
+        _purge_events(conn, device_id, user_id)
+        # executemany inserts in list order (SQLite row by row, psycopg in a pipeline): the pks follow it
+        conn.execute(insert(events), [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in rows])
+
+
+def _forget(conn: Connection, erasure: dict[str, Any], now: int) -> None:
+    """Every local trace of a player: events, sessions, verified purchases (one awaiting its verdict goes once
+    the verdict went out: the player may be owed the item), consent, and the device itself when the player is
+    its own (hello) player; then an entry per provider in the erasure ledger, pending until that
+    provider's lane erased what it keeps (tokens, ids, topics) and asked for the provider's copy to go."""
+    device_id, user_id = erasure["device_id"], erasure["user_id"]
+    own = conn.execute(select(devices.c.user_id).where(devices.c.device_id == device_id)).scalar() == user_id
+    _purge_events(conn, device_id, user_id)
+    conn.execute(delete(sessions).where(_player(sessions, device_id, user_id)))
+    conn.execute(delete(purchases).where(_player(purchases, device_id, user_id), purchases.c.verified_at.is_not(None)))
+    conn.execute(update(purchases).where(_player(purchases, device_id, user_id)).values(erase_after_verdict=True))
+    conn.execute(delete(consent).where(_player(consent, device_id, user_id)))
+    if own:
+        conn.execute(delete(devices).where(devices.c.device_id == device_id))
+    for provider in erasure["providers"]:
+        conn.execute(insert(erasures).values(provider=provider, device_id=device_id, user_id=user_id, own=own,
+                                             requested_at=now, status="pending", ids="{}", detail=""))
 
 
 def _written_by(conn: Connection, keys: set[EventKey], stamp: int) -> set[EventKey]:

@@ -10,7 +10,7 @@ from dataclasses import fields
 from typing import Any
 
 import msgpack
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 
 from .database import Store, now_ms
 from .rows import Purchase, PurchaseResult
@@ -64,6 +64,13 @@ class Purchases:
             conn.execute(update(purchases).where(purchases.c.pk == pk).values(
                 verified_at=now_ms(), is_valid=result.is_valid, is_duplicate=result.is_duplicate,
                 reason=result.reason))
+
+    def erase_if_forgotten(self, pk: int) -> bool:
+        """A purchase whose player was forgotten while it awaited its verdict goes, now that the verdict went
+        out; returns whether it did."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(delete(purchases).where(
+                purchases.c.pk == pk, purchases.c.erase_after_verdict.is_(True))).rowcount)
 
     def purchase_result(self, device_id: str, purchase_id: str) -> PurchaseResult | None:
         """The verdict on a purchase if it has one (a client resending a purchase it already sent)."""

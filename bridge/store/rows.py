@@ -30,6 +30,7 @@ class StoredEvent:
     engine_version: str | None
     engine: str | None  # the hello's engine name (unity, unreal, godot, custom, ...)
     own: bool | None  # the player is its device's hello player (None: the device is unknown)
+    ip_ads: bool = True  # the player's consent lets their IP address and advertising ids go to providers
 
 
 class Requeued(NamedTuple):
@@ -118,3 +119,19 @@ class SavedConfig:
     source: str
     payload: bytes  # the msgpack publication map
     updated_at: int
+
+
+@dataclass(slots=True)
+class Erasure:
+    """One entry of the erasure ledger: a forgotten player, for one provider, and what became of it."""
+
+    pk: int
+    requested_at: int
+    status: str  # pending, requested (a deletion API took it), manual (for the studio to send), sent, failed
+    done_at: int | None
+    provider: str
+    device_id: str
+    user_id: str
+    own: bool  # the device's own (hello) player
+    ids: dict[str, Any]  # what the provider knows the player as
+    detail: str  # the deletion API's answer, or what to ask for by hand

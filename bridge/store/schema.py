@@ -25,7 +25,7 @@ from sqlalchemy import (
     inspect,
 )
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 metadata = MetaData()
 
@@ -161,6 +161,8 @@ purchases = Table(
     Column("sent_at", BigInteger),
     Column("failures", Integer, nullable=False, server_default="0"),
     Column("next_try_at", BigInteger),
+    # Schema 7: the player was forgotten while this purchase awaited its verdict: erased once the verdict went out.
+    Column("erase_after_verdict", Boolean),
     UniqueConstraint("device_id", "purchase_id", name="uq_purchases_device_id"),
     Index("ix_purchases_unverified", "verified_at"),
     sqlite_autoincrement=True,
@@ -172,6 +174,38 @@ provider_refs = Table(
     Column("provider", String(64), primary_key=True),
     Column("event_pk", BigInteger, primary_key=True),
     Column("ref", String(200), nullable=False),
+)
+
+UNKNOWN, GRANTED, DENIED = "unknown", "granted", "denied"  # a player's consent to one purpose
+
+# Schema 7: each player's consent, per purpose: analytics (anything of theirs leaving the machine) and ip_ads
+# (their IP address and advertising ids); "unknown", "granted" or "denied". No row: unknown.
+consent = Table(
+    "consent", metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("user_id", String(128), primary_key=True),
+    Column("analytics", String(8), nullable=False),
+    Column("ip_ads", String(8), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Schema 7: the erasure ledger, one entry per provider and forgotten player: what was asked and when, and what
+# became of it ("pending" until the provider's lane took it; then "requested" through a deletion API, "manual"
+# for a request the studio sends by hand, or "failed"). The only place a forgotten player is still named.
+erasures = Table(
+    "erasures", metadata,
+    Column("pk", Integer().with_variant(BigInteger, "postgresql"), primary_key=True, autoincrement=True),
+    Column("requested_at", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("done_at", BigInteger),
+    Column("provider", String(64), nullable=False),
+    Column("device_id", String(128), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("own", Boolean, nullable=False),  # the device's own (hello) player: its device-wide topics went too
+    Column("ids", Text, nullable=False),  # JSON: what the provider knows the player as
+    Column("detail", Text, nullable=False),  # the deletion API's answer, or what to ask for by hand
+    Index("ix_erasures_provider_status", "provider", "status"),
+    sqlite_autoincrement=True,
 )
 
 
@@ -222,6 +256,13 @@ def _device_keys(conn: Connection) -> None:
     _add_missing_columns(conn, devices)
 
 
+def _privacy(conn: Connection) -> None:
+    """Schema 7: players' consent and the erasure ledger; purchases to erase after their verdict."""
+    _add_missing_columns(conn, purchases)
+    consent.create(conn, checkfirst=True)
+    erasures.create(conn, checkfirst=True)
+
+
 def _add_purchases(conn: Connection) -> None:
     """Schema 2: purchase verification."""
     purchases.create(conn)
@@ -234,4 +275,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     3: _purchase_retries,  # 4: in-flight mark and a backoff per purchase
     4: _per_player,  # 5: per-player devices, events finished out of order
     5: _device_keys,  # 6: a relay's device owners
+    6: _privacy,  # 7: consent and erasures
 }

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select, tuple_
 
-from .database import Store, now_ms, upsert
+from .database import Store, consented, now_ms, upsert
 from .rows import Player, SavedConfig
-from .schema import configs, devices, provider_state, sessions
+from .schema import configs, consent, devices, provider_state, sessions
 
 
 class ProviderState:
@@ -17,6 +17,7 @@ class ProviderState:
 
     def __init__(self, store: Store) -> None:
         self.engine = store.engine
+        self.consent_required = store.consent_required
 
     def get(self, provider: str, key: str) -> Any:
         """A value the provider set (JSON), or None."""
@@ -30,19 +31,38 @@ class ProviderState:
             upsert(conn, provider_state, {"provider": provider, "key": key},
                    {"value": json.dumps(value), "updated_at": now_ms()})
 
+    def delete(self, provider: str, keys: list[str]) -> None:
+        """Forget these keys of the provider's state (an erased player's tokens, ids and counts)."""
+        if keys:
+            with self.engine.begin() as conn:
+                conn.execute(delete(provider_state).where(provider_state.c.provider == provider,
+                                                          provider_state.c.key.in_(keys)))
+
+    def consents_after(self, after: tuple[int, str, str], limit: int = 200) -> list[tuple[int, str, str, str, str]]:
+        """Players' consent as changed after a point (updated_at, device_id, user_id), in that order: what an
+        edge tells its relay. Rows of (updated_at, device_id, user_id, analytics, ip_ads)."""
+        order = (consent.c.updated_at, consent.c.device_id, consent.c.user_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*order, consent.c.analytics, consent.c.ip_ads)
+                                .where(tuple_(*order) > tuple_(*after)).order_by(*order).limit(limit)).all()
+        return [(int(t), d, u, a, i) for t, d, u, a, i in rows]
+
     def active_players(self, seen_since_s: float, playing: bool = False) -> list[Player]:
         """Players whose provider sessions are kept fresh: the user of each device that said hello since a
         time (own; left out when only those `playing` are asked for), and the users a device named in
         sessions since then or still open (a dedicated server's players; own when that user is the device's
-        hello user)."""
+        hello user). A player whose consent keeps their data on the machine is none of them."""
         since = int(seen_since_s * 1000)
+        required = self.consent_required
         with self.engine.connect() as conn:
-            own = [] if playing else conn.execute(select(devices.c.device_id, devices.c.user_id)
-                                                  .where(devices.c.last_seen >= since)).all()
+            own = [] if playing else conn.execute(
+                select(devices.c.device_id, devices.c.user_id).where(
+                    devices.c.last_seen >= since, consented(devices.c.device_id, devices.c.user_id, required))).all()
             named = conn.execute(
                 select(sessions.c.device_id, sessions.c.user_id, sessions.c.user_id == devices.c.user_id)
                 .select_from(sessions.outerjoin(devices, devices.c.device_id == sessions.c.device_id)).distinct()
-                .where(or_(sessions.c.started_at >= since, sessions.c.ended_at.is_(None)))).all()
+                .where(or_(sessions.c.started_at >= since, sessions.c.ended_at.is_(None)),
+                       consented(sessions.c.device_id, sessions.c.user_id, required))).all()
         players = {(device_id, user_id): True for device_id, user_id in own}
         for device_id, user_id, is_own in named:
             players.setdefault((device_id, user_id), bool(is_own))
@@ -71,6 +91,12 @@ class SavedConfigs:
     def load(self) -> list[SavedConfig]:
         with self.engine.connect() as conn:
             return [SavedConfig(**r) for r in conn.execute(select(configs)).mappings().all()]
+
+    def delete(self, topics: list[str]) -> None:
+        """Topics no one may read any more (an erased player's)."""
+        if topics:
+            with self.engine.begin() as conn:
+                conn.execute(delete(configs).where(configs.c.topic.in_(topics)))
 
     def save(self, config: SavedConfig) -> None:
         with self.engine.begin() as conn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .database import Store
 from .delivery import Delivery
 from .housekeeping import Housekeeping
+from .privacy import Ledger
 from .purchases import Purchases
 from .state import ProviderState
 
@@ -17,3 +18,4 @@ class StoreViews:
         self.purchases = Purchases(store)
         self.state = ProviderState(store)
         self.housekeeping = Housekeeping(store)
+        self.ledger = Ledger(store)

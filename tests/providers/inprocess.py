@@ -27,7 +27,8 @@ from bridge import __version__, protocol
 from bridge.client import recv_publication
 from bridge.dispatcher import Dispatcher
 from bridge.ingress import PURCHASE_WAIT_S, VERDICTS
-from bridge.intake import add_device, add_events, add_purchase, end_session, start_session
+from bridge import intake
+from bridge.intake import Consents, add_device, add_events, add_purchase, end_session, start_session
 from bridge.lane import Lane
 from bridge.providers.base import Clock
 from bridge.publisher import Publisher
@@ -94,6 +95,14 @@ class Game:
         """Store a `purchase` request's purchase and have it verified; returns its id (see `verdict`)."""
         return self.bridge._purchase(self.hello, msg)
 
+    def consent(self, user_id: str | None = None, **states: str) -> dict[str, Any]:
+        """A `consent` (`analytics`, `ip_ads`: "granted" or "denied"); its reply's fields."""
+        return self.bridge._player_request(self.hello, {"type": "consent", "user_id": user_id, **states})
+
+    def forget(self, user_id: str | None = None) -> dict[str, Any]:
+        """A `forget`; its reply's fields."""
+        return self.bridge._player_request(self.hello, {"type": "forget", "user_id": user_id})
+
     def buy(self, msg: dict[str, Any], timeout_s: float = PURCHASE_WAIT_S) -> dict[str, Any] | None:
         """A purchase and its verdict, within the time the ingress holds a `purchase` reply for it (None:
         the engine would have heard "pending")."""
@@ -103,16 +112,18 @@ class Game:
 class InProcessBridge:
     """A store, a dispatcher and a publisher in the test process; `with` starts and stops the dispatcher."""
 
-    def __init__(self, workdir: Path, providers: dict[str, dict[str, Any]], clock: Clock | None = None) -> None:
+    def __init__(self, workdir: Path, providers: dict[str, dict[str, Any]], clock: Clock | None = None,
+                 consent: str = "not_required") -> None:
         self.providers = providers
         self.clock = clock or ManualClock()
         self.workdir = Path(workdir)
         self.db_path = self.workdir / "bridge.sqlite3"
-        self.store = Store(f"sqlite:///{self.db_path}")
+        self.store = Store(f"sqlite:///{self.db_path}", consent_required=consent == "required")
         self.store.open()
         self.ingest = Ingest(self.store)
         self.conn = self.store.writer_connection()  # the ingress's connection: this thread's
         self.book = SessionBook(self.ingest, now_ms())
+        self.consents = Consents(self.ingest)
         self._last_stamp = 0
         self.zmq: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.publisher = Publisher(self.zmq, CONFIGS, self.store)
@@ -169,7 +180,7 @@ class InProcessBridge:
         assert self._loop_thread is not None
         self._loop_thread.join(10)
         self.loop.close()
-        self.loop = None
+        self.loop = self.dispatcher.loop = None  # a purchase stored meanwhile waits for the next start
         if failures:
             raise AssertionError(f"a dispatcher task failed: {failures}")
 
@@ -191,6 +202,7 @@ class InProcessBridge:
         self.stop()
         self.dispatcher = self._new_dispatcher()
         self.book = SessionBook(self.ingest, now_ms())
+        self.consents = Consents(self.ingest)
         return self.start()
 
     def close(self) -> None:
@@ -269,11 +281,28 @@ class InProcessBridge:
     def _events(self, hello: protocol.Hello, msg: dict[str, Any]) -> dict[str, Any]:
         good, rejected = protocol.read_events(msg, msg["type"])
         burst = self._burst()
-        keys, invalid = add_events(burst, self.book, hello, good, burst.stamp, self.dispatcher.checkers())
+        keys, invalid = add_events(burst, self.book, hello, good, burst.stamp, self.dispatcher.checkers(),
+                                   self.consents)
         inserted = self._commit(burst)
         stored = len(keys) if inserted is None else len(set(keys) & inserted)
         return {"stored": stored, "duplicates": len(keys) - stored, "rejected": [r.to_wire() for r in rejected],
-                "invalid": invalid}
+                "invalid": invalid, "discarded": len(good) - len(keys)}
+
+    def _player_request(self, hello: protocol.Hello, msg: dict[str, Any]) -> dict[str, Any]:
+        """A `consent` or `forget`, as the ingress handles it (a game's: its own device)."""
+        msg = {k: v for k, v in msg.items() if v is not None}
+        request = protocol.read_player_request(msg, hello.role == protocol.ROLE_TOOL)
+        burst = self._burst()
+        if msg["type"] == "consent":
+            reply = intake.set_consent(burst, self.book, self.consents, hello, request, burst.stamp)
+        else:
+            reply = intake.forget_player(burst, self.book, self.consents, hello, request, burst.stamp, list(self.providers))
+        self._commit(burst)
+        return reply
+
+    def erase_pending(self) -> int:
+        """One turn of the dispatcher's erasures (every second in the daemon): the entries settled."""
+        return self.call(self.dispatcher.erase_pending())
 
     def _session_start(self, hello: protocol.Hello, msg: dict[str, Any]) -> dict[str, Any]:
         burst = self._burst()

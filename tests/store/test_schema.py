@@ -12,7 +12,7 @@ import msgpack
 import pytest
 from sqlalchemy import func, inspect, select, text, update
 
-from bridge.store import Purchases, Store, StoreError, schema
+from bridge.store import Ingest, Purchases, Store, StoreError, schema
 from bridge import protocol
 from bridge.store.schema import PLAYER_DEVICE, SCHEMA_VERSION, delivery_done, devices, events, meta, sessions
 from tests.harness import Client, Daemon, make_event
@@ -148,9 +148,25 @@ def test_a_schema_5_store_is_upgraded_in_place_to_device_owners(store_url: str) 
     store = as_schema(store_url, 5, "ALTER TABLE devices DROP COLUMN client_key",
                       "INSERT INTO devices (device_id, user_id, engine, binding, binding_version, game_build, "
                       "first_seen, last_seen) VALUES ('d', 'u', 'unity', 'b', '1', '1.0', 1, 2)")
-    assert store.upgrade() == SCHEMA_VERSION == 6
+    assert store.upgrade() == SCHEMA_VERSION
     with store.engine.connect() as conn:
         assert conn.execute(select(devices.c.device_id, devices.c.client_key)).all() == [("d", None)]
+    store.dispose()
+
+
+def test_a_schema_6_store_is_upgraded_in_place_to_consent_and_the_erasure_ledger(store_url: str) -> None:
+    """Schema 7 adds players' consent and the erasure ledger; events and sessions stay, every player unknown."""
+    store = as_schema(store_url, 6, "DROP TABLE consent", "DROP TABLE erasures",
+                      "ALTER TABLE purchases DROP COLUMN erase_after_verdict",
+                      ("INSERT INTO events (device_id, uid, user_id, category, client_ts, received_at, game_build, "
+                       "fields) VALUES ('d', 'u', 'p', 'design', 1, 1, '1', :fields)", {"fields": b"\x80"}))
+    assert store.upgrade() == SCHEMA_VERSION == 7
+    assert {"consent", "erasures"} <= set(inspect(store.engine).get_table_names())
+    assert "erase_after_verdict" in {c["name"] for c in inspect(store.engine).get_columns("purchases")}
+    with store.engine.connect() as conn:
+        assert conn.execute(select(events.c.uid)).scalars().all() == ["u"]
+        assert conn.execute(select(func.count()).select_from(schema.consent)).scalar() == 0
+    assert Ingest(store).consent("d", "p") == ("unknown", "unknown")
     store.dispose()
 
 

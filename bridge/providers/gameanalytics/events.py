@@ -422,6 +422,8 @@ def to_collector(ev: StoredEvent, offset_s: int, defaults: dict[str, str], extra
     if engine:
         body["engine_version"] = engine
     body.update(extra)
+    if not ev.ip_ads:  # the player withheld their IP address and advertising ids: ad tracking limited
+        body["limit_ad_tracking"] = True
     return body
 
 

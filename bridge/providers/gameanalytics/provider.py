@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 
-from ...store import StoredEvent
+from ...store import Erasure, StoredEvent
 from ...protocol import SESSION_START
-from ..base import Built, Call, Outcome, Paused, Provider, ProviderContext
+from ..base import Built, Call, Erased, Outcome, Paused, Provider, ProviderContext
 from ..http import json_object, json_or_none, json_text, request_id
 from . import events as ga_events
 from .remote_configs import RemoteConfigs
@@ -337,6 +337,24 @@ class GameAnalytics(Provider):
                 outcome.dead.append((pk, "rejected", rejected[pk]))
             else:
                 outcome.delivered.add(pk)
+
+    # --- erasure -----------------------------------------------------------------------------------
+
+    def player_keys(self, user_id: str) -> list[str]:
+        return [f"progression:{user_id}", f"transactions:{user_id}", f"remote_configs:{user_id}"]
+
+    async def erase(self, erasure: Erasure) -> Erased:
+        """GameAnalytics has no public erasure API: a manual request naming the player as the collector knows
+        them (its `user_id`), after their counts and remote configs are dropped here."""
+        user_id = erasure.user_id
+        self.transactions.pop(user_id, None)
+        self._progress_of.pop(user_id, None)
+        self._progress_dirty.discard(user_id)
+        if self.remote:
+            self.remote.forget(user_id)
+        return Erased("manual", {"user_id": user_id, "device_id": erasure.device_id},
+                      f"GameAnalytics has no public deletion API: ask GameAnalytics support to erase user_id "
+                      f"{user_id!r} of game {self.game_key}")
 
     def status(self) -> dict[str, Any]:
         figures: dict[str, Any] = {"clock_offset_s": self.offset_s, "auth_failures": self.auth_failures,

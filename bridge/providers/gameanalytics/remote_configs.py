@@ -103,6 +103,16 @@ class RemoteConfigs:
         task.add_done_callback(lambda _: self._asking.pop(user_id, None))
         return task
 
+    def forget(self, user_id: str) -> None:
+        """An erased player: never asked, stamped or published again (an ask under way is cancelled)."""
+        task = self._asking.pop(user_id, None)
+        if task is not None:
+            task.cancel()
+        self.players.pop(user_id, None)
+        self._asked_ms.pop(user_id, None)
+        self._asked_at.pop(user_id, None)
+        self._turns.pop(user_id, None)
+
     async def answered(self, users: set[str]) -> None:
         """Once the asks started for these players are answered (or given up), so that a session's events
         carry the player's A/B ids (players starting by the thousand wait for their turn to be asked)."""

@@ -21,8 +21,9 @@ import zmq.asyncio
 from ...keys import EDGE, BadKey, KeyPair, key_pair, public_key
 from ...protocol import CATEGORIES, MAX_BATCH_EVENTS, PLAYER_DEVICE_MAX_CHARS, PROTOCOL_VERSION, SESSION_END, \
     PURCHASE_PREFIX, SESSION_START, V1_MIRRORS, Code, topic_device
-from ...store import Purchase, PurchaseResult, StoredEvent
-from ..base import Built, Call, Outcome, Provider, TryLater
+from ... import __version__
+from ...store import Erasure, Purchase, PurchaseResult, StoredEvent
+from ..base import Built, Call, Erased, Outcome, Provider, TryLater
 from ..settings import LaneSettings, SettingsError
 from .transport import EXTENSION, Exchange, RelayTransport
 
@@ -71,10 +72,42 @@ class Relay(Provider):
         self.republished = 0
 
     async def tick(self) -> None:
-        """Follow the relay's configs socket (from the first tick on, again if the task ended)."""
+        """Follow the relay's configs socket (from the first tick on, again if the task ended); tell the relay
+        every consent changed here since the last tick."""
         settings: RelayProviderSettings = self.ctx.settings
         if settings.publish is not None and (self.following is None or self.following.done()):
             self.following = asyncio.get_running_loop().create_task(self._follow(settings.publish))
+        await self._send_consents()
+
+    async def _send_consents(self) -> None:
+        """Each player's consent, as it changed here, sent on to the relay in the order it changed (the point
+        reached kept in the store: a restart sends on from there, a resend is harmless). No answer: the rest
+        waits for the next tick."""
+        saved = await self.ctx.store.get("consent_sent")
+        after = (int(saved[0]), str(saved[1]), str(saved[2])) if isinstance(saved, list) else (0, "", "")
+        for at, device_id, user_id, analytics, ip_ads in await self.ctx.store.consents_after(after):
+            states = {k: v for k, v in (("analytics", analytics), ("ip_ads", ip_ads)) if v != "unknown"}
+            if states:
+                reply = await self._as_tool(device_id, {"type": "consent", "device_id": device_id,
+                                                        "user_id": user_id, **states})
+                if reply.get("type") != "consent":
+                    self.ctx.log.warning("%s: the relay took no consent: %s", self.name, reply.get("message"))
+                    return
+            await self.ctx.store.set("consent_sent", [at, device_id, user_id])
+
+    async def _as_tool(self, device_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        """One request about a player of `device_id`, on a connection of its own as a tool of that device (this
+        edge's key owns it at the relay); its reply, or TryLater when none came."""
+        hello = {"protocol": PROTOCOL_VERSION, "device_id": device_id, "role": "tool", "engine": "edge",
+                 "binding": "engine-bridge-edge", "binding_version": __version__, "game_build": "-"}
+        exchange = Exchange(f"{device_id}\0player", hello, [message])
+        answer = await self.ctx.send(httpx.Request("POST", self.ctx.settings.endpoint,
+                                                   extensions={EXTENSION: exchange}))
+        replies = msgpack.unpackb(answer.content, raw=False) if answer.status_code == 200 else []
+        if not replies:
+            raise TryLater(f"the relay did not answer: {answer.headers.get('X-Stopped', answer.status_code)}")
+        reply: dict[str, Any] = replies[0]
+        return reply
 
     async def _follow(self, endpoint: str) -> None:
         """Everything the relay publishes for this edge's devices (it sends only those, behind our key),
@@ -163,6 +196,19 @@ class Relay(Provider):
         if reply.get("code") == Code.NOT_CONFIGURED:
             raise TryLater("the relay verifies no purchases (no staq there): kept until it does")
         return PurchaseResult(False, False, f"refused by the relay: {reply.get('code')}: {reply.get('message')}")
+
+    async def erase(self, erasure: Erasure) -> Erased:
+        """The relay is this edge's deletion API: a `forget` of the player there (on a connection of its own,
+        as a tool of the device, which this edge's key owns), whose reply names the relay's providers, each
+        with its own entry in the relay's ledger. No answer: TryLater, and the entry is asked again."""
+        reply = await self._as_tool(erasure.device_id, {"type": "forget", "device_id": erasure.device_id,
+                                                        "user_id": erasure.user_id})
+        if reply.get("type") != "forgotten":
+            raise TryLater(f"the relay did not forget the player: {reply.get('message')}")
+        providers = reply.get("providers") or []
+        return Erased("requested", {"device_id": erasure.device_id, "user_id": erasure.user_id,
+                                    "relay_providers": providers},
+                      f"forgotten at the relay, whose erasure ledger has an entry for {', '.join(providers) or 'none'}")
 
     def classify(self, call: Call, answer: httpx.Response) -> Outcome:
         """Each message's reply: acked events and sessions delivered, refused events dead; after a stop the

@@ -312,6 +312,23 @@ eb_status eb_flush(eb_client* client, eb_reply_fn on_reply, void* user) {
   return Guard([&] { return Report(client->client.Flush(Adapt(on_reply, user))); });
 }
 
+eb_status eb_set_consent(eb_client* client, eb_consent_state analytics, eb_consent_state ip_ads, const char* user_id,
+                         eb_reply_fn on_reply, void* user) {
+  if (client == nullptr) return NullClient("eb_set_consent");
+  return Guard([&] {
+    engine_bridge::Consent c;
+    c.analytics = static_cast<engine_bridge::ConsentState>(analytics);
+    c.ip_ads = static_cast<engine_bridge::ConsentState>(ip_ads);
+    c.user_id = Opt(user_id);
+    return Report(client->client.SetConsent(c, Adapt(on_reply, user)));
+  });
+}
+
+eb_status eb_forget(eb_client* client, const char* user_id, eb_reply_fn on_reply, void* user) {
+  if (client == nullptr) return NullClient("eb_forget");
+  return Guard([&] { return Report(client->client.Forget(Opt(user_id), Adapt(on_reply, user))); });
+}
+
 eb_status eb_verify_purchase(eb_client* client, const char* id, eb_purchase_store store, const char* receipt,
                              const char* signature, double price_usd, eb_purchase_fn on_result, void* user,
                              char* out_id) {

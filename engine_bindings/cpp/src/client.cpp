@@ -322,6 +322,22 @@ Status Client::Flush(ReplyCallback on_reply) noexcept {
   return Guard([&] { return impl_->EnqueueControl("Flush", "flush", {}, std::move(on_reply)); });
 }
 
+Status Client::SetConsent(const Consent& consent, ReplyCallback on_reply) noexcept {
+  return Guard([&]() -> Status {
+    detail::Body body;
+    if (Status s = detail::ConsentBody("SetConsent", consent, body); !s) return s;
+    return impl_->EnqueueControl("SetConsent", "consent", std::move(body), std::move(on_reply));
+  });
+}
+
+Status Client::Forget(const std::string& user_id, ReplyCallback on_reply) noexcept {
+  return Guard([&]() -> Status {
+    detail::Body body;
+    if (Status s = detail::ForgetBody("Forget", user_id, body); !s) return s;
+    return impl_->EnqueueControl("Forget", "forget", std::move(body), std::move(on_reply));
+  });
+}
+
 Status Client::VerifyPurchase(const Purchase& purchase, PurchaseCallback on_result, std::string* id) noexcept {
   return Guard([&] { return impl_->EnqueuePurchase("VerifyPurchase", purchase, std::move(on_result), id); });
 }

@@ -350,6 +350,20 @@ eb::SessionOptions SessionOptionsOf(const eb::Value& request) {
   return o;
 }
 
+eb::ConsentState ConsentStateOf(const eb::Value& request, const char* purpose) {
+  const std::string state = Str(request, purpose);
+  return state.empty() ? eb::ConsentState::Unchanged
+                       : state == "granted" ? eb::ConsentState::Granted : eb::ConsentState::Denied;
+}
+
+eb::Consent ConsentOf(const eb::Value& request) {
+  eb::Consent c;
+  c.analytics = ConsentStateOf(request, "analytics");
+  c.ip_ads = ConsentStateOf(request, "ip_ads");
+  c.user_id = Str(request, "user_id");
+  return c;
+}
+
 eb::Purchase PurchaseOf(const eb::Value& request) {
   eb::Purchase p;
   p.id = Str(request, "id");
@@ -412,6 +426,10 @@ std::optional<std::string> Build(const eb::Value& request, std::string& refused)
   } else if (type == "purchase") {
     std::string id;
     s = detail::PurchaseBody("VerifyPurchase", PurchaseOf(request), limits, id, body);
+  } else if (type == "consent") {
+    s = detail::ConsentBody("SetConsent", ConsentOf(request), body);
+  } else if (type == "forget") {
+    s = detail::ForgetBody("Forget", Str(request, "user_id"), body);
   } else {
     return std::nullopt;  // ping, stats, configs: sent by tools, not by this binding
   }

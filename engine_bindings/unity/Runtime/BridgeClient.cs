@@ -471,6 +471,57 @@ namespace EngineBridge
         }
 
         /// <summary>
+        /// The player's consent (protocol.md section 4.10), queued after the events tracked before it: per purpose,
+        /// <c>analytics</c> (anything of the player leaving the machine) and <c>ipAds</c> (their IP address and
+        /// advertising ids). The reply says each purpose's new state. <paramref name="userId"/>: a dedicated
+        /// server's player (null: the hello user).
+        /// </summary>
+        public void SetConsent(ConsentState analytics, ConsentState ipAds = ConsentState.Unchanged, string userId = null,
+                               Action<Reply> onReply = null)
+        {
+            if (analytics == ConsentState.Unchanged && ipAds == ConsentState.Unchanged)
+                throw new ArgumentException("give analytics, ipAds or both", "analytics");
+            var pairs = PlayerPairs(userId, out int count);
+            Wire.Pair(pairs, "analytics", ConsentName(analytics), ref count);
+            Wire.Pair(pairs, "ip_ads", ConsentName(ipAds), ref count);
+            EnqueuePlayerRequest(Wire.ConsentType, pairs, count, onReply);
+        }
+
+        /// <summary>
+        /// Erases the player at the daemon ("delete my data", protocol.md section 4.11): their events, sessions and
+        /// configs go, and each provider gets an entry in the daemon's erasure ledger. <paramref name="userId"/>: a
+        /// dedicated server's player (null: the hello user).
+        /// </summary>
+        public void Forget(string userId = null, Action<Reply> onReply = null)
+        {
+            var pairs = PlayerPairs(userId, out int count);
+            EnqueuePlayerRequest(Wire.ForgetType, pairs, count, onReply);
+        }
+
+        private static MsgPackWriter PlayerPairs(string userId, out int count)
+        {
+            if (userId != null) Check.Text(userId, "userId", 1, 128);
+            var pairs = new MsgPackWriter(64);
+            count = 0;
+            Wire.Pair(pairs, "user_id", userId, ref count);
+            return pairs;
+        }
+
+        private static string ConsentName(ConsentState state)
+        {
+            return state == ConsentState.Unchanged ? null : state == ConsentState.Granted ? "granted" : "denied";
+        }
+
+        private void EnqueuePlayerRequest(byte[] type, MsgPackWriter pairs, int count, Action<Reply> onReply)
+        {
+            Enqueue(new ControlRequest(type, pairs.ToArray(), count, delegate(WireReply reply)
+            {
+                if (reply.IsError) NoteError(reply);
+                Answer(onReply, reply);
+            }));
+        }
+
+        /// <summary>
         /// Sends a purchase receipt to the daemon, which stores it durably and has it verified, and returns the
         /// purchase's id. <paramref name="onResult"/> runs exactly once, at a later <see cref="Pump"/>: with the
         /// verdict, at once if the store answers within 5 s, else as soon as the daemon gets it (staq down, the

@@ -120,4 +120,13 @@ namespace EngineBridge
         Warning,
         Error,
     }
+
+    /// <summary>A player's answer for one purpose of the game's consent dialog (protocol.md section 4.10).</summary>
+    public enum ConsentState
+    {
+        /// <summary>Left as it is.</summary>
+        Unchanged,
+        Granted,
+        Denied,
+    }
 }

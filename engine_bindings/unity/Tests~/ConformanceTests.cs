@@ -105,6 +105,11 @@ internal static class ConformanceTests
                 case "session_end": Control(name, request, rid, () => client.EndSession(), true); break;
                 case "flush": Control(name, request, rid, () => client.Flush(), false); break;
                 case "purchase": Control(name, request, rid, () => client.VerifyPurchase(PurchaseOf(request), r => { }), false); break;
+                case "consent":
+                    Control(name, request, rid, () => client.SetConsent(ConsentOf(request, "analytics"), ConsentOf(request, "ip_ads"),
+                                                                        Text(request, "user_id")), false);
+                    break;
+                case "forget": Control(name, request, rid, () => client.Forget(Text(request, "user_id")), false); break;
                 default: Expect(name + ": a builder for it", false, "unknown request type"); break;
             }
         }
@@ -570,6 +575,12 @@ internal static class ConformanceTests
         {
             return e.Message;
         }
+    }
+
+    private static ConsentState ConsentOf(Dictionary<string, object> request, string purpose)
+    {
+        string state = Text(request, purpose);
+        return state == null ? ConsentState.Unchanged : state == "granted" ? ConsentState.Granted : ConsentState.Denied;
     }
 
     private static string Text(Dictionary<string, object> map, string key)

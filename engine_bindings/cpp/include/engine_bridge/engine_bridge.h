@@ -121,6 +121,9 @@ typedef struct eb_event_options {
   int64_t timestamp_ms; /* ms since the Unix epoch */
 } eb_event_options;
 
+/* A player's answer for one purpose of the consent dialog (engine_bridge::ConsentState). */
+typedef enum eb_consent_state { EB_CONSENT_UNCHANGED = 0, EB_CONSENT_GRANTED = 1, EB_CONSENT_DENIED = 2 } eb_consent_state;
+
 /* Options of eb_start_session_with / eb_end_session_with (engine_bridge::SessionOptions). */
 typedef struct eb_session_options {
   const char* user_id;  /* NULL or "": the hello user */
@@ -194,6 +197,11 @@ EB_API eb_status eb_track_with(eb_client* client, eb_category category, const vo
 EB_API eb_status eb_start_session(eb_client* client, eb_reply_fn on_reply, void* user);
 EB_API eb_status eb_end_session(eb_client* client, eb_reply_fn on_reply, void* user);
 EB_API eb_status eb_flush(eb_client* client, eb_reply_fn on_reply, void* user);
+/* The player's consent (protocol.md 4.10); user_id NULL or "": the hello user. */
+EB_API eb_status eb_set_consent(eb_client* client, eb_consent_state analytics, eb_consent_state ip_ads,
+                                const char* user_id, eb_reply_fn on_reply, void* user);
+/* Erase the player (protocol.md 4.11); user_id NULL or "": the hello user. */
+EB_API eb_status eb_forget(eb_client* client, const char* user_id, eb_reply_fn on_reply, void* user);
 /* The sessions of another player (a dedicated server); options may be NULL. */
 EB_API eb_status eb_start_session_with(eb_client* client, const eb_session_options* options, eb_reply_fn on_reply,
                                        void* user);

@@ -249,6 +249,19 @@ struct SessionOptions {
   std::optional<std::int64_t> timestamp_ms;
 };
 
+/// A player's answer for one purpose of the game's consent dialog (protocol.md section 4.10).
+enum class ConsentState { Unchanged, Granted, Denied };
+
+/// The argument of SetConsent(): each purpose's new state (Unchanged: left as it is), and whose.
+struct Consent {
+  /// Anything of the player leaving the machine (events, sessions, logins, remote configs).
+  ConsentState analytics = ConsentState::Unchanged;
+  /// The player's IP address and advertising ids.
+  ConsentState ip_ads = ConsentState::Unchanged;
+  /// 1–128 chars; empty: the `hello` user. A dedicated server names its player.
+  std::string user_id;
+};
+
 /// Options of the generic Track(): only needed by dedicated servers and replayed events.
 struct EventOptions {
   /// 1–64 chars of A–Z a–z 0–9 - _ . : ; empty: a fresh UUID v4. A fixed id makes a retry idempotent.
@@ -418,6 +431,12 @@ class Client {
   Status EndSession(ReplyCallback on_reply = nullptr, const SessionOptions& options = {}) noexcept;
   /// Asks the daemon to hand queued events to the providers now (e.g. before quitting).
   Status Flush(ReplyCallback on_reply = nullptr) noexcept;
+  /// The player's consent (protocol.md 4.10), queued after the events tracked before it; the reply says the
+  /// new state of each purpose. At least one purpose must be Granted or Denied.
+  Status SetConsent(const Consent& consent, ReplyCallback on_reply = nullptr) noexcept;
+  /// Erase every trace of the player at the daemon, and have each provider asked to erase theirs (4.11);
+  /// `user_id` empty: the `hello` user.
+  Status Forget(const std::string& user_id = {}, ReplyCallback on_reply = nullptr) noexcept;
   /// Sends a receipt for verification. `on_result` runs exactly once, in Poll(): with the verdict as soon
   /// as the daemon has it (in the reply, or, when the store's server did not answer within the daemon's
   /// 5 s, later from the configs socket), or with the daemon's error (`not_configured` without staq).

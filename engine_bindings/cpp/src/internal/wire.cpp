@@ -141,6 +141,35 @@ Status SessionBody(std::string_view api, const SessionOptions& options, Body& ou
   return Status();
 }
 
+namespace {
+Status UserOf(std::string_view api, const std::string& user_id, Body& out) {
+  if (user_id.empty()) return Status();
+  if (Status s = CheckText(api, "user_id", Text(user_id), 1, kMaxUserIdChars); !s) return s;
+  AddStr(out, "user_id", user_id);
+  return Status();
+}
+
+void AddConsent(Body& out, const char* purpose, ConsentState state) {
+  if (state != ConsentState::Unchanged) AddStr(out, purpose, state == ConsentState::Granted ? "granted" : "denied");
+}
+}  // namespace
+
+Status ConsentBody(std::string_view api, const Consent& consent, Body& out) {
+  out = Body();
+  if (consent.analytics == ConsentState::Unchanged && consent.ip_ads == ConsentState::Unchanged) {
+    return Invalid(Prefix(api, "Consent: give analytics, ip_ads or both"));
+  }
+  if (Status s = UserOf(api, consent.user_id, out); !s) return s;
+  AddConsent(out, "analytics", consent.analytics);
+  AddConsent(out, "ip_ads", consent.ip_ads);
+  return Status();
+}
+
+Status ForgetBody(std::string_view api, const std::string& user_id, Body& out) {
+  out = Body();
+  return UserOf(api, user_id, out);
+}
+
 Status PurchaseBody(std::string_view api, const Purchase& purchase, const Limits& limits, std::string& id, Body& out) {
   if (!purchase.id.empty()) {
     if (Status s = CheckId(api, "Purchase.id", purchase.id, limits); !s) return s;

@@ -111,6 +111,10 @@ std::string BatchHead(std::uint32_t rid, std::uint32_t count);
 Body HelloBody(const GameInfo& game, const std::string& game_id = std::string());
 /// `session_start` / `session_end` (4.4); checks the options.
 Status SessionBody(std::string_view api, const SessionOptions& options, Body& out);
+/// `consent` (4.10): at least one purpose given, the user id within its limits.
+Status ConsentBody(std::string_view api, const Consent& consent, Body& out);
+/// `forget` (4.11).
+Status ForgetBody(std::string_view api, const std::string& user_id, Body& out);
 /// `purchase` (4.9); checks the purchase, and generates its id when it has none (`id` receives it).
 Status PurchaseBody(std::string_view api, const Purchase& purchase, const Limits& limits, std::string& id, Body& out);
 

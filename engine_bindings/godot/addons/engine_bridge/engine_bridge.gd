@@ -31,6 +31,10 @@ signal event_rejected(event_id, code, message)
 signal provider_refused(event_id, provider, rule)
 # A start_session/end_session/flush request failed, e.g. code "no_session".
 signal request_failed(request_type, code, message)
+# Reply to set_consent(): the player's new state (`user_id`, `analytics`, `ip_ads`).
+signal consent_changed(reply)
+# Reply to forget(): the player (`user_id`) and the providers with an erasure ledger entry.
+signal forgotten(reply)
 
 # Encoding time allowed per frame, so a burst of events never stalls the game.
 const ENCODE_BUDGET_USEC = 4000
@@ -212,6 +216,35 @@ func start_session():
 func end_session():
 	_queue.push({"type": "session_end", "ts": _a.unix_ms()})
 	_session_open = false
+
+
+# The player's consent (protocol.md section 4.10), in order with the events around it: `analytics`
+# (anything of the player leaving the machine) and `ip_ads` (their IP address and advertising ids),
+# each "granted", "denied" or "" (unchanged); `user_id` "" is the hello user (a dedicated server
+# names its player). The reply comes as consent_changed. Returns false (and says why) for bad
+# arguments.
+func set_consent(analytics = "", ip_ads = "", user_id = ""):
+	var msg = {"type": "consent"}
+	for purpose in [["analytics", analytics], ["ip_ads", ip_ads]]:
+		if purpose[1] == "":
+			continue
+		if not purpose[1] in ["granted", "denied"]:
+			push_error("engine_bridge.set_consent: %s must be \"granted\", \"denied\" or \"\"" % purpose[0])
+			return false
+		msg[purpose[0]] = purpose[1]
+	if msg.size() == 1:
+		push_error("engine_bridge.set_consent: give analytics, ip_ads or both")
+		return false
+	if user_id != "":
+		msg["user_id"] = user_id
+	_queue.push(msg)
+	return true
+
+
+# Erases the player at the daemon ("delete my data", protocol.md section 4.11); the reply comes as
+# forgotten. `user_id` "" is the hello user.
+func forget(user_id = ""):
+	_queue.push({"type": "forget", "user_id": user_id} if user_id != "" else {"type": "forget"})
 
 
 # Asks the daemon to hand this device's events to the providers now.
@@ -580,6 +613,10 @@ func _on_reply(kind, items, msg, now):
 		emit_signal("session_started" if open else "session_ended", msg)
 	elif kind == "flush":
 		emit_signal("flushed", msg.get("queued"))
+	elif kind == "consent":
+		emit_signal("consent_changed", msg)
+	elif kind == "forget":
+		emit_signal("forgotten", msg)
 	elif kind == "purchase":
 		_purchases.on_reply(items[0]["id"], msg)
 

@@ -62,6 +62,8 @@ namespace EngineBridge.Internal
         public static readonly byte[] SessionEndType = MsgPackWriter.Encode("session_end");
         public static readonly byte[] FlushType = MsgPackWriter.Encode("flush");
         public static readonly byte[] PurchaseType = MsgPackWriter.Encode("purchase");
+        public static readonly byte[] ConsentType = MsgPackWriter.Encode("consent");
+        public static readonly byte[] ForgetType = MsgPackWriter.Encode("forget");
 
         /// <summary>The wire name of each category, indexed by <see cref="EventCategory"/>.</summary>
         public static readonly string[] CategoryNames =
