@@ -50,7 +50,7 @@ from bridge.store import StoredEvent
 
 SCENARIOS = {"200x5": (200, 5.0), "2000x1": (2000, 1.0)}
 TICK_S = 0.05  # the server's frame: the events due since the last one go in one `events` request
-SAMPLE_S = 0.25  # between two readings of the queue
+SAMPLE_S = 1.0  # between two readings of the queue (each costs the daemon a stats reply)
 FETCH_S = 2.0  # between two readings of the sandbox's records (it keeps the last 100,000)
 WINDOW = 64  # requests out on the server's connection before it waits for acks
 PLATFORM = {"platform": "linux", "os_version": "linux 6"}
