@@ -212,3 +212,31 @@ def test_an_edge_whose_device_another_key_owns_keeps_its_events_and_says_why(tmp
                               and s, 30, what="the edge's relay lane paused")
     assert "belongs to another client key" in lane["paused"]
     assert lane["queued"] >= 3 and lane["dead_lettered"] == 0
+
+
+def test_an_edges_backlog_goes_in_runs_of_batches_and_a_refusal_inside_a_run_loses_nothing(
+        tmp_path: Path, ga_sandbox: GaSandbox) -> None:
+    """6,000 events wait at the edge while the relay is down; once it is up they go as runs of `events` requests
+    side by side on the device's connection, into a rate limit (2,500 events of burst) that refuses some of a
+    run while later ones of it were taken: each event is stored once at the relay and reaches the sandbox."""
+    sb, server = ga_sandbox
+    port = free_port()
+    relay = Daemon(tmp_path / "relay", provider_table("gameanalytics", server.url, remote_configs=False) +
+                   f'[relay]\nbind = "tcp://127.0.0.1:{port}"\nevents_per_second = 4000\nburst_events = 2500\n')
+    sent: set[str] = set()
+    with Daemon(tmp_path / "edge", edge_config(port, key_pair(relay.data_dir, RELAY).public)) as edge:
+        with Client(edge.ingress, device_id="pc-6") as game:
+            game.hello(user_id="lea")
+            for b in range(6):
+                batch = [make_event("design", event_id=f"run:{b}:{n}") for n in range(1000)]
+                assert game.request({"type": "events", "events": batch})["stored"] == 1000
+                sent.update(e["fields"]["event_id"] for e in batch)
+        with relay:
+            wait_until(lambda: sent <= {e["event_id"] for e in sb.accepted_events(category="design")}, 90,
+                       what="the edge's backlog at the sandbox")
+            with Client(relay.ingress) as tool:
+                tool.hello(role="tool")
+                refused = tool.request({"type": "stats"})["relay"]["rate_limited"]
+            at_relay = [e for e in relay.events() if e["category"] == "design"]
+    assert refused > 0
+    assert len(at_relay) == len({e["uid"] for e in at_relay}) == 6000

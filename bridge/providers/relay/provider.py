@@ -25,7 +25,7 @@ from ... import __version__
 from ...store import Erasure, Purchase, PurchaseResult, StoredEvent
 from ..base import Built, Call, Erased, Outcome, Provider, TryLater
 from ..settings import LaneSettings, SettingsError
-from .transport import EXTENSION, Exchange, RelayTransport
+from .transport import EXTENSION, PIPELINED, Exchange, RelayTransport
 
 MAX_MESSAGE_BYTES = 192 * 1024  # under the relay's max_message_bytes (256 KiB), with room for the envelope
 HELLO_FIELDS = ("engine", "engine_version", "binding", "binding_version", "game_build", "user_id", "platform",
@@ -57,7 +57,7 @@ class Relay(Provider):
     kind = "relay"
     Settings = RelayProviderSettings
     categories = frozenset({*CATEGORIES, SESSION_START, SESSION_END})
-    batch_size = MAX_BATCH_EVENTS  # a relay takes a protocol batch at once: fewer, larger requests
+    batch_size = PIPELINED * MAX_BATCH_EVENTS  # protocol batches sent side by side on the device's connection
 
     @classmethod
     def transport(cls, settings: Any, data_dir: Path) -> httpx.AsyncBaseTransport:
