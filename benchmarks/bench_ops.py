@@ -52,16 +52,23 @@ class Watchers:
                 self.scrapes += 1
 
     def _follow(self) -> None:
-        with httpx.stream("GET", self.base + "/events?all=1&recent=1", timeout=httpx.Timeout(10, read=None)) as feed:
-            for line in feed.iter_lines():
-                if line.startswith("data:"):
-                    self.lines += 1
-                    self.notices += '"kind": "skipped"' in line or '"kind": "dropped"' in line
-                if self.stop.is_set():
-                    return
+        try:
+            with httpx.stream("GET", self.base + "/events?all=1&recent=1",
+                              timeout=httpx.Timeout(10, read=None)) as feed:
+                for line in feed.iter_lines():
+                    if line.startswith("data:"):
+                        self.lines += 1
+                        self.notices += '"kind": "skipped"' in line or '"kind": "dropped"' in line
+                    if self.stop.is_set():
+                        return
+        except httpx.HTTPError:
+            if not self.stop.is_set():  # the daemon stopping ends the stream: only an earlier end is news
+                raise
 
     def close(self) -> None:
+        """Before the daemon stops: a scrape in flight then would be cut off, and fail."""
         self.stop.set()
+        self.threads[0].join(SCRAPE_EVERY_S * 2)
 
 
 def one_run(work: Path, with_ops: bool, quick: bool) -> tuple[dict[str, float], str]:
