@@ -1,14 +1,15 @@
 """The ingest benchmark with the operator's endpoints on and in use, against the same benchmark without them.
 
-Each round starts two fresh daemons one after the other, alike but for `[daemon] http`: one without, one with
-the HTTP endpoints, scraped for /metrics every 5 s (Prometheus' default is 15 s) and with an inspector's
-feed connected all along (the page's own stream, `/events?all=1&recent=1`, read as fast as it comes). Each
-takes the core benchmark's load (the shared load generator in its own process): 1 event per message, then
-batches of 100. Rounds alternate which goes first. Prints every run (with the machine's load), the medians and
-their ratio, and the median of each round's own ratio (its two runs back to back: steadier on a shared machine);
-the target is within 5 % (a ratio of 0.95 or more). Also the daemon's CPU time per 100,000 events (its user and system
-time over each load): on a machine shared with other work the rates move by tens of percent from run to run,
-and the CPU the endpoints cost shows there more steadily.
+Each round starts two fresh daemons side by side, alike but for `[daemon] http`: one without, one with the HTTP
+endpoints, scraped for /metrics as each of its loads begins and every 5 s of it (Prometheus' default is
+15 s), and with an inspector's feed connected all along (the page's own stream, `/events?all=1&recent=1`, read
+as fast as it comes). Each takes the core benchmark's load (the shared load generator in its own process): 1 event per
+message, then batches of 100, each load in the order A B B A (odd rounds B A A B), so that a machine getting
+busier or quieter during a round weighs on both alike; a daemon's figure for the round is the mean of its two
+runs. Prints every round (with the machine's load), the medians and their ratio, and the median of each round's
+own ratio (steadier on a shared machine); the target is within 5 % (a ratio of 0.95 or more). Also the daemon's
+CPU time per 100,000 events (its user and system time over each load): on a machine shared with other work the
+rates move by tens of percent from run to run, and the CPU the endpoints cost shows there more steadily.
 
     python -m benchmarks.bench_ops [--quick] [--rounds N]
 """
@@ -33,11 +34,14 @@ SCRAPE_EVERY_S = 5.0
 
 
 class Watchers:
-    """A Prometheus-like scraper and an inspector's feed on one daemon, each in a thread of this process."""
+    """A Prometheus-like scraper and an inspector's feed on one daemon, each in a thread of this process. The
+    scraper scrapes while `scraping` is set (its daemon takes a load: at once, then every 5 s), not while the
+    other daemon does."""
 
     def __init__(self, http: str) -> None:
         self.base = f"http://{http}"
         self.stop = threading.Event()
+        self.scraping = threading.Event()
         self.scrapes = self.lines = self.notices = 0
         self.threads = [threading.Thread(target=self._scrape, daemon=True),
                         threading.Thread(target=self._follow, daemon=True)]
@@ -46,10 +50,13 @@ class Watchers:
 
     def _scrape(self) -> None:
         with httpx.Client(timeout=10) as client:
-            while not self.stop.wait(SCRAPE_EVERY_S):
+            while not self.stop.is_set():
+                if not self.scraping.wait(0.25):
+                    continue
                 answer = client.get(self.base + "/metrics")
-                assert answer.status_code == 200 and "engine_bridge_events_stored_total" in answer.text
+                assert answer.status_code == 200 and "engine_bridge_category_events_stored_total" in answer.text
                 self.scrapes += 1
+                self.stop.wait(SCRAPE_EVERY_S)
 
     def _follow(self) -> None:
         try:
@@ -65,31 +72,38 @@ class Watchers:
             if not self.stop.is_set():  # the daemon stopping ends the stream: only an earlier end is news
                 raise
 
-    def close(self) -> None:
-        """Before the daemon stops: a scrape in flight then would be cut off, and fail."""
+    def close(self) -> str:
+        """Before the daemon stops (a scrape in flight then would be cut off, and fail); what they saw."""
         self.stop.set()
         self.threads[0].join(SCRAPE_EVERY_S * 2)
+        note = f"{self.scrapes} scrapes, {self.lines} feed lines ({self.notices} skipped/dropped notices)"
+        assert self.scrapes >= 1 and self.lines > 0, note
+        return note
 
 
-def one_run(work: Path, with_ops: bool, quick: bool) -> tuple[dict[str, float], str]:
+def one_round(work: Path, ops_first: bool, quick: bool) -> tuple[dict[bool, dict[str, float]], str]:
+    """Both daemons' figures of one round (each the mean of its two runs per load), and what the watchers saw."""
     http = f"127.0.0.1:{free_port()}"
-    config = f'[daemon]\nhttp = "{http}"\n' if with_ops else ""
     single, batch = (20_000, 100_000) if quick else (60_000, 300_000)
-    with Daemon(work, config) as daemon:
-        watchers = Watchers(http) if with_ops else None
-        figures: dict[str, float] = {}
+    order = (ops_first, not ops_first, not ops_first, ops_first)
+    runs: dict[bool, dict[str, list[float]]] = {False: {}, True: {}}
+    with Daemon(work / "without", "") as plain, Daemon(work / "with", f'[daemon]\nhttp = "{http}"\n') as ops:
+        watchers = Watchers(http)
         for key, count, window in (("single", single, 64), ("batch", batch, 16)):
-            time.sleep(SETTLE_S)
-            cpu = proc_cpu_seconds(daemon.pid)
-            figures[key] = run_loadgen(daemon.ingress, key, count, window)["events_per_s"]
-            figures[f"{key}_cpu"] = (proc_cpu_seconds(daemon.pid) - cpu) * 100_000 / count
-        note = ""
-        if watchers is not None:
-            watchers.close()
-            note = (f"{watchers.scrapes} scrapes, {watchers.lines} feed lines ({watchers.notices} skipped/dropped "
-                    "notices)")
-            assert watchers.scrapes >= 1 and watchers.lines > 0, note
-    return figures, note
+            for with_ops in order:
+                daemon = ops if with_ops else plain
+                time.sleep(SETTLE_S)
+                if with_ops:
+                    watchers.scraping.set()
+                cpu = proc_cpu_seconds(daemon.pid)
+                rate = run_loadgen(daemon.ingress, key, count, window)["events_per_s"]
+                runs[with_ops].setdefault(key, []).append(rate)
+                runs[with_ops].setdefault(f"{key}_cpu", []).append(
+                    (proc_cpu_seconds(daemon.pid) - cpu) * 100_000 / count)
+                watchers.scraping.clear()
+        note = watchers.close()
+    return {side: {key: statistics.mean(values) for key, values in figures.items()}
+            for side, figures in runs.items()}, note
 
 
 def machine_load() -> str:
@@ -98,8 +112,8 @@ def machine_load() -> str:
 
 
 def paired(runs: dict[bool, list[dict[str, float]]], key: str) -> list[float]:
-    """Each round's with/without ratio: its two runs ran back to back, so a slow spell of the machine mostly
-    hits both, where a ratio of the medians mixes spells of different rounds."""
+    """Each round's with/without ratio: its runs alternated on one machine in one spell, where a ratio of the
+    medians mixes spells of different rounds."""
     return [with_ops[key] / without[key] for without, with_ops in zip(runs[False], runs[True], strict=True)]
 
 
@@ -126,17 +140,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
-    print(f"ingest with the HTTP endpoints in use (/metrics scraped every {SCRAPE_EVERY_S:g} s, an inspector's feed "
-          f"connected) against without them; {machine_load()} at the start")
+    print(f"ingest with the HTTP endpoints in use (/metrics scraped as each load begins and every {SCRAPE_EVERY_S:g} "
+          f"s, an inspector's feed connected) against without them, loads in the order ABBA; {machine_load()} at the "
+          "start")
     with tempfile.TemporaryDirectory(prefix="eb-bench-ops-") as tmp:
         for round_ in range(args.rounds):
-            for with_ops in ((False, True) if round_ % 2 == 0 else (True, False)):
-                figures, note = one_run(Path(tmp) / f"r{round_}-{int(with_ops)}", with_ops, args.quick)
-                runs[with_ops].append(figures)
-                label = "with ops" if with_ops else "without "
-                print(f"  round {round_ + 1} {label}  1 event/msg {figures['single']:>9,.0f}/s "
-                      f"({figures['single_cpu']:.2f} s CPU/100k)   100/msg {figures['batch']:>9,.0f}/s "
-                      f"({figures['batch_cpu']:.2f} s CPU/100k)   {machine_load()}   {note}", flush=True)
+            figures, note = one_round(Path(tmp) / f"r{round_}", round_ % 2 == 1, args.quick)
+            for with_ops in (False, True):
+                runs[with_ops].append(figures[with_ops])
+            print(f"  round {round_ + 1}  {machine_load()}  {note}")
+            for with_ops, label in ((False, "without "), (True, "with ops")):
+                side = figures[with_ops]
+                print(f"    {label}  1 event/msg {side['single']:>9,.0f}/s ({side['single_cpu']:.2f} s CPU/100k)   "
+                      f"100/msg {side['batch']:>9,.0f}/s ({side['batch_cpu']:.2f} s CPU/100k)", flush=True)
     summary(runs)
 
 
