@@ -39,7 +39,7 @@ from .intake import (
 from .protocol import HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS, Code, Hello, ProtocolError, Rejection
 from .secure import HANDSHAKE_FAILED, SecureSocket
 from .sessions import SessionBook
-from .stats import REPLIES, Counters, Reporter
+from .stats import REPLIES, UNKNOWN_CATEGORY, Counters, Reporter
 from .store import Burst, EventKey, Ingest, Store, error_text, now_ms
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class PendingAck:
 
     rid: int
     keys: list[EventKey]
+    categories: list[str]  # each key's, for the counters per category
     rejected: list[Rejection]
     invalid: list[dict[str, Any]]
     discarded: int = 0  # events of players who denied analytics: acknowledged, never stored
@@ -459,14 +460,20 @@ class Ingress:
     def _ack(self, state: BurstState, pending: PendingAck, inserted: set[EventKey] | None,
              claimed: set[EventKey]) -> dict[str, Any]:
         """stored/duplicates of one request; `inserted` None means the whole burst was new."""
+        by_category = self.counters.categories
         if inserted is None:
             stored = len(pending.keys)
+            for category in pending.categories:
+                by_category[category].stored += 1
         else:
             stored = 0
-            for key in pending.keys:
+            for key, category in zip(pending.keys, pending.categories, strict=True):
                 if key in inserted and key not in claimed:
                     claimed.add(key)
                     stored += 1
+                    by_category[category].stored += 1
+                else:
+                    by_category[category].duplicates += 1
         duplicates = len(pending.keys) - stored
         state.stored += stored
         state.duplicates += duplicates
@@ -530,11 +537,34 @@ class Ingress:
             self.secure.allowance.take(hello.client_key.encode(), len(good) + len(rejected))
         counters = self.counters
         counters.received += len(good) + len(rejected)
+        by_category = counters.categories
+        for _, ev in good:
+            by_category[ev.category].received += 1
         if rejected:
             counters.rejected += len(rejected)
-        keys, invalid = add_events(state.burst, self.book, hello, good, state.now, self.checkers, self.consents)
-        state.out.append(Outgoing(envelope, PendingAck(rid, keys, rejected, invalid, len(good) - len(keys)),
-                                  bool(keys)))
+            self._count_rejected(msg, rejected)
+        categories: list[str] = []
+        keys, invalid = add_events(state.burst, self.book, hello, good, state.now, self.checkers, self.consents,
+                                   categories)
+        if invalid:
+            events_at = dict(good)
+            for index in {entry["index"] for entry in invalid}:
+                by_category[events_at[index].category].invalid += 1
+        state.out.append(Outgoing(envelope, PendingAck(rid, keys, categories, rejected, invalid,
+                                                       len(good) - len(keys)), bool(keys)))
+
+    def _count_rejected(self, msg: dict[str, Any], rejected: list[Rejection]) -> None:
+        """Refused events per the category they name, `unknown` when they name none of the categories."""
+        raw = [msg["event"]] if msg["type"] == "event" else msg["events"]
+        by_category = self.counters.categories
+        for rejection in rejected:
+            event = raw[rejection.index]
+            named = event.get("category") if isinstance(event, dict) else None
+            counts = by_category.get(named) if isinstance(named, str) else None
+            if counts is None:
+                counts = by_category[UNKNOWN_CATEGORY]
+            counts.received += 1
+            counts.rejected += 1
 
     def _on_session_start(self, state: BurstState, envelope: list[bytes], hello: Hello, msg: dict[str, Any],
                           rid: int) -> None:
@@ -590,7 +620,7 @@ class Ingress:
                 "clients": c.clients, "received": c.received, "stored": c.stored,
                 "duplicates": c.duplicates, "rejected": c.rejected, "errors": c.errors,
                 "replies_dropped": c.replies_dropped, "requests_dropped": c.requests_dropped,
-                "rate_10s": round(c.rate(), 1),
+                "rate_10s": round(c.rate(), 1), "categories": c.categories_wire(),
                 "store": {"url": self.store.redacted_url, **figures["store"]}, "providers": figures["providers"],
                 "last_errors": c.last_errors(), "game": self.hooks.game, "forwarding": self.hooks.forwarding,
                 **({"relay": self.secure.figures.to_wire()} if self.secure is not None else {})}

@@ -151,10 +151,11 @@ def _end_player(burst: Burst, book: SessionBook, hello: Hello, device_id: str, u
 
 def add_events(burst: Burst, book: SessionBook, hello: Hello, good: Sequence[tuple[int, Event]], now: int,
                checkers: Mapping[str, Sequence[Checker]], consents: Consents | None = None,
-               ) -> tuple[list[EventKey], list[dict[str, Any]]]:
+               categories: list[str] | None = None) -> tuple[list[EventKey], list[dict[str, Any]]]:
     """The rows of a request's valid events, each in its user's session (opened if none); returns their keys
     and what the providers' rules say of them (the ack's `invalid`). An event of a player who denied analytics
-    is discarded: no row, no key."""
+    is discarded: no row, no key. `categories`, when given, gets each key's category, so that the ingress
+    counts its acks' figures per category without a second look at the events."""
     denied = consents.denied if consents is not None and consents.denied else None
     keys: list[EventKey] = []
     invalid: list[dict[str, Any]] = []
@@ -177,6 +178,8 @@ def add_events(burst: Burst, book: SessionBook, hello: Hello, good: Sequence[tup
             session_id = sessions[user_id] = session.session_id
         append_row((device_id, ev.id, user_id, session_id, category, ev.ts, now, build, packb(ev.fields)))
         keys.append((device_id, ev.ts, ev.id))
+        if categories is not None:
+            categories.append(category)
     return keys, invalid
 
 

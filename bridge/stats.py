@@ -21,7 +21,7 @@ import msgpack
 import zmq
 from sqlalchemy.exc import SQLAlchemyError
 
-from .protocol import Code, ProtocolError
+from .protocol import CATEGORIES, Code, ProtocolError
 from .store import error_text
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,9 @@ RATE_WINDOW_S = 10.0
 MAX_LAST_ERRORS = 10
 # Ack latency buckets, seconds (Prometheus' `le`): the README's targets are p99 < 5 ms, an ack's budget 250 ms.
 ACK_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# A refused event whose category is missing or none of CATEGORIES is counted under this one.
+UNKNOWN_CATEGORY = "unknown"
+COUNTED_CATEGORIES = (*CATEGORIES, UNKNOWN_CATEGORY)
 
 
 @dataclass
@@ -62,6 +65,27 @@ class Histogram:
         return cumulative, running, total
 
 
+@dataclass(slots=True)
+class CategoryCounts:
+    """One category's events since start, as the acks told them: `invalid` counts the events an ack listed
+    in `invalid` (a provider's rule broken; stored or duplicate all the same)."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    invalid: int = 0
+
+    def to_wire(self) -> dict[str, int]:
+        return {"received": self.received, "stored": self.stored, "duplicates": self.duplicates,
+                "rejected": self.rejected, "invalid": self.invalid}
+
+
+def _every_category() -> dict[str, CategoryCounts]:
+    """Made whole at start and never resized, so the reporter thread iterates it while the ingress counts."""
+    return {category: CategoryCounts() for category in COUNTED_CATEGORIES}
+
+
 @dataclass
 class Counters:
     started: float = field(default_factory=time.monotonic)
@@ -75,6 +99,7 @@ class Counters:
     requests_dropped: int = 0  # requests of such peers, dropped unread while they do not read
     # From a burst's start to its acks sent: what the clients of that burst waited at most, one per burst.
     ack_latency: Histogram = field(default_factory=lambda: Histogram(ACK_BUCKETS_S))
+    categories: dict[str, CategoryCounts] = field(default_factory=_every_category)
     _last_errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_LAST_ERRORS))
     _stored_marks: deque[tuple[float, int]] = field(default_factory=deque)
     # The deques are read on the reporter thread while the ingress appends: iterating one then would raise.
@@ -112,6 +137,10 @@ class Counters:
         with self._lock:
             self._trim(time.monotonic())
             return sum(n for _, n in self._stored_marks) / RATE_WINDOW_S
+
+    def categories_wire(self) -> dict[str, dict[str, int]]:
+        """`stats`'s `categories`: the categories that saw an event since start."""
+        return {name: counts.to_wire() for name, counts in self.categories.items() if counts.received}
 
     def uptime(self) -> float:
         return time.monotonic() - self.started

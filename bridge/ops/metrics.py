@@ -1,10 +1,10 @@
 """`/metrics`: the daemon's figures in Prometheus' exposition format, through `prometheus_client`.
 
 They are built at each scrape from the very reply `stats` sends (`engine-bridge status` shows it), so the two
-never disagree, plus the figures only the feed sees (invalid events per provider and category, retries, each
-provider's last success) and the ingress's ack latency histogram. Nothing is counted twice
-and nothing here runs on the ingress's thread. Names follow Prometheus' conventions: `engine_bridge_` first,
-`_total` on counters, base units (seconds, bytes).
+never disagree (its `categories` too, as counters labelled `category`), plus the figures only the feed sees
+(invalid events per provider and category, retries, each provider's last success) and the ingress's ack latency
+histogram. Nothing is counted twice and nothing here runs on the ingress's thread. Names follow Prometheus'
+conventions: `engine_bridge_` first, `_total` on counters, base units (seconds, bytes).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..stats import Counters
+from ..stats import COUNTED_CATEGORIES, Counters
 from .feed import Feed
 
 PREFIX = "engine_bridge_"
@@ -29,6 +29,18 @@ RUN_COUNTERS = {
     "errors": ("error_replies", "Error replies sent and store commits that failed, since start."),
     "replies_dropped": ("replies_dropped", "Replies not sent: the peer did not read them, or had left."),
     "requests_dropped": ("requests_dropped", "Requests dropped unread from a peer that did not read its replies."),
+}
+# `stats`' `categories` figure -> (metric name, help): counters labelled `category`, every category present
+# from the start (0 until its first event); `unknown` holds refused events that name none of the categories.
+CATEGORY_COUNTERS = {
+    "received": ("category_events_received", "Events received since start per category, duplicates and "
+                 "rejected ones included."),
+    "stored": ("category_events_stored", "Events stored since start per category."),
+    "duplicates": ("category_events_duplicates", "Events acknowledged as duplicates since start per category."),
+    "rejected": ("category_events_rejected", "Events refused by the daemon's checks since start per category "
+                 "(unknown: naming none of the categories)."),
+    "invalid": ("category_events_invalid", "Events an ack listed as breaking a provider's rule (stored all the "
+                "same) since start per category."),
 }
 # provider figure -> (metric name, help, counter or not)
 PROVIDER_FIGURES = {
@@ -73,7 +85,7 @@ class BridgeCollector(Collector):
                                 value=stats["rate_10s"])
         yield from self._latency()
         yield from self._store(stats["store"])
-        yield from self._categories()
+        yield from self._categories(stats["categories"])
         yield from self._providers(stats["providers"])
         for field, (name, doc, counter) in RELAY_FIGURES.items():
             if field in stats.get("relay", {}):
@@ -96,7 +108,12 @@ class BridgeCollector(Collector):
         yield GaugeMetricFamily(PREFIX + "store_size_bytes", "Bytes the store uses (SQLite: its pages in use).",
                                 value=self.store_bytes())
 
-    def _categories(self) -> Iterator[Metric]:
+    def _categories(self, categories: dict[str, dict[str, int]]) -> Iterator[Metric]:
+        for figure, (name, doc) in CATEGORY_COUNTERS.items():
+            family = CounterMetricFamily(PREFIX + name, doc, labels=["category"])
+            for category in COUNTED_CATEGORIES:
+                family.add_metric([category], categories.get(category, {}).get(figure, 0))
+            yield family
         invalid = CounterMetricFamily(PREFIX + "events_invalid", "Events a provider refused by its own rules "
                                       "(dead-lettered as invalid) since start.", labels=["provider", "category"])
         for (provider, category), count in sorted(self.feed.invalid.items()):

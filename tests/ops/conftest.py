@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from bridge.sandbox.gameanalytics import GameAnalyticsSandbox
-from tests.harness import Client, Daemon, free_port
+from bridge.client import Client
+from tests.harness import Daemon, free_port
 from tests.sandboxes import GaSandbox, provider_table
 
 

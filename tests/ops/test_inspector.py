@@ -31,7 +31,7 @@ WAIT_S = 20
 
 
 @pytest.fixture
-def browser() -> Iterator[WebDriver]:
+def browser() -> Iterator[webdriver.Chrome]:
     """Headless Chromium driven through its own chromedriver: nothing is downloaded (Selenium Manager is not
     asked), and the page can fetch only from the daemon."""
     binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
@@ -86,7 +86,8 @@ def config_cells(browser: WebDriver, topic: str) -> tuple[str, str]:
 
 
 def test_the_inspector_shows_verdicts_requeues_dead_letters_and_configs_live(ops_daemon: OpsDaemon,
-                                                                            browser: WebDriver, tmp_path: Path) -> None:
+                                                                            browser: webdriver.Chrome,
+                                                                            tmp_path: Path) -> None:
     browser.get(ops_daemon.url)
     until(browser, "the feed connected", lambda: browser.find_element(By.ID, "link").text == "live")
     assert browser.find_element(By.ID, "health").text == "health ok"
@@ -137,4 +138,4 @@ def test_the_inspector_shows_verdicts_requeues_dead_letters_and_configs_live(ops
     shot.parent.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-    assert not [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]  # type: ignore[no-untyped-call]

@@ -18,6 +18,7 @@ from bridge.store import Store
 STATS: dict[str, Any] = {
     "type": "stats", "daemon_version": "0.1.0", "uptime_s": 12.5, "clients": 3, "received": 10, "stored": 8,
     "duplicates": 1, "rejected": 1, "errors": 1, "replies_dropped": 0, "requests_dropped": 0, "rate_10s": 0.8,
+    "categories": {"design": {"received": 10, "stored": 8, "duplicates": 1, "rejected": 1, "invalid": 0}},
     "store": {"url": "sqlite:///x", "events": 9, "undelivered": 0, "trimmed": 0}, "providers": {},
     "last_errors": [],
     "relay": {"client_keys": 2, "handshakes_refused": 4, "keys_refused": 1, "subscriptions_refused": 0,

@@ -56,6 +56,14 @@ def test_metrics_parse_and_their_counters_match_stats(ops_daemon: OpsDaemon) -> 
                         ("errors", "error_replies")):
         assert one(samples, f"engine_bridge_{name}_total") == stats[field], field
     assert (stats["received"], stats["stored"], stats["duplicates"], stats["rejected"]) == (6, 4, 1, 1)
+    assert stats["categories"] == {
+        "design": {"received": 4, "stored": 2, "duplicates": 1, "rejected": 1, "invalid": 1},
+        "progression": {"received": 1, "stored": 1, "duplicates": 0, "rejected": 0, "invalid": 0},
+        "resource": {"received": 1, "stored": 1, "duplicates": 0, "rejected": 0, "invalid": 0}}
+    for category, figures in stats["categories"].items():
+        for figure, count in figures.items():
+            assert one(samples, f"engine_bridge_category_events_{figure}_total", category=category) == count
+    assert one(samples, "engine_bridge_category_events_received_total", category="unknown") == 0
     assert one(samples, "engine_bridge_clients") == stats["clients"] >= 1
     store = stats["store"]
     assert one(samples, "engine_bridge_store_events") == store["events"]
