@@ -690,7 +690,9 @@ def test_cpp_purchase_straight_to_a_relay_gets_its_verdict_through_the_subscript
     sb.register_receipt(receipt, valid=True)
     sb.faults.slow("iap_apple", delay_s=STAQ_WAIT_S, count=1)
     key_file = tmp_path / "engine-bridge.key"
-    with Relay(tmp_path / "relay", "", providers=provider_table("staq", server.url, kind="staq")) as relay:
+    # The relay's HTTP timeout outlasts staq's slow answer (the tests' fast one, 2 s, would retry it sooner).
+    providers = provider_table("staq", server.url, kind="staq", timeout=STAQ_WAIT_S * 2)
+    with Relay(tmp_path / "relay", "", providers=providers) as relay:
         result = relay.game(build, "purchase", key_file, "cpp-buyer", receipt, 2)
         assert result.returncode == 0, result.stdout + result.stderr
         with sqlite3.connect(f"file:{relay.daemon.db_path}?mode=ro", uri=True, timeout=5) as db:
