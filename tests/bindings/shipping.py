@@ -6,8 +6,11 @@ binding's game program (C++ tests/ship_test.cpp, Unity Tests~/ShipGame.cs, Godot
 the same steps and prints the same lines:
 - play: COUNT events stored (`ACKED`), the daemon killed under it and launched again, COUNT more stored
   (`RELAUNCHED`), then `PLAYING` until the test kills the game with SIGKILL; quit: the same, then a clean quit;
-- missing: a daemon path with nothing there is reported as a failed launch (`LAUNCH FAILED`);
-- wrong: another game's daemon at the endpoints refuses this game (`REFUSED`), which sends it nothing.
+- missing: a daemon path with nothing there, or a file that may not be run, is reported as a failed launch
+  (`LAUNCH FAILED`);
+- wrong: another game's daemon at the endpoints refuses this game (`REFUSED`), which sends it nothing of the
+  COUNT events it tracked (`STORED 0`) and keeps them queued, asking again; once this game's own daemon took
+  the endpoints over, they reach it (`TAKEN OVER STORED COUNT`).
 """
 
 from __future__ import annotations
@@ -161,21 +164,42 @@ def play(command: list[str], install: Install, cwd: Path, quit_cleanly: bool) ->
     assert took < GONE_WITHIN_S
 
 
-def missing_and_wrong_game(missing: list[str], wrong: list[str], install: Install, cwd: Path, other: Daemon) -> None:
-    """A daemon path with nothing there is a failed launch; another game's daemon refuses this one, and stores
-    nothing of it."""
-    game = Game(missing, install, cwd)
-    try:
-        reason = " ".join(game.wait_for("LAUNCH FAILED"))
-        assert "engine-bridge-missing" in reason, game.lines
-        assert game.proc.wait(30) == 0
-    finally:
-        game.close()
+NOT_EXECUTABLE = "engine-bridge-noexec/engine-bridge"  # relative to the install folder: a file without its x bit
+
+
+def missing_and_wrong_game(missing: list[str], not_executable: list[str], wrong: list[str], install: Install,
+                           cwd: Path, other: Daemon) -> None:
+    """A daemon path with nothing there, or a file there that may not be run (NOT_EXECUTABLE, made here), is a
+    failed launch; another game's daemon refuses this one and stores nothing of it; when this game's own daemon
+    takes the endpoints over (the other stopped, this game's started on the same ones), the events the game kept
+    queued reach it, each once."""
+    for command, path in ((missing, "engine-bridge-missing"), (not_executable, NOT_EXECUTABLE)):
+        if command is not_executable:
+            noexec = install.folder / NOT_EXECUTABLE
+            noexec.parent.mkdir(exist_ok=True)
+            noexec.write_text("#!/bin/sh\nexit 0\n")
+            noexec.chmod(0o644)
+        game = Game(command, install, cwd)
+        try:
+            reason = " ".join(game.wait_for("LAUNCH FAILED"))
+            assert path in reason, game.lines
+            assert game.proc.wait(30) == 0
+        finally:
+            game.close()
     game = Game(wrong, install, cwd)
+    own = Daemon(cwd / "own", extra_args=["--game", install.game])
+    own.ingress, own.publish = other.ingress, other.publish
     try:
         reason = " ".join(game.wait_for("REFUSED"))
         assert "wrong_game" in reason and "other-game" in reason, game.lines
         assert game.wait_for("STORED") == ["0"]
+        other.stop()  # this game's own daemon takes the endpoints over
+        with own:
+            assert game.wait_for("TAKEN OVER") == ["STORED", str(COUNT)], game.lines
+            assert game.proc.wait(30) == 0
+            events = [e for e in own.events() if e["category"] == "custom"]
     finally:
         game.close()
+    assert sorted(e["fields"]["n"] for e in events if e["fields"].get("name") == "ship") == list(range(COUNT))
+    assert len(events) == COUNT, events
     assert not [e for e in other.events() if e["category"] == "custom"]

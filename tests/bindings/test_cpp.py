@@ -23,6 +23,7 @@ the kill, only the newest events kept after an overflow, events in the store of 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -463,7 +464,9 @@ def test_cpp_bundled_daemon_missing_and_another_games_daemon(build: Path, instal
     with Daemon(tmp_path / "other", extra_args=["--game", "other-game"]) as other:
         shipping.missing_and_wrong_game(
             ship_game(build, install, "missing", install.game, "engine-bridge-missing/engine-bridge"),
-            ship_game(build, install, "wrong", install.game, other.ingress, other.publish), install, tmp_path, other)
+            ship_game(build, install, "missing", install.game, shipping.NOT_EXECUTABLE),
+            ship_game(build, install, "wrong", install.game, other.ingress, other.publish, str(shipping.COUNT)),
+            install, tmp_path, other)
 
 
 @pytest.mark.alone
@@ -498,12 +501,13 @@ RELAY_GAME = "engine_bridge_relay_test"
 
 
 class Relay:
-    """A relay daemon (tests/test_relay.py's kind) whose GameAnalytics provider delivers to the sandbox, with its
-    CURVE ingress and configs sockets on free loopback ports."""
+    """A relay daemon (tests/test_relay.py's kind) whose GameAnalytics provider delivers to the sandbox (or with
+    `providers` of its own), with its CURVE ingress and configs sockets on free loopback ports."""
 
-    def __init__(self, workdir: Path, ga_url: str, remote_configs: bool = True) -> None:
+    def __init__(self, workdir: Path, ga_url: str, remote_configs: bool = True, providers: str | None = None) -> None:
         self.port, self.publish_port = free_port(), free_port()
-        self.daemon = Daemon(workdir, config=provider_table("gameanalytics", ga_url, remote_configs=remote_configs) +
+        providers = providers or provider_table("gameanalytics", ga_url, remote_configs=remote_configs)
+        self.daemon = Daemon(workdir, config=providers +
                              f'[relay]\nbind = "tcp://127.0.0.1:{self.port}"\n'
                              f'publish = "tcp://127.0.0.1:{self.publish_port}"\n')
 
@@ -670,3 +674,39 @@ def test_c_abi_straight_to_a_relay(build: Path, tmp_path: Path, ga_sandbox: GaSa
         records = wait_until(lambda: delivered(sb, "c-relay", 4), 60, "the C program's events at the sandbox")
     assert sorted(r["event"]["event_id"] for r in records) == [f"c-relay:{n}" for n in range(4)]
     assert {r["forwarded_for"] for r in records} == {"127.0.0.1"}
+
+
+STAQ_WAIT_S = 7  # staq's answer to the first verification comes this late: after the relay's 5 s reply wait
+
+
+def test_cpp_purchase_straight_to_a_relay_gets_its_verdict_through_the_subscription(
+        build: Path, tmp_path: Path, staq: tuple[StaqSandbox, SandboxServer]) -> None:
+    """VerifyPurchase straight to a relay whose staq provider verifies it (staq's secret stays there): staq
+    answers after the relay's 5 s wait, so the relay replies `pending` and the verdict is published on the
+    device's purchase topic behind this install's key (protocol.md 11.4); the binding's subscription gets it,
+    and VerifyPurchase's callback runs once with it. The same receipt again is a duplicate."""
+    sb, server = staq
+    receipt = base64.b64encode(os.urandom(16)).decode()
+    sb.register_receipt(receipt, valid=True)
+    sb.faults.slow("iap_apple", delay_s=STAQ_WAIT_S, count=1)
+    key_file = tmp_path / "engine-bridge.key"
+    # The relay's HTTP timeout outlasts staq's slow answer (the tests' fast one, 2 s, would retry it sooner).
+    providers = provider_table("staq", server.url, kind="staq", timeout=STAQ_WAIT_S * 2)
+    with Relay(tmp_path / "relay", "", providers=providers) as relay:
+        result = relay.game(build, "purchase", key_file, "cpp-buyer", receipt, 2)
+        assert result.returncode == 0, result.stdout + result.stderr
+        with sqlite3.connect(f"file:{relay.daemon.db_path}?mode=ro", uri=True, timeout=5) as db:
+            stored = db.execute("SELECT purchase_id, is_valid, is_duplicate FROM purchases WHERE device_id = ? "
+                                "ORDER BY purchase_id", ("cpp-buyer",)).fetchall()
+        assert relay.owner("cpp-buyer") == zmq.auth.load_certificate(str(key_file))[0].decode()
+    verdicts = {words[1]: dict(w.split("=", 1) for w in words[2:6])
+                for words in (line.split() for line in result.stdout.splitlines()) if words[:1] == ["VERDICT"]}
+    assert set(verdicts) == {"cpp-buyer-buy-0", "cpp-buyer-buy-1"}, result.stdout  # each once
+    first, replay = verdicts["cpp-buyer-buy-0"], verdicts["cpp-buyer-buy-1"]
+    assert (first["ok"], first["valid"], first["duplicate"]) == ("1", "1", "0"), result.stdout
+    # Later than the relay's reply (pending, after 5 s): the verdict came on the subscription.
+    assert int(first["after_ms"]) >= STAQ_WAIT_S * 1000 - 500, result.stdout
+    assert (replay["ok"], replay["duplicate"]) == ("1", "1"), result.stdout
+    assert sb.faults.fired().get("iap_apple") == 1, sb.faults.fired()
+    assert stored == [("cpp-buyer-buy-0", 1, 0), ("cpp-buyer-buy-1", 1, 1)], stored
+    assert [p["receipt"] for p in sb.purchases()] == [receipt, receipt]

@@ -762,7 +762,7 @@ def test_shared_core_avoids_version_specific_names() -> None:
 
 # --- shipped with a game: the bundled daemon next to the game's executable (tests/bindings/shipping.py) ---------
 
-def ship_game(install: shipping.Install, mode: str, settings: str) -> list[str]:
+def ship_game(install: shipping.Install, mode: str, settings: str, name: str = "") -> list[str]:
     """The game as an export ships it: Godot's executable in the install folder (a link to godot3-server, the
     folder the addon finds the daemon from) and the project beside it, whose Project Settings are the game's."""
     program = install.folder / "godot-game"
@@ -771,7 +771,7 @@ def ship_game(install: shipping.Install, mode: str, settings: str) -> list[str]:
             os.link(godot_binary(), program)
         except OSError:  # another file system: a copy
             shutil.copy2(godot_binary(), program)
-    project = install.folder / f"project-{mode}"
+    project = install.folder / f"project-{name or mode}"
     shutil.copytree(GODOT / "test_project", project)
     shutil.copytree(ADDONS, project / "addons")
     write_project_file(project, "engine-bridge shipped game", None, f'identity/game="{install.game}"\n{settings}',
@@ -797,4 +797,5 @@ def test_godot_bundled_daemon_missing_and_another_games_daemon(install: shipping
         endpoints = f'connection/ingress_endpoint="{other.ingress}"\nconnection/configs_endpoint="{other.publish}"\n'
         shipping.missing_and_wrong_game(
             ship_game(install, "missing", launching("engine-bridge-missing/engine-bridge")),
+            ship_game(install, "missing", launching(shipping.NOT_EXECUTABLE), "noexec"),
             ship_game(install, "wrong", endpoints), install, tmp_path, other)

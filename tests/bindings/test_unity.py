@@ -415,4 +415,6 @@ def test_unity_bundled_daemon_missing_and_another_games_daemon(install: shipping
     with Daemon(tmp_path / "other", extra_args=["--game", "other-game"]) as other:
         shipping.missing_and_wrong_game(
             ship_game(install, "missing", install.game, "engine-bridge-missing/engine-bridge"),
-            ship_game(install, "wrong", install.game, other.ingress, other.publish), install, tmp_path, other)
+            ship_game(install, "missing", install.game, shipping.NOT_EXECUTABLE),
+            ship_game(install, "wrong", install.game, other.ingress, other.publish, str(shipping.COUNT)),
+            install, tmp_path, other)

@@ -8,6 +8,9 @@
 //     tracks COUNT events and waits until the client says the relay refuses it; exit 0 if it then is not
 //     connected and still holds every event
 //   engine_bridge_relay_test refused-hold ...  the same, playing on after REFUSED until a line on standard input
+//   engine_bridge_relay_test purchase RELAY CONFIGS RELAY_KEY KEY_FILE DEVICE RECEIPT COUNT
+//     COUNT Apple purchases DEVICE-buy-0 ... of the one base64 RECEIPT, each sent once the one before has its
+//     verdict; exit 0 once every one has one (VERDICT <id> ok=.. valid=.. duplicate=.. after_ms=.. <reason>)
 // It prints what it sees: STATE <state> (each change), CONFIG <key> = <value>, ACKED, FLUSHED, REFUSED.
 #include <engine_bridge/engine_bridge.hpp>
 
@@ -50,7 +53,7 @@ bool PollUntil(eb::Client& client, Done done, int seconds) {
 
 int main(int argc, char** argv) {
   if (argc != 9 && argc != 11) {
-    std::fprintf(stderr, "usage: %s send|refused|refused-hold RELAY CONFIGS|- RELAY_KEY KEY_FILE DEVICE TAG COUNT [KEY VALUE]\n",
+    std::fprintf(stderr, "usage: %s send|refused|refused-hold|purchase RELAY CONFIGS|- RELAY_KEY KEY_FILE DEVICE TAG COUNT [KEY VALUE]\n",
                  argv[0]);
     return 64;
   }
@@ -91,6 +94,38 @@ int main(int argc, char** argv) {
   if (eb::Status s = client.Connect(game, settings); !s) {
     std::printf("CONNECT_FAILED %s\n", s.message().c_str());
     return 3;
+  }
+
+  if (mode == "purchase") {  // tag is the receipt
+    int verdicts = 0;
+    for (int i = 0; i < count; ++i) {
+      eb::Purchase purchase;
+      purchase.id = std::string(argv[6]) + "-buy-" + std::to_string(i);
+      purchase.store = eb::PurchaseStore::Apple;
+      purchase.receipt = tag;
+      purchase.price_usd = 0.99;
+      bool done = false;
+      const auto sent = std::chrono::steady_clock::now();
+      if (eb::Status s = client.VerifyPurchase(purchase, [&](const eb::PurchaseResult& r) {
+            const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - sent);
+            std::printf("VERDICT %s ok=%d valid=%d duplicate=%d after_ms=%lld %s%s\n", r.id.c_str(), r.ok ? 1 : 0,
+                        r.is_valid ? 1 : 0, r.is_duplicate ? 1 : 0, static_cast<long long>(took.count()),
+                        r.error_code.c_str(), r.ok ? r.reason.c_str() : (": " + r.message).c_str());
+            std::fflush(stdout);
+            done = true;
+            verdicts += r.ok ? 1 : 0;
+          }); !s) {
+        std::printf("PURCHASE_REFUSED %s\n", s.message().c_str());
+        return 1;
+      }
+      if (!PollUntil(client, [&] { return done; }, 90)) {
+        std::printf("NO VERDICT %s %s\n", purchase.id.c_str(), client.GetStats().last_error.c_str());
+        return 1;
+      }
+    }
+    client.Shutdown();
+    std::fflush(stdout);
+    return verdicts == count ? 0 : 1;
   }
 
   if (mode == "refused" || mode == "refused-hold") {

@@ -3,8 +3,8 @@
 // relaunched, then either play on until killed or quit; or meet a missing daemon or another game's daemon.
 //
 //   engine_bridge_ship_test play|quit GAME DAEMON COUNT       DAEMON relative to this program's folder
-//   engine_bridge_ship_test missing GAME DAEMON
-//   engine_bridge_ship_test wrong GAME INGRESS CONFIGS
+//   engine_bridge_ship_test missing GAME DAEMON              DAEMON missing, or not executable
+//   engine_bridge_ship_test wrong GAME INGRESS CONFIGS COUNT  another game's daemon, until this game's takes over
 //   engine_bridge_ship_test command GAME INGRESS CONFIGS COUNT ARGV...   the game's own command (daemon.command)
 #include <engine_bridge/engine_bridge.hpp>
 
@@ -65,12 +65,26 @@ int main(int argc, char** argv) {
     return failed ? 0 : 1;
   }
   if (mode == "wrong") {
-    client.TrackCustom("stray", {});
+    const int count = std::stoi(argv[5]);
+    Track(client, 0, count);
     const bool refused = WaitFor(client, [](const eb::Stats& s) { return s.connection == eb::ConnectionState::WrongPeer; }, 30s);
-    const eb::Stats stats = client.GetStats();
+    eb::Stats stats = client.GetStats();
     std::printf("%s %s\nSTORED %llu\n", refused ? "REFUSED" : "NOT REFUSED", stats.last_error.c_str(),
                 static_cast<unsigned long long>(stats.stored));
-    return refused ? 0 : 1;
+    std::fflush(stdout);
+    if (!refused) return 1;
+    // The events stay queued; the test stops the other game's daemon and starts this game's own on the same
+    // endpoints: asked again every few seconds, it gets them.
+    const bool taken = WaitFor(client, [&](const eb::Stats& s) { return s.stored == static_cast<std::uint64_t>(count); }, 60s);
+    stats = client.GetStats();
+    if (taken) {
+      std::printf("TAKEN OVER STORED %llu\n", static_cast<unsigned long long>(stats.stored));
+    } else {
+      std::printf("NOT TAKEN OVER %s stored %llu\n", stats.last_error.c_str(), static_cast<unsigned long long>(stats.stored));
+    }
+    std::fflush(stdout);
+    client.Shutdown();
+    return taken ? 0 : 1;
   }
   const int count = std::stoi(argv[mode == "command" ? 5 : 4]);
   Track(client, 0, count);

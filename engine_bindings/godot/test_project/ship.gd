@@ -5,8 +5,9 @@ extends "res://harness.gd"
 # this game's executable (a copy of Godot in the game's install folder, as an export is).
 #
 #   <game> --path <project> -- play|quit COUNT
-#   <game> --path <project> -- missing      daemon/executable names no file
-#   <game> --path <project> -- wrong        the endpoints are another game's daemon's
+#   <game> --path <project> -- missing      daemon/executable names no file, or one not executable
+#   <game> --path <project> -- wrong COUNT  the endpoints are another game's daemon's, until this
+#                                           game's own takes them over
 
 const WAIT_S = 60.0
 
@@ -46,12 +47,27 @@ func _missing():
 	get_tree().quit(0 if failed else 1)
 
 
+func stored_exactly(n):
+	return EngineBridge.get_stats()["stored"] == n
+
+
 func _wrong():
-	EngineBridge.track("stray")
+	_track(0, count)
 	var refused = yield(wait("error_has", ["wrong_game"], WAIT_S), "completed")
 	print(("REFUSED " if refused else "NOT REFUSED ") + EngineBridge.get_last_error())
 	print("STORED %d" % EngineBridge.get_stats()["stored"])
-	get_tree().quit(0 if refused else 1)
+	if not refused:
+		get_tree().quit(1)
+		return
+	# The events stay queued; the wrapper stops the other game's daemon and starts this game's own
+	# on the same endpoints: asked again every few seconds, it gets them.
+	var taken = yield(wait("stored_exactly", [count], WAIT_S), "completed")
+	var stats = EngineBridge.get_stats()
+	if taken:
+		print("TAKEN OVER STORED %d" % stats["stored"])
+	else:
+		print("NOT TAKEN OVER %s %s" % [EngineBridge.get_last_error(), str(stats)])
+	get_tree().quit(0 if taken else 1)
 
 
 func _play(mode):

@@ -2,8 +2,8 @@
 // Godot ones do the same steps and print the same lines).
 //
 //   mono ShipGame.exe play|quit GAME DAEMON COUNT     DAEMON relative to this program's folder
-//   mono ShipGame.exe missing GAME DAEMON
-//   mono ShipGame.exe wrong GAME INGRESS CONFIGS
+//   mono ShipGame.exe missing GAME DAEMON               DAEMON missing, or not executable
+//   mono ShipGame.exe wrong GAME INGRESS CONFIGS COUNT  another game's daemon, until this game's takes over
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
@@ -60,12 +60,19 @@ public static class ShipGame
         }
         if (mode == "wrong")
         {
-            client.TrackCustom("stray");
+            int queued = int.Parse(args[4]);
+            Track(client, 0, queued);
             bool refused = WaitFor(client, s => client.LastError != null && client.LastError.Contains("wrong_game"));
             Console.WriteLine((refused ? "REFUSED " : "NOT REFUSED ") + client.LastError);
             Console.WriteLine("STORED " + client.GetStats().Stored);
-            client.Shutdown(0);
-            return refused ? 0 : 1;
+            if (!refused) { client.Shutdown(0); return 1; }
+            // The events stay queued; the test stops the other game's daemon and starts this game's own on the
+            // same endpoints: asked again every few seconds, it gets them.
+            bool taken = WaitFor(client, s => s.Stored == queued);
+            Console.WriteLine((taken ? "TAKEN OVER STORED " : "NOT TAKEN OVER " + client.LastError + " stored ")
+                              + client.GetStats().Stored);
+            client.Shutdown();
+            return taken ? 0 : 1;
         }
         int count = int.Parse(args[3]);
         Track(client, 0, count);

@@ -45,9 +45,19 @@ func ticks_usec():
 	return OS.get_ticks_usec()
 
 
-# Starts a program without waiting for it; returns its process id, or -1.
+# Starts a program without waiting for it; returns its process id, or -1. Godot 3 forks first and
+# execs in the child, so a file that cannot be run still gets a process id (the child then dies
+# alone): the caller checks is_executable() first.
 func start_process(path, args):
 	return OS.execute(path, PoolStringArray(args), false)
+
+
+# Whether `path` may be run: on POSIX its execute permission for this user (`test -x`: Godot 3 has
+# no file-mode call); on Windows any file is (a program that cannot start fails its launch there).
+func is_executable(path):
+	if OS.get_name() == "Windows":
+		return true
+	return OS.execute("test", PoolStringArray(["-x", path]), true) == 0
 
 
 # Asks a process to end cleanly: SIGTERM where there are signals (the `kill` program: Godot's own

@@ -53,6 +53,14 @@ func start_process(path, args):
 	return OS.create_process(path, PackedStringArray(args))
 
 
+# Whether `path` may be run: on POSIX its execute permission for this user (`test -x`, as the
+# Godot 3 adapter: FileAccess.get_unix_permissions is 4.1 and later only); on Windows any file is.
+func is_executable(path):
+	if OS.get_name() == "Windows":
+		return true
+	return OS.execute("test", PackedStringArray(["-x", path])) == 0
+
+
 # Asks a process to end cleanly: SIGTERM where there are signals (the `kill` program: OS.kill
 # ends it at once); elsewhere it is ended.
 func stop_process(pid):

@@ -57,8 +57,9 @@ static func command(arguments, ingress, publish, game):
 
 
 # Starts `path` with `args` if it is time to. Returns the new process id, 0 when it is not time,
-# or -1 with the reason in `error` when it could not be started (no such file: Godot's own launch
-# reports success for a missing program, whose child then fails alone).
+# or -1 with the reason in `error` when it could not be started: no such file, or one this user
+# may not run (Godot 3's launch forks before it execs, so it reports a process id for either, whose
+# child then fails alone).
 func maybe_launch(now, path, args):
 	if now < _next_at:
 		return 0
@@ -67,6 +68,12 @@ func maybe_launch(now, path, args):
 	error = ""
 	if not _a.file_exists(path):
 		error = "no daemon executable at %s" % path
+		return -1
+	if not _a.is_executable(path):
+		error = (
+			"the daemon at %s is not executable (ship it with its file modes, or chmod +x it)"
+			% path
+		)
 		return -1
 	var started = _a.start_process(path, args)
 	if started <= 0:
