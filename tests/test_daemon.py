@@ -92,7 +92,7 @@ def test_sigint_stops_it_too(tmp_path: Path) -> None:
     daemon = Daemon(tmp_path).start()
     assert daemon.proc is not None
     daemon.proc.send_signal(signal.SIGINT)
-    assert daemon.proc.wait(3) == 0
+    assert daemon.proc.wait(15) == 0  # (a loaded machine may take seconds to schedule its stop)
 
 
 def test_second_daemon_on_the_same_endpoints_says_why(tmp_path: Path) -> None:
