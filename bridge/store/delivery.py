@@ -243,12 +243,13 @@ class LeasedClaims:
                                        older.c.user_id == queue.c.user_id, older.c.event_pk < queue.c.event_pk,
                                        older.c.claimed_until >= now, older.c.claimed_by != self.me),
                        consented(queue.c.device_id, queue.c.user_id, self.delivery.consent_required))
-                .order_by(queue.c.event_pk).limit(limit).with_for_update(skip_locked=True, of=queue))
+                .order_by(queue.c.event_pk).limit(limit).with_for_update(skip_locked=True, of=queue)
+                .cte("free"))  # a CTE runs once: a subquery could be run again per row, each time other rows
         with self.delivery.engine.begin() as conn:
             conn.execute(select(func.pg_advisory_xact_lock(_provider_lock(self.provider))))
             pks = list(conn.execute(
                 update(delivery_queue).where(delivery_queue.c.provider == self.provider,
-                                             delivery_queue.c.event_pk.in_(free.scalar_subquery()))
+                                             delivery_queue.c.event_pk.in_(select(free.c.event_pk)))
                 .values(claimed_by=self.me, claimed_until=now + self._lease, attempts=delivery_queue.c.attempts + 1)
                 .returning(delivery_queue.c.event_pk)).scalars())
             claimed = _read_events(conn, self.delivery.columns, pks) if pks else []
