@@ -236,7 +236,7 @@ class LeasedClaims:
     def claim(self, limit: int) -> list[StoredEvent]:
         queue, older = delivery_queue.alias("q"), delivery_queue.alias("older")
         now = func.now()
-        free = (select(queue.c.event_pk)
+        free = (select(queue.c.event_pk, queue.c.claimed_by.label("was"))
                 .where(queue.c.provider == self.provider,
                        or_(queue.c.claimed_until.is_(None), queue.c.claimed_until < now),
                        ~exists().where(older.c.provider == queue.c.provider, older.c.device_id == queue.c.device_id,
@@ -247,11 +247,16 @@ class LeasedClaims:
                 .cte("free"))  # a CTE runs once: a subquery could be run again per row, each time other rows
         with self.delivery.engine.begin() as conn:
             conn.execute(select(func.pg_advisory_xact_lock(_provider_lock(self.provider))))
-            pks = list(conn.execute(
+            taken = conn.execute(
                 update(delivery_queue).where(delivery_queue.c.provider == self.provider,
-                                             delivery_queue.c.event_pk.in_(select(free.c.event_pk)))
+                                             delivery_queue.c.event_pk == free.c.event_pk)
                 .values(claimed_by=self.me, claimed_until=now + self._lease, attempts=delivery_queue.c.attempts + 1)
-                .returning(delivery_queue.c.event_pk)).scalars())
+                .returning(delivery_queue.c.event_pk, free.c.was)).all()
+            pks = [pk for pk, _ in taken]
+            over = sum(1 for _, was in taken if was is not None and was != self.me)
+            if over:  # another daemon's lease ran out on them (it died, or stalled): perhaps sent already
+                conn.execute(update(delivery_cursors).where(delivery_cursors.c.provider == self.provider)
+                             .values(taken_over=delivery_cursors.c.taken_over + over))
             claimed = _read_events(conn, self.delivery.columns, pks) if pks else []
             gone = set(pks) - {ev.pk for ev in claimed}
             if gone:  # queued rows whose events were trimmed since: nothing left to send
@@ -392,7 +397,7 @@ class Delivery:
         queue = delivery_queue
         with self.engine.connect() as conn:
             row = conn.execute(select(delivery_cursors.c.delivered, delivery_cursors.c.leases_lost,
-                                      delivery_cursors.c.duplicates)
+                                      delivery_cursors.c.duplicates, delivery_cursors.c.taken_over)
                                .where(delivery_cursors.c.provider == provider)).first()
             queued = conn.execute(select(func.count()).select_from(queue).where(queue.c.provider == provider)
                                    ).scalar_one()
@@ -402,9 +407,10 @@ class Delivery:
                 .group_by(queue.c.claimed_by))}
             dead = conn.execute(select(func.count()).select_from(dead_letters).where(
                 dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_(None))).scalar_one()
-        delivered, lost, duplicates = (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+        delivered, lost, duplicates, over = (int(v) for v in row) if row else (0, 0, 0, 0)
         return {"queued": int(queued), "delivered": delivered, "dead_lettered": int(dead),
-                "in_flight": sum(leases.values()), "leases": leases, "leases_lost": lost, "duplicates": duplicates}
+                "in_flight": sum(leases.values()), "leases": leases, "leases_lost": lost, "duplicates": duplicates,
+                "taken_over": over}
 
     # --- dead letters -------------------------------------------------------------------------------
 

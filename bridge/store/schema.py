@@ -96,10 +96,12 @@ delivery_cursors = Table(
     Column("last_pk", BigInteger, nullable=False, default=0),
     Column("delivered", BigInteger, nullable=False, default=0),
     Column("updated_at", BigInteger, nullable=False),
-    # Schema 8 (PostgreSQL fleets): batches whose lease another daemon took over before they were finished, and
-    # the events of theirs this daemon had delivered (sent again by the new holder: duplicates at the provider).
+    # Schema 8 (PostgreSQL fleets): batches whose lease another daemon took over before they were finished, the
+    # events of theirs their daemon had delivered (sent again by the new holder: duplicates at the provider), and
+    # events claimed after another daemon's lease on them ran out (a daemon died or stalled: maybe sent already).
     Column("leases_lost", BigInteger, nullable=False, server_default="0"),
     Column("duplicates", BigInteger, nullable=False, server_default="0"),
+    Column("taken_over", BigInteger, nullable=False, server_default="0"),
 )
 
 # Schema 8, PostgreSQL only: one row per event and provider until that provider finished with it (the row is then
@@ -287,7 +289,7 @@ def _leases(conn: Connection) -> None:
     """Schema 8: the leased queue of PostgreSQL fleets, filled with every event past each cursor that its
     provider has not finished with; the lease figures on the cursors."""
     present = {column["name"] for column in inspect(conn).get_columns("delivery_cursors")}
-    for name in ("leases_lost", "duplicates"):
+    for name in ("leases_lost", "duplicates", "taken_over"):
         if name not in present:
             conn.exec_driver_sql(f"ALTER TABLE delivery_cursors ADD COLUMN {name} BIGINT NOT NULL DEFAULT 0")
     delivery_queue.create(conn, checkfirst=True)

@@ -179,11 +179,12 @@ def test_a_schema_7_store_is_upgraded_in_place_to_leased_delivery(store_url: str
                     "fields) VALUES ('d', :uid, 'p', 'design', :ts, 1, '1', :fields)")
     store = as_schema(store_url, 7, "DROP TABLE delivery_queue", "ALTER TABLE delivery_cursors DROP COLUMN leases_lost",
                       "ALTER TABLE delivery_cursors DROP COLUMN duplicates",
+                      "ALTER TABLE delivery_cursors DROP COLUMN taken_over",
                       *((insert_event, {"uid": f"u{i}", "ts": i, "fields": b"\x80"}) for i in range(4)),
                       "INSERT INTO delivery_cursors (provider, last_pk, delivered, updated_at) VALUES ('ga', 1, 1, 0)",
                       "INSERT INTO delivery_done (provider, event_pk) VALUES ('ga', 3)")
     assert store.upgrade() == SCHEMA_VERSION
-    assert {"leases_lost", "duplicates"} <= {c["name"] for c in inspect(store.engine).get_columns("delivery_cursors")}
+    assert {"leases_lost", "duplicates", "taken_over"} <= {c["name"] for c in inspect(store.engine).get_columns("delivery_cursors")}
     with store.engine.connect() as conn:
         queued = conn.execute(select(delivery_queue.c.provider, delivery_queue.c.event_pk)
                               .order_by(delivery_queue.c.event_pk)).all()
