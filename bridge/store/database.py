@@ -29,6 +29,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 
@@ -75,7 +76,12 @@ def now_ms() -> int:
 
 def upsert(conn: Connection, table: Table, key: dict[str, Any], values: dict[str, Any],
            created: dict[str, Any] | None = None) -> None:
-    """Update the row with this key, or insert it (with `created`'s columns too): one way on every dialect."""
+    """Update the row with this key, or insert it (with `created`'s columns too). On PostgreSQL one statement:
+    daemons of a fleet inserting the same key at once (two seeing the same device) both succeed."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(pg_insert(table).values({**key, **values, **(created or {})})
+                     .on_conflict_do_update(index_elements=list(key), set_=values))
+        return
     where = [table.c[name] == value for name, value in key.items()]
     if not conn.execute(update(table).where(*where).values(values)).rowcount:
         conn.execute(insert(table).values({**key, **values, **(created or {})}))

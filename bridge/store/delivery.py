@@ -234,14 +234,19 @@ class LeasedClaims:
         self._skipped = []
 
     def claim(self, limit: int) -> list[StoredEvent]:
-        queue, older = delivery_queue.alias("q"), delivery_queue.alias("older")
+        queue, first, head = (delivery_queue.alias(name) for name in ("q", "first", "head"))
         now = func.now()
+        # The player's oldest queued event, one index probe: leased elsewhere, the player's newer ones wait. (Every
+        # older row would be a scan per candidate: a claim of a thousand took seconds behind a long backlog.)
+        oldest = (select(first.c.event_pk).where(first.c.provider == queue.c.provider,
+                                                 first.c.device_id == queue.c.device_id,
+                                                 first.c.user_id == queue.c.user_id)
+                  .order_by(first.c.event_pk).limit(1).correlate(queue).scalar_subquery())
+        elsewhere = exists().where(head.c.provider == queue.c.provider, head.c.event_pk == oldest,
+                                   head.c.claimed_until >= now, head.c.claimed_by != self.me)
         free = (select(queue.c.event_pk, queue.c.claimed_by.label("was"))
                 .where(queue.c.provider == self.provider,
-                       or_(queue.c.claimed_until.is_(None), queue.c.claimed_until < now),
-                       ~exists().where(older.c.provider == queue.c.provider, older.c.device_id == queue.c.device_id,
-                                       older.c.user_id == queue.c.user_id, older.c.event_pk < queue.c.event_pk,
-                                       older.c.claimed_until >= now, older.c.claimed_by != self.me),
+                       or_(queue.c.claimed_until.is_(None), queue.c.claimed_until < now), ~elsewhere,
                        consented(queue.c.device_id, queue.c.user_id, self.delivery.consent_required))
                 .order_by(queue.c.event_pk).limit(limit).with_for_update(skip_locked=True, of=queue)
                 .cte("free"))  # a CTE runs once: a subquery could be run again per row, each time other rows
