@@ -2,7 +2,8 @@
 
 Clients spread over the three; one daemon is killed with SIGKILL while it holds leases; its clients go to
 another daemon and resend what was not acknowledged. Every acknowledged event reaches the sandbox, and an event
-reaches it twice only where a lease was taken over (counted in `stats`: `taken_over`, `leases_lost`)."""
+reaches it twice only where a lease was taken over (counted in `stats`: `taken_over`, `duplicates`). The
+provider's time-out is long: a late answer, retried, is a duplicate of another kind (tests/oracle/faults.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from tests.harness import Client, Daemon, make_event
 from tests.postgres import PostgresServer
 from tests.sandboxes import provider_table, wait_until
 
-LEASE_S = 2.0
+LEASE_S = 3.0
 CLIENTS = 6
 BATCH = 20
 
@@ -95,7 +96,7 @@ def test_three_daemons_deliver_every_acknowledged_event_through_a_kill_9(tmp_pat
                                                                           postgres: PostgresServer) -> None:
     sandbox = GameAnalyticsSandbox()
     server = SandboxServer(sandbox, latency_s=0.05).start()
-    daemons = fleet(tmp_path, postgres.url, 3, provider_table("gameanalytics", server.url))
+    daemons = fleet(tmp_path, postgres.url, 3, provider_table("gameanalytics", server.url, timeout=30.0))
     stop = threading.Event()
     players = [Player(n, daemons, stop) for n in range(CLIENTS)]
     try:

@@ -258,8 +258,8 @@ class LeasedClaims:
                 .values(claimed_by=self.me, claimed_until=now + self._lease, attempts=delivery_queue.c.attempts + 1)
                 .returning(delivery_queue.c.event_pk, free.c.was)).all()
             pks = [pk for pk, _ in taken]
-            over = sum(1 for _, was in taken if was is not None and was != self.me)
-            if over:  # another daemon's lease ran out on them (it died, or stalled): perhaps sent already
+            over = sum(1 for _, was in taken if was is not None)
+            if over:  # a lease on them ended unfinished (its daemon died, stalled or stopped): perhaps sent already
                 conn.execute(update(delivery_cursors).where(delivery_cursors.c.provider == self.provider)
                              .values(taken_over=delivery_cursors.c.taken_over + over))
             claimed = _read_events(conn, self.delivery.columns, pks) if pks else []
@@ -307,8 +307,10 @@ class LeasedClaims:
                 claimed_until=func.now() + self._lease)).rowcount)
 
     def release(self) -> None:
+        """The leases end now; `claimed_by` stays, so that the next claim counts them as taken over (a batch
+        cancelled while out may have reached the provider)."""
         with self.delivery.engine.begin() as conn:
-            conn.execute(update(delivery_queue).where(self._mine).values(claimed_by=None, claimed_until=None))
+            conn.execute(update(delivery_queue).where(self._mine).values(claimed_until=None))
 
 
 class Delivery:

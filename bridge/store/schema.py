@@ -98,7 +98,7 @@ delivery_cursors = Table(
     Column("updated_at", BigInteger, nullable=False),
     # Schema 8 (PostgreSQL fleets): batches whose lease another daemon took over before they were finished, the
     # events of theirs their daemon had delivered (sent again by the new holder: duplicates at the provider), and
-    # events claimed after another daemon's lease on them ran out (a daemon died or stalled: maybe sent already).
+    # events claimed again after a lease on them ended unfinished (a daemon died, stalled or stopped: maybe sent).
     Column("leases_lost", BigInteger, nullable=False, server_default="0"),
     Column("duplicates", BigInteger, nullable=False, server_default="0"),
     Column("taken_over", BigInteger, nullable=False, server_default="0"),

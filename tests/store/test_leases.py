@@ -121,7 +121,7 @@ def test_a_players_newer_events_wait_while_an_older_one_is_leased_elsewhere(flee
     assert b.claims.claim(100) == []  # x-2 and x-3 are a's now
     b.claims.release()  # b stops: what it held is anyone's at once
     assert uids(a.claims.claim(100)) == ["y-0", "y-1"]
-    assert a.delivery.figures("ga")["taken_over"] == 0  # given back, not taken over
+    assert a.delivery.figures("ga")["taken_over"] == 2  # given back unfinished: they may have gone out
 
 
 def test_an_expired_lease_is_taken_over_and_the_loser_cannot_finish_it(fleet: tuple[Daemon, Daemon]) -> None:
