@@ -50,7 +50,8 @@ NUMBER = (int, float)
 TABLE_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "daemon": {"ingress": str, "publish": str, "data_dir": str, "session_timeout": NUMBER, "log_level": str,
                "http": str, "game": str, "log_file": str},
-    "store": {"url": str, "durability": str, "on_corrupt": str, "cap_mb": NUMBER, "keep_delivered_hours": NUMBER},
+    "store": {"url": str, "durability": str, "on_corrupt": str, "cap_mb": NUMBER, "keep_delivered_hours": NUMBER,
+              "lease_s": NUMBER},
     "privacy": {"consent": str, "hold_hours": NUMBER},
 }
 TABLES = (*TABLE_KEYS, "configs", "providers", "relay")  # [relay]'s own keys are checked where it is read
@@ -73,6 +74,7 @@ class Settings:
     session_timeout_s: float = 900.0
     store_cap_mb: float = 256.0
     keep_delivered_s: float = 24 * 3600.0
+    lease_s: float = 30.0  # PostgreSQL: how long a daemon's claim on a batch holds before another may take it
     log_level: str = "info"
     http: str | None = None  # host:port of the operator's HTTP endpoints (health, metrics, inspector); None: off
     local_configs: dict[str, Any] = field(default_factory=dict)
@@ -259,6 +261,7 @@ def load(path: Path | None = None, sandbox: bool = False, **overrides: Any) -> S
         session_timeout_s=float(daemon.get("session_timeout", 900)),
         store_cap_mb=float(store.get("cap_mb", 256)),
         keep_delivered_s=float(store.get("keep_delivered_hours", 24)) * 3600,
+        lease_s=float(store.get("lease_s", 30)),
         log_level=daemon.get("log_level", "info"),
         http=env.get(ENV_PREFIX + "HTTP", daemon.get("http")),
         local_configs=dict(_table(doc, "configs")),
@@ -290,6 +293,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("privacy.hold_hours must be a positive number of hours")
     if settings.store_cap_mb <= 0:
         raise ConfigError("store.cap_mb must be a positive number of megabytes")
+    if settings.lease_s <= 0:
+        raise ConfigError("store.lease_s must be a positive number of seconds")
     if settings.session_timeout_s <= 0:
         raise ConfigError("daemon.session_timeout must be a positive number of seconds")
     if settings.http is not None:

@@ -71,7 +71,7 @@ class StartupError(Exception):
 
 def open_store(settings: Settings) -> Store:
     """The store, checked and upgraded; a damaged SQLite file is moved aside when the settings say so."""
-    store = Store(settings.resolved_store_url, settings.durability, settings.consent_required)
+    store = Store(settings.resolved_store_url, settings.durability, settings.consent_required, settings.lease_s)
     try:
         store.open()
     except StoreCorrupt as exc:
@@ -79,7 +79,7 @@ def open_store(settings: Settings) -> Store:
             raise StartupError(str(exc), Exit.CORRUPT) from None
         aside = store.move_aside()
         log.warning("the store was damaged (%s); moved to %s, starting with an empty store", exc, aside)
-        store = Store(settings.resolved_store_url, settings.durability, settings.consent_required)
+        store = Store(settings.resolved_store_url, settings.durability, settings.consent_required, settings.lease_s)
         store.open()
     return store
 

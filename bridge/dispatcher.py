@@ -2,7 +2,8 @@
 
 All of them run as asyncio tasks in the dispatcher's own thread, each lane with its own `Sender`, so a
 provider that is slow or down only delays its own lane. A task that fails (a store error, a bug) pauses and
-resumes from the store's state. Housekeeping keeps the store under its cap.
+resumes from the store's state. Housekeeping keeps the store under its cap (on PostgreSQL one daemon of the
+fleet at a time). On PostgreSQL each lane also renews its leases, and gives back those it holds at a stop.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import msgpack
 import zmq
+from sqlalchemy.exc import SQLAlchemyError
 
 from .lane import Lane, Report, log_failure
 from .providers.base import Clock, Provider, ProviderContext, ProviderStore
@@ -26,7 +28,7 @@ from .publisher import Publisher
 from .purchases import PurchaseLane
 from .retry import backoff_delay
 from .sender import Sender
-from .store import PurchaseResult, Store, StoreViews
+from .store import HOUSEKEEPING_LOCK, PurchaseResult, Store, StoreViews
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class Dispatcher:
                  store_cap_mb: float | None, keep_delivered_s: float, clock: Clock | None = None,
                  data_dir: Path | None = None, hold_s: float | None = None) -> None:
         self.views = StoreViews(store)
+        self.store = store
         self.publisher = publisher
         self.hold_s = hold_s  # under consent "required": how long a player's events wait for their consent
         self.store_cap_bytes = int(store_cap_mb * 1024 * 1024) if store_cap_mb else None
@@ -94,6 +97,8 @@ class Dispatcher:
         for name, lane in self.lanes.items():
             loops[name] = lane.run
             loops[f"{name} timer"] = lane.tick_forever
+            if self.store.leased:
+                loops[f"{name} leases"] = lane.keep_leases
         if self.purchase_lane is not None:
             loops["purchases"] = self.purchase_lane.run
         tasks = [asyncio.create_task(_supervised(name, loop), name=name) for name, loop in loops.items()]
@@ -104,6 +109,10 @@ class Dispatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
         for lane in self.lanes.values():
             await lane.sender.aclose()
+            try:
+                await asyncio.to_thread(lane.claims.release)
+            except SQLAlchemyError as exc:  # the database is away: the leases run out by themselves
+                log_failure(f"{lane.name}: giving back its leases failed", exc)
 
     def flush(self) -> None:
         """From any thread: every lane sends what it holds now instead of waiting for a fuller batch."""
@@ -171,6 +180,12 @@ class Dispatcher:
             await asyncio.to_thread(self._purge_and_trim)  # long deletes: off the lanes' event loop
 
     def _purge_and_trim(self) -> None:
+        """Housekeeping's turn, taken by one daemon of a fleet at a time (the others skip theirs)."""
+        with self.store.try_exclusive(HOUSEKEEPING_LOCK) as alone:
+            if alone:
+                self._purge_and_trim_now()
+
+    def _purge_and_trim_now(self) -> None:
         """Drop events every provider is done with (after `keep_delivered`), then trim to the cap."""
         self.views.housekeeping.purge_delivered(list(self.lanes), time.time() - self.keep_delivered_s)
         if self.hold_s is not None:

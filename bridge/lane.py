@@ -11,9 +11,9 @@ one player has one bucket: a batch per interval, as before. Up to `max_in_flight
 (and as many requests, bounded by the lane's `Sender`); one player's batches go one after another, so
 concurrency comes from players and each player's events arrive in order.
 
-Batches finish in any order. The store's cursor moves past every event finished with (delivered or refused
-for good) as soon as all before it are; one finished past the cursor is recorded so that a restart does not
-send it again. A batch is finished once every event of it was delivered or refused for good; until then its
+Batches finish in any order, each recorded through the provider's `Claims` (store/delivery.py: a cursor on
+SQLite, leases on PostgreSQL, where leases held are renewed every third of their length while their events wait
+or are retried). A batch is finished once every event of it was delivered or refused for good; until then its
 rest is built again and sent after a capped, jittered backoff (or the provider's Retry-After), however long
 the outage lasts.
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +47,7 @@ Report = Callable[[str, list[StoredEvent], Outcome], None]
 
 @dataclass
 class _Batch:
-    """One player's events on their way (the lane keeps it under its player's key): finished (cursor, dead
+    """One player's events on their way (the lane keeps it under its player's key): finished (claims, dead
     letters) once `task` is done."""
 
     events: list[StoredEvent]
@@ -86,28 +85,6 @@ class _Buckets:
         return taken
 
 
-class _Finished:
-    """Which claimed events are finished: the cursor is the last pk before the oldest unfinished one."""
-
-    def __init__(self, cursor: int) -> None:
-        self.cursor = cursor  # every event up to it finished
-        self.claimed_up_to = cursor
-        self._open: deque[int] = deque()  # claimed pks, in order, until every one before is finished too
-        self._done: set[int] = set()  # finished pks still behind an unfinished one
-
-    def claimed(self, pk: int) -> None:
-        self._open.append(pk)
-        self.claimed_up_to = pk
-
-    def finish(self, pks: list[int]) -> list[int]:
-        """Mark `pks` finished; returns those still past the cursor."""
-        self._done.update(pks)
-        while self._open and self._open[0] in self._done:
-            self._done.discard(self._open.popleft())
-        self.cursor = self._open[0] - 1 if self._open else self.claimed_up_to
-        return [pk for pk in pks if pk > self.cursor]
-
-
 class Lane:
     """One provider's loop; `sender` is the only way its requests leave."""
 
@@ -115,6 +92,7 @@ class Lane:
         self.provider = provider
         self.name = provider.name
         self.delivery = delivery
+        self.claims = delivery.claims(provider.name)
         self.settings = settings
         self.sender = sender
         self.nudge = asyncio.Event()
@@ -126,8 +104,6 @@ class Lane:
         self.paused: str | None = None
         self._buckets = _Buckets(provider.batch_size)
         self._batches: dict[str, _Batch] = {}  # per player: its batch out now
-        self._finished = _Finished(0)
-        self._stored_cursor = 0
         self._tails: dict[str, asyncio.Future[None]] = {}  # per key: the last call sent or waiting
         self._building = asyncio.Lock()
         self._flush_up_to = 0  # a flush asked for: every bucket begun by this pk goes at once
@@ -136,8 +112,7 @@ class Lane:
     # --- the loop ---------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        self._stored_cursor = await asyncio.to_thread(self.delivery.cursor, self.name)
-        self._finished = _Finished(self._stored_cursor)
+        await asyncio.to_thread(self.claims.start)
         self._buckets = _Buckets(self.provider.batch_size)
         self._batches.clear()
         try:
@@ -148,10 +123,10 @@ class Lane:
                 self.nudge.clear()  # before the claim: a flush during it counts next turn
                 await self._claim()
                 if flush:
-                    self._flush_up_to = self._finished.claimed_up_to
+                    self._flush_up_to = self.claims.claimed_up_to
                 self._send_due()
-                if not self._batches and self._finished.cursor > self._stored_cursor:
-                    await self._store_cursor([])  # events no bucket took (not routed here)
+                if not self._batches:
+                    await asyncio.to_thread(self.claims.sync)  # events no bucket took (not routed here)
                 await self._wait(self._next_due())
         finally:
             for batch in self._batches.values():  # repeated from the store when the lane resumes
@@ -161,16 +136,16 @@ class Lane:
     async def _claim(self) -> None:
         """Read the events stored since the last claim into their players' buckets, up to `max_waiting`."""
         while self._buckets.count < self.settings.max_waiting:
-            claimed = await asyncio.to_thread(self.delivery.claim, self.name, self._finished.claimed_up_to,
-                                              CLAIM_ROWS)
-            routed = []
+            claimed = await asyncio.to_thread(self.claims.claim, CLAIM_ROWS)
+            routed, skipped = [], []
             for ev in claimed:
-                self._finished.claimed(ev.pk)
                 if self.provider.accepts(ev):
                     self._buckets.add(ev)
                     routed.append(ev)
                 else:
-                    self._finished.finish([ev.pk])
+                    skipped.append(ev.pk)
+            if skipped:
+                self.claims.skip(skipped)
             if routed:
                 try:
                     self.provider.claimed(routed)
@@ -216,28 +191,32 @@ class Lane:
 
     async def _finish_done(self) -> None:
         """Record every batch that is done, in one transaction (a dedicated server's lane finishes many small
-        batches a second): their dead letters, and the cursor as far as it may go."""
+        batches a second): their dead letters, and what they finished."""
         done = [(key, batch) for key, batch in self._batches.items() if batch.task is not None and batch.task.done()]
         if not done:
             return
-        past: list[int] = []
+        pks: list[int] = []
         delivered, dead = 0, []
         for key, batch in done:
             if batch.task is not None:
                 batch.task.result()  # a store error in the batch ends the loop here (see _supervised)
             del self._batches[key]
-            past.extend(self._finished.finish([ev.pk for ev in batch.events]))
+            pks.extend(ev.pk for ev in batch.events)
             delivered += batch.delivered
             dead.extend(batch.dead)
-        await self._store_cursor([pk for pk in past if pk > self._finished.cursor], delivered, dead)
+        lost = await asyncio.to_thread(self.claims.finish, pks, delivered, dead)
+        if lost:
+            log.warning("%s: the lease of %d event(s) ran out and another daemon took them over: they were "
+                        "sent twice", self.name, lost)
         if dead:
             log.warning("%s: %d event(s) dead-lettered, e.g. %s", self.name, len(dead), dead[0][2])
 
-    async def _store_cursor(self, past: list[int], delivered: int = 0,
-                            dead: list[tuple[int, str, str]] | None = None) -> None:
-        cursor = self._finished.cursor
-        await asyncio.to_thread(self.delivery.finish, self.name, cursor, delivered, dead or [], tuple(past))
-        self._stored_cursor = cursor
+    async def keep_leases(self) -> None:
+        """Renew this lane's leases every third of their length, however long its batches wait or are retried
+        (run beside `run` on PostgreSQL only: a lane's loop may wait for a batch a long while)."""
+        while True:
+            await asyncio.sleep(self.delivery.lease_s / 3)
+            await asyncio.to_thread(self.claims.renew)
 
     async def _wait(self, seconds: float | None) -> None:
         """Until a batch is done, a flush (nudge), or `seconds`."""
@@ -431,8 +410,8 @@ class Lane:
 
     def status(self) -> dict[str, Any]:
         in_flight = sum(len(b.events) for b in list(self._batches.values()))
-        figures: dict[str, Any] = {**self.delivery.figures(self.name), "in_flight": in_flight,
-                                   "waiting": self._buckets.count,
+        figures: dict[str, Any] = {"in_flight": in_flight,  # on PostgreSQL the fleet's, from the store's figures
+                                   **self.delivery.figures(self.name), "waiting": self._buckets.count,
                                    "requests": self.sender.requests, "last_error": self.last_error,
                                    "last_error_at": self.last_error_at, "next_retry_at": self.next_retry_at}
         if self.paused:  # the last outcome said the provider must not be sent to now (present only then)

@@ -5,8 +5,8 @@ providers use `StoreViews` (delivery, purchases, provider state, housekeeping), 
 topics through `SavedConfigs`. Other modules import what they use from here, not from the parts.
 """
 
-from .database import Store, StoreCorrupt, StoreError, error_text, now_ms
-from .delivery import Delivery
+from .database import HOUSEKEEPING_LOCK, Store, StoreCorrupt, StoreError, error_text, now_ms
+from .delivery import Claims, Delivery
 from .ingest import Burst, EventKey, Ingest
 from .privacy import Ledger
 from .purchases import Purchases
@@ -15,8 +15,8 @@ from .state import SavedConfigs
 from .views import StoreViews
 
 __all__ = [
-    "Burst", "Delivery", "Erasure", "EventKey", "Ingest", "Ledger", "OpenSession", "Player", "Purchase",
-    "PurchaseResult", "Purchases",
+    "HOUSEKEEPING_LOCK", "Burst", "Claims", "Delivery", "Erasure", "EventKey", "Ingest", "Ledger", "OpenSession",
+    "Player", "Purchase", "PurchaseResult", "Purchases",
     "SavedConfig", "SavedConfigs", "Store", "StoreCorrupt", "StoreError", "StoreViews", "StoredEvent",
     "error_text", "now_ms",
 ]

@@ -6,7 +6,12 @@ delivery, purchases, provider state, housekeeping) are views built on a `Store`,
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 
@@ -32,6 +38,11 @@ from . import schema
 # The unique index on random event ids touches pages all over: the writer's larger page cache keeps its
 # commits small (p99 ack latency at 10k events/s: ~10 ms with SQLite's default 2 MB, ~4 ms with this).
 WRITER_CACHE_KIB = 24 * 1024
+
+DEFAULT_LEASE_S = 30.0  # how long a PostgreSQL claim is a daemon's own before another may take it over
+# PostgreSQL advisory lock keys (one namespace per purpose): the schema's upgrade, the fleet's housekeeping,
+# and the ingest's enqueue against a provider's first registration.
+SCHEMA_LOCK, HOUSEKEEPING_LOCK, ENQUEUE_LOCK = 0x6562_0001, 0x6562_0002, 0x6562_0003
 
 
 class StoreError(Exception):
@@ -65,7 +76,12 @@ def now_ms() -> int:
 
 def upsert(conn: Connection, table: Table, key: dict[str, Any], values: dict[str, Any],
            created: dict[str, Any] | None = None) -> None:
-    """Update the row with this key, or insert it (with `created`'s columns too): one way on every dialect."""
+    """Update the row with this key, or insert it (with `created`'s columns too). On PostgreSQL one statement:
+    daemons of a fleet inserting the same key at once (two seeing the same device) both succeed."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(pg_insert(table).values({**key, **values, **(created or {})})
+                     .on_conflict_do_update(index_elements=list(key), set_=values))
+        return
     where = [table.c[name] == value for name, value in key.items()]
     if not conn.execute(update(table).where(*where).values(values)).rowcount:
         conn.execute(insert(table).values({**key, **values, **(created or {})}))
@@ -86,8 +102,12 @@ class Store:
     """One database: opened, upgraded, then written by the ingress and read by the rest. `consent_required`
     is the `[privacy] consent` policy: a player's events go nowhere until they granted analytics."""
 
-    def __init__(self, url: str, durability: str = "normal", consent_required: bool = False) -> None:
+    def __init__(self, url: str, durability: str = "normal", consent_required: bool = False,
+                 lease_s: float = DEFAULT_LEASE_S) -> None:
         self.consent_required = consent_required
+        self.lease_s = lease_s
+        # This daemon among the fleet: the `claimed_by` of its leases, unique even for a pid reused on a host.
+        self.daemon_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         parsed = make_url(url)
         self.redacted_url = parsed.render_as_string(hide_password=True)  # the only form fit for logs
         self.dialect = parsed.get_backend_name()
@@ -104,6 +124,29 @@ class Store:
         self.engine: Engine = create_engine(url, future=True)
         if self.dialect == "sqlite":
             self._tune_sqlite(durability)
+
+    @property
+    def leased(self) -> bool:
+        """Delivery is claimed with leases in `delivery_queue` (PostgreSQL: several daemons may share it), else
+        with one cursor per provider (SQLite: one daemon)."""
+        return self.dialect == "postgresql"
+
+    @contextmanager
+    def try_exclusive(self, key: int) -> Iterator[bool]:
+        """Whether this daemon alone holds `key` across the fleet, for the block's length (PostgreSQL's session
+        advisory lock, not waited for); always true on SQLite, which one daemon uses."""
+        if not self.leased:
+            yield True
+            return
+        with self.engine.connect() as conn:
+            got = bool(conn.execute(select(func.pg_try_advisory_lock(key))).scalar())
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(select(func.pg_advisory_unlock(key)))
+                    conn.commit()
 
     def _tune_sqlite(self, durability: str) -> None:
         """WAL lets readers run beside the writer; NORMAL survives a process crash, FULL a power loss.
@@ -198,6 +241,8 @@ class Store:
         if row is not None and int(row[0]) == version_now:
             return version_now
         with self.engine.begin() as conn:
+            if self.leased:  # daemons starting at once: one creates or migrates, the others wait, then see it done
+                conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK)))
             schema.metadata.create_all(conn, tables=[meta])
             row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
             version = int(row[0]) if row else None
@@ -217,18 +262,21 @@ class Store:
 
     # --- figures ------------------------------------------------------------------------------------
 
-    def counts(self) -> dict[str, int]:
-        """Rows in the store, rows not yet delivered to every provider that has a cursor, and rows held for
-        their player's consent."""
-        events, cursors = schema.events, schema.delivery_cursors
+    def counts(self) -> dict[str, Any]:
+        """Rows in the store, rows not yet delivered to every provider that has a cursor (PostgreSQL: rows in
+        the queue), rows held for their player's consent, and this daemon's id."""
+        events, cursors, queue = schema.events, schema.delivery_cursors, schema.delivery_queue
         with self.engine.connect() as conn:
             total = conn.execute(select(func.count()).select_from(events)).scalar_one()
-            low = conn.execute(select(func.min(cursors.c.last_pk))).scalar()
-            undelivered = 0 if low is None else conn.execute(
-                select(func.count()).select_from(events).where(events.c.pk > low)).scalar_one()
+            if self.leased:
+                undelivered = conn.execute(select(func.count(func.distinct(queue.c.event_pk)))).scalar_one()
+            else:
+                low = conn.execute(select(func.min(cursors.c.last_pk))).scalar()
+                undelivered = 0 if low is None else conn.execute(
+                    select(func.count()).select_from(events).where(events.c.pk > low)).scalar_one()
             held = 0 if not self.consent_required else conn.execute(select(func.count()).select_from(events).where(
                 ~consented(events.c.device_id, events.c.user_id, True))).scalar_one()
-        return {"events": int(total), "undelivered": int(undelivered), "held": int(held)}
+        return {"events": int(total), "undelivered": int(undelivered), "held": int(held), "daemon": self.daemon_id}
 
     def dispose(self) -> None:
         self.engine.dispose()

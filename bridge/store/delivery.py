@@ -1,6 +1,9 @@
 """Delivery: what is due to each provider, what it finished with, what it refused for good.
 
-Each provider has a cursor: every event up to it is finished (delivered or dead-lettered). It claims the
+A lane claims through `Claims`, of which there are two: `CursorClaims` on SQLite (one daemon) and
+`LeasedClaims` on PostgreSQL (a fleet of daemons on one database).
+
+On SQLite each provider has a cursor: every event up to it is finished (delivered or dead-lettered). It claims the
 events past its cursor in pk order and moves the cursor only after the provider answered. Players' batches
 may finish out of order (a dedicated server's players each have their own): an event finished while an older
 one is still out is recorded in `delivery_done`, skipped by the next claims, and forgotten once the cursor
@@ -10,24 +13,50 @@ Consent: a player's events are claimed only while their analytics consent allows
 `consent = "required"`, once granted: the ingress then moves their held events past every cursor, in order), and
 a player's IP address only while their ip_ads consent does. `recheck` tells a lane, before each send, which
 claimed events were purged since (a denial, an erasure: never sent) and whose IP was withheld since.
+
+On PostgreSQL pk order is not commit order (several daemons insert at once), so there is no cursor: the ingest
+writes a `delivery_queue` row per event and registered provider, a claim leases the oldest free rows
+(`FOR UPDATE SKIP LOCKED`, `claimed_by`, `claimed_until`), and finishing deletes them `WHERE claimed_by = me`:
+a batch whose lease ran out and was taken over by another daemon finishes there, not here (counted as a lease
+lost, and its delivered events as duplicates at the provider). A dead daemon's rows are free again once their
+leases run out: no heartbeat. One provider's claims take turns (a transaction advisory lock) so that each sees
+every other daemon's leases: a player's event is not claimed while an older one of theirs is leased elsewhere.
 """
 
 from __future__ import annotations
 
+import zlib
+from collections import deque
 from dataclasses import fields as dataclass_fields
-from typing import Any
+from datetime import timedelta
+from typing import Any, Protocol
 
 import msgpack
-from sqlalchemy import ColumnElement, and_, case, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Interval,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 
-from .database import Store, consented, now_ms
+from .database import ENQUEUE_LOCK, Store, consented, now_ms
 from .rows import DeadLetter, Requeued, StoredEvent
 from .schema import (
     PLAYER_DEVICE,
     dead_letters,
     delivery_cursors,
     delivery_done,
+    delivery_queue,
     devices,
     events,
     provider_refs,
@@ -63,15 +92,244 @@ def _stored_event(row: RowMapping) -> StoredEvent:
     return StoredEvent(**values)
 
 
+def _provider_lock(provider: str) -> int:
+    """The advisory lock key under which one provider's claims take turns across the fleet."""
+    return zlib.crc32(provider.encode()) | 0x6562_0000_0000
+
+
+def _read_events(conn: Connection, columns: tuple[ColumnElement[Any], ...], pks: list[int]) -> list[StoredEvent]:
+    rows = conn.execute(select(*columns).select_from(_CLAIM_FROM).where(events.c.pk.in_(pks))
+                        .order_by(events.c.pk)).mappings().all()
+    return [_stored_event(r) for r in rows]
+
+
+class Claims(Protocol):
+    """One provider's claims, as its lane makes them: the same calls on a cursor and on leases. Every call
+    blocks (the lane makes them in a thread); a lane makes them one at a time, `renew` aside."""
+
+    @property
+    def claimed_up_to(self) -> int:
+        """The highest pk claimed so far (a flush sends every bucket begun by then)."""
+
+    def start(self) -> None:
+        """Before the first claim, and again when the lane resumes: nothing claimed is held in memory."""
+
+    def claim(self, limit: int) -> list[StoredEvent]:
+        """Up to `limit` more events due to the provider, oldest first."""
+
+    def skip(self, pks: list[int]) -> None:
+        """Claimed events the provider does not take (not routed to it): finished with at the next `sync`."""
+
+    def sync(self) -> None:
+        """Record what `skip` left, while no batch is out."""
+
+    def finish(self, pks: list[int], delivered: int, dead: list[tuple[int, str, str]]) -> int:
+        """A batch done: each event delivered (`delivered` of them) or dead-lettered (`dead`: pk, code,
+        reason). Returns how many of its events another daemon had taken over (0 on a cursor)."""
+
+    def renew(self) -> int:
+        """Extend every lease this lane holds; returns how many (0 on a cursor, which needs none)."""
+
+    def release(self) -> None:
+        """Give back what this lane holds but did not finish (stopping): other daemons take it at once."""
+
+
+class _Finished:
+    """Which claimed events are finished: the cursor is the last pk before the oldest unfinished one."""
+
+    def __init__(self, cursor: int) -> None:
+        self.cursor = cursor  # every event up to it finished
+        self.claimed_up_to = cursor
+        self._open: deque[int] = deque()  # claimed pks, in order, until every one before is finished too
+        self._done: set[int] = set()  # finished pks still behind an unfinished one
+
+    def claimed(self, pk: int) -> None:
+        self._open.append(pk)
+        self.claimed_up_to = pk
+
+    def finish(self, pks: list[int]) -> list[int]:
+        """Mark `pks` finished; returns those still past the cursor."""
+        self._done.update(pks)
+        while self._open and self._open[0] in self._done:
+            self._done.discard(self._open.popleft())
+        self.cursor = self._open[0] - 1 if self._open else self.claimed_up_to
+        return [pk for pk in pks if pk > self.cursor]
+
+
+class CursorClaims:
+    """SQLite's claims: one daemon, pk order is commit order. The cursor moves past every event finished with
+    as soon as all before it are; one finished past the cursor is recorded so that a restart does not send it
+    again. Skipped events cost no write of their own: the next write of the cursor carries them."""
+
+    def __init__(self, delivery: Delivery, provider: str) -> None:
+        self.delivery = delivery
+        self.provider = provider
+        self._finished = _Finished(0)
+        self._stored = 0
+
+    @property
+    def claimed_up_to(self) -> int:
+        return self._finished.claimed_up_to
+
+    def start(self) -> None:
+        self._stored = self.delivery.cursor(self.provider)
+        self._finished = _Finished(self._stored)
+
+    def claim(self, limit: int) -> list[StoredEvent]:
+        claimed = self.delivery.claim(self.provider, self._finished.claimed_up_to, limit)
+        for ev in claimed:
+            self._finished.claimed(ev.pk)
+        return claimed
+
+    def skip(self, pks: list[int]) -> None:
+        self._finished.finish(pks)
+
+    def sync(self) -> None:
+        if self._finished.cursor > self._stored:
+            self._store([], 0, [])
+
+    def finish(self, pks: list[int], delivered: int, dead: list[tuple[int, str, str]]) -> int:
+        self._store(self._finished.finish(pks), delivered, dead)
+        return 0
+
+    def _store(self, past: list[int], delivered: int, dead: list[tuple[int, str, str]]) -> None:
+        cursor = self._finished.cursor
+        self.delivery.finish(self.provider, cursor, delivered, dead, tuple(past))
+        self._stored = cursor
+
+    def renew(self) -> int:
+        return 0
+
+    def release(self) -> None:
+        """Nothing to give back: a restart claims again from the stored cursor."""
+
+
+class LeasedClaims:
+    """PostgreSQL's claims: rows of `delivery_queue` leased by this daemon (see the module's docstring)."""
+
+    def __init__(self, delivery: Delivery, provider: str) -> None:
+        self.delivery = delivery
+        self.provider = provider
+        self.me = delivery.daemon_id
+        self.claimed_up_to = 0
+        self._skipped: list[int] = []
+        self._lease = bindparam("lease", timedelta(seconds=delivery.lease_s), type_=Interval)
+        self._mine = and_(delivery_queue.c.provider == provider, delivery_queue.c.claimed_by == self.me)
+
+    def start(self) -> None:
+        """The provider registered (its cursor row: from then on the ingest queues its events), every event
+        stored before queued for it the first time, and what this daemon held of it before given back."""
+        with self.delivery.engine.begin() as conn:
+            registered = conn.execute(select(delivery_cursors.c.provider)
+                                      .where(delivery_cursors.c.provider == self.provider)).first()
+            if registered is None:
+                # bursts committing now hold the shared side of this lock: wait for them, so none is missed
+                conn.execute(select(func.pg_advisory_xact_lock(ENQUEUE_LOCK)))
+                conn.execute(insert(delivery_cursors).values(provider=self.provider, last_pk=0, delivered=0,
+                                                             updated_at=now_ms()))
+                conn.execute(insert(delivery_queue).from_select(
+                    ["provider", "event_pk", "device_id", "user_id"],
+                    select(bindparam("p", self.provider), events.c.pk, events.c.device_id, events.c.user_id)))
+        self.release()
+        self._skipped = []
+
+    def claim(self, limit: int) -> list[StoredEvent]:
+        queue, first, head = (delivery_queue.alias(name) for name in ("q", "first", "head"))
+        now = func.now()
+        # The player's oldest queued event, one index probe: leased elsewhere, the player's newer ones wait. (Every
+        # older row would be a scan per candidate: a claim of a thousand took seconds behind a long backlog.)
+        oldest = (select(first.c.event_pk).where(first.c.provider == queue.c.provider,
+                                                 first.c.device_id == queue.c.device_id,
+                                                 first.c.user_id == queue.c.user_id)
+                  .order_by(first.c.event_pk).limit(1).correlate(queue).scalar_subquery())
+        elsewhere = exists().where(head.c.provider == queue.c.provider, head.c.event_pk == oldest,
+                                   head.c.claimed_until >= now, head.c.claimed_by != self.me)
+        free = (select(queue.c.event_pk, queue.c.claimed_by.label("was"))
+                .where(queue.c.provider == self.provider,
+                       or_(queue.c.claimed_until.is_(None), queue.c.claimed_until < now), ~elsewhere,
+                       consented(queue.c.device_id, queue.c.user_id, self.delivery.consent_required))
+                .order_by(queue.c.event_pk).limit(limit).with_for_update(skip_locked=True, of=queue)
+                .cte("free"))  # a CTE runs once: a subquery could be run again per row, each time other rows
+        with self.delivery.engine.begin() as conn:
+            conn.execute(select(func.pg_advisory_xact_lock(_provider_lock(self.provider))))
+            taken = conn.execute(
+                update(delivery_queue).where(delivery_queue.c.provider == self.provider,
+                                             delivery_queue.c.event_pk == free.c.event_pk)
+                .values(claimed_by=self.me, claimed_until=now + self._lease, attempts=delivery_queue.c.attempts + 1)
+                .returning(delivery_queue.c.event_pk, free.c.was)).all()
+            pks = [pk for pk, _ in taken]
+            over = sum(1 for _, was in taken if was is not None)
+            if over:  # a lease on them ended unfinished (its daemon died, stalled or stopped): perhaps sent already
+                conn.execute(update(delivery_cursors).where(delivery_cursors.c.provider == self.provider)
+                             .values(taken_over=delivery_cursors.c.taken_over + over))
+            claimed = _read_events(conn, self.delivery.columns, pks) if pks else []
+            gone = set(pks) - {ev.pk for ev in claimed}
+            if gone:  # queued rows whose events were trimmed since: nothing left to send
+                conn.execute(delete(delivery_queue).where(self._mine, delivery_queue.c.event_pk.in_(gone)))
+        if claimed:
+            self.claimed_up_to = max(self.claimed_up_to, claimed[-1].pk)
+        return claimed
+
+    def skip(self, pks: list[int]) -> None:
+        self._skipped.extend(pks)
+
+    def sync(self) -> None:
+        if self._skipped:
+            with self.delivery.engine.begin() as conn:
+                conn.execute(delete(delivery_queue).where(self._mine, delivery_queue.c.event_pk.in_(self._skipped)))
+            self._skipped = []
+
+    def finish(self, pks: list[int], delivered: int, dead: list[tuple[int, str, str]]) -> int:
+        """Only rows still leased to this daemon are finished (deleted), with their dead letters. Of the rest,
+        those whose events are still stored were taken over: their delivered ones go out twice."""
+        with self.delivery.engine.begin() as conn:
+            kept = set(conn.execute(delete(delivery_queue).where(self._mine, delivery_queue.c.event_pk.in_(pks))
+                                    .returning(delivery_queue.c.event_pk)).scalars())
+            rest = [pk for pk in pks if pk not in kept]
+            lost = set(conn.execute(select(events.c.pk).where(events.c.pk.in_(rest))).scalars()) if rest else set()
+            dead_kept = [d for d in dead if d[0] in kept]
+            dead_pks = {pk for pk, _, _ in dead}
+            if dead_kept:
+                now = now_ms()
+                conn.execute(insert(dead_letters), [
+                    {"provider": self.provider, "event_pk": pk, "code": code, "reason": reason, "created_at": now}
+                    for pk, code, reason in dead_kept])
+            cursors = delivery_cursors.c
+            conn.execute(update(delivery_cursors).where(cursors.provider == self.provider).values(
+                delivered=cursors.delivered + len(kept - dead_pks), updated_at=now_ms(),
+                leases_lost=cursors.leases_lost + (1 if lost else 0),
+                duplicates=cursors.duplicates + len(lost - dead_pks)))
+        return len(lost)
+
+    def renew(self) -> int:
+        with self.delivery.engine.begin() as conn:
+            return int(conn.execute(update(delivery_queue).where(self._mine).values(
+                claimed_until=func.now() + self._lease)).rowcount)
+
+    def release(self) -> None:
+        """The leases end now; `claimed_by` stays, so that the next claim counts them as taken over (a batch
+        cancelled while out may have reached the provider)."""
+        with self.delivery.engine.begin() as conn:
+            conn.execute(update(delivery_queue).where(self._mine).values(claimed_until=None))
+
+
 class Delivery:
     """Cursors, claims and dead letters of every provider, and the ids providers gave our events."""
 
     def __init__(self, store: Store) -> None:
         self.dialect = store.dialect
         self.engine = store.engine
-        self._columns = _claim_columns(store.consent_required)
+        self.leased = store.leased
+        self.daemon_id = store.daemon_id
+        self.lease_s = store.lease_s
+        self.consent_required = store.consent_required
+        self.columns = _claim_columns(store.consent_required)
         self._may_send = consented(events.c.device_id, events.c.user_id, store.consent_required)
         self._ip_ads = consented(events.c.device_id, events.c.user_id, store.consent_required, "ip_ads")
+
+    def claims(self, provider: str) -> Claims:
+        """The provider's claims, as this store makes them: leased on PostgreSQL, a cursor on SQLite."""
+        return LeasedClaims(self, provider) if self.leased else CursorClaims(self, provider)
 
     # --- cursors ------------------------------------------------------------------------------------
 
@@ -89,7 +347,7 @@ class Delivery:
     def claim(self, provider: str, after_pk: int, limit: int) -> list[StoredEvent]:
         """The next events past `after_pk` that the provider has not finished with, oldest first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(*self._columns).select_from(_CLAIM_FROM)
+            rows = conn.execute(select(*self.columns).select_from(_CLAIM_FROM)
                                 .where(events.c.pk > after_pk, ~_done_by(provider), self._may_send)
                                 .order_by(events.c.pk).limit(limit)).mappings().all()
         return [_stored_event(r) for r in rows]
@@ -127,8 +385,11 @@ class Delivery:
                 else func.greatest(delivery_cursors.c.last_pk, up_to_pk),
                 delivered=delivery_cursors.c.delivered + delivered, updated_at=now_ms()))
 
-    def figures(self, provider: str) -> dict[str, int]:
-        """Queued (not finished), delivered and dead-lettered counts of one provider."""
+    def figures(self, provider: str) -> dict[str, Any]:
+        """Queued (not finished), delivered and dead-lettered counts of one provider; on PostgreSQL also the
+        fleet's: events leased now (`in_flight`), per daemon (`leases`), and the leases lost so far."""
+        if self.leased:
+            return self._fleet_figures(provider)
         with self.engine.connect() as conn:
             row = conn.execute(select(delivery_cursors.c.last_pk, delivery_cursors.c.delivered)
                                .where(delivery_cursors.c.provider == provider)).first()
@@ -143,6 +404,25 @@ class Delivery:
             dead = conn.execute(select(func.count()).select_from(dead_letters).where(
                 dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_(None))).scalar_one()
         return {"queued": int(queued), "delivered": int(delivered), "dead_lettered": int(dead)}
+
+    def _fleet_figures(self, provider: str) -> dict[str, Any]:
+        queue = delivery_queue
+        with self.engine.connect() as conn:
+            row = conn.execute(select(delivery_cursors.c.delivered, delivery_cursors.c.leases_lost,
+                                      delivery_cursors.c.duplicates, delivery_cursors.c.taken_over)
+                               .where(delivery_cursors.c.provider == provider)).first()
+            queued = conn.execute(select(func.count()).select_from(queue).where(queue.c.provider == provider)
+                                   ).scalar_one()
+            leases = {holder: int(n) for holder, n in conn.execute(
+                select(queue.c.claimed_by, func.count()).where(queue.c.provider == provider,
+                                                               queue.c.claimed_until >= func.now())
+                .group_by(queue.c.claimed_by))}
+            dead = conn.execute(select(func.count()).select_from(dead_letters).where(
+                dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_(None))).scalar_one()
+        delivered, lost, duplicates, over = (int(v) for v in row) if row else (0, 0, 0, 0)
+        return {"queued": int(queued), "delivered": delivered, "dead_lettered": int(dead),
+                "in_flight": sum(leases.values()), "leases": leases, "leases_lost": lost, "duplicates": duplicates,
+                "taken_over": over}
 
     # --- dead letters -------------------------------------------------------------------------------
 
@@ -159,7 +439,7 @@ class Delivery:
         """Dead letters an operator re-queued, with their events: delivered again before new events."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(dead_letters.c.pk.label("dl_pk"), *self._columns)
+                select(dead_letters.c.pk.label("dl_pk"), *self.columns)
                 .select_from(_CLAIM_FROM.join(dead_letters, events.c.pk == dead_letters.c.event_pk))
                 .where(dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_not(None), self._may_send)
                 .order_by(dead_letters.c.pk).limit(limit)).mappings().all()

@@ -1,7 +1,8 @@
 """Housekeeping: keep the store small, dropping delivered events first and whole old sessions if need be.
 
-The dispatcher calls it on a timer: delivered events go after `keep_delivered`; over the cap, delivered
-events go at once, then the oldest sessions' events, undelivered or not (counted in `trimmed`).
+The dispatcher calls it on a timer (on PostgreSQL one daemon of the fleet at a time): delivered events go after
+`keep_delivered`; over the cap, delivered events go at once, then the oldest sessions' events, undelivered or
+not (counted in `trimmed`). Delivered means past every cursor on SQLite, in no provider's queue on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 
 from .database import Store, consented, upsert
-from .schema import dead_letters, delivery_cursors, events, meta
+from .schema import dead_letters, delivery_cursors, delivery_queue, events, meta
 
 ROW_OVERHEAD_BYTES = 80  # pk, integers, record header and the unique index's entry, beside the text columns
 _TRIMMED_KEY = "trimmed_events"  # the `meta` row counting trimmed events
@@ -21,6 +22,7 @@ class Housekeeping:
     def __init__(self, store: Store) -> None:
         self.dialect = store.dialect
         self.engine = store.engine
+        self.leased = store.leased
         self.consent_required = store.consent_required
         self._held = ~consented(events.c.device_id, events.c.user_id, store.consent_required)
 
@@ -53,6 +55,12 @@ class Housekeeping:
         """Delete events every provider has finished with, received before a time; dead letters keep theirs."""
         if not providers:
             return 0
+        if self.leased:
+            with self.engine.begin() as conn:
+                return int(conn.execute(delete(events).where(
+                    events.c.received_at < int(received_before_s * 1000),
+                    events.c.pk.not_in(select(delivery_queue.c.event_pk)),
+                    events.c.pk.not_in(select(dead_letters.c.event_pk)), ~self._held)).rowcount)
         with self.engine.begin() as conn:
             low = conn.execute(select(func.min(delivery_cursors.c.last_pk))
                                .where(delivery_cursors.c.provider.in_(providers))).scalar()
@@ -82,6 +90,9 @@ class Housekeeping:
                                   .limit(sessions_per_step)).scalars().all()
             if not oldest:
                 return 0
+            if self.leased:
+                conn.execute(delete(delivery_queue).where(delivery_queue.c.event_pk.in_(
+                    select(events.c.pk).where(events.c.session_id.in_(oldest)))))
             gone = conn.execute(delete(events).where(events.c.session_id.in_(oldest))).rowcount
             trimmed = conn.execute(select(meta.c.value).where(meta.c.key == _TRIMMED_KEY)).scalar()
             upsert(conn, meta, {"key": _TRIMMED_KEY}, {"value": str(int(trimmed or 0) + gone)})

@@ -5,6 +5,9 @@ commit, so that many acknowledgements share one commit. Events are deduplicated 
 uid): a resent event repeats both its id and its time, and a key that starts with the time keeps index
 inserts near the end of the index instead of scattered over it (random ids alone made commits grow with the
 store).
+
+On PostgreSQL the same transaction queues each new event for every registered provider (`delivery_queue`, see
+delivery.py): what is acknowledged is due, whichever daemon of the fleet claims it.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, text, true, tuple_, update
 
-from .database import Store, upsert
+from .database import ENQUEUE_LOCK, Store, upsert
 from .rows import OpenSession
 from .schema import (
     DENIED,
@@ -24,6 +27,7 @@ from .schema import (
     dead_letters,
     delivery_cursors,
     delivery_done,
+    delivery_queue,
     devices,
     erasures,
     events,
@@ -72,6 +76,7 @@ class Ingest:
     def __init__(self, store: Store) -> None:
         self.engine = store.engine
         self.consent_required = store.consent_required
+        self.leased = store.leased
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._insert_sql = INSERT_EVENTS_SQL.format(marks=",".join([mark] * len(EVENT_COLUMNS)))
 
@@ -95,9 +100,12 @@ class Ingest:
                 _insert_purchase(conn, purchase)
             new: set[EventKey] | None = None
             if burst.events:
+                floor = _pk_floor(conn) if self.leased else 0
                 written = conn.exec_driver_sql(self._insert_sql, burst.events).rowcount
                 if written != len(burst.events):
                     new = _written_by(conn, {(row[0], row[5], row[1]) for row in burst.events}, burst.stamp)
+                if self.leased and written:
+                    _enqueue(conn, floor)
             for change in burst.consents:
                 _set_consent(conn, change, self.consent_required, burst.stamp)
             for erasure in burst.forgets:
@@ -137,6 +145,9 @@ class Ingest:
     def queued_for_device(self, device_id: str) -> int:
         """The device's events some provider has yet to finish with (the `flush` reply)."""
         with self.engine.connect() as conn:
+            if self.leased:
+                return int(conn.execute(select(func.count(func.distinct(delivery_queue.c.event_pk)))
+                                        .where(delivery_queue.c.device_id == device_id)).scalar_one())
             low = conn.execute(select(func.min(delivery_cursors.c.last_pk))).scalar()
             if low is None:
                 return 0
@@ -188,18 +199,39 @@ def _set_consent(conn: Connection, change: dict[str, Any], required: bool, now: 
         conn.execute(update(sessions).where(_player(sessions, device_id, user_id)).values(user_ip=None))
 
 
+def _pk_floor(conn: Connection) -> int:
+    """A pk below every pk this transaction's insert takes (the sequence only grows), so that its rows are found
+    through the pk index. The shared side of ENQUEUE_LOCK: a provider registering waits for this burst."""
+    conn.execute(select(func.pg_advisory_xact_lock_shared(ENQUEUE_LOCK)))
+    return int(conn.exec_driver_sql("SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END "
+                                    "FROM events_pk_seq").scalar_one())
+
+
+def _enqueue(conn: Connection, floor: int) -> None:
+    """PostgreSQL: the events this transaction inserted (past `floor`, and theirs by `xmin`), due to every
+    registered provider: a row each in the queue."""
+    conn.execute(insert(delivery_queue).from_select(
+        ["provider", "event_pk", "device_id", "user_id"],
+        select(delivery_cursors.c.provider, events.c.pk, events.c.device_id, events.c.user_id)
+        .select_from(delivery_cursors.join(events, true()))
+        .where(events.c.pk > floor, text("events.xmin = pg_current_xact_id()::xid"))))
+
+
 def _purge_events(conn: Connection, device_id: str, user_id: str) -> None:
     """Every event of a player, with what delivery kept of them."""
     pks = select(events.c.pk).where(_player(events, device_id, user_id)).scalar_subquery()
     for table, column in ((dead_letters, dead_letters.c.event_pk), (delivery_done, delivery_done.c.event_pk),
-                          (provider_refs, provider_refs.c.event_pk)):
+                          (delivery_queue, delivery_queue.c.event_pk), (provider_refs, provider_refs.c.event_pk)):
         conn.execute(delete(table).where(column.in_(pks)))
     conn.execute(delete(events).where(_player(events, device_id, user_id)))
 
 
 def _resequence(conn: Connection, device_id: str, user_id: str) -> None:
     """A player's events stored again, in their order, under new pks past every cursor (the ingress is the one
-    writer of events, so no pk can be taken below them meanwhile)."""
+    writer of events, so no pk can be taken below them meanwhile). PostgreSQL has no cursor: the player's queued
+    rows become claimable as they are."""
+    if conn.dialect.name == "postgresql":
+        return
     rows = conn.execute(select(*(events.c[name] for name in EVENT_COLUMNS))
                         .where(_player(events, device_id, user_id)).order_by(events.c.pk)).all()
     if rows:

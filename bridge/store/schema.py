@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
+    DateTime,
     Float,
     Index,
     Integer,
@@ -25,7 +26,7 @@ from sqlalchemy import (
     inspect,
 )
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 metadata = MetaData()
 
@@ -95,6 +96,27 @@ delivery_cursors = Table(
     Column("last_pk", BigInteger, nullable=False, default=0),
     Column("delivered", BigInteger, nullable=False, default=0),
     Column("updated_at", BigInteger, nullable=False),
+    # Schema 8 (PostgreSQL fleets): batches whose lease another daemon took over before they were finished, the
+    # events of theirs their daemon had delivered (sent again by the new holder: duplicates at the provider), and
+    # events claimed again after a lease on them ended unfinished (a daemon died, stalled or stopped: maybe sent).
+    Column("leases_lost", BigInteger, nullable=False, server_default="0"),
+    Column("duplicates", BigInteger, nullable=False, server_default="0"),
+    Column("taken_over", BigInteger, nullable=False, server_default="0"),
+)
+
+# Schema 8, PostgreSQL only: one row per event and provider until that provider finished with it (the row is then
+# deleted: the table stays as small as the backlog). A daemon leases rows (`claimed_by`, `claimed_until`); a
+# lease that ran out is anyone's again. The player's columns let a claim keep each player's events in order.
+delivery_queue = Table(
+    "delivery_queue", metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("event_pk", BigInteger, primary_key=True),
+    Column("device_id", String(128), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("claimed_by", String(128)),
+    Column("claimed_until", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Index("ix_delivery_queue_player", "provider", "device_id", "user_id", "event_pk"),
 )
 
 # Events a provider finished with past its cursor: one player's batch done while an older player's is still
@@ -263,6 +285,22 @@ def _privacy(conn: Connection) -> None:
     erasures.create(conn, checkfirst=True)
 
 
+def _leases(conn: Connection) -> None:
+    """Schema 8: the leased queue of PostgreSQL fleets, filled with every event past each cursor that its
+    provider has not finished with; the lease figures on the cursors."""
+    present = {column["name"] for column in inspect(conn).get_columns("delivery_cursors")}
+    for name in ("leases_lost", "duplicates", "taken_over"):
+        if name not in present:
+            conn.exec_driver_sql(f"ALTER TABLE delivery_cursors ADD COLUMN {name} BIGINT NOT NULL DEFAULT 0")
+    delivery_queue.create(conn, checkfirst=True)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "INSERT INTO delivery_queue (provider, event_pk, device_id, user_id) "
+            "SELECT c.provider, e.pk, e.device_id, e.user_id FROM delivery_cursors c JOIN events e ON e.pk > c.last_pk "
+            "WHERE NOT EXISTS (SELECT 1 FROM delivery_done d WHERE d.provider = c.provider AND d.event_pk = e.pk)")
+        conn.exec_driver_sql("DELETE FROM delivery_done")
+
+
 def _add_purchases(conn: Connection) -> None:
     """Schema 2: purchase verification."""
     purchases.create(conn)
@@ -276,4 +314,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _per_player,  # 5: per-player devices, events finished out of order
     5: _device_keys,  # 6: a relay's device owners
     6: _privacy,  # 7: consent and erasures
+    7: _leases,  # 8: leased claims for fleets on PostgreSQL
 }

@@ -54,16 +54,18 @@ def consent(user_id: str, analytics: str | None = None, ip_ads: str | None = Non
 
 
 def test_a_grant_moves_held_events_past_the_cursor_in_their_order(store: Store) -> None:
-    delivery = Delivery(store)
+    claims = Delivery(store).claims("ga")
+    claims.start()
     commit(store, 1, [row("srv", "held", f"h{i}", 1000 - i, 1) for i in range(300)] + [row("srv", "other", "o0", 1, 1)],
            consents=[consent("other", "granted")])
-    claimed = delivery.claim("ga", 0, 100)
+    claimed = claims.claim(100)
     assert uids(claimed) == ["o0"]  # the held player's events are not claimed
-    delivery.finish("ga", claimed[-1].pk, 1, [])
+    claims.finish([claimed[0].pk], 1, [])
     commit(store, 2, [row("srv", "held", "h300", 2000, 2)], consents=[consent("held", "granted")])
-    after = delivery.claim("ga", claimed[-1].pk, 1000)
+    after = claims.claim(1000)
     assert uids(after) == [f"h{i}" for i in range(301)]  # stored order, not client time; the later one last
-    assert all(ev.pk > claimed[-1].pk for ev in after)
+    if not store.leased:  # SQLite: stored again past the cursor (PostgreSQL's queue rows just became claimable)
+        assert all(ev.pk > claimed[-1].pk for ev in after)
 
 
 def test_a_denial_purges_the_players_events_and_what_delivery_kept_of_them(store: Store) -> None:

@@ -14,7 +14,9 @@ from sqlalchemy import func, inspect, select, text, update
 
 from bridge.store import Ingest, Purchases, Store, StoreError, schema
 from bridge import protocol
-from bridge.store.schema import PLAYER_DEVICE, SCHEMA_VERSION, delivery_done, devices, events, meta, sessions
+from bridge.store.schema import (
+    PLAYER_DEVICE, SCHEMA_VERSION, delivery_done, delivery_queue, devices, events, meta, sessions,
+)
 from tests.harness import Client, Daemon, make_event
 from tests.postgres import PostgresServer
 
@@ -160,13 +162,33 @@ def test_a_schema_6_store_is_upgraded_in_place_to_consent_and_the_erasure_ledger
                       "ALTER TABLE purchases DROP COLUMN erase_after_verdict",
                       ("INSERT INTO events (device_id, uid, user_id, category, client_ts, received_at, game_build, "
                        "fields) VALUES ('d', 'u', 'p', 'design', 1, 1, '1', :fields)", {"fields": b"\x80"}))
-    assert store.upgrade() == SCHEMA_VERSION == 7
+    assert store.upgrade() == SCHEMA_VERSION
     assert {"consent", "erasures"} <= set(inspect(store.engine).get_table_names())
     assert "erase_after_verdict" in {c["name"] for c in inspect(store.engine).get_columns("purchases")}
     with store.engine.connect() as conn:
         assert conn.execute(select(events.c.uid)).scalars().all() == ["u"]
         assert conn.execute(select(func.count()).select_from(schema.consent)).scalar() == 0
     assert Ingest(store).consent("d", "p") == ("unknown", "unknown")
+    store.dispose()
+
+
+def test_a_schema_7_store_is_upgraded_in_place_to_leased_delivery(store_url: str) -> None:
+    """Schema 8 adds the leased queue and the lease figures; on PostgreSQL each provider's events past its cursor,
+    less those it finished past it, go into the queue (SQLite keeps its cursors: the queue stays empty)."""
+    insert_event = ("INSERT INTO events (device_id, uid, user_id, category, client_ts, received_at, game_build, "
+                    "fields) VALUES ('d', :uid, 'p', 'design', :ts, 1, '1', :fields)")
+    store = as_schema(store_url, 7, "DROP TABLE delivery_queue", "ALTER TABLE delivery_cursors DROP COLUMN leases_lost",
+                      "ALTER TABLE delivery_cursors DROP COLUMN duplicates",
+                      "ALTER TABLE delivery_cursors DROP COLUMN taken_over",
+                      *((insert_event, {"uid": f"u{i}", "ts": i, "fields": b"\x80"}) for i in range(4)),
+                      "INSERT INTO delivery_cursors (provider, last_pk, delivered, updated_at) VALUES ('ga', 1, 1, 0)",
+                      "INSERT INTO delivery_done (provider, event_pk) VALUES ('ga', 3)")
+    assert store.upgrade() == SCHEMA_VERSION
+    assert {"leases_lost", "duplicates", "taken_over"} <= {c["name"] for c in inspect(store.engine).get_columns("delivery_cursors")}
+    with store.engine.connect() as conn:
+        queued = conn.execute(select(delivery_queue.c.provider, delivery_queue.c.event_pk)
+                              .order_by(delivery_queue.c.event_pk)).all()
+    assert queued == ([("ga", 2), ("ga", 4)] if store.leased else [])
     store.dispose()
 
 

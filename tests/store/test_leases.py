@@ -1,0 +1,199 @@
+"""Leased claims on PostgreSQL: two `Delivery` views on one database, each its own daemon (its own id), as a fleet
+shares one store. Claims split the queue, a finish counts only under the lease still held, an expired lease is
+taken over, and a player's newer events wait while an older one is leased elsewhere."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgpack
+import psycopg
+import pytest
+from sqlalchemy import func, select
+
+from bridge.store import Burst, Claims, Delivery, Ingest, Store, schema
+from bridge.store.database import HOUSEKEEPING_LOCK
+from bridge.store.ingest import EVENT_COLUMNS
+from tests.postgres import PostgresServer
+from tests.sandboxes import wait_until
+
+LEASE_S = 0.5
+_databases = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PostgresServer]:
+    pg = PostgresServer().start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture
+def url(server: PostgresServer) -> str:
+    """An empty database of its own on the module's server."""
+    name = f"leases_{next(_databases)}"
+    with psycopg.connect(f"postgresql://bridge@127.0.0.1:{server.port}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return server.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+class Daemon:
+    """What one daemon of the fleet holds of the store: its `Store` (its id) and a provider's claims."""
+
+    def __init__(self, url: str, provider: str = "ga") -> None:
+        self.store = Store(url, lease_s=LEASE_S)
+        self.store.open()
+        self.delivery = Delivery(self.store)
+        self.claims: Claims = self.delivery.claims(provider)
+        self.claims.start()
+        self.id = self.store.daemon_id
+
+
+@pytest.fixture
+def fleet(url: str) -> Iterator[tuple[Daemon, Daemon]]:
+    a, b = Daemon(url), Daemon(url)
+    yield a, b
+    a.store.dispose()
+    b.store.dispose()
+
+
+_stamps = itertools.count(1)
+
+
+def store_events(store: Store, players: list[str], per_player: int) -> None:
+    """One burst as the ingress commits it: `per_player` events of each player, player after player."""
+    stamp = next(_stamps)
+    rows = [{"device_id": "srv", "uid": f"{user}-{i}", "user_id": user, "session_id": None, "category": "design",
+             "client_ts": i, "received_at": stamp, "game_build": "1", "fields": msgpack.packb({"event_id": "e"})}
+            for user in players for i in range(per_player)]
+    with store.writer_connection() as conn:
+        Ingest(store).commit_burst(conn, Burst(stamp, events=[tuple(r[c] for c in EVENT_COLUMNS) for r in rows]))
+
+
+def uids(events: list[Any]) -> list[str]:
+    return [ev.uid for ev in events]
+
+
+def queue_rows(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(schema.delivery_queue)).scalar_one())
+
+
+def lease_end(store: Store) -> datetime:
+    """When the earliest lease held now runs out."""
+    with store.engine.connect() as conn:
+        end: datetime = conn.execute(select(func.min(schema.delivery_queue.c.claimed_until))).scalar_one()
+    return end
+
+
+def test_two_daemons_split_the_queue_and_finish_their_own(fleet: tuple[Daemon, Daemon]) -> None:
+    a, b = fleet
+    assert a.id != b.id and a.id.count(":") == 2  # hostname:pid:random
+    store_events(a.store, ["p0", "p1", "p2"], 4)
+    mine = a.claims.claim(4)
+    assert uids(mine) == [f"p0-{i}" for i in range(4)]  # oldest first
+    theirs = b.claims.claim(100)
+    assert uids(theirs) == [f"p{p}-{i}" for p in (1, 2) for i in range(4)]  # not what a holds
+    assert a.claims.claim(100) == []
+    figures = a.delivery.figures("ga")
+    assert figures["leases"] == {a.id: 4, b.id: 8} and figures["in_flight"] == 12 and figures["queued"] == 12
+    assert a.claims.finish([ev.pk for ev in mine], 3, [(mine[0].pk, "invalid", "a rule")]) == 0
+    assert b.claims.finish([ev.pk for ev in theirs], 8, []) == 0
+    figures = b.delivery.figures("ga")
+    assert (figures["queued"], figures["delivered"], figures["dead_lettered"], figures["leases_lost"]) == (0, 11, 1, 0)
+    assert [d.event_pk for d in a.delivery.dead_letters("ga")] == [mine[0].pk]
+    assert queue_rows(a.store) == 0  # finished rows leave the hot table at once
+
+
+def test_a_players_newer_events_wait_while_an_older_one_is_leased_elsewhere(fleet: tuple[Daemon, Daemon]) -> None:
+    a, b = fleet
+    store_events(a.store, ["x"], 4)
+    store_events(a.store, ["y"], 2)
+    older = a.claims.claim(2)
+    assert uids(older) == ["x-0", "x-1"]
+    assert uids(b.claims.claim(100)) == ["y-0", "y-1"]  # x-2 and x-3 wait for a's batch of x
+    assert uids(a.claims.claim(100)) == ["x-2", "x-3"]  # a's own older lease does not hold a back
+    a.claims.finish([ev.pk for ev in older], 2, [])
+    assert b.claims.claim(100) == []  # x-2 and x-3 are a's now
+    b.claims.release()  # b stops: what it held is anyone's at once
+    assert uids(a.claims.claim(100)) == ["y-0", "y-1"]
+    assert a.delivery.figures("ga")["taken_over"] == 2  # given back unfinished: they may have gone out
+
+
+def test_an_expired_lease_is_taken_over_and_the_loser_cannot_finish_it(fleet: tuple[Daemon, Daemon]) -> None:
+    a, b = fleet
+    store_events(a.store, ["p"], 3)
+    lost = a.claims.claim(100)  # a "dies" holding them: no renewal
+    assert b.claims.claim(100) == []  # held until the lease runs out
+    taken = wait_until(lambda: b.claims.claim(100), timeout_s=10, what="a's lease to run out")
+    assert uids(taken) == uids(lost)
+    assert b.delivery.figures("ga")["leases"] == {b.id: 3}
+    # a comes back and finishes what it had sent: nothing of it is recorded, it counts as a lease lost
+    assert a.claims.finish([ev.pk for ev in lost], 2, [(lost[2].pk, "invalid", "a rule")]) == 3
+    assert a.delivery.dead_letters("ga") == []  # the holder decides what becomes of them
+    assert b.claims.finish([ev.pk for ev in taken], 3, []) == 0
+    figures = b.delivery.figures("ga")
+    assert (figures["delivered"], figures["leases_lost"], figures["duplicates"], figures["queued"]) == (3, 1, 2, 0)
+    assert figures["taken_over"] == 3
+
+
+def test_a_renewed_lease_is_kept_past_its_length(fleet: tuple[Daemon, Daemon]) -> None:
+    a, b = fleet
+    store_events(a.store, ["p"], 2)
+    held = a.claims.claim(100)
+    first_until = lease_end(a.store)
+
+    def renewed_past_first_lease() -> bool:
+        assert a.claims.renew() == 2
+        assert b.claims.claim(100) == []  # never free: a renews well within the lease
+        return lease_end(a.store) > first_until + timedelta(seconds=LEASE_S)
+
+    wait_until(renewed_past_first_lease, timeout_s=10, what="a lease renewed past its first end")
+    assert a.claims.finish([ev.pk for ev in held], 2, []) == 0
+
+
+def test_a_provider_registered_later_gets_every_stored_event_and_then_each_new_one(url: str) -> None:
+    a = Daemon(url)
+    store_events(a.store, ["p"], 3)
+    staq = a.delivery.claims("staq")
+    staq.start()  # registers: everything stored is due to it, as a new cursor at 0 on SQLite
+    store_events(a.store, ["p"], 1)  # deduplicated: p-0 is stored already, nothing new is queued
+    store_events(a.store, ["q"], 1)
+    assert uids(staq.claim(100)) == ["p-0", "p-1", "p-2", "q-0"]
+    assert uids(a.claims.claim(100)) == ["p-0", "p-1", "p-2", "q-0"]
+    assert queue_rows(a.store) == 8
+    a.store.dispose()
+
+
+def test_daemons_opening_an_empty_database_at_once_make_one_schema(url: str) -> None:
+    results: list[Any] = []
+
+    def open_store() -> None:
+        store = Store(url)
+        try:
+            results.append(store.open())
+        except Exception as exc:  # noqa: BLE001 - the test reports whatever a daemon would have died of
+            results.append(exc)
+        finally:
+            store.dispose()
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == [schema.SCHEMA_VERSION] * 4
+
+
+def test_one_daemon_of_the_fleet_does_housekeeping_at_a_time(fleet: tuple[Daemon, Daemon]) -> None:
+    a, b = fleet
+    with a.store.try_exclusive(HOUSEKEEPING_LOCK) as alone:
+        assert alone
+        with b.store.try_exclusive(HOUSEKEEPING_LOCK) as also:
+            assert not also
+    with b.store.try_exclusive(HOUSEKEEPING_LOCK) as alone:
+        assert alone  # given back at the block's end
