@@ -266,7 +266,8 @@ def format_status(stats: dict[str, Any]) -> str:
     game = f" for game {stats['game']}" if stats.get("game") else ""
     lines = [
         f"engine-bridge {stats['daemon_version']}{game}, up {stats['uptime_s']:.0f} s, {stats['clients']} client(s)",
-        f"store      {store['url']}",
+        f"store      {store['url']}" + (f", this daemon {store['daemon']}" if any(
+            "leases" in figures for figures in stats["providers"].values()) else ""),
         f"events     {store['events']} stored, {store['undelivered']} not yet delivered"
         + (f", {store['held']} held for their players' consent" if store.get("held") else ""),
         f"this run   {stats['received']} received, {stats['stored']} stored, {stats['duplicates']} duplicates, "
@@ -289,6 +290,11 @@ def format_provider(name: str, figures: dict[str, Any]) -> list[str]:
     """A provider's delivery figures first, what went wrong loudly, its own figures after."""
     lines = [f"provider   {name}: {figures.pop('queued')} queued, {figures.pop('in_flight')} in flight, "
              f"{figures.pop('delivered')} delivered, {figures.pop('dead_lettered')} dead-lettered"]
+    leases = figures.pop("leases", None)
+    if leases is not None:  # a fleet on PostgreSQL: which daemon holds how many, and what leases ran out
+        held = ", ".join(f"{who} {count}" for who, count in sorted(leases.items())) or "none held"
+        lines.append(f"           leases: {held}; {figures.pop('leases_lost')} lost, {figures.pop('taken_over')} "
+                     f"taken over, {figures.pop('duplicates')} sent twice")
     paused = figures.pop("paused", None)
     if paused:
         lines.append(f"           PAUSED: {paused}")

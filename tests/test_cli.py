@@ -56,6 +56,13 @@ def test_status_shows_providers_with_their_trouble() -> None:
     assert "held" not in page  # no player's events wait for consent
     stats["store"] = {**stats["store"], "held": 2}
     assert "3 not yet delivered, 2 held for their players' consent" in format_status(stats)
+    assert "this daemon" not in page and "leases" not in page  # one daemon on SQLite
+    stats["store"]["daemon"] = "relay-2:41:ab12"
+    stats["providers"]["gameanalytics"].update(leases={"relay-2:41:ab12": 40, "relay-1:7:cd34": 25}, leases_lost=1,
+                                               taken_over=12, duplicates=9)
+    page = format_status(stats)
+    assert "store      sqlite:///x, this daemon relay-2:41:ab12" in page
+    assert "leases: relay-1:7:cd34 25, relay-2:41:ab12 40; 1 lost, 12 taken over, 9 sent twice" in page
 
 
 def test_send_reports_a_rejected_event(daemon: Daemon) -> None:
