@@ -92,7 +92,7 @@ def test_batches_finished_out_of_order_are_not_sent_again_after_a_restart(tmp_pa
     with server_bridge(tmp_path, server.url, timeout=30.0) as h:
         game = h.hello(device_id="server")
         game.events(players_events(2, 5))
-        sb.faults.slow("events", delay_s=8.0)  # the first events request hangs
+        sb.faults.slow("events", delay_s=25.0)  # the first events request hangs (past the waits below)
         h.flush()
         wait_until(lambda: len({r["event"]["user_id"] for r in sb.accepted(category="design")}) == 1,
                    what="one player's events")
@@ -103,7 +103,7 @@ def test_batches_finished_out_of_order_are_not_sent_again_after_a_restart(tmp_pa
             with h.store.engine.connect() as conn:
                 return int(conn.execute(select(func.count()).select_from(delivery_done)).scalar_one())
         # the collector holds the events before the lane has its answer and records them: wait for the record
-        wait_until(lambda: finished() == expected, what=f"{expected} events recorded finished past the cursor")
+        wait_until(lambda: finished() == expected, 20, what=f"{expected} events recorded finished past the cursor")
         h.restart()
         h.flush()
         wait_until(lambda: {r["event"]["user_id"] for r in sb.accepted(category="design")} == {"p0", "p1"},
