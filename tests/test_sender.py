@@ -12,11 +12,13 @@ from bridge.sender import Sender
 
 
 class _Server:
-    """A real HTTP/1.1 server on loopback that answers every request after `delay_s`, counting the requests
-    out at once and the connections it was given."""
+    """A real HTTP/1.1 server on loopback, counting the requests out at once and the connections it was given.
+    It holds its answers until `expect` requests are out at once (or 5 s passed), so that a sender allowed more
+    would have them out too, however slowly the machine opens its connections."""
 
-    def __init__(self, delay_s: float) -> None:
-        self.delay_s = delay_s
+    def __init__(self, expect: int) -> None:
+        self.expect = expect
+        self.full = asyncio.Event()
         self.now = self.most = self.connections = 0
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -25,7 +27,13 @@ class _Server:
             while await reader.readuntil(b"\r\n\r\n"):
                 self.now += 1
                 self.most = max(self.most, self.now)
-                await asyncio.sleep(self.delay_s)
+                if self.now >= self.expect:
+                    self.full.set()
+                try:
+                    await asyncio.wait_for(self.full.wait(), 5.0)
+                except TimeoutError:
+                    pass
+                await asyncio.sleep(0.01)  # the others that a looser bound would let out come in meanwhile
                 self.now -= 1
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 await writer.drain()
@@ -42,7 +50,7 @@ class _Server:
 @pytest.mark.parametrize("max_in_flight", [1, 6, 32])
 def test_no_more_requests_in_flight_than_the_bound_and_connections_reused(max_in_flight: int) -> None:
     async def scenario() -> tuple[_Server, list[int]]:
-        server = _Server(0.05)
+        server = _Server(max_in_flight)
         url = await server.start()
         sender = Sender(5.0, max_in_flight)
         try:
