@@ -17,13 +17,16 @@ capacity at that concurrency and latency, which says whether the offered load ca
     python -m benchmarks.bench_server [--quick] [--scenario 200x5|2000x1|all] [--runs N]
                                       [--players P --rate R] [--latency-ms L] [--seconds D]
                                       [--interval S] [--max-in-flight N] [--no-remote-configs]
+                                      [--join-s J]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import dataclasses
+import heapq
 import math
 import statistics
 import tempfile
@@ -64,12 +67,26 @@ RATIO_TARGET = 0.80
 
 @dataclass(frozen=True)
 class Load:
-    """P players at R events/s each, spread evenly: the n-th event of the run is player n % P's (n // P)-th,
-    due n / (P * R) s after the start."""
+    """P players at R events/s each: player p joins `join_s` * p / P s after the start (all within one event's
+    period when `join_s` is 0) and sends its k-th event k / R s after it joined, until the load's end. Events
+    are numbered in the order they fall due."""
 
     players: int
     rate: float
     seconds: float
+    join_s: float = 0.0
+    schedule: list[tuple[float, int, int]] = field(init=False, repr=False)  # (due s, player, k), by due
+    times: list[float] = field(init=False, repr=False)  # each event's due s
+    joins: list[float] = field(init=False, repr=False)  # each player's join s
+
+    def __post_init__(self) -> None:
+        spread = self.join_s or 1 / self.rate
+        joins = [spread * p / self.players for p in range(self.players)]
+        due = sorted((join + k / self.rate, p, k) for p, join in enumerate(joins)
+                     for k in range(math.ceil((self.seconds - join) * self.rate)))
+        object.__setattr__(self, "schedule", due)
+        object.__setattr__(self, "times", [t for t, _, _ in due])
+        object.__setattr__(self, "joins", joins)
 
     @property
     def per_second(self) -> float:
@@ -77,15 +94,19 @@ class Load:
 
     @property
     def total(self) -> int:
-        return int(self.seconds * self.per_second)
+        return len(self.schedule)
 
     def due(self, elapsed: float) -> int:
         """How many events are due `elapsed` s after the start."""
-        return min(self.total, int(elapsed * self.per_second) + 1) if elapsed >= 0 else 0
+        return bisect.bisect_right(self.times, elapsed) if elapsed >= 0 else 0
+
+    def joined(self, elapsed: float) -> int:
+        """How many players have joined `elapsed` s after the start (players join in their order)."""
+        return bisect.bisect_right(self.joins, elapsed)
 
     def event(self, n: int) -> tuple[int, str]:
         """The player of event n and its event_id, which names both: the lag is matched by it."""
-        player, seq = n % self.players, n // self.players
+        _, player, seq = self.schedule[n]
         return player, f"bench:p{player}:s{seq}"
 
 
@@ -112,7 +133,7 @@ class Run:
 
     def figures(self, interval: float) -> dict[str, float]:
         d, warm, t0 = self.load.seconds, self.warm_s, self.t0
-        offered = sum(1 for t in self.sent_at.values() if t < t0 + d) / d
+        offered = sum(1 for t in self.sent_at.values() if t0 + warm <= t < t0 + d) / (d - warm)
         delivered = sum(1 for t in self.arrived.values() if t0 + warm <= t <= t0 + d) / (d - warm)
         lags = sorted(self.arrived[e] - t if e in self.arrived else math.inf
                       for e, t in self.sent_at.items() if t0 + warm <= t < t0 + d)
@@ -281,11 +302,13 @@ def daemon_run(url: str, load: Load, settings: dict[str, Any], warm_s: float, gr
             conn = Connection(game)
             run.t0 = time.time()
             monitor.start()
-            for player in range(load.players):  # each player begins with its session, naming its user and IP
-                conn.send({"type": "session_start", "user_id": user(player), "user_ip": user_ip(player)})
-            sent = 0
+            sent = joined = 0
             while sent < load.total:
-                due = load.due(time.time() - run.t0)
+                elapsed = time.time() - run.t0
+                due = load.due(elapsed)
+                for player in range(joined, load.joined(elapsed)):  # each begins with its session: user and IP
+                    conn.send({"type": "session_start", "user_id": user(player), "user_ip": user_ip(player)})
+                joined = max(joined, load.joined(elapsed))
                 while sent < due:
                     now = time.time()
                     batch = []
@@ -379,7 +402,8 @@ async def _bare_paced(url: str, load: Load, interval: float, max_in_flight: int,
         await _send(http, requests, requests.init())
         workers = [asyncio.create_task(worker(http)) for _ in range(max_in_flight)]
         buffers: list[list[tuple[str, float]]] = [[] for _ in range(load.players)]
-        sent, next_flush = 0, interval
+        flushes = [(join + interval, player) for player, join in enumerate(load.joins)]  # a heap, by when
+        sent = 0
         try:
             while sent < load.total or any(buffers):
                 elapsed = time.time() - run.t0
@@ -391,12 +415,12 @@ async def _bare_paced(url: str, load: Load, interval: float, max_in_flight: int,
                     run.sent_at[event_id] = now
                 counters[0] += due - sent
                 sent = due
-                if elapsed >= next_flush:  # one request per player per send interval
-                    for player, items in enumerate(buffers):
-                        if items:
-                            todo.put_nowait((player, items))
-                    buffers = [[] for _ in range(load.players)]
-                    next_flush += interval
+                while flushes[0][0] <= elapsed:  # one request per player per send interval, from its join
+                    at, player = heapq.heappop(flushes)
+                    if buffers[player]:
+                        todo.put_nowait((player, buffers[player]))
+                        buffers[player] = []
+                    heapq.heappush(flushes, (at + interval, player))
                 for task in workers:
                     if task.done():
                         task.result()  # a refused request ends the run
@@ -481,6 +505,8 @@ def report(load: Load, latency_ms: float, settings: dict[str, Any], runs: int, w
     per_request = max(1, round(load.rate * interval))
     print(f"engine-bridge server mode: {load.players:,} players x {load.rate:g} events/s through one connection, "
           f"collector {latency_ms:g} ms away, {load.seconds:g} s of load, median of {runs}")
+    print(f"  players join {f'evenly over the first {load.join_s:g} s' if load.join_s else 'at the start'}, "
+          "each with its session_start")
     print(f"  daemon's GameAnalytics settings: interval {interval:g} s, max_in_flight {settings['max_in_flight']}, "
           f"batch_size {GameAnalytics.batch_size} (the provider's, not a setting), timeout {settings['timeout']:g} s, "
           f"remote_configs {str(settings['remote_configs']).lower()}")
@@ -545,6 +571,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=10.0, help="one request's timeout, s (default 10)")
     parser.add_argument("--remote-configs", action=argparse.BooleanOptionalAction, default=True,
                         help="the daemon asks for remote configs (the default), at start and per new session")
+    parser.add_argument("--join-s", type=float, default=0.0,
+                        help="players join over this many seconds, evenly (default 0: all at the start)")
     parser.add_argument("--runs", type=int, default=1, help="runs per scenario; figures are their medians")
     args = parser.parse_args()
     seconds = args.seconds or (15.0 if args.quick else 60.0)
@@ -554,13 +582,13 @@ def main() -> None:
     scenarios = [(args.players, args.rate)] if args.players is not None else \
         [SCENARIOS[args.scenario]] if args.scenario != "all" else list(SCENARIOS.values())
     settings = daemon_settings(args.interval, args.max_in_flight, args.timeout, args.remote_configs)
-    # The sessions' start and the first send interval are left out; what is measured is whole intervals.
-    whole = math.floor((seconds - args.interval - 1.0) / args.interval)
+    # The players' joining and the first send interval after it are left out; what is measured is whole intervals.
+    whole = math.floor((seconds - args.join_s - args.interval - 1.0) / args.interval)
     warm_s = seconds - whole * args.interval if whole >= 2 else seconds / 4
     grace_s = args.interval + 1.0 + 2 * args.latency_ms / 1000  # the last events' time to arrive within target
     with late_gameanalytics_sandbox(args.latency_ms) as url, _workdir() as work:
         for index, (players, rate) in enumerate(scenarios):
-            load = Load(players, rate, seconds)
+            load = Load(players, rate, seconds, args.join_s)
             capacity: list[float] = []
             daemon: list[dict[str, float]] = []
             bare: list[dict[str, float]] = []

@@ -288,7 +288,10 @@ class Ingress:
     def _expire(self, state: BurstState) -> None:
         """End idle sessions; forget the hellos of identities silent for an hour (they will say it again)."""
         builds = {h.device_id: h.game_build for h in self.clients.values()}
-        self.book.expire(state.burst, state.now, self.session_timeout_ms, builds)
+        try:
+            self.book.expire(state.burst, state.now, self.session_timeout_ms, builds)
+        except SQLAlchemyError as exc:  # a fleet's store away: the sessions end at a later turn
+            log.error("could not read sessions to expire them: %s", error_text(exc))
         horizon = time.monotonic() - FORGET_IDLE_CLIENT_S
         for identity in [i for i, seen in self.last_seen.items() if seen < horizon]:
             del self.last_seen[identity]
@@ -375,6 +378,9 @@ class Ingress:
             self._handlers[kind](state, envelope, hello, msg, rid)
         except ProtocolError as exc:
             self._error(state, envelope, rid, exc)
+        except SQLAlchemyError as exc:  # a read before the burst (a fleet's sessions): nothing of it was taken
+            self._error(state, envelope, rid, ProtocolError(Code.UNAVAILABLE, f"the store could not be read "
+                                                            f"({error_text(exc)}); nothing was stored, send later"))
         except Exception:  # a bug must cost one reply, never the daemon
             log.exception("internal error handling a request")
             self._error(state, envelope, rid, ProtocolError(Code.INTERNAL, "internal error; nothing was stored"))

@@ -123,6 +123,7 @@ def set_consent(burst: Burst, book: SessionBook, consents: Consents, hello: Hell
     """A `consent`: the player's new state, as reply fields. Denying analytics ends their session here (the
     store then drops every event of theirs, the session's end too: nothing of theirs is left to send)."""
     device_id, user_id = key = _player_of(hello, request, consents)
+    book.refresh((user_id,))  # read (in a fleet) before anything changes: a store away changes nothing
     analytics, ip_ads = consents.set(key, request.analytics, request.ip_ads)
     if analytics == "denied":
         _end_player(burst, book, hello, device_id, user_id, now)
@@ -162,6 +163,8 @@ def add_events(burst: Burst, book: SessionBook, hello: Hello, good: Sequence[tup
     append_row = burst.events.append
     device_id, build = hello.device_id, hello.game_build
     sessions: dict[str, str] = {}  # user -> session id, looked up once per request
+    if book.fleet:  # the request's players read from the fleet's store at once, not one by one
+        book.refresh({ev.user_id or hello.user_id for _, ev in good})
     for index, ev in good:
         category = ev.category
         user_id = ev.user_id or hello.user_id

@@ -12,10 +12,11 @@ delivery.py): what is acknowledged is due, whichever daemon of the fleet claims 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, text, true, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, text, true, tuple_, update
 
 from .database import ENQUEUE_LOCK, Store, upsert
 from .rows import OpenSession
@@ -61,13 +62,14 @@ class Burst:
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     new_sessions: list[dict[str, Any]] = field(default_factory=list)
     ended_sessions: list[dict[str, Any]] = field(default_factory=list)
+    seen_sessions: dict[str, int] = field(default_factory=dict)  # in a fleet: session id -> its last activity
     # Applied after the events, in request order: {device_id, user_id, analytics, ip_ads} (None: unchanged)
     consents: list[dict[str, Any]] = field(default_factory=list)
     forgets: list[dict[str, Any]] = field(default_factory=list)  # {device_id, user_id, providers}
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.devices or self.new_sessions or self.ended_sessions or self.purchases
-                    or self.consents or self.forgets)
+        return bool(self.events or self.devices or self.new_sessions or self.ended_sessions or self.seen_sessions
+                    or self.purchases or self.consents or self.forgets)
 
 
 class Ingest:
@@ -93,9 +95,14 @@ class Ingest:
                 _upsert_device(conn, device)
             if burst.new_sessions:
                 conn.execute(insert(sessions), burst.new_sessions)
-            for ended in burst.ended_sessions:
-                conn.execute(update(sessions).where(sessions.c.session_id == ended["session_id"])
+            for ended in burst.ended_sessions:  # once: in a fleet, two daemons may both end a session
+                conn.execute(update(sessions).where(sessions.c.session_id == ended["session_id"],
+                                                    sessions.c.ended_at.is_(None))
                              .values(ended_at=ended["ended_at"], length=ended["length"]))
+            if burst.seen_sessions:
+                conn.execute(update(sessions).where(sessions.c.session_id == bindparam("sid"))
+                             .values(last_seen=bindparam("seen")),
+                             [{"sid": sid, "seen": seen} for sid, seen in burst.seen_sessions.items()])
             for purchase in burst.purchases:
                 _insert_purchase(conn, purchase)
             new: set[EventKey] | None = None
@@ -115,10 +122,20 @@ class Ingest:
     def open_sessions(self) -> list[OpenSession]:
         """Sessions not yet ended: the ingress resumes them after a restart."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(sessions.c.session_id, sessions.c.device_id, sessions.c.user_id,
-                                       sessions.c.session_num, sessions.c.started_at, sessions.c.user_ip)
-                                .where(sessions.c.ended_at.is_(None))).mappings().all()
+            rows = conn.execute(select(*_OPEN).where(sessions.c.ended_at.is_(None))).mappings().all()
         return [OpenSession(**r) for r in rows]
+
+    def fleet_sessions(self, users: Collection[str]) -> tuple[list[tuple[OpenSession, int | None]], dict[str, int]]:
+        """What the fleet's store says of these users now: their open sessions, each with the last activity a
+        daemon wrote, and their highest session numbers (another daemon may have opened or ended one)."""
+        users = list(users)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*_OPEN, sessions.c.last_seen).where(
+                sessions.c.user_id.in_(users), sessions.c.ended_at.is_(None))).mappings().all()
+            nums = conn.execute(select(sessions.c.user_id, func.max(sessions.c.session_num))
+                                .where(sessions.c.user_id.in_(users)).group_by(sessions.c.user_id)).all()
+        opened = [(OpenSession(**{k: r[k] for k in _OPEN_NAMES}), r["last_seen"]) for r in rows]
+        return opened, {user: int(num) for user, num in nums}
 
     def device_owner(self, device_id: str) -> str | None:
         """At a relay, the client key that owns a device (the first to say hello as it), or None."""
@@ -173,6 +190,11 @@ class Ingest:
         with self.engine.connect() as conn:
             return {(d, u) for d, u in conn.execute(select(consent.c.device_id, consent.c.user_id)
                                                     .where(consent.c.analytics == DENIED))}
+
+
+_OPEN = (sessions.c.session_id, sessions.c.device_id, sessions.c.user_id, sessions.c.session_num,
+         sessions.c.started_at, sessions.c.user_ip)
+_OPEN_NAMES = tuple(column.name for column in _OPEN)
 
 
 def _player(table: Any, device_id: str, user_id: str) -> Any:

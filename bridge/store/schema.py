@@ -26,7 +26,7 @@ from sqlalchemy import (
     inspect,
 )
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 metadata = MetaData()
 
@@ -70,6 +70,9 @@ sessions = Table(
     # Schema 5: the player's own device, as its session_start gave it (a dedicated server's players each
     # play on their own device); None where it gave none, and the device's hello values stand.
     *(Column(name, String(32 if name == "platform" else 64)) for name in PLAYER_DEVICE),
+    # Schema 9: the player's last activity as a daemon of a fleet last wrote it (at most every few seconds),
+    # so that another daemon does not end a session its player is still playing elsewhere; None on SQLite.
+    Column("last_seen", BigInteger),
     Index("ix_sessions_user", "user_id", "session_num"),
 )
 
@@ -231,6 +234,16 @@ erasures = Table(
 )
 
 
+# Schema 9: each relay client key's events per UTC day, counted in the events' own transaction, so that the
+# daily quota holds across restarts and across a fleet of relays.
+client_quota = Table(
+    "client_quota", metadata,
+    Column("client_key", String(40), primary_key=True),
+    Column("day", Integer, primary_key=True),  # days since the epoch, UTC
+    Column("events", BigInteger, nullable=False),
+)
+
+
 # Upgrades in place: MIGRATIONS[n] takes a store from schema version n to n + 1.
 def _rekey_events(conn: Connection) -> None:
     """Schema 3: events deduplicated on (device_id, client_ts, uid) instead of (device_id, uid)."""
@@ -301,6 +314,12 @@ def _leases(conn: Connection) -> None:
         conn.exec_driver_sql("DELETE FROM delivery_done")
 
 
+def _fleet_sessions(conn: Connection) -> None:
+    """Schema 9: sessions' last activity across a fleet; relay clients' daily counts."""
+    _add_missing_columns(conn, sessions)
+    client_quota.create(conn, checkfirst=True)
+
+
 def _add_purchases(conn: Connection) -> None:
     """Schema 2: purchase verification."""
     purchases.create(conn)
@@ -315,4 +334,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     5: _device_keys,  # 6: a relay's device owners
     6: _privacy,  # 7: consent and erasures
     7: _leases,  # 8: leased claims for fleets on PostgreSQL
+    8: _fleet_sessions,  # 9: sessions' last activity, relay clients' daily counts
 }
