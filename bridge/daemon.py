@@ -152,7 +152,8 @@ class Daemon:
         relay = self.settings.relay
         if relay is None:
             return None
-        secure = SecureSocket(self.ctx, relay, key_pair(self.settings.data_dir, RELAY))
+        secure = SecureSocket(self.ctx, relay, key_pair(self.settings.data_dir, RELAY),
+                              Ingest(self.store).client_events)
         allowed = f"{len(relay.allow)} client keys" if relay.allow else "any client key"
         log.info("relay: CURVE ingress on %s, configs on %s, for %s", relay.bind, relay.publish or "no socket",
                  allowed)

@@ -425,10 +425,13 @@ class Ingress:
             conn.rollback()  # end the read transaction of stats/flush so the next burst can begin
 
     def _reload_sessions(self, now: int) -> None:
-        """After a failed commit: forget sessions and consents that never reached the store (as it is now)."""
+        """After a failed commit: forget sessions, consents and relay clients' counts that never reached the
+        store (as it is now)."""
         try:
             self.book = SessionBook(self.ingest, now)
             self.consents = Consents(self.ingest)
+            if self.secure is not None:
+                self.secure.allowance.forget_counts()
         except SQLAlchemyError as exc:  # still unreadable: keep the book; the next failure tries again
             log.error("could not reread sessions: %s", error_text(exc))
         self._last_stamp = now
@@ -540,7 +543,8 @@ class Ingress:
         good, rejected = protocol.read_events(msg, msg["type"])
         if hello.client_key is not None:
             assert self.secure is not None
-            self.secure.allowance.take(hello.client_key.encode(), len(good) + len(rejected))
+            day = self.secure.allowance.take(hello.client_key.encode(), len(good) + len(rejected))
+            state.burst.count_client(hello.client_key, day, len(good) + len(rejected))
         counters = self.counters
         counters.received += len(good) + len(rejected)
         by_category = counters.categories

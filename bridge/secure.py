@@ -1,5 +1,8 @@
 """A relay's CURVE-secured ingress: the socket, who may connect (a ZAP handler), and what each client key may
-send (a rate and a daily quota), so that one forged client cannot flood the studio's providers.
+send (a rate and a daily quota), so that one forged client cannot flood the studio's providers. The day's
+count is the store's (written in the events' own transaction), so it holds across restarts and across a fleet
+of relays on one database; each relay reads it again every QUOTA_READ_S, so relays together may go over by
+what the others took in that time.
 
 The socket is a second ROUTER beside the loopback one, served by the same ingress loop; only CURVE
 handshakes with the relay's server key get through (a NULL client fails its handshake), and the ZAP
@@ -12,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -24,6 +28,7 @@ ZAP_DOMAIN = "engine-bridge-relay"
 HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH |
                     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 DAY_S = 86_400
+QUOTA_READ_S = 5.0  # how old a relay's view of a key's day count may be
 MAX_KEYS_COUNTED = 1_000_000  # distinct client keys counted in stats, at most (forged keys cost no memory beyond)
 
 
@@ -79,9 +84,10 @@ class SecureSocket:
     """The relay's CURVE ROUTER (bound), its ZAP handler, and what its clients may send; `close` stops it.
     With `publish` set, also its CURVE configs socket (`xpub`), which the publisher's thread serves."""
 
-    def __init__(self, ctx: zmq.Context[Any], settings: RelaySettings, keys: KeyPair) -> None:
+    def __init__(self, ctx: zmq.Context[Any], settings: RelaySettings, keys: KeyPair,
+                 counted: Callable[[str, int], int]) -> None:
         self.figures = RelayFigures()
-        self.allowance = Allowance(settings, self.figures)
+        self.allowance = Allowance(settings, self.figures, counted)
         self.auth = ThreadAuthenticator(ctx)
         self.auth.start()
         self.auth.configure_curve_callback(ZAP_DOMAIN, credentials_provider=_AllowList(settings.allow, self.figures))
@@ -120,29 +126,36 @@ def _curve_server(ctx: zmq.Context[Any], kind: int, keys: KeyPair) -> zmq.Socket
 
 
 class Allowance:
-    """Per client key, a token bucket of events per second and a count of events per UTC day."""
+    """Per client key, a token bucket of events per second and a count of events per UTC day (`counted` reads
+    the store's count of a key's day: the caller writes what `take` let through with its events)."""
 
-    def __init__(self, settings: RelaySettings, figures: RelayFigures) -> None:
+    def __init__(self, settings: RelaySettings, figures: RelayFigures, counted: Callable[[str, int], int]) -> None:
         self.rate = settings.events_per_second
         self.burst = float(settings.burst_events)
         self.per_day = settings.events_per_day
         self.figures = figures
+        self.counted = counted
         self._buckets: dict[bytes, tuple[float, float]] = {}  # key -> (events left, at monotonic)
-        self._days: dict[bytes, tuple[int, int]] = {}  # key -> (UTC day, events taken that day)
+        self._days: dict[bytes, tuple[int, int, float]] = {}  # key -> (UTC day, events that day, read at monotonic)
 
-    def take(self, key: bytes, events: int) -> None:
-        """Let `events` through for `key`, or raise the error its client gets (nothing is then taken)."""
-        wall = time.time()
+    def forget_counts(self) -> None:
+        """After a failed commit: what was taken since never reached the store; read the counts again."""
+        self._days.clear()
+
+    def take(self, key: bytes, events: int) -> int:
+        """Let `events` through for `key`, or raise the error its client gets (nothing is then taken); returns
+        the UTC day they count against."""
+        wall, now = time.time(), time.monotonic()
         day = int(wall // DAY_S)
-        today, used = self._days.get(key, (day, 0))
-        if today != day:
-            used = 0
+        today, used, read_at = self._days.get(key, (day, 0, -QUOTA_READ_S))
+        if today != day or now - read_at >= QUOTA_READ_S:  # what this relay and the others have stored
+            used, read_at = max(used if today == day else 0, self.counted(key.decode(), day)), now
         if used + events > self.per_day:
+            self._days[key] = (day, used, read_at)
             self.figures.quota_exceeded += 1
             retry_ms = math.ceil(((day + 1) * DAY_S - wall) * 1000)
             raise ProtocolError(Code.QUOTA_EXCEEDED, f"this client key has sent its {self.per_day} events for "
                                 "today (UTC); keep them and send again then", detail={"retry_after_ms": retry_ms})
-        now = time.monotonic()
         left, at = self._buckets.get(key, (self.burst, now))
         left = min(self.burst, left + (now - at) * self.rate)
         need = min(events, self.burst)  # a request larger than the burst goes once the bucket is full
@@ -153,4 +166,5 @@ class Allowance:
             raise ProtocolError(Code.RATE_LIMITED, f"this client key is over {self.rate:g} events/s; send again "
                                 "later", detail={"retry_after_ms": retry_ms})
         self._buckets[key] = (left - events, now)
-        self._days[key] = (day, used + events)
+        self._days[key] = (day, used + events, read_at)
+        return day

@@ -18,6 +18,7 @@ import zmq
 from bridge.client import Client, NoReply
 from bridge.keys import RELAY, KeyPair, key_pair
 from tests.harness import Daemon, free_port, make_event
+from tests.postgres import PostgresServer
 from tests.sandboxes import wait_until
 
 RATE = 0.2  # events/s per key: a third batch of 10 is over it unless 50 s passed since the second
@@ -121,3 +122,35 @@ def test_a_client_key_over_its_rate_gets_rate_limited_and_the_others_are_served(
         assert 0 < limited["detail"]["retry_after_ms"] <= 1000 * BURST / RATE
         assert player.request({"type": "event", "event": make_event("design")})["stored"] == 1
     assert relay.figures()["rate_limited"] == 1
+
+
+def test_a_client_keys_daily_quota_is_the_stores_across_a_fleet_of_relays_and_a_restart(tmp_path: Path) -> None:
+    """Two relays on one PostgreSQL store count one client key's day together, and a restarted relay goes on
+    from the stored count (a forged client cannot multiply its quota by the relays, or by waiting for one to
+    restart)."""
+    pg = PostgresServer().start()
+    try:
+        ports = [free_port(), free_port()]
+        configs = [f'[relay]\nbind = "tcp://127.0.0.1:{port}"\nevents_per_second = 1000\nburst_events = 1000\n'
+                   "events_per_day = 25\n" for port in ports]
+        keys = key_pair(tmp_path / "game", "client")
+        batch = [make_event("design", event_id=f"q:{n}") for n in range(20)]
+
+        def send(relay: Relay, events: list[dict[str, Any]]) -> dict[str, Any]:
+            with relay.client("quota-device", keys) as client:
+                client.hello()
+                return client.request({"type": "events", "events": events})
+
+        with Daemon(tmp_path / "a", configs[0], store_url=pg.url) as a, \
+                Daemon(tmp_path / "b", configs[1], store_url=pg.url) as b:
+            first, second = Relay(a, ports[0]), Relay(b, ports[1])
+            assert send(first, batch)["stored"] == 20
+            over = send(second, batch[:10])
+            assert over["type"] == "error" and over["code"] == "quota_exceeded"
+            assert send(second, [make_event("design", event_id=f"r:{n}") for n in range(5)])["stored"] == 5
+            assert second.figures()["quota_exceeded"] == 1
+        with Daemon(tmp_path / "a", configs[0], store_url=pg.url) as a:
+            refused = send(Relay(a, ports[0]), [make_event("design", event_id="s")])
+            assert refused["code"] == "quota_exceeded" and refused["detail"]["retry_after_ms"] > 0
+    finally:
+        pg.stop()

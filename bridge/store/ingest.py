@@ -24,6 +24,7 @@ from .schema import (
     DENIED,
     GRANTED,
     UNKNOWN,
+    client_quota,
     consent,
     dead_letters,
     delivery_cursors,
@@ -66,10 +67,15 @@ class Burst:
     # Applied after the events, in request order: {device_id, user_id, analytics, ip_ads} (None: unchanged)
     consents: list[dict[str, Any]] = field(default_factory=list)
     forgets: list[dict[str, Any]] = field(default_factory=list)  # {device_id, user_id, providers}
+    clients: dict[tuple[str, int], int] = field(default_factory=dict)  # at a relay: (client key, day) -> events
+
+    def count_client(self, key: str, day: int, events: int) -> None:
+        """A relay client's events, added to its day's count in this transaction (its quota's truth)."""
+        self.clients[key, day] = self.clients.get((key, day), 0) + events
 
     def __bool__(self) -> bool:
         return bool(self.events or self.devices or self.new_sessions or self.ended_sessions or self.seen_sessions
-                    or self.purchases or self.consents or self.forgets)
+                    or self.purchases or self.consents or self.forgets or self.clients)
 
 
 class Ingest:
@@ -105,6 +111,9 @@ class Ingest:
                              [{"sid": sid, "seen": seen} for sid, seen in burst.seen_sessions.items()])
             for purchase in burst.purchases:
                 _insert_purchase(conn, purchase)
+            for (key, day), count in burst.clients.items():
+                upsert(conn, client_quota, {"client_key": key, "day": day},
+                       {"events": client_quota.c.events + count}, {"events": count})
             new: set[EventKey] | None = None
             if burst.events:
                 floor = _pk_floor(conn) if self.leased else 0
@@ -136,6 +145,13 @@ class Ingest:
                                 .where(sessions.c.user_id.in_(users)).group_by(sessions.c.user_id)).all()
         opened = [(OpenSession(**{k: r[k] for k in _OPEN_NAMES}), r["last_seen"]) for r in rows]
         return opened, {user: int(num) for user, num in nums}
+
+    def client_events(self, key: str, day: int) -> int:
+        """At a relay, the events a client key sent on a UTC day, as the store (every relay of a fleet) counted."""
+        with self.engine.connect() as conn:
+            count = conn.execute(select(client_quota.c.events).where(client_quota.c.client_key == key,
+                                                                     client_quota.c.day == day)).scalar()
+        return int(count or 0)
 
     def device_owner(self, device_id: str) -> str | None:
         """At a relay, the client key that owns a device (the first to say hello as it), or None."""
