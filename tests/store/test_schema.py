@@ -192,6 +192,20 @@ def test_a_schema_7_store_is_upgraded_in_place_to_leased_delivery(store_url: str
     store.dispose()
 
 
+def test_a_schema_8_store_is_upgraded_in_place_to_fleet_sessions_and_client_quotas(store_url: str) -> None:
+    """Schema 9 adds sessions' last activity (open sessions keep theirs unknown: a fleet's daemons read it as
+    their start) and relay clients' day counts (none yet)."""
+    store = as_schema(store_url, 8, "ALTER TABLE sessions DROP COLUMN last_seen", "DROP TABLE client_quota",
+                      "INSERT INTO sessions (session_id, device_id, user_id, session_num, started_at) "
+                      "VALUES ('s-1', 'd', 'p', 1, 5)")
+    assert store.upgrade() == SCHEMA_VERSION
+    with store.engine.connect() as conn:
+        assert conn.execute(select(sessions.c.session_id, sessions.c.last_seen)).all() == [("s-1", None)]
+        assert conn.execute(select(func.count()).select_from(schema.client_quota)).scalar() == 0
+    assert Ingest(store).client_events("some key", 1) == 0
+    store.dispose()
+
+
 def test_older_schema_is_upgraded_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     store.upgrade()
