@@ -110,9 +110,10 @@ class Dispatcher:
         for lane in self.lanes.values():
             await lane.sender.aclose()
             try:
+                await lane.record_done()
                 await asyncio.to_thread(lane.claims.release)
             except SQLAlchemyError as exc:  # the database is away: the leases run out by themselves
-                log_failure(f"{lane.name}: giving back its leases failed", exc)
+                log_failure(f"{lane.name}: recording its last batches or giving back its leases failed", exc)
 
     def flush(self) -> None:
         """From any thread: every lane sends what it holds now instead of waiting for a fuller batch."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -17,17 +16,17 @@ HELLO = {"platform": "linux", "os_version": "linux 6"}
 def test_a_provider_down_does_not_slow_another(tmp_path: Path) -> None:
     healthy, healthy_server = start_sandbox()
     stuck, stuck_server = start_sandbox()
-    stuck.faults.slow("events", delay_s=5.0, count=None)
-    config = provider_table("fast", healthy_server.url) + provider_table("stuck", stuck_server.url, timeout=30.0)
+    # The stuck provider answers nothing for longer than the test's waits: a healthy lane that waited on it
+    # would miss its events' wait, however slow or fast the machine.
+    stuck.faults.slow("events", delay_s=40.0, count=None)
+    config = provider_table("fast", healthy_server.url) + provider_table("stuck", stuck_server.url, timeout=60.0)
     try:
         with Daemon(tmp_path, config=config) as daemon, Client(daemon.ingress) as c:
             c.hello(**HELLO)
             for k in range(5):
-                started = time.monotonic()
                 c.request({"type": "event", "event": make_event("design", event_id=f"lane:{k}")})
-                wait_until(lambda: len(healthy.accepted_events(category="design")) == k + 1, 5,
+                wait_until(lambda: len(healthy.accepted_events(category="design")) == k + 1, 6,
                            what=f"event {k} at the healthy provider")
-                assert time.monotonic() - started < 2.0, "the healthy provider waited on the stuck one"
             stats = c.request({"type": "stats"})["providers"]
         assert stats["fast"]["queued"] == 0 and stats["fast"]["delivered"] >= 5
         assert stats["stuck"]["delivered"] == 0 and stats["stuck"]["queued"] >= 5
