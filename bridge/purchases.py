@@ -77,7 +77,7 @@ class PurchaseLane:
             retry_at = now_ms() + int(delay * 1000)
             await asyncio.to_thread(self.purchases.retry_purchase_at, purchase.pk, failures, retry_at)
             return
-        await asyncio.to_thread(self.purchases.record_purchase, purchase.pk, result)
+        result = await asyncio.to_thread(self.purchases.record_purchase, purchase.pk, result)
         self.verified += 1
         recent = await asyncio.to_thread(self.purchases.recent_results, purchase.device_id, RECENT_RESULTS)
         self.publish(PURCHASE_PREFIX + purchase.device_id, recent, self.provider.kind, None)

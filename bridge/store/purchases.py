@@ -2,6 +2,11 @@
 
 The ingress stores a purchase (in its burst); the purchase lane verifies it through a provider and records
 the verdict here, which is what a client resending the purchase, or coming back later, is told.
+
+In a fleet (PostgreSQL) every daemon's purchase lane reads the same table, so a due purchase is taken, one at
+a time, with `FOR UPDATE SKIP LOCKED` and hidden from the others for a lease (`next_try_at` moved on: a
+visibility timeout): one receipt is not sent for verification by two daemons at once, and a daemon that dies
+holding one leaves it due again when the lease ends. The first verdict recorded is the purchase's.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from dataclasses import fields
 from typing import Any
 
 import msgpack
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 
 from .database import Store, now_ms
 from .rows import Purchase, PurchaseResult
@@ -25,16 +30,26 @@ class Purchases:
 
     def __init__(self, store: Store) -> None:
         self.engine = store.engine
+        self.leased = store.leased
+        self.lease_ms = int(store.lease_s * 1000)
 
     def due_purchases(self, limit: int, now: int) -> list[Purchase]:
         """Purchases without a verdict whose next try is due, with their device's row: those never refused
-        first, then oldest first, so that a purchase the provider keeps failing never holds up a new one."""
-        with self.engine.connect() as conn:
+        first, then oldest first, so that a purchase the provider keeps failing never holds up a new one. In
+        a fleet, one purchase taken under a lease (see the module's docstring)."""
+        due = [purchases.c.verified_at.is_(None),
+               or_(purchases.c.next_try_at.is_(None), purchases.c.next_try_at <= now)]
+        order = (purchases.c.failures, purchases.c.pk)
+        with self.engine.begin() as conn:
+            which: list[ColumnElement[bool]] = due
+            if self.leased:
+                taken = select(purchases.c.pk).where(*due).order_by(*order).limit(1).with_for_update(skip_locked=True)
+                pks = conn.execute(update(purchases).where(purchases.c.pk.in_(taken))
+                                   .values(next_try_at=now + self.lease_ms).returning(purchases.c.pk)).scalars().all()
+                which = [purchases.c.pk.in_(pks)]
             rows = conn.execute(select(purchases, devices).select_from(
                 purchases.outerjoin(devices, devices.c.device_id == purchases.c.device_id))
-                .where(purchases.c.verified_at.is_(None),
-                       or_(purchases.c.next_try_at.is_(None), purchases.c.next_try_at <= now))
-                .order_by(purchases.c.failures, purchases.c.pk).limit(limit)).mappings().all()
+                .where(*which).order_by(*order).limit(limit)).mappings().all()
         return [Purchase(**{name: r[purchases.c[name]] for name in _PLAIN_FIELDS},
                          metadata=msgpack.unpackb(r[purchases.c["metadata"]]),
                          device={c.name: r[c] for c in devices.c})
@@ -59,11 +74,17 @@ class Purchases:
                 purchases.c.receipt == purchase.receipt, purchases.c.is_valid.is_(True),
                 purchases.c.is_duplicate.is_(False)).limit(1)).first() is not None
 
-    def record_purchase(self, pk: int, result: PurchaseResult) -> None:
+    def record_purchase(self, pk: int, result: PurchaseResult) -> PurchaseResult:
+        """Keep the verdict, unless the purchase has one already (a daemon of the fleet that stalled past its
+        lease, verifying it again): returns the purchase's verdict, the first recorded."""
         with self.engine.begin() as conn:
-            conn.execute(update(purchases).where(purchases.c.pk == pk).values(
-                verified_at=now_ms(), is_valid=result.is_valid, is_duplicate=result.is_duplicate,
-                reason=result.reason))
+            if conn.execute(update(purchases).where(purchases.c.pk == pk, purchases.c.verified_at.is_(None)).values(
+                    verified_at=now_ms(), is_valid=result.is_valid, is_duplicate=result.is_duplicate,
+                    reason=result.reason)).rowcount:
+                return result
+            row = conn.execute(select(purchases.c.is_valid, purchases.c.is_duplicate, purchases.c.reason)
+                               .where(purchases.c.pk == pk)).one()
+        return PurchaseResult(is_valid=bool(row.is_valid), is_duplicate=bool(row.is_duplicate), reason=row.reason or "")
 
     def erase_if_forgotten(self, pk: int) -> bool:
         """A purchase whose player was forgotten while it awaited its verdict goes, now that the verdict went
