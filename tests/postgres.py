@@ -35,11 +35,18 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         if self.user:
             shutil.chown(self.dir, self.user)
-        data = str(self.dir / "data")
-        self._run(_bin("initdb"), "-D", data, "-U", "bridge", "--auth=trust", "-E", "UTF8")
-        self._run(_bin("pg_ctl"), "-D", data, "-l", str(self.dir / "log"), "-w", "-t", "30", "-o",
+        self._run(_bin("initdb"), "-D", str(self.dir / "data"), "-U", "bridge", "--auth=trust", "-E", "UTF8")
+        return self.resume()
+
+    def resume(self) -> PostgresServer:
+        """(Re)start the server on its data and port."""
+        self._run(_bin("pg_ctl"), "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w", "-t", "30", "-o",
                   f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
         return self
+
+    def pause(self) -> None:
+        """Stop the server as an outage would (connections cut), keeping its data for `resume`."""
+        self._run(_bin("pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
 
     @property
     def url(self) -> str:

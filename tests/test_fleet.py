@@ -153,3 +153,37 @@ def test_two_daemons_starting_at_once_on_an_empty_database_make_one_schema(tmp_p
         assert rows == [(str(schema.SCHEMA_VERSION),)]
     finally:
         stop_all(daemons)
+
+
+def test_postgresql_away_is_answered_unavailable_and_nothing_acknowledged_is_lost(tmp_path: Path,
+                                                                                postgres: PostgresServer) -> None:
+    """The database goes down under a running daemon: requests that would store something are answered
+    `unavailable` (nothing stored, the daemon alive); once it is back the same events are acknowledged, and
+    every acknowledged event reaches the provider."""
+    sandbox = GameAnalyticsSandbox()
+    server = SandboxServer(sandbox).start()
+    daemon, = fleet(tmp_path, postgres.url, 1, provider_table("gameanalytics", server.url))
+    try:
+        with Client(daemon.ingress, timeout_ms=10_000, device_id="dev-away") as c:
+            c.hello()
+            before = [make_event("design", event_id=f"away:before:{n}") for n in range(10)]
+            assert c.request({"type": "events", "events": before})["stored"] == 10
+            wait_until(lambda: len(sandbox.accepted_events(category="design")) == 10, timeout_s=30,
+                       what="the first events at the sandbox")
+            postgres.pause()
+            during = [make_event("design", event_id=f"away:during:{n}") for n in range(10)]
+            refused = c.request({"type": "events", "events": during})
+            assert refused["type"] == "error" and refused["code"] == "unavailable", refused
+            assert c.request({"type": "session_start", "user_id": "p-away"})["code"] == "unavailable"
+            postgres.resume()
+            acked = wait_until(lambda: (r := c.request({"type": "events", "events": during}))["type"] == "ack" and r,
+                               timeout_s=60, what="the store back for the ingress")
+            assert acked["stored"] == 10
+        expected = {e["fields"]["event_id"] for e in before + during}
+        wait_until(lambda: {e["event_id"] for e in sandbox.accepted_events(category="design")} >= expected,
+                   timeout_s=90, what="every acknowledged event at the sandbox")
+        assert daemon.proc is not None and daemon.proc.poll() is None
+        assert "Traceback" not in daemon.log()
+    finally:
+        stop_all([daemon])
+        server.stop()
