@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import delete, or_, select, tuple_
@@ -16,20 +19,48 @@ class ProviderState:
     """Tokens, config hashes, clock offsets, players: what providers keep, and the devices they act for."""
 
     def __init__(self, store: Store) -> None:
+        self.store = store
         self.engine = store.engine
         self.consent_required = store.consent_required
 
+    @property
+    def shared(self) -> bool:
+        """Other daemons may read and write this state meanwhile (PostgreSQL's fleet): memory is no authority."""
+        return self.store.leased
+
     def get(self, provider: str, key: str) -> Any:
         """A value the provider set (JSON), or None."""
+        return self.get_many(provider, [key]).get(key)
+
+    def get_many(self, provider: str, keys: list[str]) -> dict[str, Any]:
+        """The values the provider set under these keys, in one query; keys never set are left out."""
+        if not keys:
+            return {}
         with self.engine.connect() as conn:
-            value = conn.execute(select(provider_state.c.value).where(
-                provider_state.c.provider == provider, provider_state.c.key == key)).scalar()
-        return None if value is None else json.loads(value)
+            rows = conn.execute(select(provider_state.c.key, provider_state.c.value).where(
+                provider_state.c.provider == provider, provider_state.c.key.in_(keys))).all()
+        return {key: json.loads(value) for key, value in rows}
 
     def set(self, provider: str, key: str, value: Any) -> None:
+        self.set_many(provider, {key: value})
+
+    def set_many(self, provider: str, values: dict[str, Any]) -> None:
+        """Set these keys' values in one transaction (sorted: two daemons writing the same keys cannot deadlock)."""
+        if not values:
+            return
+        updated_at = now_ms()
         with self.engine.begin() as conn:
-            upsert(conn, provider_state, {"provider": provider, "key": key},
-                   {"value": json.dumps(value), "updated_at": now_ms()})
+            for key in sorted(values):
+                upsert(conn, provider_state, {"provider": provider, "key": key},
+                       {"value": json.dumps(values[key]), "updated_at": updated_at})
+
+    @contextmanager
+    def try_exclusive(self, provider: str, key: str) -> Iterator[bool]:
+        """Whether this daemon alone holds the provider's `key` across the fleet for the block (not waited for):
+        a critical section around what one daemon at a time should do with the key's value."""
+        digest = hashlib.blake2b(f"{provider}\0{key}".encode(), digest_size=8, person=b"provider-state").digest()
+        with self.store.try_exclusive(int.from_bytes(digest, "big", signed=True)) as held:
+            yield held
 
     def delete(self, provider: str, keys: list[str]) -> None:
         """Forget these keys of the provider's state (an erased player's tokens, ids and counts)."""
