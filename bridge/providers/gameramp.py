@@ -18,11 +18,9 @@ are settings, their defaults the shape the fact sheet assumes.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
-from collections import defaultdict
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -141,7 +139,6 @@ class GameRamp(Provider):
         self.configs: dict[str, dict[str, Any]] = {}  # user_id -> raw playerConfig
         self.topics: dict[str, set[str]] = {}  # user_id -> the topics its config goes to
         self.fetched_at: dict[str, float] = {}
-        self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.logins = self.refreshes = self.failures = 0
         self.last_error: str | None = None
 
@@ -220,8 +217,9 @@ class GameRamp(Provider):
         return session
 
     async def session(self, user_id: str) -> dict[str, Any] | None:
-        """The player's kept tokens (from memory, else from the store), fresh or not."""
-        session = self.sessions.get(user_id)
+        """The player's kept tokens, fresh or not: from memory, else from the store; on a shared store always
+        from the store, where another daemon may have refreshed them or logged the player in."""
+        session = None if self.ctx.store.shared else self.sessions.get(user_id)
         if session is None:
             stored = await self.ctx.store.get(f"player:{user_id}")
             if stored:
@@ -350,8 +348,10 @@ class GameRamp(Provider):
 
 
 class _Bearer(httpx.Auth):
-    """GameRamp's bearer tokens on a call: kept, refreshed ahead of expiry, or a new login (one at a time per
-    player: the timer and the events lane may both need them); a 401 refreshes and the call goes once more."""
+    """GameRamp's bearer tokens on a call: kept, refreshed ahead of expiry, or a new login, one at a time per
+    player (the timer and the events lane may both need them; on a fleet, every daemon that sees the player: the
+    store's critical section, in which the tokens are read from the store, so one daemon logs in and the others
+    use its tokens). A 401 refreshes (unless the store holds newer tokens already) and the call goes once more."""
 
     def __init__(self, gameramp: GameRamp, user_id: str) -> None:
         self.gameramp = gameramp
@@ -361,7 +361,7 @@ class _Bearer(httpx.Auth):
         gr, user_id = self.gameramp, self.user_id
         refused: str | None = None  # the access token a 401 refused
         for _ in range(2):
-            async with gr.locks[user_id]:
+            async with gr.ctx.store.exclusive(f"player:{user_id}"):
                 session = await gr.session(user_id)
                 if session is not None and (gr.ctx.clock.time() >= session["refreshAt"]
                                             or session["accessToken"] == refused):
