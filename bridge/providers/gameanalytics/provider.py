@@ -49,6 +49,7 @@ class GameAnalytics(Provider):
         self.auth_failures = 0
         self.transactions: dict[str, int] = {}
         self._transaction_of: dict[int, int] = {}
+        self._transactions_dirty: set[str] = set()
         self._progress_of: dict[str, dict[str, Any]] = {}  # per player: see _count_attempt
         self._progress_dirty: set[str] = set()
         self._sdk_errors: dict[tuple[str, str], int] = {}  # (session, area) -> sdk_error events sent
@@ -188,16 +189,28 @@ class GameAnalytics(Provider):
             if len(self._progress_of) > 10_000:
                 await self._save_progress()
                 self._progress_of.clear()
-            saved = await self.ctx.store.get(f"progression:{user_id}")
-            self._progress_of[user_id] = saved if isinstance(saved, dict) else {"upto": 0, "tries": {},
-                                                                                "completes": {}}
+            self._progress_of[user_id] = _progress(await self.ctx.store.get(f"progression:{user_id}"))
         return self._progress_of[user_id]
 
     async def _save_progress(self) -> None:
-        """The counted attempts, written before the events that carry them are sent."""
-        for user_id in sorted(self._progress_dirty):
-            await self.ctx.store.set(f"progression:{user_id}", self._progress_of[user_id])
+        """The counted attempts and purchases, written in one transaction before the events that carry them are
+        sent (so before their batch is finished, and the player's next events are claimed by any daemon)."""
+        counts: dict[str, Any] = {f"progression:{u}": self._progress_of[u] for u in self._progress_dirty}
+        counts.update({f"transactions:{user_id}": self.transactions[user_id] for user_id in self._transactions_dirty})
+        await self.ctx.store.set_many(counts)
         self._progress_dirty.clear()
+        self._transactions_dirty.clear()
+
+    async def _read_players(self, users: set[str]) -> None:
+        """On a shared store, the batch's players' counts and remote configs as the store has them, in one
+        query: another daemon may have sent their last events (a player's events are claimed by one daemon at a
+        time, in order, but may move from one batch to the next)."""
+        saved = await self.ctx.store.get_many([key for user in sorted(users) for key in self.player_keys(user)])
+        for user_id in users:
+            self.transactions[user_id] = int(saved.get(f"transactions:{user_id}") or 0)
+            self._progress_of[user_id] = _progress(saved.get(f"progression:{user_id}"))
+            if self.remote:
+                self.remote.adopt(user_id, saved.get(f"remote_configs:{user_id}"))
 
     async def _transaction_num(self, ev: StoredEvent) -> int:
         """The user's running count of purchases, fixed per event so that a resend carries the same number."""
@@ -207,7 +220,7 @@ class GameAnalytics(Provider):
         if user_id not in self.transactions:
             self.transactions[user_id] = int(await self.ctx.store.get(f"transactions:{user_id}") or 0)
         self.transactions[user_id] += 1
-        await self.ctx.store.set(f"transactions:{user_id}", self.transactions[user_id])
+        self._transactions_dirty.add(user_id)
         if len(self._transaction_of) > 10_000:
             self._transaction_of.clear()
         self._transaction_of[ev.pk] = self.transactions[user_id]
@@ -224,6 +237,8 @@ class GameAnalytics(Provider):
             # The docs ask an init per new session; current SDKs ask only the remote-configs init per player
             # (the fact sheet), which `claimed` does. This init's enabled flag is the game's, not a player's.
             await self.init()
+        if self.ctx.store.shared:
+            await self._read_players({ev.user_id for ev in batch})
         extra: dict[str, dict[str, Any]] = {}
         by_user: dict[str, Items] = {}
         ips: dict[str, str | None] = {}
@@ -348,6 +363,7 @@ class GameAnalytics(Provider):
         them (its `user_id`), after their counts and remote configs are dropped here."""
         user_id = erasure.user_id
         self.transactions.pop(user_id, None)
+        self._transactions_dirty.discard(user_id)
         self._progress_of.pop(user_id, None)
         self._progress_dirty.discard(user_id)
         if self.remote:
@@ -364,3 +380,8 @@ class GameAnalytics(Provider):
         if self.remote:
             figures.update(self.remote.status())
         return figures
+
+
+def _progress(saved: Any) -> dict[str, Any]:
+    """A player's attempt counts as kept in the store (see `_count_attempt`), or none yet."""
+    return saved if isinstance(saved, dict) else {"upto": 0, "tries": {}, "completes": {}}

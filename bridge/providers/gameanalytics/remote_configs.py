@@ -183,7 +183,8 @@ class RemoteConfigs:
     async def _player(self, user_id: str, device_id: str, own: bool, device: dict[str, Any]) -> PlayerConfigs:
         """The player as it is asked for now: kept configs, and the device it plays on."""
         self._asked_at[user_id] = self.ctx.clock.time()
-        player = self.players.get(user_id) or await self._load(user_id) or PlayerConfigs(device_id, own)
+        kept = None if self.ctx.store.shared else self.players.get(user_id)  # shared: perhaps asked elsewhere
+        player = kept or await self._load(user_id) or PlayerConfigs(device_id, own)
         player.device_id, player.own = device_id, own
         if not player.build and not device.get("build"):  # a player first met on the timer: its device's
             hello = await self.ctx.store.device(device_id) or {}
@@ -208,7 +209,11 @@ class RemoteConfigs:
 
     async def _load(self, user_id: str) -> PlayerConfigs | None:
         """A player's configs kept in the store (a restart, or a player not held in memory)."""
-        saved = await self.ctx.store.get(f"remote_configs:{user_id}")
+        return self.adopt(user_id, await self.ctx.store.get(f"remote_configs:{user_id}"))
+
+    def adopt(self, user_id: str, saved: Any) -> PlayerConfigs | None:
+        """A player's configs as read from the store, held from now on (on a shared store, what another daemon
+        asked replaces what this one holds)."""
         if not isinstance(saved, dict):
             return None
         player = PlayerConfigs(**saved)

@@ -1,0 +1,174 @@
+"""Provider state in a fleet: two in-process bridges on one PostgreSQL database are two daemons, each with its
+own providers (their memory), against one sandbox. A player seen by both logs in once, tokens one daemon
+refreshed are the other's too, and a player's counts go on from daemon to daemon as their events move."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from bridge.sandbox.gameanalytics import GameAnalyticsSandbox
+from bridge.sandbox.gameramp import GameRampSandbox
+from bridge.sandbox.server import SandboxServer
+from tests.harness import make_event
+from tests.postgres import PostgresServer
+from tests.providers.inprocess import Game, InProcessBridge, ManualClock, provider_spec
+from tests.sandboxes import start_sandbox, wait_until
+
+GA, GR = "gameanalytics", "gameramp"
+HELLO = {"platform": "windows", "os_version": "windows 10", "device": "pc", "manufacturer": "acme"}
+_databases = itertools.count()
+Fleet = Callable[..., tuple[InProcessBridge, InProcessBridge]]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PostgresServer]:
+    pg = PostgresServer().start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture
+def fleet(server: PostgresServer, tmp_path: Path) -> Iterator[Fleet]:
+    """Two bridges of these providers on an empty database of their own, with one clock (each its own daemon
+    id, providers and memory), started; closed at the end."""
+    made: list[InProcessBridge] = []
+
+    def make(providers: dict[str, dict[str, Any]]) -> tuple[InProcessBridge, InProcessBridge]:
+        name = f"fleet_{next(_databases)}"
+        with psycopg.connect(f"postgresql://bridge@127.0.0.1:{server.port}/postgres", autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        url = server.url.rsplit("/", 1)[0] + f"/{name}"
+        clock = ManualClock()
+        for daemon in ("a", "b"):
+            (tmp_path / daemon).mkdir()
+            made.append(InProcessBridge(tmp_path / daemon, providers, clock, store_url=url).start())
+        return made[0], made[1]
+
+    yield make
+    for bridge in made:
+        bridge.close()
+
+
+# --- GameRamp: one login per player across the fleet ----------------------------------------------------
+
+@pytest.fixture
+def gameramp() -> Iterator[tuple[GameRampSandbox, SandboxServer]]:
+    sb, sandbox_server = start_sandbox(GR)
+    yield sb, sandbox_server
+    sandbox_server.stop()
+
+
+def ticks_at_once(*bridges: InProcessBridge, advance_s: float = 0.0) -> None:
+    """The shared clock moved, then one turn of every bridge's timers, side by side (each on its own loop)."""
+    clock = bridges[0].clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(advance_s)
+    turns = [threading.Thread(target=bridge.tick) for bridge in bridges]
+    for turn in turns:
+        turn.start()
+    for turn in turns:
+        turn.join(60)
+
+
+def test_a_player_both_daemons_see_at_once_logs_in_once(fleet: Fleet, gameramp) -> None:
+    sb, sandbox_server = gameramp
+    sb.faults.slow("login", delay_s=0.5)  # the first login takes long: the other daemon needs the player meanwhile
+    a, b = fleet({GR: provider_spec(GR, sandbox_server.url)})
+    a.hello(device_id="dev-1")
+    ticks_at_once(a, b)  # both timers fetch the player's config: each needs the player's tokens
+    for bridge in (a, b):
+        assert bridge.published("config/gameramp/dev-1") is not None
+    logins = a.figures(GR)["logins"] + b.figures(GR)["logins"]
+    assert len(sb.calls("login", device_id="dev-1")) == 1 and logins == 1
+    assert len(sb.calls("player_status", device_id="dev-1")) == 2 and not sb.calls("refresh")
+
+
+def test_tokens_one_daemon_refreshed_are_used_by_the_other(fleet: Fleet, gameramp) -> None:
+    """Ahead of expiry (the other daemon's memory holds the old tokens, their refresh token spent), and after a
+    401 (the access token revoked): the other daemon reads the store and needs neither a refresh nor a login."""
+    sb, sandbox_server = gameramp
+    a, b = fleet({GR: provider_spec(GR, sandbox_server.url)})
+    a.hello(device_id="dev-1")
+    expires_in = sb.settings()["expires_in"]
+    a.tick()
+    b.tick()  # the tokens a logged in with, from the store
+    assert len(sb.calls("login")) == 1 and not sb.calls("refresh")
+    a.tick(expires_in * 0.9)  # a's refresh is due: a refreshes (the old refresh token is spent)
+    assert len(sb.calls("refresh")) == 1
+    b.tick()  # b's memory says due too, with the spent refresh token: the store has a's fresh tokens
+    assert len(sb.calls("refresh")) == 1 and len(sb.calls("login")) == 1
+    sb.revoke_tokens("dev-1")
+    ticks_at_once(a, b, advance_s=1.0)  # each call a 401 (at once, or the first before the other's turn): one
+    assert len(sb.calls("refresh")) == 2 and len(sb.calls("login")) == 1  # refresh, read by the other daemon
+
+
+# --- GameAnalytics: a player's counts go on from daemon to daemon --------------------------------------
+
+@pytest.fixture
+def gameanalytics() -> Iterator[tuple[GameAnalyticsSandbox, SandboxServer]]:
+    sb, sandbox_server = start_sandbox(GA)
+    yield sb, sandbox_server
+    sandbox_server.stop()
+
+
+def user_event(category: str, user_id: str, **fields: Any) -> dict[str, Any]:
+    ev = make_event(category, **fields)
+    ev["user_id"] = user_id
+    return ev
+
+
+def progression(event_id: str, user_id: str) -> dict[str, Any]:
+    ev = user_event("progression", user_id, event_id=event_id)
+    del ev["fields"]["attempt_num"], ev["fields"]["score"]
+    return ev
+
+
+def deliver_by(bridge: InProcessBridge, game: Game, events: list[dict[str, Any]], sb: GameAnalyticsSandbox) -> None:
+    """Stored (by whichever daemon's ingress: `game`'s), then delivered by `bridge` alone, the other daemon
+    paused: the players' events move to `bridge` for this batch."""
+    wanted = Counter(ev["category"] for ev in events)
+    wanted.update(e["category"] for e in sb.accepted_events() if e["category"] in wanted)
+    bridge.resume()
+    assert game.events(events)["stored"] == len(events)
+    wait_until(lambda: Counter(e["category"] for e in sb.accepted_events()) >= wanted and bridge.settled(GA),
+               what=f"the events delivered by {bridge.store.daemon_id}")
+    bridge.pause()
+
+
+def test_transaction_and_attempt_numbers_go_on_as_a_player_moves_between_daemons(fleet: Fleet, gameanalytics) -> None:
+    sb, sandbox_server = gameanalytics
+    a, b = fleet({GA: provider_spec(GA, sandbox_server.url)})
+    game = a.hello(device_id="server", **HELLO)
+    a.pause()
+    b.pause()
+    for bridge in (a, b, a):  # a's memory holds its own counts from the first batch: stale at the third
+        deliver_by(bridge, game, [user_event("business", "p1"), user_event("business", "p2"),
+                                  progression("Fail:w1:l1", "p1")], sb)
+    deliver_by(b, game, [progression("Complete:w1:l1", "p1")], sb)
+    purchases = [(e["user_id"], e["transaction_num"]) for e in sb.accepted_events(category="business")]
+    attempts = [(e["event_id"], e.get("attempt_num")) for e in sb.accepted_events(category="progression")]
+    assert sorted(purchases) == [("p1", 1), ("p1", 2), ("p1", 3), ("p2", 1), ("p2", 2), ("p2", 3)]
+    assert attempts == [("Fail:w1:l1", None)] * 3 + [("Complete:w1:l1", 4)]  # three Fails, then this try
+
+
+def test_events_carry_the_ab_ids_last_stored_whichever_daemon_asked(fleet: Fleet, gameanalytics) -> None:
+    sb, sandbox_server = gameanalytics
+    sb.set_remote_configs([{"key": "k", "value": "v"}], ab_id="exp1", variants={"x": [{"key": "k", "value": "w"}]})
+    a, b = fleet({GA: provider_spec(GA, sandbox_server.url)})
+    game = a.hello(device_id="server", **HELLO)
+    a.pause()
+    b.pause()
+    deliver_by(a, game, [user_event("design", "p1")], sb)  # a asks p1 as their session starts
+    sb.set_remote_configs([{"key": "k", "value": "v"}], ab_id="exp2", variants={"y": [{"key": "k", "value": "z"}]})
+    b.tick(60.0)  # b's refresh asks p1 again: the store has exp2
+    wait_until(lambda: sb.configs_asked().count("p1") >= 2, what="b's ask")
+    deliver_by(a, game, [user_event("design", "p1")], sb)
+    assert [e["ab_id"] for e in sb.accepted_events(category="design")] == ["exp1", "exp2"]
