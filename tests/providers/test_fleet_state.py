@@ -20,10 +20,12 @@ from bridge.sandbox.server import SandboxServer
 from tests.harness import make_event
 from tests.postgres import PostgresServer
 from tests.providers.inprocess import Game, InProcessBridge, ManualClock, provider_spec
+from tests.providers.test_staq import client_events
 from tests.sandboxes import start_sandbox, wait_until
 
-GA, GR = "gameanalytics", "gameramp"
+GA, GR, STAQ = "gameanalytics", "gameramp", "staq"
 HELLO = {"platform": "windows", "os_version": "windows 10", "device": "pc", "manufacturer": "acme"}
+STAQ_HELLO = {"platform": "android", "os_version": "android 14", "device": "pixel", "manufacturer": "google"}
 _databases = itertools.count()
 Fleet = Callable[..., tuple[InProcessBridge, InProcessBridge]]
 
@@ -131,16 +133,25 @@ def progression(event_id: str, user_id: str) -> dict[str, Any]:
     return ev
 
 
-def deliver_by(bridge: InProcessBridge, game: Game, events: list[dict[str, Any]], sb: GameAnalyticsSandbox) -> None:
-    """Stored (by whichever daemon's ingress: `game`'s), then delivered by `bridge` alone, the other daemon
-    paused: the players' events move to `bridge` for this batch."""
+def delivered_by(bridge: InProcessBridge, provider: str, store: Callable[[], None],
+                 delivered: Callable[[], bool]) -> None:
+    """`store` (by whichever daemon's ingress), then delivered by `bridge` alone, the other daemon paused: the
+    players' events move to `bridge` for this batch. `delivered` says when the sandbox has them."""
+    bridge.resume()
+    store()
+    wait_until(lambda: delivered() and bridge.settled(provider), what=f"the events delivered by "
+               f"{bridge.store.daemon_id}")
+    bridge.pause()
+
+
+def ga_delivered_by(bridge: InProcessBridge, game: Game, events: list[dict[str, Any]],
+                    sb: GameAnalyticsSandbox) -> None:
     wanted = Counter(ev["category"] for ev in events)
     wanted.update(e["category"] for e in sb.accepted_events() if e["category"] in wanted)
-    bridge.resume()
-    assert game.events(events)["stored"] == len(events)
-    wait_until(lambda: Counter(e["category"] for e in sb.accepted_events()) >= wanted and bridge.settled(GA),
-               what=f"the events delivered by {bridge.store.daemon_id}")
-    bridge.pause()
+
+    def store() -> None:
+        assert game.events(events)["stored"] == len(events)
+    delivered_by(bridge, GA, store, lambda: Counter(e["category"] for e in sb.accepted_events()) >= wanted)
 
 
 def test_transaction_and_attempt_numbers_go_on_as_a_player_moves_between_daemons(fleet: Fleet, gameanalytics) -> None:
@@ -150,9 +161,9 @@ def test_transaction_and_attempt_numbers_go_on_as_a_player_moves_between_daemons
     a.pause()
     b.pause()
     for bridge in (a, b, a):  # a's memory holds its own counts from the first batch: stale at the third
-        deliver_by(bridge, game, [user_event("business", "p1"), user_event("business", "p2"),
+        ga_delivered_by(bridge, game, [user_event("business", "p1"), user_event("business", "p2"),
                                   progression("Fail:w1:l1", "p1")], sb)
-    deliver_by(b, game, [progression("Complete:w1:l1", "p1")], sb)
+    ga_delivered_by(b, game, [progression("Complete:w1:l1", "p1")], sb)
     purchases = [(e["user_id"], e["transaction_num"]) for e in sb.accepted_events(category="business")]
     attempts = [(e["event_id"], e.get("attempt_num")) for e in sb.accepted_events(category="progression")]
     assert sorted(purchases) == [("p1", 1), ("p1", 2), ("p1", 3), ("p2", 1), ("p2", 2), ("p2", 3)]
@@ -166,9 +177,43 @@ def test_events_carry_the_ab_ids_last_stored_whichever_daemon_asked(fleet: Fleet
     game = a.hello(device_id="server", **HELLO)
     a.pause()
     b.pause()
-    deliver_by(a, game, [user_event("design", "p1")], sb)  # a asks p1 as their session starts
+    ga_delivered_by(a, game, [user_event("design", "p1")], sb)  # a asks p1 as their session starts
     sb.set_remote_configs([{"key": "k", "value": "v"}], ab_id="exp2", variants={"y": [{"key": "k", "value": "z"}]})
     b.tick(60.0)  # b's refresh asks p1 again: the store has exp2
     wait_until(lambda: sb.configs_asked().count("p1") >= 2, what="b's ask")
-    deliver_by(a, game, [user_event("design", "p1")], sb)
+    ga_delivered_by(a, game, [user_event("design", "p1")], sb)
     assert [e["ab_id"] for e in sb.accepted_events(category="design")] == ["exp1", "exp2"]
+
+
+# --- staq: one authorization per play session across the fleet ------------------------------------------
+
+def test_a_play_session_keeps_its_staq_session_and_token_as_its_player_moves_between_daemons(fleet: Fleet,
+                                                                                            staq_sandbox) -> None:
+    """A daemon that knew the player before (their earlier session, their token) reads the store: the play
+    session another daemon authorized, the token another daemon renewed after a 401."""
+    sb, sandbox_server = staq_sandbox
+    a, b = fleet({STAQ: provider_spec(STAQ, sandbox_server.url)})
+    game = a.hello(device_id="dev-s", **STAQ_HELLO)
+    a.pause()
+    b.pause()
+
+    def batch(bridge: InProcessBridge, name: str, start: bool = False) -> None:
+        count = len(client_events(sb)) + 1
+
+        def store() -> None:
+            if start:
+                game.session_start()
+            game.event(make_event("custom", name=name))
+        delivered_by(bridge, STAQ, store, lambda: len(client_events(sb)) == count)
+
+    batch(b, "s0", start=True)  # b authorizes the player's first session
+    batch(a, "s1-a", start=True)  # a their second
+    batch(b, "s1-b")  # b's memory has no sid for it: the store has a's
+    assert len(sb.calls("auth")) == 2
+    sb.revoke_tokens()
+    batch(a, "s1-c")  # a 401: a renews the token, the session keeps its sid
+    batch(b, "s1-d")  # b's memory holds the revoked token: the store a's new one
+    sids = {e["event"]: e["sid"] for e in client_events(sb)}
+    assert len(sb.calls("auth")) == 3 and [call["status"] for call in sb.calls("events")] == [200, 200, 200, 401, 200,
+                                                                                              200]
+    assert sids["s1-a"] == sids["s1-b"] == sids["s1-c"] == sids["s1-d"] != sids["s0"]
