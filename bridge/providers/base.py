@@ -140,6 +140,12 @@ class ProviderStore:
         """Set these keys' values in one transaction."""
         await asyncio.to_thread(self._views.state.set_many, self._provider, values)
 
+    async def take_due(self, keys: list[str], now_s: float, every_s: float) -> list[str]:
+        """Of these keys, those no daemon took within `every_s` before `now_s`, now taken by this one: each goes
+        to one daemon of a fleet per period."""
+        return await asyncio.to_thread(self._views.state.take_due, self._provider, keys, int(now_s * 1000),
+                                       int(every_s * 1000))
+
     async def device(self, device_id: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(self._views.state.device, device_id)
 

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import delete, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .database import Store, consented, now_ms, upsert
 from .rows import Player, SavedConfig
@@ -53,6 +55,23 @@ class ProviderState:
             for key in sorted(values):
                 upsert(conn, provider_state, {"provider": provider, "key": key},
                        {"value": json.dumps(values[key]), "updated_at": updated_at})
+
+    def take_due(self, provider: str, keys: list[str], now_ms: int, every_ms: int) -> list[str]:
+        """Of these keys, those not taken within `every_ms` before `now_ms` (or never), marked taken at `now_ms`
+        in one statement: of daemons taking the same keys at once, each key goes to one (a turn of work per
+        period across the fleet, such as asking a player's configs)."""
+        if not keys:
+            return []
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        stamp = json.dumps(now_ms)
+        rows = insert(provider_state).values(
+            [{"provider": provider, "key": key, "value": stamp, "updated_at": now_ms} for key in sorted(keys)])
+        taken = rows.on_conflict_do_update(
+            index_elements=[provider_state.c.provider, provider_state.c.key],
+            set_={"value": rows.excluded.value, "updated_at": rows.excluded.updated_at},
+            where=provider_state.c.updated_at <= now_ms - every_ms).returning(provider_state.c.key)
+        with self.engine.begin() as conn:
+            return sorted(conn.execute(taken).scalars())
 
     @contextmanager
     def try_exclusive(self, provider: str, key: str) -> Iterator[bool]:

@@ -185,6 +185,26 @@ def test_events_carry_the_ab_ids_last_stored_whichever_daemon_asked(fleet: Fleet
     assert [e["ab_id"] for e in sb.accepted_events(category="design")] == ["exp1", "exp2"]
 
 
+def test_each_players_remote_configs_are_asked_by_one_daemon_per_refresh(fleet: Fleet, gameanalytics) -> None:
+    sb, sandbox_server = gameanalytics
+    sb.set_remote_configs([{"key": "k", "value": "v"}])
+    spec = provider_spec(GA, sandbox_server.url)
+    a, b = fleet({GA: spec})
+    game = a.hello(device_id="server", **HELLO)
+    a.pause()
+    b.pause()
+    players = ["p1", "p2", "p3"]
+    ga_delivered_by(a, game, [user_event("design", user) for user in players], sb)  # a asks each as they start
+    assert sorted(sb.configs_asked()) == players
+    for turn in range(2):
+        ticks_at_once(a, b, advance_s=spec["remote_configs_refresh"])  # both refreshes due, side by side
+        wait_until(lambda: len(sb.configs_asked()) >= len(players) * (turn + 2), what="the refresh's asks")
+        assert sorted(sb.configs_asked()) == sorted(players * (turn + 2))  # each asked once more, by one daemon
+    for bridge in (a, b):  # whichever daemon asked, each publishes the player's configs
+        assert {user: bridge.published(f"config/gameanalytics/server/{user}")["values"] for user in players} == \
+            {user: {"k": "v"} for user in players}
+
+
 # --- staq: one authorization per play session across the fleet ------------------------------------------
 
 def test_a_play_session_keeps_its_staq_session_and_token_as_its_player_moves_between_daemons(fleet: Fleet,

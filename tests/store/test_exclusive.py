@@ -1,11 +1,12 @@
-"""The fleet's per-key critical section of provider state: two `Store`s on one PostgreSQL database are two
-daemons. A key held by one is not had by the other until it is let go, in the store (`try_exclusive`) and as
-providers take it (`ProviderStore.exclusive`: waited for on the event loop, within a bound); SQLite needs
-only the daemon's own lock."""
+"""Provider state a fleet agrees on: two `Store`s on one PostgreSQL database are two daemons. A key held by one
+is not had by the other until it is let go, in the store (`try_exclusive`) and as providers take it
+(`ProviderStore.exclusive`: waited for on the event loop, within a bound; SQLite needs only the daemon's own
+lock); a key due once per period goes to one daemon (`take_due`)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from bridge.providers.base import ProviderStore, TryLater
 from bridge.store import Store, StoreViews
+from bridge.store.state import ProviderState
 from tests.postgres import PostgresServer
 
 
@@ -128,3 +130,23 @@ def test_on_sqlite_a_section_is_the_daemons_own_lock(tmp_path: Path) -> None:
     asyncio.run(all_of_them())
     assert overlaps == 0
     store.dispose()
+
+
+def test_keys_due_taken_by_two_daemons_at_once_go_to_one_each(stores: tuple[Store, Store]) -> None:
+    a, b = (StoreViews(store).state for store in stores)
+    keys = [f"asked:p{n}" for n in range(200)]
+    taken: dict[str, list[str]] = {}
+    start = threading.Barrier(2)
+
+    def take(name: str, state: ProviderState) -> None:
+        start.wait()
+        taken[name] = state.take_due("gameanalytics", keys, 1_000_000, 300_000)
+
+    turns = [threading.Thread(target=take, args=(name, state)) for name, state in (("a", a), ("b", b))]
+    for turn in turns:
+        turn.start()
+    for turn in turns:
+        turn.join(30)
+    assert sorted(taken["a"] + taken["b"]) == sorted(keys)  # every key once, to one daemon or the other
+    assert b.take_due("gameanalytics", keys, 1_200_000, 300_000) == []  # within the period: no one's turn
+    assert a.take_due("gameanalytics", keys[:2], 1_300_000, 300_000) == keys[:2]  # the next period's

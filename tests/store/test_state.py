@@ -46,6 +46,17 @@ def test_many_keys_are_read_and_written_at_once(tmp_path: Path) -> None:
     store.dispose()
 
 
+def test_a_key_due_is_taken_once_per_period(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    store.upgrade()
+    state = ProviderState(store)
+    assert state.take_due("gameanalytics", ["asked:p1", "asked:p2"], 1_000, 500) == ["asked:p1", "asked:p2"]
+    assert state.take_due("gameanalytics", ["asked:p1", "asked:p3"], 1_400, 500) == ["asked:p3"]
+    assert state.take_due("gameanalytics", ["asked:p1", "asked:p3"], 1_500, 500) == ["asked:p1"]
+    assert state.take_due("staq", ["asked:p1"], 1_500, 500) == ["asked:p1"]  # each provider's own keys
+    store.dispose()
+
+
 def test_a_saved_topic_is_replaced_by_its_next_version(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     store.upgrade()

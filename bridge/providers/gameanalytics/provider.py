@@ -356,7 +356,8 @@ class GameAnalytics(Provider):
     # --- erasure -----------------------------------------------------------------------------------
 
     def player_keys(self, user_id: str) -> list[str]:
-        return [f"progression:{user_id}", f"transactions:{user_id}", f"remote_configs:{user_id}"]
+        return [f"progression:{user_id}", f"transactions:{user_id}", f"remote_configs:{user_id}",
+                f"remote_configs_asked:{user_id}"]
 
     async def erase(self, erasure: Erasure) -> Erased:
         """GameAnalytics has no public erasure API: a manual request naming the player as the collector knows
