@@ -2,11 +2,12 @@
 
 Each player (a user: on a dedicated server, every player it names) logs in on its own, with its user id as
 GameRamp's `deviceId`. Login signs `apiKey|deviceId|timestamp` (HMAC-SHA256 with the API secret, base64).
-Tokens are kept in the store (a restarted daemon does not log in again), refreshed before `expiresIn` runs
-out, refreshed on a 401 and replaced by a new login when the refresh fails; a login answer without the
-tenant and game ids its calls need is refused as malformed and tried again later. A 400 for the time window
-teaches the provider the server's clock from the answer's `Date` header, and the login is retried once with
-a corrected timestamp.
+Tokens are kept in the store (a restarted daemon does not log in again; on a fleet's shared store, read from
+it under a fleet-wide lock per player, so one daemon logs a player in and the others use its tokens),
+refreshed before `expiresIn` runs out, refreshed on a 401 and replaced by a new login when the refresh
+fails; a login answer without the tenant and game ids its calls need is refused as malformed and tried again
+later. A 400 for the time window teaches the provider the server's clock from the answer's `Date` header, and
+the login is retried once with a corrected timestamp.
 
 Player configs (from login and the status route) go to the player's topic: `config/gameramp/<device_id>`
 for a device's own player, `config/gameramp/<device_id>/<user_id>` for another player a device names (a

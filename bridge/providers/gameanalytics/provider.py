@@ -4,6 +4,11 @@ One request per user (with the user's IP in X-Forwarded-For when a dedicated ser
 under 1 MB and split on 413, any 2xx taken as success, a 400's listed events (found by their `event_uuid`)
 dead-lettered while the rest count as delivered (the collector stored them), 401 answered by a fresh init,
 `enabled: false` and wrong keys pause sending while the store keeps everything.
+
+Per player it counts purchases (`transaction_num`) and progression attempts, kept in the store. On SQLite (one
+daemon) memory is their authority; on a fleet's shared store a batch's players' counts and remote configs are
+read from the store (one query) as the batch is built and written (one transaction) before it is sent: the
+daemon that claims the player's next events goes on counting from there.
 """
 
 from __future__ import annotations

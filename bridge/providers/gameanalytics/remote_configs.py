@@ -5,7 +5,9 @@ player is asked on its own: as soon as the lane reads a session_start of theirs 
 session's events are built), then on the refresh timer while the player plays, a few at a time beside the
 lane's event requests. A 201 replaces the player's configs and A/B ids, a 200 keeps them. Each player's configs
 hash, configs and ids are kept in the store, so a restarted daemon neither downloads unchanged configs again
-nor forgets whose variant is whose, and each event is stamped with its own player's ids.
+nor forgets whose variant is whose, and each event is stamped with its own player's ids. On a fleet's shared
+store a refresh asks each due player once across the fleet (the daemon that takes the player's turn in the
+store), and the other daemons publish the configs it stored.
 
 Each player's live values are published on the player's topic: `config/gameanalytics/<device_id>` for a
 device's own (hello) player, `config/gameanalytics/<device_id>/<user_id>` for another player a device names
