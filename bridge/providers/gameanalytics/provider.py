@@ -202,7 +202,8 @@ class GameAnalytics(Provider):
         sent (so before their batch is finished, and the player's next events are claimed by any daemon)."""
         counts: dict[str, Any] = {f"progression:{u}": self._progress_of[u] for u in self._progress_dirty}
         counts.update({f"transactions:{user_id}": self.transactions[user_id] for user_id in self._transactions_dirty})
-        await self.ctx.store.set_many(counts)
+        if counts:
+            await self.ctx.store.set_many(counts)
         self._progress_dirty.clear()
         self._transactions_dirty.clear()
 
