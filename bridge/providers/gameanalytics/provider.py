@@ -212,9 +212,16 @@ class GameAnalytics(Provider):
         query: another daemon may have sent their last events (a player's events are claimed by one daemon at a
         time, in order, but may move from one batch to the next)."""
         saved = await self.ctx.store.get_many([key for user in sorted(users) for key in self.player_keys(user)])
+        if len(self.transactions) + len(self._progress_of) > 10_000:  # memory is no authority here: it is let go
+            self.transactions = {u: n for u, n in self.transactions.items() if u in self._transactions_dirty}
+            self._progress_of = {u: p for u, p in self._progress_of.items() if u in self._progress_dirty}
         for user_id in users:
-            self.transactions[user_id] = int(saved.get(f"transactions:{user_id}") or 0)
-            self._progress_of[user_id] = _progress(saved.get(f"progression:{user_id}"))
+            # Counts only grow, and attempts are counted up to an event: the later of memory (counts a build
+            # that failed did not write) and the store (counts another daemon wrote since) goes on.
+            stored = int(saved.get(f"transactions:{user_id}") or 0)
+            self.transactions[user_id] = max(stored, self.transactions.get(user_id, 0))
+            progress, held = _progress(saved.get(f"progression:{user_id}")), self._progress_of.get(user_id)
+            self._progress_of[user_id] = held if held is not None and held["upto"] > progress["upto"] else progress
             if self.remote:
                 self.remote.adopt(user_id, saved.get(f"remote_configs:{user_id}"))
 
