@@ -131,6 +131,8 @@ class ProviderStore:
 
     async def get_many(self, keys: list[str]) -> dict[str, Any]:
         """The values of these keys that were set, in one query."""
+        if not keys:
+            return {}
         return await asyncio.to_thread(self._views.state.get_many, self._provider, keys)
 
     async def set(self, key: str, value: Any) -> None:
@@ -143,6 +145,8 @@ class ProviderStore:
     async def take_due(self, keys: list[str], now_s: float, every_s: float) -> list[str]:
         """Of these keys, those no daemon took within `every_s` before `now_s`, now taken by this one: each goes
         to one daemon of a fleet per period."""
+        if not keys:
+            return []
         return await asyncio.to_thread(self._views.state.take_due, self._provider, keys, int(now_s * 1000),
                                        int(every_s * 1000))
 

@@ -140,6 +140,7 @@ class GameRamp(Provider):
         self.configs: dict[str, dict[str, Any]] = {}  # user_id -> raw playerConfig
         self.topics: dict[str, set[str]] = {}  # user_id -> the topics its config goes to
         self.fetched_at: dict[str, float] = {}
+        self.starting: set[str] = set()  # players whose new session wants their config now, fetched or not
         self.logins = self.refreshes = self.failures = 0
         self.last_error: str | None = None
 
@@ -214,7 +215,7 @@ class GameRamp(Provider):
         self.sessions[user_id] = session
         await self.ctx.store.set(f"player:{user_id}", session)
         if isinstance(data.get("playerConfig"), dict):
-            self._publish(user_id, data["playerConfig"])
+            await self._received(user_id, data["playerConfig"])
         return session
 
     async def session(self, user_id: str) -> dict[str, Any] | None:
@@ -245,6 +246,13 @@ class GameRamp(Provider):
                                f"({self.status_config_field or 'the answer itself'})")
             self.ctx.log.warning("%s: %s (request %s)", self.name, self.last_error, request_id(answer))
             return
+        await self._received(user_id, config)
+
+    async def _received(self, user_id: str, config: dict[str, Any]) -> None:
+        """A player config GameRamp answered: published; on a shared store kept there too, for the daemons that
+        did not fetch it this time."""
+        if self.ctx.store.shared:
+            await self.ctx.store.set(f"config:{user_id}", config)
         self._publish(user_id, config)
 
     def _publish(self, user_id: str, config: dict[str, Any]) -> None:
@@ -260,11 +268,34 @@ class GameRamp(Provider):
         for device_id, user_id, own in await self.ctx.store.active_players(self.ctx.clock.time() - ACTIVE_PLAYER_S):
             topics.setdefault(user_id, set()).add(player_topic(device_id, user_id, own))
         self.topics = topics
+        due = [user_id for user_id in topics
+               if self.ctx.clock.monotonic() - self.fetched_at.get(user_id, -1e9) >= self.status_refresh_s]
+        if self.ctx.store.shared and due:
+            due = await self._taken(due)
         for user_id in topics:
-            if self.ctx.clock.monotonic() - self.fetched_at.get(user_id, -1e9) >= self.status_refresh_s:
+            if user_id in due:
                 await self.fetch_status(user_id)
             elif user_id in self.configs:
                 self._publish(user_id, self.configs[user_id])  # unchanged values publish nothing
+
+    async def _taken(self, due: list[str]) -> list[str]:
+        """The due players whose status this daemon fetches (its turn taken in the store: one daemon of a fleet
+        per refresh, each new session's at once); the others' configs as the daemon that fetched them stored
+        them (its answer, by the next refresh at the latest)."""
+        now = self.ctx.clock.time()
+        starting = [user_id for user_id in due if user_id in self.starting]
+        self.starting.difference_update(starting)
+        taken = {key.removeprefix("status_asked:") for key in [
+            *await self.ctx.store.take_due([f"status_asked:{u}" for u in starting], now, 0.0),
+            *await self.ctx.store.take_due([f"status_asked:{u}" for u in due if u not in starting], now,
+                                           self.status_refresh_s)]}
+        elsewhere = [user_id for user_id in due if user_id not in taken]
+        saved = await self.ctx.store.get_many([f"config:{user_id}" for user_id in elsewhere])
+        for user_id in elsewhere:
+            self.fetched_at[user_id] = self.ctx.clock.monotonic()
+            if isinstance(saved.get(f"config:{user_id}"), dict):
+                self.configs[user_id] = saved[f"config:{user_id}"]
+        return [user_id for user_id in due if user_id in taken]
 
     # --- events ---------------------------------------------------------------------------------
 
@@ -275,6 +306,8 @@ class GameRamp(Provider):
         for ev in batch:
             if ev.category == SESSION_START:
                 self.fetched_at.pop(ev.user_id, None)  # a new session: the next tick asks for the player's config
+                if self.ctx.store.shared:
+                    self.starting.add(ev.user_id)
                 built.settled.delivered.add(ev.pk)
                 continue
             try:
@@ -325,7 +358,7 @@ class GameRamp(Provider):
         return outcome
 
     def player_keys(self, user_id: str) -> list[str]:
-        return [f"player:{user_id}"]
+        return [f"player:{user_id}", f"config:{user_id}", f"status_asked:{user_id}"]
 
     async def erase(self, erasure: Erasure) -> Erased:
         """GameRamp's documents describe no deletion API: a manual request naming the player as GameRamp knows
@@ -334,6 +367,7 @@ class GameRamp(Provider):
         session = await self.session(user_id) or {}
         for kept in (self.sessions, self.configs, self.topics, self.fetched_at):
             kept.pop(user_id, None)
+        self.starting.discard(user_id)
         ids = {"deviceId": user_id, "userId": session.get("userId"), "tenantId": session.get("tenantId"),
                "gameId": session.get("gameId")}
         return Erased("manual", {k: v for k, v in ids.items() if v is not None},

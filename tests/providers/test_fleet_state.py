@@ -80,36 +80,63 @@ def ticks_at_once(*bridges: InProcessBridge, advance_s: float = 0.0) -> None:
         turn.join(60)
 
 
-def test_a_player_both_daemons_see_at_once_logs_in_once(fleet: Fleet, gameramp) -> None:
+def test_a_player_both_daemons_need_at_once_logs_in_once(fleet: Fleet, gameramp) -> None:
+    """One daemon's lane sends the player's events while the other's timer fetches the player's config: both
+    need the player's tokens at once (the first login takes long), one logs in, the other uses its tokens."""
     sb, sandbox_server = gameramp
-    sb.faults.slow("login", delay_s=0.5)  # the first login takes long: the other daemon needs the player meanwhile
-    a, b = fleet({GR: provider_spec(GR, sandbox_server.url)})
-    a.hello(device_id="dev-1")
-    ticks_at_once(a, b)  # both timers fetch the player's config: each needs the player's tokens
-    for bridge in (a, b):
-        assert bridge.published("config/gameramp/dev-1") is not None
+    sb.faults.slow("login", delay_s=1.0)
+    a, b = fleet({GR: provider_spec(GR, sandbox_server.url, events_route="/v1/events")})
+    game = a.hello(device_id="dev-1")
+    b.pause()  # b's lanes leave the event to a's
+    fetch = threading.Thread(target=b.tick)
+    game.event(make_event("design"))
+    fetch.start()
+    wait_until(lambda: sb.events(device_id="dev-1") and a.settled(GR), what="the event")
+    fetch.join(60)
+    assert b.published("config/gameramp/dev-1") is not None
     logins = a.figures(GR)["logins"] + b.figures(GR)["logins"]
-    assert len(sb.calls("login", device_id="dev-1")) == 1 and logins == 1
-    assert len(sb.calls("player_status", device_id="dev-1")) == 2 and not sb.calls("refresh")
+    assert len(sb.calls("login", device_id="dev-1")) == 1 and logins == 1 and not sb.calls("refresh")
 
 
 def test_tokens_one_daemon_refreshed_are_used_by_the_other(fleet: Fleet, gameramp) -> None:
     """Ahead of expiry (the other daemon's memory holds the old tokens, their refresh token spent), and after a
     401 (the access token revoked): the other daemon reads the store and needs neither a refresh nor a login."""
     sb, sandbox_server = gameramp
-    a, b = fleet({GR: provider_spec(GR, sandbox_server.url)})
+    spec = provider_spec(GR, sandbox_server.url)
+    a, b = fleet({GR: spec})
     a.hello(device_id="dev-1")
-    expires_in = sb.settings()["expires_in"]
+    expires_in, turn_s = sb.settings()["expires_in"], spec["refresh"]  # a refresh period each: the next turn
     a.tick()
-    b.tick()  # the tokens a logged in with, from the store
+    b.tick(turn_s)  # the tokens a logged in with, from the store
     assert len(sb.calls("login")) == 1 and not sb.calls("refresh")
     a.tick(expires_in * 0.9)  # a's refresh is due: a refreshes (the old refresh token is spent)
     assert len(sb.calls("refresh")) == 1
-    b.tick()  # b's memory says due too, with the spent refresh token: the store has a's fresh tokens
+    b.tick(turn_s)  # b's memory says due too, with the spent refresh token: the store has a's fresh tokens
     assert len(sb.calls("refresh")) == 1 and len(sb.calls("login")) == 1
     sb.revoke_tokens("dev-1")
-    ticks_at_once(a, b, advance_s=1.0)  # each call a 401 (at once, or the first before the other's turn): one
-    assert len(sb.calls("refresh")) == 2 and len(sb.calls("login")) == 1  # refresh, read by the other daemon
+    a.tick(turn_s)  # 401: a refreshes
+    b.tick(turn_s)  # b's memory holds the revoked token, the store a's new one: used, no 401, no refresh
+    assert len(sb.calls("refresh")) == 2 and len(sb.calls("login")) == 1
+    assert sb.counts()["routes"]["player_status"] == {"200": 6, "401": 1}  # a's call on the revoked token
+
+
+def test_each_players_config_is_fetched_by_one_daemon_per_refresh(fleet: Fleet, gameramp) -> None:
+    sb, sandbox_server = gameramp
+    spec = provider_spec(GR, sandbox_server.url)
+    a, b = fleet({GR: spec})
+    devices = ["dev-1", "dev-2", "dev-3"]
+    for device in devices:
+        a.hello(device_id=device)
+    for turn in range(3):
+        sb.set_player_config({"playerStatus": {"level": {"value": turn, "defaultValue": 0, "expiredAt": None}}})
+        ticks_at_once(a, b, advance_s=spec["refresh"])  # both timers due, side by side
+        statuses = Counter(call["device_id"] for call in sb.calls("player_status"))
+        assert statuses == {device: turn + 1 for device in devices}  # each asked once more, by one daemon
+    ticks_at_once(a, b, advance_s=spec["refresh"])  # the daemon that did not fetch has the last fetch's config
+    for bridge in (a, b):
+        assert {device: bridge.published(f"config/gameramp/{device}")["values"] for device in devices} == \
+            {device: {"level": 2} for device in devices}
+    assert len(sb.calls("login")) == len(devices)  # one per player
 
 
 # --- GameAnalytics: a player's counts go on from daemon to daemon --------------------------------------
