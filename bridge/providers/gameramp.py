@@ -268,8 +268,8 @@ class GameRamp(Provider):
         for device_id, user_id, own in await self.ctx.store.active_players(self.ctx.clock.time() - ACTIVE_PLAYER_S):
             topics.setdefault(user_id, set()).add(player_topic(device_id, user_id, own))
         self.topics = topics
-        due = [user_id for user_id in topics
-               if self.ctx.clock.monotonic() - self.fetched_at.get(user_id, -1e9) >= self.status_refresh_s]
+        due = {user_id for user_id in topics
+               if self.ctx.clock.monotonic() - self.fetched_at.get(user_id, -1e9) >= self.status_refresh_s}
         if self.ctx.store.shared and due:
             due = await self._taken(due)
         for user_id in topics:
@@ -278,24 +278,24 @@ class GameRamp(Provider):
             elif user_id in self.configs:
                 self._publish(user_id, self.configs[user_id])  # unchanged values publish nothing
 
-    async def _taken(self, due: list[str]) -> list[str]:
+    async def _taken(self, due: set[str]) -> set[str]:
         """The due players whose status this daemon fetches (its turn taken in the store: one daemon of a fleet
         per refresh, each new session's at once); the others' configs as the daemon that fetched them stored
         them (its answer, by the next refresh at the latest)."""
         now = self.ctx.clock.time()
-        starting = [user_id for user_id in due if user_id in self.starting]
-        self.starting.difference_update(starting)
+        starting = due & self.starting
+        self.starting -= starting
         taken = {key.removeprefix("status_asked:") for key in [
             *await self.ctx.store.take_due([f"status_asked:{u}" for u in starting], now, 0.0),
-            *await self.ctx.store.take_due([f"status_asked:{u}" for u in due if u not in starting], now,
+            *await self.ctx.store.take_due([f"status_asked:{u}" for u in due - starting], now,
                                            self.status_refresh_s)]}
-        elsewhere = [user_id for user_id in due if user_id not in taken]
+        elsewhere = sorted(due - taken)
         saved = await self.ctx.store.get_many([f"config:{user_id}" for user_id in elsewhere])
         for user_id in elsewhere:
             self.fetched_at[user_id] = self.ctx.clock.monotonic()
             if isinstance(saved.get(f"config:{user_id}"), dict):
                 self.configs[user_id] = saved[f"config:{user_id}"]
-        return [user_id for user_id in due if user_id in taken]
+        return due & taken
 
     # --- events ---------------------------------------------------------------------------------
 
