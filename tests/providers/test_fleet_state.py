@@ -1,12 +1,13 @@
 """Provider state in a fleet: two in-process bridges on one PostgreSQL database are two daemons, each with its
 own providers (their memory), against one sandbox. A player seen by both logs in once, tokens one daemon
-refreshed are the other's too, and a player's counts go on from daemon to daemon as their events move."""
+refreshed are the other's too, a player's counts and A/B ids go on from daemon to daemon as their events move,
+and a timer's per-player work (a config fetch, a remote-configs ask) is done by one daemon per period."""
 
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,7 @@ def delivered_by(bridge: InProcessBridge, provider: str, store: Callable[[], Non
 
 def ga_delivered_by(bridge: InProcessBridge, game: Game, events: list[dict[str, Any]],
                     sb: GameAnalyticsSandbox) -> None:
+    """`events` stored by `game`'s daemon and delivered by `bridge`: in the sandbox, each of their categories."""
     wanted = Counter(ev["category"] for ev in events)
     wanted.update(e["category"] for e in sb.accepted_events() if e["category"] in wanted)
 
@@ -189,7 +191,7 @@ def test_transaction_and_attempt_numbers_go_on_as_a_player_moves_between_daemons
     b.pause()
     for bridge in (a, b, a):  # a's memory holds its own counts from the first batch: stale at the third
         ga_delivered_by(bridge, game, [user_event("business", "p1"), user_event("business", "p2"),
-                                  progression("Fail:w1:l1", "p1")], sb)
+                                       progression("Fail:w1:l1", "p1")], sb)
     ga_delivered_by(b, game, [progression("Complete:w1:l1", "p1")], sb)
     purchases = [(e["user_id"], e["transaction_num"]) for e in sb.accepted_events(category="business")]
     attempts = [(e["event_id"], e.get("attempt_num")) for e in sb.accepted_events(category="progression")]
