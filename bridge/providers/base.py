@@ -12,9 +12,11 @@ hooks it needs (aiosmtpd's handlers are the model).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -105,6 +107,10 @@ class Clock:
         return time.monotonic()
 
 
+EXCLUSIVE_WAIT_S = 60.0  # how long a section waits for another daemon's: a login and its retry, at long time-outs
+EXCLUSIVE_POLL_S = (0.01, 0.25)  # the first and the longest pause between tries of a section held elsewhere
+
+
 class ProviderStore:
     """The store as a provider sees it: its own kept state and the few facts it asks for. Each call runs in a
     thread, off the event loop, so that a stalled database delays no provider's HTTP."""
@@ -112,12 +118,37 @@ class ProviderStore:
     def __init__(self, views: StoreViews, provider: str) -> None:
         self._views = views
         self._provider = provider
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # key -> its lock here, and how many want it
+
+    @property
+    def shared(self) -> bool:
+        """Other daemons of a fleet read and write this state too (PostgreSQL): what memory holds of it may be
+        stale, and the store is the authority; false on SQLite (one daemon: memory is)."""
+        return self._views.state.shared
 
     async def get(self, key: str) -> Any:
         return await asyncio.to_thread(self._views.state.get, self._provider, key)
 
+    async def get_many(self, keys: list[str]) -> dict[str, Any]:
+        """The values of these keys that were set, in one query."""
+        if not keys:
+            return {}
+        return await asyncio.to_thread(self._views.state.get_many, self._provider, keys)
+
     async def set(self, key: str, value: Any) -> None:
         await asyncio.to_thread(self._views.state.set, self._provider, key, value)
+
+    async def set_many(self, values: dict[str, Any]) -> None:
+        """Set these keys' values in one transaction."""
+        await asyncio.to_thread(self._views.state.set_many, self._provider, values)
+
+    async def take_due(self, keys: list[str], now_s: float, every_s: float) -> list[str]:
+        """Of these keys, those no daemon took within `every_s` before `now_s`, now taken by this one: each goes
+        to one daemon of a fleet per period."""
+        if not keys:
+            return []
+        return await asyncio.to_thread(self._views.state.take_due, self._provider, keys, int(now_s * 1000),
+                                       int(every_s * 1000))
 
     async def device(self, device_id: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(self._views.state.device, device_id)
@@ -136,6 +167,57 @@ class ProviderStore:
 
     async def receipt_granted(self, purchase: Purchase) -> bool:
         return await asyncio.to_thread(self._views.purchases.receipt_granted, purchase)
+
+    @asynccontextmanager
+    async def exclusive(self, key: str, wait_s: float = EXCLUSIVE_WAIT_S) -> AsyncIterator[None]:
+        """One holder of `key` at a time: in this daemon (an asyncio lock), and on a shared store across the fleet
+        too (the store's advisory lock, held on a connection of its own). Another daemon's hold is tried again
+        after pauses on the event loop, never waited for in a thread (the few threads every store call shares);
+        TryLater when it was held elsewhere for all of `wait_s`."""
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                if not self.shared:
+                    yield
+                    return
+                section = await self._hold(key, wait_s)
+                try:
+                    yield
+                finally:
+                    await asyncio.shield(asyncio.to_thread(section.__exit__, None, None, None))
+        finally:
+            lock, users = self._locks[key]
+            if users > 1:
+                self._locks[key] = (lock, users - 1)
+            else:
+                del self._locks[key]
+
+    async def _hold(self, key: str, wait_s: float) -> AbstractContextManager[bool]:
+        """The fleet's section for `key`, entered (the caller leaves it, in a thread)."""
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + wait_s, EXCLUSIVE_POLL_S[0]
+        while True:
+            section = self._views.state.try_exclusive(self._provider, key)
+            entering = asyncio.ensure_future(asyncio.to_thread(section.__enter__))
+            try:
+                held = await asyncio.shield(entering)
+            except asyncio.CancelledError:  # the thread goes on: what it enters is left as soon as it is in
+                entering.add_done_callback(functools.partial(_leave_entered, section))
+                raise
+            if held:
+                return section
+            await asyncio.to_thread(section.__exit__, None, None, None)
+            if loop.time() + pause > deadline:
+                raise TryLater(f"{self._provider}: {key} was held by another daemon for over {wait_s:g} s")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, EXCLUSIVE_POLL_S[1])
+
+
+def _leave_entered(section: AbstractContextManager[bool], entering: asyncio.Future[bool]) -> None:
+    """Leave a section its thread entered after the task that wanted it was cancelled."""
+    if not entering.cancelled() and entering.exception() is None:
+        asyncio.get_running_loop().run_in_executor(None, section.__exit__, None, None, None)
 
 
 @dataclass

@@ -2,11 +2,12 @@
 
 Each player (a user: on a dedicated server, every player it names) logs in on its own, with its user id as
 GameRamp's `deviceId`. Login signs `apiKey|deviceId|timestamp` (HMAC-SHA256 with the API secret, base64).
-Tokens are kept in the store (a restarted daemon does not log in again), refreshed before `expiresIn` runs
-out, refreshed on a 401 and replaced by a new login when the refresh fails; a login answer without the
-tenant and game ids its calls need is refused as malformed and tried again later. A 400 for the time window
-teaches the provider the server's clock from the answer's `Date` header, and the login is retried once with
-a corrected timestamp.
+Tokens are kept in the store (a restarted daemon does not log in again; on a fleet's shared store, read from
+it under a fleet-wide lock per player, so one daemon logs a player in and the others use its tokens),
+refreshed before `expiresIn` runs out, refreshed on a 401 and replaced by a new login when the refresh
+fails; a login answer without the tenant and game ids its calls need is refused as malformed and tried again
+later. A 400 for the time window teaches the provider the server's clock from the answer's `Date` header, and
+the login is retried once with a corrected timestamp.
 
 Player configs (from login and the status route) go to the player's topic: `config/gameramp/<device_id>`
 for a device's own player, `config/gameramp/<device_id>/<user_id>` for another player a device names (a
@@ -18,11 +19,9 @@ are settings, their defaults the shape the fact sheet assumes.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
-from collections import defaultdict
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -141,7 +140,7 @@ class GameRamp(Provider):
         self.configs: dict[str, dict[str, Any]] = {}  # user_id -> raw playerConfig
         self.topics: dict[str, set[str]] = {}  # user_id -> the topics its config goes to
         self.fetched_at: dict[str, float] = {}
-        self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.starting: set[str] = set()  # players whose new session wants their config now, fetched or not
         self.logins = self.refreshes = self.failures = 0
         self.last_error: str | None = None
 
@@ -216,12 +215,13 @@ class GameRamp(Provider):
         self.sessions[user_id] = session
         await self.ctx.store.set(f"player:{user_id}", session)
         if isinstance(data.get("playerConfig"), dict):
-            self._publish(user_id, data["playerConfig"])
+            await self._received(user_id, data["playerConfig"])
         return session
 
     async def session(self, user_id: str) -> dict[str, Any] | None:
-        """The player's kept tokens (from memory, else from the store), fresh or not."""
-        session = self.sessions.get(user_id)
+        """The player's kept tokens, fresh or not: from memory, else from the store; on a shared store always
+        from the store, where another daemon may have refreshed them or logged the player in."""
+        session = None if self.ctx.store.shared else self.sessions.get(user_id)
         if session is None:
             stored = await self.ctx.store.get(f"player:{user_id}")
             if stored:
@@ -246,6 +246,13 @@ class GameRamp(Provider):
                                f"({self.status_config_field or 'the answer itself'})")
             self.ctx.log.warning("%s: %s (request %s)", self.name, self.last_error, request_id(answer))
             return
+        await self._received(user_id, config)
+
+    async def _received(self, user_id: str, config: dict[str, Any]) -> None:
+        """A player config GameRamp answered: published; on a shared store kept there too, for the daemons that
+        did not fetch it this time."""
+        if self.ctx.store.shared:
+            await self.ctx.store.set(f"config:{user_id}", config)
         self._publish(user_id, config)
 
     def _publish(self, user_id: str, config: dict[str, Any]) -> None:
@@ -261,11 +268,34 @@ class GameRamp(Provider):
         for device_id, user_id, own in await self.ctx.store.active_players(self.ctx.clock.time() - ACTIVE_PLAYER_S):
             topics.setdefault(user_id, set()).add(player_topic(device_id, user_id, own))
         self.topics = topics
+        due = {user_id for user_id in topics
+               if self.ctx.clock.monotonic() - self.fetched_at.get(user_id, -1e9) >= self.status_refresh_s}
+        if self.ctx.store.shared and due:
+            due = await self._taken(due)
         for user_id in topics:
-            if self.ctx.clock.monotonic() - self.fetched_at.get(user_id, -1e9) >= self.status_refresh_s:
+            if user_id in due:
                 await self.fetch_status(user_id)
             elif user_id in self.configs:
                 self._publish(user_id, self.configs[user_id])  # unchanged values publish nothing
+
+    async def _taken(self, due: set[str]) -> set[str]:
+        """The due players whose status this daemon fetches (its turn taken in the store: one daemon of a fleet
+        per refresh, each new session's at once); the others' configs as the daemon that fetched them stored
+        them (its answer, by the next refresh at the latest)."""
+        now = self.ctx.clock.time()
+        starting = due & self.starting
+        self.starting -= starting
+        taken = {key.removeprefix("status_asked:") for key in [
+            *await self.ctx.store.take_due([f"status_asked:{u}" for u in starting], now, 0.0),
+            *await self.ctx.store.take_due([f"status_asked:{u}" for u in due - starting], now,
+                                           self.status_refresh_s)]}
+        elsewhere = sorted(due - taken)
+        saved = await self.ctx.store.get_many([f"config:{user_id}" for user_id in elsewhere])
+        for user_id in elsewhere:
+            self.fetched_at[user_id] = self.ctx.clock.monotonic()
+            if isinstance(saved.get(f"config:{user_id}"), dict):
+                self.configs[user_id] = saved[f"config:{user_id}"]
+        return due & taken
 
     # --- events ---------------------------------------------------------------------------------
 
@@ -276,6 +306,8 @@ class GameRamp(Provider):
         for ev in batch:
             if ev.category == SESSION_START:
                 self.fetched_at.pop(ev.user_id, None)  # a new session: the next tick asks for the player's config
+                if self.ctx.store.shared:
+                    self.starting.add(ev.user_id)
                 built.settled.delivered.add(ev.pk)
                 continue
             try:
@@ -326,7 +358,7 @@ class GameRamp(Provider):
         return outcome
 
     def player_keys(self, user_id: str) -> list[str]:
-        return [f"player:{user_id}"]
+        return [f"player:{user_id}", f"config:{user_id}", f"status_asked:{user_id}"]
 
     async def erase(self, erasure: Erasure) -> Erased:
         """GameRamp's documents describe no deletion API: a manual request naming the player as GameRamp knows
@@ -335,6 +367,7 @@ class GameRamp(Provider):
         session = await self.session(user_id) or {}
         for kept in (self.sessions, self.configs, self.topics, self.fetched_at):
             kept.pop(user_id, None)
+        self.starting.discard(user_id)
         ids = {"deviceId": user_id, "userId": session.get("userId"), "tenantId": session.get("tenantId"),
                "gameId": session.get("gameId")}
         return Erased("manual", {k: v for k, v in ids.items() if v is not None},
@@ -350,8 +383,10 @@ class GameRamp(Provider):
 
 
 class _Bearer(httpx.Auth):
-    """GameRamp's bearer tokens on a call: kept, refreshed ahead of expiry, or a new login (one at a time per
-    player: the timer and the events lane may both need them); a 401 refreshes and the call goes once more."""
+    """GameRamp's bearer tokens on a call: kept, refreshed ahead of expiry, or a new login, one at a time per
+    player (the timer and the events lane may both need them; on a fleet, every daemon that sees the player: the
+    store's critical section, in which the tokens are read from the store, so one daemon logs in and the others
+    use its tokens). A 401 refreshes (unless the store holds newer tokens already) and the call goes once more."""
 
     def __init__(self, gameramp: GameRamp, user_id: str) -> None:
         self.gameramp = gameramp
@@ -361,7 +396,7 @@ class _Bearer(httpx.Auth):
         gr, user_id = self.gameramp, self.user_id
         refused: str | None = None  # the access token a 401 refused
         for _ in range(2):
-            async with gr.locks[user_id]:
+            async with gr.ctx.store.exclusive(f"player:{user_id}"):
                 session = await gr.session(user_id)
                 if session is not None and (gr.ctx.clock.time() >= session["refreshAt"]
                                             or session["accessToken"] == refused):

@@ -15,11 +15,9 @@ locally first against the app's public key, so a forged receipt is refused witho
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import re
-from collections import defaultdict
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,7 +134,6 @@ class Staq(Provider):
         self.play_key = load_public_key(key) if key else None
         self.max_body_bytes = settings.max_body_bytes
         self.players: dict[str, dict[str, Any]] = {}  # user_id -> {uid, token, sessions: {session key: sid}}
-        self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)  # the event and purchase lanes
         self.refused: set[tuple[str, str]] = set()  # (user, session key) whose staq session staq refused
         self.paused: str | None = None
         self.authorizations = 0
@@ -157,8 +154,10 @@ class Staq(Provider):
 
     async def auth_for(self, seat: Seat) -> Auth:
         """The staq user, token and sid of a play session. Its first sight authorizes a new staq session, and
-        so does a session staq refused; TryLater (or Paused) when authorization failed."""
-        async with self.locks[seat.user_id]:
+        so does a session staq refused; TryLater (or Paused) when authorization failed. One at a time per player
+        (the event and purchase lanes; on a fleet, every daemon: the store's critical section, so a play session
+        seen by two daemons at once is authorized once and has one sid)."""
+        async with self.ctx.store.exclusive(f"player:{seat.user_id}"):
             player = await self._player(seat.user_id)
             refused = (seat.user_id, seat.session_key) in self.refused
             if player is not None and seat.session_key in player["sessions"] and not refused:
@@ -169,7 +168,10 @@ class Staq(Provider):
             return auth
 
     async def _player(self, user_id: str) -> dict[str, Any] | None:
-        player = self.players.get(user_id) or await self.ctx.store.get(f"player:{user_id}")
+        """The player's staq user, token and sids: from memory, else from the store; on a shared store always
+        from the store, where another daemon may have authorized a session or renewed the token."""
+        kept = None if self.ctx.store.shared else self.players.get(user_id)
+        player = kept or await self.ctx.store.get(f"player:{user_id}")
         if player:
             self.players[user_id] = player
         return player
@@ -341,7 +343,7 @@ class Staq(Provider):
 
 class _Token(httpx.Auth):
     """staq's Auth-Token on a call; a 401 renews the player's token (its play session keeps its sid) and the
-    call goes once more, unless the other lane renewed it meanwhile."""
+    call goes once more, unless the other lane (or another daemon) renewed it meanwhile."""
 
     def __init__(self, staq: Staq, seat: Seat, auth: Auth) -> None:
         self.staq = staq
@@ -354,7 +356,7 @@ class _Token(httpx.Auth):
         if answer.status_code != 401:
             return
         staq, seat = self.staq, self.seat
-        async with staq.locks[seat.user_id]:
+        async with staq.ctx.store.exclusive(f"player:{seat.user_id}"):
             player = await staq._player(seat.user_id)
             if player is not None and player["token"] != self.auth.token:
                 token = player["token"]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import delete, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .database import Store, consented, now_ms, upsert
 from .rows import Player, SavedConfig
@@ -16,20 +21,65 @@ class ProviderState:
     """Tokens, config hashes, clock offsets, players: what providers keep, and the devices they act for."""
 
     def __init__(self, store: Store) -> None:
+        self.store = store
         self.engine = store.engine
         self.consent_required = store.consent_required
 
+    @property
+    def shared(self) -> bool:
+        """Other daemons may read and write this state meanwhile (PostgreSQL's fleet): memory is no authority."""
+        return self.store.leased
+
     def get(self, provider: str, key: str) -> Any:
         """A value the provider set (JSON), or None."""
+        return self.get_many(provider, [key]).get(key)
+
+    def get_many(self, provider: str, keys: list[str]) -> dict[str, Any]:
+        """The values the provider set under these keys, in one query; keys never set are left out."""
+        if not keys:
+            return {}
         with self.engine.connect() as conn:
-            value = conn.execute(select(provider_state.c.value).where(
-                provider_state.c.provider == provider, provider_state.c.key == key)).scalar()
-        return None if value is None else json.loads(value)
+            rows = conn.execute(select(provider_state.c.key, provider_state.c.value).where(
+                provider_state.c.provider == provider, provider_state.c.key.in_(keys))).all()
+        return {key: json.loads(value) for key, value in rows}
 
     def set(self, provider: str, key: str, value: Any) -> None:
+        self.set_many(provider, {key: value})
+
+    def set_many(self, provider: str, values: dict[str, Any]) -> None:
+        """Set these keys' values in one transaction (sorted: two daemons writing the same keys cannot deadlock)."""
+        if not values:
+            return
+        updated_at = now_ms()
         with self.engine.begin() as conn:
-            upsert(conn, provider_state, {"provider": provider, "key": key},
-                   {"value": json.dumps(value), "updated_at": now_ms()})
+            for key in sorted(values):
+                upsert(conn, provider_state, {"provider": provider, "key": key},
+                       {"value": json.dumps(values[key]), "updated_at": updated_at})
+
+    def take_due(self, provider: str, keys: list[str], now_ms: int, every_ms: int) -> list[str]:
+        """Of these keys, those not taken within `every_ms` before `now_ms` (or never), marked taken at `now_ms`
+        in one statement: of daemons taking the same keys at once, each key goes to one (a turn of work per
+        period across the fleet, such as asking a player's configs)."""
+        if not keys:
+            return []
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        stamp = json.dumps(now_ms)
+        rows = insert(provider_state).values(
+            [{"provider": provider, "key": key, "value": stamp, "updated_at": now_ms} for key in sorted(keys)])
+        taken = rows.on_conflict_do_update(
+            index_elements=[provider_state.c.provider, provider_state.c.key],
+            set_={"value": rows.excluded.value, "updated_at": rows.excluded.updated_at},
+            where=provider_state.c.updated_at <= now_ms - every_ms).returning(provider_state.c.key)
+        with self.engine.begin() as conn:
+            return sorted(conn.execute(taken).scalars())
+
+    @contextmanager
+    def try_exclusive(self, provider: str, key: str) -> Iterator[bool]:
+        """Whether this daemon alone holds the provider's `key` across the fleet for the block (not waited for):
+        a critical section around what one daemon at a time should do with the key's value."""
+        digest = hashlib.blake2b(f"{provider}\0{key}".encode(), digest_size=8, person=b"provider-state").digest()
+        with self.store.try_exclusive(int.from_bytes(digest, "big", signed=True)) as held:
+            yield held
 
     def delete(self, provider: str, keys: list[str]) -> None:
         """Forget these keys of the provider's state (an erased player's tokens, ids and counts)."""

@@ -1,13 +1,14 @@
 """The in-process tier: providers driven against their sandboxes without a daemon process.
 
-Real here: the SQLite store in the test's directory (opened and upgraded as the daemon opens it); the rows
-the ingress writes (hello, sessions, events, purchases), checked by the protocol's own readers, sessions kept
-by the ingress's `SessionBook`, committed with `Ingest.commit_burst`; the `Dispatcher`, which builds the
-lanes, their senders and the purchase lane, running on an asyncio loop in a thread of the test process; the
-`Publisher`, its XPUB on an inproc endpoint; the purchase verdicts on the socket the ingress reads them from;
-and the sandbox over loopback HTTP. In the test's hand: the providers' `Clock`, which moves only when told,
-and their timers, which turn only when told (`tick`), so token expiry, refreshes and clock skew cost no
-sleeping. The ingress's own reply paths, kill -9 and the CLI stay with the daemon-level tests.
+Real here: the SQLite store in the test's directory, or a PostgreSQL one several bridges share as a fleet
+(opened and upgraded as the daemon opens it); the rows the ingress writes (hello, sessions, events,
+purchases), checked by the protocol's own readers, sessions kept by the ingress's `SessionBook`, committed
+with `Ingest.commit_burst`; the `Dispatcher`, which builds the lanes, their senders and the purchase lane,
+running on an asyncio loop in a thread of the test process; the `Publisher`, its XPUB on an inproc endpoint;
+the purchase verdicts on the socket the ingress reads them from; and the sandbox over loopback HTTP. In the
+test's hand: the providers' `Clock`, which moves only when told, and their timers, which turn only when told
+(`tick`), so token expiry, refreshes and clock skew cost no sleeping. The ingress's own reply paths, kill -9
+and the CLI stay with the daemon-level tests.
 """
 
 from __future__ import annotations
@@ -113,12 +114,13 @@ class InProcessBridge:
     """A store, a dispatcher and a publisher in the test process; `with` starts and stops the dispatcher."""
 
     def __init__(self, workdir: Path, providers: dict[str, dict[str, Any]], clock: Clock | None = None,
-                 consent: str = "not_required") -> None:
+                 consent: str = "not_required", store_url: str | None = None) -> None:
         self.providers = providers
         self.clock = clock or ManualClock()
         self.workdir = Path(workdir)
         self.db_path = self.workdir / "bridge.sqlite3"
-        self.store = Store(f"sqlite:///{self.db_path}", consent_required=consent == "required")
+        # a PostgreSQL `store_url` shared by several bridges makes them a fleet (each its own daemon id)
+        self.store = Store(store_url or f"sqlite:///{self.db_path}", consent_required=consent == "required")
         self.store.open()
         self.ingest = Ingest(self.store)
         self.conn = self.store.writer_connection()  # the ingress's connection: this thread's
@@ -166,9 +168,26 @@ class InProcessBridge:
         self.dispatcher.verdicts = verdicts
         for lane in self.lanes:
             await lane.start()
+        await self._run()
+
+    async def _run(self) -> None:
         self._tasks = [asyncio.create_task(lane.run(), name=lane.name) for lane in self.lanes]
         if self.dispatcher.purchase_lane is not None:
             self._tasks.append(asyncio.create_task(self.dispatcher.purchase_lane.run(), name="purchases"))
+
+    def pause(self) -> None:
+        """The lanes stop claiming and sending, their providers (and what they hold in memory) kept: in a fleet,
+        the other daemons take this one's players meanwhile. Call it once settled: what a lane holds stays
+        leased to it."""
+        async def cancel() -> None:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.call(cancel())
+
+    def resume(self) -> None:
+        """The lanes run again after `pause`, with the providers they had."""
+        self.call(self._run())
 
     def stop(self) -> None:
         """Stop the dispatcher as a shutdown does (batches in flight are repeated from the store's cursor);

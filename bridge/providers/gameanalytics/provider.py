@@ -4,6 +4,11 @@ One request per user (with the user's IP in X-Forwarded-For when a dedicated ser
 under 1 MB and split on 413, any 2xx taken as success, a 400's listed events (found by their `event_uuid`)
 dead-lettered while the rest count as delivered (the collector stored them), 401 answered by a fresh init,
 `enabled: false` and wrong keys pause sending while the store keeps everything.
+
+Per player it counts purchases (`transaction_num`) and progression attempts, kept in the store. On SQLite (one
+daemon) memory is their authority; on a fleet's shared store a batch's players' counts and remote configs are
+read from the store (one query) as the batch is built and written (one transaction) before it is sent: the
+daemon that claims the player's next events goes on counting from there.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class GameAnalytics(Provider):
         self.auth_failures = 0
         self.transactions: dict[str, int] = {}
         self._transaction_of: dict[int, int] = {}
+        self._transactions_dirty: set[str] = set()
         self._progress_of: dict[str, dict[str, Any]] = {}  # per player: see _count_attempt
         self._progress_dirty: set[str] = set()
         self._sdk_errors: dict[tuple[str, str], int] = {}  # (session, area) -> sdk_error events sent
@@ -188,16 +194,36 @@ class GameAnalytics(Provider):
             if len(self._progress_of) > 10_000:
                 await self._save_progress()
                 self._progress_of.clear()
-            saved = await self.ctx.store.get(f"progression:{user_id}")
-            self._progress_of[user_id] = saved if isinstance(saved, dict) else {"upto": 0, "tries": {},
-                                                                                "completes": {}}
+            self._progress_of[user_id] = _progress(await self.ctx.store.get(f"progression:{user_id}"))
         return self._progress_of[user_id]
 
     async def _save_progress(self) -> None:
-        """The counted attempts, written before the events that carry them are sent."""
-        for user_id in sorted(self._progress_dirty):
-            await self.ctx.store.set(f"progression:{user_id}", self._progress_of[user_id])
+        """The counted attempts and purchases, written in one transaction before the events that carry them are
+        sent (so before their batch is finished, and the player's next events are claimed by any daemon)."""
+        counts: dict[str, Any] = {f"progression:{u}": self._progress_of[u] for u in self._progress_dirty}
+        counts.update({f"transactions:{user_id}": self.transactions[user_id] for user_id in self._transactions_dirty})
+        if counts:
+            await self.ctx.store.set_many(counts)
         self._progress_dirty.clear()
+        self._transactions_dirty.clear()
+
+    async def _read_players(self, users: set[str]) -> None:
+        """On a shared store, the batch's players' counts and remote configs as the store has them, in one
+        query: another daemon may have sent their last events (a player's events are claimed by one daemon at a
+        time, in order, but may move from one batch to the next)."""
+        saved = await self.ctx.store.get_many([key for user in sorted(users) for key in self.player_keys(user)])
+        if len(self.transactions) + len(self._progress_of) > 10_000:  # memory is no authority here: it is let go
+            self.transactions = {u: n for u, n in self.transactions.items() if u in self._transactions_dirty}
+            self._progress_of = {u: p for u, p in self._progress_of.items() if u in self._progress_dirty}
+        for user_id in users:
+            # Counts only grow, and attempts are counted up to an event: the later of memory (counts a build
+            # that failed did not write) and the store (counts another daemon wrote since) goes on.
+            stored = int(saved.get(f"transactions:{user_id}") or 0)
+            self.transactions[user_id] = max(stored, self.transactions.get(user_id, 0))
+            progress, held = _progress(saved.get(f"progression:{user_id}")), self._progress_of.get(user_id)
+            self._progress_of[user_id] = held if held is not None and held["upto"] > progress["upto"] else progress
+            if self.remote:
+                self.remote.adopt(user_id, saved.get(f"remote_configs:{user_id}"))
 
     async def _transaction_num(self, ev: StoredEvent) -> int:
         """The user's running count of purchases, fixed per event so that a resend carries the same number."""
@@ -207,7 +233,7 @@ class GameAnalytics(Provider):
         if user_id not in self.transactions:
             self.transactions[user_id] = int(await self.ctx.store.get(f"transactions:{user_id}") or 0)
         self.transactions[user_id] += 1
-        await self.ctx.store.set(f"transactions:{user_id}", self.transactions[user_id])
+        self._transactions_dirty.add(user_id)
         if len(self._transaction_of) > 10_000:
             self._transaction_of.clear()
         self._transaction_of[ev.pk] = self.transactions[user_id]
@@ -224,6 +250,8 @@ class GameAnalytics(Provider):
             # The docs ask an init per new session; current SDKs ask only the remote-configs init per player
             # (the fact sheet), which `claimed` does. This init's enabled flag is the game's, not a player's.
             await self.init()
+        if self.ctx.store.shared:
+            await self._read_players({ev.user_id for ev in batch})
         extra: dict[str, dict[str, Any]] = {}
         by_user: dict[str, Items] = {}
         ips: dict[str, str | None] = {}
@@ -341,13 +369,15 @@ class GameAnalytics(Provider):
     # --- erasure -----------------------------------------------------------------------------------
 
     def player_keys(self, user_id: str) -> list[str]:
-        return [f"progression:{user_id}", f"transactions:{user_id}", f"remote_configs:{user_id}"]
+        return [f"progression:{user_id}", f"transactions:{user_id}", f"remote_configs:{user_id}",
+                f"remote_configs_asked:{user_id}"]
 
     async def erase(self, erasure: Erasure) -> Erased:
         """GameAnalytics has no public erasure API: a manual request naming the player as the collector knows
         them (its `user_id`), after their counts and remote configs are dropped here."""
         user_id = erasure.user_id
         self.transactions.pop(user_id, None)
+        self._transactions_dirty.discard(user_id)
         self._progress_of.pop(user_id, None)
         self._progress_dirty.discard(user_id)
         if self.remote:
@@ -364,3 +394,8 @@ class GameAnalytics(Provider):
         if self.remote:
             figures.update(self.remote.status())
         return figures
+
+
+def _progress(saved: Any) -> dict[str, Any]:
+    """A player's attempt counts as kept in the store (see `_count_attempt`), or none yet."""
+    return saved if isinstance(saved, dict) else {"upto": 0, "tries": {}, "completes": {}}

@@ -5,7 +5,9 @@ player is asked on its own: as soon as the lane reads a session_start of theirs 
 session's events are built), then on the refresh timer while the player plays, a few at a time beside the
 lane's event requests. A 201 replaces the player's configs and A/B ids, a 200 keeps them. Each player's configs
 hash, configs and ids are kept in the store, so a restarted daemon neither downloads unchanged configs again
-nor forgets whose variant is whose, and each event is stamped with its own player's ids.
+nor forgets whose variant is whose, and each event is stamped with its own player's ids. On a fleet's shared
+store a refresh asks each due player once across the fleet (the daemon that takes the player's turn in the
+store), and the other daemons publish the configs it stored.
 
 Each player's live values are published on the player's topic: `config/gameanalytics/<device_id>` for a
 device's own (hello) player, `config/gameanalytics/<device_id>/<user_id>` for another player a device names
@@ -23,7 +25,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from ...store import StoredEvent, now_ms
+from ...store import Player, StoredEvent, now_ms
 from ..base import ProviderContext, TryLater
 from ..http import json_object, request_id
 from .events import SDK_VERSION
@@ -90,15 +92,19 @@ class RemoteConfigs:
 
     def starting(self, ev: StoredEvent) -> None:
         """A player's session_start was read: ask that player's configs now, in a task of its own (unless
-        they were asked since that session began: a refresh came first)."""
+        they were asked since that session began: a refresh came first). On a shared store the ask is noted
+        there, so that no other daemon's refresh asks again within the period."""
         if ev.user_id not in self._asking and self._asked_ms.get(ev.user_id, 0) < ev.received_at:
             self._schedule(ev.user_id, ev.device_id, bool(ev.own),
-                           {"platform": ev.platform, "os_version": ev.os_version, "build": ev.game_build})
+                           {"platform": ev.platform, "os_version": ev.os_version, "build": ev.game_build},
+                           noted=not self.ctx.store.shared)
 
-    def _schedule(self, user_id: str, device_id: str, own: bool, device: dict[str, Any]) -> asyncio.Task[None]:
-        """The player's ask, in a task of its own; it goes once a slot is free."""
+    def _schedule(self, user_id: str, device_id: str, own: bool, device: dict[str, Any],
+                  noted: bool = True) -> asyncio.Task[None]:
+        """The player's ask, in a task of its own; it goes once a slot is free (noted in the store first unless
+        `noted` already)."""
         self._asked_ms[user_id] = now_ms()
-        task = asyncio.get_running_loop().create_task(self._ask(user_id, device_id, own, device))
+        task = asyncio.get_running_loop().create_task(self._ask(user_id, device_id, own, device, noted))
         self._asking[user_id] = task
         task.add_done_callback(lambda _: self._asking.pop(user_id, None))
         return task
@@ -136,20 +142,37 @@ class RemoteConfigs:
 
     async def refresh(self) -> None:
         """Ask again for every player who played lately and was not asked within `remote_configs_refresh` (a
-        device that only said hello is not a player: a dedicated server is not enrolled in experiments)."""
+        device that only said hello is not a player: a dedicated server is not enrolled in experiments). On a
+        shared store each due player is asked by one daemon of the fleet: the others publish what it stored."""
         self.last_refresh = self.ctx.clock.monotonic()
         now = self.ctx.clock.time()
-        due = []
-        since = now - ACTIVE_PLAYER_S
-        for device_id, user_id, own in await self.ctx.store.active_players(since, playing=True):
-            if user_id not in self._asking and now - self._asked_at.get(user_id, -self.refresh_s) >= self.refresh_s:
-                due.append(self._schedule(user_id, device_id, own, {}))
-        await asyncio.gather(*due)
+        due = [player for player in await self.ctx.store.active_players(now - ACTIVE_PLAYER_S, playing=True)
+               if player.user_id not in self._asking
+               and now - self._asked_at.get(player.user_id, -self.refresh_s) >= self.refresh_s]
+        if self.ctx.store.shared and due:
+            due = await self._taken(due, now)
+        await asyncio.gather(*(self._schedule(user_id, device_id, own, {}) for device_id, user_id, own in due))
+
+    async def _taken(self, due: list[Player], now: float) -> list[Player]:
+        """The due players this daemon asks in this period (taken in the store); those another daemon took get
+        the configs it last stored on this daemon's topics (its ask's answer, by the next refresh at the latest)."""
+        taken = set(await self.ctx.store.take_due([_asked(p.user_id) for p in due], now, self.refresh_s))
+        elsewhere = [p for p in due if _asked(p.user_id) not in taken]
+        saved = await self.ctx.store.get_many([f"remote_configs:{p.user_id}" for p in elsewhere])
+        for device_id, user_id, own in elsewhere:
+            self._asked_at[user_id] = now
+            player = self.adopt(user_id, saved.get(f"remote_configs:{user_id}"))
+            if player is not None:
+                player.device_id, player.own = device_id, own
+                await self._publish(user_id, player)
+        return [p for p in due if _asked(p.user_id) in taken]
 
     # --- one ask -----------------------------------------------------------------------------------
 
-    async def _ask(self, user_id: str, device_id: str, own: bool, device: dict[str, Any]) -> None:
+    async def _ask(self, user_id: str, device_id: str, own: bool, device: dict[str, Any], noted: bool) -> None:
         """POST /remote_configs/v1/init for one player; its configs published when the answer is new."""
+        if not noted:
+            await self.ctx.store.take_due([_asked(user_id)], self.ctx.clock.time(), 0.0)
         player = await self._player(user_id, device_id, own, device)  # store reads: before taking a slot
         async with self._slots:
             try:
@@ -183,7 +206,8 @@ class RemoteConfigs:
     async def _player(self, user_id: str, device_id: str, own: bool, device: dict[str, Any]) -> PlayerConfigs:
         """The player as it is asked for now: kept configs, and the device it plays on."""
         self._asked_at[user_id] = self.ctx.clock.time()
-        player = self.players.get(user_id) or await self._load(user_id) or PlayerConfigs(device_id, own)
+        kept = None if self.ctx.store.shared else self.players.get(user_id)  # shared: perhaps asked elsewhere
+        player = kept or await self._load(user_id) or PlayerConfigs(device_id, own)
         player.device_id, player.own = device_id, own
         if not player.build and not device.get("build"):  # a player first met on the timer: its device's
             hello = await self.ctx.store.device(device_id) or {}
@@ -208,7 +232,11 @@ class RemoteConfigs:
 
     async def _load(self, user_id: str) -> PlayerConfigs | None:
         """A player's configs kept in the store (a restart, or a player not held in memory)."""
-        saved = await self.ctx.store.get(f"remote_configs:{user_id}")
+        return self.adopt(user_id, await self.ctx.store.get(f"remote_configs:{user_id}"))
+
+    def adopt(self, user_id: str, saved: Any) -> PlayerConfigs | None:
+        """A player's configs as read from the store, held from now on (on a shared store, what another daemon
+        asked replaces what this one holds)."""
         if not isinstance(saved, dict):
             return None
         player = PlayerConfigs(**saved)
@@ -274,3 +302,8 @@ class RemoteConfigs:
 def _after(end_ts: Any) -> int | None:
     """The first second a config ending at `end_ts` is no longer live (it is up to and including end_ts)."""
     return end_ts + 1 if type(end_ts) is int else None
+
+
+def _asked(user_id: str) -> str:
+    """The key of the store under which a fleet notes when the player's configs were last asked."""
+    return f"remote_configs_asked:{user_id}"
