@@ -33,10 +33,13 @@ from typing import Any, Protocol
 
 import msgpack
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     ColumnElement,
     Connection,
     Interval,
     and_,
+    any_,
     bindparam,
     case,
     delete,
@@ -45,6 +48,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.engine import RowMapping
@@ -98,7 +102,9 @@ def _provider_lock(provider: str) -> int:
 
 
 def _read_events(conn: Connection, columns: tuple[ColumnElement[Any], ...], pks: list[int]) -> list[StoredEvent]:
-    rows = conn.execute(select(*columns).select_from(_CLAIM_FROM).where(events.c.pk.in_(pks))
+    """Claimed events by pk, oldest first (PostgreSQL: the pks as one array, not a thousand parameters)."""
+    rows = conn.execute(select(*columns).select_from(_CLAIM_FROM)
+                        .where(events.c.pk == any_(bindparam("pks", pks, type_=ARRAY(BigInteger))))
                         .order_by(events.c.pk)).mappings().all()
     return [_stored_event(r) for r in rows]
 
@@ -204,6 +210,10 @@ class CursorClaims:
         """Nothing to give back: a restart claims again from the stored cursor."""
 
 
+_WINDOW = 4  # a claim of n rows looks at the n * _WINDOW oldest free ones
+_PK_MAX = 2**63 - 1
+
+
 class LeasedClaims:
     """PostgreSQL's claims: rows of `delivery_queue` leased by this daemon (see the module's docstring)."""
 
@@ -215,6 +225,10 @@ class LeasedClaims:
         self._skipped: list[int] = []
         self._lease = bindparam("lease", timedelta(seconds=delivery.lease_s), type_=Interval)
         self._mine = and_(delivery_queue.c.provider == provider, delivery_queue.c.claimed_by == self.me)
+
+    def _may_send(self, queue: Any) -> ColumnElement[bool]:
+        """A queued row's player lets their events leave (see `consented`)."""
+        return consented(queue.c.device_id, queue.c.user_id, self.delivery.consent_required)
 
     def start(self) -> None:
         """The provider registered (its cursor row: from then on the ingest queues its events), every event
@@ -234,31 +248,40 @@ class LeasedClaims:
         self._skipped = []
 
     def claim(self, limit: int) -> list[StoredEvent]:
-        queue, first, head = (delivery_queue.alias(name) for name in ("q", "first", "head"))
+        """Leases that ran out are swept free first (their `claimed_by` kept, so that their holder's late finish
+        still counts until a claim takes them); then the oldest free rows are read from their own index, each
+        checked against its player's oldest queued row, whose lease (another daemon's) holds the player back:
+        one index probe per row taken, however many rows are leased. (An anti-join of the leased rows, as the
+        planner chose for a NOT EXISTS, took seconds.)"""
+        queue, first, ahead = (delivery_queue.alias(name) for name in ("q", "first", "ahead"))
         now = func.now()
-        # The player's oldest queued event, one index probe: leased elsewhere, the player's newer ones wait. (Every
-        # older row would be a scan per candidate: a claim of a thousand took seconds behind a long backlog.)
-        oldest = (select(first.c.event_pk).where(first.c.provider == queue.c.provider,
-                                                 first.c.device_id == queue.c.device_id,
-                                                 first.c.user_id == queue.c.user_id)
-                  .order_by(first.c.event_pk).limit(1).correlate(queue).scalar_subquery())
-        elsewhere = exists().where(head.c.provider == queue.c.provider, head.c.event_pk == oldest,
-                                   head.c.claimed_until >= now, head.c.claimed_by != self.me)
-        free = (select(queue.c.event_pk, queue.c.claimed_by.label("was"))
-                .where(queue.c.provider == self.provider,
-                       or_(queue.c.claimed_until.is_(None), queue.c.claimed_until < now), ~elsewhere,
-                       consented(queue.c.device_id, queue.c.user_id, self.delivery.consent_required))
-                .order_by(queue.c.event_pk).limit(limit).with_for_update(skip_locked=True, of=queue)
-                .cte("free"))  # a CTE runs once: a subquery could be run again per row, each time other rows
+        head = (select(first.c.claimed_by, first.c.claimed_until)
+                .where(first.c.provider == queue.c.provider, first.c.device_id == queue.c.device_id,
+                       first.c.user_id == queue.c.user_id)
+                .order_by(first.c.event_pk).limit(1).lateral("head"))
+        # The free rows a claim looks at, at most: past them every row is newer than all of these, so oldest first
+        # holds, and a claim whose players are all held elsewhere reads a window, not the whole backlog.
+        window_end = (select(ahead.c.event_pk)
+                      .where(ahead.c.provider == self.provider, ahead.c.claimed_until.is_(None), self._may_send(ahead))
+                      .order_by(ahead.c.event_pk).offset(limit * _WINDOW - 1).limit(1).scalar_subquery())
+        free = (select(queue.c.event_pk).select_from(queue.join(head, true()))
+                .where(queue.c.provider == self.provider, queue.c.claimed_until.is_(None),
+                       queue.c.event_pk <= func.coalesce(window_end, _PK_MAX),
+                       or_(head.c.claimed_until.is_(None), head.c.claimed_by == self.me), self._may_send(queue))
+                .order_by(queue.c.event_pk).limit(limit).with_for_update(skip_locked=True, of=queue))
         with self.delivery.engine.begin() as conn:
             conn.execute(select(func.pg_advisory_xact_lock(_provider_lock(self.provider))))
+            conn.execute(update(delivery_queue).where(delivery_queue.c.provider == self.provider,
+                                                      delivery_queue.c.claimed_until < now)
+                         .values(claimed_until=None))
+            # = ANY of the rows' array, not a join: an index probe each, whatever the planner thinks of the table
             taken = conn.execute(
                 update(delivery_queue).where(delivery_queue.c.provider == self.provider,
-                                             delivery_queue.c.event_pk == free.c.event_pk)
+                                             delivery_queue.c.event_pk == any_(func.array(free.scalar_subquery())))
                 .values(claimed_by=self.me, claimed_until=now + self._lease, attempts=delivery_queue.c.attempts + 1)
-                .returning(delivery_queue.c.event_pk, free.c.was)).all()
+                .returning(delivery_queue.c.event_pk, delivery_queue.c.attempts)).all()
             pks = [pk for pk, _ in taken]
-            over = sum(1 for _, was in taken if was is not None)
+            over = sum(1 for _, attempts in taken if attempts > 1)
             if over:  # a lease on them ended unfinished (its daemon died, stalled or stopped): perhaps sent already
                 conn.execute(update(delivery_cursors).where(delivery_cursors.c.provider == self.provider)
                              .values(taken_over=delivery_cursors.c.taken_over + over))

@@ -24,9 +24,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     inspect,
+    text,
 )
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 10
 
 metadata = MetaData()
 
@@ -107,6 +108,11 @@ delivery_cursors = Table(
 # Schema 8, PostgreSQL only: one row per event and provider until that provider finished with it (the row is then
 # deleted: the table stays as small as the backlog). A daemon leases rows (`claimed_by`, `claimed_until`); a
 # lease that ran out is anyone's again. The player's columns let a claim keep each player's events in order.
+# Schema 10: a free row (`claimed_until` NULL: never claimed, given back, or its lease swept once it ran out) is
+# found through its own partial index, oldest first, without stepping over the rows leased now (a fleet's whole
+# waiting backlog); the leased ones through theirs, by when they run out.
+_FREE = "claimed_until IS NULL"
+_LEASED = "claimed_until IS NOT NULL"
 delivery_queue = Table(
     "delivery_queue", metadata,
     Column("provider", String(64), primary_key=True),
@@ -117,6 +123,9 @@ delivery_queue = Table(
     Column("claimed_until", DateTime(timezone=True)),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Index("ix_delivery_queue_player", "provider", "device_id", "user_id", "event_pk"),
+    Index("ix_delivery_queue_free", "provider", "event_pk", postgresql_where=text(_FREE), sqlite_where=text(_FREE)),
+    Index("ix_delivery_queue_leased", "provider", "claimed_until", postgresql_where=text(_LEASED),
+          sqlite_where=text(_LEASED)),
 )
 
 # Events a provider finished with past its cursor: one player's batch done while an older player's is still
@@ -301,6 +310,12 @@ def _leases(conn: Connection) -> None:
         conn.exec_driver_sql("DELETE FROM delivery_done")
 
 
+def _claim_indexes(conn: Connection) -> None:
+    """Schema 10: the queue's free and leased rows indexed apart, so that a claim reads only what it takes."""
+    for index in delivery_queue.indexes:
+        index.create(conn, checkfirst=True)
+
+
 def _add_purchases(conn: Connection) -> None:
     """Schema 2: purchase verification."""
     purchases.create(conn)
@@ -315,4 +330,6 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     5: _device_keys,  # 6: a relay's device owners
     6: _privacy,  # 7: consent and erasures
     7: _leases,  # 8: leased claims for fleets on PostgreSQL
+    8: lambda conn: None,  # 9: another branch's (this branch has none: renumbered at the merge)
+    9: _claim_indexes,  # 10: the leased queue's free and leased rows indexed apart
 }

@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 import psycopg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from bridge.store import Burst, Claims, Delivery, Ingest, Store, schema
 from bridge.store.database import HOUSEKEEPING_LOCK
@@ -208,3 +208,21 @@ def test_one_daemon_of_the_fleet_does_housekeeping_at_a_time(fleet: tuple[Daemon
             assert not also
     with b.store.try_exclusive(HOUSEKEEPING_LOCK) as alone:
         assert alone  # given back at the block's end
+
+
+def test_a_schema_8_store_is_upgraded_in_place_to_the_claim_indexes(url: str) -> None:
+    """Schema 10 indexes the queue's free and leased rows apart; the queue and its leases stay as they were."""
+    a = Daemon(url)
+    store_events(a.store, ["p"], 3)
+    held = a.claims.claim(1)
+    with a.store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_delivery_queue_free")
+        conn.exec_driver_sql("DROP INDEX ix_delivery_queue_leased")
+        conn.execute(schema.meta.update().where(schema.meta.c.key == "schema_version").values(value="8"))
+    assert a.store.upgrade() == schema.SCHEMA_VERSION
+    indexes = {ix["name"] for ix in inspect(a.store.engine).get_indexes("delivery_queue")}
+    assert {"ix_delivery_queue_free", "ix_delivery_queue_leased"} <= indexes
+    assert a.delivery.figures("ga")["leases"] == {a.id: 1} and queue_rows(a.store) == 3
+    assert uids(a.claims.claim(100)) == ["p-1", "p-2"]
+    assert a.claims.finish([ev.pk for ev in held], 1, []) == 0
+    a.store.dispose()
