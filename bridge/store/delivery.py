@@ -51,6 +51,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 
 from .database import ENQUEUE_LOCK, Store, consented, now_ms
@@ -459,7 +460,11 @@ class Delivery:
             return [DeadLetter(**r) for r in conn.execute(query).mappings()]
 
     def take_requeued(self, provider: str, limit: int) -> list[Requeued]:
-        """Dead letters an operator re-queued, with their events: delivered again before new events."""
+        """Dead letters an operator re-queued, with their events: delivered again before new events. On
+        PostgreSQL none: their events go back into the provider's queue instead (see `_requeue_into_queue`)."""
+        if self.leased:
+            self._requeue_into_queue(provider)
+            return []
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(dead_letters.c.pk.label("dl_pk"), *self.columns)
@@ -467,6 +472,19 @@ class Delivery:
                 .where(dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_not(None), self._may_send)
                 .order_by(dead_letters.c.pk).limit(limit)).mappings().all()
             return [Requeued(letter_pk=r["dl_pk"], event=_stored_event(r)) for r in rows]
+
+    def _requeue_into_queue(self, provider: str) -> None:
+        """The provider's re-queued letters leave, their events queued for it again in the same transaction: the
+        fleet's leased claims then deliver each once (a letter taken by several daemons at once is deleted by
+        one, the others wait for it and find it gone), oldest pk first, so before its player's newer events."""
+        letters = (delete(dead_letters).where(dead_letters.c.provider == provider,
+                                              dead_letters.c.requeued_at.is_not(None))
+                   .returning(dead_letters.c.event_pk).cte("letters"))
+        with self.engine.begin() as conn:
+            conn.execute(pg_insert(delivery_queue).from_select(
+                ["provider", "event_pk", "device_id", "user_id"],
+                select(bindparam("p", provider), events.c.pk, events.c.device_id, events.c.user_id)
+                .where(events.c.pk.in_(select(letters.c.event_pk)))).on_conflict_do_nothing())
 
     def requeue(self, provider: str | None = None) -> int:
         """Mark dead letters for another try; returns how many. The provider picks them up at once."""
