@@ -46,6 +46,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal_column,
     or_,
     select,
     true,
@@ -265,7 +266,8 @@ class LeasedClaims:
         window_end = (select(ahead.c.event_pk)
                       .where(ahead.c.provider == self.provider, ahead.c.claimed_until.is_(None), self._may_send(ahead))
                       .order_by(ahead.c.event_pk).offset(limit * _WINDOW - 1).limit(1).scalar_subquery())
-        free = (select(queue.c.event_pk).select_from(queue.join(head, true()))
+        ctid: ColumnElement[Any] = literal_column(f"{queue.name}.ctid")
+        free = (select(ctid).select_from(queue.join(head, true()))
                 .where(queue.c.provider == self.provider, queue.c.claimed_until.is_(None),
                        queue.c.event_pk <= func.coalesce(window_end, _PK_MAX),
                        or_(head.c.claimed_until.is_(None), head.c.claimed_by == self.me), self._may_send(queue))
@@ -275,10 +277,11 @@ class LeasedClaims:
             conn.execute(update(delivery_queue).where(delivery_queue.c.provider == self.provider,
                                                       delivery_queue.c.claimed_until < now)
                          .values(claimed_until=None))
-            # = ANY of the rows' array, not a join: an index probe each, whatever the planner thinks of the table
+            # The rows locked, by their physical address (a TID scan): a join back to the queue, or its pks as an
+            # array, is planned from the table's statistics, and a fresh queue's led to a scan of every row.
             taken = conn.execute(
-                update(delivery_queue).where(delivery_queue.c.provider == self.provider,
-                                             delivery_queue.c.event_pk == any_(func.array(free.scalar_subquery())))
+                update(delivery_queue).where(literal_column("delivery_queue.ctid") == any_(func.array(
+                    free.scalar_subquery())))
                 .values(claimed_by=self.me, claimed_until=now + self._lease, attempts=delivery_queue.c.attempts + 1)
                 .returning(delivery_queue.c.event_pk, delivery_queue.c.attempts)).all()
             pks = [pk for pk, _ in taken]
