@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import fields as dataclass_fields
 from datetime import timedelta
 from typing import Any, Protocol
@@ -103,10 +104,15 @@ def _provider_lock(provider: str) -> int:
     return zlib.crc32(provider.encode()) | 0x6562_0000_0000
 
 
+def _any_pk(column: ColumnElement[Any], pks: Iterable[int]) -> ColumnElement[bool]:
+    """PostgreSQL: `column` is one of `pks`, passed as one array: a batch's or a claim's pks as hundreds of
+    parameters cost the lane's thread more than the statement costs the database."""
+    return column == any_(bindparam("pks", list(pks), type_=ARRAY(BigInteger)))
+
+
 def _read_events(conn: Connection, columns: tuple[ColumnElement[Any], ...], pks: list[int]) -> list[StoredEvent]:
-    """Claimed events by pk, oldest first (PostgreSQL: the pks as one array, not a thousand parameters)."""
-    rows = conn.execute(select(*columns).select_from(_CLAIM_FROM)
-                        .where(events.c.pk == any_(bindparam("pks", pks, type_=ARRAY(BigInteger))))
+    """Claimed events by pk, oldest first (PostgreSQL)."""
+    rows = conn.execute(select(*columns).select_from(_CLAIM_FROM).where(_any_pk(events.c.pk, pks))
                         .order_by(events.c.pk)).mappings().all()
     return [_stored_event(r) for r in rows]
 
@@ -292,7 +298,7 @@ class LeasedClaims:
             claimed = _read_events(conn, self.delivery.columns, pks) if pks else []
             gone = set(pks) - {ev.pk for ev in claimed}
             if gone:  # queued rows whose events were trimmed since: nothing left to send
-                conn.execute(delete(delivery_queue).where(self._mine, delivery_queue.c.event_pk.in_(gone)))
+                conn.execute(delete(delivery_queue).where(self._mine, _any_pk(delivery_queue.c.event_pk, gone)))
         if claimed:
             self.claimed_up_to = max(self.claimed_up_to, claimed[-1].pk)
         return claimed
@@ -303,17 +309,18 @@ class LeasedClaims:
     def sync(self) -> None:
         if self._skipped:
             with self.delivery.engine.begin() as conn:
-                conn.execute(delete(delivery_queue).where(self._mine, delivery_queue.c.event_pk.in_(self._skipped)))
+                conn.execute(delete(delivery_queue).where(self._mine,
+                                                          _any_pk(delivery_queue.c.event_pk, self._skipped)))
             self._skipped = []
 
     def finish(self, pks: list[int], delivered: int, dead: list[tuple[int, str, str]]) -> int:
         """Only rows still leased to this daemon are finished (deleted), with their dead letters. Of the rest,
         those whose events are still stored were taken over: their delivered ones go out twice."""
         with self.delivery.engine.begin() as conn:
-            kept = set(conn.execute(delete(delivery_queue).where(self._mine, delivery_queue.c.event_pk.in_(pks))
+            kept = set(conn.execute(delete(delivery_queue).where(self._mine, _any_pk(delivery_queue.c.event_pk, pks))
                                     .returning(delivery_queue.c.event_pk)).scalars())
             rest = [pk for pk in pks if pk not in kept]
-            lost = set(conn.execute(select(events.c.pk).where(events.c.pk.in_(rest))).scalars()) if rest else set()
+            lost = set(conn.execute(select(events.c.pk).where(_any_pk(events.c.pk, rest))).scalars()) if rest else set()
             dead_kept = [d for d in dead if d[0] in kept]
             dead_pks = {pk for pk, _, _ in dead}
             if dead_kept:
@@ -385,8 +392,10 @@ class Delivery:
         if not events_:
             return events_
         with self.engine.connect() as conn:
-            ip_ok: dict[int, bool] = {pk: bool(ok) for pk, ok in conn.execute(select(events.c.pk, self._ip_ads).where(
-                events.c.pk.in_([ev.pk for ev in events_])))}
+            pks = [ev.pk for ev in events_]
+            among = _any_pk(events.c.pk, pks) if self.leased else events.c.pk.in_(pks)
+            ip_ok: dict[int, bool] = {pk: bool(ok) for pk, ok in conn.execute(select(events.c.pk, self._ip_ads)
+                                                                              .where(among))}
         kept = [ev for ev in events_ if ev.pk in ip_ok]
         for ev in kept:
             if ev.ip_ads and not ip_ok[ev.pk]:
