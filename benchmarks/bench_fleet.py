@@ -4,8 +4,8 @@ A store is filled with events of many players (by a daemon with no provider), th
 with a GameAnalytics sandbox answering LATENCY_MS late, and the drain is timed until the sandbox accepted every
 event. The bare loop, in the same run, is psycopg alone on a table of the same rows: as many workers as the
 fleet has requests in flight (`max_in_flight` per daemon), each claiming a batch with `FOR UPDATE SKIP LOCKED`,
-waiting the collector's latency, and deleting it. Then the claim's time after every event has passed through
-the queue, against its time on a fresh queue: the hot table keeps only the backlog.
+waiting the collector's latency, and deleting it. (A claim's own time, fresh and after 1,000,000 events:
+bench_claims.py.)
 
     python -m benchmarks.bench_fleet [--quick]
 """
@@ -31,7 +31,6 @@ import psycopg
 
 from benchmarks.support import Daemon, free_port, gameanalytics_table, late_gameanalytics_sandbox, wait_until
 from bridge.client import Client
-from bridge.store import Delivery, Store
 
 LATENCY_MS = 50
 PLAYERS = 64
@@ -131,24 +130,6 @@ def bare_rate(base: str, daemons: int, total: int) -> float:
     return total / (time.perf_counter() - began)
 
 
-def claim_ms(url: str) -> float:
-    """Milliseconds one leased claim of 1,000 takes on this store, 1,000 new events queued."""
-    store = Store(url.replace("postgresql://", "postgresql+psycopg://"))
-    store.open()
-    claims = Delivery(store).claims("gameanalytics")
-    claims.start()
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql("INSERT INTO delivery_queue (provider, event_pk, device_id, user_id) SELECT "
-                             "'gameanalytics', pk, device_id, user_id FROM events ORDER BY pk DESC LIMIT 1000 "
-                             "ON CONFLICT DO NOTHING")
-    began = time.perf_counter()
-    claimed = claims.claim(1000)
-    took = (time.perf_counter() - began) * 1000
-    store.dispose()
-    assert len(claimed) == 1000
-    return took
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -163,10 +144,6 @@ def main() -> None:
             bare = bare_rate(base, daemons, total)
             print(f"  {daemons} daemon(s)  {fleet:>9,.0f} events/s   bare SKIP LOCKED loop {bare:>9,.0f}/s   "
                   f"{fleet / bare:>5.0%}  (target >= 70%)")
-        fresh = database(base, "fresh")
-        fill(fresh.replace("postgresql://", "postgresql+psycopg://"), 1000, Path(work) / "fill-fresh")
-        print(f"  claim of 1,000: {claim_ms(fresh):.1f} ms on a fresh queue, "
-              f"{claim_ms(f'{base}/fleet_3'):.1f} ms after {total:,} events passed through")
 
 
 if __name__ == "__main__":

@@ -27,26 +27,33 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import fields as dataclass_fields
 from datetime import timedelta
 from typing import Any, Protocol
 
 import msgpack
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     ColumnElement,
     Connection,
     Interval,
     and_,
+    any_,
     bindparam,
     case,
     delete,
     exists,
     func,
     insert,
+    literal_column,
     or_,
     select,
+    true,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 
 from .database import ENQUEUE_LOCK, Store, consented, now_ms
@@ -97,8 +104,15 @@ def _provider_lock(provider: str) -> int:
     return zlib.crc32(provider.encode()) | 0x6562_0000_0000
 
 
+def _any_pk(column: ColumnElement[Any], pks: Iterable[int]) -> ColumnElement[bool]:
+    """PostgreSQL: `column` is one of `pks`, passed as one array: a batch's or a claim's pks as hundreds of
+    parameters cost the lane's thread more than the statement costs the database."""
+    return column == any_(bindparam("pks", list(pks), type_=ARRAY(BigInteger)))
+
+
 def _read_events(conn: Connection, columns: tuple[ColumnElement[Any], ...], pks: list[int]) -> list[StoredEvent]:
-    rows = conn.execute(select(*columns).select_from(_CLAIM_FROM).where(events.c.pk.in_(pks))
+    """Claimed events by pk, oldest first (PostgreSQL)."""
+    rows = conn.execute(select(*columns).select_from(_CLAIM_FROM).where(_any_pk(events.c.pk, pks))
                         .order_by(events.c.pk)).mappings().all()
     return [_stored_event(r) for r in rows]
 
@@ -204,6 +218,10 @@ class CursorClaims:
         """Nothing to give back: a restart claims again from the stored cursor."""
 
 
+_WINDOW = 4  # a claim of n rows looks at the n * _WINDOW oldest free ones
+_PK_MAX = 2**63 - 1
+
+
 class LeasedClaims:
     """PostgreSQL's claims: rows of `delivery_queue` leased by this daemon (see the module's docstring)."""
 
@@ -215,6 +233,10 @@ class LeasedClaims:
         self._skipped: list[int] = []
         self._lease = bindparam("lease", timedelta(seconds=delivery.lease_s), type_=Interval)
         self._mine = and_(delivery_queue.c.provider == provider, delivery_queue.c.claimed_by == self.me)
+
+    def _may_send(self, queue: Any) -> ColumnElement[bool]:
+        """A queued row's player lets their events leave (see `consented`)."""
+        return consented(queue.c.device_id, queue.c.user_id, self.delivery.consent_required)
 
     def start(self) -> None:
         """The provider registered (its cursor row: from then on the ingest queues its events), every event
@@ -234,38 +256,49 @@ class LeasedClaims:
         self._skipped = []
 
     def claim(self, limit: int) -> list[StoredEvent]:
-        queue, first, head = (delivery_queue.alias(name) for name in ("q", "first", "head"))
+        """Leases that ran out are swept free first (their `claimed_by` kept, so that their holder's late finish
+        still counts until a claim takes them); then the oldest free rows are read from their own index, each
+        checked against its player's oldest queued row, whose lease (another daemon's) holds the player back:
+        one index probe per row taken, however many rows are leased. (An anti-join of the leased rows, as the
+        planner chose for a NOT EXISTS, took seconds.)"""
+        queue, first, ahead = (delivery_queue.alias(name) for name in ("q", "first", "ahead"))
         now = func.now()
-        # The player's oldest queued event, one index probe: leased elsewhere, the player's newer ones wait. (Every
-        # older row would be a scan per candidate: a claim of a thousand took seconds behind a long backlog.)
-        oldest = (select(first.c.event_pk).where(first.c.provider == queue.c.provider,
-                                                 first.c.device_id == queue.c.device_id,
-                                                 first.c.user_id == queue.c.user_id)
-                  .order_by(first.c.event_pk).limit(1).correlate(queue).scalar_subquery())
-        elsewhere = exists().where(head.c.provider == queue.c.provider, head.c.event_pk == oldest,
-                                   head.c.claimed_until >= now, head.c.claimed_by != self.me)
-        free = (select(queue.c.event_pk, queue.c.claimed_by.label("was"))
-                .where(queue.c.provider == self.provider,
-                       or_(queue.c.claimed_until.is_(None), queue.c.claimed_until < now), ~elsewhere,
-                       consented(queue.c.device_id, queue.c.user_id, self.delivery.consent_required))
-                .order_by(queue.c.event_pk).limit(limit).with_for_update(skip_locked=True, of=queue)
-                .cte("free"))  # a CTE runs once: a subquery could be run again per row, each time other rows
+        head = (select(first.c.claimed_by, first.c.claimed_until)
+                .where(first.c.provider == queue.c.provider, first.c.device_id == queue.c.device_id,
+                       first.c.user_id == queue.c.user_id)
+                .order_by(first.c.event_pk).limit(1).lateral("head"))
+        # The free rows a claim looks at, at most: past them every row is newer than all of these, so oldest first
+        # holds, and a claim whose players are all held elsewhere reads a window, not the whole backlog.
+        window_end = (select(ahead.c.event_pk)
+                      .where(ahead.c.provider == self.provider, ahead.c.claimed_until.is_(None), self._may_send(ahead))
+                      .order_by(ahead.c.event_pk).offset(limit * _WINDOW - 1).limit(1).scalar_subquery())
+        ctid: ColumnElement[Any] = literal_column(f"{queue.name}.ctid")
+        free = (select(ctid).select_from(queue.join(head, true()))
+                .where(queue.c.provider == self.provider, queue.c.claimed_until.is_(None),
+                       queue.c.event_pk <= func.coalesce(window_end, _PK_MAX),
+                       or_(head.c.claimed_until.is_(None), head.c.claimed_by == self.me), self._may_send(queue))
+                .order_by(queue.c.event_pk).limit(limit).with_for_update(skip_locked=True, of=queue))
         with self.delivery.engine.begin() as conn:
             conn.execute(select(func.pg_advisory_xact_lock(_provider_lock(self.provider))))
+            conn.execute(update(delivery_queue).where(delivery_queue.c.provider == self.provider,
+                                                      delivery_queue.c.claimed_until < now)
+                         .values(claimed_until=None))
+            # The rows locked, by their physical address (a TID scan): a join back to the queue, or its pks as an
+            # array, is planned from the table's statistics, and a fresh queue's led to a scan of every row.
             taken = conn.execute(
-                update(delivery_queue).where(delivery_queue.c.provider == self.provider,
-                                             delivery_queue.c.event_pk == free.c.event_pk)
+                update(delivery_queue).where(literal_column("delivery_queue.ctid") == any_(func.array(
+                    free.scalar_subquery())))
                 .values(claimed_by=self.me, claimed_until=now + self._lease, attempts=delivery_queue.c.attempts + 1)
-                .returning(delivery_queue.c.event_pk, free.c.was)).all()
+                .returning(delivery_queue.c.event_pk, delivery_queue.c.attempts)).all()
             pks = [pk for pk, _ in taken]
-            over = sum(1 for _, was in taken if was is not None)
+            over = sum(1 for _, attempts in taken if attempts > 1)
             if over:  # a lease on them ended unfinished (its daemon died, stalled or stopped): perhaps sent already
                 conn.execute(update(delivery_cursors).where(delivery_cursors.c.provider == self.provider)
                              .values(taken_over=delivery_cursors.c.taken_over + over))
             claimed = _read_events(conn, self.delivery.columns, pks) if pks else []
             gone = set(pks) - {ev.pk for ev in claimed}
             if gone:  # queued rows whose events were trimmed since: nothing left to send
-                conn.execute(delete(delivery_queue).where(self._mine, delivery_queue.c.event_pk.in_(gone)))
+                conn.execute(delete(delivery_queue).where(self._mine, _any_pk(delivery_queue.c.event_pk, gone)))
         if claimed:
             self.claimed_up_to = max(self.claimed_up_to, claimed[-1].pk)
         return claimed
@@ -276,17 +309,18 @@ class LeasedClaims:
     def sync(self) -> None:
         if self._skipped:
             with self.delivery.engine.begin() as conn:
-                conn.execute(delete(delivery_queue).where(self._mine, delivery_queue.c.event_pk.in_(self._skipped)))
+                conn.execute(delete(delivery_queue).where(self._mine,
+                                                          _any_pk(delivery_queue.c.event_pk, self._skipped)))
             self._skipped = []
 
     def finish(self, pks: list[int], delivered: int, dead: list[tuple[int, str, str]]) -> int:
         """Only rows still leased to this daemon are finished (deleted), with their dead letters. Of the rest,
         those whose events are still stored were taken over: their delivered ones go out twice."""
         with self.delivery.engine.begin() as conn:
-            kept = set(conn.execute(delete(delivery_queue).where(self._mine, delivery_queue.c.event_pk.in_(pks))
+            kept = set(conn.execute(delete(delivery_queue).where(self._mine, _any_pk(delivery_queue.c.event_pk, pks))
                                     .returning(delivery_queue.c.event_pk)).scalars())
             rest = [pk for pk in pks if pk not in kept]
-            lost = set(conn.execute(select(events.c.pk).where(events.c.pk.in_(rest))).scalars()) if rest else set()
+            lost = set(conn.execute(select(events.c.pk).where(_any_pk(events.c.pk, rest))).scalars()) if rest else set()
             dead_kept = [d for d in dead if d[0] in kept]
             dead_pks = {pk for pk, _, _ in dead}
             if dead_kept:
@@ -358,8 +392,10 @@ class Delivery:
         if not events_:
             return events_
         with self.engine.connect() as conn:
-            ip_ok: dict[int, bool] = {pk: bool(ok) for pk, ok in conn.execute(select(events.c.pk, self._ip_ads).where(
-                events.c.pk.in_([ev.pk for ev in events_])))}
+            pks = [ev.pk for ev in events_]
+            among = _any_pk(events.c.pk, pks) if self.leased else events.c.pk.in_(pks)
+            ip_ok: dict[int, bool] = {pk: bool(ok) for pk, ok in conn.execute(select(events.c.pk, self._ip_ads)
+                                                                              .where(among))}
         kept = [ev for ev in events_ if ev.pk in ip_ok]
         for ev in kept:
             if ev.ip_ads and not ip_ok[ev.pk]:
@@ -436,7 +472,11 @@ class Delivery:
             return [DeadLetter(**r) for r in conn.execute(query).mappings()]
 
     def take_requeued(self, provider: str, limit: int) -> list[Requeued]:
-        """Dead letters an operator re-queued, with their events: delivered again before new events."""
+        """Dead letters an operator re-queued, with their events: delivered again before new events. On
+        PostgreSQL none: their events go back into the provider's queue instead (see `_requeue_into_queue`)."""
+        if self.leased:
+            self._requeue_into_queue(provider)
+            return []
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(dead_letters.c.pk.label("dl_pk"), *self.columns)
@@ -444,6 +484,19 @@ class Delivery:
                 .where(dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_not(None), self._may_send)
                 .order_by(dead_letters.c.pk).limit(limit)).mappings().all()
             return [Requeued(letter_pk=r["dl_pk"], event=_stored_event(r)) for r in rows]
+
+    def _requeue_into_queue(self, provider: str) -> None:
+        """The provider's re-queued letters leave, their events queued for it again in the same transaction: the
+        fleet's leased claims then deliver each once (a letter taken by several daemons at once is deleted by
+        one, the others wait for it and find it gone), oldest pk first, so before its player's newer events."""
+        letters = (delete(dead_letters).where(dead_letters.c.provider == provider,
+                                              dead_letters.c.requeued_at.is_not(None))
+                   .returning(dead_letters.c.event_pk).cte("letters"))
+        with self.engine.begin() as conn:
+            conn.execute(pg_insert(delivery_queue).from_select(
+                ["provider", "event_pk", "device_id", "user_id"],
+                select(bindparam("p", provider), events.c.pk, events.c.device_id, events.c.user_id)
+                .where(events.c.pk.in_(select(letters.c.event_pk)))).on_conflict_do_nothing())
 
     def requeue(self, provider: str | None = None) -> int:
         """Mark dead letters for another try; returns how many. The provider picks them up at once."""

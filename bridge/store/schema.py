@@ -24,9 +24,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     inspect,
+    text,
 )
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 metadata = MetaData()
 
@@ -110,6 +111,11 @@ delivery_cursors = Table(
 # Schema 8, PostgreSQL only: one row per event and provider until that provider finished with it (the row is then
 # deleted: the table stays as small as the backlog). A daemon leases rows (`claimed_by`, `claimed_until`); a
 # lease that ran out is anyone's again. The player's columns let a claim keep each player's events in order.
+# Schema 10: a free row (`claimed_until` NULL: never claimed, given back, or its lease swept once it ran out) is
+# found through its own partial index, oldest first, without stepping over the rows leased now (a fleet's whole
+# waiting backlog); the leased ones through theirs, by when they run out.
+_FREE = "claimed_until IS NULL"
+_LEASED = "claimed_until IS NOT NULL"
 delivery_queue = Table(
     "delivery_queue", metadata,
     Column("provider", String(64), primary_key=True),
@@ -120,6 +126,9 @@ delivery_queue = Table(
     Column("claimed_until", DateTime(timezone=True)),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Index("ix_delivery_queue_player", "provider", "device_id", "user_id", "event_pk"),
+    Index("ix_delivery_queue_free", "provider", "event_pk", postgresql_where=text(_FREE), sqlite_where=text(_FREE)),
+    Index("ix_delivery_queue_leased", "provider", "claimed_until", postgresql_where=text(_LEASED),
+          sqlite_where=text(_LEASED)),
 )
 
 # Events a provider finished with past its cursor: one player's batch done while an older player's is still
@@ -320,6 +329,12 @@ def _fleet_sessions(conn: Connection) -> None:
     client_quota.create(conn, checkfirst=True)
 
 
+def _claim_indexes(conn: Connection) -> None:
+    """Schema 10: the queue's free and leased rows indexed apart, so that a claim reads only what it takes."""
+    for index in delivery_queue.indexes:
+        index.create(conn, checkfirst=True)
+
+
 def _add_purchases(conn: Connection) -> None:
     """Schema 2: purchase verification."""
     purchases.create(conn)
@@ -335,4 +350,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     6: _privacy,  # 7: consent and erasures
     7: _leases,  # 8: leased claims for fleets on PostgreSQL
     8: _fleet_sessions,  # 9: sessions' last activity, relay clients' daily counts
+    9: _claim_indexes,  # 10: the leased queue's free and leased rows indexed apart
 }

@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 import psycopg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from bridge.store import Burst, Claims, Delivery, Ingest, Store, schema
 from bridge.store.database import HOUSEKEEPING_LOCK
@@ -208,3 +208,52 @@ def test_one_daemon_of_the_fleet_does_housekeeping_at_a_time(fleet: tuple[Daemon
             assert not also
     with b.store.try_exclusive(HOUSEKEEPING_LOCK) as alone:
         assert alone  # given back at the block's end
+
+
+def test_a_schema_8_store_is_upgraded_in_place_to_the_claim_indexes(url: str) -> None:
+    """Schema 10 indexes the queue's free and leased rows apart; the queue and its leases stay as they were."""
+    a = Daemon(url)
+    store_events(a.store, ["p"], 3)
+    held = a.claims.claim(1)
+    with a.store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_delivery_queue_free")
+        conn.exec_driver_sql("DROP INDEX ix_delivery_queue_leased")
+        conn.execute(schema.meta.update().where(schema.meta.c.key == "schema_version").values(value="8"))
+    assert a.store.upgrade() == schema.SCHEMA_VERSION
+    indexes = {ix["name"] for ix in inspect(a.store.engine).get_indexes("delivery_queue")}
+    assert {"ix_delivery_queue_free", "ix_delivery_queue_leased"} <= indexes
+    assert a.delivery.figures("ga")["leases"] == {a.id: 1} and queue_rows(a.store) == 3
+    assert uids(a.claims.claim(100)) == ["p-1", "p-2"]
+    assert a.claims.finish([ev.pk for ev in held], 1, []) == 0
+    a.store.dispose()
+
+
+def test_requeued_dead_letters_go_back_into_the_queue_and_out_once_across_the_fleet(
+        fleet: tuple[Daemon, Daemon]) -> None:
+    a, b = fleet
+    store_events(a.store, ["p"], 4)
+    first = a.claims.claim(2)
+    a.claims.finish([ev.pk for ev in first], 1, [(first[0].pk, "invalid", "a rule since fixed")])
+    assert a.delivery.requeue("ga") == 1  # as `engine-bridge dead-letters --requeue` does, beside the fleet
+    both = threading.Barrier(2)
+    taken: list[list[Any]] = []
+
+    def lane_turn(daemon: Daemon) -> None:
+        both.wait(10)
+        taken.append(daemon.delivery.take_requeued("ga", 100))
+
+    turns = [threading.Thread(target=lane_turn, args=(daemon,)) for daemon in (a, b)]
+    for turn in turns:
+        turn.start()
+    for turn in turns:
+        turn.join(30)
+    assert taken == [[], []]  # no daemon sends the letter itself: it is queued again, for one claim to take
+    assert a.delivery.dead_letters("ga") == [] and a.delivery.figures("ga")["dead_lettered"] == 0
+    claimed = b.claims.claim(100)
+    assert uids(claimed) == ["p-0", "p-2", "p-3"]  # the requeued event first, before its player's newer ones
+    assert a.claims.claim(100) == []
+    assert b.claims.finish([ev.pk for ev in claimed], 2, [(claimed[0].pk, "invalid", "refused again")]) == 0
+    [again] = b.delivery.dead_letters("ga")  # refused again: a dead letter once more, not re-queued
+    assert (again.event_pk, again.reason, again.requeued_at) == (first[0].pk, "refused again", None)
+    figures = b.delivery.figures("ga")
+    assert (figures["queued"], figures["delivered"], figures["dead_lettered"]) == (0, 3, 1)
