@@ -23,6 +23,7 @@ from bridge.sandbox.staq import StaqSandbox  # noqa: E402
 from tests import bundle_build, shared  # noqa: E402
 from tests.bindings import cpp_build  # noqa: E402
 from tests.harness import Client, Daemon, priority  # noqa: E402
+from tests.postgres import PostgresServer  # noqa: E402
 from tests.sandboxes import start_sandbox  # noqa: E402
 
 # The longest tests (seconds, under coverage, on 2 cores), longest first; a test missing here is only run later.
@@ -194,3 +195,17 @@ def staq_sandbox() -> Iterator[tuple[StaqSandbox, SandboxServer]]:
     sb, server = start_sandbox("staq")
     yield sb, server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for a module's tests; each test that needs a fleet of its own asks `pg_database`."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_database(pg_server: PostgresServer) -> str:
+    """The store URL of an empty database of its own on the module's server."""
+    return pg_server.new_database()

@@ -12,6 +12,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import psycopg
+
 from tests.harness import free_port
 
 
@@ -27,6 +29,7 @@ class PostgresServer:
         self.dir = Path(tempfile.mkdtemp(prefix="eb-pg-"))
         self.port = free_port()
         self.user = "postgres" if os.geteuid() == 0 else None
+        self._databases = 0
 
     def _run(self, *args: str) -> None:
         cmd = list(args) if self.user is None else ["runuser", "-u", self.user, "--", *args]
@@ -51,6 +54,14 @@ class PostgresServer:
     @property
     def url(self) -> str:
         return f"postgresql+psycopg://bridge@127.0.0.1:{self.port}/postgres"
+
+    def new_database(self) -> str:
+        """An empty database of its own on this server (a test's fleet), as a store URL."""
+        self._databases += 1
+        name = f"db_{self._databases}"
+        with psycopg.connect(f"postgresql://bridge@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
 
     def stop(self) -> None:
         try:

@@ -36,6 +36,7 @@ from bridge.publisher import Publisher
 from bridge.sessions import SessionBook
 from bridge.store import Burst, Ingest, Store, now_ms
 from bridge.store.rows import DeadLetter
+from bridge.store.database import DEFAULT_LEASE_S
 from tests.sandboxes import CREDENTIALS, FAST
 
 T = TypeVar("T")
@@ -114,13 +115,15 @@ class InProcessBridge:
     """A store, a dispatcher and a publisher in the test process; `with` starts and stops the dispatcher."""
 
     def __init__(self, workdir: Path, providers: dict[str, dict[str, Any]], clock: Clock | None = None,
-                 consent: str = "not_required", store_url: str | None = None) -> None:
+                 consent: str = "not_required", store_url: str | None = None,
+                 lease_s: float = DEFAULT_LEASE_S) -> None:
         self.providers = providers
         self.clock = clock or ManualClock()
         self.workdir = Path(workdir)
         self.db_path = self.workdir / "bridge.sqlite3"
         # a PostgreSQL `store_url` shared by several bridges makes them a fleet (each its own daemon id)
-        self.store = Store(store_url or f"sqlite:///{self.db_path}", consent_required=consent == "required")
+        self.store = Store(store_url or f"sqlite:///{self.db_path}", consent_required=consent == "required",
+                           lease_s=lease_s)
         self.store.open()
         self.ingest = Ingest(self.store)
         self.conn = self.store.writer_connection()  # the ingress's connection: this thread's
@@ -172,6 +175,9 @@ class InProcessBridge:
 
     async def _run(self) -> None:
         self._tasks = [asyncio.create_task(lane.run(), name=lane.name) for lane in self.lanes]
+        if self.store.leased:  # as the dispatcher does: leases renewed while their events wait or are retried
+            self._tasks.extend(asyncio.create_task(lane.keep_leases(), name=f"{lane.name} leases")
+                               for lane in self.lanes)
         if self.dispatcher.purchase_lane is not None:
             self._tasks.append(asyncio.create_task(self.dispatcher.purchase_lane.run(), name="purchases"))
 

@@ -18,17 +18,10 @@ from bridge.store.state import ProviderState
 from tests.postgres import PostgresServer
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    pg = PostgresServer().start()
-    yield pg
-    pg.stop()
-
-
 @pytest.fixture
-def stores(server: PostgresServer) -> Iterator[tuple[Store, Store]]:
+def stores(pg_server: PostgresServer) -> Iterator[tuple[Store, Store]]:
     """Two daemons' stores on the server's database."""
-    a, b = Store(server.url), Store(server.url)
+    a, b = Store(pg_server.url), Store(pg_server.url)
     a.open()
     b.open()
     yield a, b

@@ -12,35 +12,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgpack
-import psycopg
 import pytest
 from sqlalchemy import func, inspect, select
 
 from bridge.store import Burst, Claims, Delivery, Ingest, Store, schema
 from bridge.store.database import HOUSEKEEPING_LOCK
 from bridge.store.ingest import EVENT_COLUMNS
-from tests.postgres import PostgresServer
 from tests.sandboxes import wait_until
 
 LEASE_S = 30.0  # nothing runs out in a test unless the test shortens the lease: a loaded machine stalls for seconds
 SHORT_LEASE_S = 1.0
-_databases = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    pg = PostgresServer().start()
-    yield pg
-    pg.stop()
 
 
 @pytest.fixture
-def url(server: PostgresServer) -> str:
-    """An empty database of its own on the module's server."""
-    name = f"leases_{next(_databases)}"
-    with psycopg.connect(f"postgresql://bridge@127.0.0.1:{server.port}/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return server.url.rsplit("/", 1)[0] + f"/{name}"
+def url(pg_database: str) -> str:
+    return pg_database
 
 
 class Daemon:

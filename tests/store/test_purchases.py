@@ -4,35 +4,20 @@ recorded is the purchase's. A real PostgreSQL server; SQLite (one daemon) keeps 
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgpack
-import psycopg
 import pytest
 from sqlalchemy import insert
 
 from bridge.store import PurchaseResult, Purchases, Store, now_ms, schema
-from tests.postgres import PostgresServer
 
 LEASE_S = 30.0
-_databases = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    pg = PostgresServer().start()
-    yield pg
-    pg.stop()
 
 
 @pytest.fixture
-def url(server: PostgresServer) -> str:
-    name = f"purchases_{next(_databases)}"
-    with psycopg.connect(f"postgresql://bridge@127.0.0.1:{server.port}/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return server.url.rsplit("/", 1)[0] + f"/{name}"
+def url(pg_database: str) -> str:
+    return pg_database
 
 
 def open_store(url: str) -> Store:
