@@ -141,10 +141,8 @@ class Ingest:
         with self.engine.connect() as conn:
             rows = conn.execute(select(*_OPEN, sessions.c.last_seen).where(
                 sessions.c.user_id.in_(users), sessions.c.ended_at.is_(None))).mappings().all()
-            nums = conn.execute(select(sessions.c.user_id, func.max(sessions.c.session_num))
-                                .where(sessions.c.user_id.in_(users)).group_by(sessions.c.user_id)).all()
-        opened = [(OpenSession(**{k: r[k] for k in _OPEN_NAMES}), r["last_seen"]) for r in rows]
-        return opened, {user: int(num) for user, num in nums}
+            nums = _session_nums(conn, users)
+        return [(OpenSession(**{k: r[k] for k in _OPEN_NAMES}), r["last_seen"]) for r in rows], nums
 
     def client_events(self, key: str, day: int) -> int:
         """At a relay, the events a client key sent on a UTC day, as the store (every relay of a fleet) counted."""
@@ -171,9 +169,7 @@ class Ingest:
     def last_session_nums(self) -> dict[str, int]:
         """Per user, the highest session number so far, so numbering continues after a restart."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(sessions.c.user_id, func.max(sessions.c.session_num))
-                                .group_by(sessions.c.user_id)).all()
-        return {user: int(num) for user, num in rows}
+            return _session_nums(conn)
 
     def queued_for_device(self, device_id: str) -> int:
         """The device's events some provider has yet to finish with (the `flush` reply)."""
@@ -211,6 +207,14 @@ class Ingest:
 _OPEN = (sessions.c.session_id, sessions.c.device_id, sessions.c.user_id, sessions.c.session_num,
          sessions.c.started_at, sessions.c.user_ip)
 _OPEN_NAMES = tuple(column.name for column in _OPEN)
+
+
+def _session_nums(conn: Connection, users: list[str] | None = None) -> dict[str, int]:
+    """Per user (of these, or every one), the highest session number so far."""
+    query = select(sessions.c.user_id, func.max(sessions.c.session_num)).group_by(sessions.c.user_id)
+    if users is not None:
+        query = query.where(sessions.c.user_id.in_(users))
+    return {user: int(num) for user, num in conn.execute(query).all()}
 
 
 def _player(table: Any, device_id: str, user_id: str) -> Any:

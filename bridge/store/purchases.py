@@ -15,7 +15,7 @@ from dataclasses import fields
 from typing import Any
 
 import msgpack
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import ColumnElement, Row, delete, or_, select, update
 
 from .database import Store, now_ms
 from .rows import Purchase, PurchaseResult
@@ -23,6 +23,13 @@ from .schema import devices, purchases
 
 # Purchase fields read as they are stored: the rest are msgpack (`metadata`) or the device's row (`device`).
 _PLAIN_FIELDS = tuple(f.name for f in fields(Purchase) if f.name not in ("metadata", "device"))
+
+
+_VERDICT = (purchases.c.is_valid, purchases.c.is_duplicate, purchases.c.reason)
+
+
+def _verdict(row: Row[Any, Any, Any]) -> PurchaseResult:
+    return PurchaseResult(is_valid=bool(row.is_valid), is_duplicate=bool(row.is_duplicate), reason=row.reason or "")
 
 
 class Purchases:
@@ -82,9 +89,7 @@ class Purchases:
                     verified_at=now_ms(), is_valid=result.is_valid, is_duplicate=result.is_duplicate,
                     reason=result.reason)).rowcount:
                 return result
-            row = conn.execute(select(purchases.c.is_valid, purchases.c.is_duplicate, purchases.c.reason)
-                               .where(purchases.c.pk == pk)).one()
-        return PurchaseResult(is_valid=bool(row.is_valid), is_duplicate=bool(row.is_duplicate), reason=row.reason or "")
+            return _verdict(conn.execute(select(*_VERDICT).where(purchases.c.pk == pk)).one())
 
     def erase_if_forgotten(self, pk: int) -> bool:
         """A purchase whose player was forgotten while it awaited its verdict goes, now that the verdict went
@@ -96,11 +101,10 @@ class Purchases:
     def purchase_result(self, device_id: str, purchase_id: str) -> PurchaseResult | None:
         """The verdict on a purchase if it has one (a client resending a purchase it already sent)."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(purchases.c.is_valid, purchases.c.is_duplicate, purchases.c.reason).where(
+            row = conn.execute(select(*_VERDICT).where(
                 purchases.c.device_id == device_id, purchases.c.purchase_id == purchase_id,
                 purchases.c.verified_at.is_not(None))).first()
-        return None if row is None else PurchaseResult(is_valid=bool(row.is_valid),
-                                                       is_duplicate=bool(row.is_duplicate), reason=row.reason or "")
+        return None if row is None else _verdict(row)
 
     def recent_results(self, device_id: str, limit: int) -> dict[str, dict[str, Any]]:
         """The device's latest verdicts by purchase id: the values of its `purchase/<device_id>` topic."""
