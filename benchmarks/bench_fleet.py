@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,13 @@ import psycopg
 
 from benchmarks.support import Daemon, free_port, gameanalytics_table, late_gameanalytics_sandbox, wait_until
 from bridge.client import Client
+from bridge.providers.gameanalytics.provider import GameAnalytics
 
 LATENCY_MS = 50
 PLAYERS = 64
 MAX_IN_FLIGHT = 4
-BATCH = 100  # events per player's batch: what a lane sends per request here
+BATCH = 100  # events per claim of the bare loop (the ratio the README has quoted since the fleet landed)
+LANE_BATCH = GameAnalytics.batch_size  # ... and the lanes' own: what a daemon's request carries, at most
 TIMERS = {"interval": 0.05, "retry_base": 0.05, "retry_cap": 0.2, "timeout": 5.0, "remote_configs": False,
           "max_in_flight": MAX_IN_FLIGHT}
 
@@ -82,8 +85,9 @@ def fill(url: str, total: int, workdir: Path) -> None:
 
 
 def fleet_rate(base: str, sandbox: str, daemons: int, total: int, work: Path) -> float:
-    """Events/s the fleet delivers from a filled store: from the sandbox's first accepted event to its last
-    (the daemons' start-up left out)."""
+    """Events/s the fleet delivers from a filled store, from the sandbox's first accepted event once all its
+    daemons are up (started side by side; what the first up delivered while the others started is left out;
+    so is the provider's registration, a fresh fleet's once) until the sandbox accepted every event."""
     url = database(base, f"fleet_{daemons}").replace("postgresql://", "postgresql+psycopg://")
     fill(url, total, work / f"fill-{daemons}")
     config = gameanalytics_table(sandbox, **TIMERS) + f'[store]\nurl = "{url}"\n'
@@ -94,17 +98,21 @@ def fleet_rate(base: str, sandbox: str, daemons: int, total: int, work: Path) ->
             return int(admin.get(f"{sandbox}/_sandbox/counts").json()["categories"].get("design", {})
                        .get("accepted", 0))
 
-        for i in range(daemons):
-            fleet.enter_context(Daemon(work / f"fleet-{daemons}-{i}", config=config))
-        wait_until(accepted, 60, "the first event at the sandbox", interval_s=0.01)
+        members = [Daemon(work / f"fleet-{daemons}-{i}", config=config) for i in range(daemons)]
+        for member in members:
+            fleet.push(member)
+        with ThreadPoolExecutor(daemons) as starting:
+            list(starting.map(lambda member: member.start(), members))
+        before = wait_until(accepted, 60, "the fleet's first event at the sandbox", interval_s=0.01)
         began = time.perf_counter()
+        assert before < total / 2, f"{before:,} of {total:,} events delivered before the fleet was up: too few"
         wait_until(lambda: accepted() >= total, 600, "every event at the sandbox", interval_s=0.02)
-        return total / (time.perf_counter() - began)
+        return (total - before) / (time.perf_counter() - began)
 
 
-def bare_rate(base: str, daemons: int, total: int) -> float:
-    """Events/s of psycopg alone: claim a batch with SKIP LOCKED, wait the collector's latency, delete it."""
-    url = database(base, f"bare_{daemons}")
+def bare_rate(base: str, daemons: int, total: int, batch: int) -> float:
+    """Events/s of psycopg alone: claim `batch` rows with SKIP LOCKED, wait the collector's latency, delete them."""
+    url = database(base, f"bare_{daemons}_{batch}")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE q (pk bigserial PRIMARY KEY, player text NOT NULL, claimed_until timestamptz)")
         conn.execute("INSERT INTO q (player) SELECT 'p' || (g %% %s) FROM generate_series(1, %s) g", (PLAYERS, total))
@@ -115,7 +123,7 @@ def bare_rate(base: str, daemons: int, total: int) -> float:
                 rows = conn.execute(
                     "UPDATE q SET claimed_until = now() + interval '30 s' WHERE pk IN (SELECT pk FROM q WHERE "
                     "claimed_until IS NULL ORDER BY pk LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING pk",
-                    (BATCH,)).fetchall()
+                    (batch,)).fetchall()
                 if not rows:
                     return
                 time.sleep(LATENCY_MS / 1000)
@@ -134,16 +142,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    total = 20_000 if args.quick else 100_000
+    total = 60_000 if args.quick else 200_000  # at 15,000 events/s, fewer would time the start and the tail
     with postgres() as base, late_gameanalytics_sandbox(LATENCY_MS) as sandbox, \
             tempfile.TemporaryDirectory(prefix="eb-bench-fleet-") as work:
         print(f"engine-bridge fleet on one PostgreSQL: {total:,} events of {PLAYERS} players, collector "
               f"{LATENCY_MS} ms late, max_in_flight = {MAX_IN_FLIGHT} per daemon")
+        print(f"  the bare SKIP LOCKED loop claims {BATCH} rows at a time, and {LANE_BATCH} (a lane's request)")
         for daemons in (1, 2, 3):
             fleet = fleet_rate(base, sandbox, daemons, total, Path(work))
-            bare = bare_rate(base, daemons, total)
-            print(f"  {daemons} daemon(s)  {fleet:>9,.0f} events/s   bare SKIP LOCKED loop {bare:>9,.0f}/s   "
-                  f"{fleet / bare:>5.0%}  (target >= 70%)")
+            bare, like = (bare_rate(base, daemons, total, batch) for batch in (BATCH, LANE_BATCH))
+            print(f"  {daemons} daemon(s)  {fleet:>9,.0f} events/s   bare loop {bare:>9,.0f}/s {fleet / bare:>5.0%} "
+                  f"(target >= 70%)   bare loop of {LANE_BATCH} {like:>9,.0f}/s {fleet / like:>5.0%}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 POISON_AFTER_CRASHES = 3
 TICK_S = 1.0  # between turns of a provider's timers (`tick`)
 CLAIM_ROWS = 1000  # events read from the store at a time
+HELD_PER_SLOT = 2  # players with due events a lane holds per request it may have out, before it takes on more
 STORE_TURN_S = 0.1  # the least time between two of a lane's turns at the store while batches come back faster
 
 # Told of every exchange's outcome (the lane's name, the events sent, what became of them), on the lanes' loop:
@@ -98,7 +99,7 @@ class Lane:
         self.provider = provider
         self.name = provider.name
         self.delivery = delivery
-        self.claims = delivery.claims(provider.name)
+        self.claims = delivery.claims(provider.name, provider.batch_size)
         self.settings = settings
         self.sender = sender
         self.nudge = asyncio.Event()
@@ -152,7 +153,7 @@ class Lane:
     async def _claim(self) -> None:
         """Read the events stored since the last claim into their players' buckets, up to `max_waiting`."""
         while self._buckets.count < self.settings.max_waiting:
-            claimed = await asyncio.to_thread(self.claims.claim, CLAIM_ROWS)
+            claimed = await asyncio.to_thread(self.claims.claim, CLAIM_ROWS, self._room_for_players())
             routed, skipped = [], []
             for ev in claimed:
                 if self.provider.accepts(ev):
@@ -169,6 +170,19 @@ class Lane:
                     log_failure(f"{self.name}: claimed failed", exc)
             if len(claimed) < CLAIM_ROWS:
                 return
+
+    def _room_for_players(self) -> int:
+        """How many players new to the lane its next claim may take on: while fewer than HELD_PER_SLOT per
+        request it may have out have events due or out, so that a fleet's first daemon to claim does not
+        hold every player of a backlog while the others idle (a lane alone on its store takes any)."""
+        cap = HELD_PER_SLOT * self.settings.max_in_flight
+        busy = set(self._batches) | set(self._buckets.full)
+        excess = self._buckets.count - self.settings.max_waiting
+        for key, bucket in self._buckets.by_key.items():  # the buckets due first are at the front
+            if len(busy) >= cap or self._due_in(bucket, excess) > 0:
+                break
+            busy.add(key)
+        return max(0, cap - len(busy))
 
     def _due_in(self, bucket: list[StoredEvent], excess: int) -> float:
         """Seconds until a bucket goes: 0 if full, flushed, or the lane holds more than `max_waiting`."""

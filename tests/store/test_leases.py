@@ -83,14 +83,15 @@ def test_two_daemons_split_the_queue_and_finish_their_own(fleet: tuple[Daemon, D
     assert a.id != b.id and a.id.count(":") == 2  # hostname:pid:random
     store_events(a.store, ["p0", "p1", "p2"], 4)
     mine = a.claims.claim(4)
-    assert uids(mine) == [f"p0-{i}" for i in range(4)]  # oldest first
+    assert uids(mine) == ["p0-0", "p0-1", "p1-0", "p1-1"]  # each player's oldest, a share each
     theirs = b.claims.claim(100)
-    assert uids(theirs) == [f"p{p}-{i}" for p in (1, 2) for i in range(4)]  # not what a holds
-    assert a.claims.claim(100) == []
+    assert uids(theirs) == [f"p2-{i}" for i in range(4)]  # not the players a holds
+    more = a.claims.claim(100, new_players=0)
+    assert uids(more) == ["p0-2", "p0-3", "p1-2", "p1-3"]  # a's players are a's until it finished them
     figures = a.delivery.figures("ga")
-    assert figures["leases"] == {a.id: 4, b.id: 8} and figures["in_flight"] == 12 and figures["queued"] == 12
-    assert a.claims.finish([ev.pk for ev in mine], 3, [(mine[0].pk, "invalid", "a rule")]) == 0
-    assert b.claims.finish([ev.pk for ev in theirs], 8, []) == 0
+    assert figures["leases"] == {a.id: 8, b.id: 4} and figures["in_flight"] == 12 and figures["queued"] == 12
+    assert a.claims.finish([ev.pk for ev in mine + more], 7, [(mine[0].pk, "invalid", "a rule")]) == 0
+    assert b.claims.finish([ev.pk for ev in theirs], 4, []) == 0
     figures = b.delivery.figures("ga")
     assert (figures["queued"], figures["delivered"], figures["dead_lettered"], figures["leases_lost"]) == (0, 11, 1, 0)
     assert [d.event_pk for d in a.delivery.dead_letters("ga")] == [mine[0].pk]
@@ -101,7 +102,7 @@ def test_a_players_newer_events_wait_while_an_older_one_is_leased_elsewhere(flee
     a, b = fleet
     store_events(a.store, ["x"], 4)
     store_events(a.store, ["y"], 2)
-    older = a.claims.claim(2)
+    older = a.claims.claim(2, new_players=1)
     assert uids(older) == ["x-0", "x-1"]
     assert uids(b.claims.claim(100)) == ["y-0", "y-1"]  # x-2 and x-3 wait for a's batch of x
     assert uids(a.claims.claim(100)) == ["x-2", "x-3"]  # a's own older lease does not hold a back
@@ -110,6 +111,32 @@ def test_a_players_newer_events_wait_while_an_older_one_is_leased_elsewhere(flee
     b.claims.release()  # b stops: what it held is anyone's at once
     assert uids(a.claims.claim(100)) == ["y-0", "y-1"]
     assert a.delivery.figures("ga")["taken_over"] == 2  # given back unfinished: they may have gone out
+
+
+def test_a_claim_takes_on_only_the_new_players_it_has_room_for(fleet: tuple[Daemon, Daemon]) -> None:
+    """So that the first daemon to claim a backlog does not hold every player's oldest event while the others idle."""
+    a, b = fleet
+    store_events(a.store, ["p0", "p1", "p2", "p3"], 3)
+    assert uids(a.claims.claim(100, new_players=2)) == [f"p{p}-{i}" for p in (0, 1) for i in range(3)]
+    assert uids(b.claims.claim(100, new_players=1)) == ["p2-0", "p2-1", "p2-2"]  # the oldest player left
+    assert a.claims.claim(100, new_players=0) == []  # p3 is new to a: no room for it
+    store_events(a.store, ["p0"], 5)  # p0-0..p0-2 are stored already: two new events
+    assert uids(a.claims.claim(100, new_players=0)) == ["p0-3", "p0-4"]  # a's own player's newer events
+    assert uids(b.claims.claim(100)) == ["p3-0", "p3-1", "p3-2"]
+
+
+def test_a_players_share_of_a_claim_is_a_batch_and_two_are_held_at_most(url: str) -> None:
+    a = Daemon(url)
+    claims = a.delivery.claims("ga", batch=2)
+    claims.start()
+    store_events(a.store, ["p", "q"], 5)
+    first = claims.claim(100)
+    assert uids(first) == ["p-0", "p-1", "q-0", "q-1"]  # a batch each: none goes short
+    assert uids(claims.claim(100)) == ["p-2", "p-3", "q-2", "q-3"]  # one out, one waiting
+    assert claims.claim(100) == []  # more would be held from the fleet for nothing
+    claims.finish([ev.pk for ev in first if ev.user_id == "p"], 2, [])
+    assert uids(claims.claim(100)) == ["p-4"]
+    a.store.dispose()
 
 
 def test_an_expired_lease_is_taken_over_and_the_loser_cannot_finish_it(url: str) -> None:
@@ -164,6 +191,35 @@ def test_a_provider_registered_later_gets_every_stored_event_and_then_each_new_o
     assert uids(a.claims.claim(100)) == ["p-0", "p-1", "p-2", "q-0"]
     assert queue_rows(a.store) == 8
     a.store.dispose()
+
+
+def test_daemons_starting_a_new_provider_at_once_register_it_once(url: str) -> None:
+    a, b = Daemon(url), Daemon(url)
+    store_events(a.store, ["p"], 3)
+    claims = [a.delivery.claims("staq"), b.delivery.claims("staq")]
+    both = threading.Barrier(2)
+    errors: list[Exception] = []
+
+    def start(one: Claims) -> None:
+        both.wait(10)
+        try:
+            one.start()
+        except Exception as exc:  # noqa: BLE001 - the test reports what a lane would have died of
+            errors.append(exc)
+
+    for _ in range(5):  # the race is a window of milliseconds: given five chances
+        with a.store.engine.begin() as conn:
+            conn.execute(schema.delivery_queue.delete().where(schema.delivery_queue.c.provider == "staq"))
+            conn.execute(schema.delivery_cursors.delete().where(schema.delivery_cursors.c.provider == "staq"))
+        starts = [threading.Thread(target=start, args=(one,)) for one in claims]
+        for thread in starts:
+            thread.start()
+        for thread in starts:
+            thread.join(30)
+        assert errors == []
+        assert queue_rows(a.store) == 3 + 3  # ga's and, once, staq's
+    a.store.dispose()
+    b.store.dispose()
 
 
 def test_daemons_opening_an_empty_database_at_once_make_one_schema(url: str) -> None:
