@@ -111,7 +111,7 @@ class Dispatcher:
             await lane.sender.aclose()
             try:
                 await lane.record_done()
-                await asyncio.to_thread(lane.claims.release)
+                await lane.release()
             except SQLAlchemyError as exc:  # the database is away: the leases run out by themselves
                 log_failure(f"{lane.name}: recording its last batches or giving back its leases failed", exc)
 

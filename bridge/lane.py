@@ -26,10 +26,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -40,6 +41,7 @@ from .sender import Sender, retry_after, says_later
 from .store import Delivery, StoredEvent, error_text, now_ms
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 POISON_AFTER_CRASHES = 3
 TICK_S = 1.0  # between turns of a provider's timers (`tick`)
@@ -100,6 +102,7 @@ class Lane:
         self.name = provider.name
         self.delivery = delivery
         self.claims = delivery.claims(provider.name, provider.batch_size)
+        self._claims_lock = threading.Lock()  # see `_at_store`
         self.settings = settings
         self.sender = sender
         self.nudge = asyncio.Event()
@@ -121,7 +124,7 @@ class Lane:
     # --- the loop ---------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await asyncio.to_thread(self.claims.start)
+        await self._at_store(self.claims.start)
         self._buckets = _Buckets(self.provider.batch_size)
         self._batches.clear()
         self._done.clear()  # resumed from the store: they go again
@@ -140,7 +143,7 @@ class Lane:
                         self._flush_up_to = self.claims.claimed_up_to
                 self._send_due()
                 if turn and not self._batches:
-                    await asyncio.to_thread(self.claims.sync)  # events no bucket took (not routed here)
+                    await self._at_store(self.claims.sync)  # events no bucket took (not routed here)
                 wait = self._next_due()
                 if self._done:  # recorded at the next turn, however long the next bucket waits
                     wait = min(math.inf if wait is None else wait, max(0.0, self._next_turn - time.monotonic()))
@@ -153,7 +156,7 @@ class Lane:
     async def _claim(self) -> None:
         """Read the events stored since the last claim into their players' buckets, up to `max_waiting`."""
         while self._buckets.count < self.settings.max_waiting:
-            claimed = await asyncio.to_thread(self.claims.claim, CLAIM_ROWS, self._room_for_players())
+            claimed = await self._at_store(self.claims.claim, CLAIM_ROWS, self._room_for_players())
             routed, skipped = [], []
             for ev in claimed:
                 if self.provider.accepts(ev):
@@ -235,12 +238,24 @@ class Lane:
         done, self._done = self._done, []
         pks = [ev.pk for batch in done for ev in batch.events]
         dead = [letter for batch in done for letter in batch.dead]
-        lost = await asyncio.to_thread(self.claims.finish, pks, sum(batch.delivered for batch in done), dead)
+        lost = await self._at_store(self.claims.finish, pks, sum(batch.delivered for batch in done), dead)
         if lost:
             log.warning("%s: the lease of %d event(s) ran out and another daemon took them over: they were "
                         "sent twice", self.name, lost)
         if dead:
             log.warning("%s: %d event(s) dead-lettered, e.g. %s", self.name, len(dead), dead[0][2])
+
+    async def release(self) -> None:
+        """The dispatcher's last word after `record_done`: what the lane holds goes back to the fleet."""
+        await self._at_store(self.claims.release)
+
+    async def _at_store(self, call: Callable[..., T], *args: Any) -> T:
+        """A call of the lane's `Claims`, in a thread and one at a time: a stop that cancels one midway (its
+        thread runs on) must not let the dispatcher's last calls run beside it."""
+        def alone() -> T:
+            with self._claims_lock:
+                return call(*args)
+        return await asyncio.to_thread(alone)
 
     async def keep_leases(self) -> None:
         """Renew this lane's leases every third of their length, however long its batches wait or are retried

@@ -15,8 +15,9 @@ a player's IP address only while their ip_ads consent does. `recheck` tells a la
 claimed events were purged since (a denial, an erasure: never sent) and whose IP was withheld since.
 
 On PostgreSQL pk order is not commit order (several daemons insert at once), so there is no cursor: the ingest
-writes a `delivery_queue` row per event and registered provider, a claim leases the oldest free rows
-(`FOR UPDATE SKIP LOCKED`, `claimed_by`, `claimed_until`), and finishing deletes them `WHERE claimed_by = me`:
+writes a `delivery_queue` row per event and registered provider, a claim leases the oldest free rows of the
+players it holds and of as many new players as its lane has room for (`FOR UPDATE SKIP LOCKED`, `claimed_by`,
+`claimed_until`: so that a fleet shares a backlog of few players), and finishing deletes them `WHERE claimed_by = me`:
 a batch whose lease ran out and was taken over by another daemon finishes there, not here (counted as a lease
 lost, and its delivered events as duplicates at the provider). A dead daemon's rows are free again once their
 leases run out: no heartbeat. One provider's claims take turns (a transaction advisory lock) so that each sees
@@ -39,6 +40,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Interval,
+    Select,
     String,
     and_,
     any_,
@@ -272,7 +274,6 @@ class LeasedClaims:
         per row read, however long the backlog and however many rows are leased. (An anti-join of the leased
         rows, as the planner chose for a NOT EXISTS, took seconds; a scan of the oldest free rows for this lane's
         players read other players' rows by the thousand.)"""
-        queue, first = delivery_queue.alias("q"), delivery_queue.alias("first")
         now = func.now()
         with self.delivery.engine.begin() as conn:
             conn.execute(select(func.pg_advisory_xact_lock(_provider_lock(self.provider))))
@@ -286,29 +287,7 @@ class LeasedClaims:
                 players += self._pick_players(conn, limit, limit if new_players is None else new_players)
             if not players:
                 return []
-            share = self.batch or -(-limit // len(players))
-            who = (func.unnest(bindparam("devices", [d for d, _ in players], type_=ARRAY(String)),
-                               bindparam("users", [u for _, u in players], type_=ARRAY(String)),
-                               bindparam("after", [self._last.get(p, 0) for p in players], type_=ARRAY(BigInteger)))
-                   .table_valued("device_id", "user_id", "after").render_derived(name="who"))
-            head = (select(first.c.claimed_by, first.c.claimed_until)
-                    .where(first.c.provider == self.provider, first.c.device_id == who.c.device_id,
-                           first.c.user_id == who.c.user_id)
-                    .order_by(first.c.event_pk).limit(1).lateral("head"))
-            ctid: ColumnElement[Any] = literal_column(f"{queue.name}.ctid")
-            # A player's rows past those leased here (theirs come first: a lane takes a player's oldest), read
-            # from the player's index; the free ones are taken. (Asked for free rows, the planner may read the
-            # free rows' index, every player's, filtering out the others': 0.3 ms a player where this takes 10 µs.)
-            rows = (select(ctid.label("row"), queue.c.event_pk, queue.c.claimed_until)
-                    .where(queue.c.provider == self.provider, queue.c.device_id == who.c.device_id,
-                           queue.c.user_id == who.c.user_id, queue.c.event_pk > who.c.after)
-                    .order_by(queue.c.event_pk).limit(share)
-                    .with_for_update(skip_locked=True, of=queue).lateral("rows"))
-            free = (select(rows.c.row).select_from(who.join(head, true()).join(rows, true()))
-                    .where(rows.c.claimed_until.is_(None), or_(head.c.claimed_until.is_(None),
-                                                                head.c.claimed_by == self.me),
-                           self._may_send(who))
-                    .order_by(rows.c.event_pk).limit(limit))
+            free = self._free_rows(players, limit)
             # The rows locked, by their physical address (a TID scan): a join back to the queue, or its pks as an
             # array, is planned from the table's statistics, and a fresh queue's led to a scan of every row.
             taken = conn.execute(
@@ -335,6 +314,33 @@ class LeasedClaims:
         if claimed:
             self.claimed_up_to = max(self.claimed_up_to, claimed[-1].pk)
         return claimed
+
+    def _free_rows(self, players: list[tuple[str, str]], limit: int) -> Select[Any]:
+        """The ctids of the rows a claim for `players` takes (see `claim`)."""
+        queue, first = delivery_queue.alias("q"), delivery_queue.alias("first")
+        share = self.batch or -(-limit // len(players))
+        who = (func.unnest(bindparam("devices", [d for d, _ in players], type_=ARRAY(String)),
+                           bindparam("users", [u for _, u in players], type_=ARRAY(String)),
+                           bindparam("after", [self._last.get(p, 0) for p in players], type_=ARRAY(BigInteger)))
+               .table_valued("device_id", "user_id", "after").render_derived(name="who"))
+        head = (select(first.c.claimed_by, first.c.claimed_until)
+                .where(first.c.provider == self.provider, first.c.device_id == who.c.device_id,
+                       first.c.user_id == who.c.user_id)
+                .order_by(first.c.event_pk).limit(1).lateral("head"))
+        ctid: ColumnElement[Any] = literal_column(f"{queue.name}.ctid")
+        # A player's rows past those leased here (theirs come first: a lane takes a player's oldest), read
+        # from the player's index; the free ones are taken. (Asked for free rows, the planner may read the
+        # free rows' index, every player's, filtering out the others': 0.3 ms a player where this takes 10 µs.)
+        rows = (select(ctid.label("row"), queue.c.event_pk, queue.c.claimed_until)
+                .where(queue.c.provider == self.provider, queue.c.device_id == who.c.device_id,
+                       queue.c.user_id == who.c.user_id, queue.c.event_pk > who.c.after)
+                .order_by(queue.c.event_pk).limit(share)
+                .with_for_update(skip_locked=True, of=queue).lateral("rows"))
+        return (select(rows.c.row).select_from(who.join(head, true()).join(rows, true()))
+                .where(rows.c.claimed_until.is_(None), or_(head.c.claimed_until.is_(None),
+                                                            head.c.claimed_by == self.me),
+                       self._may_send(who))
+                .order_by(rows.c.event_pk).limit(limit))
 
     def _pick_players(self, conn: Connection, limit: int, count: int) -> list[tuple[str, str]]:
         """The `count` players new to this lane whose events are oldest: those whose oldest queued row is free,
