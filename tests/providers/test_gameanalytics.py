@@ -411,3 +411,17 @@ def test_session_timeout_sends_session_end(tmp_path: Path, sandbox) -> None:
         c.request({"type": "event", "event": make_event("design")})
         [end] = wait_until(lambda: accepted(sb, "session_end"), 15, what="the timed-out session's end")
     assert end["length"] >= 0
+
+
+def test_an_events_uuid_is_a_v4_uuid_of_what_makes_it_the_same_event() -> None:
+    first = ga_events.event_uuid("device-1", 1_700_000_000_123, "abc")
+    parsed = uuid.UUID(first)
+    assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, first)  # shaped as the SDKs' own
+    assert ga_events.event_uuid("device-1", 1_700_000_000_123, "abc") == first  # a resend carries the same
+    others = {ga_events.event_uuid(*key) for key in (("device-2", 1_700_000_000_123, "abc"),
+                                                     ("device-1", 1_700_000_000_124, "abc"),
+                                                     ("device-1", 1_700_000_000_123, "abd"))}
+    assert first not in others and len(others) == 3
+    # the bits as uuid.UUID(bytes=..., version=4) sets them on the same digest
+    digest = hashlib.sha256(b"device-1\x001700000000123\x00abc").digest()
+    assert first == str(uuid.UUID(bytes=digest[:16], version=4))
