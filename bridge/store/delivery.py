@@ -317,16 +317,13 @@ class LeasedClaims:
 
     def _free_rows(self, players: list[tuple[str, str]], limit: int) -> Select[Any]:
         """The ctids of the rows a claim for `players` takes (see `claim`)."""
-        queue, first = delivery_queue.alias("q"), delivery_queue.alias("first")
+        queue = delivery_queue.alias("q")
         share = self.batch or -(-limit // len(players))
         who = (func.unnest(bindparam("devices", [d for d, _ in players], type_=ARRAY(String)),
                            bindparam("users", [u for _, u in players], type_=ARRAY(String)),
                            bindparam("after", [self._last.get(p, 0) for p in players], type_=ARRAY(BigInteger)))
                .table_valued("device_id", "user_id", "after").render_derived(name="who"))
-        head = (select(first.c.claimed_by, first.c.claimed_until)
-                .where(first.c.provider == self.provider, first.c.device_id == who.c.device_id,
-                       first.c.user_id == who.c.user_id)
-                .order_by(first.c.event_pk).limit(1).lateral("head"))
+        head = self._head(who, "claimed_by", "claimed_until")
         ctid: ColumnElement[Any] = literal_column(f"{queue.name}.ctid")
         # A player's rows past those leased here (theirs come first: a lane takes a player's oldest), read
         # from the player's index; the free ones are taken. (Asked for free rows, the planner may read the
@@ -342,17 +339,23 @@ class LeasedClaims:
                        self._may_send(who))
                 .order_by(rows.c.event_pk).limit(limit))
 
+    def _head(self, players: Any, *columns: str) -> Any:
+        """Per row of `players` (device_id, user_id columns), that player's oldest queued row: a lateral of one
+        index probe."""
+        first = delivery_queue.alias("first")
+        return (select(*(first.c[name] for name in columns))
+                .where(first.c.provider == self.provider, first.c.device_id == players.c.device_id,
+                       first.c.user_id == players.c.user_id)
+                .order_by(first.c.event_pk).limit(1).lateral("head"))
+
     def _pick_players(self, conn: Connection, limit: int, count: int) -> list[tuple[str, str]]:
         """The `count` players new to this lane whose events are oldest: those whose oldest queued row is free,
         among the free rows a claim looks at, in order (one index probe per row read, stopping at `count`)."""
-        queue, first = delivery_queue.alias("q"), delivery_queue.alias("first")
+        queue = delivery_queue.alias("q")
         window = (select(queue.c.device_id, queue.c.user_id, queue.c.event_pk)
                   .where(queue.c.provider == self.provider, queue.c.claimed_until.is_(None), self._may_send(queue))
                   .order_by(queue.c.event_pk).limit(limit * _WINDOW).subquery("window"))
-        head = (select(first.c.event_pk)
-                .where(first.c.provider == self.provider, first.c.device_id == window.c.device_id,
-                       first.c.user_id == window.c.user_id)
-                .order_by(first.c.event_pk).limit(1).lateral("head"))
+        head = self._head(window, "event_pk")
         rows = conn.execute(select(window.c.device_id, window.c.user_id).select_from(window.join(head, true()))
                             .where(head.c.event_pk == window.c.event_pk).order_by(window.c.event_pk).limit(count))
         return [(device, user) for device, user in rows]
