@@ -131,6 +131,7 @@ class Lane:
         try:
             while True:
                 self._collect_done()
+                self._send_due()  # a done batch's player's next batch goes at once, not after the store turn
                 turn = self.nudge.is_set() or time.monotonic() >= self._next_turn
                 if turn:
                     self._next_turn = time.monotonic() + STORE_TURN_S
@@ -154,7 +155,9 @@ class Lane:
                     batch.task.cancel()
 
     async def _claim(self) -> None:
-        """Read the events stored since the last claim into their players' buckets, up to `max_waiting`."""
+        """Read the events stored since the last claim into their players' buckets, up to `max_waiting`; the
+        buckets due go as they fill, not once the whole claim is read (a claim of many rows on a shared store
+        takes a while, and the lane's requests in flight would run out meanwhile)."""
         while self._buckets.count < self.settings.max_waiting:
             claimed = await self._at_store(self.claims.claim, CLAIM_ROWS, self._room_for_players())
             routed, skipped = [], []
@@ -171,6 +174,7 @@ class Lane:
                     self.provider.claimed(routed)
                 except Exception as exc:  # a provider bug: its events still go, when due
                     log_failure(f"{self.name}: claimed failed", exc)
+            self._send_due()  # what is due goes while the next rows are read
             if len(claimed) < CLAIM_ROWS:
                 return
 
