@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import fields as dataclass_fields
 from datetime import timedelta
+from operator import itemgetter
 from typing import Any, Protocol
 
 import msgpack
@@ -57,7 +58,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Result, Row
 
 from .database import ENQUEUE_LOCK, Store, consented, now_ms
 from .rows import DeadLetter, Requeued, StoredEvent
@@ -93,13 +94,20 @@ def _done_by(provider: str) -> ColumnElement[bool]:
     return exists().where(delivery_done.c.provider == provider, delivery_done.c.event_pk == events.c.pk)
 
 
-def _stored_event(row: RowMapping) -> StoredEvent:
-    """A claimed row, by column name (`fields` is msgpack in the store)."""
-    values = {name: row[name] for name in _STORED_EVENT_FIELDS}
-    values["fields"] = msgpack.unpackb(values["fields"])
-    values["own"] = None if values["own"] is None else bool(values["own"])
-    values["ip_ads"] = bool(values["ip_ads"])
-    return StoredEvent(**values)
+def _stored_events(result: Result[Any]) -> list[tuple[Row[Any], StoredEvent]]:
+    """Claimed rows, each with its event: the columns found by name once per result, not per row (a fleet
+    daemon reads every event it sends this way; `fields` is msgpack in the store)."""
+    at = {name: i for i, name in enumerate(result.keys())}
+    fields, own, ip_ads = at["fields"], at["own"], at["ip_ads"]
+    pick = itemgetter(*(at[name] for name in _STORED_EVENT_FIELDS))
+    out = []
+    for row in result.all():
+        ev = StoredEvent(*pick(row))
+        ev.fields = msgpack.unpackb(row[fields])
+        ev.own = None if row[own] is None else bool(row[own])
+        ev.ip_ads = bool(row[ip_ads])
+        out.append((row, ev))
+    return out
 
 
 def _provider_lock(provider: str) -> int:
@@ -116,8 +124,8 @@ def _any_pk(column: ColumnElement[Any], pks: Iterable[int]) -> ColumnElement[boo
 def _read_events(conn: Connection, columns: tuple[ColumnElement[Any], ...], pks: list[int]) -> list[StoredEvent]:
     """Claimed events by pk, oldest first (PostgreSQL)."""
     rows = conn.execute(select(*columns).select_from(_CLAIM_FROM).where(_any_pk(events.c.pk, pks))
-                        .order_by(events.c.pk)).mappings().all()
-    return [_stored_event(r) for r in rows]
+                        .order_by(events.c.pk))
+    return [ev for _, ev in _stored_events(rows)]
 
 
 class Claims(Protocol):
@@ -460,8 +468,8 @@ class Delivery:
         with self.engine.connect() as conn:
             rows = conn.execute(select(*self.columns).select_from(_CLAIM_FROM)
                                 .where(events.c.pk > after_pk, ~_done_by(provider), self._may_send)
-                                .order_by(events.c.pk).limit(limit)).mappings().all()
-        return [_stored_event(r) for r in rows]
+                                .order_by(events.c.pk).limit(limit))
+            return [ev for _, ev in _stored_events(rows)]
 
     def recheck(self, events_: list[StoredEvent]) -> list[StoredEvent]:
         """Claimed events as they stand now, before a send: those purged since (a denial, an erasure) left out,
@@ -503,19 +511,21 @@ class Delivery:
         fleet's: events leased now (`in_flight`), per daemon (`leases`), and the leases lost so far."""
         if self.leased:
             return self._fleet_figures(provider)
+        cursor = delivery_cursors.c
+        mine = cursor.provider == provider
+        last = func.coalesce(select(cursor.last_pk).where(mine).scalar_subquery(), 0)
+        # One statement, so one snapshot: read apart, a batch recorded between the reads (its dead letters and
+        # the cursor move in one transaction) showed its dead letter with its event still queued. A range count
+        # less the few events finished past the cursor, not a subquery per queued row: a long queue is read
+        # often (stats, metrics).
+        past = select(func.count()).select_from(events).where(events.c.pk > last).scalar_subquery()
+        done = select(func.count()).select_from(delivery_done.join(events, events.c.pk == delivery_done.c.event_pk)) \
+            .where(delivery_done.c.provider == provider, delivery_done.c.event_pk > last).scalar_subquery()
+        dead = select(func.count()).select_from(dead_letters).where(
+            dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_(None)).scalar_subquery()
+        so_far = func.coalesce(select(cursor.delivered).where(mine).scalar_subquery(), 0)
         with self.engine.connect() as conn:
-            row = conn.execute(select(delivery_cursors.c.last_pk, delivery_cursors.c.delivered)
-                               .where(delivery_cursors.c.provider == provider)).first()
-            last, delivered = (row[0], row[1]) if row else (0, 0)
-            # A range count less the few events finished past the cursor, not a subquery per queued row: a long
-            # queue is read often (stats, metrics).
-            past = conn.execute(select(func.count()).select_from(events).where(events.c.pk > last)).scalar_one()
-            done = conn.execute(select(func.count()).select_from(
-                delivery_done.join(events, events.c.pk == delivery_done.c.event_pk)).where(
-                delivery_done.c.provider == provider, delivery_done.c.event_pk > last)).scalar_one()
-            queued = past - done
-            dead = conn.execute(select(func.count()).select_from(dead_letters).where(
-                dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_(None))).scalar_one()
+            queued, delivered, dead = conn.execute(select(past - done, so_far, dead)).one()
         return {"queued": int(queued), "delivered": int(delivered), "dead_lettered": int(dead)}
 
     def _fleet_figures(self, provider: str) -> dict[str, Any]:
@@ -559,8 +569,8 @@ class Delivery:
                 select(dead_letters.c.pk.label("dl_pk"), *self.columns)
                 .select_from(_CLAIM_FROM.join(dead_letters, events.c.pk == dead_letters.c.event_pk))
                 .where(dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_not(None), self._may_send)
-                .order_by(dead_letters.c.pk).limit(limit)).mappings().all()
-            return [Requeued(letter_pk=r["dl_pk"], event=_stored_event(r)) for r in rows]
+                .order_by(dead_letters.c.pk).limit(limit))
+            return [Requeued(letter_pk=row.dl_pk, event=ev) for row, ev in _stored_events(rows)]
 
     def _requeue_into_queue(self, provider: str) -> None:
         """The provider's re-queued letters leave, their events queued for it again in the same transaction: the

@@ -94,17 +94,17 @@ def test_tap_shows_stored_delivered_dead_lettered_and_duplicates(ops_daemon: Ops
 
 
 def test_a_tap_that_stops_reading_loses_its_own_lines_and_is_told_how_many(ops_daemon: OpsDaemon) -> None:
-    """A stopped tap (SIGSTOP: a paused terminal, a pipe nobody reads) while 6,000 events are stored and
+    """A stopped tap (SIGSTOP: a paused terminal, a pipe nobody reads) while 12,000 events are stored and
     delivered: the daemon acknowledges and delivers them all meanwhile; once the tap reads again, a `dropped`
     line says how many of its lines it lost."""
     with tap(ops_daemon, "--json") as stalled, ops_daemon.game("dev-flood") as game:
         stalled.proc.send_signal(signal.SIGSTOP)
         try:
-            for _ in range(6):
+            for _ in range(12):
                 ack = game.request({"type": "events", "events": [make_event("design") for _ in range(1000)]})
                 assert ack["stored"] == 1000
             stats = wait_until(lambda: settled(game, "gameanalytics"), timeout_s=60, what="all delivered")
-            assert stats["delivered"] == 6001  # with the session's start
+            assert stats["delivered"] == 12001  # with the session's start
         finally:
             stalled.proc.send_signal(signal.SIGCONT)
         wait_until(lambda: any('"kind": "dropped"' in line for line in list(stalled.out)), timeout_s=30,
