@@ -9,7 +9,10 @@ batch, or a flush came: then the bucket goes as one batch, so one request carrie
 server's hundreds of players each get a request per interval rather than a sliver of every batch. A game with
 one player has one bucket: a batch per interval, as before. Up to `max_in_flight` batches are out at once
 (and as many requests, bounded by the lane's `Sender`); one player's batches go one after another, so
-concurrency comes from players and each player's events arrive in order.
+concurrency comes from players and each player's events arrive in order. A slot no other player needs may
+take a player's next batch early: it is checked and built while the batch before it is sent, and sent once
+that one is finished (a game's one player's backlog goes at the pace of the requests, not of requests and
+builds one after the other).
 
 Batches finish in any order, each recorded through the provider's `Claims` (store/delivery.py: a cursor on
 SQLite, leases on PostgreSQL, where leases held are renewed every third of their length while their events wait
@@ -44,6 +47,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 POISON_AFTER_CRASHES = 3
+STALE_AFTER_S = 1.0  # a batch built early and kept waiting longer than this is checked and built again
 TICK_S = 1.0  # between turns of a provider's timers (`tick`)
 CLAIM_ROWS = 1000  # events read from the store at a time
 HELD_PER_SLOT = 2  # players with due events a lane holds per request it may have out, before it takes on more
@@ -61,6 +65,7 @@ class _Batch:
 
     events: list[StoredEvent]
     task: asyncio.Task[None] | None = None
+    after: asyncio.Task[None] | None = None  # the player's batch before this one, out when this one began
     delivered: int = 0
     dead: list[tuple[int, str, str]] = field(default_factory=list)
 
@@ -114,6 +119,7 @@ class Lane:
         self.paused: str | None = None
         self._buckets = _Buckets(provider.batch_size)
         self._batches: dict[str, _Batch] = {}  # per player: its batch out now
+        self._next: dict[str, _Batch] = {}  # per player: their next batch, built while that one is out
         self._done: list[_Batch] = []  # batches done and not yet recorded in the store
         self._next_turn = 0.0  # monotonic s: the lane's next turn at the store, at the earliest
         self._tails: dict[str, asyncio.Future[None]] = {}  # per key: the last call sent or waiting
@@ -127,6 +133,7 @@ class Lane:
         await self._at_store(self.claims.start)
         self._buckets = _Buckets(self.provider.batch_size)
         self._batches.clear()
+        self._next.clear()
         self._done.clear()  # resumed from the store: they go again
         try:
             while True:
@@ -150,7 +157,7 @@ class Lane:
                     wait = min(math.inf if wait is None else wait, max(0.0, self._next_turn - time.monotonic()))
                 await self._wait(wait)
         finally:
-            for batch in self._batches.values():  # repeated from the store when the lane resumes
+            for batch in self._out():  # repeated from the store when the lane resumes
                 if batch.task is not None:
                     batch.task.cancel()
 
@@ -200,7 +207,7 @@ class Lane:
     def _send_due(self) -> None:
         """Start a batch for each due bucket whose player has none out, up to `max_in_flight`: full buckets
         first, then the others from the front (the oldest) up to the first one not yet due."""
-        room = self.settings.max_in_flight - len(self._batches)
+        room = self.settings.max_in_flight - len(self._batches) - len(self._next)
         due = [key for key in self._buckets.full if key not in self._batches][:room]
         excess = self._buckets.count - self.settings.max_waiting
         for key, bucket in self._buckets.by_key.items():
@@ -213,13 +220,24 @@ class Lane:
             due.append(key)
             excess -= len(bucket)
         for key in due:
-            batch = _Batch(self._buckets.take(key))
-            batch.task = asyncio.create_task(self._deliver(batch), name=f"{self.name} batch")
-            self._batches[key] = batch
+            self._batches[key] = self._start_batch(key, None)
+        # the room left: players' next full batches, built while the ones before them are out
+        for key in [k for k in self._buckets.full if k in self._batches and k not in self._next]:
+            if len(self._batches) + len(self._next) >= self.settings.max_in_flight:
+                break
+            self._next[key] = self._start_batch(key, self._batches[key].task)
+
+    def _start_batch(self, key: str, after: asyncio.Task[None] | None) -> _Batch:
+        batch = _Batch(self._buckets.take(key), after=after)
+        batch.task = asyncio.create_task(self._deliver(batch), name=f"{self.name} batch")
+        return batch
+
+    def _out(self) -> list[_Batch]:
+        return [*self._batches.values(), *self._next.values()]
 
     def _next_due(self) -> float | None:
         """Seconds until the next bucket is due (None while as many batches are out as allowed)."""
-        if len(self._batches) >= self.settings.max_in_flight:
+        if len(self._batches) + len(self._next) >= self.settings.max_in_flight:
             return None
         for key, bucket in self._buckets.by_key.items():
             if key not in self._batches:  # the first bucket free to go (a full one would have gone)
@@ -233,6 +251,8 @@ class Lane:
             batch.task.result()  # a store error in the batch ends the loop here (see _supervised)
             del self._batches[key]
             self._done.append(batch)
+            if key in self._next:  # the player's next batch, built meanwhile, goes now
+                self._batches[key] = self._next.pop(key)
 
     async def record_done(self) -> None:
         """Record every batch that is done, in one transaction: their dead letters, and what they finished.
@@ -271,6 +291,7 @@ class Lane:
     async def _wait(self, seconds: float | None) -> None:
         """Until a batch is done, a flush (nudge), or `seconds`."""
         waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self.nudge.wait())]
+        # a player's next batch is not waited on: it is taken up once the batch before it is done
         waits.extend(batch.task for batch in self._batches.values() if batch.task is not None)
         try:
             await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
@@ -296,7 +317,10 @@ class Lane:
             if len(now) < len(part):  # purged since the claim (the player denied consent, or was forgotten)
                 parts[0] = now
                 continue
-            outcome = await self._exchange(part)
+            outcome = await self._exchange(part, batch.after)
+            batch.after = None
+            if outcome is None:  # built early and kept waiting: checked and built again
+                continue
             done = outcome.delivered | {pk for pk, _, _ in outcome.dead}
             rest = [ev for ev in part if ev.pk not in done]
             if outcome.crashed and len(rest) > 1:
@@ -321,6 +345,7 @@ class Lane:
         if not letters:
             return
         outcome = await self._exchange([ev for _, ev in letters])
+        assert outcome is not None  # only a batch built early is sent back to be built again
         by_event = {ev.pk: letter for letter, ev in letters}
         done = [by_event[pk] for pk in outcome.delivered]
         again = [(by_event[pk], code, reason) for pk, code, reason in outcome.dead]
@@ -330,14 +355,22 @@ class Lane:
             await asyncio.to_thread(self.delivery.save_refs, self.name, outcome.refs)
         await asyncio.to_thread(self.delivery.settle_requeued, done, again)
 
-    async def _exchange(self, events: list[StoredEvent]) -> Outcome:
+    async def _exchange(self, events: list[StoredEvent], after: asyncio.Task[None] | None = None) -> Outcome | None:
         """Build, send and classify once: what became of `events` this time. Batches are built one at a time,
-        so that calls take their places in their keys' order as their batches were claimed."""
+        so that calls take their places in their keys' order as their batches were claimed. A batch built early
+        waits for `after`, its player's batch before it, to be finished (retries included) before its calls
+        take their places; None if that took longer than STALE_AFTER_S (it is to be checked and built again)."""
         try:
             await self.provider.ready(events)
             async with self._building:
                 await self._start()
                 built = await self.provider.build(events)
+                queued = [] if after else [(call, *self._queue(call)) for call in built.calls]
+            if after:
+                began = time.monotonic()
+                await asyncio.wait([after])
+                if time.monotonic() - began > STALE_AFTER_S:
+                    return None
                 queued = [(call, *self._queue(call)) for call in built.calls]
             outcome = built.settled
             results = await asyncio.gather(*(self._in_order(*q) for q in queued), return_exceptions=True)
@@ -459,7 +492,7 @@ class Lane:
             log_failure(f"{self.name}: timer failed", exc)
 
     def status(self) -> dict[str, Any]:
-        in_flight = sum(len(b.events) for b in [*self._batches.values(), *self._done])
+        in_flight = sum(len(b.events) for b in [*self._out(), *self._done])
         figures: dict[str, Any] = {"in_flight": in_flight,  # on PostgreSQL the fleet's, from the store's figures
                                    **self.delivery.figures(self.name), "waiting": self._buckets.count,
                                    "requests": self.sender.requests, "last_error": self.last_error,

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bridge.sandbox.gameanalytics import GameAnalyticsSandbox
@@ -115,6 +116,28 @@ def test_batches_finished_out_of_order_are_not_sent_again_after_a_restart(tmp_pa
                    what="both players' events")
         sent = Counter(r["event"]["user_id"] for r in sb.accepted(category="design"))
         assert sent[fast] == 5  # once: finished before the restart
+        wait_until(lambda: h.settled("gameanalytics"), what="the lane finished with them")
+
+
+@pytest.mark.parametrize("fault", ["503 once", "1.5 s late"])
+def test_a_players_next_batch_built_early_goes_only_after_the_one_before(tmp_path: Path, ga_sandbox: GaSandbox,
+                                                                         fault: str) -> None:
+    """One player's three full batches: the second is built while the first is out and waits for it, its
+    retry included (503 once), or is built again when it waited too long (1.5 s late): the collector gets
+    every event once, in the player's order."""
+    sb, server = ga_sandbox
+    with server_bridge(tmp_path, server.url, interval=30.0, retry_base=0.2, retry_cap=0.2) as h:
+        game = h.hello(device_id="server")
+        if fault == "503 once":
+            sb.faults.fail("events", status=503, count=1)
+        else:
+            sb.faults.slow("events", delay_s=1.5, count=1)
+        stream = players_events(1, 1500)
+        for i in range(0, len(stream), 500):
+            game.events(stream[i:i + 500])
+        h.flush()
+        wait_until(lambda: len(designs(sb)) == 1500, 30, what="the player's three batches")
+        assert [e["event_id"] for e in designs(sb)] == [f"p0:{i}" for i in range(1500)]
         wait_until(lambda: h.settled("gameanalytics"), what="the lane finished with them")
 
 
