@@ -207,7 +207,7 @@ class Lane:
     def _send_due(self) -> None:
         """Start a batch for each due bucket whose player has none out, up to `max_in_flight`: full buckets
         first, then the others from the front (the oldest) up to the first one not yet due."""
-        room = self.settings.max_in_flight - len(self._batches) - len(self._next)
+        room = self._room()
         due = [key for key in self._buckets.full if key not in self._batches][:room]
         excess = self._buckets.count - self.settings.max_waiting
         for key, bucket in self._buckets.by_key.items():
@@ -223,7 +223,7 @@ class Lane:
             self._batches[key] = self._start_batch(key, None)
         # the room left: players' next full batches, built while the ones before them are out
         for key in [k for k in self._buckets.full if k in self._batches and k not in self._next]:
-            if len(self._batches) + len(self._next) >= self.settings.max_in_flight:
+            if self._room() <= 0:
                 break
             self._next[key] = self._start_batch(key, self._batches[key].task)
 
@@ -235,9 +235,13 @@ class Lane:
     def _out(self) -> list[_Batch]:
         return [*self._batches.values(), *self._next.values()]
 
+    def _room(self) -> int:
+        """Batches that may start now: `max_in_flight` less those out (players' next batches included)."""
+        return self.settings.max_in_flight - len(self._batches) - len(self._next)
+
     def _next_due(self) -> float | None:
         """Seconds until the next bucket is due (None while as many batches are out as allowed)."""
-        if len(self._batches) + len(self._next) >= self.settings.max_in_flight:
+        if self._room() <= 0:
             return None
         for key, bucket in self._buckets.by_key.items():
             if key not in self._batches:  # the first bucket free to go (a full one would have gone)
@@ -365,13 +369,14 @@ class Lane:
             async with self._building:
                 await self._start()
                 built = await self.provider.build(events)
-                queued = [] if after else [(call, *self._queue(call)) for call in built.calls]
-            if after:
+                if after is None:
+                    queued = self._places(built.calls)
+            if after is not None:
                 began = time.monotonic()
                 await asyncio.wait([after])
                 if time.monotonic() - began > STALE_AFTER_S:
                     return None
-                queued = [(call, *self._queue(call)) for call in built.calls]
+                queued = self._places(built.calls)
             outcome = built.settled
             results = await asyncio.gather(*(self._in_order(*q) for q in queued), return_exceptions=True)
         except Paused as exc:
@@ -406,6 +411,10 @@ class Lane:
             log.warning("%s: start: %s", self.name, exc)
         except Exception as exc:  # a provider's start-up must not end its lane: sending retries it
             log_failure(f"{self.name}: start failed", exc)
+
+    def _places(self, calls: list[Call]) -> list[tuple[Call, asyncio.Future[None] | None, asyncio.Future[None]]]:
+        """Each call with its place in its key's line (see `_queue`)."""
+        return [(call, *self._queue(call)) for call in calls]
 
     def _queue(self, call: Call) -> tuple[asyncio.Future[None] | None, asyncio.Future[None]]:
         """`call`'s place in its key's line: the call before it (if any) and its own marker."""
