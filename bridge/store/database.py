@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Engine,
     Table,
+    Text,
     and_,
+    cast,
     create_engine,
     event,
     exists,
@@ -43,6 +46,7 @@ DEFAULT_LEASE_S = 30.0  # how long a PostgreSQL claim is a daemon's own before a
 # PostgreSQL advisory lock keys (one namespace per purpose): the schema's upgrade, the fleet's housekeeping,
 # and the ingest's enqueue against a provider's first registration.
 SCHEMA_LOCK, HOUSEKEEPING_LOCK, ENQUEUE_LOCK = 0x6562_0001, 0x6562_0002, 0x6562_0003
+PURGES_KEY = "purges"  # in `meta`: see `count_purge`
 
 
 class StoreError(Exception):
@@ -85,6 +89,19 @@ def upsert(conn: Connection, table: Table, key: dict[str, Any], values: dict[str
     where = [table.c[name] == value for name, value in key.items()]
     if not conn.execute(update(table).where(*where).values(values)).rowcount:
         conn.execute(insert(table).values({**key, **values, **(created or {})}))
+
+
+def count_purge(conn: Connection) -> None:
+    """Claimable events were deleted, or a player's IP address withheld, in this transaction: one more purge
+    counted (one statement, so concurrent purges of a fleet each count), and claimed events are read again
+    before their send (`Delivery.recheck`)."""
+    meta = schema.meta
+    upsert(conn, meta, {"key": PURGES_KEY}, {"value": cast(cast(meta.c.value, BigInteger) + 1, Text)}, {"value": "1"})
+
+
+def purge_count(conn: Connection) -> int:
+    """The purges counted so far (`count_purge`)."""
+    return int(conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == PURGES_KEY)).scalar() or 0)
 
 
 def consented(device_id: ColumnElement[Any], user_id: ColumnElement[Any], required: bool,

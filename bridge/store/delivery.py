@@ -46,7 +46,6 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
-    case,
     delete,
     exists,
     func,
@@ -60,7 +59,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Result, Row
 
-from .database import ENQUEUE_LOCK, Store, consented, now_ms
+from .database import ENQUEUE_LOCK, Store, consented, now_ms, purge_count
 from .rows import DeadLetter, Requeued, StoredEvent
 from .schema import (
     PLAYER_DEVICE,
@@ -76,17 +75,18 @@ from .schema import (
 
 
 def _claim_columns(required: bool) -> tuple[ColumnElement[Any], ...]:
-    """An event with its session's number and IP (unless the player's ip_ads consent withholds it), its player's
-    device (the session's, else the hello's) and its hello's engine: what a provider needs of it."""
+    """An event with its session's number and IP (`_stored_events` drops it where the player's ip_ads consent
+    withholds it), its player's device (the session's, else the hello's) and its hello's engine: what a provider
+    needs of it."""
     ip_ads = consented(events.c.device_id, events.c.user_id, required, "ip_ads")
-    return (*events.c, sessions.c.session_num, case((ip_ads, sessions.c.user_ip), else_=None).label("user_ip"),
+    return (*events.c, sessions.c.session_num, sessions.c.user_ip,
             *(func.coalesce(sessions.c[name], devices.c[name]).label(name) for name in PLAYER_DEVICE),
             devices.c.engine, (devices.c.user_id == events.c.user_id).label("own"), ip_ads.label("ip_ads"))
 
 
 _CLAIM_FROM = (events.outerjoin(sessions, sessions.c.session_id == events.c.session_id)
                .outerjoin(devices, devices.c.device_id == events.c.device_id))
-_STORED_EVENT_FIELDS = tuple(f.name for f in dataclass_fields(StoredEvent))
+_STORED_EVENT_FIELDS = tuple(f.name for f in dataclass_fields(StoredEvent) if f.name != "purges")
 
 
 def _done_by(provider: str) -> ColumnElement[bool]:
@@ -94,9 +94,10 @@ def _done_by(provider: str) -> ColumnElement[bool]:
     return exists().where(delivery_done.c.provider == provider, delivery_done.c.event_pk == events.c.pk)
 
 
-def _stored_events(result: Result[Any]) -> list[tuple[Row[Any], StoredEvent]]:
+def _stored_events(result: Result[Any], purges: int) -> list[tuple[Row[Any], StoredEvent]]:
     """Claimed rows, each with its event: the columns found by name once per result, not per row (a fleet
-    daemon reads every event it sends this way; `fields` is msgpack in the store)."""
+    daemon reads every event it sends this way; `fields` is msgpack in the store). `purges`: the store's count
+    of purges read before the rows (`purge_count`)."""
     at = {name: i for i, name in enumerate(result.keys())}
     fields, own, ip_ads = at["fields"], at["own"], at["ip_ads"]
     pick = itemgetter(*(at[name] for name in _STORED_EVENT_FIELDS))
@@ -106,6 +107,9 @@ def _stored_events(result: Result[Any]) -> list[tuple[Row[Any], StoredEvent]]:
         ev.fields = msgpack.unpackb(row[fields])
         ev.own = None if row[own] is None else bool(row[own])
         ev.ip_ads = bool(row[ip_ads])
+        if not ev.ip_ads:
+            ev.user_ip = None
+        ev.purges = purges
         out.append((row, ev))
     return out
 
@@ -123,9 +127,10 @@ def _any_pk(column: ColumnElement[Any], pks: Iterable[int]) -> ColumnElement[boo
 
 def _read_events(conn: Connection, columns: tuple[ColumnElement[Any], ...], pks: list[int]) -> list[StoredEvent]:
     """Claimed events by pk, oldest first (PostgreSQL)."""
+    purges = purge_count(conn)
     rows = conn.execute(select(*columns).select_from(_CLAIM_FROM).where(_any_pk(events.c.pk, pks))
                         .order_by(events.c.pk))
-    return [ev for _, ev in _stored_events(rows)]
+    return [ev for _, ev in _stored_events(rows, purges)]
 
 
 class Claims(Protocol):
@@ -466,23 +471,29 @@ class Delivery:
     def claim(self, provider: str, after_pk: int, limit: int) -> list[StoredEvent]:
         """The next events past `after_pk` that the provider has not finished with, oldest first."""
         with self.engine.connect() as conn:
+            purges = purge_count(conn)
             rows = conn.execute(select(*self.columns).select_from(_CLAIM_FROM)
                                 .where(events.c.pk > after_pk, ~_done_by(provider), self._may_send)
                                 .order_by(events.c.pk).limit(limit))
-            return [ev for _, ev in _stored_events(rows)]
+            return [ev for _, ev in _stored_events(rows, purges)]
 
     def recheck(self, events_: list[StoredEvent]) -> list[StoredEvent]:
         """Claimed events as they stand now, before a send: those purged since (a denial, an erasure) left out,
-        and the IP address taken off those whose player withheld it since the claim."""
+        and the IP address taken off those whose player withheld it since the claim. Read again only when the
+        store counted a purge since they were read (one row read per send, not a row per event)."""
         if not events_:
             return events_
         with self.engine.connect() as conn:
+            purges = purge_count(conn)  # before the rows: a purge committed after it counts past it
+            if all(ev.purges == purges for ev in events_):
+                return events_
             pks = [ev.pk for ev in events_]
             among = _any_pk(events.c.pk, pks) if self.leased else events.c.pk.in_(pks)
             ip_ok: dict[int, bool] = {pk: bool(ok) for pk, ok in conn.execute(select(events.c.pk, self._ip_ads)
                                                                               .where(among))}
         kept = [ev for ev in events_ if ev.pk in ip_ok]
         for ev in kept:
+            ev.purges = purges
             if ev.ip_ads and not ip_ok[ev.pk]:
                 ev.ip_ads, ev.user_ip = False, None
         return kept
@@ -565,12 +576,13 @@ class Delivery:
             self._requeue_into_queue(provider)
             return []
         with self.engine.connect() as conn:
+            purges = purge_count(conn)
             rows = conn.execute(
                 select(dead_letters.c.pk.label("dl_pk"), *self.columns)
                 .select_from(_CLAIM_FROM.join(dead_letters, events.c.pk == dead_letters.c.event_pk))
                 .where(dead_letters.c.provider == provider, dead_letters.c.requeued_at.is_not(None), self._may_send)
                 .order_by(dead_letters.c.pk).limit(limit))
-            return [Requeued(letter_pk=row.dl_pk, event=ev) for row, ev in _stored_events(rows)]
+            return [Requeued(letter_pk=row.dl_pk, event=ev) for row, ev in _stored_events(rows, purges)]
 
     def _requeue_into_queue(self, provider: str) -> None:
         """The provider's re-queued letters leave, their events queued for it again in the same transaction: the

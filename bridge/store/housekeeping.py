@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, func, select
 
-from .database import Store, consented, upsert
+from .database import Store, consented, count_purge, upsert
 from .schema import dead_letters, delivery_cursors, delivery_queue, events, meta
 
 ROW_OVERHEAD_BYTES = 80  # pk, integers, record header and the unique index's entry, beside the text columns
@@ -94,6 +94,7 @@ class Housekeeping:
                 conn.execute(delete(delivery_queue).where(delivery_queue.c.event_pk.in_(
                     select(events.c.pk).where(events.c.session_id.in_(oldest)))))
             gone = conn.execute(delete(events).where(events.c.session_id.in_(oldest))).rowcount
+            count_purge(conn)
             trimmed = conn.execute(select(meta.c.value).where(meta.c.key == _TRIMMED_KEY)).scalar()
             upsert(conn, meta, {"key": _TRIMMED_KEY}, {"value": str(int(trimmed or 0) + gone)})
             return int(gone)

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, text, true, tuple_, update
 
-from .database import ENQUEUE_LOCK, Store, upsert
+from .database import ENQUEUE_LOCK, Store, count_purge, upsert
 from .rows import OpenSession
 from .schema import (
     DENIED,
@@ -239,6 +239,7 @@ def _set_consent(conn: Connection, change: dict[str, Any], required: bool, now: 
         _resequence(conn, device_id, user_id)
     if ip_ads == DENIED:
         conn.execute(update(sessions).where(_player(sessions, device_id, user_id)).values(user_ip=None))
+        count_purge(conn)
 
 
 def _pk_floor(conn: Connection) -> int:
@@ -266,6 +267,7 @@ def _purge_events(conn: Connection, device_id: str, user_id: str) -> None:
                           (delivery_queue, delivery_queue.c.event_pk), (provider_refs, provider_refs.c.event_pk)):
         conn.execute(delete(table).where(column.in_(pks)))
     conn.execute(delete(events).where(_player(events, device_id, user_id)))
+    count_purge(conn)
 
 
 def _resequence(conn: Connection, device_id: str, user_id: str) -> None:

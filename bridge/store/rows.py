@@ -31,6 +31,7 @@ class StoredEvent:
     engine: str | None  # the hello's engine name (unity, unreal, godot, custom, ...)
     own: bool | None  # the player is its device's hello player (None: the device is unknown)
     ip_ads: bool = True  # the player's consent lets their IP address and advertising ids go to providers
+    purges: int = 0  # the store's count of purges when the event was read (see `Delivery.recheck`)
 
 
 class Requeued(NamedTuple):

@@ -107,3 +107,25 @@ def test_consent_changes_are_read_in_the_order_they_were_made(store: Store) -> N
     assert state.consents_after((0, "", "")) == [(5, "srv", "a", "unknown", "denied"), (7, "srv", "b", "denied", "unknown")]
     assert state.consents_after((5, "srv", "a")) == [(7, "srv", "b", "denied", "unknown")]
     assert state.consents_after((7, "srv", "b")) == []
+
+
+def test_a_send_sees_what_another_daemon_purged_or_withheld_since_the_claim(store: Store) -> None:
+    """`recheck` reads a claim's events again once the store counted a purge since they were read, whoever
+    counted it: here another daemon's store, as in a fleet (and a second process on one SQLite file)."""
+    commit(store, 1, [row("srv", "a", f"a{i}", i, 1) for i in range(3)] + [row("srv", "b", "b0", 9, 1)],
+           consents=[consent("a", "granted", "granted"), consent("b", "granted", "granted")])
+    delivery = Delivery(store)
+    claims = delivery.claims("ga")
+    claims.start()
+    claimed = claims.claim(100)
+    assert delivery.recheck(claimed) == claimed and all(ev.ip_ads for ev in claimed)
+    other = Store(store.engine.url.render_as_string(hide_password=False), consent_required=True)
+    other.open()
+    try:
+        commit(other, 2, consents=[consent("b", "denied"), consent("a", None, "denied")])
+    finally:
+        other.dispose()
+    now = delivery.recheck(claimed)
+    assert uids(now) == ["a0", "a1", "a2"]
+    assert not any(ev.ip_ads for ev in now)
+    assert delivery.recheck(now) == now  # read again, and nothing purged since

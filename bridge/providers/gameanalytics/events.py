@@ -11,6 +11,7 @@ import math
 import platform as host_platform
 import re
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, TypeGuard
 
 from ...store import StoredEvent
@@ -118,13 +119,13 @@ def engine_version(engine: str | None, version: str | None) -> str | None:
 def event_uuid(device_id: str, client_ts: int, uid: str) -> str:
     """The event's `event_uuid`, derived from what makes it the same event in the store (device, time, id), so
     a resent event carries the same one. The SDKs draw a random UUID v4 per event; this one is shaped as a
-    v4 too (version and variant bits set, as `uuid.UUID(bytes=..., version=4)` sets them, in half its time: this
-    runs for every event sent), lower case."""
-    raw = bytearray(hashlib.sha256(f"{device_id}\0{client_ts}\0{uid}".encode()).digest()[:16])
-    raw[6] = raw[6] & 0x0F | 0x40  # version 4
-    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
-    text = raw.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    v4 too (the version nibble 4, the variant's two bits 10, as `uuid.UUID(bytes=..., version=4)` sets them, in
+    half its time: this runs for every event sent), lower case."""
+    text = hashlib.sha256(f"{device_id}\0{client_ts}\0{uid}".encode()).hexdigest()
+    return f"{text[:8]}-{text[8:12]}-4{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
+
+
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # a hex digit's 2 low bits, as 10xx
 
 
 def _is_int(value: Any) -> bool:
@@ -295,16 +296,25 @@ def check_lists(event: dict[str, Any], lists: Lists) -> Refusal | None:
     return None
 
 
-def check_annotations(event: dict[str, Any]) -> str | None:
-    """The default annotations every event carries."""
+def check_stamp(event: dict[str, Any]) -> str | None:
+    """The annotations each event carries of its own: the protocol's version, its time, its id."""
     if event.get("v") != 2:
         return "v: must be 2"
-    if not isinstance(event.get("user_id"), str) or not 1 <= len(event["user_id"]) <= MAX_USER_ID:
-        return f"user_id: required, at most {MAX_USER_ID} characters"
     if not _is_int(event.get("client_ts")):
         return "client_ts: must be integer epoch seconds"
     if event.get("sdk_version") != SDK_VERSION:
         return f"sdk_version: must be {SDK_VERSION!r}"
+    if "event_uuid" in event and (not isinstance(event["event_uuid"], str)
+                                  or not EVENT_UUID.fullmatch(event["event_uuid"])):
+        return "event_uuid: must be a lower-case UUID v4"
+    return None
+
+
+def check_player(event: dict[str, Any]) -> str | None:
+    """The annotations of the event's player, device and session (`player_annotations`): the same for every
+    event of theirs."""
+    if not isinstance(event.get("user_id"), str) or not 1 <= len(event["user_id"]) <= MAX_USER_ID:
+        return f"user_id: required, at most {MAX_USER_ID} characters"
     if not isinstance(event.get("os_version"), str) or not OS_VERSION.fullmatch(event["os_version"]):
         return "os_version: must be the platform name, a space and a numeric version, e.g. 'windows 10'"
     for name in ("manufacturer", "device"):
@@ -317,9 +327,6 @@ def check_annotations(event: dict[str, Any]) -> str | None:
         return "session_id: must be a lower-case UUID v4"
     if not _is_int(event.get("session_num")) or event["session_num"] < 1:
         return "session_num: must be an integer >= 1"
-    if "event_uuid" in event and (not isinstance(event["event_uuid"], str)
-                                  or not EVENT_UUID.fullmatch(event["event_uuid"])):
-        return "event_uuid: must be a lower-case UUID v4"
     if "engine_version" in event and (not isinstance(event["engine_version"], str)
                                       or not ENGINE_VERSION.fullmatch(event["engine_version"])):
         return f"engine_version: must be one of {', '.join(ENGINES)}, a space and a numeric version"
@@ -403,14 +410,18 @@ def _error_fields(out: dict[str, Any], extra: dict[str, Any]) -> None:
         extra["line_number"] = out.pop("line_number")
 
 
-def to_collector(ev: StoredEvent, offset_s: int, defaults: dict[str, str], extra: dict[str, Any],
-                 dropped: list[str] | None = None) -> dict[str, Any]:
-    """One stored event as the collector's JSON object: the category fields and the default annotations."""
-    body = category_fields(ev.category, ev.fields, dropped)
-    body.update({
+# What makes two stored events' `player_annotations` the same (with their player's A/B ids): a batch holds one
+# player's events, mostly of one session, so their annotations are built and checked once.
+ANNOTATED_BY = attrgetter("user_id", "session_id", "session_num", "platform", "os_version", "device",
+                          "manufacturer", "game_build", "engine", "engine_version", "ip_ads")
+
+
+def player_annotations(ev: StoredEvent, defaults: dict[str, str], extra: dict[str, Any]) -> dict[str, Any]:
+    """The default annotations of an event's player, device and session, with `extra` (the player's A/B ids
+    and configs)."""
+    out: dict[str, Any] = {
         "v": 2,
         "user_id": ev.user_id,
-        "client_ts": ev.client_ts // 1000 + offset_s,
         "sdk_version": SDK_VERSION,
         "os_version": ev.os_version or defaults["os_version"],
         "manufacturer": ev.manufacturer or defaults["manufacturer"],
@@ -419,15 +430,31 @@ def to_collector(ev: StoredEvent, offset_s: int, defaults: dict[str, str], extra
         "session_id": ev.session_id,
         "session_num": ev.session_num,
         "build": ev.game_build,
-        "event_uuid": event_uuid(ev.device_id, ev.client_ts, ev.uid),
-    })
+    }
     engine = engine_version(ev.engine, ev.engine_version)
     if engine:
-        body["engine_version"] = engine
-    body.update(extra)
+        out["engine_version"] = engine
+    out.update(extra)
     if not ev.ip_ads:  # the player withheld their IP address and advertising ids: ad tracking limited
-        body["limit_ad_tracking"] = True
+        out["limit_ad_tracking"] = True
+    return out
+
+
+def collector_event(ev: StoredEvent, offset_s: int, annotations: dict[str, Any],
+                    dropped: list[str] | None = None) -> dict[str, Any]:
+    """One stored event as the collector's JSON object: its category's fields, its player's annotations
+    (`player_annotations`) and its own."""
+    body = category_fields(ev.category, ev.fields, dropped)
+    body.update(annotations)
+    body["client_ts"] = ev.client_ts // 1000 + offset_s
+    body["event_uuid"] = event_uuid(ev.device_id, ev.client_ts, ev.uid)
     return body
+
+
+def to_collector(ev: StoredEvent, offset_s: int, defaults: dict[str, str], extra: dict[str, Any],
+                 dropped: list[str] | None = None) -> dict[str, Any]:
+    """One stored event as the collector's JSON object, its annotations built for it alone."""
+    return collector_event(ev, offset_s, player_annotations(ev, defaults, extra), dropped)
 
 
 # The SDKs report their own refusals of a game's events as `sdk_error` events (GAHTTPApi::sendSdkErrorEvent in
@@ -457,6 +484,11 @@ def sdk_error(ev: StoredEvent, body: dict[str, Any], rule: str) -> dict[str, Any
     return out
 
 
+def check_event(event: dict[str, Any], lists: Lists = NO_LISTS) -> str | None:
+    """The rules of what is the event's own: its category's fields, the game's lists, its stamp."""
+    return check_category(event) or check_lists(event, lists) or check_stamp(event)
+
+
 def check(event: dict[str, Any], lists: Lists = NO_LISTS) -> str | None:
-    """Every rule: the category's fields, the game's lists, then the annotations."""
-    return check_category(event) or check_lists(event, lists) or check_annotations(event)
+    """Every rule: the event's own, then its player's annotations."""
+    return check_event(event, lists) or check_player(event)

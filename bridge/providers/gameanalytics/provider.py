@@ -146,9 +146,9 @@ class GameAnalytics(Provider):
         """The player's own A/B ids and live configs."""
         return self.remote.annotations(await self.remote.of(user_id)) if self.remote else {}
 
-    async def _collector_event(self, ev: StoredEvent, extra: dict[str, Any]) -> dict[str, Any]:
+    async def _collector_event(self, ev: StoredEvent, annotations: dict[str, Any]) -> dict[str, Any]:
         dropped: list[str] = []
-        body = ga_events.to_collector(ev, self.offset_s, self.defaults, extra, dropped)
+        body = ga_events.collector_event(ev, self.offset_s, annotations, dropped)
         if dropped:
             self.ctx.log.info("%s: event %s: custom fields left out as the SDKs leave them out (keys of word "
                               "characters up to 64, values a number, boolean or 1 to 256 characters, at most "
@@ -253,13 +253,19 @@ class GameAnalytics(Provider):
         if self.ctx.store.shared:
             await self._read_players({ev.user_id for ev in batch})
         extra: dict[str, dict[str, Any]] = {}
+        players: dict[tuple[Any, ...], tuple[dict[str, Any], str | None]] = {}  # see ga_events.ANNOTATED_BY
         by_user: dict[str, Items] = {}
         ips: dict[str, str | None] = {}
         for ev in batch:
-            if ev.user_id not in extra:
-                extra[ev.user_id] = await self._annotations(ev.user_id)
-            body = await self._collector_event(ev, extra[ev.user_id])
-            rule = ga_events.check(body, self.lists)
+            key = ga_events.ANNOTATED_BY(ev)
+            if key not in players:
+                if ev.user_id not in extra:
+                    extra[ev.user_id] = await self._annotations(ev.user_id)
+                annotations = ga_events.player_annotations(ev, self.defaults, extra[ev.user_id])
+                players[key] = annotations, ga_events.check_player(annotations)
+            annotations, player_rule = players[key]
+            body = await self._collector_event(ev, annotations)
+            rule = ga_events.check_event(body, self.lists) or player_rule
             ips[ev.user_id] = ev.user_ip or ips.get(ev.user_id)
             if rule:
                 built.settled.dead.append((ev.pk, "invalid", rule))
