@@ -6,6 +6,7 @@ of the sandbox's validator, so that the tests can check one against the other.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import platform as host_platform
@@ -152,10 +153,16 @@ def refusal(text: str, action: str | None = None, parameter: str | None = None, 
     return rule
 
 
-def _event_id_parts(value: Any, counts: tuple[int, ...]) -> list[str] | Refusal:
+def _event_id_parts(value: Any, counts: tuple[int, ...]) -> tuple[str, ...] | Refusal:
     if not isinstance(value, str):
         return refusal("event_id: must be a string")
-    parts = value.split(":")
+    return _string_id_parts(value, counts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _string_id_parts(value: str, counts: tuple[int, ...]) -> tuple[str, ...] | Refusal:
+    """An event id's parts, or the rule it breaks: remembered, as a game sends the same few ids again and again."""
+    parts = tuple(value.split(":"))
     if len(parts) not in counts:
         return refusal(f"event_id: {value!r} must have {' or '.join(map(str, counts))} parts separated by ':'")
     for index, part in enumerate(parts):
@@ -281,11 +288,10 @@ def check_lists(event: dict[str, Any], lists: Lists) -> Refusal | None:
     """The game's own lists, as the SDKs apply them before sending (GAValidator::validateDimension01..03 and
     validateResourceEvent in gameanalytics-sdk-cpp)."""
     for n, allowed in enumerate(lists.dimensions, 1):
-        value = event.get(f"custom_0{n}")
-        if allowed and value is not None and value not in allowed:
+        if allowed and (value := event.get(f"custom_0{n}")) is not None and value not in allowed:
             return refusal(f"custom_0{n}: {value!r} is not one of custom_dimensions_0{n} ({', '.join(allowed)})")
-    event_id = event.get("event_id")
-    if event.get("category") == "resource" and isinstance(event_id, str) and event_id.count(":") == 3:
+    if event.get("category") == "resource" and (lists.currencies or lists.item_types) \
+            and isinstance(event_id := event.get("event_id"), str) and event_id.count(":") == 3:
         _, currency, item_type, _ = event_id.split(":")
         if lists.currencies and currency not in lists.currencies:
             return refusal(f"event_id: currency {currency!r} is not one of resource_currencies "
