@@ -14,7 +14,7 @@ import threading
 import time
 from enum import IntEnum
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,13 +26,15 @@ from .ingress import VERDICTS, Ingress, IngressHooks, PurchaseHooks
 from .keys import RELAY, BadKey, key_pair
 from .lifetime import watch_pid, watch_pipe
 from .local_configs import LocalConfigs
-from .ops import Ops, OpsHooks
 from .providers.registry import UnknownProvider
 from .providers.settings import SettingsError
 from .publisher import Publisher, RelayConfigs
 from .secure import SecureSocket
 from .stats import Counters, Reporter
 from .store import Ingest, Purchases, Store, StoreCorrupt, StoreError, error_text
+
+if TYPE_CHECKING:
+    from .ops import Ops
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +135,10 @@ class Daemon:
             self._threads.append(threading.Thread(target=self.ops.run, args=(self.stop_event,), name="ops"))
 
     def _ops(self) -> Ops:
-        """The operator's HTTP endpoints (`[daemon] http`), told of every lane's outcomes."""
+        """The operator's HTTP endpoints (`[daemon] http`), told of every lane's outcomes. Imported here: off by
+        default, and `prometheus_client` is a tenth of a shipped game's daemon's memory."""
+        from .ops import Ops, OpsHooks
+
         assert self.settings.http is not None
         hooks = OpsHooks(stats=self.ingress.stats_reply, status=self.dispatcher.status, flush=self.dispatcher.flush,
                          configs=self.publisher.snapshot_sized,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 BRIDGE = Path(__file__).resolve().parent.parent / "bridge"
@@ -157,3 +159,12 @@ def test_consent_and_erasure_flow_one_way() -> None:
                                                                                   "bridge.dispatcher"))}
     ledger_users = {module_name(p) for p in BRIDGE.rglob("*.py") if "Ledger" in p.read_text()}
     assert ledger_users == {"bridge.store", "bridge.store.privacy", "bridge.store.views", "bridge.cli"}, ledger_users
+
+
+def test_a_shipped_games_daemon_loads_no_library_only_some_settings_need() -> None:
+    """`cryptography` (staq's Google Play receipts) and `prometheus_client` (the operator's `/metrics`, off by
+    default) are imported where they are used: together about 9 MB of a desktop game's daemon."""
+    loaded = subprocess.run([sys.executable, "-c", "import sys, bridge.daemon, bridge.cli; print(*sys.modules)"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert "bridge.providers.staq" in loaded and "bridge.daemon" in loaded
+    assert not {name for name in loaded if name.split(".")[0] in {"cryptography", "prometheus_client"}}

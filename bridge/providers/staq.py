@@ -20,18 +20,18 @@ import binascii
 import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..store import Erasure, Purchase, PurchaseResult, StoredEvent
 from ..protocol import SESSION_START
 from .base import Built, Call, Erased, Outcome, Paused, Provider, ProviderContext, TryLater
 from .http import json_object, json_or_none, json_text, request_id
 from .settings import LaneSettings
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 DEFAULT_ENDPOINT = "https://api.staq.io/v1"
 DEFAULT_SECRET_HEADER = "AppSecret"
@@ -58,16 +58,24 @@ def staq_json(value: Any) -> bytes:
     return json_text(value).replace("/", "\\/").encode()
 
 
-def load_public_key(b64_der: str) -> rsa.RSAPublicKey:
-    """The app's Google Play licensing key: base64 of a DER SubjectPublicKeyInfo, as the Play console shows it."""
+def load_public_key(b64_der: str) -> RSAPublicKey:
+    """The app's Google Play licensing key: base64 of a DER SubjectPublicKeyInfo, as the Play console shows it.
+    (`cryptography` is imported here, by a daemon that checks Google Play receipts: the others never load it.)"""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = serialization.load_der_public_key(base64.b64decode(b64_der))
     if not isinstance(key, rsa.RSAPublicKey):
         raise ValueError("google_play_public_key is not an RSA public key")
     return key
 
 
-def google_play_signature_ok(key: rsa.RSAPublicKey, receipt_b64: str, signature_b64: str) -> bool:
+def google_play_signature_ok(key: RSAPublicKey, receipt_b64: str, signature_b64: str) -> bool:
     """RSASSA-PKCS1-v1_5 with SHA-1 over the purchase data (the receipt, base64-decoded)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
     try:
         key.verify(base64.b64decode(signature_b64, validate=True), base64.b64decode(receipt_b64, validate=True),
                    padding.PKCS1v15(), hashes.SHA1())
